@@ -1,0 +1,30 @@
+# The two commands of the README: `make run` and `make test`. Each does its own set-up
+# on a fresh machine: Debian packages (as root), the virtual environment, npm packages.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+
+.PHONY: run test lint bench system-deps clean
+
+run: $(INSTALLED)
+	$(PY) -m gateway $(ARGS)
+
+test: system-deps $(INSTALLED)
+	scripts/in-loopback-netns $(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(INSTALLED)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+system-deps:
+	scripts/install-system-deps
+
+$(INSTALLED): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c constraints.txt -e '.[test]'
+	touch $@
+
+clean:
+	rm -rf $(VENV) node_modules
