@@ -1,0 +1,130 @@
+"""Events the user agent core reports to its owner (`UserAgent.next_event()`)."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class EndReason(enum.Enum):
+    """Why a call ended, in the terms the gateway shows to visitors and logs."""
+
+    LOCAL_HANGUP = "local_hangup"  # we sent BYE
+    REMOTE_HANGUP = "remote_hangup"  # the far end sent BYE (or CANCEL of an incoming call)
+    CANCELLED = "cancelled"  # we cancelled before an answer
+    BUSY = "busy"  # 486, 600
+    DECLINED = "declined"  # 603
+    NO_ANSWER = "no_answer"  # 408, 480
+    NOT_FOUND = "not_found"  # 404, 604
+    NOT_ACCEPTABLE = "not_acceptable"  # 488, 606: no common codec
+    AUTH_FAILED = "auth_failed"  # challenged and our credentials were refused or missing
+    UNREACHABLE = "unreachable"  # no response at all (timer B/F), transport error, 503
+    MEDIA_TIMEOUT = "media_timeout"  # set by the media owner when RTP stops
+    REJECTED = "rejected"  # we refused an incoming call
+    FAILED = "failed"  # any other failure
+
+
+def reason_for_status(status: int) -> EndReason:
+    if status in (486, 600):
+        return EndReason.BUSY
+    if status == 603:
+        return EndReason.DECLINED
+    if status in (408, 480):
+        return EndReason.NO_ANSWER
+    if status in (404, 604):
+        return EndReason.NOT_FOUND
+    if status in (488, 606):
+        return EndReason.NOT_ACCEPTABLE
+    if status in (401, 407):
+        return EndReason.AUTH_FAILED
+    if status in (502, 503, 504):
+        return EndReason.UNREACHABLE
+    return EndReason.FAILED
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    call_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallProgress(Event):
+    """Any provisional response to our INVITE (100, 180, 183, ...)."""
+
+    status: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallRinging(Event):
+    """The far end is alerting (first 180/181/182)."""
+
+
+@dataclass(frozen=True, slots=True)
+class EarlyMedia(Event):
+    """A provisional response carried the SDP answer: media flows before the answer."""
+
+    sdp: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class CallAnswered(Event):
+    """2xx to our INVITE; the ACK has been sent. `sdp` is the answer (or the offer)."""
+
+    sdp: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class CallEnded(Event):
+    reason: EndReason
+    status: int | None = None  # the SIP status that ended it, if one did
+    detail: str = ""  # words for logs: reason phrase, what failed
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingCall(Event):
+    """An INVITE outside any dialog (only when the UA accepts incoming calls)."""
+
+    caller: str  # From header value
+    callee: str  # To header value
+    request_uri: str
+    sdp: bytes
+    headers: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class OfferReceived(Event):
+    """A re-INVITE or UPDATE from the far end (hold, unhold, codec change).
+
+    The owner must call `answer_offer` or `reject_offer`. `sdp` is None for a re-INVITE
+    without an offer: the owner then answers with an offer and gets the answer in
+    `AckReceived`.
+    """
+
+    sdp: bytes | None
+    method: str
+
+
+@dataclass(frozen=True, slots=True)
+class AckReceived(Event):
+    """The ACK for a 2xx we sent (answer of an incoming call, or of a re-INVITE)."""
+
+    sdp: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class InfoReceived(Event):
+    """An INFO in the dialog (e.g. application/dtmf-relay), already answered with 200."""
+
+    content_type: str | None
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class MessageTrace:
+    """One SIP message sent or received, when tracing is on (`UserAgentConfig.trace`)."""
+
+    direction: str  # "sent" | "received"
+    summary: str  # "INVITE sip:..." or "180 Ringing (INVITE)"
+    address: tuple[str, int]
+    data: bytes

@@ -1,0 +1,235 @@
+"""asyncio transports for SIP: UDP, TCP and TLS, all behind one `send(data, address)`.
+
+Stream transports keep one connection per peer address, reuse a connection the peer opened
+for our responses (RFC 3261 §18.2.2), and cut the byte stream into messages with
+`StreamFramer`. Host names are resolved here (A/AAAA through the loop's resolver), so the
+sans-I/O core can work with the names it finds in URIs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import ssl
+from collections.abc import Callable
+
+from .errors import SipParseError
+from .message import StreamFramer
+
+logger = logging.getLogger(__name__)
+
+Address = tuple[str, int]
+Receiver = Callable[[bytes, Address], None]
+
+
+def is_ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+class _Resolver:
+    """Caches name → address lookups for the transport's lifetime (calls are short)."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, str] = {}
+
+    async def resolve(self, host: str) -> str:
+        if is_ip_literal(host):
+            return host
+        cached = self._cache.get(host)
+        if cached is not None:
+            return cached
+        infos = await asyncio.get_running_loop().getaddrinfo(host, None)
+        if not infos:
+            raise OSError(f"cannot resolve {host}")
+        address = infos[0][4][0]
+        self._cache[host] = address
+        return address
+
+
+class SipTransport:
+    """What the endpoint needs from any transport."""
+
+    local_address: Address
+
+    def send(self, data: bytes, address: Address) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+class UdpTransport(SipTransport, asyncio.DatagramProtocol):
+    def __init__(self, receiver: Receiver, on_error: Callable[[Address], None]) -> None:
+        self._receiver = receiver
+        self._on_error = on_error
+        self._transport: asyncio.DatagramTransport | None = None
+        self._resolver = _Resolver()
+        self._pending: set[asyncio.Task] = set()
+
+    @classmethod
+    async def open(
+        cls, host: str, port: int, receiver: Receiver, on_error: Callable[[Address], None]
+    ) -> UdpTransport:
+        loop = asyncio.get_running_loop()
+        _, protocol = await loop.create_datagram_endpoint(
+            lambda: cls(receiver, on_error), local_addr=(host, port)
+        )
+        return protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]
+        self.local_address = transport.get_extra_info("sockname")[:2]
+
+    def datagram_received(self, data: bytes, addr: tuple) -> None:
+        self._receiver(data, (addr[0], addr[1]))
+
+    def error_received(self, exc: Exception) -> None:
+        logger.debug("UDP error: %s", exc)
+
+    def send(self, data: bytes, address: Address) -> None:
+        if self._transport is None or self._transport.is_closing():
+            return
+        if is_ip_literal(address[0]):
+            self._transport.sendto(data, address)
+            return
+        task = asyncio.get_running_loop().create_task(self._send_resolved(data, address))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _send_resolved(self, data: bytes, address: Address) -> None:
+        try:
+            host = await self._resolver.resolve(address[0])
+        except OSError:
+            self._on_error(address)
+            return
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.sendto(data, (host, address[1]))
+
+    def close(self) -> None:
+        for task in self._pending:
+            task.cancel()
+        if self._transport is not None:
+            self._transport.close()
+
+
+class _StreamConnection(asyncio.Protocol):
+    def __init__(self, owner: StreamTransport) -> None:
+        self._owner = owner
+        self._framer = StreamFramer()
+        self.transport: asyncio.Transport | None = None
+        self.peer: Address | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        peer = transport.get_extra_info("peername")
+        self.peer = (peer[0], peer[1])
+        self._owner._register(self.peer, self)
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            messages = self._framer.feed(data)
+        except SipParseError as exc:
+            # The stream's framing is lost: nothing after this point can be trusted.
+            logger.info("closing SIP connection from %s: %s", self.peer, exc.reason)
+            self.transport.close()
+            return
+        for message in messages:
+            self._owner._receiver(message, self.peer)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.peer is not None:
+            self._owner._unregister(self.peer, self)
+
+
+class StreamTransport(SipTransport):
+    """TCP, or TLS when given an SSL context for clients (and optionally a server one)."""
+
+    def __init__(
+        self,
+        receiver: Receiver,
+        on_error: Callable[[Address], None],
+        *,
+        client_ssl: ssl.SSLContext | None = None,
+    ) -> None:
+        self._receiver = receiver
+        self._on_error = on_error
+        self._client_ssl = client_ssl
+        self._connections: dict[Address, _StreamConnection] = {}
+        self._connecting: dict[Address, asyncio.Task] = {}
+        self._queued: dict[Address, list[bytes]] = {}
+        self._server: asyncio.Server | None = None
+        self._resolver = _Resolver()
+
+    @classmethod
+    async def open(
+        cls,
+        host: str,
+        port: int,
+        receiver: Receiver,
+        on_error: Callable[[Address], None],
+        *,
+        server_ssl: ssl.SSLContext | None = None,
+        client_ssl: ssl.SSLContext | None = None,
+    ) -> StreamTransport:
+        self = cls(receiver, on_error, client_ssl=client_ssl)
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: _StreamConnection(self), host, port, ssl=server_ssl, reuse_address=True
+        )
+        self.local_address = self._server.sockets[0].getsockname()[:2]
+        return self
+
+    def _register(self, peer: Address, connection: _StreamConnection) -> None:
+        self._connections[peer] = connection
+
+    def _unregister(self, peer: Address, connection: _StreamConnection) -> None:
+        if self._connections.get(peer) is connection:
+            del self._connections[peer]
+
+    def send(self, data: bytes, address: Address) -> None:
+        connection = self._connections.get(address)
+        if connection is not None and connection.transport is not None:
+            connection.transport.write(data)
+            return
+        self._queued.setdefault(address, []).append(data)
+        if address not in self._connecting:
+            task = asyncio.get_running_loop().create_task(self._connect(address))
+            self._connecting[address] = task
+
+    async def _connect(self, address: Address) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            host = await self._resolver.resolve(address[0])
+            server_hostname = address[0] if self._client_ssl is not None else None
+            _, connection = await loop.create_connection(
+                lambda: _StreamConnection(self),
+                host,
+                address[1],
+                ssl=self._client_ssl,
+                server_hostname=server_hostname,
+            )
+            # Register under the address the core asked for, which may be a name.
+            self._connections[address] = connection
+            for data in self._queued.pop(address, []):
+                connection.transport.write(data)
+        except (OSError, ssl.SSLError) as exc:
+            logger.info("cannot connect to %s:%s: %s", address[0], address[1], exc)
+            self._queued.pop(address, None)
+            self._on_error(address)
+        finally:
+            self._connecting.pop(address, None)
+
+    def close(self) -> None:
+        for task in self._connecting.values():
+            task.cancel()
+        for connection in list(self._connections.values()):
+            if connection.transport is not None:
+                connection.transport.close()
+        self._connections.clear()
+        if self._server is not None:
+            self._server.close()

@@ -1,0 +1,995 @@
+"""The sans-I/O SIP user agent: calls out (and, optionally, in) over one transport.
+
+Shaped like aioquic's `QuicConnection`: the owner feeds `receive_datagram(data, addr, now)`,
+sends what `datagrams_to_send(now)` returns, wakes it at `get_timer()` with
+`handle_timer(now)`, and reads `next_event()`. Nothing here touches a socket or a clock.
+
+It is a user agent, not a proxy: requests outside our dialogs other than OPTIONS (and INVITE
+when `accept_incoming` is set, for a phone) are refused, so it can never relay a call.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections import deque
+from dataclasses import dataclass, field
+
+from . import digest
+from .dialog import Dialog
+from .errors import SipParseError
+from .events import (
+    AckReceived,
+    CallAnswered,
+    CallEnded,
+    CallProgress,
+    CallRinging,
+    EarlyMedia,
+    EndReason,
+    Event,
+    IncomingCall,
+    InfoReceived,
+    MessageTrace,
+    OfferReceived,
+    reason_for_status,
+)
+from .headers import Headers, canonical_name, is_token
+from .message import (
+    Request,
+    RequestParseError,
+    Response,
+    bad_request_response,
+    new_response,
+    parse_message,
+)
+from .transaction import (
+    MAGIC_COOKIE,
+    Address,
+    ClientTransaction,
+    InviteClientTransaction,
+    InviteServerTransaction,
+    NonInviteClientTransaction,
+    NonInviteServerTransaction,
+    ServerTransaction,
+    State,
+    TimerSettings,
+    Transaction,
+    server_key,
+)
+from .uri import NameAddress, SipUri, Uri, parse_sip_uri, parse_uri, quote_display_name
+
+ALLOWED_METHODS = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO"
+KNOWN_UNSUPPORTED = frozenset(
+    {"REGISTER", "SUBSCRIBE", "NOTIFY", "REFER", "MESSAGE", "PUBLISH", "PRACK"}
+)
+SDP = "application/sdp"
+
+
+class CallError(RuntimeError):
+    """A command was given for a call that does not exist or is in the wrong state."""
+
+
+@dataclass(frozen=True)
+class UserAgentConfig:
+    """How the UA presents itself. Addresses are what peers see (the announced address when
+    the gateway sits behind NAT), not necessarily the socket it is bound to."""
+
+    address: tuple[str, int]  # sent-by in Via and host of Contact
+    transport: str = "udp"  # udp | tcp | tls
+    user: str = "gateway"  # user part of From and Contact
+    display_name: str | None = None
+    from_domain: str | None = None  # host of From; default: address host
+    outbound_proxy: str | None = None  # SIP URI every out-of-dialog request goes through
+    accept_incoming: bool = False  # act as a phone: report IncomingCall
+    timers: TimerSettings = field(default_factory=TimerSettings)
+    user_agent: str | None = None  # User-Agent/Server value; None sends none
+    trace: bool = False  # report every message as MessageTrace
+
+    @property
+    def reliable(self) -> bool:
+        return self.transport.lower() in ("tcp", "tls")
+
+
+@dataclass
+class _Credentials:
+    client: digest.DigestClient
+    attempts: dict[str, int] = field(default_factory=dict)  # per realm
+
+
+class _Call:
+    """What the UA keeps for one call (one Call-ID)."""
+
+    def __init__(self, call_id: str, outgoing: bool) -> None:
+        self.call_id = call_id
+        self.outgoing = outgoing
+        self.invite: Request | None = None
+        self.invite_tx: InviteClientTransaction | None = None
+        self.server_tx: InviteServerTransaction | None = None
+        self.destination: Address | None = None
+        self.dialog: Dialog | None = None  # the confirmed dialog
+        self.early_dialogs: dict[str, Dialog] = {}
+        self.credentials: _Credentials | None = None
+        self.provisional_seen = False
+        self.ringing_reported = False
+        self.early_media_reported = False
+        self.cancel_wanted = False
+        self.cancel_sent = False
+        self.cancel_deadline: float | None = None
+        self.ack_wire: bytes | None = None
+        self.ack_destination: Address | None = None
+        self.ended = False
+        self.end_reason: EndReason | None = None
+        self.end_status: int | None = None
+        self.end_detail = ""
+        self.bye_sent = False
+        # A re-INVITE/UPDATE from the far end waiting for the owner's answer.
+        self.pending_offer_tx: ServerTransaction | None = None
+        self.pending_offer_request: Request | None = None
+        # Our 2xx (to an INVITE or re-INVITE) retransmitted until its ACK (§13.3.1.4).
+        self.uas_2xx_wire: bytes | None = None
+        self.uas_2xx_to: Address | None = None
+        self.uas_2xx_next: float | None = None
+        self.uas_2xx_interval = 0.0
+        self.uas_2xx_deadline = 0.0
+        self.uas_2xx_cseq = 0
+        self.incoming_to_tag: str | None = None
+        self.extra_headers: list[tuple[str, str]] = []
+
+
+class UserAgent:
+    def __init__(self, config: UserAgentConfig) -> None:
+        self.config = config
+        self._outbox: list[tuple[bytes, Address]] = []
+        self._events: deque[Event | MessageTrace] = deque()
+        self._calls: dict[str, _Call] = {}
+        self._client_txs: dict[tuple, ClientTransaction] = {}
+        self._server_txs: dict[tuple, ServerTransaction] = {}
+        self._tx_call: dict[int, _Call] = {}
+        self._proxy: SipUri | None = (
+            parse_sip_uri(config.outbound_proxy) if config.outbound_proxy else None
+        )
+        host, port = config.address
+        self._sent_by = f"{_host_for_uri(host)}:{port}"
+        self._transport_token = config.transport.upper()
+        self.counters = {"parse_errors": 0, "stray_responses": 0, "refused_requests": 0}
+
+    # ----------------------------------------------------------------- owner interface
+    def receive_datagram(self, data: bytes, addr: Address, now: float) -> None:
+        """A datagram (UDP) or a whole framed message (TCP/TLS) from `addr`."""
+        try:
+            message = parse_message(data, stream=self.config.reliable)
+        except RequestParseError as exc:
+            self.counters["parse_errors"] += 1
+            response = bad_request_response(exc)
+            if response is not None and exc.method != "ACK":
+                self._send(response.serialize(), addr)
+            return
+        except SipParseError:
+            self.counters["parse_errors"] += 1
+            return
+        if self.config.trace:
+            self._trace("received", message, addr, data)
+        if isinstance(message, Request):
+            self._receive_request(message, addr, now)
+        else:
+            self._receive_response(message, addr, now)
+
+    def transport_error(self, address: Address, now: float) -> None:
+        """The I/O layer could not send to `address` (no route, refused connection, unknown
+        host): transactions waiting on it fail now rather than at their timeout."""
+        for tx in list(self._client_txs.values()):
+            if tx.destination == address:
+                tx.transport_error(now)
+
+    def datagrams_to_send(self, now: float) -> list[tuple[bytes, Address]]:
+        out, self._outbox = self._outbox, []
+        return out
+
+    def get_timer(self) -> float | None:
+        deadlines = [t for tx in self._all_transactions() if (t := tx.get_timer()) is not None]
+        for call in self._calls.values():
+            if call.uas_2xx_next is not None:
+                deadlines.append(call.uas_2xx_next)
+            if call.cancel_deadline is not None:
+                deadlines.append(call.cancel_deadline)
+        return min(deadlines) if deadlines else None
+
+    def handle_timer(self, now: float) -> None:
+        for tx in self._all_transactions():
+            deadline = tx.get_timer()
+            if deadline is not None and deadline <= now:
+                tx.handle_timer(now)
+        for call in list(self._calls.values()):
+            if call.uas_2xx_next is not None and call.uas_2xx_next <= now:
+                self._retransmit_2xx(call, now)
+            if call.cancel_deadline is not None and call.cancel_deadline <= now:
+                # No final response within 64*T1 of our CANCEL (§9.1): give up on it.
+                call.cancel_deadline = None
+                self._end(call, EndReason.CANCELLED, None, "no final response after CANCEL")
+
+    def next_event(self) -> Event | MessageTrace | None:
+        return self._events.popleft() if self._events else None
+
+    @property
+    def active_calls(self) -> int:
+        return len(self._calls)
+
+    @property
+    def transaction_count(self) -> int:
+        return len(self._client_txs) + len(self._server_txs)
+
+    # ---------------------------------------------------------------- commands: outgoing
+    def invite(
+        self,
+        target: str,
+        now: float,
+        *,
+        sdp: bytes,
+        from_user: str | None = None,
+        display_name: str | None = None,
+        credentials: tuple[str, str] | None = None,
+        headers: list[tuple[str, str]] | None = None,
+        call_id: str | None = None,
+    ) -> str:
+        """Start a call to `target` with our SDP offer; returns its Call-ID."""
+        uri = parse_uri(target)
+        if not isinstance(uri, SipUri):
+            raise ValueError(f"can only call sip: or sips: URIs, not {target!r}")
+        extra = _validated_headers(headers or [])
+        call_id = call_id or f"{secrets.token_hex(12)}@{_host_for_uri(self.config.address[0])}"
+        if call_id in self._calls:
+            raise CallError(f"call {call_id} exists")
+        call = _Call(call_id, outgoing=True)
+        call.extra_headers = extra
+        if credentials is not None:
+            call.credentials = _Credentials(digest.DigestClient(*credentials))
+        display = display_name if display_name is not None else self.config.display_name
+        user = from_user or self.config.user
+        domain = self.config.from_domain or self.config.address[0]
+        from_uri = SipUri.build(_host_for_uri(domain), user=_escape_user(user))
+        from_party = f"<{from_uri}>;tag={_new_tag()}"
+        if display:
+            from_party = f"{quote_display_name(display)} {from_party}"
+        headers_ = Headers()
+        headers_.add("Via", self._via())
+        if self._proxy is not None:
+            headers_.add("Route", f"<{self._proxy.with_params(lr=None)}>")
+        headers_.add("Max-Forwards", "70")
+        headers_.add("From", from_party)
+        headers_.add("To", f"<{uri.without_headers()}>")
+        headers_.add("Call-ID", call_id)
+        headers_.add("CSeq", "1 INVITE")
+        headers_.add("Contact", self._contact(user))
+        headers_.add("Allow", ALLOWED_METHODS)
+        if self.config.user_agent:
+            headers_.add("User-Agent", self.config.user_agent)
+        for name, value in extra:
+            headers_.add(name, value)
+        headers_.add("Content-Type", SDP)
+        call.invite = Request("INVITE", uri.without_headers(), headers_, sdp)
+        call.destination = self._destination(self._proxy or uri)
+        self._calls[call_id] = call
+        self._start_invite(call, now)
+        return call_id
+
+    def hangup(self, call_id: str, now: float, *, status: int = 486) -> None:
+        """End a call in whatever state it is: CANCEL, BYE, or reject an incoming one.
+
+        `status` is the response for an incoming call not answered yet.
+        """
+        call = self._calls.get(call_id)
+        if call is None or call.ended:
+            return
+        if not call.outgoing and call.dialog is None:
+            self._reject_incoming(call, status, now)
+            return
+        if call.dialog is not None:
+            self._send_bye(call, now, EndReason.LOCAL_HANGUP)
+            return
+        call.cancel_wanted = True
+        if call.provisional_seen:
+            self._send_cancel(call, now)
+        elif call.invite_tx is None or call.invite_tx.state == State.TERMINATED:
+            self._end(call, EndReason.CANCELLED, None, "cancelled before sending")
+
+    # ------------------------------------------------------------- commands: incoming
+    def ring(self, call_id: str, now: float, *, sdp: bytes | None = None) -> None:
+        """Send 180 Ringing (or 183 Session Progress with early media when `sdp` is given)."""
+        call = self._incoming(call_id)
+        status = 183 if sdp else 180
+        response = self._uas_response(call, status, sdp)
+        call.server_tx.respond(response, now)
+
+    def answer(self, call_id: str, now: float, *, sdp: bytes) -> None:
+        """Answer an incoming call with 200 OK and our SDP."""
+        call = self._incoming(call_id)
+        invite = call.server_tx.request
+        call.dialog = Dialog.as_uas(invite, call.incoming_to_tag or _new_tag(), 0)
+        call.dialog.confirmed = True
+        response = self._uas_response(call, 200, sdp)
+        call.server_tx.respond(response, now)
+        self._start_2xx_retransmission(
+            call, response, call.server_tx.reply_to, invite.cseq.seq, now
+        )
+
+    def answer_offer(self, call_id: str, now: float, *, sdp: bytes) -> None:
+        """Answer the pending re-INVITE/UPDATE from the far end with 200 and `sdp`."""
+        call = self._calls.get(call_id)
+        if call is None or call.pending_offer_tx is None or call.dialog is None:
+            raise CallError(f"no offer pending on call {call_id}")
+        tx, request = call.pending_offer_tx, call.pending_offer_request
+        call.pending_offer_tx = call.pending_offer_request = None
+        response = new_response(request, 200)
+        response.headers.add("Contact", self._contact(self.config.user))
+        response.headers.add("Allow", ALLOWED_METHODS)
+        response.headers.add("Content-Type", SDP)
+        response.body = sdp
+        tx.respond(response, now)
+        if request.method == "INVITE":
+            self._start_2xx_retransmission(call, response, tx.reply_to, request.cseq.seq, now)
+
+    def reject_offer(self, call_id: str, now: float, *, status: int = 488) -> None:
+        call = self._calls.get(call_id)
+        if call is None or call.pending_offer_tx is None:
+            raise CallError(f"no offer pending on call {call_id}")
+        tx, request = call.pending_offer_tx, call.pending_offer_request
+        call.pending_offer_tx = call.pending_offer_request = None
+        tx.respond(new_response(request, status), now)
+
+    # ------------------------------------------------------------------ internals: out
+    def _send(self, data: bytes, addr: Address) -> None:
+        self._outbox.append((data, addr))
+        if self.config.trace:
+            try:
+                message = parse_message(data, stream=self.config.reliable)
+            except SipParseError:
+                return
+            self._trace("sent", message, addr, data)
+
+    def _trace(
+        self, direction: str, message: Request | Response, addr: Address, data: bytes
+    ) -> None:
+        if isinstance(message, Request):
+            summary = f"{message.method} {message.uri}"
+        else:
+            summary = f"{message.status} {message.reason} ({message.cseq.method})"
+        self._events.append(MessageTrace(direction, summary, addr, data))
+
+    def _via(self) -> str:
+        return f"SIP/2.0/{self._transport_token} {self._sent_by};branch={_new_branch()};rport"
+
+    def _contact(self, user: str) -> str:
+        host, port = self.config.address
+        params = (
+            {}
+            if self.config.transport.lower() == "udp"
+            else {"transport": self.config.transport.lower()}
+        )
+        scheme = "sips" if self.config.transport.lower() == "tls" else "sip"
+        uri = SipUri.build(
+            _host_for_uri(host), user=_escape_user(user), port=port, scheme=scheme, params=params
+        )
+        return f"<{uri}>"
+
+    def _destination(self, uri: Uri) -> Address:
+        """Host and port to send to for a URI (RFC 3263 minus DNS: the I/O layer resolves
+        names)."""
+        if not isinstance(uri, SipUri):
+            raise ValueError(f"cannot route to {uri}")
+        host = uri.param("maddr") or uri.host
+        default_port = 5061 if self.config.transport.lower() == "tls" else 5060
+        return host.strip("[]"), uri.port or default_port
+
+    def _dialog_destination(self, dialog: Dialog) -> Address:
+        if not dialog.route_set and self._proxy is not None:
+            return self._destination(self._proxy)
+        return self._destination(dialog.next_hop())
+
+    def _new_client_tx(
+        self, cls, request: Request, destination: Address, call: _Call, now: float
+    ) -> ClientTransaction:
+        tx = cls(
+            request,
+            destination,
+            self._send,
+            self,
+            reliable=self.config.reliable,
+            timers=self.config.timers,
+        )
+        self._client_txs[tx.key] = tx
+        self._tx_call[id(tx)] = call
+        tx.start(now)
+        return tx
+
+    def _start_invite(self, call: _Call, now: float) -> None:
+        call.invite_tx = self._new_client_tx(
+            InviteClientTransaction, call.invite, call.destination, call, now
+        )
+
+    def _send_cancel(self, call: _Call, now: float) -> None:
+        if call.cancel_sent or call.invite is None:
+            return
+        call.cancel_sent = True
+        invite = call.invite
+        headers = Headers()
+        headers.add("Via", invite.headers.get_list("Via")[0])
+        for route in invite.headers.get_all("Route"):
+            headers.add("Route", route)
+        headers.add("Max-Forwards", "70")
+        headers.add("From", invite.headers.get("From") or "")
+        headers.add("To", invite.headers.get("To") or "")
+        headers.add("Call-ID", invite.call_id)
+        headers.add("CSeq", f"{invite.cseq.seq} CANCEL")
+        cancel = Request("CANCEL", invite.uri, headers)
+        self._new_client_tx(NonInviteClientTransaction, cancel, call.destination, call, now)
+        call.cancel_deadline = now + 64 * self.config.timers.t1
+
+    def _send_bye(
+        self,
+        call: _Call,
+        now: float,
+        reason: EndReason,
+        status: int | None = None,
+        detail: str = "",
+    ) -> None:
+        if call.bye_sent or call.dialog is None:
+            return
+        call.bye_sent = True
+        call.end_reason, call.end_status, call.end_detail = reason, status, detail
+        bye = call.dialog.next_request("BYE", self._via())
+        if self.config.user_agent:
+            bye.headers.add("User-Agent", self.config.user_agent)
+        self._new_client_tx(
+            NonInviteClientTransaction, bye, self._dialog_destination(call.dialog), call, now
+        )
+
+    def _end(self, call: _Call, reason: EndReason, status: int | None, detail: str) -> None:
+        if call.ended:
+            return
+        call.ended = True
+        call.uas_2xx_next = None
+        call.cancel_deadline = None
+        self._calls.pop(call.call_id, None)
+        self._events.append(CallEnded(call.call_id, reason, status, detail))
+
+    # ------------------------------------------------------ transaction user callbacks
+    def transaction_response(self, tx: ClientTransaction, response: Response, now: float) -> None:
+        call = self._tx_call.get(id(tx))
+        if call is None:
+            return
+        if tx.method == "INVITE":
+            self._invite_response(call, tx, response, now)
+        elif tx.method == "BYE":
+            if response.status in (401, 407) and self._retry_with_auth(call, tx, response, now):
+                return
+            if response.status >= 200:
+                reason = call.end_reason or EndReason.LOCAL_HANGUP
+                self._end(call, reason, call.end_status, call.end_detail)
+        # CANCEL responses need no action: the INVITE's final response decides.
+
+    def transaction_timeout(self, tx: Transaction, now: float) -> None:
+        call = self._tx_call.get(id(tx))
+        if call is None:
+            return
+        if isinstance(tx, InviteClientTransaction):
+            if call.cancel_sent:
+                self._end(call, EndReason.CANCELLED, None, "no response to INVITE")
+            else:
+                self._end(
+                    call,
+                    EndReason.UNREACHABLE,
+                    None,
+                    f"no response from {tx.destination[0]}:{tx.destination[1]}",
+                )
+        elif isinstance(tx, NonInviteClientTransaction) and tx.method == "BYE":
+            self._end(
+                call,
+                call.end_reason or EndReason.LOCAL_HANGUP,
+                call.end_status,
+                call.end_detail or "no response to BYE",
+            )
+        elif isinstance(tx, InviteServerTransaction):
+            pass  # the ACK for our non-2xx final never came: nothing more to do
+
+    def transaction_terminated(self, tx: Transaction) -> None:
+        if isinstance(tx, ClientTransaction):
+            self._client_txs.pop(tx.key, None)
+        else:
+            self._server_txs.pop(tx.key, None)
+        self._tx_call.pop(id(tx), None)
+
+    # ------------------------------------------------------------- INVITE responses
+    def _invite_response(
+        self, call: _Call, tx: InviteClientTransaction, response: Response, now: float
+    ) -> None:
+        status = response.status
+        if tx is not call.invite_tx:
+            return  # a response to an INVITE superseded by the authenticated retry
+        if status < 200:
+            self._invite_provisional(call, response, now)
+        elif status < 300:
+            self._invite_success(call, response, now)
+        elif call.ended:
+            return
+        elif status in (401, 407) and self._retry_with_auth(call, tx, response, now):
+            return
+        elif call.cancel_sent and status == 487:
+            self._end(call, EndReason.CANCELLED, status, response.reason)
+        else:
+            detail = f"{status} {response.reason}".strip()
+            self._end(call, reason_for_status(status), status, detail)
+
+    def _invite_provisional(self, call: _Call, response: Response, now: float) -> None:
+        if call.ended:
+            return
+        call.provisional_seen = True
+        self._events.append(CallProgress(call.call_id, response.status, response.reason))
+        to_tag = response.to.tag
+        if to_tag and to_tag not in call.early_dialogs and response.status > 100:
+            call.early_dialogs[to_tag] = Dialog.as_uac(call.invite, response)
+        if response.status in (180, 181, 182) and not call.ringing_reported:
+            call.ringing_reported = True
+            self._events.append(CallRinging(call.call_id))
+        if (
+            response.body
+            and response.content_type == SDP
+            and response.status > 100
+            and not call.early_media_reported
+        ):
+            call.early_media_reported = True
+            self._events.append(EarlyMedia(call.call_id, response.body))
+        if call.cancel_wanted:
+            self._send_cancel(call, now)
+
+    def _invite_success(self, call: _Call, response: Response, now: float) -> None:
+        to_tag = response.to.tag or ""
+        if call.dialog is not None:
+            if to_tag == call.dialog.remote_tag:
+                self._resend_ack(call)  # a retransmitted 2xx: ACK it again
+            else:
+                self._ack_and_bye_fork(call, response, now)
+            return
+        if call.ended:
+            # Answered after we gave up (e.g. the CANCEL deadline passed): ACK, then BYE.
+            self._ack_and_bye_fork(call, response, now)
+            return
+        dialog = Dialog.as_uac(call.invite, response)
+        dialog.confirmed = True
+        call.dialog = dialog
+        call.early_dialogs.clear()
+        self._send_ack(call, dialog, response)
+        if call.cancel_wanted:
+            # The 200 crossed our CANCEL: the call is up, so end it with BYE (§9.1).
+            self._send_bye(call, now, EndReason.CANCELLED, 200, "answered while cancelling")
+            call.cancel_deadline = None
+            return
+        if not response.body:
+            self._send_bye(call, now, EndReason.FAILED, 200, "2xx without an SDP answer")
+            return
+        self._events.append(CallAnswered(call.call_id, response.body))
+
+    def _send_ack(self, call: _Call, dialog: Dialog, response: Response) -> None:
+        ack = dialog.next_request("ACK", self._via(), cseq=call.invite.cseq.seq)
+        for name in ("Authorization", "Proxy-Authorization"):
+            for value in call.invite.headers.get_all(name):
+                ack.headers.add(name, value)
+        call.ack_wire = ack.serialize()
+        call.ack_destination = self._dialog_destination(dialog)
+        self._send(call.ack_wire, call.ack_destination)
+
+    def _resend_ack(self, call: _Call) -> None:
+        if call.ack_wire is not None:
+            self._send(call.ack_wire, call.ack_destination)
+
+    def _ack_and_bye_fork(self, call: _Call, response: Response, now: float) -> None:
+        """A 2xx from another fork, or after we ended: ACK it and hang it up at once."""
+        dialog = Dialog.as_uac(call.invite, response)
+        ack = dialog.next_request("ACK", self._via(), cseq=call.invite.cseq.seq)
+        destination = self._dialog_destination(dialog)
+        self._send(ack.serialize(), destination)
+        bye = dialog.next_request("BYE", self._via())
+        orphan = _Call(call.call_id, outgoing=True)
+        orphan.ended = True  # reports nothing: the call it belonged to is accounted for
+        self._new_client_tx(NonInviteClientTransaction, bye, destination, orphan, now)
+
+    def _retry_with_auth(
+        self, call: _Call, tx: ClientTransaction, response: Response, now: float
+    ) -> bool:
+        """Answer a 401/407 by resending the request with credentials; False gives up."""
+        header = "WWW-Authenticate" if response.status == 401 else "Proxy-Authenticate"
+        values = response.headers.get_all(header)
+        creds = call.credentials
+        if creds is None:
+            self._fail_auth(call, response, now, "authentication required, no credentials")
+            return True
+        try:
+            challenge = digest.choose_challenge(values)
+        except digest.DigestError as exc:
+            self._fail_auth(call, response, now, f"unusable challenge: {exc}")
+            return True
+        # One try per realm, and one more when the server says our nonce was stale: a
+        # second plain challenge for the same realm means the credentials were refused.
+        attempts = creds.attempts.get(challenge.realm, 0)
+        if attempts >= 2 or (attempts == 1 and not challenge.stale):
+            self._fail_auth(call, response, now, "credentials refused")
+            return True
+        creds.attempts[challenge.realm] = attempts + 1
+        original = tx.request
+        retry = Request(original.method, original.uri, original.headers.copy(), original.body)
+        retry.headers.replace_first("Via", self._via())
+        cseq = original.cseq
+        retry.headers.set("CSeq", f"{cseq.seq + 1} {cseq.method}")
+        auth_header = "Authorization" if response.status == 401 else "Proxy-Authorization"
+        retry.headers.remove(auth_header)
+        retry.headers.add(
+            auth_header,
+            creds.client.authorization(
+                challenge, method=original.method, uri=str(original.uri), body=original.body
+            ),
+        )
+        if original.method == "INVITE":
+            call.invite = retry
+            call.provisional_seen = False
+            self._start_invite(call, now)
+        else:
+            if call.dialog is not None:
+                call.dialog.local_seq = cseq.seq + 1
+            self._new_client_tx(NonInviteClientTransaction, retry, tx.destination, call, now)
+        return True
+
+    def _fail_auth(self, call: _Call, response: Response, now: float, detail: str) -> None:
+        if call.dialog is not None and call.bye_sent:
+            # A BYE we cannot authenticate: the call is over for us anyway.
+            self._end(
+                call, call.end_reason or EndReason.LOCAL_HANGUP, call.end_status, call.end_detail
+            )
+            return
+        self._end(call, EndReason.AUTH_FAILED, response.status, detail)
+
+    # ------------------------------------------------------------------ receiving
+    def _receive_response(self, response: Response, addr: Address, now: float) -> None:
+        vias = response.vias
+        if len(vias) != 1 or f"{_host_for_uri(vias[0].host)}:{vias[0].port}" != self._sent_by:
+            # §18.1.2: a response whose only Via is not ours was misrouted.
+            self.counters["stray_responses"] += 1
+            return
+        key = (vias[0].branch, response.cseq.method)
+        tx = self._client_txs.get(key)
+        if tx is None:
+            self.counters["stray_responses"] += 1
+            if response.cseq.method == "INVITE" and response.is_success:
+                self._stray_2xx(response, now)
+            return
+        tx.receive_response(response, now)
+
+    def _stray_2xx(self, response: Response, now: float) -> None:
+        """A 2xx retransmission after the INVITE transaction ended: ACK it again (§13.2.2.4)."""
+        call = self._calls.get(response.call_id)
+        if (
+            call is not None
+            and call.dialog is not None
+            and (response.to.tag == call.dialog.remote_tag)
+        ):
+            self._resend_ack(call)
+
+    def _receive_request(self, request: Request, addr: Address, now: float) -> None:
+        reply_to = self._stamp_via(request, addr)
+        key = server_key(request)
+        existing = self._server_txs.get(key)
+        if existing is not None:
+            if existing.receive_request(request, now) and request.method == "ACK":
+                self._receive_ack(request, now)
+            return
+        method = request.method
+        if method == "ACK":
+            self._receive_ack(request, now)
+            return
+        if method == "CANCEL":
+            self._receive_cancel(request, reply_to, now)
+            return
+        tx_cls = InviteServerTransaction if method == "INVITE" else NonInviteServerTransaction
+        tx = tx_cls(
+            request,
+            reply_to,
+            self._send,
+            self,
+            reliable=self.config.reliable,
+            timers=self.config.timers,
+        )
+        self._server_txs[tx.key] = tx
+        refusal = self._precheck(request)
+        if refusal is not None:
+            self.counters["refused_requests"] += 1
+            tx.respond(refusal, now)
+            return
+        if request.to.tag is not None:
+            self._in_dialog_request(request, tx, now)
+        else:
+            self._out_of_dialog_request(request, tx, now)
+
+    def _stamp_via(self, request: Request, addr: Address) -> Address:
+        """Add received/rport to the top Via (§18.2.1, RFC 3581); return where to reply."""
+        vias = request.headers.get_list("Via")
+        top = request.top_via
+        host, port = top.sent_by
+        params: dict[str, str | None] = {}
+        if host != addr[0]:
+            params["received"] = addr[0]
+        if top.has_param("rport"):
+            params["rport"] = str(addr[1])
+            params["received"] = addr[0]
+        if params:
+            vias[0] = str(top.with_params(**params))
+            request.headers.remove("Via")
+            for value in reversed(vias):
+                request.headers.prepend("Via", value)
+        if self.config.reliable or top.has_param("rport"):
+            return addr
+        maddr = top.param("maddr")
+        return (maddr or addr[0], port or 5060)
+
+    def _precheck(self, request: Request) -> Response | None:
+        """Refusals that do not depend on dialogs: scheme, extensions."""
+        if not isinstance(request.uri, SipUri):
+            return new_response(request, 416)
+        required = (
+            [tag for tag in request.headers.get_list("Require") if tag.lower() != "timer"]
+            if "Require" in request.headers
+            else []
+        )
+        if required:
+            response = new_response(request, 420)
+            response.headers.add("Unsupported", ", ".join(required))
+            return response
+        return None
+
+    def _out_of_dialog_request(self, request: Request, tx: ServerTransaction, now: float) -> None:
+        method = request.method
+        if method == "OPTIONS":
+            response = new_response(request, 200, to_tag=_new_tag())
+            response.headers.add("Allow", ALLOWED_METHODS)
+            response.headers.add("Accept", SDP)
+            tx.respond(response, now)
+        elif method == "INVITE" and self.config.accept_incoming:
+            self._incoming_invite(request, tx, now)
+        elif method in ("INVITE", "BYE", "UPDATE", "INFO"):
+            # Not ours: no dialog, and we are not a proxy or an open relay.
+            self.counters["refused_requests"] += 1
+            status = 403 if method == "INVITE" else 481
+            tx.respond(new_response(request, status, to_tag=_new_tag()), now)
+        else:
+            self._respond_unsupported(request, tx, now)
+
+    def _respond_unsupported(self, request: Request, tx: ServerTransaction, now: float) -> None:
+        status = 405 if request.method in KNOWN_UNSUPPORTED else 501
+        response = new_response(request, status, to_tag=_new_tag())
+        if status == 405:
+            response.headers.add("Allow", ALLOWED_METHODS)
+        tx.respond(response, now)
+
+    def _find_dialog(self, request: Request) -> tuple[_Call | None, Dialog | None]:
+        call = self._calls.get(request.call_id)
+        if call is None:
+            return None, None
+        if call.dialog is not None and call.dialog.matches(request):
+            return call, call.dialog
+        for dialog in call.early_dialogs.values():
+            if dialog.matches(request):
+                return call, dialog
+        return call, None
+
+    def _in_dialog_request(self, request: Request, tx: ServerTransaction, now: float) -> None:
+        call, dialog = self._find_dialog(request)
+        method = request.method
+        if call is None or dialog is None or call.ended:
+            tx.respond(new_response(request, 481), now)
+            return
+        if not dialog.check_remote_seq(request):
+            tx.respond(new_response(request, 500, "CSeq out of order"), now)
+            return
+        if method == "BYE":
+            tx.respond(new_response(request, 200), now)
+            if call.outgoing and call.dialog is None:
+                # BYE in an early dialog: the call is not coming.
+                self._send_cancel(call, now)
+            self._end(call, EndReason.REMOTE_HANGUP, None, "BYE from the far end")
+        elif method in ("INVITE", "UPDATE"):
+            self._receive_offer(call, dialog, request, tx, now)
+        elif method == "OPTIONS":
+            response = new_response(request, 200)
+            response.headers.add("Allow", ALLOWED_METHODS)
+            tx.respond(response, now)
+        elif method == "INFO":
+            tx.respond(new_response(request, 200), now)
+            self._events.append(InfoReceived(call.call_id, request.content_type, request.body))
+        else:
+            self._respond_unsupported(request, tx, now)
+
+    def _receive_offer(
+        self, call: _Call, dialog: Dialog, request: Request, tx: ServerTransaction, now: float
+    ) -> None:
+        if call.pending_offer_tx is not None or call.uas_2xx_next is not None:
+            # An offer is already being answered (§14.2): the peer must retry later.
+            response = new_response(request, 500 if request.method == "INVITE" else 491)
+            response.headers.add("Retry-After", "1")
+            tx.respond(response, now)
+            return
+        if request.method == "UPDATE" and not request.body:
+            dialog.update_target(request)
+            response = new_response(request, 200)
+            response.headers.add("Contact", self._contact(self.config.user))
+            tx.respond(response, now)
+            return
+        if request.body and request.content_type != SDP:
+            response = new_response(request, 415)
+            response.headers.add("Accept", SDP)
+            tx.respond(response, now)
+            return
+        dialog.update_target(request)
+        call.pending_offer_tx = tx
+        call.pending_offer_request = request
+        self._events.append(OfferReceived(call.call_id, request.body or None, request.method))
+
+    def _receive_ack(self, request: Request, now: float) -> None:
+        call = self._calls.get(request.call_id)
+        if call is None or call.uas_2xx_next is None:
+            return
+        if request.cseq.seq != call.uas_2xx_cseq:
+            return
+        call.uas_2xx_next = None
+        call.uas_2xx_wire = None
+        self._events.append(AckReceived(call.call_id, request.body or None))
+
+    def _receive_cancel(self, request: Request, reply_to: Address, now: float) -> None:
+        # The INVITE it cancels has the same branch (§9.2).
+        invite_key = server_key(Request("INVITE", request.uri, request.headers))
+        invite_tx = self._server_txs.get(invite_key)
+        tx = NonInviteServerTransaction(
+            request,
+            reply_to,
+            self._send,
+            self,
+            reliable=self.config.reliable,
+            timers=self.config.timers,
+        )
+        self._server_txs[tx.key] = tx
+        if not isinstance(invite_tx, InviteServerTransaction):
+            tx.respond(new_response(request, 481), now)
+            return
+        tx.respond(new_response(request, 200), now)
+        if invite_tx.state == State.PROCEEDING:
+            call = self._calls.get(request.call_id)
+            invite_tx.respond(self._terminated_response(invite_tx.request, call), now)
+            if call is not None:
+                self._end(call, EndReason.REMOTE_HANGUP, 487, "CANCEL from the caller")
+
+    def _terminated_response(self, invite: Request, call: _Call | None) -> Response:
+        tag = call.incoming_to_tag if call is not None else None
+        return new_response(invite, 487, to_tag=tag or _new_tag())
+
+    # ------------------------------------------------------------------ incoming calls
+    def _incoming_invite(self, request: Request, tx: ServerTransaction, now: float) -> None:
+        if request.call_id in self._calls:
+            tx.respond(new_response(request, 482, to_tag=_new_tag()), now)
+            return
+        if request.body and request.content_type != SDP:
+            response = new_response(request, 415, to_tag=_new_tag())
+            response.headers.add("Accept", SDP)
+            tx.respond(response, now)
+            return
+        call = _Call(request.call_id, outgoing=False)
+        call.server_tx = tx
+        call.incoming_to_tag = _new_tag()
+        self._calls[call.call_id] = call
+        self._tx_call[id(tx)] = call
+        tx.respond(new_response(request, 100), now)
+        self._events.append(
+            IncomingCall(
+                call.call_id,
+                request.headers.get("From") or "",
+                request.headers.get("To") or "",
+                str(request.uri),
+                request.body,
+                tuple(request.headers),
+            )
+        )
+
+    def _incoming(self, call_id: str) -> _Call:
+        call = self._calls.get(call_id)
+        if call is None or call.outgoing or call.server_tx is None:
+            raise CallError(f"no incoming call {call_id}")
+        if call.server_tx.state != State.PROCEEDING:
+            raise CallError(f"call {call_id} is already answered or ended")
+        return call
+
+    def _uas_response(self, call: _Call, status: int, sdp: bytes | None) -> Response:
+        response = new_response(call.server_tx.request, status, to_tag=call.incoming_to_tag)
+        response.headers.add("Contact", self._contact(self.config.user))
+        if status == 200:
+            response.headers.add("Allow", ALLOWED_METHODS)
+        for value in call.server_tx.request.headers.get_all("Record-Route"):
+            response.headers.add("Record-Route", value)
+        if self.config.user_agent:
+            response.headers.add("Server", self.config.user_agent)
+        if sdp:
+            response.headers.add("Content-Type", SDP)
+            response.body = sdp
+        return response
+
+    def _reject_incoming(self, call: _Call, status: int, now: float) -> None:
+        tx = call.server_tx
+        if tx is not None and tx.state == State.PROCEEDING:
+            tx.respond(new_response(tx.request, status, to_tag=call.incoming_to_tag), now)
+        self._end(call, EndReason.REJECTED, status, "rejected by us")
+
+    def _start_2xx_retransmission(
+        self, call: _Call, response: Response, to: Address, cseq: int, now: float
+    ) -> None:
+        if self.config.reliable:
+            call.uas_2xx_next = now + 64 * self.config.timers.t1  # only the give-up timer
+            call.uas_2xx_interval = 64 * self.config.timers.t1
+        else:
+            call.uas_2xx_next = now + self.config.timers.t1
+            call.uas_2xx_interval = self.config.timers.t1
+        call.uas_2xx_wire = response.serialize()
+        call.uas_2xx_to = to
+        call.uas_2xx_cseq = cseq
+        call.uas_2xx_deadline = now + 64 * self.config.timers.t1
+
+    def _retransmit_2xx(self, call: _Call, now: float) -> None:
+        if now >= call.uas_2xx_deadline:
+            # No ACK for our 2xx (§13.3.1.4): the dialog is dead; end it with BYE.
+            call.uas_2xx_next = None
+            self._send_bye(call, now, EndReason.FAILED, None, "no ACK for our 2xx")
+            return
+        self._send(call.uas_2xx_wire, call.uas_2xx_to)
+        call.uas_2xx_interval = min(call.uas_2xx_interval * 2, self.config.timers.t2)
+        call.uas_2xx_next = min(now + call.uas_2xx_interval, call.uas_2xx_deadline)
+
+    def _all_transactions(self) -> list[Transaction]:
+        return [*self._client_txs.values(), *self._server_txs.values()]
+
+
+def _new_tag() -> str:
+    return secrets.token_hex(6)
+
+
+def _new_branch() -> str:
+    return MAGIC_COOKIE + secrets.token_hex(10)
+
+
+def _host_for_uri(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+def _escape_user(user: str) -> str:
+    """Escape a user part so that whatever the caller passes cannot break the URI."""
+    safe = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.!~*'()&=+$,;?/")
+    return "".join(c if c in safe else "".join(f"%{b:02X}" for b in c.encode()) for c in user)
+
+
+def _validated_headers(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Extra headers from the application: names must be tokens and values one line, so
+    nothing a visitor typed can inject a header or end the header section."""
+    reserved = {
+        "via",
+        "from",
+        "to",
+        "call-id",
+        "cseq",
+        "contact",
+        "content-length",
+        "content-type",
+        "max-forwards",
+        "route",
+        "record-route",
+    }
+    out = []
+    for name, value in headers:
+        if not is_token(name) or canonical_name(name).lower() in reserved:
+            raise ValueError(f"header {name!r} cannot be set by the application")
+        clean = "".join(c for c in value if c >= " " and c != "\x7f")
+        out.append((canonical_name(name), clean.strip()))
+    return out
+
+
+__all__ = ["CallError", "NameAddress", "UserAgent", "UserAgentConfig"]
