@@ -23,14 +23,32 @@ from .headers import (
     parse_cseq,
     parse_via,
 )
-from .uri import NameAddress, SipUri, Uri, parse_name_address, parse_uri
+from .uri import NameAddress, SipUri, Uri, parse_name_address, parse_uri, split_header_list
 
 MAX_MESSAGE_SIZE = 65535
 MAX_HEADER_FIELDS = 120
 MAX_LINE_LENGTH = 8192
 SIP_VERSION = "SIP/2.0"
+KNOWN_METHODS = frozenset(
+    {
+        "INVITE",
+        "ACK",
+        "CANCEL",
+        "BYE",
+        "OPTIONS",
+        "REGISTER",
+        "UPDATE",
+        "INFO",
+        "PRACK",
+        "SUBSCRIBE",
+        "NOTIFY",
+        "REFER",
+        "MESSAGE",
+        "PUBLISH",
+    }
+)
 
-_STATUS_LINE = re.compile(r"^SIP/(\d+)\.(\d+) (\d{3}) ?(.*)$", re.DOTALL)
+_STATUS_LINE = re.compile(r"^SIP/(\d+)\.(\d+) (\d{3})(?: (.*))?$", re.DOTALL)
 _VERSION = re.compile(r"^SIP/(\d+)\.(\d+)$")
 _HEADER_NAME = re.compile(r"^[A-Za-z0-9\-.!%*_+`'~]+$")
 
@@ -202,8 +220,9 @@ def parse_message(data: bytes, *, stream: bool = False) -> Message:
     headers = _parse_header_lines(lines[1:])
     if start.startswith("SIP/"):
         return _parse_response(start, headers, body, stream)
-    method, uri_text, version = _split_request_line(start)
+    method = start.split(" ", 1)[0]
     try:
+        method, uri_text, version = _split_request_line(start)
         return _parse_request(method, uri_text, version, headers, body, stream)
     except RequestParseError:
         raise
@@ -285,7 +304,11 @@ def _parse_request(method, uri_text, version, headers, body, stream) -> Request:
     _check_common_headers(headers)
     cseq = parse_cseq(headers.get("CSeq") or "")
     if cseq.method != method:
-        raise SipParseError(f"CSeq method {cseq.method} does not match request method {method}")
+        # An unknown method is the bigger problem (RFC 4475 §3.1.2.18): say 501 for it.
+        status = 400 if method in KNOWN_METHODS else 501
+        raise SipParseError(
+            f"CSeq method {cseq.method} does not match request method {method}", status=status
+        )
     max_forwards = headers.get("Max-Forwards")
     if max_forwards is not None and (
         not max_forwards.isdigit() or len(max_forwards) > 10 or int(max_forwards) > 255
@@ -306,6 +329,7 @@ def _parse_response(start, headers, body, stream) -> Response:
     if not m:
         raise SipParseError(f"malformed status line {start[:80]!r}")
     major, minor, code, reason = m.groups()
+    reason = reason or ""
     if (int(major), int(minor)) != (2, 0):
         raise SipParseError(f"SIP version {major}.{minor} not supported", status=505)
     status = int(code)
@@ -336,9 +360,7 @@ def _check_common_headers(headers: Headers) -> None:
         parse_via(via)
     parse_name_address(headers.get("From") or "")
     parse_name_address(headers.get("To") or "")
-    call_id = headers.get("Call-ID") or ""
-    if not call_id or any(c in call_id for c in " \t"):
-        raise SipParseError(f"bad Call-ID {call_id[:80]!r}")
+    _check_call_id(headers.get("Call-ID") or "")
     parse_cseq(headers.get("CSeq") or "")
 
 
@@ -375,31 +397,47 @@ def new_response(
     return Response(status, reason or REASON_PHRASES.get(status, ""), headers)
 
 
-def bad_request_response(error: RequestParseError) -> Response | None:
-    """The 400 (or 505, 513) for a malformed request, or None when it cannot be addressed.
+def bad_request_response(error: RequestParseError) -> Response:
+    """The 400 (or 505, 513) for a malformed request, said in words.
 
-    A response can only be routed when the request had a parseable Via; the reason phrase
-    and a Warning header say what was wrong.
+    It goes back to the address the request came from, since the broken part may be the
+    Via. Only header values that are themselves valid are copied, so that our reply is
+    well-formed whatever the request was; the reason phrase and a Warning say what was wrong.
     """
     h = error.headers
-    try:
-        vias = h.get_all("Via")
-        if not vias:
-            return None
-        parse_via(h.get_list("Via")[0])
-    except SipParseError:
-        return None
     headers = Headers()
-    for value in vias:
+    for value in _valid_values(
+        h.get_all("Via"), lambda v: [parse_via(x) for x in split_header_list(v)]
+    ):
         headers.add("Via", value)
-    for name in ("From", "To", "Call-ID", "CSeq"):
-        value = h.get(name)
-        if value is not None:
+    for name, check in (
+        ("From", parse_name_address),
+        ("To", parse_name_address),
+        ("Call-ID", _check_call_id),
+        ("CSeq", parse_cseq),
+    ):
+        for value in _valid_values(h.get_all(name)[:1], check):
             headers.add(name, value)
     reason_text = _printable(error.reason)[:200]
     headers.add("Warning", f'399 - "{reason_text}"')
     phrase = REASON_PHRASES.get(error.status, "Bad Request")
     return Response(error.status, f"{phrase} ({reason_text})", headers)
+
+
+def _valid_values(values: list[str], check) -> list[str]:
+    valid = []
+    for value in values:
+        try:
+            check(value)
+        except SipParseError:
+            continue
+        valid.append(value)
+    return valid
+
+
+def _check_call_id(call_id: str) -> None:
+    if not call_id or any(c in call_id for c in " \t"):
+        raise SipParseError(f"bad Call-ID {call_id[:80]!r}")
 
 
 def _printable(text: str) -> str:

@@ -23,6 +23,8 @@ _PASSWORD_CHARS = re.compile(r"^[A-Za-z0-9\-_.!~*'()&=+$,%]*$")
 _PARAM_CHARS = re.compile(r"^[A-Za-z0-9\-_.!~*'()\[\]/:&+$%]+$")
 _HEADER_CHARS = re.compile(r"^[A-Za-z0-9\-_.!~*'()\[\]/?:+$%]*$")
 _ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+# Header parameter values are token / host / quoted-string; accept what real peers send.
+_HEADER_PARAM_VALUE = re.compile(r'^[^\s;,"<>]+$')
 _TOKEN = re.compile(r"^[A-Za-z0-9\-.!%*_+`'~]+$")
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+\-.]*$")
 
@@ -126,7 +128,7 @@ class SipUri:
         mine = {k.lower(): _unq(v) for k, v in self.params}
         theirs = {k.lower(): _unq(v) for k, v in other.params}
         for name in ("user", "ttl", "method", "maddr", "transport"):
-            if mine.get(name) != theirs.get(name):
+            if (mine.get(name) or "").lower() != (theirs.get(name) or "").lower():
                 return False
         for name in mine.keys() & theirs.keys():
             if (mine[name] or "").lower() != (theirs[name] or "").lower():
@@ -161,11 +163,11 @@ def parse_uri(text: str) -> Uri:
     """Parse a Request-URI or the URI of a name-addr."""
     if len(text) > MAX_URI_LENGTH:
         raise SipParseError(f"URI longer than {MAX_URI_LENGTH} characters")
+    if any(c in text for c in ' \t\r\n<>"'):
+        raise SipParseError(f"URI contains whitespace, angle brackets or quotes: {text!r}")
     scheme, sep, rest = text.partition(":")
     if not sep or not _SCHEME.match(scheme):
         raise SipParseError(f"URI without a scheme: {text!r}")
-    if any(c in text for c in ' \t\r\n<>"'):
-        raise SipParseError(f"URI contains whitespace, angle brackets or quotes: {text!r}")
     if scheme.lower() not in ("sip", "sips"):
         if not rest:
             raise SipParseError(f"empty {scheme}: URI")
@@ -181,8 +183,12 @@ def parse_sip_uri(text: str) -> SipUri:
 
 
 def _parse_sip_uri(scheme: str, rest: str, text: str) -> SipUri:
-    rest, _, header_part = rest.partition("?")
-    userinfo, at, hostpart = rest.rpartition("@")
+    # '@' cannot appear unescaped in parameters or headers, so the first one ends userinfo;
+    # userinfo itself may hold ';', '?' and '/' (RFC 3261 user-unreserved).
+    userinfo, at, hostpart = rest.partition("@")
+    if not at:
+        userinfo, hostpart = "", rest
+    hostpart, _, header_part = hostpart.partition("?")
     user = password = None
     if at:
         user, colon, pw = userinfo.partition(":")
@@ -301,7 +307,7 @@ def parse_name_address(text: str) -> NameAddress:
         gt = s.find(">", lt)
         if gt < 0:
             raise SipParseError(f"unterminated <URI> in {text!r}")
-        uri = parse_uri(s[lt + 1 : gt].strip(" \t"))
+        uri = parse_uri(s[lt + 1 : gt])  # no LWS inside <> (RFC 4475 §3.1.2.14)
         rest = s[gt + 1 :]
     else:
         # addr-spec form: parameters after the URI belong to the header, not the URI.
@@ -347,7 +353,7 @@ def parse_params(text: str, context: str) -> tuple[tuple[str, str | None], ...]:
                 while i < n and s[i] not in "; \t":
                     i += 1
                 value = s[start:i]
-                if not value or not _PARAM_CHARS.match(value.replace("@", "")):
+                if not value or not _HEADER_PARAM_VALUE.match(value):
                     raise SipParseError(f"bad value for parameter {name!r} in {context!r}")
             while i < n and s[i] in " \t":
                 i += 1

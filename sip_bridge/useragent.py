@@ -159,9 +159,8 @@ class UserAgent:
             message = parse_message(data, stream=self.config.reliable)
         except RequestParseError as exc:
             self.counters["parse_errors"] += 1
-            response = bad_request_response(exc)
-            if response is not None and exc.method != "ACK":
-                self._send(response.serialize(), addr)
+            if exc.method != "ACK":  # an ACK is never answered
+                self._send(bad_request_response(exc).serialize(), addr)
             return
         except SipParseError:
             self.counters["parse_errors"] += 1
@@ -241,7 +240,9 @@ class UserAgent:
         call = _Call(call_id, outgoing=True)
         call.extra_headers = extra
         if credentials is not None:
-            call.credentials = _Credentials(digest.DigestClient(*credentials))
+            call.credentials = _Credentials(
+                digest.DigestClient(digest.DigestCredentials(*credentials))
+            )
         display = display_name if display_name is not None else self.config.display_name
         user = from_user or self.config.user
         domain = self.config.from_domain or self.config.address[0]
@@ -876,6 +877,12 @@ class UserAgent:
             response.headers.add("Accept", SDP)
             tx.respond(response, now)
             return
+        if not _accepts_sdp(request):
+            # We can only answer in SDP, and the caller says it cannot read it.
+            response = new_response(request, 406, to_tag=_new_tag())
+            response.headers.add("Warning", '399 - "only application/sdp answers"')
+            tx.respond(response, now)
+            return
         call = _Call(request.call_id, outgoing=False)
         call.server_tx = tx
         call.incoming_to_tag = _new_tag()
@@ -947,6 +954,13 @@ class UserAgent:
 
     def _all_transactions(self) -> list[Transaction]:
         return [*self._client_txs.values(), *self._server_txs.values()]
+
+
+def _accepts_sdp(request: Request) -> bool:
+    if "Accept" not in request.headers:
+        return True
+    types = {t.split(";", 1)[0].strip().lower() for t in request.headers.get_list("Accept")}
+    return bool(types & {SDP, "application/*", "*/*"})
 
 
 def _new_tag() -> str:
