@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import ssl
 from collections.abc import Callable
@@ -86,8 +87,9 @@ class CallEndedError(Exception):
 class SipEndpoint:
     """A user agent on a socket. Create with `await SipEndpoint.open(config, ...)`."""
 
-    def __init__(self, config: UserAgentConfig) -> None:
-        self.ua = UserAgent(config)
+    def __init__(self) -> None:
+        """Internal: use `await SipEndpoint.open(config)`, which binds the socket first."""
+        self.ua: UserAgent
         self._loop = asyncio.get_running_loop()
         self._transport: SipTransport | None = None
         self._calls: dict[str, SipCall] = {}
@@ -106,18 +108,22 @@ class SipEndpoint:
         server_ssl: ssl.SSLContext | None = None,
         client_ssl: ssl.SSLContext | None = None,
     ) -> SipEndpoint:
-        """Bind the transport of `config` on `bind` (default: the config's address)."""
-        self = cls(config)
+        """Bind the transport of `config` on `bind` (default: the config's address).
+
+        Port 0 binds any free port, which then becomes the port announced in Via/Contact
+        when the config's address has port 0 too.
+        """
+        self = cls()
         host, port = bind or config.address
         kind = config.transport.lower()
         if kind == "udp":
-            self._transport = await UdpTransport.open(
+            transport: SipTransport = await UdpTransport.open(
                 host, port, self._received, self._transport_error
             )
         elif kind in ("tcp", "tls"):
             if kind == "tls" and client_ssl is None:
                 client_ssl = ssl.create_default_context()
-            self._transport = await StreamTransport.open(
+            transport = await StreamTransport.open(
                 host,
                 port,
                 self._received,
@@ -127,6 +133,12 @@ class SipEndpoint:
             )
         else:
             raise ValueError(f"unknown SIP transport {config.transport!r}")
+        if config.address[1] == 0:
+            config = dataclasses.replace(
+                config, address=(config.address[0], transport.local_address[1])
+            )
+        self.ua = UserAgent(config)
+        self._transport = transport
         return self
 
     @property

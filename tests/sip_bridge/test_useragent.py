@@ -431,3 +431,67 @@ def test_response_for_unknown_transaction_is_dropped(wire, caller):
     wire.inject(caller, bogus.serialize(), SCRIPTED)
     assert caller.counters["stray_responses"] == 1
     assert SCRIPTED not in wire.captured
+
+
+def challenge(wire, caller, request, status=401, *, nonce="n1", stale=False):
+    header = "WWW-Authenticate" if status == 401 else "Proxy-Authenticate"
+    value = f'Digest realm="pbx", nonce="{nonce}", qop="auth", opaque="op", algorithm=MD5'
+    if stale:
+        value += ", stale=true"
+    respond(wire, caller, request, status, headers=[(header, value)])
+
+
+def last_invite(wire) -> Request:
+    return [
+        m
+        for m in map(parse_message, wire.captured[SCRIPTED])
+        if isinstance(m, Request) and m.method == "INVITE"
+    ][-1]
+
+
+@pytest.mark.parametrize("status", [401, 407])
+def test_challenge_is_answered_with_credentials(wire, caller, status):
+    from sip_bridge.digest import verify_authorization
+
+    caller.invite("sip:op@127.0.0.1:5090", wire.now, sdp=OFFER, credentials=("alice", "s3cret"))
+    wire.flush()
+    first = last_invite(wire)
+    challenge(wire, caller, first, status)
+    retry = last_invite(wire)
+    assert captured_methods(wire) == ["INVITE", "ACK", "INVITE"]
+    assert retry.call_id == first.call_id and retry.from_.tag == first.from_.tag
+    assert retry.cseq.seq == first.cseq.seq + 1
+    assert retry.top_via.branch != first.top_via.branch
+    header = "Authorization" if status == 401 else "Proxy-Authorization"
+    assert verify_authorization(retry.headers.get(header), password="s3cret", method="INVITE")
+    respond(wire, caller, retry, 200, body=ANSWER)
+    assert events_of(wire, CALLER, CallAnswered)
+
+
+def test_refused_credentials_end_the_call_after_one_retry(wire, caller):
+    caller.invite("sip:op@127.0.0.1:5090", wire.now, sdp=OFFER, credentials=("alice", "bad"))
+    wire.flush()
+    challenge(wire, caller, last_invite(wire))
+    challenge(wire, caller, last_invite(wire), nonce="n2")
+    assert captured_methods(wire) == ["INVITE", "ACK", "INVITE", "ACK"]
+    (ended,) = events_of(wire, CALLER, CallEnded)
+    assert (ended.reason, ended.status) == (EndReason.AUTH_FAILED, 401)
+    assert "refused" in ended.detail
+
+
+def test_stale_nonce_is_retried_once_more(wire, caller):
+    caller.invite("sip:op@127.0.0.1:5090", wire.now, sdp=OFFER, credentials=("alice", "pw"))
+    wire.flush()
+    challenge(wire, caller, last_invite(wire))
+    challenge(wire, caller, last_invite(wire), nonce="n2", stale=True)
+    assert captured_methods(wire).count("INVITE") == 3
+    challenge(wire, caller, last_invite(wire), nonce="n3", stale=True)
+    assert captured_methods(wire).count("INVITE") == 3
+    assert events_of(wire, CALLER, CallEnded)[0].reason == EndReason.AUTH_FAILED
+
+
+def test_challenge_without_credentials_fails_clearly(wire, caller):
+    invite = scripted_invite(wire, caller)
+    challenge(wire, caller, invite, 407)
+    (ended,) = events_of(wire, CALLER, CallEnded)
+    assert ended.reason == EndReason.AUTH_FAILED and "no credentials" in ended.detail

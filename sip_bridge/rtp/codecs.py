@@ -1,0 +1,150 @@
+"""The audio codecs the SIP leg speaks, and one encoder/decoder shape for all.
+
+Every encoder has `encode(pcm: int16 array) -> bytes` and every decoder has
+`decode(payload) -> int16 array`, whatever the codec, so the media path never
+branches on the codec name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from . import g711
+from .g722 import G722Decoder, G722Encoder
+
+__all__ = [
+    "CODECS",
+    "AudioDecoder",
+    "AudioEncoder",
+    "CodecInfo",
+    "UnknownCodecError",
+    "codec_by_name",
+    "codec_by_payload_type",
+]
+
+
+class AudioEncoder(Protocol):
+    def encode(self, pcm: np.ndarray) -> bytes: ...
+
+
+class AudioDecoder(Protocol):
+    def decode(self, payload: bytes | bytearray | memoryview) -> np.ndarray: ...
+
+
+class UnknownCodecError(ValueError):
+    """A codec name or payload type is not in the table."""
+
+
+class _TableEncoder:
+    """Stateless G.711 encoder: one table lookup per frame."""
+
+    __slots__ = ("_table",)
+
+    def __init__(self, table: np.ndarray) -> None:
+        self._table = table
+
+    def encode(self, pcm: np.ndarray) -> bytes:
+        return self._table[pcm.view(np.uint16)].tobytes()
+
+
+class _TableDecoder:
+    """Stateless G.711 decoder: one table lookup per frame."""
+
+    __slots__ = ("_table",)
+
+    def __init__(self, table: np.ndarray) -> None:
+        self._table = table
+
+    def decode(self, payload: bytes | bytearray | memoryview) -> np.ndarray:
+        return self._table[np.frombuffer(payload, dtype=np.uint8)]
+
+
+@dataclass(frozen=True, slots=True)
+class CodecInfo:
+    """What the media path needs to know about one codec.
+
+    `clock_rate` is the RTP timestamp rate (what SDP's rtpmap says), which for
+    G.722 is not the `sample_rate` of the PCM the codec consumes.
+    """
+
+    name: str
+    payload_type: int
+    clock_rate: int
+    sample_rate: int
+    bytes_per_second: int
+    _encoder_factory: Callable[[int], AudioEncoder]
+    _decoder_factory: Callable[[], AudioDecoder]
+
+    def samples_per_frame(self, ptime_ms: int = 20) -> int:
+        """PCM samples (at `sample_rate`) in one frame of `ptime_ms`."""
+        return self.sample_rate * ptime_ms // 1000
+
+    def bytes_per_frame(self, ptime_ms: int = 20) -> int:
+        """Encoded payload bytes in one frame of `ptime_ms`."""
+        return self.bytes_per_second * ptime_ms // 1000
+
+    def timestamp_step(self, ptime_ms: int = 20) -> int:
+        """RTP timestamp units one frame of `ptime_ms` advances the clock by."""
+        return self.clock_rate * ptime_ms // 1000
+
+    @property
+    def frame_samples(self) -> int:
+        """PCM samples in a 20 ms frame."""
+        return self.samples_per_frame(20)
+
+    @property
+    def frame_bytes(self) -> int:
+        """Payload bytes in a 20 ms frame."""
+        return self.bytes_per_frame(20)
+
+    def create_encoder(self, ptime_ms: int = 20) -> AudioEncoder:
+        """A new encoder taking frames of `ptime_ms` (stateful codecs need one per stream)."""
+        return self._encoder_factory(self.samples_per_frame(ptime_ms))
+
+    def create_decoder(self) -> AudioDecoder:
+        """A new decoder for one incoming stream."""
+        return self._decoder_factory()
+
+
+PCMU = CodecInfo(
+    "PCMU",
+    0,
+    8000,
+    8000,
+    8000,
+    lambda _samples: _TableEncoder(g711.ULAW_ENCODE_TABLE),
+    lambda: _TableDecoder(g711.ULAW_DECODE_TABLE),
+)
+PCMA = CodecInfo(
+    "PCMA",
+    8,
+    8000,
+    8000,
+    8000,
+    lambda _samples: _TableEncoder(g711.ALAW_ENCODE_TABLE),
+    lambda: _TableDecoder(g711.ALAW_DECODE_TABLE),
+)
+G722 = CodecInfo("G722", 9, 8000, 16000, 8000, G722Encoder, G722Decoder)
+
+CODECS: dict[str, CodecInfo] = {codec.name: codec for codec in (PCMU, PCMA, G722)}
+_BY_PAYLOAD_TYPE = {codec.payload_type: codec for codec in CODECS.values()}
+
+
+def codec_by_name(name: str) -> CodecInfo:
+    """Look up a codec by its SDP encoding name (case-insensitive, as SDP says)."""
+    try:
+        return CODECS[name.upper()]
+    except KeyError:
+        raise UnknownCodecError(f"unknown codec {name!r}; supported: {', '.join(CODECS)}") from None
+
+
+def codec_by_payload_type(payload_type: int) -> CodecInfo:
+    """Look up a codec by its static RTP payload type (RFC 3551 table 4)."""
+    try:
+        return _BY_PAYLOAD_TYPE[payload_type]
+    except KeyError:
+        raise UnknownCodecError(f"no codec with static payload type {payload_type}") from None
