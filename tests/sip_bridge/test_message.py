@@ -49,12 +49,12 @@ def test_request_fields():
 
 def test_compact_forms_and_case_insensitive_names():
     compact = (
-        "OPTIONS sip:bob@example.com SIP/2.0\r\n"
-        "v: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKx\r\n"
-        "t: <sip:bob@example.com>\r\nf: <sip:a@example.com>;tag=1\r\n"
-        "i: abc\r\nCSEQ: 1 OPTIONS\r\nm: <sip:a@192.0.2.1>\r\nk: timer\r\n"
-        "s: hello\r\nc: text/plain\r\ne: gzip\r\nl: 2\r\n\r\nhi"
-    ).encode()
+        b"OPTIONS sip:bob@example.com SIP/2.0\r\n"
+        b"v: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKx\r\n"
+        b"t: <sip:bob@example.com>\r\nf: <sip:a@example.com>;tag=1\r\n"
+        b"i: abc\r\nCSEQ: 1 OPTIONS\r\nm: <sip:a@192.0.2.1>\r\nk: timer\r\n"
+        b"s: hello\r\nc: text/plain\r\ne: gzip\r\nl: 2\r\n\r\nhi"
+    )
     m = parse_message(compact)
     assert m.call_id == "abc" and m.headers.get("SUPPORTED") == "timer"
     assert m.headers.get("Subject") == "hello" and m.content_type == "text/plain"
