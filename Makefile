@@ -26,5 +26,8 @@ $(INSTALLED): pyproject.toml constraints.txt
 	$(PY) -m pip install -q -c constraints.txt -e '.[test]'
 	touch $@
 
+bench: $(INSTALLED)
+	scripts/in-loopback-netns $(PY) bench/rtp_packet_cost.py
+
 clean:
 	rm -rf $(VENV) node_modules

@@ -100,7 +100,7 @@ def test_invite_client_timer_d_absorbs_retransmitted_finals():
 
 
 def test_invite_client_reliable_has_no_retransmissions_and_no_timer_d():
-    tx, rec = client(InviteClientTransaction, "INVITE", reliable=True)
+    tx, _rec = client(InviteClientTransaction, "INVITE", reliable=True)
     assert tx.timer_names() == {"B"}
     tx.receive_response(new_response(tx.request, 486, to_tag="x"), 0.1)
     assert tx.state == State.TERMINATED
