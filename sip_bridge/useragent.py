@@ -105,6 +105,7 @@ class _Call:
         self.invite_tx: InviteClientTransaction | None = None
         self.server_tx: InviteServerTransaction | None = None
         self.destination: Address | None = None
+        self.route: SipUri | None = None  # outbound proxy of this call, if any
         self.dialog: Dialog | None = None  # the confirmed dialog
         self.early_dialogs: dict[str, Dialog] = {}
         self.credentials: _Credentials | None = None
@@ -228,8 +229,12 @@ class UserAgent:
         credentials: tuple[str, str] | None = None,
         headers: list[tuple[str, str]] | None = None,
         call_id: str | None = None,
+        proxy: str | None = None,
     ) -> str:
-        """Start a call to `target` with our SDP offer; returns its Call-ID."""
+        """Start a call to `target` with our SDP offer; returns its Call-ID.
+
+        `proxy` (a SIP URI) overrides the configured outbound proxy for this call.
+        """
         uri = parse_uri(target)
         if not isinstance(uri, SipUri):
             raise ValueError(f"can only call sip: or sips: URIs, not {target!r}")
@@ -250,10 +255,11 @@ class UserAgent:
         from_party = f"<{from_uri}>;tag={_new_tag()}"
         if display:
             from_party = f"{quote_display_name(display)} {from_party}"
+        route = parse_sip_uri(proxy) if proxy else self._proxy
         headers_ = Headers()
         headers_.add("Via", self._via())
-        if self._proxy is not None:
-            headers_.add("Route", f"<{self._proxy.with_params(lr=None)}>")
+        if route is not None:
+            headers_.add("Route", f"<{route.with_params(lr=None)}>")
         headers_.add("Max-Forwards", "70")
         headers_.add("From", from_party)
         headers_.add("To", f"<{uri.without_headers()}>")
@@ -267,7 +273,8 @@ class UserAgent:
             headers_.add(name, value)
         headers_.add("Content-Type", SDP)
         call.invite = Request("INVITE", uri.without_headers(), headers_, sdp)
-        call.destination = self._destination(self._proxy or uri)
+        call.route = route
+        call.destination = self._destination(route or uri)
         self._calls[call_id] = call
         self._start_invite(call, now)
         return call_id
@@ -380,9 +387,11 @@ class UserAgent:
         default_port = 5061 if self.config.transport.lower() == "tls" else 5060
         return host.strip("[]"), uri.port or default_port
 
-    def _dialog_destination(self, dialog: Dialog) -> Address:
-        if not dialog.route_set and self._proxy is not None:
-            return self._destination(self._proxy)
+    def _dialog_destination(self, call: _Call, dialog: Dialog) -> Address:
+        """Next hop of an in-dialog request: the route set, else the call's outbound proxy
+        (a gateway behind NAT reaches phones through it), else the remote target."""
+        if not dialog.route_set and call.route is not None:
+            return self._destination(call.route)
         return self._destination(dialog.next_hop())
 
     def _new_client_tx(
@@ -440,7 +449,7 @@ class UserAgent:
         if self.config.user_agent:
             bye.headers.add("User-Agent", self.config.user_agent)
         self._new_client_tx(
-            NonInviteClientTransaction, bye, self._dialog_destination(call.dialog), call, now
+            NonInviteClientTransaction, bye, self._dialog_destination(call, call.dialog), call, now
         )
 
     def _end(self, call: _Call, reason: EndReason, status: int | None, detail: str) -> None:
@@ -574,7 +583,7 @@ class UserAgent:
             for value in call.invite.headers.get_all(name):
                 ack.headers.add(name, value)
         call.ack_wire = ack.serialize()
-        call.ack_destination = self._dialog_destination(dialog)
+        call.ack_destination = self._dialog_destination(call, dialog)
         self._send(call.ack_wire, call.ack_destination)
 
     def _resend_ack(self, call: _Call) -> None:
@@ -585,7 +594,7 @@ class UserAgent:
         """A 2xx from another fork, or after we ended: ACK it and hang it up at once."""
         dialog = Dialog.as_uac(call.invite, response)
         ack = dialog.next_request("ACK", self._via(), cseq=call.invite.cseq.seq)
-        destination = self._dialog_destination(dialog)
+        destination = self._dialog_destination(call, dialog)
         self._send(ack.serialize(), destination)
         bye = dialog.next_request("BYE", self._via())
         orphan = _Call(call.call_id, outgoing=True)

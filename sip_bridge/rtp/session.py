@@ -138,6 +138,10 @@ class RtpSession:
         self.on_dtmf: Callable[[DtmfDigit], None] | None = None
         self.on_media_timeout: Callable[[], None] | None = None
         self.on_bye: Callable[[], None] | None = None
+        # Relay mode: when set, each audio packet is handed over on arrival (payload,
+        # timestamp) instead of entering the jitter buffer. A bridge forwarding to another
+        # leg adds no buffering delay of its own; the far endpoint's buffer absorbs jitter.
+        self.on_audio_packet: Callable[[memoryview, int], None] | None = None
         self._started = False
         self._closed = False
         self._tasks: set[asyncio.Task] = set()
@@ -244,6 +248,7 @@ class RtpSession:
         self._last_send_time: float | None = None
         self._last_report_packets = 0
         self._dtmf_active = False
+        self._last_relay_timestamp: int | None = None
         self._reception: ReceptionStatistics | None = None
         self._last_rtp_time = 0.0
         self._rtcp_interval = rtcp_interval
@@ -387,6 +392,34 @@ class RtpSession:
         self._rtp_transport.sendto(self._packetizer.build(payload, timestamp, marker), address)
         return True
 
+    def relay_payload(self, payload: bytes | bytearray | memoryview, elapsed: int | None) -> bool:
+        """Send a frame that arrived from the other leg of a bridge, as it arrived.
+
+        `elapsed` is how many RTP ticks (our clock) the source's own timestamps advanced
+        since the previous relayed frame: a frame lost upstream leaves the same gap here,
+        so the far end conceals it instead of playing the next frame early. None (first
+        frame, new source), a step backwards or a jump over a second re-anchors the
+        timestamps on the real-time clock, as `send_payload` does.
+        """
+        if self._dtmf_active or not self._started or self._closed:
+            return False
+        now = self._loop.time()
+        last = self._last_relay_timestamp
+        if last is None or elapsed is None or not 0 < elapsed <= self.codec.clock_rate:
+            marker = self._advance_clock(now)
+            timestamp = self._next_timestamp
+        else:
+            marker = False
+            timestamp = (last + elapsed) & 0xFFFFFFFF
+            self._last_send_time = now
+        self._last_relay_timestamp = timestamp
+        self._next_timestamp = timestamp + self._timestamp_step
+        address = self._send_address
+        if address is None or not self._sending:
+            return False
+        self._rtp_transport.sendto(self._packetizer.build(payload, timestamp, marker), address)
+        return True
+
     def send_pcm(self, pcm: np.ndarray) -> bool:
         """Encode one frame of int16 PCM (codec sample rate, one ptime) and send it."""
         if self._dtmf_active or not self._started or self._closed:
@@ -426,6 +459,7 @@ class RtpSession:
         self._advance_clock(start_time)
         event_timestamp = self._next_timestamp
         self._dtmf_active = True
+        self._last_relay_timestamp = None  # relayed audio re-anchors after the event
         try:
             for index, packet in enumerate(packets):
                 if index:
@@ -485,9 +519,12 @@ class RtpSession:
             if reception is None or packet.ssrc != reception.ssrc:
                 reception = self._on_new_source(packet.ssrc)
             reception.on_packet(packet.sequence_number, packet.timestamp, now)
-            self._jitter.put(
-                packet.sequence_number, packet.timestamp, packet.payload, now, packet.marker
-            )
+            if self.on_audio_packet is not None:
+                self.on_audio_packet(packet.payload, packet.timestamp)
+            else:
+                self._jitter.put(
+                    packet.sequence_number, packet.timestamp, packet.payload, now, packet.marker
+                )
             digits = self._dtmf_receiver.audio_resumed(packet.timestamp)
         elif payload_type == self._dtmf_recv_pt:
             # Some gateways send events under an SSRC of their own: events never

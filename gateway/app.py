@@ -1,0 +1,127 @@
+"""The gateway process: wires configuration, SIP, calls, signaling and HTTP together.
+
+This is the only module that imports `signaling` and serves `web/` (DESIGN.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+
+from signaling.server import create_signaling
+from sip_bridge.endpoint import SipEndpoint
+from sip_bridge.useragent import UserAgentConfig
+
+from .calls import CallManager
+from .config import GatewayConfig
+from .demo_phone import DemoPhone
+from .http_app import build_app
+from .webrtc_leg import use_host_addresses
+
+logger = logging.getLogger("gateway")
+
+ROOT = Path(__file__).resolve().parent.parent
+WEB_DIR = ROOT / "web"
+NODE_MODULES = ROOT / "node_modules"
+
+
+def sip_tls_contexts(config: GatewayConfig) -> tuple[ssl.SSLContext | None, ssl.SSLContext | None]:
+    sip = config.sip
+    if sip.transport != "tls":
+        return None, None
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.load_cert_chain(sip.tls_certificate, sip.tls_private_key)
+    client = ssl.create_default_context(
+        cafile=str(sip.tls_ca_certificates) if sip.tls_ca_certificates else None
+    )
+    return server, client
+
+
+@dataclass
+class Gateway:
+    """A running gateway; `await Gateway.start(config)`, then `await stop()`."""
+
+    config: GatewayConfig
+    endpoint: SipEndpoint
+    calls: CallManager
+    runner: web.AppRunner
+    demo: DemoPhone | None
+    url: str
+
+    @classmethod
+    async def start(cls, config: GatewayConfig) -> Gateway:
+        use_host_addresses(config.ice.host_addresses)
+        demo = None
+        if config.demo.enabled:
+            demo = await DemoPhone.start(config.demo.sip_listen, config.media.rtp_ports)
+        server_ssl, client_ssl = sip_tls_contexts(config)
+        sip = config.sip
+        endpoint = await SipEndpoint.open(
+            UserAgentConfig(
+                address=sip.public_address,
+                transport=sip.transport,
+                user=sip.user,
+                from_domain=sip.from_domain,
+                outbound_proxy=str(sip.outbound_proxy) if sip.outbound_proxy else None,
+            ),
+            bind=sip.listen,
+            server_ssl=server_ssl,
+            client_ssl=client_ssl,
+        )
+        calls = CallManager(config, endpoint)
+        ice_servers = [
+            {
+                "urls": list(s.urls),
+                **({"username": s.username} if s.username else {}),
+                **({"credential": s.credential} if s.credential else {}),
+            }
+            for s in config.ice.servers
+        ]
+        sio = create_signaling(
+            calls, ice_servers=ice_servers, page_origins=[config.http.public_origin]
+        )
+        app = build_app(
+            service=calls,
+            sio=sio,
+            web_dir=WEB_DIR,
+            node_modules=NODE_MODULES,
+            sites=[s.id for s in config.sites],
+        )
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        host, port = config.http.listen
+        await web.TCPSite(runner, host, port, reuse_port=True).start()
+        return cls(config, endpoint, calls, runner, demo, config.http.public_url)
+
+    async def stop(self) -> None:
+        await self.calls.close()
+        await self.runner.cleanup()
+        await self.endpoint.close()
+        if self.demo is not None:
+            await self.demo.close()
+
+
+async def serve(config: GatewayConfig) -> None:
+    """Run until SIGINT/SIGTERM; hang up every call on the way out."""
+    gateway = await Gateway.start(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    first_site = config.sites[0].id if config.sites else None
+    print(f"Gateway ready on {gateway.url}", flush=True)
+    if first_site:
+        print(f"Open {gateway.url}/embed/{first_site} and click Call.", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        print("Stopping: hanging up every call...", flush=True)
+        with contextlib.suppress(Exception):
+            await gateway.stop()

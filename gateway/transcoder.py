@@ -1,0 +1,170 @@
+"""Frame-by-frame transcoding between the browser leg's codec and the SIP leg's codec.
+
+Used only when the two legs share no codec (the codec policy prefers G.711 end to end, which
+needs none). One 20 ms frame in, zero or more 20 ms frames out; codecs come from libavcodec
+through PyAV (Opus, G.722) or from our G.711 tables.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import av
+import numpy as np
+
+from sip_bridge.rtp.codecs import codec_by_name
+from sip_bridge.rtp.concealment import LossConcealer
+
+
+@dataclass(frozen=True, slots=True)
+class AudioCodec:
+    """A codec of either leg: what the bridge needs to know to relay or convert it."""
+
+    name: str  # "PCMU", "PCMA", "G722", "opus"
+    sample_rate: int  # PCM rate of the decoder/encoder
+    clock_rate: int  # RTP clock
+
+    @property
+    def frame_samples(self) -> int:
+        return self.sample_rate // 50
+
+    @property
+    def frame_ticks(self) -> int:
+        return self.clock_rate // 50
+
+
+OPUS = AudioCodec("opus", 48000, 48000)
+
+
+def audio_codec(name: str) -> AudioCodec:
+    if name.lower() == "opus":
+        return OPUS
+    info = codec_by_name(name)
+    return AudioCodec(info.name, info.sample_rate, info.clock_rate)
+
+
+class OpusEncoder:
+    """libopus in mono at a voice bitrate: the browser plays it as it plays any Opus."""
+
+    def __init__(self, bitrate: int = 32000) -> None:
+        context = av.CodecContext.create("libopus", "w")
+        context.sample_rate = 48000
+        context.layout = "mono"
+        context.format = "s16"
+        context.bit_rate = bitrate
+        context.options = {"application": "voip", "frame_duration": "20"}
+        context.open()
+        self._context = context
+        self._pts = 0
+
+    def encode(self, pcm: np.ndarray) -> bytes | None:
+        frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = 48000
+        frame.pts = self._pts
+        self._pts += len(pcm)
+        packets = self._context.encode(frame)
+        return bytes(packets[0]) if packets else None
+
+
+class OpusDecoder:
+    def __init__(self) -> None:
+        context = av.CodecContext.create("opus", "r")
+        context.sample_rate = 48000
+        context.layout = "mono"
+        self._context = context
+
+    def decode(self, payload: bytes | memoryview) -> list[av.AudioFrame]:
+        return self._context.decode(av.Packet(bytes(payload)))
+
+
+class _Resampler:
+    """PCM rate conversion with exact 20 ms output frames.
+
+    libswresample holds back a few samples of filter delay on the first frame; padding that
+    one frame with silence keeps every later frame exactly one frame long.
+    """
+
+    def __init__(self, rate: int, frame_samples: int) -> None:
+        self._resampler = av.AudioResampler(format="s16", layout="mono", rate=rate)
+        self._frame_samples = frame_samples
+
+    def resample(self, frame: av.AudioFrame) -> np.ndarray:
+        out = self._resampler.resample(frame)
+        if len(out) == 1 and out[0].samples == self._frame_samples:
+            return out[0].to_ndarray().reshape(-1)
+        pcm = (
+            np.concatenate([f.to_ndarray().reshape(-1) for f in out])
+            if out
+            else np.zeros(0, np.int16)
+        )
+        if len(pcm) < self._frame_samples:
+            return np.concatenate([np.zeros(self._frame_samples - len(pcm), np.int16), pcm])
+        return pcm[: self._frame_samples]
+
+
+def _pcm_frame(pcm: np.ndarray, rate: int) -> av.AudioFrame:
+    frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
+    frame.sample_rate = rate
+    return frame
+
+
+class Transcoder:
+    """Converts one leg's 20 ms frames to the other's: decode, resample, encode.
+
+    `convert(payload)` returns the encoded frame for the other leg (or None while an encoder
+    fills its first frame); `conceal(count)` produces frames for packets lost upstream, so
+    the outgoing stream stays continuous.
+    """
+
+    def __init__(self, source: AudioCodec, target: AudioCodec) -> None:
+        self.source = source
+        self.target = target
+        if source.name == "opus":
+            self._opus_decoder: OpusDecoder | None = OpusDecoder()
+            self._decoder = None
+        else:
+            self._opus_decoder = None
+            self._decoder = codec_by_name(source.name).create_decoder()
+        self._encode = frame_encoder(target)
+        self._resampler = (
+            _Resampler(target.sample_rate, target.frame_samples)
+            if source.sample_rate != target.sample_rate
+            else None
+        )
+        self._concealer = LossConcealer(target.frame_samples, target.sample_rate)
+
+    def _decode(self, payload: bytes | memoryview) -> np.ndarray | None:
+        """One frame of target-rate PCM, or None if the payload did not decode."""
+        if self._opus_decoder is not None:
+            try:
+                frames = self._opus_decoder.decode(payload)
+            except av.error.FFmpegError:
+                return None
+            if not frames:
+                return None
+            return self._resampler.resample(frames[0])
+        pcm = self._decoder.decode(bytes(payload))
+        if self._resampler is not None:
+            return self._resampler.resample(_pcm_frame(pcm, self.source.sample_rate))
+        return pcm
+
+    def convert(self, payload: bytes | memoryview) -> bytes | None:
+        pcm = self._decode(payload)
+        if pcm is None:
+            return self.conceal_one()
+        self._concealer.good_frame(pcm)
+        return self._encode(pcm)
+
+    def conceal_one(self) -> bytes | None:
+        return self._encode(self._concealer.conceal())
+
+    def encode_pcm(self, pcm: np.ndarray) -> bytes | None:
+        """Encode target-rate PCM from elsewhere (ringback, silence) into the target codec."""
+        return self._encode(pcm)
+
+
+def frame_encoder(codec: AudioCodec):
+    """A function encoding one 20 ms PCM frame (the codec's rate) for that codec."""
+    if codec.name == "opus":
+        return OpusEncoder().encode
+    return codec_by_name(codec.name).create_encoder(20).encode
