@@ -40,7 +40,7 @@ def parse_host_port(text: str, default_port: int) -> tuple[str, int]:
     host, sep, port = text.rpartition(":")
     if not sep:
         return text, default_port
-    if not port.isdigit() or not 0 <= int(port) < 65536:
+    if not (port.isascii() and port.isdigit()) or not 0 <= int(port) < 65536:
         raise argparse.ArgumentTypeError(f"bad port in {text!r}")
     return host.strip("[]"), int(port)
 
@@ -49,8 +49,8 @@ def parse_port_range(text: str) -> tuple[int, int]:
     low, sep, high = text.partition("-")
     if (
         not sep
-        or not low.isdigit()
-        or not high.isdigit()
+        or not (low.isascii() and low.isdigit())
+        or not (high.isascii() and high.isdigit())
         or not 1024 <= int(low) < int(high) < 65536
     ):
         raise argparse.ArgumentTypeError(f"port range must look like 20000-20999, not {text!r}")

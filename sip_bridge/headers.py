@@ -237,7 +237,7 @@ def parse_cseq(value: str) -> CSeq:
     if len(parts) != 2:
         raise SipParseError(f"CSeq must be 'number method': {value!r}")
     number, method = parts
-    if not number.isdigit() or len(number) > 10 or int(number) > MAX_CSEQ:
+    if not (number.isascii() and number.isdigit()) or len(number) > 10 or int(number) > MAX_CSEQ:
         raise SipParseError(f"CSeq number out of range: {number!r}")
     if not is_token(method):
         raise SipParseError(f"CSeq method is not a token: {method!r}")

@@ -311,7 +311,9 @@ def _parse_request(method, uri_text, version, headers, body, stream) -> Request:
         )
     max_forwards = headers.get("Max-Forwards")
     if max_forwards is not None and (
-        not max_forwards.isdigit() or len(max_forwards) > 10 or int(max_forwards) > 255
+        not (max_forwards.isascii() and max_forwards.isdigit())
+        or len(max_forwards) > 10
+        or int(max_forwards) > 255
     ):
         raise SipParseError(f"Max-Forwards must be 0-255: {max_forwards[:20]!r}")
     for contact in headers.get_list("Contact"):
@@ -370,7 +372,7 @@ def _frame_body(headers: Headers, body: bytes, stream: bool) -> bytes:
         if stream:
             raise SipParseError("missing Content-Length on a stream transport")
         return body
-    if not value.isdigit() or len(value) > 10:
+    if not (value.isascii() and value.isdigit()) or len(value) > 10:
         raise SipParseError(f"bad Content-Length {value[:20]!r}")
     length = int(value)
     if length > len(body):

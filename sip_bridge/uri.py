@@ -243,7 +243,11 @@ def _parse_hostport(hostport: str, text: str) -> tuple[str, int | None]:
             raise SipParseError(f"bad host {host!r} in URI {text!r}")
     port = None
     if port_text is not None:
-        if not port_text.isdigit() or len(port_text) > 5 or not 0 < int(port_text) < 65536:
+        if (
+            not (port_text.isascii() and port_text.isdigit())
+            or len(port_text) > 5
+            or not 0 < int(port_text) < 65536
+        ):
             raise SipParseError(f"bad port in URI {text!r}")
         port = int(port_text)
     return host, port

@@ -315,3 +315,17 @@ def test_mutated_messages_raise_only_the_parse_error(data):
         return
     # Whatever parses must expose its typed headers without raising.
     m.cseq, m.from_, m.to, m.vias, m.contacts, m.call_id  # noqa: B018
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("CSeq: 314159 INVITE", "CSeq: ³14159 INVITE"),
+        ("Max-Forwards: 70", "Max-Forwards: 7٠"),
+        ("sip:bob@example.com SIP", "sip:bob@example.com:5²6 SIP"),
+    ],
+)
+def test_non_ascii_digits_are_parse_errors(old, new):
+    # str.isdigit() accepts '²' and '٠', which int() refuses or reads as a digit.
+    with pytest.raises(SipParseError):
+        parse_message(message(base=BASE.replace(old, new)))
