@@ -4,13 +4,14 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
+NODE_INSTALLED := node_modules/.package-lock.json
 
 .PHONY: run test lint bench system-deps clean
 
-run: $(INSTALLED)
+run: $(INSTALLED) $(NODE_INSTALLED)
 	$(PY) -m gateway $(ARGS)
 
-test: system-deps $(INSTALLED)
+test: system-deps $(INSTALLED) $(NODE_INSTALLED)
 	scripts/in-loopback-netns $(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(INSTALLED)
@@ -28,6 +29,10 @@ $(INSTALLED): pyproject.toml constraints.txt
 
 bench: $(INSTALLED)
 	scripts/in-loopback-netns $(PY) bench/rtp_packet_cost.py
+
+$(NODE_INSTALLED): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
 
 clean:
 	rm -rf $(VENV) node_modules

@@ -59,7 +59,6 @@ class CallManager:
         call = Call(call_id, self._settings(site), self.endpoint, on_update)
         self.calls[call_id] = call
         self._per_client[client] = self._per_client.get(client, 0) + 1
-        logger.info("call %s: site %s from %s", call_id, site.id, client)
         try:
             answer = await call.start(offer_sdp)
         except ValueError as exc:

@@ -170,6 +170,8 @@ class WebRtcLeg:
     ) -> None:
         """A trickled browser candidate ("candidate:..." line). Raises ValueError."""
         text = candidate.removeprefix("candidate:")
+        if not text:
+            return  # end of candidates: aioice checks what it has either way
         try:
             parsed = candidate_from_sdp(text)
         except (AssertionError, ValueError, IndexError) as exc:

@@ -1,0 +1,329 @@
+"""The socket.io namespace that turns a browser's events into `CallService` calls.
+
+Connection: `auth={"site": id}` and an Origin the site allows, else refused. Then one call
+at a time per connection; see docs/signaling.md for the events, acks and errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Mapping
+from functools import partial
+from typing import Any
+
+import socketio
+from socketio.exceptions import ConnectionRefusedError as SocketIORefused
+
+from gateway.service import CallRefused, CallService, CallState, CallUpdate
+from signaling.errors import ErrorCode, SignalingError
+from signaling.payloads import (
+    MAX_CANDIDATES_PER_CALL,
+    Candidate,
+    ClientEvent,
+    Dtmf,
+    Hangup,
+    Mute,
+    PayloadError,
+    StartCall,
+    parse_client_event,
+    show,
+)
+from signaling.session import CallSlot, ClientSession
+
+logger = logging.getLogger(__name__)
+
+# More than a browser ever has in flight (one offer and a burst of candidates); past it the
+# client is flooding us and its events are refused instead of queued.
+MAX_QUEUED_EVENTS = 100
+MAX_SITE_ID_CHARS = 64
+MAX_REASON_CHARS = 200  # of a ValueError's text passed back to the page
+MAX_EVENT_NAME_CHARS = 40
+
+Ack = dict[str, Any]
+
+
+class CallNamespace(socketio.AsyncNamespace):
+    """Event handlers for the default namespace; one `ClientSession` per connection."""
+
+    def __init__(
+        self,
+        service: CallService,
+        *,
+        ice_servers: list[dict[str, Any]],
+        page_origins: Iterable[str] = (),
+    ) -> None:
+        super().__init__("/")
+        self._service = service
+        self._ice_servers = [dict(server) for server in ice_servers]
+        self._page_origins = frozenset(origin.lower() for origin in page_origins)
+        self._sessions: dict[str, ClientSession] = {}
+        self._closing: set[asyncio.Task[None]] = set()
+
+    @property
+    def client_count(self) -> int:
+        """Connected clients that signaling holds state for."""
+        return len(self._sessions)
+
+    @property
+    def active_call_count(self) -> int:
+        return sum(1 for session in self._sessions.values() if session.call is not None)
+
+    async def wait_closed(self) -> None:
+        """Wait until the hangups of clients that went away have been made."""
+        while self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)
+
+    # python-socketio calls this for every event, including `connect` and `disconnect`,
+    # and it delivers a *client's* event named "connect" or "disconnect" here too (it does
+    # not reserve them). The checks below tell the real ones apart: a real connect is for a
+    # sid we have no session for yet; a real disconnect comes after the manager has marked
+    # the sid as leaving.
+    async def trigger_event(self, event: Any, *args: Any) -> Any:
+        if not args:
+            return None
+        sid = args[0]
+        if event == "connect" and sid not in self._sessions:
+            environ = args[1] if len(args) > 1 else {}
+            auth = args[2] if len(args) > 2 else None
+            try:
+                self._connect(sid, environ, auth)
+            except SocketIORefused:
+                raise
+            except Exception:
+                # python-socketio only turns ConnectionRefusedError into a refusal.
+                logger.exception("client %s: connect failed", sid)
+                raise SocketIORefused("internal error") from None
+            return None
+        if event == "disconnect" and not self.server.manager.is_connected(sid, self.namespace):
+            self._disconnect(sid)
+            return None
+        session = self._sessions.get(sid)
+        if session is None:
+            return None
+        return await self._handle(session, event, args[1:])
+
+    def _connect(self, sid: str, environ: Mapping[str, Any], auth: object) -> None:
+        if not isinstance(auth, dict) or auth.keys() != {"site"}:
+            raise SocketIORefused('auth must be {"site": "<site id>"}')
+        site_id = auth["site"]
+        if not isinstance(site_id, str) or not 0 < len(site_id) <= MAX_SITE_ID_CHARS:
+            raise SocketIORefused("auth.site must be a site id")
+        site = self._service.site(site_id)
+        if site is None:
+            raise SocketIORefused(f"unknown site {show(site_id)}")
+        origin = environ.get("HTTP_ORIGIN")
+        if origin is None:
+            raise SocketIORefused("an Origin header is required")
+        # Browsers send scheme and host in lower case; a configured origin may not be.
+        origin = origin.lower()
+        if origin not in self._page_origins and origin not in {o.lower() for o in site.origins}:
+            raise SocketIORefused(f"origin {show(origin)} may not use site {site.id!r}")
+        session = ClientSession(sid, site.id, _client_address(environ))
+        self._sessions[sid] = session
+        session.writer = asyncio.create_task(self._write(session), name=f"signaling-out-{sid}")
+        session.send("session", {"ice_servers": self._ice_servers})
+        logger.debug("client %s connected: site=%s client=%s", sid, site.id, session.client)
+
+    def _disconnect(self, sid: str) -> None:
+        session = self._sessions.pop(sid, None)
+        if session is None:
+            return
+        session.closed = True
+        if session.writer is not None:
+            session.writer.cancel()
+        # Not awaited here: an offer in progress must finish before its call can be hung up,
+        # and python-socketio waits for this handler before it frees the connection.
+        task = asyncio.create_task(self._end_session(session), name=f"signaling-end-{sid}")
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    async def _end_session(self, session: ClientSession) -> None:
+        # Events still queued see `closed` and return at once; only one already running
+        # (typically a call:start waiting for the answer) is waited for.
+        async with session.lock:
+            slot, session.call = session.call, None
+            if slot is None or slot.call_id is None:
+                return
+            logger.debug(
+                "call %s: client gone, hanging up: site=%s client=%s",
+                slot.call_id,
+                session.site_id,
+                session.client,
+            )
+            try:
+                await self._service.hangup(slot.call_id)
+            except ValueError as exc:  # typically: the call ended on its own meanwhile
+                logger.info("call %s: hangup after disconnect refused: %s", slot.call_id, exc)
+            except Exception:
+                logger.exception("call %s: hangup after disconnect failed", slot.call_id)
+
+    async def _write(self, session: ClientSession) -> None:
+        while True:
+            event, payload = await session.outbox.get()
+            try:
+                await self.emit(event, payload, to=session.sid)
+            except Exception:
+                logger.exception("client %s: cannot send %s", session.sid, event)
+
+    async def _handle(self, session: ClientSession, event: object, args: tuple[Any, ...]) -> Ack:
+        try:
+            request = parse_client_event(event, args)
+        except PayloadError as exc:
+            return await self._fail(session, event, exc)
+        if session.waiting >= MAX_QUEUED_EVENTS:
+            return await self._fail(
+                session,
+                event,
+                SignalingError(
+                    ErrorCode.TOO_MANY_EVENTS,
+                    f"more than {MAX_QUEUED_EVENTS} events waiting; slow down",
+                ),
+            )
+        session.waiting += 1
+        try:
+            async with session.lock:
+                if session.closed:
+                    return {"ok": False}
+                return await self._dispatch(session, request)
+        except SignalingError as exc:
+            return await self._fail(session, event, exc)
+        except Exception:
+            logger.exception("client %s: %s failed", session.sid, event)
+            return await self._fail(
+                session, event, SignalingError(ErrorCode.INTERNAL, "internal error")
+            )
+        finally:
+            session.waiting -= 1
+
+    async def _fail(self, session: ClientSession, event: object, error: SignalingError) -> Ack:
+        """Tell the client with an `error` event, sent before the failed ack (directly, not
+        through the outbox: it is an answer, not news that must stay behind call states)."""
+        payload: dict[str, Any] = error.to_payload()
+        if isinstance(event, str) and len(event) <= MAX_EVENT_NAME_CHARS:
+            payload["event"] = event
+        if not session.closed:
+            await self.emit("error", payload, to=session.sid)
+        logger.debug("client %s: %s refused: %s", session.sid, show(event), error.message)
+        return {"ok": False, "error": error.to_payload()}
+
+    async def _dispatch(self, session: ClientSession, request: ClientEvent) -> Ack:
+        match request:
+            case StartCall(sdp=sdp):
+                return await self._start(session, sdp)
+            case Candidate():
+                return await self._candidate(session, request)
+            case Hangup():
+                call_id, _ = _active_call(session)
+                session.call = None  # a new call may start now; this one's ENDED still comes
+                await _ask(self._service.hangup(call_id))
+            case Dtmf(digits=digits):
+                call_id, _ = _active_call(session)
+                await _ask(self._service.send_dtmf(call_id, digits))
+            case Mute(muted=muted):
+                call_id, _ = _active_call(session)
+                await _ask(self._service.set_mute(call_id, muted))
+        return {"ok": True}
+
+    async def _start(self, session: ClientSession, sdp: str) -> Ack:
+        if session.call is not None:
+            raise SignalingError(ErrorCode.CALL_ACTIVE, "a call is already active; hang up first")
+        slot = CallSlot()
+        session.call = slot
+        try:
+            call_id, answer = await self._service.start_call(
+                site_id=session.site_id,
+                client=session.client,
+                offer_sdp=sdp,
+                notify=partial(self._on_update, session, slot),
+            )
+        except CallRefused as exc:
+            self._forget(session, slot, exc.code)
+            raise SignalingError(exc.code, exc.message) from None
+        except ValueError as exc:
+            self._forget(session, slot, ErrorCode.REJECTED)
+            raise SignalingError(ErrorCode.REJECTED, _reason(exc)) from None
+        except BaseException:
+            self._forget(session, slot, ErrorCode.INTERNAL)
+            raise
+        slot.call_id = call_id
+        logger.info("call %s started: site=%s client=%s", call_id, session.site_id, session.client)
+        held, slot.held = slot.held, []
+        for update in held:
+            self._deliver(session, slot, update)
+        return {"ok": True, "call_id": call_id, "sdp": answer}
+
+    def _forget(self, session: ClientSession, slot: CallSlot, code: str) -> None:
+        if session.call is slot:
+            session.call = None
+        logger.info("call refused (%s): site=%s client=%s", code, session.site_id, session.client)
+
+    async def _candidate(self, session: ClientSession, candidate: Candidate) -> Ack:
+        call_id, slot = _active_call(session)
+        if slot.candidates >= MAX_CANDIDATES_PER_CALL:
+            raise SignalingError(
+                ErrorCode.TOO_MANY_CANDIDATES,
+                f"more than {MAX_CANDIDATES_PER_CALL} candidates for one call",
+            )
+        slot.candidates += 1
+        if candidate.is_mdns:
+            return {"ok": True, "dropped": "mdns"}
+        await _ask(
+            self._service.add_candidate(
+                call_id, candidate.candidate, candidate.sdp_mid, candidate.sdp_mline_index
+            )
+        )
+        return {"ok": True}
+
+    def _on_update(self, session: ClientSession, slot: CallSlot, update: CallUpdate) -> None:
+        """The gateway's `notify` for one call: may run in any task, never awaits."""
+        if update.state is CallState.ENDED and session.call is slot:
+            session.call = None  # the client may start a new call
+        if slot.call_id is None:
+            slot.held.append(update)
+        else:
+            self._deliver(session, slot, update)
+
+    def _deliver(self, session: ClientSession, slot: CallSlot, update: CallUpdate) -> None:
+        payload: dict[str, Any] = {"call_id": slot.call_id, "state": str(update.state)}
+        if update.state is CallState.ENDED:
+            cause = update.cause
+            payload["cause"] = str(cause) if cause is not None else "failed"
+            logger.info(
+                "call %s ended (%s): site=%s client=%s",
+                slot.call_id,
+                payload["cause"],
+                session.site_id,
+                session.client,
+            )
+        session.send("call:state", payload)
+
+
+def _active_call(session: ClientSession) -> tuple[str, CallSlot]:
+    """The client's call, once its call:start has returned; else the client's error."""
+    slot = session.call
+    if slot is None or slot.call_id is None:
+        raise SignalingError(ErrorCode.NO_CALL, "no call is active")
+    return slot.call_id, slot
+
+
+async def _ask(request: Any) -> None:
+    """Await a service request; its ValueError becomes the client's `rejected` error."""
+    try:
+        await request
+    except CallRefused as exc:
+        raise SignalingError(exc.code, exc.message) from None
+    except ValueError as exc:
+        raise SignalingError(ErrorCode.REJECTED, _reason(exc)) from None
+
+
+def _reason(exc: ValueError) -> str:
+    text = str(exc) or type(exc).__name__
+    return text[:MAX_REASON_CHARS]
+
+
+def _client_address(environ: Mapping[str, Any]) -> str:
+    # engine.io's aiohttp driver puts a fixed 127.0.0.1 in REMOTE_ADDR; the request knows.
+    request = environ.get("aiohttp.request")
+    remote = getattr(request, "remote", None)
+    return remote or environ.get("REMOTE_ADDR") or "unknown"

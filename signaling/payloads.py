@@ -1,0 +1,227 @@
+"""The client events' schema: turn (event name, socket.io arguments) into a typed event.
+
+Pure functions, no I/O. Every rule the browser's payload must satisfy lives here, so that the
+event handlers only ever see well-formed values. Anything else raises `PayloadError` with a
+message that names the event, the key and what was wrong.
+
+Every client event carries exactly one argument, a JSON object with exactly the keys listed
+(`call:hangup` carries `{}`); see docs/signaling.md.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from signaling.errors import ErrorCode, SignalingError
+
+# Limits (bytes are UTF-8 bytes). A browser's audio-only offer is 2-6 KiB; a candidate line is
+# under 200 bytes, and one call gathers a handful of candidates per network interface.
+MAX_SDP_BYTES = 64 * 1024
+MAX_CANDIDATE_BYTES = 1024
+MAX_CANDIDATES_PER_CALL = 64
+MAX_MID_BYTES = 64  # RFC 8843 mids are short tokens; browsers use "0", "1", ...
+MAX_MLINE_INDEX = 1023
+MAX_SHOWN_CHARS = 40  # how much of a client's own string we echo back in a message
+
+START = "call:start"
+CANDIDATE = "call:candidate"
+HANGUP = "call:hangup"
+DTMF = "call:dtmf"
+MUTE = "call:mute"
+
+_DTMF_DIGITS = re.compile(r"[0-9*#A-D]{1,32}")
+
+
+class PayloadError(SignalingError):
+    """A client event is malformed or unknown."""
+
+    def __init__(self, message: str, *, code: str = ErrorCode.BAD_PAYLOAD) -> None:
+        super().__init__(code, message)
+
+
+@dataclass(frozen=True, slots=True)
+class StartCall:
+    sdp: str
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A trickled ICE candidate; `candidate == ""` is the end of candidates."""
+
+    candidate: str
+    sdp_mid: str | None
+    sdp_mline_index: int | None
+
+    @property
+    def is_end_of_candidates(self) -> bool:
+        return self.candidate == ""
+
+    @property
+    def is_mdns(self) -> bool:
+        """The address is an mDNS name (RFC 8828 `<uuid>.local`): the gateway could only
+        resolve it by multicast DNS on the visitor's LAN, which it is not on, and aioice
+        would spend a 1 s timeout on each. Such candidates are dropped."""
+        if not self.candidate:
+            return False
+        return self.candidate.split()[4].lower().endswith(".local")
+
+
+@dataclass(frozen=True, slots=True)
+class Hangup:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Dtmf:
+    digits: str
+
+
+@dataclass(frozen=True, slots=True)
+class Mute:
+    muted: bool
+
+
+ClientEvent = StartCall | Candidate | Hangup | Dtmf | Mute
+
+
+def show(value: object) -> str:
+    """A client-supplied value, shortened, for an error message."""
+    text = repr(value)
+    if len(text) > MAX_SHOWN_CHARS:
+        text = text[: MAX_SHOWN_CHARS - 3] + "..."
+    return text
+
+
+def parse_client_event(event: object, args: tuple[object, ...]) -> ClientEvent:
+    """Validate one client event. `args` are the socket.io arguments after the event name."""
+    parser = _PARSERS.get(event) if isinstance(event, str) else None
+    if parser is None:
+        raise PayloadError(f"unknown event {show(event)}", code=ErrorCode.UNKNOWN_EVENT)
+    if len(args) != 1:
+        raise PayloadError(f"{event}: expected exactly one payload object, got {len(args)}")
+    return parser(args[0])
+
+
+def _object(event: str, payload: object, keys: frozenset[str]) -> dict[str, object]:
+    if not isinstance(payload, dict):
+        raise PayloadError(f"{event}: payload must be an object, got {_type_name(payload)}")
+    missing = keys - payload.keys()
+    if missing:
+        raise PayloadError(f"{event}: missing key {', '.join(sorted(missing))}")
+    extra = payload.keys() - keys
+    if extra:
+        shown = ", ".join(sorted(show(k) for k in extra))
+        raise PayloadError(f"{event}: unexpected key {shown}")
+    return payload
+
+
+def _string(event: str, key: str, value: object, max_bytes: int) -> str:
+    if not isinstance(value, str):
+        raise PayloadError(f"{event}: {key} must be a string, got {_type_name(value)}")
+    # Characters never outnumber UTF-8 bytes: this test spares encoding a huge string.
+    if len(value) > max_bytes:
+        raise PayloadError(f"{event}: {key} is longer than {max_bytes} bytes")
+    try:
+        size = len(value.encode("utf-8"))
+    except UnicodeEncodeError:
+        # JSON can carry lone surrogates ("\ud800"), which are not text.
+        raise PayloadError(f"{event}: {key} is not valid Unicode") from None
+    if size > max_bytes:
+        raise PayloadError(f"{event}: {key} is longer than {max_bytes} bytes")
+    return value
+
+
+def _type_name(value: object) -> str:
+    # JSON's names, since that is what the client sent.
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return "binary" if isinstance(value, bytes) else type(value).__name__
+
+
+_START_KEYS = frozenset({"sdp"})
+_CANDIDATE_KEYS = frozenset({"candidate", "sdpMid", "sdpMLineIndex"})
+_DTMF_KEYS = frozenset({"digits"})
+_MUTE_KEYS = frozenset({"muted"})
+
+
+def _parse_start(payload: object) -> StartCall:
+    fields = _object(START, payload, _START_KEYS)
+    sdp = _string(START, "sdp", fields["sdp"], MAX_SDP_BYTES)
+    if not sdp.startswith("v=0"):
+        # Not the gateway's SDP parser's job to see JSON junk; an offer starts with v=0.
+        raise PayloadError(f"{START}: sdp is not an SDP offer (it must start with v=0)")
+    return StartCall(sdp)
+
+
+def _parse_candidate(payload: object) -> Candidate:
+    fields = _object(CANDIDATE, payload, _CANDIDATE_KEYS)
+    candidate = _string(CANDIDATE, "candidate", fields["candidate"], MAX_CANDIDATE_BYTES)
+    mid = fields["sdpMid"]
+    if mid is not None:
+        mid = _string(CANDIDATE, "sdpMid", mid, MAX_MID_BYTES)
+    index = fields["sdpMLineIndex"]
+    if index is not None and (
+        not isinstance(index, int) or isinstance(index, bool) or not 0 <= index <= MAX_MLINE_INDEX
+    ):
+        raise PayloadError(
+            f"{CANDIDATE}: sdpMLineIndex must be null or an integer 0-{MAX_MLINE_INDEX}, "
+            f"got {show(index)}"
+        )
+    if candidate:
+        _check_candidate_line(candidate)
+        if mid is None and index is None:
+            raise PayloadError(f"{CANDIDATE}: sdpMid and sdpMLineIndex are both null")
+    return Candidate(candidate, mid, index)
+
+
+def _check_candidate_line(candidate: str) -> None:
+    # RFC 8839 §5.1: candidate:<foundation> <component> <transport> <priority> <address>
+    # <port> typ <type> ... ; the rest is for the gateway's ICE agent to judge.
+    parts = candidate.split()
+    if len(parts) < 8 or not parts[0].startswith("candidate:") or parts[6] != "typ":
+        raise PayloadError(
+            f"{CANDIDATE}: candidate is not an ICE candidate line "
+            "('candidate:<foundation> <component> <transport> <priority> <address> <port> "
+            f"typ <type> ...'): {show(candidate)}"
+        )
+
+
+def _parse_hangup(payload: object) -> Hangup:
+    _object(HANGUP, payload, frozenset())
+    return Hangup()
+
+
+def _parse_dtmf(payload: object) -> Dtmf:
+    fields = _object(DTMF, payload, _DTMF_KEYS)
+    digits = fields["digits"]
+    if not isinstance(digits, str) or not _DTMF_DIGITS.fullmatch(digits):
+        raise PayloadError(f"{DTMF}: digits must be 1-32 of 0-9 * # A-D, got {show(digits)}")
+    return Dtmf(digits)
+
+
+def _parse_mute(payload: object) -> Mute:
+    fields = _object(MUTE, payload, _MUTE_KEYS)
+    muted = fields["muted"]
+    if not isinstance(muted, bool):
+        raise PayloadError(f"{MUTE}: muted must be a boolean, got {_type_name(muted)}")
+    return Mute(muted)
+
+
+_PARSERS = {
+    START: _parse_start,
+    CANDIDATE: _parse_candidate,
+    HANGUP: _parse_hangup,
+    DTMF: _parse_dtmf,
+    MUTE: _parse_mute,
+}

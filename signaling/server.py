@@ -1,0 +1,59 @@
+"""Build the socket.io server of the gateway and attach it to the aiohttp application."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import socketio
+from aiohttp import web
+
+from gateway.service import CallService
+from signaling.namespace import CallNamespace
+
+# The hard cap on one websocket message. Our own limits (SDP 64 KiB, candidate 1 KiB) answer
+# with an `error` event and keep the connection; a message past this cap closes the
+# connection instead (aiohttp's reader refuses it). 1 MiB leaves room for a 64 KiB
+# SDP even if every character was JSON-escaped as \uXXXX (6 bytes).
+MAX_MESSAGE_BYTES = 1024 * 1024
+
+
+def create_signaling(
+    service: CallService,
+    *,
+    ice_servers: list[dict[str, Any]],
+    page_origins: Iterable[str] = (),
+) -> socketio.AsyncServer:
+    """The socket.io server for browsers: websocket transport only.
+
+    `ice_servers` is sent to each client as its RTCPeerConnection `iceServers`.
+    `page_origins` are origins accepted for every site besides the site's own: the
+    gateway's own public origin, since the call page it serves at /embed/<site> (framed by
+    the site) opens its socket from there. engine.io's CORS check is off
+    (`cors_allowed_origins=[]`) because the per-site Origin check in the connect handler
+    replaces it.
+    """
+    sio = socketio.AsyncServer(
+        async_mode="aiohttp",
+        transports=["websocket"],
+        cors_allowed_origins=[],
+        max_http_buffer_size=MAX_MESSAGE_BYTES,
+        logger=False,
+        engineio_logger=False,
+    )
+    sio.register_namespace(
+        CallNamespace(service, ice_servers=ice_servers, page_origins=page_origins)
+    )
+    return sio
+
+
+def attach(app: web.Application, sio: socketio.AsyncServer) -> None:
+    """Serve `sio` at /socket.io/ on `app`."""
+    sio.attach(app, socketio_path="socket.io")
+
+
+def call_namespace(sio: socketio.AsyncServer) -> CallNamespace:
+    """The namespace handler of a server made by `create_signaling` (for stats and tests)."""
+    namespace = sio.namespace_handlers["/"]
+    assert isinstance(namespace, CallNamespace)
+    return namespace

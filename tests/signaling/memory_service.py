@@ -1,0 +1,104 @@
+"""An in-memory `CallService` for the signaling tests: records every request, answers with
+a fixed SDP, and lets a test push call states as the gateway would.
+
+It stands in for the gateway's CallManager behind the `call_service` fixture only; the
+signaling server, the socket.io client and the sockets in these tests are all real.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from gateway.service import CallRefused, CallState, CallUpdate, EndCause, Notify, SiteInfo
+
+ANSWER_SDP = (
+    "v=0\r\n"
+    "o=- 3900000000 3900000000 IN IP4 127.0.0.1\r\n"
+    "s=-\r\n"
+    "t=0 0\r\n"
+    "a=group:BUNDLE 0\r\n"
+    "m=audio 9 UDP/TLS/RTP/SAVPF 0\r\n"
+    "c=IN IP4 127.0.0.1\r\n"
+    "a=mid:0\r\n"
+    "a=sendrecv\r\n"
+    "a=rtcp-mux\r\n"
+    "a=rtpmap:0 PCMU/8000\r\n"
+    "a=ice-ufrag:test\r\n"
+    "a=ice-pwd:testtesttesttesttesttest\r\n"
+    "a=fingerprint:sha-256 " + ":".join(["AB"] * 32) + "\r\n"
+    "a=setup:active\r\n"
+)
+
+
+@dataclass
+class InMemoryCallService:
+    sites: dict[str, SiteInfo]
+    start_delay: float = 0.0  # seconds start_call takes (an answer being built)
+    request_delay: float = 0.0  # seconds every other request takes
+    refusal: Exception | None = None  # raised by the next start_call
+    requests: list[tuple] = field(default_factory=list)  # (method, *arguments) in order
+    notifiers: dict[str, Notify] = field(default_factory=dict)  # calls not ended yet
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    _next_id: int = 0
+
+    def site(self, site_id: str) -> SiteInfo | None:
+        return self.sites.get(site_id)
+
+    async def start_call(
+        self, *, site_id: str, client: str, offer_sdp: str, notify: Notify
+    ) -> tuple[str, str]:
+        self._record("start_call", site_id, client, offer_sdp)
+        if self.refusal is not None:
+            refusal, self.refusal = self.refusal, None
+            raise refusal
+        if site_id not in self.sites:
+            raise CallRefused("unknown_site", "no such site")
+        notify(CallUpdate(CallState.CONNECTING))
+        await asyncio.sleep(self.start_delay)
+        self._next_id += 1
+        call_id = f"call-{self._next_id}"
+        self.notifiers[call_id] = notify
+        return call_id, ANSWER_SDP
+
+    async def add_candidate(
+        self, call_id: str, candidate: str, sdp_mid: str | None, sdp_mline_index: int | None
+    ) -> None:
+        await self._request("add_candidate", call_id, candidate, sdp_mid, sdp_mline_index)
+
+    async def hangup(self, call_id: str) -> None:
+        await self._request("hangup", call_id)
+        self.push(call_id, CallUpdate(CallState.ENDED, EndCause.VISITOR_HUNG_UP))
+
+    async def send_dtmf(self, call_id: str, digits: str) -> None:
+        await self._request("send_dtmf", call_id, digits)
+
+    async def set_mute(self, call_id: str, muted: bool) -> None:
+        await self._request("set_mute", call_id, muted)
+
+    # What the gateway would do on its own: states from the SIP leg.
+    def push(self, call_id: str, update: CallUpdate) -> None:
+        notify = self.notifiers[call_id]
+        if update.state is CallState.ENDED:
+            del self.notifiers[call_id]
+        notify(update)
+
+    def calls_to(self, method: str) -> list[tuple]:
+        return [request[1:] for request in self.requests if request[0] == method]
+
+    async def wait_for_request(self, method: str, count: int = 1, timeout: float = 5.0) -> None:
+        async with asyncio.timeout(timeout):
+            while len(self.calls_to(method)) < count:
+                self.changed.clear()
+                await self.changed.wait()
+
+    async def _request(self, method: str, call_id: str, *arguments: object) -> None:
+        if self.request_delay:
+            await asyncio.sleep(self.request_delay)
+        self._record(method, call_id, *arguments)
+        if call_id not in self.notifiers:
+            raise ValueError(f"no call {call_id}")
+
+    def _record(self, method: str, *arguments: object) -> None:
+        self.requests.append((method, *arguments))
+        self.changed.set()
