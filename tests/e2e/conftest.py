@@ -1,0 +1,89 @@
+"""A real gateway (in this process, on free loopback ports) and a real browser for each test."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Page
+
+from gateway.app import Gateway
+from gateway.config import parse_config
+from tests.support.audio import write_tone_wav
+from tests.support.browser import chromium, record_states
+from tests.support.ports import free_port_block, free_udp_port
+
+MIC_HZ = 1000
+
+
+def gateway_toml(
+    *,
+    destination: str,
+    browser_codecs=("PCMU",),
+    ring_timeout: float = 10,
+    site_extra: str = "",
+    extra: str = "",
+) -> str:
+    http, sip = free_udp_port(), free_udp_port()
+    rtp = free_port_block(100)
+    return f"""
+[http]
+listen = "127.0.0.1:{http}"
+[sip]
+listen = "127.0.0.1:{sip}"
+[media]
+rtp_ports = "{rtp}-{rtp + 99}"
+browser_codecs = {json.dumps(list(browser_codecs))}
+[ice]
+host_addresses = ["127.0.0.1"]
+[demo]
+enabled = false
+{extra}
+[[sites]]
+id = "shop"
+destination = "{destination}"
+ring_timeout = {ring_timeout}
+{site_extra}
+"""
+
+
+@pytest.fixture
+async def gateway_factory() -> AsyncIterator[Callable[..., Awaitable[Gateway]]]:
+    started: list[Gateway] = []
+
+    async def start(**options) -> Gateway:
+        gateway = await Gateway.start(parse_config(gateway_toml(**options), {}))
+        started.append(gateway)
+        return gateway
+
+    yield start
+    for gateway in started:
+        await gateway.stop()
+
+
+@pytest.fixture
+def mic_wav(tmp_path: Path) -> Path:
+    return write_tone_wav(tmp_path / "mic.wav", MIC_HZ, 60.0, 48000)
+
+
+@pytest.fixture
+async def page(mic_wav: Path) -> AsyncIterator[Page]:
+    async with chromium(mic_wav) as browser:
+        context = await browser.new_context()
+        yield await context.new_page()
+
+
+async def open_call_page(page: Page, gateway: Gateway, site: str = "shop") -> None:
+    await page.goto(f"{gateway.url}/embed/{site}")
+    await page.wait_for_function("() => !document.querySelector('#call').disabled")
+    await record_states(page)
+
+
+async def wait_for_status(page: Page, text: str, timeout: float = 10.0) -> None:
+    await page.wait_for_function(
+        "(text) => document.querySelector('[role=status]').textContent.includes(text)",
+        arg=text,
+        timeout=timeout * 1000,
+    )

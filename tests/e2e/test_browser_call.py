@@ -1,0 +1,123 @@
+"""A visitor in headless Chromium calls through the gateway to real SIP peers."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from gateway.service import CallState
+from tests.support.audio import assert_tone, assert_wav_has_tone
+from tests.support.browser import capture_remote_audio, states
+
+from .conftest import MIC_HZ, open_call_page, wait_for_status
+
+PHONE_HZ = 440
+
+
+def in_order(seen: list[str], expected: list[str]) -> bool:
+    """`expected` appears in `seen` in that order (other states may come between)."""
+    position = 0
+    for text in seen:
+        if position < len(expected) and text.startswith(expected[position]):
+            position += 1
+    return position == len(expected)
+
+
+async def assert_all_released(gateway) -> None:
+    for _ in range(50):
+        if not gateway.calls.calls and gateway.endpoint.ua.active_calls == 0:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"calls left: {gateway.calls.calls}")
+
+
+@pytest.mark.parametrize("codec", ["PCMU", "opus"])
+async def test_call_to_a_desk_phone_carries_audio_both_ways(
+    gateway_factory, baresip_factory, page, codec
+):
+    phone = baresip_factory(codecs=("PCMU",), tone_hz=PHONE_HZ, tone_seconds=20)
+    gateway = await gateway_factory(destination=phone.uri, browser_codecs=[codec])
+    await open_call_page(page, gateway)
+    await page.get_by_role("button", name="Call").click()
+    await wait_for_status(page, "In call")
+    (call,) = gateway.calls.calls.values()
+    assert call.bridge.transcoding == (codec == "opus")
+    samples, rate = await capture_remote_audio(page, 2.0)
+    assert_tone(samples, rate, PHONE_HZ, skip_seconds=0.2, what="audio the page received")
+    await page.get_by_role("button", name="Hang up").click()
+    await wait_for_status(page, "Call ended")
+    await phone.wait_for_calls_ended_async(1, timeout=10)
+    assert_wav_has_tone(phone.last_recording().decoded, MIC_HZ, skip_seconds=0.5)
+    assert in_order(await states(page), ["Starting", "Connecting", "In call", "Call ended"])
+    await assert_all_released(gateway)
+
+
+async def test_operator_hanging_up_is_shown(gateway_factory, baresip_factory, page):
+    phone = baresip_factory(codecs=("PCMU",), tone_seconds=2.5)  # hangs up after its WAV
+    gateway = await gateway_factory(destination=phone.uri)
+    await open_call_page(page, gateway)
+    await page.get_by_role("button", name="Call").click()
+    await wait_for_status(page, "In call")
+    await wait_for_status(page, "Call ended: the other side hung up", timeout=10)
+    await assert_all_released(gateway)
+
+
+async def test_busy_is_shown(gateway_factory, sipp_factory, page):
+    uas = sipp_factory("uas_busy")
+    gateway = await gateway_factory(destination=uas.uri)
+    await open_call_page(page, gateway)
+    await page.get_by_role("button", name="Call").click()
+    await wait_for_status(page, "Call ended: busy")
+    await uas.assert_passed_async()
+    assert in_order(await states(page), ["Starting", "Ringing", "Call ended: busy"])
+    await assert_all_released(gateway)
+
+
+async def test_no_answer_cancels_at_the_ring_timeout(gateway_factory, sipp_factory, page):
+    uas = sipp_factory("uas_no_answer")
+    gateway = await gateway_factory(destination=uas.uri, ring_timeout=2)
+    await open_call_page(page, gateway)
+    started = time.monotonic()
+    await page.get_by_role("button", name="Call").click()
+    await wait_for_status(page, "Ringing")
+    await wait_for_status(page, "Call ended: no answer", timeout=6)
+    assert 1.8 < time.monotonic() - started < 4
+    await uas.assert_passed_async()  # it saw the CANCEL, answered 487 and got the ACK
+    await assert_all_released(gateway)
+
+
+async def test_far_end_bye_is_shown(gateway_factory, sipp_factory, page):
+    uas = sipp_factory("uas_far_bye")
+    gateway = await gateway_factory(destination=uas.uri)
+    await open_call_page(page, gateway)
+    await page.get_by_role("button", name="Call").click()
+    await wait_for_status(page, "Call ended: the other side hung up")
+    await uas.assert_passed_async()
+
+
+async def test_closing_the_tab_sends_bye_within_two_seconds(gateway_factory, sipp_factory, page):
+    uas = sipp_factory("uas_answer_echo", rtp_echo=True)
+    gateway = await gateway_factory(destination=uas.uri)
+    await open_call_page(page, gateway)
+    await page.get_by_role("button", name="Call").click()
+    await wait_for_status(page, "In call")
+    closed = time.monotonic()
+    await page.close()
+    await uas.assert_passed_async(timeout=5)  # the scenario ends on our BYE
+    assert time.monotonic() - closed < 2.0
+    await assert_all_released(gateway)
+
+
+async def test_hanging_up_while_ringing_cancels(gateway_factory, sipp_factory, page):
+    uas = sipp_factory("uas_no_answer")
+    gateway = await gateway_factory(destination=uas.uri)
+    await open_call_page(page, gateway)
+    await page.get_by_role("button", name="Call").click()
+    await wait_for_status(page, "Ringing")
+    (call,) = gateway.calls.calls.values()
+    assert call.state == CallState.RINGING
+    await page.get_by_role("button", name="Hang up").click()
+    await uas.assert_passed_async()
+    await assert_all_released(gateway)
