@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 
 import pytest
@@ -46,10 +47,15 @@ async def test_call_to_a_desk_phone_carries_audio_both_ways(
     assert call.bridge.transcoding == (codec == "opus")
     samples, rate = await capture_remote_audio(page, 2.0)
     assert_tone(samples, rate, PHONE_HZ, skip_seconds=0.2, what="audio the page received")
+    for digit in ("1", "pound"):
+        await page.get_by_role("button", name=digit, exact=True).click()
+        await asyncio.sleep(0.3)
     await page.get_by_role("button", name="Hang up").click()
     await wait_for_status(page, "Call ended")
     await phone.wait_for_calls_ended_async(1, timeout=10)
     assert_wav_has_tone(phone.last_recording().decoded, MIC_HZ, skip_seconds=0.5)
+    # The keypad's digits reached the phone as RFC 4733 events, once each.
+    assert re.findall(r"received event: '(.)' \(end=1\)", phone.output()) == ["1", "#"]
     assert in_order(await states(page), ["Starting", "Connecting", "In call", "Call ended"])
     await assert_all_released(gateway)
 
