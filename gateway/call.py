@@ -56,6 +56,7 @@ class CallSettings:
     credentials: tuple[str, str] | None
     proxy: str | None
     caller_name: str | None
+    from_user: str | None
     ring_timeout: float
     rtp_host: str
     rtp_announce: str
@@ -117,6 +118,7 @@ class Call:
                 sdp=self.media.offer(),
                 credentials=s.credentials,
                 display_name=s.caller_name,
+                from_user=s.from_user,
                 proxy=s.proxy,
                 headers=list(s.headers),
             )

@@ -113,6 +113,7 @@ class CallManager:
             credentials=site.credentials,
             proxy=str(site.proxy) if site.proxy else None,
             caller_name=site.caller_name,
+            from_user=site.from_user,
             ring_timeout=site.ring_timeout,
             rtp_host=config.sip.listen[0],
             rtp_announce=config.sip.public_address[0],
