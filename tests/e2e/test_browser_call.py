@@ -127,3 +127,30 @@ async def test_hanging_up_while_ringing_cancels(gateway_factory, sipp_factory, p
     await page.get_by_role("button", name="Hang up").click()
     await uas.assert_passed_async()
     await assert_all_released(gateway)
+
+
+async def test_local_ringback_while_the_phone_rings(gateway_factory, sipp_factory, page):
+    uas = sipp_factory("uas_no_answer")            # 180 without SDP, never answers
+    gateway = await gateway_factory(destination=uas.uri)   # default: 425 Hz, 1 s on
+    await open_call_page(page, gateway)
+    await page.get_by_role("button", name="Call").click()
+    await wait_for_status(page, "Ringing")
+    samples, rate = await capture_remote_audio(page, 1.0)
+    assert_tone(samples, rate, 425, what="ringback")
+    await page.get_by_role("button", name="Hang up").click()
+    await uas.assert_passed_async()
+
+
+async def test_early_media_is_played_before_the_answer(gateway_factory, sipp_factory, page):
+    uas = sipp_factory("uas_early_media", tone_hz=1300)    # 183 + SDP, tone, then 200
+    gateway = await gateway_factory(destination=uas.uri)
+    await open_call_page(page, gateway)
+    await page.get_by_role("button", name="Call").click()
+    await wait_for_status(page, "Ringing")
+    (call,) = gateway.calls.calls.values()
+    samples, rate = await capture_remote_audio(page, 1.0)
+    assert call.state == CallState.EARLY_MEDIA
+    assert_tone(samples, rate, 1300, what="early media")
+    await wait_for_status(page, "In call")
+    await page.get_by_role("button", name="Hang up").click()
+    await uas.assert_passed_async()
