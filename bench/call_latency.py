@@ -29,17 +29,17 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from gateway.app import Gateway  # noqa: E402
-from gateway.config import parse_config  # noqa: E402
-from gateway.transcoder import OPUS, Transcoder, audio_codec  # noqa: E402
-from sip_bridge.call_media import CallMedia  # noqa: E402
-from sip_bridge.endpoint import SipCall, SipEndpoint  # noqa: E402
-from sip_bridge.rtp.g711 import ulaw_decode  # noqa: E402
-from sip_bridge.useragent import UserAgentConfig  # noqa: E402
-from tests.e2e.conftest import gateway_toml  # noqa: E402
-from tests.support.audio import write_tone_wav  # noqa: E402
-from tests.support.browser import chromium  # noqa: E402
-from tests.support.ports import free_port_block, free_udp_port  # noqa: E402
+from gateway.app import Gateway
+from gateway.config import parse_config
+from gateway.transcoder import OPUS, Transcoder, audio_codec
+from sip_bridge.call_media import CallMedia
+from sip_bridge.endpoint import SipCall, SipEndpoint
+from sip_bridge.rtp.g711 import ulaw_decode
+from sip_bridge.useragent import UserAgentConfig
+from tests.e2e.conftest import gateway_toml
+from tests.support.audio import write_tone_wav
+from tests.support.browser import chromium
+from tests.support.ports import free_port_block, free_udp_port
 
 
 class Phone:
