@@ -357,15 +357,21 @@ def server_key(request: Request) -> tuple:
     )
 
 
-def build_non2xx_ack(invite: Request, response: Response) -> Request:
-    """The ACK a client transaction sends for a 3xx-6xx (RFC 3261 §17.1.1.3)."""
+def same_transaction_request(invite: Request, method: str, to: str) -> Request:
+    """An ACK (for a 3xx-6xx, §17.1.1.3) or a CANCEL (§9.1) of an INVITE: the INVITE's
+    Request-URI, top Via (so its branch), routes, From, Call-ID and CSeq number."""
     headers = Headers()
     headers.add("Via", invite.headers.get_list("Via")[0])
     for route in invite.headers.get_all("Route"):
         headers.add("Route", route)
     headers.add("Max-Forwards", "70")
     headers.add("From", invite.headers.get("From") or "")
-    headers.add("To", response.headers.get("To") or "")
+    headers.add("To", to)
     headers.add("Call-ID", invite.call_id)
-    headers.add("CSeq", f"{invite.cseq.seq} ACK")
-    return Request("ACK", invite.uri, headers)
+    headers.add("CSeq", f"{invite.cseq.seq} {method}")
+    return Request(method, invite.uri, headers)
+
+
+def build_non2xx_ack(invite: Request, response: Response) -> Request:
+    """The ACK a client transaction sends for a 3xx-6xx (RFC 3261 §17.1.1.3)."""
+    return same_transaction_request(invite, "ACK", response.headers.get("To") or "")

@@ -53,6 +53,7 @@ from .transaction import (
     State,
     TimerSettings,
     Transaction,
+    same_transaction_request,
     server_key,
 )
 from .uri import NameAddress, SipUri, Uri, parse_sip_uri, parse_uri, quote_display_name
@@ -410,6 +411,18 @@ class UserAgent:
         tx.start(now)
         return tx
 
+    def _new_server_tx(self, cls, request: Request, reply_to: Address) -> ServerTransaction:
+        tx = cls(
+            request,
+            reply_to,
+            self._send,
+            self,
+            reliable=self.config.reliable,
+            timers=self.config.timers,
+        )
+        self._server_txs[tx.key] = tx
+        return tx
+
     def _start_invite(self, call: _Call, now: float) -> None:
         call.invite_tx = self._new_client_tx(
             InviteClientTransaction, call.invite, call.destination, call, now
@@ -420,16 +433,8 @@ class UserAgent:
             return
         call.cancel_sent = True
         invite = call.invite
-        headers = Headers()
-        headers.add("Via", invite.headers.get_list("Via")[0])
-        for route in invite.headers.get_all("Route"):
-            headers.add("Route", route)
-        headers.add("Max-Forwards", "70")
-        headers.add("From", invite.headers.get("From") or "")
-        headers.add("To", invite.headers.get("To") or "")
-        headers.add("Call-ID", invite.call_id)
-        headers.add("CSeq", f"{invite.cseq.seq} CANCEL")
-        cancel = Request("CANCEL", invite.uri, headers)
+        # §9.1: same Request-URI, Call-ID, From, To, CSeq number, top Via and routes.
+        cancel = same_transaction_request(invite, "CANCEL", invite.headers.get("To") or "")
         self._new_client_tx(NonInviteClientTransaction, cancel, call.destination, call, now)
         call.cancel_deadline = now + 64 * self.config.timers.t1
 
@@ -697,15 +702,7 @@ class UserAgent:
             self._receive_cancel(request, reply_to, now)
             return
         tx_cls = InviteServerTransaction if method == "INVITE" else NonInviteServerTransaction
-        tx = tx_cls(
-            request,
-            reply_to,
-            self._send,
-            self,
-            reliable=self.config.reliable,
-            timers=self.config.timers,
-        )
-        self._server_txs[tx.key] = tx
+        tx = self._new_server_tx(tx_cls, request, reply_to)
         refusal = self._precheck(request)
         if refusal is not None:
             self.counters["refused_requests"] += 1
@@ -853,15 +850,7 @@ class UserAgent:
         # The INVITE it cancels has the same branch (§9.2).
         invite_key = server_key(Request("INVITE", request.uri, request.headers))
         invite_tx = self._server_txs.get(invite_key)
-        tx = NonInviteServerTransaction(
-            request,
-            reply_to,
-            self._send,
-            self,
-            reliable=self.config.reliable,
-            timers=self.config.timers,
-        )
-        self._server_txs[tx.key] = tx
+        tx = self._new_server_tx(NonInviteServerTransaction, request, reply_to)
         if not isinstance(invite_tx, InviteServerTransaction):
             tx.respond(new_response(request, 481), now)
             return
