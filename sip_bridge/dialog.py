@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from .headers import Headers
 from .message import Request, Response
-from .uri import NameAddress, SipUri, Uri, parse_name_address
+from .uri import SipUri, Uri, parse_name_address
 
 
 @dataclass
@@ -118,7 +118,3 @@ class Dialog:
     def matches(self, request: Request) -> bool:
         to_tag = request.to.tag
         return to_tag == self.local_tag and request.from_.tag == self.remote_tag
-
-
-def remote_identity(dialog: Dialog) -> NameAddress:
-    return parse_name_address(dialog.remote_party)

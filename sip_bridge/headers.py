@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from .errors import SipParseError
-from .uri import parse_params, split_header_list
+from .uri import param_value, parse_params, split_header_list
 
 COMPACT_FORMS = {
     "a": "Accept-Contact",
@@ -254,15 +254,10 @@ class Via:
     params: tuple[tuple[str, str | None], ...] = ()
 
     def param(self, name: str) -> str | None:
-        name = name.lower()
-        for key, value in self.params:
-            if key.lower() == name:
-                return "" if value is None else value
-        return None
+        return param_value(self.params, name)
 
     def has_param(self, name: str) -> bool:
-        name = name.lower()
-        return any(key.lower() == name for key, _ in self.params)
+        return param_value(self.params, name) is not None
 
     @property
     def branch(self) -> str | None:
@@ -304,12 +299,3 @@ def parse_via(value: str) -> Via:
             raise SipParseError(f"Via port out of range: {value!r}")
     params = parse_params(param_text or "", value)
     return Via(transport.upper(), host, port, params)
-
-
-def parse_vias(headers: Headers) -> list[Via]:
-    return [parse_via(v) for v in headers.get_list("Via")]
-
-
-def parse_param_value(text: str, context: str) -> tuple[tuple[str, str | None], ...]:
-    """Parameters after a token value, as in `Content-Type: application/sdp;charset=x`."""
-    return parse_params(text, context)

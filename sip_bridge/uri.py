@@ -31,6 +31,18 @@ _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+\-.]*$")
 MAX_URI_LENGTH = 2048
 
 
+Params = tuple[tuple[str, str | None], ...]
+
+
+def param_value(params: Params, name: str) -> str | None:
+    """A parameter's value by case-insensitive name: "" for a flag (`;lr`), None if absent."""
+    name = name.lower()
+    for key, value in params:
+        if key.lower() == name:
+            return "" if value is None else value
+    return None
+
+
 def _check_escapes(text: str, what: str) -> None:
     if _ESCAPE.search(text):
         raise SipParseError(f"bad %-escape in URI {what}: {text!r}")
@@ -62,15 +74,10 @@ class SipUri:
 
     def param(self, name: str) -> str | None:
         """The value of a URI parameter ("" for a flag like `lr`), None when absent."""
-        name = name.lower()
-        for key, value in self.params:
-            if key.lower() == name:
-                return "" if value is None else value
-        return None
+        return param_value(self.params, name)
 
     def has_param(self, name: str) -> bool:
-        name = name.lower()
-        return any(key.lower() == name for key, _ in self.params)
+        return param_value(self.params, name) is not None
 
     def with_params(self, **params: str | None) -> SipUri:
         kept = tuple((k, v) for k, v in self.params if k.lower() not in params)
@@ -268,11 +275,7 @@ class NameAddress:
     params: tuple[tuple[str, str | None], ...] = field(default=())
 
     def param(self, name: str) -> str | None:
-        name = name.lower()
-        for key, value in self.params:
-            if key.lower() == name:
-                return "" if value is None else value
-        return None
+        return param_value(self.params, name)
 
     @property
     def tag(self) -> str | None:
