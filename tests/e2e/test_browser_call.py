@@ -130,8 +130,8 @@ async def test_hanging_up_while_ringing_cancels(gateway_factory, sipp_factory, p
 
 
 async def test_local_ringback_while_the_phone_rings(gateway_factory, sipp_factory, page):
-    uas = sipp_factory("uas_no_answer")            # 180 without SDP, never answers
-    gateway = await gateway_factory(destination=uas.uri)   # default: 425 Hz, 1 s on
+    uas = sipp_factory("uas_no_answer")  # 180 without SDP, never answers
+    gateway = await gateway_factory(destination=uas.uri)  # default: 425 Hz, 1 s on
     await open_call_page(page, gateway)
     await page.get_by_role("button", name="Call").click()
     await wait_for_status(page, "Ringing")
@@ -142,7 +142,7 @@ async def test_local_ringback_while_the_phone_rings(gateway_factory, sipp_factor
 
 
 async def test_early_media_is_played_before_the_answer(gateway_factory, sipp_factory, page):
-    uas = sipp_factory("uas_early_media", tone_hz=1300)    # 183 + SDP, tone, then 200
+    uas = sipp_factory("uas_early_media", tone_hz=1300)  # 183 + SDP, tone, then 200
     gateway = await gateway_factory(destination=uas.uri)
     await open_call_page(page, gateway)
     await page.get_by_role("button", name="Call").click()

@@ -32,8 +32,8 @@ async def one_call(page, gateway, hang_up: str) -> None:
 async def test_calls_leave_nothing_behind(gateway_factory, sipp_factory, page):
     uas = sipp_factory("uas_answer_echo", rtp_echo=True, calls=4)
     gateway = await gateway_factory(destination=uas.uri)
-    await one_call(page, gateway, "visitor")      # warm-up: pools and caches fill once
-    await page.goto("about:blank")                # the page's socket closes too
+    await one_call(page, gateway, "visitor")  # warm-up: pools and caches fill once
+    await page.goto("about:blank")  # the page's socket closes too
     await settle()
     fds, threads = open_fds(), threading.active_count()
     tasks = set(asyncio.all_tasks())
@@ -45,8 +45,11 @@ async def test_calls_leave_nothing_behind(gateway_factory, sipp_factory, page):
     assert threading.active_count() <= threads
     # engine.io's ping task of a closed websocket sleeps out its ping interval, then ends:
     # it belongs to the connection (closed above), not to a call.
-    left = [t for t in asyncio.all_tasks() - tasks
-            if not t.done() and "_send_ping" not in repr(t.get_coro())]
+    left = [
+        t
+        for t in asyncio.all_tasks() - tasks
+        if not t.done() and "_send_ping" not in repr(t.get_coro())
+    ]
     assert not left, [t.get_coro() for t in left]
     assert gateway.endpoint.ua.active_calls == 0
     await uas.assert_passed_async()

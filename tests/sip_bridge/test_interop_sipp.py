@@ -42,7 +42,7 @@ async def test_busy(sipp_factory):
     await uas.assert_passed_async()
 
 
-@pytest.mark.parametrize("scenario", ["uas_auth_401", "uas_auth_407"])
+@pytest.mark.parametrize("scenario", ["uas_auth_401", "uas_auth_401_sha256", "uas_auth_407"])
 async def test_digest_challenge_answered(sipp_factory, scenario):
     uas = sipp_factory(scenario)
     async with caller() as c:

@@ -495,3 +495,20 @@ def test_challenge_without_credentials_fails_clearly(wire, caller):
     challenge(wire, caller, invite, 407)
     (ended,) = events_of(wire, CALLER, CallEnded)
     assert ended.reason == EndReason.AUTH_FAILED and "no credentials" in ended.detail
+
+
+def test_update_from_the_far_end_is_offered_and_answered(wire, caller):
+    invite = scripted_invite(wire, caller)
+    respond(wire, caller, invite, 200, body=ANSWER)
+    update = Request("UPDATE", invite.from_.uri, _in_dialog_headers(invite, "UPDATE", 1))
+    update.headers.add("Content-Type", "application/sdp")
+    update.body = ANSWER.replace(b"m=audio", b"a=inactive\r\nm=audio")
+    wire.inject(caller, update.serialize(), SCRIPTED)
+    (offer,) = events_of(wire, CALLER, OfferReceived)
+    assert offer.method == "UPDATE" and b"inactive" in offer.sdp
+    caller.answer_offer(invite.call_id, wire.now, sdp=b"v=0\r\na=inactive\r\n")
+    wire.flush()
+    reply = parse_message(wire.captured[SCRIPTED][-1])
+    assert (reply.status, reply.cseq.method) == (200, "UPDATE") and b"inactive" in reply.body
+    wire.advance(5)  # an UPDATE's 2xx is not retransmitted: a non-INVITE transaction
+    assert sum(d.startswith(b"SIP/2.0 200") for d in wire.captured[SCRIPTED]) == 1
