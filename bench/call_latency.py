@@ -54,8 +54,9 @@ class Phone:
     async def start(self) -> str:
         port = free_udp_port()
         self.rtp = free_port_block(20)
-        self.endpoint = await SipEndpoint.open(UserAgentConfig(
-            address=("127.0.0.1", port), user="operator", accept_incoming=True))
+        self.endpoint = await SipEndpoint.open(
+            UserAgentConfig(address=("127.0.0.1", port), user="operator", accept_incoming=True)
+        )
         self.endpoint.on_incoming = lambda call: asyncio.ensure_future(self._answer(call))
         return f"sip:operator@127.0.0.1:{port}"
 
@@ -85,8 +86,9 @@ class Phone:
 async def browser_calls(codec: str, calls: int) -> dict:
     phone = Phone()
     uri = await phone.start()
-    gateway = await Gateway.start(parse_config(gateway_toml(destination=uri,
-                                                            browser_codecs=[codec]), {}))
+    gateway = await Gateway.start(
+        parse_config(gateway_toml(destination=uri, browser_codecs=[codec]), {})
+    )
     to_invite, to_audio = [], []
     wav = Path(tempfile.mkdtemp()) / "mic.wav"
     write_tone_wav(wav, 1000, 30, 48000)
@@ -110,8 +112,10 @@ async def browser_calls(codec: str, calls: int) -> dict:
     finally:
         await gateway.stop()
         await phone.close()
-    return {"click_to_invite_ms": ms(statistics.median(to_invite)),
-            "click_to_first_audio_ms": ms(statistics.median(to_audio))}
+    return {
+        "click_to_invite_ms": ms(statistics.median(to_invite)),
+        "click_to_first_audio_ms": ms(statistics.median(to_audio)),
+    }
 
 
 def ms(seconds: float) -> float:
@@ -159,8 +163,9 @@ async def frame_transit(codec: str, frames: int = 250) -> dict:
 
     phone = Phone()
     uri = await phone.start()
-    gateway = await Gateway.start(parse_config(gateway_toml(destination=uri,
-                                                            browser_codecs=[codec]), {}))
+    gateway = await Gateway.start(
+        parse_config(gateway_toml(destination=uri, browser_codecs=[codec]), {})
+    )
     pc = RTCPeerConnection()
     pc.addTrack(Frames())
     received_by_browser: list[float] = []
@@ -168,8 +173,12 @@ async def frame_transit(codec: str, frames: int = 250) -> dict:
     client = socketio.AsyncClient(reconnection=False)
     try:
         await pc.setLocalDescription(await pc.createOffer())
-        await client.connect(gateway.url, transports=["websocket"], auth={"site": "shop"},
-                             headers={"Origin": gateway.config.http.public_origin})
+        await client.connect(
+            gateway.url,
+            transports=["websocket"],
+            auth={"site": "shop"},
+            headers={"Origin": gateway.config.http.public_origin},
+        )
         ack = await client.call("call:start", {"sdp": pc.localDescription.sdp}, timeout=10)
         (receiver,) = [t.receiver for t in pc.getTransceivers()]
 
@@ -205,8 +214,11 @@ async def frame_transit(codec: str, frames: int = 250) -> dict:
 def pair(sent: list[float], received: list[float]) -> dict:
     n = min(len(sent), len(received))
     transit = sorted(r - s for s, r in zip(sent[-n:], received[-n:], strict=True))
-    return {"frames": n, "median_ms": ms(statistics.median(transit)),
-            "p95_ms": ms(transit[int(n * 0.95) - 1])}
+    return {
+        "frames": n,
+        "median_ms": ms(statistics.median(transit)),
+        "p95_ms": ms(transit[int(n * 0.95) - 1]),
+    }
 
 
 def codec_delay(source_name: str, target_name: str) -> float:
@@ -238,12 +250,13 @@ def codec_delay(source_name: str, target_name: str) -> float:
     n_frames = 40
     pcm = np.zeros(source.frame_samples * n_frames, np.int16)
     click_at = source.frame_samples * 20 + 7
-    t = np.arange(source.sample_rate // 200)            # a 5 ms 1 kHz burst
-    pcm[click_at:click_at + len(t)] = (np.sin(2 * np.pi * 1000 * t / source.sample_rate)
-                                       * 16000).astype(np.int16)
+    t = np.arange(source.sample_rate // 200)  # a 5 ms 1 kHz burst
+    pcm[click_at : click_at + len(t)] = (
+        np.sin(2 * np.pi * 1000 * t / source.sample_rate) * 16000
+    ).astype(np.int16)
     out = []
     for i in range(n_frames):
-        encoded = encoder(pcm[i * source.frame_samples:(i + 1) * source.frame_samples])
+        encoded = encoder(pcm[i * source.frame_samples : (i + 1) * source.frame_samples])
         if encoded is None:
             out.append(np.zeros(target.frame_samples, np.int16))
             continue
