@@ -27,8 +27,9 @@ $(INSTALLED): pyproject.toml constraints.txt
 	$(PY) -m pip install -q -c constraints.txt -e '.[test]'
 	touch $@
 
-bench: $(INSTALLED)
+bench: system-deps $(INSTALLED) $(NODE_INSTALLED)
 	scripts/in-loopback-netns $(PY) bench/rtp_packet_cost.py
+	scripts/in-loopback-netns $(PY) bench/call_latency.py
 
 $(NODE_INSTALLED): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
