@@ -1,0 +1,62 @@
+"""The callback store: due callbacks claimed once, survivors of a crash never redialled."""
+
+from __future__ import annotations
+
+import asyncio
+
+from gateway.callback_store import SqliteCallbackStore
+
+
+async def test_lifecycle_and_history(tmp_path):
+    store = await SqliteCallbackStore.open(tmp_path / "cb.db", now=1000)
+    cb = await store.add(
+        site="shop", number="+441632960123", details={"name": "Ann"}, due_at=1100, now=1000
+    )
+    assert cb.status == "scheduled" and cb.details == {"name": "Ann"}
+    assert await store.claim_due(1099, "w1") == []
+    (claimed,) = await store.claim_due(1100, "w1")
+    assert claimed.id == cb.id and claimed.status == "dialing" and claimed.attempts == 1
+    assert await store.claim_due(1200, "w2") == []  # never claimed twice
+    await store.retry_at(cb.id, 1300, "visitor did not answer", now=1150)
+    (again,) = await store.claim_due(1300, "w1")
+    assert again.attempts == 2
+    await store.finish(cb.id, "done", "talked 42 s", now=1400)
+    final = await store.get(cb.id)
+    assert final.status == "done"
+    assert [e for _, e, _ in final.history] == [
+        "requested",
+        "dialing",
+        "scheduled",
+        "dialing",
+        "done",
+    ]
+    assert await store.count_for_number("+441632960123", since=0) == 1
+    await store.close()
+
+
+async def test_callbacks_left_dialing_by_a_dead_process_are_not_redialled(tmp_path):
+    path = tmp_path / "cb.db"
+    store = await SqliteCallbackStore.open(path, now=0)
+    cb = await store.add(site="s", number="+15005550006", details={}, due_at=10, now=0)
+    await store.claim_due(10, "w1")
+    await store.close()  # the process "dies" mid-call
+    other_worker = await SqliteCallbackStore.open(path, now=15, owner="w2")
+    assert (await other_worker.get(cb.id)).status == "dialing"  # not its claim
+    await other_worker.close()
+    reopened = await SqliteCallbackStore.open(path, now=20, owner="w1")
+    assert (await reopened.get(cb.id)).status == "interrupted"
+    assert await reopened.claim_due(100, "w1") == []
+    await reopened.close()
+
+
+async def test_concurrent_claims_share_nothing(tmp_path):
+    path = tmp_path / "cb.db"
+    store = await SqliteCallbackStore.open(path, now=0)
+    for i in range(20):
+        await store.add(site="s", number=f"+1500555{i:04d}", details={}, due_at=5, now=0)
+    other = await SqliteCallbackStore.open(path, now=0)
+    first, second = await asyncio.gather(store.claim_due(5, "a", 20), other.claim_due(5, "b", 20))
+    ids = [c.id for c in first] + [c.id for c in second]
+    assert len(ids) == 20 and len(set(ids)) == 20
+    await store.close()
+    await other.close()
