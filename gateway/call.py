@@ -25,7 +25,7 @@ from sip_bridge.events import (
 )
 
 from .config import RingbackTone
-from .media_bridge import MediaBridge
+from .media_bridge import MediaBridge, RtpLeg
 from .ringback import cadence_for, play_ringback
 from .service import CallState, CallUpdate, EndCause, Notify
 from .transcoder import audio_codec
@@ -157,7 +157,7 @@ class Call:
 
     def set_mute(self, muted: bool) -> None:
         if self.bridge is not None:
-            self.bridge.muted = muted
+            self.bridge.a_to_b.muted = muted
         self._muted = muted
 
     async def wait_finished(self) -> None:
@@ -193,13 +193,9 @@ class Call:
             self.hangup(EndCause.FAILED, "no common codec with the operator's phone")
             return False
         if self.bridge is None:
-            self.bridge = MediaBridge(
-                self.webrtc,
-                self.media.rtp,
-                self.webrtc.codec,
-                audio_codec(self.media.negotiated.codec),
-            )
-            self.bridge.muted = self._muted
+            sip_leg = RtpLeg(self.media.rtp, audio_codec(self.media.negotiated.codec))
+            self.bridge = MediaBridge(self.webrtc, sip_leg)
+            self.bridge.a_to_b.muted = self._muted
             self.bridge.start()
             logger.info(
                 "call %s: media %s <-> %s%s",

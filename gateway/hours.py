@@ -8,6 +8,7 @@ instant.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import re
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -47,7 +48,7 @@ def parse_shifts(text: str, where: str) -> tuple[Shift, ...]:
             raise HoursError(f"{where}: {part!r} ends before it starts")
         shifts.append(Shift(start, end))
     shifts.sort(key=lambda s: s.start)
-    for a, b in zip(shifts, shifts[1:], strict=False):
+    for a, b in itertools.pairwise(shifts):
         if b.start < a.end:
             raise HoursError(f"{where}: shifts overlap")
     return tuple(shifts)

@@ -1,4 +1,8 @@
-"""Moves audio between the browser leg and the SIP leg of one call, frame by frame.
+"""Moves audio between the two legs of a call, frame by frame, in both directions.
+
+A leg is the browser (`WebRtcLeg`) or a phone (`RtpLeg` around an `RtpSession`): the same
+bridge joins a visitor's browser to an operator, or, for Request-a-Call, an operator's phone
+to the visitor's phone.
 
 Each frame is forwarded the moment it arrives: the bridge keeps no jitter buffer of its own,
 so it adds no delay; the far endpoints' buffers (the browser's NetEq, the phone's) absorb
@@ -12,16 +16,43 @@ concealed here, because an encoder's output has no gaps to show.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Protocol
+
 import numpy as np
 
-from sip_bridge.rtp.codecs import codec_by_name
 from sip_bridge.rtp.session import RtpSession
 
-from .transcoder import AudioCodec, Transcoder
-from .webrtc_leg import WebRtcLeg
+from .transcoder import AudioCodec, Transcoder, frame_encoder
 
 # Gaps longer than this are a new talkspurt or a new source, not packet loss.
 MAX_CONCEALED_FRAMES = 5
+
+PacketHandler = Callable[[bytes | memoryview, int], None]
+
+
+class AudioLeg(Protocol):
+    codec: AudioCodec
+
+    def listen(self, handler: PacketHandler | None) -> None:
+        """Hand each received audio payload and its RTP timestamp to `handler`."""
+
+    def send(self, payload: bytes | memoryview, frames: int | None) -> None:
+        """Send one 20 ms frame, `frames` slots after the previous one (None: unknown)."""
+
+
+class RtpLeg:
+    """A phone's leg: an `RtpSession` seen as an `AudioLeg`."""
+
+    def __init__(self, rtp: RtpSession, codec: AudioCodec) -> None:
+        self.rtp = rtp
+        self.codec = codec
+
+    def listen(self, handler: PacketHandler | None) -> None:
+        self.rtp.on_audio_packet = handler
+
+    def send(self, payload: bytes | memoryview, frames: int | None) -> None:
+        self.rtp.relay_payload(payload, None if frames is None else frames * self.codec.frame_ticks)
 
 
 class _Timeline:
@@ -37,88 +68,74 @@ class _Timeline:
         self._last = timestamp
         if last is None:
             return None
-        delta = (timestamp - last) & 0xFFFFFFFF
-        frames, rest = divmod(delta, self._frame_ticks)
+        frames, rest = divmod((timestamp - last) & 0xFFFFFFFF, self._frame_ticks)
         if rest or not 0 < frames <= 50:
             return None
         return frames
 
 
-class MediaBridge:
-    def __init__(
-        self, browser: WebRtcLeg, sip: RtpSession, browser_codec: AudioCodec, sip_codec: AudioCodec
-    ) -> None:
-        self._browser = browser
-        self._sip = sip
-        self.browser_codec = browser_codec
-        self.sip_codec = sip_codec
-        self.transcoding = browser_codec.name != sip_codec.name
-        self.muted = False
-        self._from_browser_timeline = _Timeline(browser_codec.frame_ticks)
-        self._from_sip_timeline = _Timeline(sip_codec.frame_ticks)
-        self._to_browser: Transcoder | None = None
-        self._to_sip: Transcoder | None = None
-        if self.transcoding:
-            self._to_browser = Transcoder(sip_codec, browser_codec)
-            self._to_sip = Transcoder(browser_codec, sip_codec)
-        self._silence_for_sip = _silence(sip_codec)
-        self.frames_to_sip = 0
-        self.frames_to_browser = 0
-        # While True, the browser hears a local tone (ringback) instead of the SIP leg.
-        self.local_audio = False
+class Direction:
+    """One way through the bridge: from `source` to `target`."""
 
-    def start(self) -> None:
-        self._browser.on_packet = self._on_browser_packet
-        self._sip.on_audio_packet = self._on_sip_packet
+    def __init__(self, source: AudioLeg, target: AudioLeg) -> None:
+        self.source = source
+        self.target = target
+        self.muted = False  # send silence instead (the visitor pressed Mute)
+        self.frames = 0
+        self._timeline = _Timeline(source.codec.frame_ticks)
+        self.transcoder = (
+            Transcoder(source.codec, target.codec)
+            if source.codec.name != target.codec.name
+            else None
+        )
+        self._silence_frame: bytes | None = None
 
-    def stop(self) -> None:
-        self._browser.on_packet = None
-        self._sip.on_audio_packet = None
-
-    # ---------------------------------------------------------------- browser → SIP
-    def _on_browser_packet(self, payload: bytes, timestamp: int) -> None:
-        frames = self._from_browser_timeline.frames_advanced(timestamp)
-        if self.muted:
-            payload = None
-        ticks = self.sip_codec.frame_ticks
-        if not self.transcoding:
-            out = self._silence_for_sip if payload is None else payload
-            self._sip.relay_payload(out, None if frames is None else frames * ticks)
-            self.frames_to_sip += 1
+    def on_packet(self, payload: bytes | memoryview, timestamp: int) -> None:
+        frames = self._timeline.frames_advanced(timestamp)
+        target = self.target
+        transcoder = self.transcoder
+        if transcoder is None:
+            target.send(self._silence() if self.muted else payload, frames)
+            self.frames += 1
             return
-        transcoder = self._to_sip
         if frames is not None and 1 < frames <= MAX_CONCEALED_FRAMES + 1:
             for _ in range(frames - 1):
                 concealed = transcoder.conceal_one()
                 if concealed is not None:
-                    self._sip.relay_payload(concealed, ticks)
-        out = self._silence_for_sip if payload is None else transcoder.convert(payload)
+                    target.send(concealed, 1)
+        out = self._silence() if self.muted else transcoder.convert(payload)
         if out is not None:
-            self._sip.relay_payload(out, None if frames is None else ticks)
-            self.frames_to_sip += 1
+            target.send(out, None if frames is None else 1)
+            self.frames += 1
 
-    # ---------------------------------------------------------------- SIP → browser
-    def _on_sip_packet(self, payload: memoryview, timestamp: int) -> None:
-        if self.local_audio:
-            return
-        frames = self._from_sip_timeline.frames_advanced(timestamp)
-        if not self.transcoding:
-            self._browser.send(bytes(payload), frames or 1)
-            self.frames_to_browser += 1
-            return
-        transcoder = self._to_browser
-        if frames is not None and 1 < frames <= MAX_CONCEALED_FRAMES + 1:
-            for _ in range(frames - 1):
-                self._send_to_browser(transcoder.conceal_one())
-        self._send_to_browser(transcoder.convert(payload))
-
-    def _send_to_browser(self, encoded: bytes | None) -> None:
-        if encoded is not None:
-            self._browser.send(encoded)
-            self.frames_to_browser += 1
+    def _silence(self) -> bytes:
+        """One frame of silence in the target's codec, made on first use (Mute)."""
+        if self._silence_frame is None:
+            codec = self.target.codec
+            encode = frame_encoder(codec)
+            silence = np.zeros(codec.frame_samples, np.int16)
+            # An encoder with lookahead (Opus) may need a frame before it gives one.
+            self._silence_frame = encode(silence) or encode(silence) or b""
+        return self._silence_frame
 
 
-def _silence(codec: AudioCodec) -> bytes:
-    """One frame of silence in the SIP leg's codec (what a muted visitor sends)."""
-    encoder = codec_by_name(codec.name).create_encoder(20)
-    return encoder.encode(np.zeros(codec.frame_samples, np.int16))
+class MediaBridge:
+    """Joins leg `a` and leg `b`: `a_to_b` and `b_to_a` are the two directions."""
+
+    def __init__(self, a: AudioLeg, b: AudioLeg) -> None:
+        self.a = a
+        self.b = b
+        self.a_to_b = Direction(a, b)
+        self.b_to_a = Direction(b, a)
+
+    @property
+    def transcoding(self) -> bool:
+        return self.a_to_b.transcoder is not None
+
+    def start(self) -> None:
+        self.a.listen(self.a_to_b.on_packet)
+        self.b.listen(self.b_to_a.on_packet)
+
+    def stop(self) -> None:
+        self.a.listen(None)
+        self.b.listen(None)

@@ -158,12 +158,16 @@ class WebRtcLeg:
 
         receiver.receive = receive
 
-    def send(self, payload: bytes, frames: int = 1) -> None:
+    def listen(self, handler: Callable[[bytes, int], None] | None) -> None:
+        """Hand each received audio payload and its RTP timestamp to `handler`."""
+        self.on_packet = handler
+
+    def send(self, payload: bytes | memoryview, frames: int | None = 1) -> None:
         """Queue one encoded 20 ms frame for the browser, `frames` slots after the previous
-        one (more than 1 leaves a gap for frames lost upstream)."""
+        one (more than 1 leaves a gap for frames lost upstream; None counts as 1)."""
         if self._track is not None and not self._closed:
-            self._pts += frames * self.codec.frame_ticks
-            self._track.push(payload, self._pts)
+            self._pts += (frames or 1) * self.codec.frame_ticks
+            self._track.push(bytes(payload), self._pts)
 
     async def add_candidate(
         self, candidate: str, sdp_mid: str | None, sdp_mline_index: int | None
