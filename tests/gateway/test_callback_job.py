@@ -1,0 +1,101 @@
+"""Request-a-Call with real phones: the operator (baresip) and the visitor (baresip or SIPp)."""
+
+from __future__ import annotations
+
+import re
+
+from gateway.callback import CallbackJob, CallbackSettings
+from gateway.callback_store import SqliteCallbackStore
+from sip_bridge.endpoint import SipEndpoint
+from sip_bridge.useragent import UserAgentConfig
+from tests.support.audio import assert_wav_has_tone
+from tests.support.ports import free_port_block
+
+VISITOR = "+441632960123"
+
+
+async def gateway_side(tmp_path):
+    endpoint = await SipEndpoint.open(UserAgentConfig(address=("127.0.0.1", 0)))
+    store = await SqliteCallbackStore.open(tmp_path / "cb.db", now=0)
+    callback = await store.add(
+        site="shop",
+        number=VISITOR,
+        details={"name": "Ann Smith", "page": "https://shop/x"},
+        due_at=0,
+        now=0,
+    )
+    (claimed,) = await store.claim_due(1, "test")
+    return endpoint, store, claimed
+
+
+def settings(operator: str, dial: str, **extra) -> CallbackSettings:
+    low = free_port_block(20)
+    return CallbackSettings(
+        operator=operator,
+        dial=dial,
+        credentials=None,
+        proxy=None,
+        caller_name="Shop",
+        rtp_ports=(low, low + 19),
+        retry_after=60,
+        **extra,
+    )
+
+
+async def test_callback_joins_operator_and_visitor(tmp_path, baresip_factory):
+    operator = baresip_factory(codecs=("PCMU",), tone_hz=440, tone_seconds=6)
+    visitor = baresip_factory(user=VISITOR, codecs=("PCMU",), tone_hz=700, tone_seconds=30)
+    endpoint, store, callback = await gateway_side(tmp_path)
+    progress = []
+    job = CallbackJob(
+        callback,
+        settings(operator.uri, f"sip:{{number}}@127.0.0.1:{visitor.port}"),
+        endpoint,
+        store,
+        on_progress=lambda e, d: progress.append(e),
+    )
+    try:
+        status = await job.run()
+    finally:
+        await endpoint.close()
+    assert status == "done"
+    assert progress[:4] == ["calling_operator", "operator_answered", "calling_visitor", "connected"]
+    await operator.wait_for_calls_ended_async(1, timeout=10)
+    await visitor.wait_for_calls_ended_async(1, timeout=10)
+    assert_wav_has_tone(operator.last_recording().decoded, 700, skip_seconds=1.0)
+    assert_wav_has_tone(visitor.last_recording().decoded, 440, skip_seconds=0.5)
+    # The operator's phone was told who is calling back.
+    invite = operator.output().split("INVITE sip:", 1)[1].split("\n\n", 1)[0]
+    assert f"X-Callback-Number: {VISITOR}" in invite
+    assert re.search(r'From: "Callback \+441632960123 Ann Smith"', invite)
+    assert "X-Page-URL: https://shop/x" in invite
+    stored = await store.get(callback.id)
+    assert stored.status == "done"
+    await store.close()
+
+
+async def test_visitor_not_answering_is_retried_later(tmp_path, baresip_factory, sipp_factory):
+    operator = baresip_factory(codecs=("PCMU",), tone_seconds=20)
+    visitor = sipp_factory("uas_no_answer")
+    endpoint, store, callback = await gateway_side(tmp_path)
+    job = CallbackJob(
+        callback,
+        settings(
+            operator.uri, f"sip:{{number}}@127.0.0.1:{visitor.port}", visitor_ring_timeout=1.5
+        ),
+        endpoint,
+        store,
+        clock=lambda: 1000.0,
+    )
+    try:
+        status = await job.run()
+    finally:
+        await endpoint.close()
+    assert status == "scheduled"
+    await visitor.assert_passed_async()  # it saw our CANCEL
+    stored = await store.get(callback.id)
+    assert stored.status == "scheduled" and stored.due_at == 1060.0
+    assert "visitor not reached: no answer" in [d for _, _, d in stored.history]
+    await operator.wait_for_calls_ended_async(1, timeout=10)
+    assert_wav_has_tone(operator.last_recording().decoded, 400, skip_seconds=0.6, min_seconds=0.3)
+    await store.close()
