@@ -17,7 +17,7 @@ VISITOR = "+441632960123"
 async def gateway_side(tmp_path):
     endpoint = await SipEndpoint.open(UserAgentConfig(address=("127.0.0.1", 0)))
     store = await SqliteCallbackStore.open(tmp_path / "cb.db", now=0)
-    callback = await store.add(
+    await store.add(
         site="shop",
         number=VISITOR,
         details={"name": "Ann Smith", "page": "https://shop/x"},
