@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from sip_bridge.endpoint import SipEndpoint
 
-from .call import Call, CallSettings
+from .call import Call, CallSettings, Destination
 from .config import GatewayConfig, SiteConfig
 from .service import CallRefused, CallState, CallUpdate, Notify, SiteInfo
 
@@ -109,9 +109,13 @@ class CallManager:
         config = self.config
         headers = [("X-Site", site.id)]
         return CallSettings(
-            destination=str(site.destination),
-            credentials=site.credentials,
-            proxy=str(site.proxy) if site.proxy else None,
+            destinations=(
+                Destination(
+                    str(site.destination),
+                    site.credentials,
+                    str(site.proxy) if site.proxy else None,
+                ),
+            ),
             caller_name=site.caller_name,
             from_user=site.from_user,
             ring_timeout=site.ring_timeout,
