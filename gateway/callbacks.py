@@ -1,0 +1,176 @@
+"""Request-a-Call requests: validated, limited, stored, and served over HTTP.
+
+`POST /api/callbacks` `{"site", "number", "name"?, "at"?, "page"?, "reason"?}` -> `201
+{"id", "status", "due_at"}`; `GET /api/callbacks/{id}` -> its status and history. Errors are
+JSON `{"error": {"code", "message"}}` with the reason in words. The number is what the
+visitor typed; `at` is an ISO 8601 time (with its offset) within the site's business hours.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from .callback_store import CallbackStore
+from .hours import ALWAYS_OPEN, BusinessHours
+from .phone_numbers import NumberRefused, callback_number
+
+logger = logging.getLogger(__name__)
+
+MAX_BODY = 4096
+MAX_TEXT = 200
+
+
+@dataclass(frozen=True)
+class SiteCallbacks:
+    """A site's Request-a-Call policy."""
+
+    site: str
+    countries: tuple[str, ...]
+    hours: BusinessHours = ALWAYS_OPEN
+    per_number_daily: int = 3  # requests per destination number per day
+    max_days_ahead: int = 14
+
+
+class CallbackRefused(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+class CallbackRequests:
+    """Takes callback requests for the sites that have Request-a-Call on."""
+
+    def __init__(
+        self,
+        store: CallbackStore,
+        policies: Callable[[str], SiteCallbacks | None],
+        *,
+        clock: Callable[[], float] = time.time,
+        on_added: Callable[[], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.policies = policies
+        self.clock = clock
+        self.on_added = on_added
+
+    async def request(self, payload: object, *, client: str) -> dict:
+        if not isinstance(payload, dict):
+            raise CallbackRefused(400, "bad_request", "Send a JSON object.")
+        allowed = {"site", "number", "name", "at", "page", "reason"}
+        extra = set(payload) - allowed
+        if extra:
+            raise CallbackRefused(400, "bad_request", f"Unknown field(s): {sorted(extra)}.")
+        site_id = payload.get("site")
+        policy = self.policies(site_id) if isinstance(site_id, str) else None
+        if policy is None:
+            raise CallbackRefused(404, "unknown_site", "This site does not take callbacks.")
+        try:
+            number = callback_number(payload.get("number"), policy.countries)
+        except NumberRefused as exc:
+            raise CallbackRefused(400, exc.code, exc.message) from None
+        details = {}
+        for key in ("name", "page", "reason"):
+            value = payload.get(key)
+            if value is None or value == "":
+                continue
+            if not isinstance(value, str) or len(value) > MAX_TEXT:
+                raise CallbackRefused(
+                    400, "bad_request", f"{key} must be text of at most {MAX_TEXT} characters."
+                )
+            details[key] = "".join(c for c in value if c >= " " and c != "\x7f").strip()
+        now = self.clock()
+        due = self._due_time(payload.get("at"), policy, now)
+        since = now - 86400
+        if await self.store.count_for_number(number, since) >= policy.per_number_daily:
+            logger.warning(
+                "callback refused: daily limit for a number reached (site %s, %s)",
+                policy.site,
+                client,
+            )
+            raise CallbackRefused(
+                429, "number_limit", "This number has asked for enough callbacks today."
+            )
+        callback = await self.store.add(
+            site=policy.site, number=number, details=details, due_at=due, now=now
+        )
+        logger.info(
+            "callback %s requested: site %s from %s, due in %.0f s",
+            callback.id,
+            policy.site,
+            client,
+            due - now,
+        )
+        if self.on_added is not None:
+            self.on_added()
+        return {"id": callback.id, "status": callback.status, "due_at": callback.due_at}
+
+    def _due_time(self, at: object, policy: SiteCallbacks, now: float) -> float:
+        current = dt.datetime.fromtimestamp(now, dt.UTC)
+        if at is None or at == "":
+            if not policy.hours.is_open(current):
+                opening = policy.hours.next_opening(current)
+                when = f" We open again {opening.isoformat(timespec='minutes')}." if opening else ""
+                raise CallbackRefused(409, "closed", "We are closed now: choose a time." + when)
+            return now
+        if not isinstance(at, str):
+            raise CallbackRefused(400, "bad_time", "at must be an ISO 8601 time.")
+        try:
+            when = dt.datetime.fromisoformat(at)
+        except ValueError:
+            raise CallbackRefused(400, "bad_time", "at must be an ISO 8601 time.") from None
+        if when.tzinfo is None:
+            raise CallbackRefused(400, "bad_time", "at needs a time zone offset.")
+        if when.timestamp() < now - 60:
+            raise CallbackRefused(400, "bad_time", "That time has passed.")
+        if when.timestamp() > now + policy.max_days_ahead * 86400:
+            raise CallbackRefused(
+                400, "bad_time", f"Choose a time within {policy.max_days_ahead} days."
+            )
+        if not policy.hours.is_open(when):
+            raise CallbackRefused(409, "closed", "We are closed at that time.")
+        return max(when.timestamp(), now)
+
+    async def status(self, callback_id: str) -> dict:
+        callback = await self.store.get(callback_id)
+        if callback is None:
+            raise CallbackRefused(404, "unknown_callback", "No such callback.")
+        return callback.public()
+
+
+def callback_routes(requests: CallbackRequests) -> list[web.RouteDef]:
+    async def create(request: web.Request) -> web.Response:
+        try:
+            body = await request.content.read(MAX_BODY + 1)
+            if len(body) > MAX_BODY:
+                raise CallbackRefused(413, "too_large", "The request is too large.")
+            try:
+                payload = json.loads(body or b"null")
+            except ValueError:
+                raise CallbackRefused(400, "bad_request", "Send a JSON object.") from None
+            result = await requests.request(payload, client=request.remote or "?")
+        except CallbackRefused as exc:
+            return _error(exc)
+        return web.json_response(result, status=201)
+
+    async def show(request: web.Request) -> web.Response:
+        try:
+            return web.json_response(await requests.status(request.match_info["id"]))
+        except CallbackRefused as exc:
+            return _error(exc)
+
+    return [web.post("/api/callbacks", create), web.get("/api/callbacks/{id}", show)]
+
+
+def _error(exc: CallbackRefused) -> web.Response:
+    return web.json_response(
+        {"error": {"code": exc.code, "message": exc.message}}, status=exc.status
+    )

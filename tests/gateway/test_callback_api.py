@@ -1,0 +1,109 @@
+"""POST/GET /api/callbacks over real HTTP: accepted, refused with words, limited per number."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+
+import phonenumbers
+import pytest
+from aiohttp import web
+from phonenumbers import PhoneNumberType
+
+from gateway.callback_store import SqliteCallbackStore
+from gateway.callbacks import CallbackRequests, SiteCallbacks, callback_routes
+from gateway.hours import BusinessHours
+
+# Monday 2026-11-23 10:00 in London (UTC in winter).
+MONDAY_10AM = dt.datetime(2026, 11, 23, 10, 0, tzinfo=dt.UTC).timestamp()
+HOURS = BusinessHours.build(
+    timezone="Europe/London", week={"mon": "09:00-17:00", "tue": "09:00-17:00"}
+)
+
+
+def number(region: str, kind: PhoneNumberType) -> str:
+    return phonenumbers.format_number(
+        phonenumbers.example_number_for_type(region, kind),
+        phonenumbers.PhoneNumberFormat.INTERNATIONAL,
+    )
+
+
+MOBILE = number("GB", PhoneNumberType.MOBILE)
+
+
+@pytest.fixture
+async def api(aiohttp_client, tmp_path):
+    store = await SqliteCallbackStore.open(tmp_path / "cb.db", now=0)
+    clock = {"now": MONDAY_10AM}
+    policies = {"shop": SiteCallbacks("shop", ("GB",), HOURS, per_number_daily=2)}
+    requests = CallbackRequests(store, policies.get, clock=lambda: clock["now"])
+    app = web.Application()
+    app.add_routes(callback_routes(requests))
+    client = await aiohttp_client(app)
+    client.clock = clock
+    client.store = store
+    client.db_path = tmp_path / "cb.db"
+    yield client
+    await store.close()
+
+
+async def post(api, **payload):
+    response = await api.post("/api/callbacks", json=payload)
+    return response.status, await response.json()
+
+
+async def test_callback_now_and_its_status(api):
+    status, body = await post(api, site="shop", number=MOBILE, name="Ann", page="https://x/y")
+    assert status == 201 and body["status"] == "scheduled" and body["due_at"] == MONDAY_10AM
+    shown = await (await api.get(f"/api/callbacks/{body['id']}")).json()
+    assert shown["status"] == "scheduled" and shown["history"][0]["event"] == "requested"
+    assert "number" not in shown  # the page learns no more than it sent
+
+
+async def test_closed_now_but_a_slot_in_hours_is_taken(api):
+    api.clock["now"] = dt.datetime(2026, 11, 23, 20, 0, tzinfo=dt.UTC).timestamp()
+    status, body = await post(api, site="shop", number=MOBILE)
+    assert status == 409 and body["error"]["code"] == "closed"
+    assert "2026-11-24T09:00" in body["error"]["message"]
+    status, body = await post(api, site="shop", number=MOBILE, at="2026-11-24T09:30:00+00:00")
+    assert status == 201
+    assert body["due_at"] == dt.datetime(2026, 11, 24, 9, 30, tzinfo=dt.UTC).timestamp()
+    status, body = await post(api, site="shop", number=MOBILE, at="2026-11-25T09:30:00+00:00")
+    assert status == 409  # a Wednesday: closed
+
+
+@pytest.mark.parametrize(
+    ("typed", "code"),
+    [
+        (number("GB", PhoneNumberType.PREMIUM_RATE), "number_type_refused"),
+        (number("FR", PhoneNumberType.MOBILE), "country_not_allowed"),
+        ("12", "number_invalid"),
+        ("", "number_missing"),
+    ],
+)
+async def test_bad_numbers_are_refused_and_nothing_is_stored(api, typed, code):
+    status, body = await post(api, site="shop", number=typed)
+    assert status == 400 and body["error"]["code"] == code and body["error"]["message"]
+    with sqlite3.connect(api.db_path) as db:
+        assert db.execute("SELECT COUNT(*) FROM callbacks").fetchone()[0] == 0
+
+
+async def test_a_number_cannot_be_bombed(api):
+    for _ in range(2):
+        assert (await post(api, site="shop", number=MOBILE))[0] == 201
+    status, body = await post(api, site="shop", number=MOBILE)
+    assert status == 429 and body["error"]["code"] == "number_limit"
+    api.clock["now"] += 86401
+    assert (await post(api, site="shop", number=MOBILE))[0] == 201
+
+
+async def test_malformed_requests(api):
+    assert (await post(api, site="nope", number=MOBILE))[0] == 404
+    assert (await post(api, site="shop", number=MOBILE, evil=1))[0] == 400
+    assert (await post(api, site="shop", number=MOBILE, at="tomorrow"))[0] == 400
+    assert (await post(api, site="shop", number=MOBILE, name="x" * 500))[0] == 400
+    response = await api.post("/api/callbacks", data=b"{not json")
+    assert response.status == 400
+    response = await api.post("/api/callbacks", data=b"x" * 10000)
+    assert response.status == 413
+    assert (await api.get("/api/callbacks/unknown")).status == 404
