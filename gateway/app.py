@@ -93,6 +93,7 @@ class Gateway:
             web_dir=WEB_DIR,
             node_modules=NODE_MODULES,
             sites=[s.id for s in config.sites],
+            trusted_proxies=config.http.trusted_proxies,
         )
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()

@@ -1,30 +1,73 @@
-"""`CallManager`: the gateway's calls, behind the `CallService` interface signaling uses."""
+"""`CallManager`: the gateway's calls, behind the interface the page's faces use
+(`gateway.access.GatewayService`: call tokens, then calls)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import secrets
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
 
 from sip_bridge.endpoint import SipEndpoint
 
+from .access import AccessRefused, Clock, TokenGrant, page_access_from_config
+from .admission import AdmittedCall, CallAdmission, LimitRefused
 from .call import Call, CallSettings, Destination
+from .challenge import ChallengeVerifier
 from .config import GatewayConfig, SiteConfig
-from .service import CallRefused, CallState, CallUpdate, Notify, SiteInfo
+from .service import CallRefused, CallState, CallUpdate, EndCause, Notify, SiteInfo
 
 logger = logging.getLogger(__name__)
 
 
 class CallManager:
-    """Creates calls for sites, finds them by id, and forgets them when they end."""
+    """Creates calls for sites within their limits, finds them by id, ends those that
+    reach their maximum duration, and forgets them when they end.
 
-    def __init__(self, config: GatewayConfig, endpoint: SipEndpoint) -> None:
+    `clock` (wall-clock seconds) times tokens, rate windows and the spend guard; the
+    maximum call duration runs on the event loop's timer. `verifiers` adds challenge kinds
+    (say, a CAPTCHA) to the built-in proof of work ("pow").
+    """
+
+    def __init__(
+        self,
+        config: GatewayConfig,
+        endpoint: SipEndpoint,
+        *,
+        clock: Clock = time.time,
+        verifiers: Mapping[str, ChallengeVerifier] | None = None,
+    ) -> None:
         self.config = config
         self.endpoint = endpoint
+        self.clock = clock
         self.calls: dict[str, Call] = {}
-        self._per_client: dict[str, int] = {}
+        self.access = page_access_from_config(config, clock=clock, verifiers=verifiers)
+        self.admission = CallAdmission(
+            max_calls=config.limits.max_calls,
+            max_calls_per_client=config.limits.max_calls_per_client,
+        )
+        self._admitted: dict[str, AdmittedCall] = {}
+        self._time_limits: dict[str, asyncio.TimerHandle] = {}
         self.on_call_ended: Callable[[Call], None] | None = None
+
+    # -------------------------------------------------------------- TokenService
+    async def issue_token(
+        self, *, site_id: str, origin: str | None, client: str, proof: object
+    ) -> TokenGrant:
+        site = self._site(site_id)
+        return await self.access.issue_token(
+            site.public_info, challenge=site.challenge, origin=origin, client=client, proof=proof
+        )
+
+    def redeem_token(self, token: object, *, site_id: str, origin: str) -> None:
+        self.access.redeem_token(self._site(site_id).public_info, token, origin=origin)
+
+    def _site(self, site_id: str) -> SiteConfig:
+        site = self.config.site(site_id)
+        if site is None:
+            raise AccessRefused("unknown_site", f"no site {site_id[:40]!r}", status=404)
+        return site
 
     # -------------------------------------------------------------- CallService
     def site(self, site_id: str) -> SiteInfo | None:
@@ -37,35 +80,39 @@ class CallManager:
         site = self.config.site(site_id)
         if site is None:
             raise CallRefused("unknown_site", f"no site {site_id!r}")
-        limits = self.config.limits
-        if len(self.calls) >= limits.max_calls:
-            raise CallRefused("busy", "the gateway is at its call limit; try again later")
-        if self._per_client.get(client, 0) >= limits.max_calls_per_client:
-            raise CallRefused("too_many_calls", "too many calls from this address")
+        try:
+            admitted = self.admission.admit(site, client, self.clock())
+        except LimitRefused as exc:
+            log = logger.warning if exc.warning else logger.info
+            log("call refused (%s): site %s, client %s: %s", exc.code, site.id, client, exc.detail)
+            raise
         call_id = secrets.token_urlsafe(12)
+        self._admitted[call_id] = admitted
 
         def on_update(update: CallUpdate) -> None:
-            if update.state == CallState.ENDED:
-                self._forget(call_id, client)
+            if update.state == CallState.ANSWERED:
+                self._answered(call_id, site)
+            elif update.state == CallState.ENDED:
+                talked = self._forget(call_id)
                 logger.info(
-                    "call %s ended: site %s, %s%s",
+                    "call %s ended: site %s, %s%s, talked %.1f s",
                     call_id,
                     site.id,
                     update.cause,
                     f" ({update.detail})" if update.detail else "",
+                    talked,
                 )
             notify(update)
 
         call = Call(call_id, self._settings(site), self.endpoint, on_update)
         self.calls[call_id] = call
-        self._per_client[client] = self._per_client.get(client, 0) + 1
         try:
             answer = await call.start(offer_sdp)
         except ValueError as exc:
-            self._forget(call_id, client)
+            self._forget(call_id)
             raise CallRefused("bad_offer", str(exc)) from None
         except OSError as exc:
-            self._forget(call_id, client)
+            self._forget(call_id)
             logger.warning("call %s: cannot start: %s", call_id, exc)
             raise CallRefused("unavailable", "the gateway cannot take a call now") from None
         return call_id, answer
@@ -93,17 +140,34 @@ class CallManager:
             raise ValueError(f"no call {call_id!r}")
         return call
 
-    def _forget(self, call_id: str, client: str) -> None:
-        call = self.calls.pop(call_id, None)
+    def _answered(self, call_id: str, site: SiteConfig) -> None:
+        admitted = self._admitted.get(call_id)
+        if admitted is None or call_id in self._time_limits:
+            return  # over already, or answered again after a hold
+        self.admission.answered(admitted, self.clock())
+        self._time_limits[call_id] = asyncio.get_running_loop().call_later(
+            site.max_call_duration, self._time_limit_reached, call_id, site.max_call_duration
+        )
+
+    def _time_limit_reached(self, call_id: str, seconds: float) -> None:
+        self._time_limits.pop(call_id, None)
+        call = self.calls.get(call_id)
         if call is None:
             return
-        left = self._per_client.get(client, 1) - 1
-        if left > 0:
-            self._per_client[client] = left
-        else:
-            self._per_client.pop(client, None)
-        if self.on_call_ended is not None:
+        logger.info("call %s: maximum duration of %g s reached, hanging up", call_id, seconds)
+        call.hangup(EndCause.TIME_LIMIT, f"maximum call duration of {seconds:g} s reached")
+
+    def _forget(self, call_id: str) -> float:
+        """Release the call's slot in every limit; returns the seconds it talked."""
+        timer = self._time_limits.pop(call_id, None)
+        if timer is not None:
+            timer.cancel()
+        admitted = self._admitted.pop(call_id, None)
+        talked = self.admission.ended(admitted, self.clock()) if admitted is not None else 0.0
+        call = self.calls.pop(call_id, None)
+        if call is not None and self.on_call_ended is not None:
             self.on_call_ended(call)
+        return talked
 
     def _settings(self, site: SiteConfig) -> CallSettings:
         config = self.config

@@ -35,10 +35,12 @@ from urllib.parse import urlsplit
 from sip_bridge.errors import SipParseError
 from sip_bridge.uri import SipUri, parse_sip_uri
 
+from .forwarded import parse_networks
 from .service import SiteInfo
 
 __all__ = [
     "DEFAULT_CONFIG",
+    "AccessConfig",
     "ConfigError",
     "DemoConfig",
     "GatewayConfig",
@@ -63,6 +65,7 @@ DEFAULT_CONFIG = """\
 [http]
 listen = "127.0.0.1:8080"        # host:port of the HTTP + socket.io server
 public_url = ""                   # how visitors reach it; empty: http://<listen>
+trusted_proxies = []              # reverse proxies whose X-Forwarded-For names the visitor
 
 [sip]
 listen = "127.0.0.1:5070"        # where the SIP user agent binds
@@ -90,9 +93,21 @@ host_addresses = ["127.0.0.1"]   # addresses gathered and announced for the brow
 enabled = true                    # run the built-in demo phone
 sip_listen = "127.0.0.1:5080"    # where the demo phone's SIP binds
 
+[access]
+token_secret = ""                 # HMAC key of call tokens (secret); empty: random per start
+token_lifetime = 60               # seconds a call token may be used to connect
+pow_difficulty = 16               # leading zero bits of a proof of work (challenge = "pow")
+
 [limits]
 max_calls = 20                    # concurrent calls of this process; more are refused
 max_calls_per_client = 2          # concurrent calls from one visitor address
+# Defaults for every site; a [[sites]] table may set any of these for itself.
+max_site_calls = 5                # concurrent calls of one site
+calls_per_client_15min = 5        # calls one visitor address may start in any 15 minutes
+calls_per_client_hour = 10        # ... in any hour
+calls_per_client_day = 20         # ... in any 24 hours
+max_call_duration = 1800          # seconds from the answer; then the gateway hangs up
+daily_call_minutes = 300          # spend guard: talk minutes of a site in any 24 hours
 
 [log]
 level = "info"                    # debug | info | warning | error
@@ -149,6 +164,7 @@ def _redacted_repr(self: Any) -> str:
 class HttpConfig:
     listen: tuple[str, int]
     public_url: str  # no trailing slash; may carry a path prefix (reverse proxy)
+    trusted_proxies: tuple[str, ...]  # addresses/networks, normalized ("127.0.0.1/32")
 
     @property
     def public_origin(self) -> str:
@@ -213,9 +229,29 @@ class DemoConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class AccessConfig:
+    """Call tokens and the proof-of-work challenge (gateway.access)."""
+
+    _SECRET_FIELDS = frozenset({"token_secret"})
+
+    token_secret: str | None  # None: a random secret is made at start
+    token_lifetime: float
+    pow_difficulty: int
+
+    __repr__ = _redacted_repr
+
+
+@dataclass(frozen=True, slots=True)
 class LimitsConfig:
     max_calls: int
     max_calls_per_client: int
+    # Defaults of the sites' own keys of the same names (SiteConfig has the resolved ones).
+    max_site_calls: int
+    calls_per_client_15min: int
+    calls_per_client_hour: int
+    calls_per_client_day: int
+    max_call_duration: float
+    daily_call_minutes: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,6 +274,14 @@ class SiteConfig:
     proxy: SipUri | None  # overrides sip.outbound_proxy for this site
     caller_name: str | None
     from_user: str | None  # overrides sip.user in From for this site
+    # Limits: the site's own value, else [limits]' (see gateway.admission).
+    max_site_calls: int
+    calls_per_client_15min: int
+    calls_per_client_hour: int
+    calls_per_client_day: int
+    max_call_duration: float  # seconds from the answer
+    daily_call_minutes: float  # spend guard: talk minutes in any 24 hours
+    challenge: str | None  # kind of challenge before a call token ("pow"); None: none
 
     __repr__ = _redacted_repr
 
@@ -268,6 +312,7 @@ class GatewayConfig:
     media: MediaConfig
     ice: IceConfig
     demo: DemoConfig
+    access: AccessConfig
     limits: LimitsConfig
     log: LogConfig
     sites: tuple[SiteConfig, ...]
@@ -317,10 +362,18 @@ def _boolean(value: object) -> bool:
 
 
 def _positive_seconds(value: object) -> float:
+    return _positive_number(value, "seconds")
+
+
+def _positive_minutes(value: object) -> float:
+    return _positive_number(value, "minutes")
+
+
+def _positive_number(value: object, unit: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _Invalid(f"expected a number of seconds, got {_type_name(value)}")
+        raise _Invalid(f"expected a number of {unit}, got {_type_name(value)}")
     if not math.isfinite(value) or value <= 0:
-        raise _Invalid(f"must be a positive number of seconds, not {value!r}")
+        raise _Invalid(f"must be a positive number of {unit}, not {value!r}")
     return float(value)
 
 
@@ -714,6 +767,73 @@ def _optional_secret(value: object) -> str | None:
     return _no_controls(_string(value), secret=True) or None
 
 
+def _networks(value: object) -> tuple[str, ...]:
+    result: list[str] = []
+    for i, item in enumerate(_list(value)):
+        try:
+            (network,) = parse_networks([_string(item)])
+        except (_Invalid, ValueError) as exc:
+            reason = exc.reason if isinstance(exc, _Invalid) else str(exc)
+            raise _Invalid(reason, f"[{i}]") from None
+        if str(network) in result:
+            raise _Invalid(f"duplicate network {str(network)!r}", f"[{i}]")
+        result.append(str(network))
+    return tuple(result)
+
+
+def _token_secret(value: object) -> str | None:
+    text = _no_controls(_string(value), secret=True)
+    if text and len(text) < 32:
+        # Never echo it: say only how long it must be.
+        raise _Invalid(
+            "must be at least 32 characters (for example: openssl rand -base64 32), or empty"
+        )
+    return text or None
+
+
+def _token_lifetime(value: object) -> float:
+    seconds = _positive_seconds(value)
+    if seconds > 3600:
+        raise _Invalid(f"a call token lives at most 3600 seconds, not {value!r}")
+    return seconds
+
+
+def _pow_difficulty(value: object) -> int:
+    bits = _positive_int(value)
+    if bits > 32:
+        raise _Invalid(f"must be 1-32 bits, not {bits}")
+    return bits
+
+
+_CHALLENGE = re.compile(r"^[a-z0-9-]{1,40}$")
+
+
+def _challenge(value: object) -> str | None:
+    text = _string(value).strip()
+    if text == "none":
+        return None
+    if not _CHALLENGE.match(text):
+        raise _Invalid(f"must be none, pow, or the name of an installed verifier, not {text!r}")
+    return text
+
+
+class _Inherit:
+    """The default of a site key that takes [limits]' value of the same name."""
+
+    def __repr__(self) -> str:
+        return "<from [limits]>"
+
+
+_INHERIT: Any = _Inherit()
+
+
+def _inheriting(convert: Converter) -> Converter:
+    def inherit_or_convert(value: object) -> Any:
+        return _INHERIT if value is _INHERIT else convert(value)
+
+    return inherit_or_convert
+
+
 def _caller_name(value: object) -> str | None:
     text = _optional_text(value)
     if text is not None and len(text) > 100:
@@ -727,7 +847,7 @@ Converter = Callable[[object], Any]
 
 # Every section key and its converter. The keys must match DEFAULT_CONFIG (a test checks).
 _SECTIONS: dict[str, dict[str, Converter]] = {
-    "http": {"listen": _host_port, "public_url": _public_url},
+    "http": {"listen": _host_port, "public_url": _public_url, "trusted_proxies": _networks},
     "sip": {
         "listen": _host_port,
         "public_address": _optional_host_port,
@@ -748,9 +868,33 @@ _SECTIONS: dict[str, dict[str, Converter]] = {
     },
     "ice": {"servers": _ice_servers, "host_addresses": _host_addresses},
     "demo": {"enabled": _boolean, "sip_listen": _host_port},
-    "limits": {"max_calls": _positive_int, "max_calls_per_client": _positive_int},
+    "access": {
+        "token_secret": _token_secret,
+        "token_lifetime": _token_lifetime,
+        "pow_difficulty": _pow_difficulty,
+    },
+    "limits": {
+        "max_calls": _positive_int,
+        "max_calls_per_client": _positive_int,
+        "max_site_calls": _positive_int,
+        "calls_per_client_15min": _positive_int,
+        "calls_per_client_hour": _positive_int,
+        "calls_per_client_day": _positive_int,
+        "max_call_duration": _positive_seconds,
+        "daily_call_minutes": _positive_minutes,
+    },
     "log": {"level": _choice("debug", "info", "warning", "error")},
 }
+
+# Site keys whose default is the [limits] key of the same name.
+_INHERITED_SITE_KEYS = (
+    "max_site_calls",
+    "calls_per_client_15min",
+    "calls_per_client_hour",
+    "calls_per_client_day",
+    "max_call_duration",
+    "daily_call_minutes",
+)
 
 # Site keys: converter and the default when the key is left out (None: required).
 _SITE_KEYS: dict[str, tuple[Converter, object]] = {
@@ -763,6 +907,8 @@ _SITE_KEYS: dict[str, tuple[Converter, object]] = {
     "proxy": (_optional_sip_uri, ""),
     "caller_name": (_caller_name, ""),
     "from_user": (_optional_sip_user, ""),
+    **{key: (_inheriting(_SECTIONS["limits"][key]), _INHERIT) for key in _INHERITED_SITE_KEYS},
+    "challenge": (_challenge, "none"),
 }
 
 
@@ -922,8 +1068,11 @@ def _apply_site_env(
     index, key = matches[0]
     path = f"sites[{index}].{key}"
     problems.from_env[path] = variable
+    like = _SITE_KEYS[key][1]
+    if like is _INHERIT:
+        like = _DEFAULT_DOCUMENT["limits"][key]
     try:
-        sites[index][key] = _from_env_text(text, _SITE_KEYS[key][1])
+        sites[index][key] = _from_env_text(text, like)
     except _Invalid as exc:
         problems.add(path, exc.reason)
         sites[index][key] = _FAILED
@@ -1054,6 +1203,9 @@ def _build(
         first_index.setdefault(site["id"], index)
         if site["origins"] == () and isinstance(sections["http"]["public_url"], str):
             site["origins"] = (_origin_of_url(sections["http"]["public_url"]),)
+        for key in _INHERITED_SITE_KEYS:
+            if site[key] is _INHERIT:
+                site[key] = sections["limits"][key]
     if problems.lines:
         return None
     return GatewayConfig(
@@ -1062,6 +1214,7 @@ def _build(
         media=MediaConfig(**sections["media"]),
         ice=IceConfig(**sections["ice"]),
         demo=DemoConfig(**sections["demo"]),
+        access=AccessConfig(**sections["access"]),
         limits=LimitsConfig(**sections["limits"]),
         log=LogConfig(**sections["log"]),
         sites=tuple(SiteConfig(**site) for site in sites),

@@ -1,17 +1,22 @@
-"""The gateway's HTTP face: the call page, its static files, socket.io and a health check."""
+"""The gateway's HTTP face: the call page, its static files, call tokens, socket.io and a
+health check."""
 
 from __future__ import annotations
 
 import html
+import json
 import re
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import socketio
 from aiohttp import web
 
-from gateway.service import CallService, SiteInfo
+from gateway.access import AccessRefused, GatewayService
+from gateway.forwarded import Network, parse_networks, visitor_address
+from gateway.service import SiteInfo
 from signaling import attach
 
 SOCKET_IO_CLIENT = Path("socket.io-client/dist/socket.io.min.js")
@@ -19,8 +24,12 @@ SOCKET_IO_CLIENT = Path("socket.io-client/dist/socket.io.min.js")
 # than let a bad configuration value break (or inject into) the header.
 _ORIGIN = re.compile(r"https?://([A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?")
 MAX_SHOWN_SITE_CHARS = 40
+MAX_SITE_ID_CHARS = 64
+# A token request is {"site": ..., "proof": {...}}: a proof of work is ~300 bytes, a
+# CAPTCHA response token a few KiB.
+MAX_TOKEN_REQUEST_BYTES = 8 * 1024
 
-SERVICE_KEY = web.AppKey("service", CallService)
+SERVICE_KEY = web.AppKey("service", GatewayService)
 SIO_KEY = web.AppKey("sio", socketio.AsyncServer)
 
 # Only our own scripts, styles and socket; the media path is WebRTC, which CSP does not
@@ -33,20 +42,27 @@ _PAGE_CSP = (
 
 def build_app(
     *,
-    service: CallService,
+    service: GatewayService,
     sio: socketio.AsyncServer,
     web_dir: Path,
     node_modules: Path,
     sites: Iterable[str] = (),
+    trusted_proxies: Iterable[str] = (),
 ) -> web.Application:
     """The aiohttp application.
 
     Routes: `/` (landing page linking the call pages of `sites`, e.g. `("demo",)`),
     `/embed/{site}` (the call page; the site is looked up with `service.site`),
-    `/static/...` (files of `web_dir`, no listing), `/vendor/socket.io.min.js` (from
-    `node_modules`), `/healthz`, and socket.io at `/socket.io/`.
+    `POST /api/token` (a call token; docs/signaling.md), `/static/...` (files of
+    `web_dir`, no listing), `/vendor/socket.io.min.js` (from `node_modules`), `/healthz`,
+    and socket.io at `/socket.io/`.
+
+    Behind reverse proxies listed in `trusted_proxies` (addresses or CIDR networks), a
+    request's `remote` is the visitor's address from X-Forwarded-For (gateway.forwarded),
+    for the token request and signaling alike.
     """
-    app = web.Application()
+    trusted = parse_networks(trusted_proxies)
+    app = web.Application(middlewares=[_forwarded_remote(trusted)] if trusted else [])
     app[SERVICE_KEY] = service
     app[SIO_KEY] = sio
     embed_page = (web_dir / "embed.html").read_bytes()
@@ -82,10 +98,36 @@ def build_app(
     async def healthz(request: web.Request) -> web.Response:
         return web.Response(text="ok")
 
+    async def token(request: web.Request) -> web.Response:
+        try:
+            site_id, proof = _token_request(await _json_body(request))
+            grant = await service.issue_token(
+                site_id=site_id,
+                origin=request.headers.get("Origin"),
+                client=request.remote or "unknown",
+                proof=proof,
+            )
+        except AccessRefused as exc:
+            refusal: dict[str, Any] = {"error": {"code": exc.code, "message": exc.message}}
+            if exc.challenge is not None:
+                refusal["challenge"] = exc.challenge
+            return _api_response(request, refusal, exc.status)
+        return _api_response(request, {"token": grant.token, "expires_in": grant.expires_in})
+
+    async def token_preflight(request: web.Request) -> web.Response:
+        # Any origin may ask; only the POST's answer decides, per site, who gets a token.
+        response = _api_response(request, None, 204)
+        response.headers["Access-Control-Allow-Methods"] = "POST"
+        response.headers["Access-Control-Allow-Headers"] = "Content-Type"
+        response.headers["Access-Control-Max-Age"] = "600"
+        return response
+
     app.router.add_get("/", landing)
     app.router.add_get("/embed/{site}", embed)
     app.router.add_get("/vendor/socket.io.min.js", vendor_socket_io)
     app.router.add_get("/healthz", healthz)
+    app.router.add_post("/api/token", token)
+    app.router.add_route("OPTIONS", "/api/token", token_preflight)
     # aiohttp's static route refuses paths that resolve outside web_dir (and symlinks).
     app.router.add_static("/static/", web_dir, show_index=False, follow_symlinks=False)
     app.on_response_prepare.append(_common_headers)
@@ -96,6 +138,72 @@ def build_app(
 async def _common_headers(request: web.Request, response: web.StreamResponse) -> None:
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "no-referrer")
+
+
+def _forwarded_remote(trusted: tuple[Network, ...]):  # type: ignore[no-untyped-def]
+    @web.middleware
+    async def forwarded_remote(request: web.Request, handler):  # type: ignore[no-untyped-def]
+        peer = request.remote or "unknown"
+        forwarded = ",".join(request.headers.getall("X-Forwarded-For", ())) or None
+        visitor = visitor_address(peer, forwarded, trusted)
+        if visitor != peer:
+            request = request.clone(remote=visitor)
+        return await handler(request)
+
+    return forwarded_remote
+
+
+async def _json_body(request: web.Request) -> object:
+    if request.content_type != "application/json":
+        raise AccessRefused(
+            "bad_request",
+            "the request body must be JSON (Content-Type: application/json)",
+            status=415,
+        )
+    length = request.content_length
+    if length is None or length > MAX_TOKEN_REQUEST_BYTES:
+        raise AccessRefused(
+            "bad_request",
+            f"the request body must have a Content-Length of at most "
+            f"{MAX_TOKEN_REQUEST_BYTES} bytes",
+            status=413,
+        )
+    data = await request.read()
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError):  # RecursionError: nested past json's limit
+        raise AccessRefused(
+            "bad_request", "the request body is not valid JSON", status=400
+        ) from None
+
+
+def _token_request(body: object) -> tuple[str, object]:
+    """(site id, proof or None) of a token request: {"site": id[, "proof": {...}]}."""
+    if not isinstance(body, dict) or "site" not in body or not body.keys() <= {"site", "proof"}:
+        raise AccessRefused(
+            "bad_request",
+            'the request must be {"site": "<site id>"[, "proof": {...}]}',
+            status=400,
+        )
+    site_id = body["site"]
+    if not isinstance(site_id, str) or not 0 < len(site_id) <= MAX_SITE_ID_CHARS:
+        raise AccessRefused("bad_request", "site must be a site id", status=400)
+    return site_id, body.get("proof")
+
+
+def _api_response(request: web.Request, payload: object, status: int = 200) -> web.Response:
+    if payload is None:
+        response = web.Response(status=status)
+    else:
+        response = web.json_response(payload, status=status)
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Vary"] = "Origin"
+    origin = request.headers.get("Origin")
+    if origin is not None and _ORIGIN.fullmatch(origin):
+        # Pages of other origins may read the answer (a refusal says why); a token is only
+        # ever issued to an origin the site allows. No cookies are involved.
+        response.headers["Access-Control-Allow-Origin"] = origin
+    return response
 
 
 def _frame_ancestors(site: SiteInfo) -> str:

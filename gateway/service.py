@@ -28,6 +28,7 @@ class EndCause(enum.StrEnum):
     FAILED = "failed"
     OPERATOR_HUNG_UP = "operator_hung_up"
     VISITOR_HUNG_UP = "visitor_hung_up"
+    TIME_LIMIT = "time_limit"          # the site's maximum call duration was reached
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,7 @@
 """The socket.io face of the gateway: browser events in, call states out (docs/signaling.md).
 
-It calls the narrow `gateway.service.CallService` interface and never touches aiortc or SIP.
+It calls the narrow `gateway.access.GatewayService` interface (call tokens, then calls) and
+never touches aiortc or SIP.
 """
 
 from signaling.errors import ErrorCode, SignalingError

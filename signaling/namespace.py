@@ -1,7 +1,8 @@
 """The socket.io namespace that turns a browser's events into `CallService` calls.
 
-Connection: `auth={"site": id}` and an Origin the site allows, else refused. Then one call
-at a time per connection; see docs/signaling.md for the events, acks and errors.
+Connection: `auth={"site": id, "token": call token}` (from `POST /api/token`) and an Origin
+the site allows, else refused. Then one call at a time per connection; see
+docs/signaling.md for the events, acks and errors.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from typing import Any
 import socketio
 from socketio.exceptions import ConnectionRefusedError as SocketIORefused
 
-from gateway.service import CallRefused, CallService, CallState, CallUpdate
+from gateway.access import AccessRefused, GatewayService
+from gateway.service import CallRefused, CallState, CallUpdate
 from signaling.errors import ErrorCode, SignalingError
 from signaling.payloads import (
     MAX_CANDIDATES_PER_CALL,
@@ -48,7 +50,7 @@ class CallNamespace(socketio.AsyncNamespace):
 
     def __init__(
         self,
-        service: CallService,
+        service: GatewayService,
         *,
         ice_servers: list[dict[str, Any]],
         page_origins: Iterable[str] = (),
@@ -104,8 +106,8 @@ class CallNamespace(socketio.AsyncNamespace):
         return await self._handle(session, event, args[1:])
 
     def _connect(self, sid: str, environ: Mapping[str, Any], auth: object) -> None:
-        if not isinstance(auth, dict) or auth.keys() != {"site"}:
-            raise SocketIORefused('auth must be {"site": "<site id>"}')
+        if not isinstance(auth, dict) or auth.keys() != {"site", "token"}:
+            raise SocketIORefused('auth must be {"site": "<site id>", "token": "<call token>"}')
         site_id = auth["site"]
         if not isinstance(site_id, str) or not 0 < len(site_id) <= MAX_SITE_ID_CHARS:
             raise SocketIORefused("auth.site must be a site id")
@@ -119,7 +121,13 @@ class CallNamespace(socketio.AsyncNamespace):
         origin = origin.lower()
         if origin not in self._page_origins and origin not in {o.lower() for o in site.origins}:
             raise SocketIORefused(f"origin {show(origin)} may not use site {site.id!r}")
-        session = ClientSession(sid, site.id, _client_address(environ))
+        client = _client_address(environ)
+        try:
+            self._service.redeem_token(auth["token"], site_id=site.id, origin=origin)
+        except AccessRefused as exc:
+            logger.debug("client %s refused: site=%s client=%s: %s", sid, site.id, client, exc)
+            raise SocketIORefused(exc.message) from None
+        session = ClientSession(sid, site.id, client)
         self._sessions[sid] = session
         session.writer = asyncio.create_task(self._write(session), name=f"signaling-out-{sid}")
         session.send("session", {"ice_servers": self._ice_servers})

@@ -8,7 +8,7 @@ from typing import Any
 import socketio
 from aiohttp import web
 
-from gateway.service import CallService
+from gateway.access import GatewayService
 from signaling.namespace import CallNamespace
 
 # The hard cap on one websocket message. Our own limits (SDP 64 KiB, candidate 1 KiB) answer
@@ -19,7 +19,7 @@ MAX_MESSAGE_BYTES = 1024 * 1024
 
 
 def create_signaling(
-    service: CallService,
+    service: GatewayService,
     *,
     ice_servers: list[dict[str, Any]],
     page_origins: Iterable[str] = (),

@@ -1,5 +1,5 @@
 // The call page: one call from this browser to the site's phone, through the gateway.
-// The events and their payloads are described in docs/signaling.md.
+// The token request, the events and their payloads are described in docs/signaling.md.
 
 const STATE_WORDS = {
   connecting: 'Connecting…',
@@ -16,8 +16,18 @@ const CAUSE_WORDS = {
   failed: 'the call failed',
   operator_hung_up: 'the other side hung up',
   visitor_hung_up: 'you hung up',
+  time_limit: 'the time limit was reached',
+};
+// Refusals of call:start by code, in the visitor's words (else the gateway's message).
+const REFUSAL_WORDS = {
+  busy: 'All lines are busy. Please try again in a few minutes.',
+  site_busy: 'All lines are busy. Please try again in a few minutes.',
+  too_many_calls: 'There is already a call from your connection.',
+  budget_exhausted: 'Calls are paused for today. Please try again later.',
+  unavailable: 'Calls cannot be taken right now. Please try again later.',
 };
 const START_TIMEOUT_MS = 30000;
+const TOKEN_RETRY_MS = [1000, 2000, 5000, 10000];
 
 const siteId = decodeURIComponent(location.pathname.replace(/\/+$/, '').split('/').pop() || '');
 const byId = (id) => document.getElementById(id);
@@ -31,19 +41,23 @@ const ui = {
 };
 
 let iceServers = [];
+// Why the last token request was refused (shown instead of the socket's own refusal).
+let tokenProblem = null;
 // The call in progress, or null: {pc, mic, callId, started, muted, pendingCandidates,
 // heldStates, endSent}. Every async step checks `call === c` after awaiting, because the
 // visitor may have hung up (or the socket dropped) meanwhile.
 let call = null;
 
-const socket = io({ transports: ['websocket'], auth: { site: siteId } });
+// socket.io asks for `auth` before every (re)connection: each gets a fresh call token.
+const socket = io({ transports: ['websocket'], auth: (send) => fetchAuth().then(send) });
 
 socket.on('connect', () => {
   if (!call) idle('Ready');
 });
 socket.on('connect_error', (err) => {
-  // `active` is false when the server refused us (unknown site, origin): no retry comes.
-  show(socket.active ? 'Connecting to the call service…' : `Cannot call: ${err.message}`);
+  // `active` is false when the server refused us (unknown site, origin, token): no retry.
+  const reason = tokenProblem || err.message;
+  show(socket.active ? 'Connecting to the call service…' : `Cannot call: ${reason}`);
   ui.call.disabled = true;
 });
 socket.on('disconnect', () => {
@@ -71,6 +85,75 @@ for (const key of ui.keys) {
   key.addEventListener('click', () => {
     if (call && call.callId) socket.emit('call:dtmf', { digits: key.dataset.digit });
   });
+}
+
+class Refused extends Error {}
+
+// The socket's auth: a call token, or, when the gateway refused one, an empty token (the
+// socket is then refused, and connect_error shows `tokenProblem`). Network trouble is
+// retried here, since the socket cannot retry what it never started.
+async function fetchAuth() {
+  for (let attempt = 0; ; attempt += 1) {
+    try {
+      const token = await callToken();
+      tokenProblem = null;
+      return { site: siteId, token };
+    } catch (err) {
+      if (err instanceof Refused) {
+        tokenProblem = err.message;
+        return { site: siteId, token: '' };
+      }
+      show('Connecting to the call service…');
+      await sleep(TOKEN_RETRY_MS[Math.min(attempt, TOKEN_RETRY_MS.length - 1)]);
+    }
+  }
+}
+
+// POST /api/token; a site that asks for a challenge answers with one first.
+async function callToken() {
+  let body = { site: siteId };
+  for (let round = 0; round < 3; round += 1) {
+    const response = await fetch('/api/token', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify(body),
+      cache: 'no-store',
+    });
+    const reply = await response.json().catch(() => null);
+    if (response.ok && reply && reply.token) return reply.token;
+    const error = (reply && reply.error) || {};
+    if (response.status >= 500) throw new Error(error.message || `HTTP ${response.status}`);
+    if (reply && reply.challenge) {
+      show('Checking this browser…');
+      body = { site: siteId, proof: await solveChallenge(reply.challenge) };
+      continue;
+    }
+    throw new Refused(error.message || `the call service answered ${response.status}`);
+  }
+  throw new Refused('the challenge was not accepted');
+}
+
+function solveChallenge(challenge) {
+  if (challenge.kind !== 'pow') {
+    return Promise.reject(new Refused(`this page cannot solve a ${challenge.kind} challenge`));
+  }
+  // A Web Worker keeps the page responsive while it hashes.
+  return new Promise((resolve, reject) => {
+    const worker = new Worker('/static/pow-worker.js');
+    worker.onmessage = (event) => {
+      worker.terminate();
+      resolve({ challenge: challenge.challenge, solution: event.data.solution });
+    };
+    worker.onerror = (event) => {
+      worker.terminate();
+      reject(new Refused(`the challenge cannot be solved here: ${event.message}`));
+    };
+    worker.postMessage({ challenge: challenge.challenge, difficulty: challenge.difficulty });
+  });
+}
+
+function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 async function startCall() {
@@ -138,7 +221,7 @@ async function startCall() {
   }
   if (call !== c) return;
   if (!reply || !reply.ok) {
-    endCall(`Call failed: ${reply && reply.error ? reply.error.message : 'no answer from the gateway'}`);
+    endCall(`Call failed: ${refusalWords(reply && reply.error)}`);
     return;
   }
   c.callId = reply.call_id;
@@ -230,6 +313,11 @@ function show(words) {
 
 function stopTracks(stream) {
   for (const track of stream.getTracks()) track.stop();
+}
+
+function refusalWords(error) {
+  if (!error) return 'no answer from the gateway';
+  return REFUSAL_WORDS[error.code] || error.message;
 }
 
 function micProblem(err) {

@@ -6,6 +6,7 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
+import aiohttp
 import pytest
 from playwright.async_api import Page
 
@@ -73,6 +74,20 @@ async def page(mic_wav: Path) -> AsyncIterator[Page]:
     async with chromium(mic_wav) as browser:
         context = await browser.new_context()
         yield await context.new_page()
+
+
+async def call_token(gateway: Gateway, site: str = "shop", origin: str | None = None) -> str:
+    """A call token from POST /api/token, as the gateway's own call page gets one."""
+    origin = origin or gateway.config.http.public_origin
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            f"{gateway.url}/api/token", json={"site": site}, headers={"Origin": origin}
+        ) as response,
+    ):
+        answer = await response.json()
+        assert response.status == 200, answer
+        return answer["token"]
 
 
 async def open_call_page(page: Page, gateway: Gateway, site: str = "shop") -> None:

@@ -25,6 +25,8 @@ from sip_bridge.endpoint import SipCall, SipEndpoint
 from sip_bridge.useragent import UserAgentConfig
 from tests.support.ports import free_port_block, free_udp_port
 
+from .conftest import call_token
+
 FRAMES = 400  # 8 s per direction
 LOSS = 0.02
 FRAME = 0.02
@@ -124,7 +126,7 @@ async def test_added_delay_with_loss_on_either_leg(gateway_factory):
         await client.connect(
             gateway.url,
             transports=["websocket"],
-            auth={"site": "shop"},
+            auth={"site": "shop", "token": await call_token(gateway)},
             headers={"Origin": gateway.config.http.public_origin},
         )
         ack = await client.call("call:start", {"sdp": pc.localDescription.sdp}, timeout=10)

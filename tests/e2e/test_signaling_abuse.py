@@ -13,6 +13,7 @@ import socketio
 from aiortc import RTCPeerConnection
 from aiortc.mediastreams import AudioStreamTrack
 
+from .conftest import call_token
 from .test_browser_call import assert_all_released
 
 
@@ -33,14 +34,14 @@ async def connect(gateway, site: str = "shop") -> socketio.AsyncClient:
     await client.connect(
         gateway.url,
         transports=["websocket"],
-        auth={"site": site},
+        auth={"site": site, "token": await call_token(gateway, site)},
         headers={"Origin": gateway.config.http.public_origin},
         wait_timeout=5,
     )
     return client
 
 
-async def refusal(gateway, *, site: str, origin: str) -> str:
+async def refusal(gateway, *, site: str, origin: str, token: str = "") -> str:
     client = socketio.AsyncClient(reconnection=False)
     reasons: list[str] = []
     client.on("connect_error", lambda data: reasons.append(data["message"]))
@@ -48,7 +49,7 @@ async def refusal(gateway, *, site: str, origin: str) -> str:
         await client.connect(
             gateway.url,
             transports=["websocket"],
-            auth={"site": site},
+            auth={"site": site, "token": token},
             headers={"Origin": origin},
             wait_timeout=5,
         )
@@ -58,8 +59,11 @@ async def refusal(gateway, *, site: str, origin: str) -> str:
 async def test_unknown_site_and_foreign_origin_are_refused(gateway_factory):
     gateway = await gateway_factory(destination="sip:nobody@127.0.0.1:9")
     own = gateway.config.http.public_origin
-    assert "unknown site" in await refusal(gateway, site="nope", origin=own)
-    assert "may not use site" in await refusal(gateway, site="shop", origin="https://evil.example")
+    token = await call_token(gateway)
+    assert "unknown site" in await refusal(gateway, site="nope", origin=own, token=token)
+    assert "may not use site" in await refusal(
+        gateway, site="shop", origin="https://evil.example", token=token
+    )
 
 
 async def answered(client: socketio.AsyncClient) -> None:

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from gateway.config import (
     DEFAULT_CONFIG,
+    AccessConfig,
     ConfigError,
     DemoConfig,
     GatewayConfig,
@@ -43,6 +44,7 @@ SECTION_CLASSES = {
     "media": MediaConfig,
     "ice": IceConfig,
     "demo": DemoConfig,
+    "access": AccessConfig,
     "limits": LimitsConfig,
     "log": LogConfig,
 }
@@ -88,7 +90,17 @@ def test_no_file_gives_the_embedded_defaults() -> None:
     assert config.ice.servers == ()
     assert config.ice.host_addresses == ("127.0.0.1",)
     assert config.demo == DemoConfig(enabled=True, sip_listen=("127.0.0.1", 5080))
-    assert config.limits == LimitsConfig(max_calls=20, max_calls_per_client=2)
+    assert config.limits == LimitsConfig(
+        max_calls=20,
+        max_calls_per_client=2,
+        max_site_calls=5,
+        calls_per_client_15min=5,
+        calls_per_client_hour=10,
+        calls_per_client_day=20,
+        max_call_duration=1800.0,
+        daily_call_minutes=300.0,
+    )
+    assert config.access == AccessConfig(token_secret=None, token_lifetime=60.0, pow_difficulty=16)
     assert config.log.level == "info"
     (site,) = config.sites
     assert site.id == "demo"
@@ -690,6 +702,97 @@ def test_secrets_never_appear_in_error_messages() -> None:
     assert "ice.servers[0].credential: contains control characters" in message
     assert SECRET not in message
     assert TURN_SECRET not in message
+
+
+TOKEN_SECRET = "Tk5-token-secret-of-at-least-32-chars"
+
+
+def test_a_site_takes_the_limit_defaults_and_may_override_each() -> None:
+    text = f"""
+[access]
+token_secret = "{TOKEN_SECRET}"
+token_lifetime = 30
+pow_difficulty = 20
+[limits]
+max_site_calls = 8
+calls_per_client_day = 50
+daily_call_minutes = 90.5
+{SITE}
+max_site_calls = 2
+max_call_duration = 600
+challenge = "pow"
+[[sites]]
+id = "other"
+destination = "sip:desk@pbx.example.com"
+"""
+    config = parse_config(text)
+    assert config.access == AccessConfig(
+        token_secret=TOKEN_SECRET, token_lifetime=30.0, pow_difficulty=20
+    )
+    shop, other = config.sites
+    assert (shop.max_site_calls, shop.max_call_duration, shop.challenge) == (2, 600.0, "pow")
+    assert (shop.calls_per_client_day, shop.daily_call_minutes) == (50, 90.5)
+    assert (other.max_site_calls, other.max_call_duration, other.challenge) == (8, 1800.0, None)
+    assert (other.calls_per_client_15min, other.calls_per_client_hour) == (5, 10)
+
+
+def test_env_sets_limits_of_the_gateway_and_of_a_site() -> None:
+    env = {
+        "GATEWAY_LIMITS_DAILY_CALL_MINUTES": "45",
+        "GATEWAY_SITE_SHOP_MAX_CALL_DURATION": "90.5",
+        "GATEWAY_SITE_SHOP_CALLS_PER_CLIENT_15MIN": "2",
+        "GATEWAY_SITE_SHOP_CHALLENGE": "pow",
+        "GATEWAY_ACCESS_TOKEN_SECRET": TOKEN_SECRET,
+        "GATEWAY_HTTP_TRUSTED_PROXIES": "127.0.0.1, 10.0.0.0/8",
+    }
+    config = parse_config(SITE, env)
+    (site,) = config.sites
+    assert (site.max_call_duration, site.calls_per_client_15min) == (90.5, 2)
+    assert (site.daily_call_minutes, site.challenge) == (45.0, "pow")
+    assert config.access.token_secret == TOKEN_SECRET
+    assert config.http.trusted_proxies == ("127.0.0.1/32", "10.0.0.0/8")
+    message = problems_of(SITE, {"GATEWAY_SITE_SHOP_MAX_SITE_CALLS": "many"})
+    assert "sites[0].max_site_calls (from GATEWAY_SITE_SHOP_MAX_SITE_CALLS): not a number" in (
+        message
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "reason"),
+    [
+        ('[access]\ntoken_secret = "short"', "access.token_secret", "at least 32 characters"),
+        ("[access]\ntoken_lifetime = 7200", "access.token_lifetime", "at most 3600 seconds"),
+        ("[access]\ntoken_lifetime = 0", "access.token_lifetime", "positive number of seconds"),
+        ("[access]\npow_difficulty = 33", "access.pow_difficulty", "1-32 bits"),
+        ("[limits]\nmax_site_calls = 0", "limits.max_site_calls", "at least 1"),
+        ("[limits]\ncalls_per_client_hour = 1.5", "limits.calls_per_client_hour", "an integer"),
+        ("[limits]\nmax_call_duration = -1", "limits.max_call_duration", "positive number of se"),
+        ("[limits]\ndaily_call_minutes = 0", "limits.daily_call_minutes", "number of minutes"),
+        (SITE + "calls_per_client_day = 0", "sites[0].calls_per_client_day", "at least 1"),
+        (SITE + 'challenge = "Pow!"', "sites[0].challenge", "none, pow, or the name"),
+        ('[http]\ntrusted_proxies = ["proxy"]', "http.trusted_proxies[0]", "not an IP address"),
+        (
+            '[http]\ntrusted_proxies = ["10.0.0.1", "10.0.0.1/32"]',
+            "http.trusted_proxies[1]",
+            "duplicate network",
+        ),
+    ],
+)
+def test_limits_and_access_rules_name_the_key(text: str, key: str, reason: str) -> None:
+    message = problems_of(text)
+    assert any(line.startswith(f"{key}: ") and reason in line for line in message.splitlines()), (
+        message
+    )
+
+
+def test_the_token_secret_never_appears_in_repr_or_errors() -> None:
+    config = parse_config(f'[access]\ntoken_secret = "{TOKEN_SECRET}"\n')
+    assert TOKEN_SECRET not in repr(config)
+    assert "token_secret=***" in repr(config.access)
+    short = "Tk5-short-secret"
+    message = problems_of("", {"GATEWAY_ACCESS_TOKEN_SECRET": short})
+    assert "access.token_secret (from GATEWAY_ACCESS_TOKEN_SECRET)" in message
+    assert short not in message
 
 
 # ----------------------------------------------------------------------------- robustness

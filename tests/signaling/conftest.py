@@ -7,12 +7,14 @@ in-memory service of memory_service.py; the gateway's CallManager can replace it
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 import socketio
 from aiohttp import web
@@ -69,6 +71,7 @@ async def signaling_server(call_service: InMemoryCallService) -> AsyncIterator[S
     listener.bind(("127.0.0.1", 0))
     url = f"http://127.0.0.1:{listener.getsockname()[1]}"
     sio = create_signaling(call_service, ice_servers=ICE_SERVERS, page_origins=[PAGE_ORIGIN, url])
+    call_service.access.page_origins = frozenset({PAGE_ORIGIN, url})
     app = build_app(
         service=call_service,
         sio=sio,
@@ -131,6 +134,33 @@ class SignalingClient:
 Connect = Callable[..., Awaitable[SignalingClient]]
 
 
+async def request_token(
+    url: str,
+    body: Any,
+    origin: str | None = DEMO_ORIGIN,
+    *,
+    content_type: str = "application/json",
+    headers: dict[str, str] | None = None,
+) -> tuple[int, dict[str, str], Any]:
+    """POST /api/token as a page does: (status, headers, JSON answer or None)."""
+    headers = {"Content-Type": content_type, **(headers or {})}
+    if origin is not None:
+        headers["Origin"] = origin
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(f"{url}/api/token", data=data, headers=headers) as response,
+    ):
+        text = await response.text()
+        return response.status, dict(response.headers), json.loads(text) if text else None
+
+
+async def call_token(url: str, site: str, origin: str = DEMO_ORIGIN) -> str:
+    status, _, answer = await request_token(url, {"site": site}, origin)
+    assert status == 200, answer
+    return answer["token"]
+
+
 @pytest.fixture
 async def connect(signaling_server: SignalingServer) -> AsyncIterator[Connect]:
     clients: list[socketio.AsyncClient] = []
@@ -145,7 +175,10 @@ async def connect(signaling_server: SignalingServer) -> AsyncIterator[Connect]:
             sio.on(event, _put(queue))
         headers = {"Origin": origin} if origin is not None else {}
         if auth is None and site is not None:
-            auth = {"site": site}
+            # Without an Origin the token still comes from a page of the site: the
+            # websocket is what lacks it.
+            token = await call_token(signaling_server.url, site, origin or DEMO_ORIGIN)
+            auth = {"site": site, "token": token}
         clients.append(sio)
         await sio.connect(
             signaling_server.url,
@@ -160,6 +193,25 @@ async def connect(signaling_server: SignalingServer) -> AsyncIterator[Connect]:
     for sio in clients:
         if sio.connected:
             await sio.disconnect()
+
+
+async def refused_connection(server: SignalingServer, auth: Any, origin: str | None) -> str:
+    """Connect with `auth` from a page of `origin`; the refusal's message (it must be one)."""
+    sio = socketio.AsyncClient(reconnection=False)
+    refusals: asyncio.Queue[object] = asyncio.Queue()
+    sio.on("connect_error", refusals.put_nowait)
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        await sio.connect(
+            server.url,
+            transports=["websocket"],
+            headers={"Origin": origin} if origin else {},
+            auth=auth,
+            wait_timeout=5,
+        )
+    async with asyncio.timeout(5):
+        refusal = await refusals.get()
+    assert isinstance(refusal, dict)
+    return refusal["message"]
 
 
 def _socketio_data(args: tuple[Any, ...]) -> Any:

@@ -1,8 +1,10 @@
-"""An in-memory `CallService` for the signaling tests: records every request, answers with
-a fixed SDP, and lets a test push call states as the gateway would.
+"""An in-memory `GatewayService` for the signaling tests: records every call request,
+answers with a fixed SDP, and lets a test push call states as the gateway would.
 
 It stands in for the gateway's CallManager behind the `call_service` fixture only; the
-signaling server, the socket.io client and the sockets in these tests are all real.
+signaling server, the socket.io client and the sockets in these tests are all real, and so
+are the call tokens and challenges (the gateway's own `PageAccess`, on a clock the test
+moves).
 """
 
 from __future__ import annotations
@@ -10,7 +12,15 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
+from gateway.access import AccessRefused, PageAccess, TokenGrant
+from gateway.challenge import ProofOfWork
 from gateway.service import CallRefused, CallState, CallUpdate, EndCause, Notify, SiteInfo
+from gateway.tokens import CallTokens
+from tests.gateway.clock import FakeClock
+
+TOKEN_SECRET = b"signaling-tests-token-secret-0123456789"
+TOKEN_LIFETIME = 60.0
+POW_DIFFICULTY = 8
 
 ANSWER_SDP = (
     "v=0\r\n"
@@ -31,9 +41,49 @@ ANSWER_SDP = (
 )
 
 
-@dataclass
-class InMemoryCallService:
+def page_access(clock: FakeClock) -> PageAccess:
+    return PageAccess(
+        CallTokens(TOKEN_SECRET, TOKEN_LIFETIME),
+        verifiers={"pow": ProofOfWork(TOKEN_SECRET, POW_DIFFICULTY)},
+        clock=clock,
+    )
+
+
+class RealTokens:
+    """The token half of a test `GatewayService`: the gateway's own `PageAccess` for the
+    service's `sites`, each site asking for the challenge `challenges` names (if any)."""
+
     sites: dict[str, SiteInfo]
+    challenges: dict[str, str]
+    access: PageAccess
+
+    async def issue_token(
+        self, *, site_id: str, origin: str | None, client: str, proof: object
+    ) -> TokenGrant:
+        return await self.access.issue_token(
+            self._site(site_id),
+            challenge=self.challenges.get(site_id),
+            origin=origin,
+            client=client,
+            proof=proof,
+        )
+
+    def redeem_token(self, token: object, *, site_id: str, origin: str) -> None:
+        self.access.redeem_token(self._site(site_id), token, origin=origin)
+
+    def _site(self, site_id: str) -> SiteInfo:
+        site = self.sites.get(site_id)
+        if site is None:
+            raise AccessRefused("unknown_site", f"no site {site_id!r}", status=404)
+        return site
+
+
+@dataclass
+class InMemoryCallService(RealTokens):
+    sites: dict[str, SiteInfo]
+    clock: FakeClock = field(default_factory=FakeClock)
+    challenges: dict[str, str] = field(default_factory=dict)  # site id -> challenge kind
+    access: PageAccess = field(init=False)
     start_delay: float = 0.0  # seconds start_call takes (an answer being built)
     request_delay: float = 0.0  # seconds every other request takes
     refusal: Exception | None = None  # raised by the next start_call
@@ -41,6 +91,9 @@ class InMemoryCallService:
     notifiers: dict[str, Notify] = field(default_factory=dict)  # calls not ended yet
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     _next_id: int = 0
+
+    def __post_init__(self) -> None:
+        self.access = page_access(self.clock)
 
     def site(self, site_id: str) -> SiteInfo | None:
         return self.sites.get(site_id)

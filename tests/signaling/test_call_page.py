@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fractions
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 
 import aioice.ice
@@ -23,8 +24,12 @@ from aiortc.mediastreams import AudioStreamTrack
 from aiortc.sdp import candidate_from_sdp
 from playwright.async_api import Page, async_playwright, expect
 
-from gateway.service import CallState, CallUpdate, EndCause, Notify, SiteInfo
+from gateway.access import PageAccess
+from gateway.challenge import ChallengeError, ProofOfWork
+from gateway.service import CallRefused, CallState, CallUpdate, EndCause, Notify, SiteInfo
+from tests.gateway.clock import FakeClock
 from tests.signaling.conftest import SITES, SignalingServer
+from tests.signaling.memory_service import TOKEN_SECRET, RealTokens, page_access
 from tests.support.audio import assert_tone
 from tests.support.browser import (
     CHROMIUM,
@@ -60,14 +65,17 @@ class ToneTrack(AudioStreamTrack):
 
 
 @dataclass
-class ToneCallService:
+class ToneCallService(RealTokens):
     """A CallService whose calls are an aiortc peer sending a tone; the SIP side is played
     by `script`: the states to notify after the answer, 0.2 s apart."""
 
     sites: dict[str, SiteInfo]
+    challenges: dict[str, str] = field(default_factory=dict)
+    access: PageAccess = field(default_factory=lambda: page_access(FakeClock()))
     script: list[CallUpdate] = field(
         default_factory=lambda: [CallUpdate(CallState.RINGING), CallUpdate(CallState.ANSWERED)]
     )
+    refusal: Exception | None = None  # raised by the next start_call
     requests: list[tuple] = field(default_factory=list)
     peers: dict[str, RTCPeerConnection] = field(default_factory=dict)
     notifiers: dict[str, Notify] = field(default_factory=dict)
@@ -80,6 +88,9 @@ class ToneCallService:
         self, *, site_id: str, client: str, offer_sdp: str, notify: Notify
     ) -> tuple[str, str]:
         self.requests.append(("start_call", site_id))
+        if self.refusal is not None:
+            refusal, self.refusal = self.refusal, None
+            raise refusal
         call_id = f"tone-{len(self.peers) + 1}"
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.peers[call_id] = pc
@@ -245,3 +256,85 @@ async def test_an_unknown_site_page_is_not_served(signaling_server: SignalingSer
         response = await page.goto(f"{signaling_server.url}/embed/nope")
         assert response is not None and response.status == 404
         assert "No such site" in await page.content()
+
+
+async def test_a_refused_call_is_said_in_words(
+    page: Page, signaling_server: SignalingServer
+) -> None:
+    service = signaling_server.service
+    service.refusal = CallRefused("budget_exhausted", "calls to this site are paused for today")
+    await page.get_by_role("button", name="Call", exact=True).click()
+    status = page.get_by_role("status")
+    await expect(status).to_have_text(
+        "Call failed: Calls are paused for today. Please try again later.",
+        timeout=STATE_TIMEOUT_MS,
+    )
+    # A code the page has no words for: the gateway's own message.
+    service.refusal = CallRefused("rate_limited", "too many calls; try again in 9 minutes")
+    await page.get_by_role("button", name="Call", exact=True).click()
+    await expect(status).to_have_text(
+        "Call failed: too many calls; try again in 9 minutes", timeout=STATE_TIMEOUT_MS
+    )
+    await expect(page.get_by_role("button", name="Call", exact=True)).to_be_enabled()
+
+
+PAGE_POW_DIFFICULTY = 16  # the default of access.pow_difficulty
+
+
+async def test_the_page_solves_a_proof_of_work_before_it_connects(
+    signaling_server: SignalingServer,
+) -> None:
+    service = signaling_server.service
+    service.challenges["demo"] = "pow"
+    service.access.verifiers["pow"] = CountingProofOfWork(TOKEN_SECRET, PAGE_POW_DIFFICULTY)
+    async with chromium() as browser:
+        page = await browser.new_page()
+        started = time.monotonic()
+        await page.goto(f"{signaling_server.url}/embed/demo")
+        status = page.get_by_role("status")
+        await expect(status).to_have_text("Ready", timeout=30_000)
+        solved_in = time.monotonic() - started
+        assert service.access.verifiers["pow"].accepted == 1
+        print(f"page: proof of work of {PAGE_POW_DIFFICULTY} bits, ready in {solved_in:.2f} s")
+        await page.get_by_role("button", name="Call", exact=True).click()
+        await expect(status).to_have_text("In call", timeout=STATE_TIMEOUT_MS)
+        await page.get_by_role("button", name="Hang up").click()
+        await expect(status).to_have_text("Call ended")
+
+
+class CountingProofOfWork(ProofOfWork):
+    accepted = 0
+
+    def check(self, site_id: str, proof: Mapping[str, object], now: float) -> None:
+        super().check(site_id, proof, now)
+        self.accepted += 1
+
+
+class ExternalCaptcha:
+    """A verifier of a kind the page cannot solve (a CAPTCHA needs its provider's widget)."""
+
+    kind = "captcha"
+
+    def challenge(self, site_id: str, now: float) -> dict[str, object]:
+        return {"kind": self.kind, "site_key": "public-key"}
+
+    async def verify(
+        self, site_id: str, proof: Mapping[str, object], client: str, now: float
+    ) -> None:
+        raise ChallengeError("no CAPTCHA service here")
+
+
+async def test_a_challenge_the_page_cannot_solve_is_said_in_words(
+    signaling_server: SignalingServer,
+) -> None:
+    service = signaling_server.service
+    service.challenges["demo"] = "captcha"
+    service.access.verifiers["captcha"] = ExternalCaptcha()
+    async with chromium() as browser:
+        page = await browser.new_page()
+        await page.goto(f"{signaling_server.url}/embed/demo")
+        await expect(page.get_by_role("status")).to_have_text(
+            "Cannot call: this page cannot solve a captcha challenge", timeout=STATE_TIMEOUT_MS
+        )
+        await expect(page.get_by_role("button", name="Call", exact=True)).to_be_disabled()
+    assert signaling_server.namespace.client_count == 0

@@ -12,7 +12,7 @@ from yarl import URL
 
 from gateway.http_app import build_app
 from signaling import create_signaling
-from tests.signaling.conftest import ROOT, SignalingServer
+from tests.signaling.conftest import ROOT, SignalingServer, call_token
 from tests.signaling.memory_service import InMemoryCallService
 
 
@@ -114,7 +114,7 @@ async def test_socket_io_is_attached(signaling_server: SignalingServer) -> None:
         signaling_server.url,
         transports=["websocket"],
         headers={"Origin": "http://127.0.0.1:8080"},
-        auth={"site": "demo"},
+        auth={"site": "demo", "token": await call_token(signaling_server.url, "demo")},
         wait_timeout=5,
     )
     assert sio.connected

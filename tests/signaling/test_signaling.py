@@ -20,9 +20,12 @@ from tests.signaling.conftest import (
     OFFER_SDP,
     OTHER_SITE_ORIGIN,
     PAGE_ORIGIN,
+    SITES,
     Connect,
     SignalingClient,
     SignalingServer,
+    call_token,
+    refused_connection,
 )
 from tests.signaling.memory_service import ANSWER_SDP
 
@@ -77,9 +80,11 @@ async def test_a_site_accepts_each_of_its_origins(connect: Connect) -> None:
         ("shop", DEMO_ORIGIN, None, "may not use site 'shop'"),
         ("demo", "http://127.0.0.1:8080.evil.example", None, "may not use site"),
         ("demo", None, None, "an Origin header is required"),
-        (None, DEMO_ORIGIN, {"site": "demo", "extra": 1}, 'auth must be {"site"'),
-        (None, DEMO_ORIGIN, {"site": 7}, "auth.site must be a site id"),
-        (None, DEMO_ORIGIN, {"site": "x" * 65}, "auth.site must be a site id"),
+        (None, DEMO_ORIGIN, {"site": "demo"}, 'auth must be {"site": "<site id>", "token"'),
+        (None, DEMO_ORIGIN, {"site": "demo", "token": "t", "x": 1}, 'auth must be {"site"'),
+        (None, DEMO_ORIGIN, ["demo"], 'auth must be {"site"'),
+        (None, DEMO_ORIGIN, {"site": 7, "token": "t"}, "auth.site must be a site id"),
+        (None, DEMO_ORIGIN, {"site": "x" * 65, "token": "t"}, "auth.site must be a site id"),
     ],
 )
 async def test_connect_is_refused_with_a_reason(
@@ -89,21 +94,13 @@ async def test_connect_is_refused_with_a_reason(
     auth: object,
     reason: str,
 ) -> None:
-    sio = socketio.AsyncClient(reconnection=False)
-    refusals: asyncio.Queue[object] = asyncio.Queue()
-    sio.on("connect_error", refusals.put_nowait)
-    with pytest.raises(socketio.exceptions.ConnectionError):
-        await sio.connect(
-            signaling_server.url,
-            transports=["websocket"],
-            headers={"Origin": origin} if origin else {},
-            auth=auth if auth is not None else {"site": site},
-            wait_timeout=5,
-        )
-    async with asyncio.timeout(5):
-        refusal = await refusals.get()
-    assert isinstance(refusal, dict)
-    assert reason in refusal["message"]
+    if auth is None:
+        # A valid token of a page of the site: what is refused is the site or the origin.
+        own_site = site if site in SITES else "demo"
+        token = await call_token(signaling_server.url, own_site, SITES[own_site].origins[0])
+        auth = {"site": site, "token": token}
+    refusal = await refused_connection(signaling_server, auth, origin)
+    assert reason in refusal
     assert signaling_server.namespace.client_count == 0
 
 
@@ -126,7 +123,7 @@ async def test_connecting_without_a_websocket_is_refused(signaling_server: Signa
             signaling_server.url,
             transports=["polling"],
             headers={"Origin": DEMO_ORIGIN},
-            auth={"site": "demo"},
+            auth={"site": "demo", "token": await call_token(signaling_server.url, "demo")},
             wait_timeout=5,
         )
 

@@ -1,0 +1,217 @@
+"""Call admission on a fake clock: concurrency, per-visitor windows, the spend guard."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.admission import CallAdmission, LimitRefused, client_key
+from gateway.config import SiteConfig, parse_config
+
+MINUTE = 60.0
+HOUR = 3600.0
+DAY = 24 * HOUR
+VISITOR = "192.0.2.10"
+
+
+def sites(**overrides: object) -> dict[str, SiteConfig]:
+    """Two sites: `shop` with `overrides`, `demo` with the [limits] defaults below."""
+    own = "".join(f"{key} = {value!r}\n" for key, value in overrides.items())
+    config = parse_config(
+        f"""
+[limits]
+max_calls = 6
+max_calls_per_client = 3
+max_site_calls = 4
+calls_per_client_15min = 3
+calls_per_client_hour = 4
+calls_per_client_day = 5
+max_call_duration = 600
+daily_call_minutes = 10
+
+[[sites]]
+id = "shop"
+destination = "sip:desk@pbx.example.com"
+{own}
+[[sites]]
+id = "demo"
+destination = "sip:operator@127.0.0.1:5080"
+"""
+    )
+    return {site.id: site for site in config.sites}
+
+
+def admission() -> CallAdmission:
+    return CallAdmission(max_calls=6, max_calls_per_client=3)
+
+
+def refused(gate: CallAdmission, site: SiteConfig, address: str, now: float) -> LimitRefused:
+    with pytest.raises(LimitRefused) as caught:
+        gate.admit(site, address, now)
+    return caught.value
+
+
+def test_the_n_plus_first_call_in_15_minutes_is_refused_with_its_reason() -> None:
+    shop = sites()["shop"]
+    gate = admission()
+    for minute in range(3):
+        gate.ended(gate.admit(shop, VISITOR, minute * MINUTE), minute * MINUTE + 1)
+    refusal = refused(gate, shop, VISITOR, 5 * MINUTE)
+    assert refusal.code == "rate_limited"
+    assert refusal.message == (
+        "too many calls from this address in the last 15 minutes; try again in 10 minutes"
+    )
+    assert refusal.detail == (
+        "192.0.2.10 started 3 calls of site shop in the last 15 minutes "
+        "(calls_per_client_15min = 3)"
+    )
+    assert not refusal.warning
+    # Another visitor, or the same visitor on another site, is not affected.
+    gate.admit(shop, "192.0.2.11", 5 * MINUTE)
+    gate.admit(sites()["demo"], VISITOR, 5 * MINUTE)
+    # Once the first call is 15 minutes old, the visitor may call again.
+    gate.admit(shop, VISITOR, 15 * MINUTE)
+
+
+def test_the_hour_and_the_day_have_their_own_limits() -> None:
+    shop = sites()["shop"]
+    gate = admission()
+    now = 0.0
+    for _ in range(4):  # 4 per hour: spread so that 15 minutes never hold more than 3
+        gate.ended(gate.admit(shop, VISITOR, now), now)
+        now += 14 * MINUTE
+    refusal = refused(gate, shop, VISITOR, now)
+    assert refusal.code == "rate_limited"
+    assert "in the last hour; try again in 4 minutes" in refusal.message
+    assert "(calls_per_client_hour = 4)" in refusal.detail
+    now = HOUR  # the first call has left the hour
+    gate.admit(shop, VISITOR, now)
+    refusal = refused(gate, shop, VISITOR, 2 * HOUR)
+    assert "in the last 24 hours; try again in 22 hours" in refusal.message
+    assert "(calls_per_client_day = 5)" in refusal.detail
+    gate.admit(shop, VISITOR, DAY)
+
+
+def test_a_site_overrides_the_defaults() -> None:
+    shop = sites(calls_per_client_15min=1, max_site_calls=1)["shop"]
+    assert (shop.calls_per_client_15min, shop.calls_per_client_hour) == (1, 4)
+    gate = admission()
+    call = gate.admit(shop, VISITOR, 0)
+    assert refused(gate, shop, "192.0.2.99", 1).code == "site_busy"
+    gate.ended(call, 2)
+    assert refused(gate, shop, VISITOR, 3).code == "rate_limited"
+    gate.admit(shop, "192.0.2.99", 3)
+
+
+def test_concurrent_calls_per_site_per_visitor_and_overall() -> None:
+    all_sites = sites()
+    shop, demo = all_sites["shop"], all_sites["demo"]
+    gate = admission()
+    calls = [gate.admit(shop, f"192.0.2.{n}", 0) for n in range(4)]
+    refusal = refused(gate, shop, "192.0.2.50", 0)
+    assert (refusal.code, refusal.message) == (
+        "site_busy",
+        "all lines are busy; try again in a few minutes",
+    )
+    assert refusal.detail == "site shop carries 4 calls (max_site_calls)"
+    gate.admit(demo, "198.51.100.1", 0)
+    gate.admit(demo, "198.51.100.1", 0)
+    refusal = refused(gate, demo, "198.51.100.2", 0)
+    assert refusal.code == "busy"
+    assert refusal.detail == "the gateway carries 6 calls (limits.max_calls)"
+    for call in calls:
+        gate.ended(call, 1)
+    gate.admit(demo, "198.51.100.1", 1)
+    refusal = refused(gate, demo, "198.51.100.1", 1)
+    assert (refusal.code, refusal.message) == ("too_many_calls", "too many calls from this address")
+    assert gate.live_calls == 3
+
+
+def test_ending_a_call_twice_releases_it_once() -> None:
+    shop = sites()["shop"]
+    gate = admission()
+    call = gate.admit(shop, VISITOR, 0)
+    gate.ended(call, 1)
+    gate.ended(call, 2)
+    assert gate.live_calls == 0
+    for n in range(4):
+        gate.admit(shop, f"192.0.2.{n}", 3)  # site count not driven below zero
+    assert refused(gate, shop, "192.0.2.77", 3).code == "site_busy"
+
+
+@pytest.mark.parametrize(
+    ("address", "key"),
+    [
+        ("192.0.2.1", "192.0.2.1"),
+        ("2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64"),
+        ("2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2::/64"),
+        ("::ffff:192.0.2.1", "192.0.2.1"),
+        ("unknown", "unknown"),
+    ],
+)
+def test_visitors_are_addresses_and_ipv6_counts_per_64(address: str, key: str) -> None:
+    assert client_key(address) == key
+
+
+def test_an_ipv6_visitor_cannot_escape_by_changing_address() -> None:
+    shop = sites()["shop"]
+    gate = admission()
+    for n in range(3):
+        gate.ended(gate.admit(shop, f"2001:db8:1:2::{n + 1:x}", n), n)
+    assert refused(gate, shop, "2001:db8:1:2:dead:beef::1", 10).code == "rate_limited"
+    gate.admit(shop, "2001:db8:1:3::1", 10)
+
+
+# --- the spend guard -------------------------------------------------------------------------
+
+
+def talk(gate: CallAdmission, site: SiteConfig, start: float, minutes: float, n: int) -> None:
+    call = gate.admit(site, f"203.0.113.{n}", start)
+    gate.answered(call, start + 5)  # ringing is free
+    gate.ended(call, start + 5 + minutes * MINUTE)
+
+
+def test_spend_guard_refuses_new_calls_past_the_daily_budget() -> None:
+    shop = sites(daily_call_minutes=10)["shop"]
+    gate = admission()
+    talk(gate, shop, 0, 4, 1)
+    talk(gate, shop, HOUR, 5.5, 2)
+    assert gate.spend.used_minutes("shop", 2 * HOUR) == pytest.approx(9.5)
+    talk(gate, shop, 2 * HOUR, 0.5, 3)  # exactly the budget now
+    refusal = refused(gate, shop, "203.0.113.4", 3 * HOUR)
+    assert refusal.code == "budget_exhausted"
+    assert refusal.message == "calls to this site are paused for today; try again later"
+    assert refusal.detail.startswith(
+        "site shop: spend guard: 10.0 of 10 call minutes used in the last 24 hours "
+        "(daily_call_minutes)"
+    )
+    # The operator is warned once; further refusals are ordinary.
+    assert refusal.warning
+    assert not refused(gate, shop, "203.0.113.5", 3 * HOUR).warning
+    # Another site has its own budget.
+    gate.admit(sites()["demo"], "203.0.113.4", 3 * HOUR)
+    # Once the first call's 4 minutes are 24 hours old, calls go through again.
+    assert refused(gate, shop, "203.0.113.6", DAY).code == "budget_exhausted"
+    gate.admit(shop, "203.0.113.6", DAY + 4 * MINUTE + 5.001)
+
+
+def test_calls_in_progress_count_against_the_budget() -> None:
+    shop = sites(daily_call_minutes=10)["shop"]
+    gate = admission()
+    long_call = gate.admit(shop, "203.0.113.1", 0)
+    gate.answered(long_call, 0)
+    gate.admit(shop, "203.0.113.2", 9 * MINUTE)  # 9 minutes used so far: allowed
+    assert refused(gate, shop, "203.0.113.3", 10 * MINUTE).code == "budget_exhausted"
+    assert gate.ended(long_call, 12 * MINUTE) == 12 * MINUTE
+    assert gate.spend.used_minutes("shop", 12 * MINUTE) == pytest.approx(12)
+
+
+def test_unanswered_calls_cost_nothing_and_a_hold_does_not_restart_the_meter() -> None:
+    shop = sites(daily_call_minutes=1)["shop"]
+    gate = admission()
+    for n in range(3):
+        gate.ended(gate.admit(shop, f"203.0.113.{n}", n * MINUTE), n * MINUTE + 50)
+    assert gate.spend.used_minutes("shop", 3 * MINUTE) == 0
+    call = gate.admit(shop, "203.0.113.9", 3 * MINUTE)
+    gate.answered(call, 3 * MINUTE)
+    gate.answered(call, 3 * MINUTE + 40)  # answered again after a hold
+    assert gate.ended(call, 3 * MINUTE + 50) == 50
