@@ -49,6 +49,7 @@ class CallManager:
         )
         self._admitted: dict[str, AdmittedCall] = {}
         self._time_limits: dict[str, asyncio.TimerHandle] = {}
+        self._next_first: dict[str, int] = {}  # round-robin: where each site's next call starts
         self.on_call_ended: Callable[[Call], None] | None = None
 
     # -------------------------------------------------------------- TokenService
@@ -172,14 +173,16 @@ class CallManager:
     def _settings(self, site: SiteConfig) -> CallSettings:
         config = self.config
         headers = [("X-Site", site.id)]
+        first = self._next_first.get(site.id, 0)
+        self._next_first[site.id] = (first + 1) % max(len(site.destinations), 1)
         return CallSettings(
-            destinations=(
-                Destination(
-                    str(site.destination),
-                    site.credentials,
-                    str(site.proxy) if site.proxy else None,
-                ),
+            destinations=tuple(
+                Destination(str(d.uri), d.credentials, str(d.proxy) if d.proxy else None)
+                for d in site.destinations
             ),
+            ring=site.ring,
+            ring_total=site.ring_total,
+            first=first,
             caller_name=site.caller_name,
             from_user=site.from_user,
             ring_timeout=site.ring_timeout,

@@ -36,7 +36,17 @@ from sip_bridge.errors import SipParseError
 from sip_bridge.uri import SipUri, parse_sip_uri
 
 from .forwarded import parse_networks
+from .hours import BusinessHours, HoursError
 from .service import SiteInfo
+from .site_routing import (
+    FALLBACKS,
+    RING_STRATEGIES,
+    CallbackPolicy,
+    SiteDestination,
+    parse_callback,
+    parse_destinations,
+    parse_hours,
+)
 
 __all__ = [
     "DEFAULT_CONFIG",
@@ -111,6 +121,10 @@ daily_call_minutes = 300          # spend guard: talk minutes of a site in any 2
 
 [log]
 level = "info"                    # debug | info | warning | error
+
+[callbacks]
+database = "var/callbacks.db"     # SQLite file of Request-a-Call requests (relative: to the
+                                  # config file's folder, or the working directory)
 
 [[sites]]
 id = "demo"
@@ -260,6 +274,11 @@ class LogConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class CallbacksConfig:
+    database: Path  # the SQLite file of stored callbacks
+
+
+@dataclass(frozen=True, slots=True)
 class SiteConfig:
     """One site: which pages may call (public) and where their calls go (private)."""
 
@@ -282,6 +301,13 @@ class SiteConfig:
     max_call_duration: float  # seconds from the answer
     daily_call_minutes: float  # spend guard: talk minutes in any 24 hours
     challenge: str | None  # kind of challenge before a call token ("pow"); None: none
+    # Routing (gateway.site_routing): whom to ring, how, when, and callbacks.
+    destinations: tuple[SiteDestination, ...]  # `destination` alone gives one
+    ring: str  # parallel | sequential | round-robin
+    ring_total: float | None  # overall ring time; None: no limit beyond ring_timeout
+    hours: BusinessHours | None  # None: always open
+    fallback: str  # callback | message: what the page offers when busy/no answer/closed
+    callback: CallbackPolicy | None  # None: the site takes no callbacks
 
     __repr__ = _redacted_repr
 
@@ -315,6 +341,7 @@ class GatewayConfig:
     access: AccessConfig
     limits: LimitsConfig
     log: LogConfig
+    callbacks: CallbacksConfig
     sites: tuple[SiteConfig, ...]
     source: str = "<defaults>"
 
@@ -834,6 +861,32 @@ def _inheriting(convert: Converter) -> Converter:
     return inherit_or_convert
 
 
+def _routing(convert: Callable[[object], Any]) -> Callable[[object], Any]:
+    """A gateway.site_routing converter, its ValueError told as a problem of the key."""
+
+    def converter(value: object) -> Any:
+        try:
+            return convert(value)
+        except (ValueError, HoursError) as exc:
+            raise _Invalid(str(exc)) from None
+
+    return converter
+
+
+def _optional_seconds(value: object) -> float | None:
+    """Seconds, or 0 for none."""
+    if value == 0:
+        return None
+    return _positive_seconds(value)
+
+
+def _relative_path(text: str, base_dir: Path | None) -> Path:
+    path = Path(text).expanduser()
+    if not path.is_absolute() and base_dir is not None:
+        path = base_dir / path
+    return path
+
+
 def _caller_name(value: object) -> str | None:
     text = _optional_text(value)
     if text is not None and len(text) > 100:
@@ -884,6 +937,7 @@ _SECTIONS: dict[str, dict[str, Converter]] = {
         "daily_call_minutes": _positive_minutes,
     },
     "log": {"level": _choice("debug", "info", "warning", "error")},
+    "callbacks": {"database": _string},
 }
 
 # Site keys whose default is the [limits] key of the same name.
@@ -899,7 +953,7 @@ _INHERITED_SITE_KEYS = (
 # Site keys: converter and the default when the key is left out (None: required).
 _SITE_KEYS: dict[str, tuple[Converter, object]] = {
     "id": (_site_id, None),
-    "destination": (_sip_uri, None),
+    "destination": (_optional_sip_uri, ""),
     "origins": (_origins, []),
     "ring_timeout": (_positive_seconds, 30),
     "username": (_optional_text, ""),
@@ -909,6 +963,12 @@ _SITE_KEYS: dict[str, tuple[Converter, object]] = {
     "from_user": (_optional_sip_user, ""),
     **{key: (_inheriting(_SECTIONS["limits"][key]), _INHERIT) for key in _INHERITED_SITE_KEYS},
     "challenge": (_challenge, "none"),
+    "destinations": (_routing(parse_destinations), []),
+    "ring": (_choice(*RING_STRATEGIES), "sequential"),
+    "ring_total": (_optional_seconds, 0),
+    "hours": (_routing(parse_hours), {}),
+    "fallback": (_choice(*FALLBACKS), "callback"),
+    "callback": (_routing(parse_callback), {}),
 }
 
 
@@ -1104,7 +1164,25 @@ def _convert_site(index: int, raw: dict[str, Any], problems: _Problems) -> dict[
     for present, missing in (("password", "username"), ("username", "password")):
         if converted[present] not in (None, _FAILED) and converted[missing] is None:
             problems.add(f"sites[{index}].{missing}", f"required when {present} is set")
+    _resolve_destinations(index, converted, problems)
     return converted
+
+
+def _resolve_destinations(index: int, site: dict[str, Any], problems: _Problems) -> None:
+    """One `destination` (with the site's credentials and proxy) or a `destinations` list."""
+    single, many = site["destination"], site["destinations"]
+    if _FAILED in (single, many):
+        return
+    if single is not None and many:
+        problems.add(f"sites[{index}].destinations", "give destination or destinations, not both")
+    elif single is None and not many:
+        problems.add(f"sites[{index}].destination", "required (or a destinations list)")
+    elif single is not None:
+        credentials = site["username"], site["password"]
+        if _FAILED not in credentials and site["proxy"] is not _FAILED:
+            site["destinations"] = (SiteDestination(single, *credentials, site["proxy"]),)
+    else:
+        site["destination"] = many[0].uri
 
 
 def _ok(*values: object) -> bool:
@@ -1217,6 +1295,7 @@ def _build(
         access=AccessConfig(**sections["access"]),
         limits=LimitsConfig(**sections["limits"]),
         log=LogConfig(**sections["log"]),
+        callbacks=CallbacksConfig(_relative_path(sections["callbacks"]["database"], base_dir)),
         sites=tuple(SiteConfig(**site) for site in sites),
         source=source,
     )

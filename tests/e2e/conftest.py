@@ -21,7 +21,7 @@ MIC_HZ = 1000
 
 def gateway_toml(
     *,
-    destination: str,
+    destination: str | None,
     browser_codecs=("PCMU",),
     ring_timeout: float = 10,
     site_extra: str = "",
@@ -44,7 +44,7 @@ enabled = false
 {extra}
 [[sites]]
 id = "shop"
-destination = "{destination}"
+{f'destination = "{destination}"' if destination else ""}
 ring_timeout = {ring_timeout}
 {site_extra}
 """

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from gateway.config import (
     DEFAULT_CONFIG,
     AccessConfig,
+    CallbacksConfig,
     ConfigError,
     DemoConfig,
     GatewayConfig,
@@ -47,6 +48,7 @@ SECTION_CLASSES = {
     "access": AccessConfig,
     "limits": LimitsConfig,
     "log": LogConfig,
+    "callbacks": CallbacksConfig,
 }
 
 SITE = """

@@ -19,7 +19,9 @@ def readme_block() -> str:
 def keys(table: dict, prefix: str = "") -> set[str]:
     out = set()
     for name, value in table.items():
-        if isinstance(value, dict):
+        if isinstance(value, dict | list) and not value:
+            out.add(prefix + name)  # an empty table or list stands for the key
+        elif isinstance(value, dict):
             out |= keys(value, f"{prefix}{name}.")
         elif isinstance(value, list) and value and isinstance(value[0], dict):
             for item in value:

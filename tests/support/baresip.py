@@ -86,6 +86,7 @@ class BaresipPhone:
         sip_trace: bool = True,
         lifetime: float = 120.0,
         extra_config: Sequence[str] = (),
+        answermode: str = "auto",
     ) -> None:
         """``codecs`` is the account's ``audio_codecs`` list, in preference order; the tone
         WAV is at the first codec's rate. ``auth`` = (user, password) for challenges to the
@@ -107,6 +108,7 @@ class BaresipPhone:
         self.sip_trace = sip_trace
         self.lifetime = lifetime
         self.extra_config = list(extra_config)
+        self.answermode = answermode  # "manual": it rings until `answer()` is called
         self.port = 0
         self._process: PeerProcess | None = None
 
@@ -174,7 +176,9 @@ class BaresipPhone:
     def _account(self) -> str:
         # Name/rate/channels: a bare "G722" would mean G722/8000/1, which does not exist.
         codecs = ",".join(f"{codec}/{CODEC_RATES[codec]}/1" for codec in self.codecs)
-        account = f"<sip:{self.user}@{HOST}>;regint=0;answermode=auto;audio_codecs={codecs}"
+        account = (
+            f"<sip:{self.user}@{HOST}>;regint=0;answermode={self.answermode};audio_codecs={codecs}"
+        )
         if self.auth is not None:
             account += f";auth_user={self.auth[0]};auth_pass={self.auth[1]}"
         return account + "\n"
@@ -324,6 +328,10 @@ class BaresipPhone:
                     break
                 buffer += chunk
         raise BaresipError(f"no response to command {command} in {timeout} s")
+
+    def answer(self) -> None:
+        """Answer the ringing call (with ``answermode="manual"``)."""
+        self.command("accept")
 
     def dial(self, uri: str) -> None:
         """Call ``uri`` (the call is then placed asynchronously)."""

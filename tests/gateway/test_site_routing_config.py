@@ -1,0 +1,91 @@
+"""Site routing keys: operators, ring strategy, hours, callbacks; errors name the key."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from gateway.config import ConfigError, parse_config
+
+
+def site(extra: str) -> str:
+    return f'[[sites]]\nid = "shop"\n{extra}\n'
+
+
+def test_several_destinations_with_their_own_credentials():
+    config = parse_config(
+        site(
+            'destinations = ["sip:alice@127.0.0.1:5080", {uri = "sip:bob@127.0.0.1:5082", '
+            'username = "bob", password = "s3cret"}]\nring = "parallel"\nring_total = 40'
+        )
+    )
+    shop = config.sites[0]
+    assert [str(d.uri) for d in shop.destinations] == [
+        "sip:alice@127.0.0.1:5080",
+        "sip:bob@127.0.0.1:5082",
+    ]
+    assert shop.destinations[1].credentials == ("bob", "s3cret")
+    assert "s3cret" not in repr(shop)
+    assert (shop.ring, shop.ring_total, str(shop.destination)) == (
+        "parallel",
+        40.0,
+        "sip:alice@127.0.0.1:5080",
+    )
+
+
+def test_single_destination_keeps_the_site_credentials():
+    shop = parse_config(
+        site('destination = "sip:op@pbx.example"\nusername = "u"\npassword = "p"')
+    ).sites[0]
+    assert shop.destinations[0].credentials == ("u", "p") and shop.ring_total is None
+
+
+def test_hours_and_callback():
+    shop = parse_config(
+        site(
+            'destination = "sip:op@pbx.example"\n'
+            'hours = {timezone = "Europe/London", mon = "09:00-17:00", closed = ["2026-12-25"]}\n'
+            'callback = {dial = "sip:{number}@trunk.example", countries = ["gb", "IE"], '
+            "attempts = 2}"
+        )
+    ).sites[0]
+    monday_noon = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC)
+    assert shop.hours.is_open(monday_noon) and not shop.hours.is_open(
+        monday_noon + dt.timedelta(days=1)
+    )
+    assert shop.callback.countries == ("GB", "IE") and shop.callback.attempts == 2
+    assert shop.callback.dial.format(number="+441632960123") == ("sip:+441632960123@trunk.example")
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ("", "sites[0].destination: required"),
+        ('destination = "sip:a@b"\ndestinations = ["sip:c@d"]', "not both"),
+        ('destinations = ["nope"]', "sites[0].destinations: [0]: not a SIP URI"),
+        ('destinations = [{uri = "sip:a@b", password = "x"}]', "go together"),
+        ('destination = "sip:a@b"\nring = "random"', "sites[0].ring"),
+        (
+            'destination = "sip:a@b"\nhours = {timezone = "Nowhere/City", mon = "09:00-10:00"}',
+            "sites[0].hours: timezone",
+        ),
+        ('destination = "sip:a@b"\nhours = {mon = "9-5"}', "sites[0].hours: week.mon"),
+        ('destination = "sip:a@b"\nhours = {timezone = "UTC"}', "always_open"),
+        ('destination = "sip:a@b"\ncallback = {countries = ["GB"]}', "dial is required"),
+        ('destination = "sip:a@b"\ncallback = {dial = "sip:x@y", countries = ["GB"]}', "{number}"),
+        (
+            'destination = "sip:a@b"\ncallback = {dial = "sip:{number}@y", countries = ["XX"]}',
+            "ISO 3166",
+        ),
+        (
+            'destination = "sip:a@b"\ncallback = {dial = "sip:{number}@y", countries = ["GB"], '
+            "attempts = 0}",
+            "attempts",
+        ),
+    ],
+)
+def test_bad_routing_is_named(extra, message):
+    with pytest.raises(ConfigError) as err:
+        parse_config(site(extra))
+    assert message in str(err.value)
