@@ -23,6 +23,7 @@ from .calls import CallManager
 from .config import GatewayConfig
 from .demo_phone import DemoPhone
 from .http_app import build_app
+from .request_a_call import RequestACall
 from .webrtc_leg import use_host_addresses
 
 logger = logging.getLogger("gateway")
@@ -54,6 +55,7 @@ class Gateway:
     runner: web.AppRunner
     demo: DemoPhone | None
     url: str
+    callbacks: RequestACall | None = None
 
     @classmethod
     async def start(cls, config: GatewayConfig) -> Gateway:
@@ -95,13 +97,18 @@ class Gateway:
             sites=[s.id for s in config.sites],
             trusted_proxies=config.http.trusted_proxies,
         )
+        callbacks = await RequestACall.start(config, endpoint, calls)
+        if callbacks is not None:
+            app.add_routes(callbacks.routes())
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         host, port = config.http.listen
         await web.TCPSite(runner, host, port, reuse_port=True).start()
-        return cls(config, endpoint, calls, runner, demo, config.http.public_url)
+        return cls(config, endpoint, calls, runner, demo, config.http.public_url, callbacks)
 
     async def stop(self) -> None:
+        if self.callbacks is not None:
+            await self.callbacks.stop()
         await self.calls.close()
         await self.runner.cleanup()
         await self.endpoint.close()

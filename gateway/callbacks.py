@@ -12,13 +12,14 @@ import datetime as dt
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from aiohttp import web
 
 from .callback_store import CallbackStore
 from .hours import ALWAYS_OPEN, BusinessHours
+from .http_app import api_response
 from .phone_numbers import NumberRefused, callback_number
 
 logger = logging.getLogger(__name__)
@@ -146,31 +147,57 @@ class CallbackRequests:
         return callback.public()
 
 
-def callback_routes(requests: CallbackRequests) -> list[web.RouteDef]:
+async def read_payload(request: web.Request) -> object:
+    """The JSON body of a callback request (read once, kept by aiohttp for re-reads)."""
+    if (request.content_length or 0) > MAX_BODY:
+        raise CallbackRefused(413, "too_large", "The request is too large.")
+    body = await request.read()
+    if len(body) > MAX_BODY:
+        raise CallbackRefused(413, "too_large", "The request is too large.")
+    try:
+        return json.loads(body or b"null")
+    except ValueError:
+        raise CallbackRefused(400, "bad_request", "Send a JSON object.") from None
+
+
+Authorize = Callable[[web.Request, object], Awaitable[None]]
+
+
+def callback_routes(
+    requests: CallbackRequests, *, authorize: Authorize | None = None
+) -> list[web.RouteDef]:
+    """The routes; `authorize(request, payload)` (e.g. a call-token check) may refuse a
+    request by raising `CallbackRefused`. Answers carry CORS headers for the site's pages."""
+
     async def create(request: web.Request) -> web.Response:
         try:
-            body = await request.content.read(MAX_BODY + 1)
-            if len(body) > MAX_BODY:
-                raise CallbackRefused(413, "too_large", "The request is too large.")
-            try:
-                payload = json.loads(body or b"null")
-            except ValueError:
-                raise CallbackRefused(400, "bad_request", "Send a JSON object.") from None
+            payload = await read_payload(request)
+            if authorize is not None:
+                await authorize(request, payload)
             result = await requests.request(payload, client=request.remote or "?")
         except CallbackRefused as exc:
-            return _error(exc)
-        return web.json_response(result, status=201)
+            return _error(request, exc)
+        return api_response(request, result, 201)
 
     async def show(request: web.Request) -> web.Response:
         try:
-            return web.json_response(await requests.status(request.match_info["id"]))
+            return api_response(request, await requests.status(request.match_info["id"]))
         except CallbackRefused as exc:
-            return _error(exc)
+            return _error(request, exc)
 
-    return [web.post("/api/callbacks", create), web.get("/api/callbacks/{id}", show)]
+    async def preflight(request: web.Request) -> web.Response:
+        response = api_response(request, None, 204)
+        response.headers["Access-Control-Allow-Methods"] = "GET, POST"
+        response.headers["Access-Control-Allow-Headers"] = "Content-Type, Authorization"
+        response.headers["Access-Control-Max-Age"] = "600"
+        return response
+
+    return [
+        web.post("/api/callbacks", create),
+        web.route("OPTIONS", "/api/callbacks", preflight),
+        web.get("/api/callbacks/{id}", show),
+    ]
 
 
-def _error(exc: CallbackRefused) -> web.Response:
-    return web.json_response(
-        {"error": {"code": exc.code, "message": exc.message}}, status=exc.status
-    )
+def _error(request: web.Request, exc: CallbackRefused) -> web.Response:
+    return api_response(request, {"error": {"code": exc.code, "message": exc.message}}, exc.status)

@@ -111,12 +111,12 @@ def build_app(
             refusal: dict[str, Any] = {"error": {"code": exc.code, "message": exc.message}}
             if exc.challenge is not None:
                 refusal["challenge"] = exc.challenge
-            return _api_response(request, refusal, exc.status)
-        return _api_response(request, {"token": grant.token, "expires_in": grant.expires_in})
+            return api_response(request, refusal, exc.status)
+        return api_response(request, {"token": grant.token, "expires_in": grant.expires_in})
 
     async def token_preflight(request: web.Request) -> web.Response:
         # Any origin may ask; only the POST's answer decides, per site, who gets a token.
-        response = _api_response(request, None, 204)
+        response = api_response(request, None, 204)
         response.headers["Access-Control-Allow-Methods"] = "POST"
         response.headers["Access-Control-Allow-Headers"] = "Content-Type"
         response.headers["Access-Control-Max-Age"] = "600"
@@ -191,7 +191,7 @@ def _token_request(body: object) -> tuple[str, object]:
     return site_id, body.get("proof")
 
 
-def _api_response(request: web.Request, payload: object, status: int = 200) -> web.Response:
+def api_response(request: web.Request, payload: object, status: int = 200) -> web.Response:
     if payload is None:
         response = web.Response(status=status)
     else:

@@ -1,0 +1,136 @@
+"""Request-a-Call through a running gateway: token, request, callback to two real phones."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+
+import aiohttp
+
+from gateway.app import Gateway
+from gateway.config import parse_config
+from tests.support.audio import assert_wav_has_tone
+
+from .conftest import call_token, gateway_toml
+
+VISITOR = "+442079460123"  # a valid London number (Ofcom's drama range fails validation)
+
+
+def callback_site(operator: str, visitor_port: int, database) -> dict:
+    return {
+        "destination": operator,
+        "site_extra": (
+            f'callback = {{dial = "sip:{{number}}@127.0.0.1:{visitor_port}", '
+            f'countries = ["GB"], whisper = false}}'
+        ),
+        "extra": f'[callbacks]\ndatabase = "{database}"',
+    }
+
+
+async def request_callback(gateway: Gateway, **fields) -> tuple[int, dict]:
+    token = await call_token(gateway)
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            f"{gateway.url}/api/callbacks",
+            json={"site": "shop", **fields},
+            headers={
+                "Origin": gateway.config.http.public_origin,
+                "Authorization": f"Bearer {token}",
+            },
+        ) as response,
+    ):
+        return response.status, await response.json()
+
+
+async def callback_status(gateway: Gateway, callback_id: str) -> dict:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{gateway.url}/api/callbacks/{callback_id}") as response,
+    ):
+        return await response.json()
+
+
+async def wait_for_status(
+    gateway: Gateway, callback_id: str, wanted: str, timeout: float = 20
+) -> dict:
+    for _ in range(int(timeout * 10)):
+        shown = await callback_status(gateway, callback_id)
+        if shown["status"] == wanted:
+            return shown
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"callback never {wanted}: {shown}")
+
+
+async def test_request_a_call_joins_operator_and_visitor(
+    gateway_factory, baresip_factory, tmp_path
+):
+    operator = baresip_factory(codecs=("PCMU",), tone_hz=440, tone_seconds=5)
+    visitor = baresip_factory(user=VISITOR, codecs=("PCMU",), tone_hz=700, tone_seconds=30)
+    gateway = await gateway_factory(**callback_site(operator.uri, visitor.port, tmp_path / "cb.db"))
+    status, body = await request_callback(gateway, number="020 7946 0123", name="Ann")
+    assert status == 201, body
+    shown = await wait_for_status(gateway, body["id"], "done")
+    events = [e["event"] for e in shown["history"]]
+    assert events[:5] == [
+        "requested",
+        "dialing",
+        "calling_operator",
+        "operator_answered",
+        "calling_visitor",
+    ]
+    assert "connected" in events
+    await operator.wait_for_calls_ended_async(1, timeout=10)
+    await visitor.wait_for_calls_ended_async(1, timeout=10)
+    assert_wav_has_tone(operator.last_recording().decoded, 700, skip_seconds=0.5)
+    assert_wav_has_tone(visitor.last_recording().decoded, 440, skip_seconds=0.5)
+
+
+async def test_refused_numbers_make_no_sip_traffic(gateway_factory, baresip_factory, tmp_path):
+    operator = baresip_factory(codecs=("PCMU",))
+    gateway = await gateway_factory(**callback_site(operator.uri, 9, tmp_path / "cb.db"))
+    for typed, code in [
+        ("+44 909 879 0000", "number_type_refused"),  # premium rate
+        ("+33 6 12 34 56 78", "country_not_allowed"),
+        ("12", "number_invalid"),
+    ]:
+        status, body = await request_callback(gateway, number=typed)
+        assert status == 400 and body["error"]["code"] == code, (typed, body)
+    await asyncio.sleep(1.5)
+    assert "INVITE" not in operator.output()
+
+
+async def test_callback_without_a_token_is_refused(gateway_factory, tmp_path):
+    gateway = await gateway_factory(**callback_site("sip:op@127.0.0.1:9", 9, tmp_path / "c.db"))
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            f"{gateway.url}/api/callbacks",
+            json={"site": "shop", "number": VISITOR},
+            headers={"Origin": gateway.config.http.public_origin},
+        ) as response,
+    ):
+        assert response.status == 403
+        assert (await response.json())["error"]["code"] == "token_refused"
+
+
+async def test_scheduled_callback_fires_on_time_after_a_restart_once(baresip_factory, tmp_path):
+    operator = baresip_factory(codecs=("PCMU",), tone_hz=440, tone_seconds=3)
+    visitor = baresip_factory(user=VISITOR, codecs=("PCMU",), tone_hz=700, tone_seconds=30)
+    toml = gateway_toml(**callback_site(operator.uri, visitor.port, tmp_path / "cb.db"))
+    first = await Gateway.start(parse_config(toml, {}))
+    at = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=4)
+    status, body = await request_callback(first, number=VISITOR, at=at.isoformat())
+    assert status == 201, body
+    await first.stop()  # restart before it is due
+    await asyncio.sleep(0.1)  # the UDP socket closes on the next tick
+    second = await Gateway.start(parse_config(toml, {}))
+    try:
+        await asyncio.sleep(max(0.0, at.timestamp() - dt.datetime.now(dt.UTC).timestamp() - 1.0))
+        assert "INVITE" not in operator.output()  # not early
+        shown = await wait_for_status(second, body["id"], "done", timeout=25)
+        dialing = [e["at"] for e in shown["history"] if e["event"] == "dialing"]
+        assert len(dialing) == 1 and dialing[0] >= at.timestamp() - 0.01
+    finally:
+        await second.stop()
+    assert operator.output().count("INVITE sip:") == 1
