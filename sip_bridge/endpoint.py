@@ -3,6 +3,10 @@
 Like aioquic's `QuicConnectionProtocol`, this adapter is the only place where the SIP core
 meets a socket or a clock: every input is followed by one `_service()` that sends what the
 core queued, dispatches its events to the `SipCall` they belong to, and re-arms one timer.
+
+Whatever arrives from the network, the socket stays open: asyncio closes a datagram
+transport whose protocol raises, so a bug the core might have with some message is logged
+here (the sender learns nothing) and counted in `internal_errors`, and service goes on.
 """
 
 from __future__ import annotations
@@ -98,6 +102,7 @@ class SipEndpoint:
         self.on_incoming: Callable[[SipCall], None] | None = None
         self.on_trace: Callable[[MessageTrace], None] | None = None
         self.closed = False
+        self.internal_errors = 0
 
     @classmethod
     async def open(
@@ -118,7 +123,7 @@ class SipEndpoint:
         kind = config.transport.lower()
         if kind == "udp":
             transport: SipTransport = await UdpTransport.open(
-                host, port, self._received, self._transport_error
+                host, port, self._received, self._transport_error, self._resolved
             )
         elif kind in ("tcp", "tls"):
             if kind == "tls" and client_ssl is None:
@@ -130,6 +135,7 @@ class SipEndpoint:
                 self._transport_error,
                 server_ssl=server_ssl if kind == "tls" else None,
                 client_ssl=client_ssl if kind == "tls" else None,
+                on_resolved=self._resolved,
             )
         else:
             raise ValueError(f"unknown SIP transport {config.transport!r}")
@@ -165,8 +171,17 @@ class SipEndpoint:
         self._service()
 
     def _received(self, data: bytes, addr: tuple[str, int]) -> None:
-        self.ua.receive_datagram(data, addr, self._loop.time())
+        if self.closed:
+            return
+        try:
+            self.ua.receive_datagram(data, addr, self._loop.time())
+        except Exception:
+            self.internal_errors += 1
+            logger.exception("SIP message from %s:%s not processed", addr[0], addr[1])
         self._service()
+
+    def _resolved(self, host: str, address: str) -> None:
+        self.ua.address_resolved(host, address)
 
     def _transport_error(self, addr: tuple[str, int]) -> None:
         self.ua.transport_error(addr, self._loop.time())

@@ -403,8 +403,10 @@ def bad_request_response(error: RequestParseError) -> Response:
     """The 400 (or 505, 513) for a malformed request, said in words.
 
     It goes back to the address the request came from, since the broken part may be the
-    Via. Only header values that are themselves valid are copied, so that our reply is
-    well-formed whatever the request was; the reason phrase and a Warning say what was wrong.
+    Via. Only header values that are themselves valid are copied, so that nothing broken is
+    echoed; the reason phrase and a Warning say what was wrong. A mandatory header the
+    request lacks or broke (Via, From, To, Call-ID, CSeq) is missing from the reply too:
+    such a reply is for the person reading a trace, not for the peer's transaction layer.
     """
     h = error.headers
     headers = Headers()
@@ -457,27 +459,38 @@ class StreamFramer:
     def __init__(self, max_size: int = MAX_MESSAGE_SIZE) -> None:
         self._buffer = bytearray()
         self._max_size = max_size
+        # A peer trickling a large message a byte at a time must not make each byte rescan
+        # (or re-parse) all the bytes before it: remember how far the search for the end
+        # of the header section got, and the size of the message once it is known.
+        self._searched = 0
+        self._total: int | None = None
 
     def feed(self, data: bytes) -> list[bytes]:
         """Add received bytes; return the whole messages now complete (raw, unparsed)."""
         self._buffer += data
         messages = []
         while True:
-            while self._buffer[:2] == b"\r\n":
-                del self._buffer[:2]
-            end = self._buffer.find(b"\r\n\r\n")
-            if end < 0:
-                if len(self._buffer) > self._max_size:
-                    raise SipParseError("header section too large on stream", status=513)
+            if self._total is None:
+                if self._buffer[:2] == b"\r\n":
+                    while self._buffer[:2] == b"\r\n":
+                        del self._buffer[:2]
+                    self._searched = 0
+                end = self._buffer.find(b"\r\n\r\n", max(0, self._searched - 3))
+                if end < 0:
+                    self._searched = len(self._buffer)
+                    if len(self._buffer) > self._max_size:
+                        raise SipParseError("header section too large on stream", status=513)
+                    return messages
+                total = end + 4 + _content_length_of(bytes(self._buffer[:end]))
+                if total > self._max_size:
+                    raise SipParseError("message too large on stream", status=513)
+                self._total = total
+            if len(self._buffer) < self._total:
                 return messages
-            length = _content_length_of(bytes(self._buffer[:end]))
-            total = end + 4 + length
-            if total > self._max_size:
-                raise SipParseError("message too large on stream", status=513)
-            if len(self._buffer) < total:
-                return messages
-            messages.append(bytes(self._buffer[:total]))
-            del self._buffer[:total]
+            messages.append(bytes(self._buffer[: self._total]))
+            del self._buffer[: self._total]
+            self._total = None
+            self._searched = 0
 
 
 def _content_length_of(head: bytes) -> int:

@@ -238,10 +238,14 @@ class ServerTransaction(Transaction):
         *,
         reliable: bool,
         timers: TimerSettings,
+        source: Address | None = None,
     ) -> None:
         super().__init__(send, tu, reliable=reliable, timers=timers)
         self.request = request
         self.reply_to = reply_to
+        # Where the request came from, which may differ from `reply_to` (the Via's port):
+        # a CANCEL or an in-dialog request is trusted only from the same sender.
+        self.source = source
         self.key = server_key(request)
         self.last_response: Response | None = None
         self._last_wire: bytes | None = None

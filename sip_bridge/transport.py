@@ -3,7 +3,8 @@
 Stream transports keep one connection per peer address, reuse a connection the peer opened
 for our responses (RFC 3261 §18.2.2), and cut the byte stream into messages with
 `StreamFramer`. Host names are resolved here (A/AAAA through the loop's resolver), so the
-sans-I/O core can work with the names it finds in URIs.
+sans-I/O core can work with the names it finds in URIs; every resolution is reported to
+`on_resolved(name, ip)`, so the core can recognise that peer's answers by their source.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ logger = logging.getLogger(__name__)
 
 Address = tuple[str, int]
 Receiver = Callable[[bytes, Address], None]
+ResolvedCallback = Callable[[str, str], None]
 
 
 def is_ip_literal(host: str) -> bool:
@@ -31,23 +33,33 @@ def is_ip_literal(host: str) -> bool:
     return True
 
 
+def is_sendable(address: Address) -> bool:
+    """A port the socket layer accepts: asyncio closes a datagram transport on a sendto
+    that raises anything but OSError (an out-of-range port raises OverflowError)."""
+    port = address[1]
+    return isinstance(port, int) and 0 < port < 65536
+
+
 class _Resolver:
     """Caches name → address lookups for the transport's lifetime (calls are short)."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_resolved: ResolvedCallback | None = None) -> None:
         self._cache: dict[str, str] = {}
+        self._on_resolved = on_resolved
 
     async def resolve(self, host: str) -> str:
         if is_ip_literal(host):
             return host
-        cached = self._cache.get(host)
-        if cached is not None:
-            return cached
-        infos = await asyncio.get_running_loop().getaddrinfo(host, None)
-        if not infos:
-            raise OSError(f"cannot resolve {host}")
-        address = infos[0][4][0]
-        self._cache[host] = address
+        address = self._cache.get(host)
+        if address is None:
+            infos = await asyncio.get_running_loop().getaddrinfo(host, None)
+            if not infos:
+                raise OSError(f"cannot resolve {host}")
+            address = infos[0][4][0]
+            self._cache[host] = address
+        # Told on every use, not only the first: the core's table of names is bounded.
+        if self._on_resolved is not None:
+            self._on_resolved(host, address)
         return address
 
 
@@ -64,20 +76,30 @@ class SipTransport:
 
 
 class UdpTransport(SipTransport, asyncio.DatagramProtocol):
-    def __init__(self, receiver: Receiver, on_error: Callable[[Address], None]) -> None:
+    def __init__(
+        self,
+        receiver: Receiver,
+        on_error: Callable[[Address], None],
+        on_resolved: ResolvedCallback | None = None,
+    ) -> None:
         self._receiver = receiver
         self._on_error = on_error
         self._transport: asyncio.DatagramTransport | None = None
-        self._resolver = _Resolver()
+        self._resolver = _Resolver(on_resolved)
         self._pending: set[asyncio.Task] = set()
 
     @classmethod
     async def open(
-        cls, host: str, port: int, receiver: Receiver, on_error: Callable[[Address], None]
+        cls,
+        host: str,
+        port: int,
+        receiver: Receiver,
+        on_error: Callable[[Address], None],
+        on_resolved: ResolvedCallback | None = None,
     ) -> UdpTransport:
         loop = asyncio.get_running_loop()
         _, protocol = await loop.create_datagram_endpoint(
-            lambda: cls(receiver, on_error), local_addr=(host, port)
+            lambda: cls(receiver, on_error, on_resolved), local_addr=(host, port)
         )
         return protocol
 
@@ -93,6 +115,9 @@ class UdpTransport(SipTransport, asyncio.DatagramProtocol):
 
     def send(self, data: bytes, address: Address) -> None:
         if self._transport is None or self._transport.is_closing():
+            return
+        if not is_sendable(address):
+            logger.info("not sending to %s: bad port", address)
             return
         if is_ip_literal(address[0]):
             self._transport.sendto(data, address)
@@ -155,6 +180,7 @@ class StreamTransport(SipTransport):
         on_error: Callable[[Address], None],
         *,
         client_ssl: ssl.SSLContext | None = None,
+        on_resolved: ResolvedCallback | None = None,
     ) -> None:
         self._receiver = receiver
         self._on_error = on_error
@@ -163,7 +189,7 @@ class StreamTransport(SipTransport):
         self._connecting: dict[Address, asyncio.Task] = {}
         self._queued: dict[Address, list[bytes]] = {}
         self._server: asyncio.Server | None = None
-        self._resolver = _Resolver()
+        self._resolver = _Resolver(on_resolved)
 
     @classmethod
     async def open(
@@ -175,8 +201,9 @@ class StreamTransport(SipTransport):
         *,
         server_ssl: ssl.SSLContext | None = None,
         client_ssl: ssl.SSLContext | None = None,
+        on_resolved: ResolvedCallback | None = None,
     ) -> StreamTransport:
-        self = cls(receiver, on_error, client_ssl=client_ssl)
+        self = cls(receiver, on_error, client_ssl=client_ssl, on_resolved=on_resolved)
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
             lambda: _StreamConnection(self), host, port, ssl=server_ssl, reuse_address=True
@@ -192,6 +219,9 @@ class StreamTransport(SipTransport):
             del self._connections[peer]
 
     def send(self, data: bytes, address: Address) -> None:
+        if not is_sendable(address):
+            logger.info("not sending to %s: bad port", address)
+            return
         connection = self._connections.get(address)
         if connection is not None and connection.transport is not None:
             connection.transport.write(data)

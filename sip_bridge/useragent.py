@@ -6,6 +6,23 @@ sends what `datagrams_to_send(now)` returns, wakes it at `get_timer()` with
 
 It is a user agent, not a proxy: requests outside our dialogs other than OPTIONS (and INVITE
 when `accept_incoming` is set, for a phone) are refused, so it can never relay a call.
+
+The edge facing the network (what a datagram must pass before it can change anything):
+- `allowed_peers`: datagrams from addresses outside these networks are dropped unread.
+- `request_rate`: requests beyond a token bucket per source IP are dropped unread.
+- A response is taken only from the address its request was sent to (the next hop: the
+  outbound proxy, or the host of the Request-URI), IP and port on UDP, IP on TCP/TLS.
+- A request inside a dialog (BYE, re-INVITE, UPDATE, INFO, ACK for our 2xx) is taken only
+  from the dialog's peer: the address we send the dialog's requests to (first route, the
+  outbound proxy, or the remote target), the remote target itself, where the INVITE went,
+  or where an incoming INVITE came from. Same port on UDP; on TCP/TLS, where connections
+  come from ephemeral ports and a source cannot be forged blind, the same IP. A CANCEL
+  is taken only from the sender of the INVITE it cancels.
+  Anything else is dropped without an answer: answering would reflect traffic to a forged
+  source, and a 481 could make a genuine but misrouted peer drop its side of the call.
+- Host names in URIs are compared through the resolutions the I/O layer reports
+  (`address_resolved`).
+Each drop is counted in `counters`.
 """
 
 from __future__ import annotations
@@ -41,6 +58,8 @@ from .message import (
     new_response,
     parse_message,
 )
+from .peer_addresses import AllowedPeers, IPNetwork, KnownNames
+from .rate_limit import RateLimit, SourceRateLimiter
 from .transaction import (
     MAGIC_COOKIE,
     Address,
@@ -84,6 +103,10 @@ class UserAgentConfig:
     timers: TimerSettings = field(default_factory=TimerSettings)
     user_agent: str | None = None  # User-Agent/Server value; None sends none
     trace: bool = False  # report every message as MessageTrace
+    # Only these networks may reach us ("192.0.2.0/24", "2001:db8::5"); None: any address.
+    allowed_peers: tuple[str | IPNetwork, ...] | None = None
+    # Requests per source IP; None: no limit (a UA embedded in tests, or behind an SBC).
+    request_rate: RateLimit | None = None
 
     @property
     def reliable(self) -> bool:
@@ -134,6 +157,7 @@ class _Call:
         self.uas_2xx_deadline = 0.0
         self.uas_2xx_cseq = 0
         self.incoming_to_tag: str | None = None
+        self.origin: Address | None = None  # where an incoming INVITE came from
         self.extra_headers: list[tuple[str, str]] = []
 
 
@@ -152,11 +176,39 @@ class UserAgent:
         host, port = config.address
         self._sent_by = f"{_host_for_uri(host)}:{port}"
         self._transport_token = config.transport.upper()
-        self.counters = {"parse_errors": 0, "stray_responses": 0, "refused_requests": 0}
+        self._allowed = (
+            AllowedPeers(config.allowed_peers) if config.allowed_peers is not None else None
+        )
+        self._limiter = (
+            SourceRateLimiter(config.request_rate) if config.request_rate is not None else None
+        )
+        self._names = KnownNames()
+        # TCP/TLS peers send from ephemeral ports (and cannot forge a source blind): the IP
+        # identifies them. On UDP the port is part of who the peer is.
+        self._match_port = not config.reliable
+        self.counters = {
+            "parse_errors": 0,
+            "stray_responses": 0,
+            "refused_requests": 0,
+            "not_allowed": 0,  # from outside `allowed_peers`
+            "rate_limited": 0,  # over `request_rate`
+            "spoofed_responses": 0,  # a live transaction's response from the wrong address
+            "spoofed_requests": 0,  # a live dialog's request from the wrong address or tags
+        }
 
     # ----------------------------------------------------------------- owner interface
     def receive_datagram(self, data: bytes, addr: Address, now: float) -> None:
         """A datagram (UDP) or a whole framed message (TCP/TLS) from `addr`."""
+        if self._allowed is not None and not self._allowed.allows(addr[0]):
+            self.counters["not_allowed"] += 1
+            return
+        if (
+            self._limiter is not None
+            and not data.startswith(b"SIP/")  # responses are matched, not charged
+            and not self._limiter.allow(addr[0], now)
+        ):
+            self.counters["rate_limited"] += 1
+            return
         try:
             message = parse_message(data, stream=self.config.reliable)
         except RequestParseError as exc:
@@ -173,6 +225,11 @@ class UserAgent:
             self._receive_request(message, addr, now)
         else:
             self._receive_response(message, addr, now)
+
+    def address_resolved(self, host: str, address: str) -> None:
+        """The I/O layer resolved `host` (from a URI we route to) to the IP `address`:
+        datagrams from that IP now count as coming from `host`."""
+        self._names.learn(host, address)
 
     def transport_error(self, address: Address, now: float) -> None:
         """The I/O layer could not send to `address` (no route, refused connection, unknown
@@ -205,7 +262,9 @@ class UserAgent:
             if call.cancel_deadline is not None and call.cancel_deadline <= now:
                 # No final response within 64*T1 of our CANCEL (§9.1): give up on it.
                 call.cancel_deadline = None
-                self._end(call, EndReason.CANCELLED, None, "no final response after CANCEL")
+                self._end(
+                    call, EndReason.CANCELLED, None, "no final response after CANCEL", now=now
+                )
 
     def next_event(self) -> Event | MessageTrace | None:
         return self._events.popleft() if self._events else None
@@ -213,6 +272,11 @@ class UserAgent:
     @property
     def active_calls(self) -> int:
         return len(self._calls)
+
+    @property
+    def call_ids(self) -> list[str]:
+        """The Call-IDs of the calls not ended yet."""
+        return list(self._calls)
 
     @property
     def transaction_count(self) -> int:
@@ -298,7 +362,7 @@ class UserAgent:
         if call.provisional_seen:
             self._send_cancel(call, now)
         elif call.invite_tx is None or call.invite_tx.state == State.TERMINATED:
-            self._end(call, EndReason.CANCELLED, None, "cancelled before sending")
+            self._end(call, EndReason.CANCELLED, None, "cancelled before sending", now=now)
 
     # ------------------------------------------------------------- commands: incoming
     def ring(self, call_id: str, now: float, *, sdp: bytes | None = None) -> None:
@@ -393,7 +457,31 @@ class UserAgent:
         (a gateway behind NAT reaches phones through it), else the remote target."""
         if not dialog.route_set and call.route is not None:
             return self._destination(call.route)
-        return self._destination(dialog.next_hop())
+        hop = dialog.next_hop()
+        if isinstance(hop, SipUri):
+            return self._destination(hop)
+        # A tel: or other non-SIP target cannot be routed: go back where the dialog began.
+        fallback = call.destination or call.origin
+        if fallback is None:
+            raise CallError(f"call {call.call_id} has no SIP address to send to")
+        return fallback
+
+    def _dialog_peers(self, call: _Call, dialog: Dialog) -> list[Address]:
+        """The addresses a request inside this dialog may come from (see the module doc)."""
+        peers = [self._dialog_destination(call, dialog)]
+        if isinstance(dialog.remote_target, SipUri):
+            peers.append(self._destination(dialog.remote_target))
+        if call.destination is not None:
+            peers.append(call.destination)
+        if call.origin is not None:
+            peers.append(call.origin)
+        return peers
+
+    def _from_dialog_peer(self, call: _Call, dialog: Dialog, source: Address) -> bool:
+        return any(
+            self._names.is_same(peer, source, match_port=self._match_port)
+            for peer in self._dialog_peers(call, dialog)
+        )
 
     def _new_client_tx(
         self, cls, request: Request, destination: Address, call: _Call, now: float
@@ -411,7 +499,9 @@ class UserAgent:
         tx.start(now)
         return tx
 
-    def _new_server_tx(self, cls, request: Request, reply_to: Address) -> ServerTransaction:
+    def _new_server_tx(
+        self, cls, request: Request, reply_to: Address, source: Address
+    ) -> ServerTransaction:
         tx = cls(
             request,
             reply_to,
@@ -419,6 +509,7 @@ class UserAgent:
             self,
             reliable=self.config.reliable,
             timers=self.config.timers,
+            source=source,
         )
         self._server_txs[tx.key] = tx
         return tx
@@ -457,12 +548,20 @@ class UserAgent:
             NonInviteClientTransaction, bye, self._dialog_destination(call, call.dialog), call, now
         )
 
-    def _end(self, call: _Call, reason: EndReason, status: int | None, detail: str) -> None:
+    def _end(
+        self, call: _Call, reason: EndReason, status: int | None, detail: str, *, now: float
+    ) -> None:
         if call.ended:
             return
         call.ended = True
         call.uas_2xx_next = None
         call.cancel_deadline = None
+        if call.pending_offer_tx is not None:
+            # A re-INVITE/UPDATE the owner had not answered yet: its transaction would
+            # wait forever, and its sender for a final response (§15.1.2: 487).
+            tx, request = call.pending_offer_tx, call.pending_offer_request
+            call.pending_offer_tx = call.pending_offer_request = None
+            tx.respond(new_response(request, 487), now)
         self._calls.pop(call.call_id, None)
         self._events.append(CallEnded(call.call_id, reason, status, detail))
 
@@ -478,7 +577,7 @@ class UserAgent:
                 return
             if response.status >= 200:
                 reason = call.end_reason or EndReason.LOCAL_HANGUP
-                self._end(call, reason, call.end_status, call.end_detail)
+                self._end(call, reason, call.end_status, call.end_detail, now=now)
         # CANCEL responses need no action: the INVITE's final response decides.
 
     def transaction_timeout(self, tx: Transaction, now: float) -> None:
@@ -487,13 +586,14 @@ class UserAgent:
             return
         if isinstance(tx, InviteClientTransaction):
             if call.cancel_sent:
-                self._end(call, EndReason.CANCELLED, None, "no response to INVITE")
+                self._end(call, EndReason.CANCELLED, None, "no response to INVITE", now=now)
             else:
                 self._end(
                     call,
                     EndReason.UNREACHABLE,
                     None,
                     f"no response from {tx.destination[0]}:{tx.destination[1]}",
+                    now=now,
                 )
         elif isinstance(tx, NonInviteClientTransaction) and tx.method == "BYE":
             self._end(
@@ -501,6 +601,7 @@ class UserAgent:
                 call.end_reason or EndReason.LOCAL_HANGUP,
                 call.end_status,
                 call.end_detail or "no response to BYE",
+                now=now,
             )
         elif isinstance(tx, InviteServerTransaction):
             pass  # the ACK for our non-2xx final never came: nothing more to do
@@ -528,10 +629,10 @@ class UserAgent:
         elif status in (401, 407) and self._retry_with_auth(call, tx, response, now):
             return
         elif call.cancel_sent and status == 487:
-            self._end(call, EndReason.CANCELLED, status, response.reason)
+            self._end(call, EndReason.CANCELLED, status, response.reason, now=now)
         else:
             detail = f"{status} {response.reason}".strip()
-            self._end(call, reason_for_status(status), status, detail)
+            self._end(call, reason_for_status(status), status, detail, now=now)
 
     def _invite_provisional(self, call: _Call, response: Response, now: float) -> None:
         if call.ended:
@@ -655,10 +756,14 @@ class UserAgent:
         if call.dialog is not None and call.bye_sent:
             # A BYE we cannot authenticate: the call is over for us anyway.
             self._end(
-                call, call.end_reason or EndReason.LOCAL_HANGUP, call.end_status, call.end_detail
+                call,
+                call.end_reason or EndReason.LOCAL_HANGUP,
+                call.end_status,
+                call.end_detail,
+                now=now,
             )
             return
-        self._end(call, EndReason.AUTH_FAILED, response.status, detail)
+        self._end(call, EndReason.AUTH_FAILED, response.status, detail, now=now)
 
     # ------------------------------------------------------------------ receiving
     def _receive_response(self, response: Response, addr: Address, now: float) -> None:
@@ -672,18 +777,26 @@ class UserAgent:
         if tx is None:
             self.counters["stray_responses"] += 1
             if response.cseq.method == "INVITE" and response.is_success:
-                self._stray_2xx(response, now)
+                self._stray_2xx(response, addr)
+            return
+        if not self._names.is_same(tx.destination, addr, match_port=self._match_port):
+            # Whoever guessed the branch, the answer must come from where we asked.
+            self.counters["spoofed_responses"] += 1
             return
         tx.receive_response(response, now)
 
-    def _stray_2xx(self, response: Response, now: float) -> None:
+    def _stray_2xx(self, response: Response, source: Address) -> None:
         """A 2xx retransmission after the INVITE transaction ended: ACK it again (§13.2.2.4)."""
         call = self._calls.get(response.call_id)
         if (
             call is not None
             and call.dialog is not None
+            and call.destination is not None
             and (response.to.tag == call.dialog.remote_tag)
         ):
+            if not self._names.is_same(call.destination, source, match_port=self._match_port):
+                self.counters["spoofed_responses"] += 1
+                return
             self._resend_ack(call)
 
     def _receive_request(self, request: Request, addr: Address, now: float) -> None:
@@ -692,24 +805,37 @@ class UserAgent:
         existing = self._server_txs.get(key)
         if existing is not None:
             if existing.receive_request(request, now) and request.method == "ACK":
-                self._receive_ack(request, now)
+                self._receive_ack(request, addr, now)
             return
         method = request.method
         if method == "ACK":
-            self._receive_ack(request, now)
+            self._receive_ack(request, addr, now)
             return
         if method == "CANCEL":
-            self._receive_cancel(request, reply_to, now)
+            self._receive_cancel(request, addr, reply_to, now)
             return
+        call = dialog = None
+        if request.to.tag is not None:
+            call, dialog = self._find_dialog(request)
+            if (
+                call is not None
+                and dialog is not None
+                and not call.ended
+                and not self._from_dialog_peer(call, dialog, addr)
+            ):
+                # Checked before any transaction or CSeq bookkeeping: a forged request
+                # must leave no trace in the dialog, not even a higher remote CSeq.
+                self.counters["spoofed_requests"] += 1
+                return
         tx_cls = InviteServerTransaction if method == "INVITE" else NonInviteServerTransaction
-        tx = self._new_server_tx(tx_cls, request, reply_to)
+        tx = self._new_server_tx(tx_cls, request, reply_to, addr)
         refusal = self._precheck(request)
         if refusal is not None:
             self.counters["refused_requests"] += 1
             tx.respond(refusal, now)
             return
         if request.to.tag is not None:
-            self._in_dialog_request(request, tx, now)
+            self._in_dialog_request(request, tx, call, dialog, now)
         else:
             self._out_of_dialog_request(request, tx, now)
 
@@ -731,8 +857,9 @@ class UserAgent:
                 request.headers.prepend("Via", value)
         if self.config.reliable or top.has_param("rport"):
             return addr
-        maddr = top.param("maddr")
-        return (maddr or addr[0], port or 5060)
+        # §18.2.2 would send to a Via's maddr: we answer only the host the request came
+        # from, so that no request can aim our responses at a third party.
+        return (addr[0], port or 5060)
 
     def _precheck(self, request: Request) -> Response | None:
         """Refusals that do not depend on dialogs: scheme, extensions."""
@@ -784,8 +911,14 @@ class UserAgent:
                 return call, dialog
         return call, None
 
-    def _in_dialog_request(self, request: Request, tx: ServerTransaction, now: float) -> None:
-        call, dialog = self._find_dialog(request)
+    def _in_dialog_request(
+        self,
+        request: Request,
+        tx: ServerTransaction,
+        call: _Call | None,
+        dialog: Dialog | None,
+        now: float,
+    ) -> None:
         method = request.method
         if call is None or dialog is None or call.ended:
             tx.respond(new_response(request, 481), now)
@@ -798,7 +931,7 @@ class UserAgent:
             if call.outgoing and call.dialog is None:
                 # BYE in an early dialog: the call is not coming.
                 self._send_cancel(call, now)
-            self._end(call, EndReason.REMOTE_HANGUP, None, "BYE from the far end")
+            self._end(call, EndReason.REMOTE_HANGUP, None, "BYE from the far end", now=now)
         elif method in ("INVITE", "UPDATE"):
             self._receive_offer(call, dialog, request, tx, now)
         elif method == "OPTIONS":
@@ -836,21 +969,39 @@ class UserAgent:
         call.pending_offer_request = request
         self._events.append(OfferReceived(call.call_id, request.body or None, request.method))
 
-    def _receive_ack(self, request: Request, now: float) -> None:
+    def _receive_ack(self, request: Request, source: Address, now: float) -> None:
         call = self._calls.get(request.call_id)
         if call is None or call.uas_2xx_next is None:
             return
         if request.cseq.seq != call.uas_2xx_cseq:
             return
+        dialog = call.dialog
+        if (
+            dialog is None
+            or not dialog.matches(request)
+            or not self._from_dialog_peer(call, dialog, source)
+        ):
+            # An ACK may carry the SDP answer: only the dialog's peer gives it.
+            self.counters["spoofed_requests"] += 1
+            return
         call.uas_2xx_next = None
         call.uas_2xx_wire = None
         self._events.append(AckReceived(call.call_id, request.body or None))
 
-    def _receive_cancel(self, request: Request, reply_to: Address, now: float) -> None:
+    def _receive_cancel(
+        self, request: Request, source: Address, reply_to: Address, now: float
+    ) -> None:
         # The INVITE it cancels has the same branch (§9.2).
         invite_key = server_key(Request("INVITE", request.uri, request.headers))
         invite_tx = self._server_txs.get(invite_key)
-        tx = self._new_server_tx(NonInviteServerTransaction, request, reply_to)
+        if (
+            isinstance(invite_tx, InviteServerTransaction)
+            and invite_tx.source is not None
+            and not self._names.is_same(invite_tx.source, source, match_port=self._match_port)
+        ):
+            self.counters["spoofed_requests"] += 1
+            return
+        tx = self._new_server_tx(NonInviteServerTransaction, request, reply_to, source)
         if not isinstance(invite_tx, InviteServerTransaction):
             tx.respond(new_response(request, 481), now)
             return
@@ -859,7 +1010,7 @@ class UserAgent:
             call = self._calls.get(request.call_id)
             invite_tx.respond(self._terminated_response(invite_tx.request, call), now)
             if call is not None:
-                self._end(call, EndReason.REMOTE_HANGUP, 487, "CANCEL from the caller")
+                self._end(call, EndReason.REMOTE_HANGUP, 487, "CANCEL from the caller", now=now)
 
     def _terminated_response(self, invite: Request, call: _Call | None) -> Response:
         tag = call.incoming_to_tag if call is not None else None
@@ -883,6 +1034,7 @@ class UserAgent:
             return
         call = _Call(request.call_id, outgoing=False)
         call.server_tx = tx
+        call.origin = tx.source
         call.incoming_to_tag = _new_tag()
         self._calls[call.call_id] = call
         self._tx_call[id(tx)] = call
@@ -924,7 +1076,7 @@ class UserAgent:
         tx = call.server_tx
         if tx is not None and tx.state == State.PROCEEDING:
             tx.respond(new_response(tx.request, status, to_tag=call.incoming_to_tag), now)
-        self._end(call, EndReason.REJECTED, status, "rejected by us")
+        self._end(call, EndReason.REJECTED, status, "rejected by us", now=now)
 
     def _start_2xx_retransmission(
         self, call: _Call, response: Response, to: Address, cseq: int, now: float
