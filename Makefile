@@ -27,9 +27,14 @@ $(INSTALLED): pyproject.toml constraints.txt
 	$(PY) -m pip install -q -c constraints.txt -e '.[test]'
 	touch $@
 
+# `make bench`: the load sweep, both codecs; `make bench CALLS=100 SECONDS=20 CODEC=pcmu|opus`
+# (WORKERS=N optional): one point. Results in bench/results/; how to read them:
+# docs/benchmark.md. (bench/call_latency.py and bench/rtp_packet_cost.py run on their own.)
+BENCH_ARGS = $(if $(CALLS),--calls $(CALLS)) $(if $(SECONDS),--seconds $(SECONDS)) \
+	$(if $(CODEC),--codec $(CODEC)) $(if $(WORKERS),--workers $(WORKERS))
+
 bench: system-deps $(INSTALLED) $(NODE_INSTALLED)
-	scripts/in-loopback-netns $(PY) bench/rtp_packet_cost.py
-	scripts/in-loopback-netns $(PY) bench/call_latency.py
+	scripts/in-loopback-netns $(PY) -m bench.load $(BENCH_ARGS)
 
 $(NODE_INSTALLED): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error

@@ -1,4 +1,5 @@
-"""`python -m gateway [--config FILE]`: run the gateway (embedded defaults without a file)."""
+"""`python -m gateway [--config FILE] [--workers N]`: run the gateway (embedded defaults
+without a file) as N worker processes, one per core by default (see gateway/workers.py)."""
 
 from __future__ import annotations
 
@@ -7,16 +8,28 @@ import asyncio
 import logging
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 from .app import serve
 from .config import ConfigError, load_config
+from .workers import WorkerConfigError, default_worker_count, run_workers
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gateway", description=__doc__)
     parser.add_argument("--config", type=Path, help="TOML configuration file")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="gateway processes sharing the HTTP port, each with its own SIP port "
+        "(sip.listen + i) and RTP ports (a slice of media.rtp_ports); default: one per core. "
+        "0 runs one gateway in this process, without a supervisor",
+    )
     args = parser.parse_args(argv)
+    if args.workers is not None and args.workers < 0:
+        parser.error("--workers must be 0 or more")
     try:
         config = load_config(args.config, os.environ)
     except ConfigError as exc:
@@ -29,12 +42,21 @@ def main(argv: list[str] | None = None) -> int:
         level=config.log.level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    workers = default_worker_count() if args.workers is None else args.workers
+    if workers == 0:
+        try:
+            asyncio.run(serve(config))
+        except OSError as exc:
+            print(f"cannot start: {exc}", file=sys.stderr)
+            return 1
+        return 0
+    # Journals of each worker's calls, found again by a supervisor restarted on this port.
+    journal_dir = Path(tempfile.gettempdir()) / f"gateway-{os.getuid()}-{config.http.listen[1]}"
     try:
-        asyncio.run(serve(config))
-    except OSError as exc:
-        print(f"cannot start: {exc}", file=sys.stderr)
-        return 1
-    return 0
+        return run_workers(config, workers, journal_dir)
+    except WorkerConfigError as exc:
+        print(f"configuration error:\n  {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -1,9 +1,12 @@
 """The browser's leg of a call: one aiortc peer connection, used at the RTP level.
 
-aiortc is kept for what it does well (ICE, DTLS-SRTP, packetization) and bypassed where it
-would cost latency or CPU (DESIGN.md): received packets are taken from the receiver before
-its fixed jitter buffer and decoder thread and handed to the bridge as they arrive, and the
-sender is fed already-encoded frames (`av.Packet`), so aiortc never encodes in a thread.
+aiortc is kept for what it does well (ICE, DTLS-SRTP keys, RTCP) and bypassed where it
+would cost latency or CPU (DESIGN.md): once connected, audio RTP goes straight over the ICE
+pair with aiortc's SRTP keys (`SrtpAudioChannel`), received frames are handed to the bridge
+as they arrive (never through aiortc's fixed jitter buffer and decoder thread), and frames
+are sent already encoded. Should that take-over fail (a changed aiortc), aiortc's own path
+carries the audio: its receiver is tapped before the jitter buffer and its sender is fed
+encoded frames (`av.Packet`), so it never encodes in a thread either.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.sdp import candidate_from_sdp
 
 from .transcoder import AudioCodec, audio_codec
+from .webrtc_media import SrtpAudioChannel
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +94,10 @@ class WebRtcLeg:
         self._browser_codecs = [c.lower() for c in browser_codecs]
         self.codec: AudioCodec | None = None
         self._track: OutboundAudioTrack | None = None
+        self._channel: SrtpAudioChannel | None = None
+        # Until connected, frames are dropped; then they go over the channel, or through
+        # aiortc's sender if the channel could not take over.
+        self._send_through_aiortc = False
         self._pts = 0
         self.on_packet: Callable[[bytes, int], None] | None = None
         self.on_failed: Callable[[str], None] | None = None
@@ -126,6 +134,7 @@ class WebRtcLeg:
         self.codec = audio_codec(chosen.mimeType.split("/", 1)[1])
         self._track = OutboundAudioTrack(chosen.clockRate)
         transceiver.sender.replaceTrack(self._track)
+        self._channel = SrtpAudioChannel(transceiver, chosen.payloadType, self.on_packet)
         transceiver.direction = "sendrecv"
         self._tap_receiver(transceiver.receiver)
         answer = await self.pc.createAnswer()
@@ -159,14 +168,21 @@ class WebRtcLeg:
         receiver.receive = receive
 
     def listen(self, handler: Callable[[bytes, int], None] | None) -> None:
-        """Hand each received audio payload and its RTP timestamp to `handler`."""
+        """Hand each received audio payload and its RTP timestamp to `handler` (the payload
+        may be a view valid only until the handler returns)."""
         self.on_packet = handler
+        if self._channel is not None:
+            self._channel.on_packet = handler
 
     def send(self, payload: bytes | memoryview, frames: int | None = 1) -> None:
         """Queue one encoded 20 ms frame for the browser, `frames` slots after the previous
         one (more than 1 leaves a gap for frames lost upstream; None counts as 1)."""
-        if self._track is not None and not self._closed:
-            self._pts += (frames or 1) * self.codec.frame_ticks
+        if self._closed or self._channel is None:
+            return
+        self._pts += (frames or 1) * self.codec.frame_ticks
+        if self._channel.attached:
+            self._channel.send(payload, self._pts, marker=self._channel.packets_sent == 0)
+        elif self._send_through_aiortc:
             self._track.push(bytes(payload), self._pts)
 
     async def add_candidate(
@@ -189,6 +205,10 @@ class WebRtcLeg:
     def _on_state(self) -> None:
         state = self.pc.connectionState
         if state == "connected":
+            if self._channel is not None and not self._channel.attached:
+                self._send_through_aiortc = not self._channel.attach()
+                if self._send_through_aiortc:
+                    logger.warning("audio goes through aiortc's media path (slower)")
             self.connected.set()
         elif state in ("failed", "closed") and not self._closed and self.on_failed is not None:
             self.on_failed(state)
@@ -197,6 +217,8 @@ class WebRtcLeg:
         if self._closed:
             return
         self._closed = True
+        if self._channel is not None:
+            self._channel.detach()
         if self._track is not None:
             self._track.stop()
         with contextlib.suppress(Exception):

@@ -1,0 +1,228 @@
+"""RTP of one aiortc audio transceiver, sent and received straight over its ICE pair.
+
+aiortc costs about 1 ms of Python per 20 ms frame per peer connection (DESIGN.md): each
+datagram goes through a STUN parse that fails, an asyncio queue, a task switch, its RTP
+object model and header-extension maps, and each frame sent through a track, an encoder
+`pack`, a packet object and three awaits. A gateway relaying encoded frames needs none of
+that. Once DTLS is up, this takes the SRTP sessions aiortc derived from the handshake and the
+ICE pair aioice nominated, and moves the audio itself:
+
+- receiving: SRTP datagrams on the pair's socket are unprotected in place in one buffer and
+  handed on (payload, RTP timestamp) within the same call; STUN, DTLS and SRTCP still go to
+  aiortc, which keeps ICE consent, the DTLS close and RTCP working.
+- sending: the header (with the MID extension when negotiated) is written once into one
+  buffer; per frame only sequence number, timestamp and payload change, the packet is
+  protected in place and sent from that buffer.
+
+It reaches into private parts of aiortc 1.16, aioice 0.13 and pylibsrtp 1.0 (pinned in
+constraints.txt): `RTCDtlsTransport._tx_srtp/_rx_srtp`, `Connection._nominated/_protocols`,
+and libsrtp through pylibsrtp's cffi binding. `attach` checks what it needs and returns
+False (the caller keeps aiortc's own path) if a version change moved it.
+"""
+
+from __future__ import annotations
+
+import random
+import struct
+from collections.abc import Callable
+
+from aioice.turn import TurnTransport
+from aiortc.clock import current_ntp_time
+from pylibsrtp._binding import ffi, lib
+
+__all__ = ["SrtpAudioChannel"]
+
+MID_EXTENSION_URI = "urn:ietf:params:rtp-hdrext:sdes:mid"
+_BUFFER_SIZE = 1500
+_SRTP_TRAILER = 16  # libsrtp's SRTP_MAX_TRAILER_LEN
+_HEADER = struct.Struct("!BBHII")
+_SEQ_TS = struct.Struct("!HI")
+_EXTENSION_HEADER = struct.Struct("!HH")
+# How often aiortc's own RTCP sender reports get our counters (every 50 frames: 1 s).
+_REPORT_EVERY = 50
+
+PacketHandler = Callable[[memoryview, int], None]
+
+
+class SrtpAudioChannel:
+    """Sends and receives the audio RTP of one transceiver, bypassing aiortc's media path.
+
+    Create with the transceiver and the negotiated payload type; call `attach()` once the
+    peer connection is connected. Until then `send` drops frames (older audio is not worth
+    playing late). Received payloads are views into a reused buffer: valid only until the
+    handler returns.
+    """
+
+    def __init__(self, transceiver, payload_type: int, on_packet: PacketHandler | None) -> None:
+        self._transceiver = transceiver
+        self._payload_type = payload_type
+        self.on_packet = on_packet
+        self.attached = False
+        self.packets_sent = 0
+        self.packets_received = 0
+        self.unprotect_failures = 0
+        # The outgoing packet, built here and protected in place.
+        self._tx = ffi.new("unsigned char[]", _BUFFER_SIZE)
+        self._tx_view = memoryview(ffi.buffer(self._tx))
+        self._tx_length = ffi.new("int *")
+        self._rx = ffi.new("unsigned char[]", _BUFFER_SIZE)
+        self._rx_view = memoryview(ffi.buffer(self._rx))
+        self._rx_length = ffi.new("int *")
+        self._header_size = 12
+        self._sequence = 0
+        self._octets = 0
+        self._last_timestamp = 0
+        self._pair = None
+        self._connection = None
+        self._tx_session = None
+        self._rx_session = None
+        self._protocols: list = []
+
+    # ------------------------------------------------------------------ set-up
+    def attach(self) -> bool:
+        """Take over the transceiver's RTP (after DTLS connected). False if it cannot."""
+        if self.attached:
+            return True
+        sender = self._transceiver.sender
+        dtls = sender.transport
+        try:
+            tx, rx = dtls._tx_srtp, dtls._rx_srtp
+            connection = dtls.transport._connection
+            pair = connection._nominated.get(1)
+            protocols = list(connection._protocols)
+            ssrc = sender._ssrc
+        except AttributeError:
+            return False
+        if tx is None or rx is None or pair is None or not protocols:
+            return False
+        self._tx_session = tx._srtp[0]
+        self._rx_session = rx._srtp[0]
+        self._connection = connection
+        self._pair = pair
+        self._sender = sender
+        self._write_header(ssrc, self._mid_extension())
+        self._sequence = random.getrandbits(16)
+        for protocol in protocols:
+            self._hook(protocol)
+        self.attached = True
+        return True
+
+    def _mid_extension(self) -> bytes:
+        """The RFC 8285 one-byte header extension carrying our MID, if negotiated."""
+        mid = self._transceiver.mid
+        extension_id = next(
+            (
+                e.id
+                for e in self._transceiver._headerExtensions
+                if e.uri == MID_EXTENSION_URI and 0 < e.id < 15
+            ),
+            None,
+        )
+        if mid is None or extension_id is None:
+            return b""
+        value = mid.encode()[:16]
+        element = bytes([(extension_id << 4) | (len(value) - 1)]) + value
+        element += bytes(-len(element) % 4)
+        return _EXTENSION_HEADER.pack(0xBEDE, len(element) // 4) + element
+
+    def _write_header(self, ssrc: int, extension: bytes) -> None:
+        first = 0x90 if extension else 0x80
+        _HEADER.pack_into(self._tx_view, 0, first, self._payload_type, 0, 0, ssrc)
+        self._tx_view[12 : 12 + len(extension)] = extension
+        self._header_size = 12 + len(extension)
+
+    def _hook(self, protocol) -> None:
+        """Route SRTP datagrams of this socket to us; everything else as before."""
+        original = protocol.datagram_received
+        receive = self._receive
+
+        def datagram_received(data: bytes, addr: tuple) -> None:
+            # RFC 7983: 128-191 is RTP or RTCP; RTCP packet types 192-223 sit where RTP
+            # keeps marker+payload type, so those go to aiortc.
+            if 127 < data[0] < 192 and len(data) > 12 and not 191 < data[1] < 224:
+                receive(data)
+            else:
+                original(data, addr)
+
+        protocol.datagram_received = datagram_received
+        self._protocols.append((protocol, original))
+
+    def detach(self) -> None:
+        """Give the sockets back to aiortc (before it closes them)."""
+        for protocol, original in self._protocols:
+            protocol.datagram_received = original
+        self._protocols.clear()
+        self.attached = False
+        self.on_packet = None
+
+    # ------------------------------------------------------------------ receiving
+    def _receive(self, data: bytes) -> None:
+        size = len(data)
+        if size > _BUFFER_SIZE:
+            return
+        view = self._rx_view
+        view[:size] = data
+        length = self._rx_length
+        length[0] = size
+        if lib.srtp_unprotect(self._rx_session, self._rx, length) != 0:
+            self.unprotect_failures += 1  # replayed, forged, or not for this session
+            return
+        end = length[0]
+        first, second, _sequence, timestamp, _ssrc = _HEADER.unpack_from(view)
+        if (second & 0x7F) != self._payload_type or self.on_packet is None:
+            return
+        offset = 12 + 4 * (first & 0x0F)
+        if first & 0x10:
+            if offset + 4 > end:
+                return
+            offset += 4 + 4 * _EXTENSION_HEADER.unpack_from(view, offset)[1]
+        if first & 0x20:
+            end -= view[end - 1]
+        if offset >= end:
+            return
+        self.packets_received += 1
+        self.on_packet(view[offset:end], timestamp)
+
+    # ------------------------------------------------------------------ sending
+    def send(self, payload: bytes | memoryview, timestamp: int, marker: bool = False) -> bool:
+        """Send one encoded frame with this RTP timestamp. False if not attached yet."""
+        if not self.attached:
+            return False
+        size = len(payload)
+        header = self._header_size
+        end = header + size
+        if end + _SRTP_TRAILER > _BUFFER_SIZE:
+            raise ValueError(f"RTP payload of {size} bytes does not fit one datagram")
+        view = self._tx_view
+        sequence = self._sequence
+        view[1] = (0x80 | self._payload_type) if marker else self._payload_type
+        timestamp &= 0xFFFFFFFF
+        _SEQ_TS.pack_into(view, 2, sequence, timestamp)
+        view[header:end] = payload
+        length = self._tx_length
+        length[0] = end
+        if lib.srtp_protect(self._tx_session, self._tx, length) != 0:
+            return False
+        pair = self._connection._nominated.get(1)
+        if pair is None:
+            return False
+        transport = pair.protocol.transport
+        packet = view[: length[0]]
+        transport.sendto(
+            bytes(packet) if type(transport) is TurnTransport else packet, pair.remote_addr
+        )
+        self._sequence = (sequence + 1) & 0xFFFF
+        self._last_timestamp = timestamp
+        self._octets += size
+        self.packets_sent += 1
+        if self.packets_sent % _REPORT_EVERY == 0:
+            self._update_sender_reports()
+        return True
+
+    def _update_sender_reports(self) -> None:
+        """Keep aiortc's RTCP sender reports (which it still sends) true to what we sent."""
+        sender = self._sender
+        sender._RTCRtpSender__packet_count = self.packets_sent
+        sender._RTCRtpSender__octet_count = self._octets
+        sender._RTCRtpSender__rtp_timestamp = self._last_timestamp
+        sender._RTCRtpSender__ntp_timestamp = current_ntp_time()

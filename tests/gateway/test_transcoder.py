@@ -1,0 +1,70 @@
+"""The transcoder keeps a tone's frequency and level, frame for frame, both ways."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gateway.transcoder import OPUS, OpusDecoder, OpusEncoder, Transcoder, audio_codec
+from sip_bridge.rtp.codecs import codec_by_name
+
+FRAMES = 100
+
+
+def tone(rate: int, hz: float, frames: int = FRAMES) -> np.ndarray:
+    t = np.arange(rate // 50 * frames) / rate
+    return (np.sin(2 * np.pi * hz * t) * 8000).astype(np.int16)
+
+
+def peak_hz(pcm: np.ndarray, rate: int) -> float:
+    spectrum = np.abs(np.fft.rfft(pcm.astype(np.float64) * np.hanning(len(pcm))))
+    spectrum[0] = 0
+    return float(np.argmax(spectrum) * rate / len(pcm))
+
+
+def encode_all(encode, pcm: np.ndarray, rate: int) -> list[bytes | None]:
+    size = rate // 50
+    return [encode(pcm[i * size : (i + 1) * size]) for i in range(len(pcm) // size)]
+
+
+@pytest.mark.parametrize("phone", ["PCMU", "PCMA", "G722"])
+def test_browser_opus_to_phone_keeps_the_tone(phone):
+    target = audio_codec(phone)
+    transcoder = Transcoder(OPUS, target)
+    assert transcoder.pcm_rate == target.sample_rate  # decoded once, resampled down once
+    frames = [f for f in encode_all(OpusEncoder().encode, tone(48000, 700), 48000) if f]
+    out = [transcoder.convert(f) for f in frames]
+    assert all(o is not None for o in out)  # one frame out for each frame in
+    decoder = codec_by_name(phone).create_decoder()
+    pcm = np.concatenate([decoder.decode(o) for o in out[10:]])
+    assert len(pcm) == (len(out) - 10) * target.sample_rate // 50
+    assert abs(peak_hz(pcm, target.sample_rate) - 700) < 5
+    assert 3000 < np.abs(pcm.astype(np.int32)).mean() < 7000  # level kept (~5100)
+
+
+@pytest.mark.parametrize("phone", ["PCMU", "G722"])
+def test_phone_to_browser_opus_encodes_at_the_phone_rate(phone):
+    source = audio_codec(phone)
+    transcoder = Transcoder(source, OPUS)
+    assert transcoder.pcm_rate == source.sample_rate  # no upsampling before libopus
+    encoder = codec_by_name(phone).create_encoder(20)
+    payloads = [encoder.encode(f) for f in np.split(tone(source.sample_rate, 700), FRAMES)]
+    out = [transcoder.convert(p) for p in payloads]
+    assert sum(o is None for o in out) <= 1  # at most the encoder's first frame
+    decoder = OpusDecoder()
+    pcm = np.concatenate(
+        [decoder.decode(o)[0].to_ndarray().reshape(-1) for o in out[10:] if o is not None]
+    )
+    assert abs(peak_hz(pcm, 48000) - 700) < 5
+    assert 0.1 < np.abs(pcm).mean() < 0.25  # float samples; the tone's mean is ~0.156
+
+
+def test_lost_frames_are_concealed_in_the_target_codec():
+    transcoder = Transcoder(audio_codec("PCMU"), OPUS)
+    encoder = codec_by_name("PCMU").create_encoder(20)
+    for frame in np.split(tone(8000, 700, 20), 20):
+        transcoder.convert(encoder.encode(frame))
+    concealed = transcoder.conceal_one()
+    assert concealed is not None
+    pcm = OpusDecoder().decode(concealed)
+    assert pcm  # a decodable Opus frame carrying the concealment

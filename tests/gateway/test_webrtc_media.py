@@ -1,0 +1,148 @@
+"""`SrtpAudioChannel` against a stock aiortc peer: what it sends, aiortc's own receiver
+decodes (a G.711 tone, checked by frequency); what aiortc's own sender sends, it receives
+(payloads and timestamps in order). Both peers run here, over loopback ICE and DTLS-SRTP."""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import itertools
+
+import av
+import numpy as np
+from aiortc import RTCConfiguration, RTCPeerConnection
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.rtcrtpsender import RTCRtpSender
+
+from gateway.webrtc_leg import use_host_addresses
+from gateway.webrtc_media import SrtpAudioChannel
+from sip_bridge.rtp.g711 import ulaw_encode
+
+FRAMES = 60
+
+
+def tone_frames(hz: float = 700) -> list[bytes]:
+    t = np.arange(160 * FRAMES) / 8000
+    pcm = (np.sin(2 * np.pi * hz * t) * 8000).astype(np.int16)
+    return [ulaw_encode(pcm[i * 160 : (i + 1) * 160]) for i in range(FRAMES)]
+
+
+class NumberedFrames(MediaStreamTrack):
+    """aiortc's normal sending path: pre-encoded PCMU frames, each carrying its number."""
+
+    kind = "audio"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.index = 0
+
+    async def recv(self) -> av.Packet:
+        if self.index >= FRAMES:
+            await asyncio.sleep(3600)
+            raise MediaStreamError
+        await asyncio.sleep(0.02)
+        packet = av.Packet(bytes([self.index]) * 160)
+        packet.pts = self.index * 160
+        packet.time_base = fractions.Fraction(1, 8000)
+        self.index += 1
+        return packet
+
+
+async def peers() -> tuple[RTCPeerConnection, RTCPeerConnection]:
+    use_host_addresses(["127.0.0.1"])
+    ours = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    theirs = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    return ours, theirs
+
+
+async def negotiate(offerer: RTCPeerConnection, answerer: RTCPeerConnection) -> None:
+    await offerer.setLocalDescription(await offerer.createOffer())
+    await answerer.setRemoteDescription(offerer.localDescription)
+    await answerer.setLocalDescription(await answerer.createAnswer())
+    await offerer.setRemoteDescription(answerer.localDescription)
+    for _ in range(500):
+        if offerer.connectionState == answerer.connectionState == "connected":
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"not connected: {offerer.connectionState}/{answerer.connectionState}")
+
+
+def pcmu_payload_type(pc: RTCPeerConnection) -> int:
+    (transceiver,) = pc.getTransceivers()
+    return next(c.payloadType for c in transceiver._codecs if c.mimeType == "audio/PCMU")
+
+
+async def test_what_the_channel_sends_stock_aiortc_decodes():
+    ours, theirs = await peers()
+    try:
+        transceiver = ours.addTransceiver("audio", direction="sendonly")
+        transceiver.setCodecPreferences(pcmu_only())
+        received = asyncio.get_running_loop().create_future()
+        theirs.on("track", lambda track: received.set_result(track))
+        await negotiate(ours, theirs)
+        channel = SrtpAudioChannel(transceiver, pcmu_payload_type(ours), None)
+        assert channel.attach()
+        track = await asyncio.wait_for(received, 5)
+        frames = tone_frames()
+
+        async def send() -> None:
+            for k, payload in enumerate(frames):
+                channel.send(payload, 1000 + 160 * k, marker=k == 0)
+                await asyncio.sleep(0.02)
+
+        sender = asyncio.create_task(send())
+        pcm = []
+        for _ in range(40):
+            frame = await asyncio.wait_for(track.recv(), 5)
+            pcm.append(frame.to_ndarray().reshape(-1))
+        await sender
+        audio = np.concatenate(pcm[10:]).astype(np.float64)
+        rate = frame.sample_rate
+        spectrum = np.abs(np.fft.rfft(audio * np.hanning(len(audio))))
+        assert abs(np.argmax(spectrum) * rate / len(audio) - 700) < 10
+        assert channel.packets_sent == FRAMES
+    finally:
+        await ours.close()
+        await theirs.close()
+
+
+def pcmu_only():
+    return [c for c in RTCRtpSender.getCapabilities("audio").codecs if c.mimeType == "audio/PCMU"]
+
+
+async def test_what_stock_aiortc_sends_the_channel_receives_in_order():
+    ours, theirs = await peers()
+    try:
+        transceiver = ours.addTransceiver("audio", direction="recvonly")
+        transceiver.setCodecPreferences(pcmu_only())
+        theirs_track = NumberedFrames()
+        await ours.setLocalDescription(await ours.createOffer())
+        await theirs.setRemoteDescription(ours.localDescription)
+        (their_transceiver,) = theirs.getTransceivers()
+        their_transceiver.sender.replaceTrack(theirs_track)
+        their_transceiver.direction = "sendonly"
+        await theirs.setLocalDescription(await theirs.createAnswer())
+        await ours.setRemoteDescription(theirs.localDescription)
+        got: list[tuple[int, int]] = []
+        channel = SrtpAudioChannel(
+            transceiver,
+            pcmu_payload_type(ours),
+            lambda payload, timestamp: got.append((payload[0], timestamp)),
+        )
+        for _ in range(500):
+            if ours.connectionState == "connected" and channel.attach():
+                break
+            await asyncio.sleep(0.01)
+        assert channel.attached
+        for _ in range(300):
+            if len(got) >= 40:
+                break
+            await asyncio.sleep(0.02)
+        assert len(got) >= 40, got
+        numbers = [n for n, _ in got]
+        assert numbers == list(range(numbers[0], numbers[0] + len(numbers)))
+        steps = {(b[1] - a[1]) & 0xFFFFFFFF for a, b in itertools.pairwise(got)}
+        assert steps == {160}
+    finally:
+        await ours.close()
+        await theirs.close()
