@@ -17,6 +17,7 @@ from aiohttp import web
 
 from signaling.server import create_signaling
 from sip_bridge.endpoint import SipEndpoint
+from sip_bridge.rate_limit import RateLimit
 from sip_bridge.useragent import UserAgentConfig
 
 from .calls import CallManager
@@ -72,6 +73,12 @@ class Gateway:
                 user=sip.user,
                 from_domain=sip.from_domain,
                 outbound_proxy=str(sip.outbound_proxy) if sip.outbound_proxy else None,
+                allowed_peers=sip.allowed_peers or None,
+                request_rate=(
+                    RateLimit(sip.requests_per_second, sip.request_burst)
+                    if sip.requests_per_second
+                    else None
+                ),
             ),
             bind=sip.listen,
             server_ssl=server_ssl,

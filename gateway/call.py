@@ -84,6 +84,7 @@ class CallSettings:
     ring: str = "sequential"  # parallel | sequential | round-robin
     ring_total: float | None = None  # overall ring time; None: no overall limit
     first: int = 0  # round-robin: index to start from
+    latch_any_source: bool = False  # RTP from the first source, not only the SDP's
 
 
 class _Attempt:
@@ -168,6 +169,7 @@ class Call:
             announce=s.rtp_announce,
             codecs=self._sip_codecs,
             media_timeout=s.media_timeout,
+            latch_any_source=s.latch_any_source,
         )
         try:
             sip = await self._endpoint.invite(

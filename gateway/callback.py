@@ -50,6 +50,7 @@ class CallbackSettings:
     rtp_announce: str = "127.0.0.1"
     rtp_ports: tuple[int, int] = (20000, 20999)
     sip_codecs: tuple[str, ...] = ("PCMU", "PCMA", "G722")
+    latch_any_source: bool = False
 
 
 Progress = Callable[[str, str], Awaitable[None] | None]
@@ -172,7 +173,11 @@ class CallbackJob:
     async def _open_media(self, codecs) -> CallMedia:
         s = self.settings
         media = await CallMedia.open(
-            s.rtp_host, s.rtp_ports, announce=s.rtp_announce, codecs=list(codecs)
+            s.rtp_host,
+            s.rtp_ports,
+            announce=s.rtp_announce,
+            codecs=list(codecs),
+            latch_any_source=s.latch_any_source,
         )
         self._media.append(media)
         return media

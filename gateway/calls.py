@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 import logging
 import secrets
 import time
@@ -16,7 +17,16 @@ from .admission import AdmittedCall, CallAdmission, LimitRefused
 from .call import Call, CallSettings, Destination
 from .challenge import ChallengeVerifier
 from .config import GatewayConfig, SiteConfig
-from .service import CallRefused, CallState, CallUpdate, EndCause, Notify, SiteInfo
+from .service import (
+    NO_DETAILS,
+    CallRefused,
+    CallState,
+    CallUpdate,
+    EndCause,
+    Notify,
+    SiteInfo,
+    VisitorDetails,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -76,13 +86,31 @@ class CallManager:
         return site.public_info if site is not None else None
 
     async def start_call(
-        self, *, site_id: str, client: str, offer_sdp: str, notify: Notify
+        self,
+        *,
+        site_id: str,
+        client: str,
+        offer_sdp: str,
+        notify: Notify,
+        visitor: VisitorDetails = NO_DETAILS,
     ) -> tuple[str, str]:
         site = self.config.site(site_id)
         if site is None:
             raise CallRefused("unknown_site", f"no site {site_id!r}")
+        if site.widget.visitor_details == "required" and not visitor.name:
+            # The widget asks first; this holds for any page that skips it.
+            raise CallRefused("name_required", "this site asks for your name before a call")
+        now = self.clock()
+        if site.hours is not None and not site.hours.is_open(
+            datetime.datetime.fromtimestamp(now, datetime.UTC)
+        ):
+            raise CallRefused(
+                "closed",
+                "We are closed now."
+                + (" Leave your number and we will call you back." if site.callback else ""),
+            )
         try:
-            admitted = self.admission.admit(site, client, self.clock())
+            admitted = self.admission.admit(site, client, now)
         except LimitRefused as exc:
             log = logger.warning if exc.warning else logger.info
             log("call refused (%s): site %s, client %s: %s", exc.code, site.id, client, exc.detail)
@@ -105,7 +133,7 @@ class CallManager:
                 )
             notify(update)
 
-        call = Call(call_id, self._settings(site), self.endpoint, on_update)
+        call = Call(call_id, self._settings(site, visitor), self.endpoint, on_update)
         self.calls[call_id] = call
         try:
             answer = await call.start(offer_sdp)
@@ -170,9 +198,11 @@ class CallManager:
             self.on_call_ended(call)
         return talked
 
-    def _settings(self, site: SiteConfig) -> CallSettings:
+    def _settings(self, site: SiteConfig, visitor: VisitorDetails = NO_DETAILS) -> CallSettings:
         config = self.config
-        headers = [("X-Site", site.id)]
+        headers = [("X-Site", site.id), *_visitor_headers(site, visitor)]
+        # The visitor's name, when the site asks for it, is who calls; else the site's name.
+        name = visitor.name if site.widget.asks_details else ""
         first = self._next_first.get(site.id, 0)
         self._next_first[site.id] = (first + 1) % max(len(site.destinations), 1)
         return CallSettings(
@@ -182,8 +212,9 @@ class CallManager:
             ),
             ring=site.ring,
             ring_total=site.ring_total,
+            latch_any_source=config.media.rtp_latching == "any",
             first=first,
-            caller_name=site.caller_name,
+            caller_name=name or site.caller_name,
             from_user=site.from_user,
             ring_timeout=site.ring_timeout,
             rtp_host=config.sip.listen[0],
@@ -207,3 +238,18 @@ class CallManager:
             call.hangup()
         if calls:
             await asyncio.wait([asyncio.create_task(c.wait_finished()) for c in calls], timeout=6)
+
+
+def _visitor_headers(site: SiteConfig, visitor: VisitorDetails) -> list[tuple[str, str]]:
+    """The visitor's details for the operator (docs/embedding.md): name and reason only when
+    the site's widget asks for them, the page always. Values are one line already
+    (signaling.payloads); the user agent drops control characters in any case."""
+    headers = []
+    if site.widget.asks_details:
+        if visitor.name:
+            headers.append(("X-Visitor-Name", visitor.name))
+        if visitor.reason:
+            headers.append(("X-Visitor-Reason", visitor.reason))
+    if visitor.page:
+        headers.append(("X-Visitor-Page", visitor.page))
+    return headers

@@ -47,6 +47,7 @@ from .site_routing import (
     parse_destinations,
     parse_hours,
 )
+from .widget_settings import WidgetSettings, parse_widget
 
 __all__ = [
     "DEFAULT_CONFIG",
@@ -87,6 +88,9 @@ from_domain = ""                  # host part of From; empty: the announced addr
 tls_certificate = ""              # PEM certificate chain (transport = "tls")
 tls_private_key = ""              # PEM private key (transport = "tls")
 tls_ca_certificates = ""          # PEM CA bundle to verify TLS peers; empty: system store
+allowed_peers = []                # addresses/networks SIP is accepted from; empty: any
+requests_per_second = 20          # SIP requests per second from one source; 0: no limit
+request_burst = 100               # requests one source may send at once above that rate
 
 [media]
 rtp_ports = "20000-20999"        # UDP range of the SIP leg's RTP/RTCP pairs
@@ -94,6 +98,7 @@ browser_codecs = ["PCMU", "opus"] # browser leg, in preference order
 sip_codecs = ["PCMU", "PCMA", "G722"]  # offered to SIP, in preference order
 ringback = "425/1000/4000"       # Hz[+Hz]/on ms/off ms while ringing without early media
 media_timeout = 30                # seconds without RTP from a talking leg before hanging up
+rtp_latching = "sdp"              # "sdp": only the SDP address; "any": first source (NAT)
 
 [ice]
 servers = []                      # [{urls = ["stun:host:port"], username, credential}]
@@ -197,6 +202,9 @@ class SipConfig:
     tls_certificate: Path | None
     tls_private_key: Path | None
     tls_ca_certificates: Path | None
+    allowed_peers: tuple[str, ...]  # networks; empty: any peer
+    requests_per_second: float  # per source; 0: no limit
+    request_burst: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +223,7 @@ class MediaConfig:
     sip_codecs: tuple[str, ...]
     ringback: RingbackTone | None  # None: no local ringback
     media_timeout: float
+    rtp_latching: str  # sdp | any
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,13 +317,14 @@ class SiteConfig:
     hours: BusinessHours | None  # None: always open
     fallback: str  # callback | message: what the page offers when busy/no answer/closed
     callback: CallbackPolicy | None  # None: the site takes no callbacks
+    widget: WidgetSettings  # the visitor's widget: label, colours, position, language
 
     __repr__ = _redacted_repr
 
     @property
     def public_info(self) -> SiteInfo:
         """What the page and signaling may know: never destination, proxy or credentials."""
-        return SiteInfo(id=self.id, origins=self.origins)
+        return SiteInfo(id=self.id, origins=self.origins, widget=self.widget)
 
     @property
     def credentials(self) -> tuple[str, str] | None:
@@ -873,6 +883,12 @@ def _routing(convert: Callable[[object], Any]) -> Callable[[object], Any]:
     return converter
 
 
+def _non_negative_number(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1e6:
+        raise _Invalid(f"must be a number from 0 up, not {value!r}")
+    return float(value)
+
+
 def _optional_seconds(value: object) -> float | None:
     """Seconds, or 0 for none."""
     if value == 0:
@@ -911,6 +927,9 @@ _SECTIONS: dict[str, dict[str, Converter]] = {
         "tls_certificate": _optional_path,
         "tls_private_key": _optional_path,
         "tls_ca_certificates": _optional_path,
+        "allowed_peers": _networks,
+        "requests_per_second": _non_negative_number,
+        "request_burst": _positive_int,
     },
     "media": {
         "rtp_ports": _port_range,
@@ -918,6 +937,7 @@ _SECTIONS: dict[str, dict[str, Converter]] = {
         "sip_codecs": _codec_list(_SIP_CODECS),
         "ringback": _ringback,
         "media_timeout": _positive_seconds,
+        "rtp_latching": _choice("sdp", "any"),
     },
     "ice": {"servers": _ice_servers, "host_addresses": _host_addresses},
     "demo": {"enabled": _boolean, "sip_listen": _host_port},
@@ -969,6 +989,7 @@ _SITE_KEYS: dict[str, tuple[Converter, object]] = {
     "hours": (_routing(parse_hours), {}),
     "fallback": (_choice(*FALLBACKS), "callback"),
     "callback": (_routing(parse_callback), {}),
+    "widget": (_routing(parse_widget), {}),
 }
 
 

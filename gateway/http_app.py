@@ -1,5 +1,5 @@
-"""The gateway's HTTP face: the call page, its static files, call tokens, socket.io and a
-health check."""
+"""The gateway's HTTP face: the widget and its pages, their static files, call tokens,
+socket.io and a health check."""
 
 from __future__ import annotations
 
@@ -20,6 +20,11 @@ from gateway.service import SiteInfo
 from signaling import attach
 
 SOCKET_IO_CLIENT = Path("socket.io-client/dist/socket.io.min.js")
+SOCKET_IO_CLIENT_ESM = Path("socket.io-client/dist/socket.io.esm.min.js")  # the widget's
+# Files any page may load, from any origin: the widget is an ES module imported across
+# origins (CORS applies to module scripts), and its stylesheet goes into its shadow root.
+_PUBLIC_FILE_PREFIXES = ("/static/", "/vendor/", "/widget/")
+_PUBLIC_FILES = ("/widget.js",)
 # What a CSP source expression may contain of an origin; anything else is left out rather
 # than let a bad configuration value break (or inject into) the header.
 _ORIGIN = re.compile(r"https?://([A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?")
@@ -38,6 +43,11 @@ _PAGE_CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
     "img-src 'self' data:; base-uri 'none'; form-action 'none'"
 )
+# The demo host page frames the call page of its site, from the gateway itself.
+_DEMO_CSP = f"{_PAGE_CSP}; frame-src 'self'; frame-ancestors 'none'"
+# The call page may use the microphone and play audio, and delegates nothing; a site's
+# <iframe allow="microphone; autoplay"> grants both to it.
+_PAGE_PERMISSIONS = "microphone=(self), autoplay=(self), camera=(), geolocation=(), payment=()"
 
 
 def build_app(
@@ -51,11 +61,15 @@ def build_app(
 ) -> web.Application:
     """The aiohttp application.
 
-    Routes: `/` (landing page linking the call pages of `sites`, e.g. `("demo",)`),
-    `/embed/{site}` (the call page; the site is looked up with `service.site`),
-    `POST /api/token` (a call token; docs/signaling.md), `/static/...` (files of
-    `web_dir`, no listing), `/vendor/socket.io.min.js` (from `node_modules`), `/healthz`,
-    and socket.io at `/socket.io/`.
+    Routes: `/` (landing page linking the pages of `sites`, e.g. `("demo",)`),
+    `/embed/{site}` (the widget as a full page, for iframes; the site is looked up with
+    `service.site`), `/demo/{site}` (a host page showing both embedding snippets),
+    `/widget.js` and `/widget/...` (the `<click-to-call>` web component and its modules,
+    docs/embedding.md),
+    `GET /api/widget/{site}` (the site's public widget settings), `POST /api/token` (a
+    call token; docs/signaling.md), `/static/...` (files of `web_dir`, no listing),
+    `/vendor/socket.io[.esm].min.js` (from `node_modules`), `/healthz`, and socket.io at
+    `/socket.io/`.
 
     Behind reverse proxies listed in `trusted_proxies` (addresses or CIDR networks), a
     request's `remote` is the visitor's address from X-Forwarded-For (gateway.forwarded),
@@ -66,34 +80,66 @@ def build_app(
     app[SERVICE_KEY] = service
     app[SIO_KEY] = sio
     embed_page = (web_dir / "embed.html").read_bytes()
+    demo_page = (web_dir / "demo.html").read_bytes()
+    widget_script = web_dir / "widget.js"
     landing_page = _landing_page(sites).encode()
-    socket_io_client = node_modules / SOCKET_IO_CLIENT
+    vendor_files = {
+        "socket.io.min.js": node_modules / SOCKET_IO_CLIENT,
+        "socket.io.esm.min.js": node_modules / SOCKET_IO_CLIENT_ESM,
+    }
 
     async def landing(request: web.Request) -> web.Response:
         return web.Response(body=landing_page, content_type="text/html", charset="utf-8")
 
-    async def embed(request: web.Request) -> web.Response:
+    def known_site(request: web.Request) -> SiteInfo:
         site_id = request.match_info["site"]
         site = service.site(site_id)
         if site is None:
             shown = site_id[:MAX_SHOWN_SITE_CHARS]
             raise web.HTTPNotFound(text=f"No such site: {shown!r}. Check the link you followed.")
+        return site
+
+    async def embed(request: web.Request) -> web.Response:
+        site = known_site(request)
         response = web.Response(body=embed_page, content_type="text/html", charset="utf-8")
         response.headers["Content-Security-Policy"] = (
             f"{_PAGE_CSP}; frame-ancestors {_frame_ancestors(site)}"
         )
-        # The page itself (and nothing it frames) may use the microphone; a site framing it
-        # grants it with <iframe allow="microphone">.
-        response.headers["Permissions-Policy"] = "microphone=(self), camera=(), geolocation=()"
+        response.headers["Permissions-Policy"] = _PAGE_PERMISSIONS
         response.headers["Cache-Control"] = "no-store"
         return response
 
-    async def vendor_socket_io(request: web.Request) -> web.StreamResponse:
-        if not socket_io_client.is_file():
-            raise web.HTTPNotFound(text="socket.io client not installed: run `npm ci`")
+    async def demo(request: web.Request) -> web.Response:
+        known_site(request)
+        response = web.Response(body=demo_page, content_type="text/html", charset="utf-8")
+        response.headers["Content-Security-Policy"] = _DEMO_CSP
+        response.headers["Permissions-Policy"] = _PAGE_PERMISSIONS
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    async def widget(request: web.Request) -> web.StreamResponse:
+        # Revalidated on every load (Last-Modified), so a new gateway version is picked up.
         return web.FileResponse(
-            socket_io_client, headers={"Content-Type": "text/javascript; charset=utf-8"}
+            widget_script,
+            headers={"Content-Type": "text/javascript; charset=utf-8", "Cache-Control": "no-cache"},
         )
+
+    async def widget_settings(request: web.Request) -> web.Response:
+        site_id = request.match_info["site"]
+        site = service.site(site_id)
+        if site is None:
+            shown = site_id[:MAX_SHOWN_SITE_CHARS]
+            refusal = {"error": {"code": "unknown_site", "message": f"no site {shown!r}"}}
+            return api_response(request, refusal, 404)
+        return api_response(request, site.widget.public_settings())
+
+    async def vendor(request: web.Request) -> web.StreamResponse:
+        path = vendor_files.get(request.match_info["file"])
+        if path is None:
+            raise web.HTTPNotFound()
+        if not path.is_file():
+            raise web.HTTPNotFound(text="socket.io client not installed: run `npm ci`")
+        return web.FileResponse(path, headers={"Content-Type": "text/javascript; charset=utf-8"})
 
     async def healthz(request: web.Request) -> web.Response:
         return web.Response(text="ok")
@@ -124,12 +170,17 @@ def build_app(
 
     app.router.add_get("/", landing)
     app.router.add_get("/embed/{site}", embed)
-    app.router.add_get("/vendor/socket.io.min.js", vendor_socket_io)
+    app.router.add_get("/demo/{site}", demo)
+    app.router.add_get("/widget.js", widget)
+    app.router.add_get("/api/widget/{site}", widget_settings)
+    app.router.add_get("/vendor/{file}", vendor)
     app.router.add_get("/healthz", healthz)
     app.router.add_post("/api/token", token)
     app.router.add_route("OPTIONS", "/api/token", token_preflight)
     # aiohttp's static route refuses paths that resolve outside web_dir (and symlinks).
     app.router.add_static("/static/", web_dir, show_index=False, follow_symlinks=False)
+    # The widget's modules, next to /widget.js so that its relative imports resolve.
+    app.router.add_static("/widget/", web_dir / "widget", show_index=False, follow_symlinks=False)
     app.on_response_prepare.append(_common_headers)
     attach(app, sio)
     return app
@@ -138,6 +189,10 @@ def build_app(
 async def _common_headers(request: web.Request, response: web.StreamResponse) -> None:
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "no-referrer")
+    if request.path.startswith(_PUBLIC_FILE_PREFIXES) or request.path in _PUBLIC_FILES:
+        # Public files without cookies: any page may load them (the widget's modules).
+        response.headers.setdefault("Access-Control-Allow-Origin", "*")
+        response.headers.setdefault("Cross-Origin-Resource-Policy", "cross-origin")
 
 
 def _forwarded_remote(trusted: tuple[Network, ...]):  # type: ignore[no-untyped-def]
@@ -213,7 +268,9 @@ def _frame_ancestors(site: SiteInfo) -> str:
 
 def _landing_page(sites: Iterable[str]) -> str:
     links = "".join(
-        f'<li><a href="/embed/{quote(site, safe="")}">Call {html.escape(site)}</a></li>'
+        f'<li><a href="/embed/{quote(site, safe="")}">Call {html.escape(site)}</a> '
+        f'(<a href="/demo/{quote(site, safe="")}">the widget on a demo page, '
+        "with the snippets to embed it</a>)</li>"
         for site in sites
     )
     listing = f"<ul>{links}</ul>" if links else "<p>No demo site is configured.</p>"

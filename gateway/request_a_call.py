@@ -105,6 +105,7 @@ class RequestACall:
             rtp_announce=config.sip.public_address[0],
             rtp_ports=config.media.rtp_ports,
             sip_codecs=config.media.sip_codecs,
+            latch_any_source=config.media.rtp_latching == "any",
         )
         return CallbackJob(callback, settings, self.endpoint, self.store, clock=self.clock)
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
+
+from .widget_settings import WidgetSettings
 
 
 class CallState(enum.StrEnum):
@@ -28,7 +30,7 @@ class EndCause(enum.StrEnum):
     FAILED = "failed"
     OPERATOR_HUNG_UP = "operator_hung_up"
     VISITOR_HUNG_UP = "visitor_hung_up"
-    TIME_LIMIT = "time_limit"          # the site's maximum call duration was reached
+    TIME_LIMIT = "time_limit"  # the site's maximum call duration was reached
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +55,22 @@ class SiteInfo:
 
     id: str
     origins: tuple[str, ...]
+    widget: WidgetSettings = field(default_factory=WidgetSettings)  # public, for the widget
+
+
+@dataclass(frozen=True, slots=True)
+class VisitorDetails:
+    """What the visitor told the widget before calling, already validated (one line each,
+    no control characters; `page` is an http(s) URL without query or fragment). Empty
+    strings when not given. The gateway passes them to the operator in the INVITE when the
+    site asks for them (`[sites.widget] visitor_details`); `page` always."""
+
+    name: str = ""
+    reason: str = ""
+    page: str = ""
+
+
+NO_DETAILS = VisitorDetails()
 
 
 Notify = Callable[[CallUpdate], None]
@@ -62,12 +80,19 @@ class CallService(Protocol):
     def site(self, site_id: str) -> SiteInfo | None: ...
 
     async def start_call(
-        self, *, site_id: str, client: str, offer_sdp: str, notify: Notify
+        self,
+        *,
+        site_id: str,
+        client: str,
+        offer_sdp: str,
+        notify: Notify,
+        visitor: VisitorDetails = NO_DETAILS,
     ) -> tuple[str, str]:
         """Answer the browser's SDP offer and start ringing the site's destination.
 
         Returns (call_id, answer_sdp). `client` identifies the visitor (IP) for logs and
-        limits. Raises `CallRefused` (unknown site, bad SDP, limits) or ValueError.
+        limits; `visitor` is what the visitor typed (name, reason) and the page they call
+        from. Raises `CallRefused` (unknown site, bad SDP, limits) or ValueError.
         `notify` receives every state change, ENDED last and exactly once.
         """
         ...

@@ -10,14 +10,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from functools import partial
 from typing import Any
+from urllib.parse import urlsplit
 
 import socketio
 from socketio.exceptions import ConnectionRefusedError as SocketIORefused
 
 from gateway.access import AccessRefused, GatewayService
-from gateway.service import CallRefused, CallState, CallUpdate
+from gateway.service import CallRefused, CallState, CallUpdate, VisitorDetails
 from signaling.errors import ErrorCode, SignalingError
 from signaling.payloads import (
     MAX_CANDIDATES_PER_CALL,
@@ -217,8 +219,8 @@ class CallNamespace(socketio.AsyncNamespace):
 
     async def _dispatch(self, session: ClientSession, request: ClientEvent) -> Ack:
         match request:
-            case StartCall(sdp=sdp):
-                return await self._start(session, sdp)
+            case StartCall(sdp=sdp, visitor=visitor):
+                return await self._start(session, sdp, visitor)
             case Candidate():
                 return await self._candidate(session, request)
             case Hangup():
@@ -233,17 +235,22 @@ class CallNamespace(socketio.AsyncNamespace):
                 await _ask(self._service.set_mute(call_id, muted))
         return {"ok": True}
 
-    async def _start(self, session: ClientSession, sdp: str) -> Ack:
+    async def _start(self, session: ClientSession, sdp: str, visitor: VisitorDetails) -> Ack:
         if session.call is not None:
             raise SignalingError(ErrorCode.CALL_ACTIVE, "a call is already active; hang up first")
         slot = CallSlot()
         session.call = slot
+        if visitor.page and not self._page_of_site(session.site_id, visitor.page):
+            # Told to the operator as where the call comes from: only the site's own pages.
+            logger.debug("client %s: visitor page of another origin dropped", session.sid)
+            visitor = replace(visitor, page="")
         try:
             call_id, answer = await self._service.start_call(
                 site_id=session.site_id,
                 client=session.client,
                 offer_sdp=sdp,
                 notify=partial(self._on_update, session, slot),
+                visitor=visitor,
             )
         except CallRefused as exc:
             self._forget(session, slot, exc.code)
@@ -260,6 +267,15 @@ class CallNamespace(socketio.AsyncNamespace):
         for update in held:
             self._deliver(session, slot, update)
         return {"ok": True, "call_id": call_id, "sdp": answer}
+
+    def _page_of_site(self, site_id: str, page: str) -> bool:
+        """Whether `page` (an http(s) URL, checked by the payload parser) is on one of the
+        site's origins or the gateway's own."""
+        site = self._service.site(site_id)
+        origin = _origin_of(page)
+        return site is not None and (
+            origin in self._page_origins or origin in {o.lower() for o in site.origins}
+        )
 
     def _forget(self, session: ClientSession, slot: CallSlot, code: str) -> None:
         if session.call is slot:
@@ -328,6 +344,19 @@ async def _ask(request: Any) -> None:
 def _reason(exc: ValueError) -> str:
     text = str(exc) or type(exc).__name__
     return text[:MAX_REASON_CHARS]
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _origin_of(url: str) -> str:
+    """The origin of an http(s) URL as browsers write it: lower case, no default port."""
+    parts = urlsplit(url)
+    scheme, host, port = parts.scheme.lower(), (parts.hostname or "").lower(), parts.port
+    if ":" in host:
+        host = f"[{host}]"
+    shown_port = f":{port}" if port is not None and port != _DEFAULT_PORTS.get(scheme) else ""
+    return f"{scheme}://{host}{shown_port}"
 
 
 def _client_address(environ: Mapping[str, Any]) -> str:

@@ -11,8 +11,11 @@ Every client event carries exactly one argument, a JSON object with exactly the 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+import unicodedata
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit, urlunsplit
 
+from gateway.service import NO_DETAILS, VisitorDetails
 from signaling.errors import ErrorCode, SignalingError
 
 # Limits (bytes are UTF-8 bytes). A browser's audio-only offer is 2-6 KiB; a candidate line is
@@ -23,6 +26,10 @@ MAX_CANDIDATES_PER_CALL = 64
 MAX_MID_BYTES = 64  # RFC 8843 mids are short tokens; browsers use "0", "1", ...
 MAX_MLINE_INDEX = 1023
 MAX_SHOWN_CHARS = 40  # how much of a client's own string we echo back in a message
+# Visitor details (characters): a name fits a phone's display, a reason one line of a log.
+MAX_VISITOR_NAME_CHARS = 64
+MAX_VISITOR_REASON_CHARS = 200
+MAX_VISITOR_PAGE_CHARS = 1024
 
 START = "call:start"
 CANDIDATE = "call:candidate"
@@ -31,6 +38,12 @@ DTMF = "call:dtmf"
 MUTE = "call:mute"
 
 _DTMF_DIGITS = re.compile(r"[0-9*#A-D]{1,32}")
+# Bidirectional embeddings, overrides and isolates, and the LRM/RLM marks: harmless in a
+# name typed in an RTL script, but able to make a display name read as something else
+# (RFC 9839 calls them "problematic"), so they are dropped rather than refused.
+_BIDI_CONTROLS = dict.fromkeys(
+    map(ord, "\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+)
 
 
 class PayloadError(SignalingError):
@@ -43,6 +56,7 @@ class PayloadError(SignalingError):
 @dataclass(frozen=True, slots=True)
 class StartCall:
     sdp: str
+    visitor: VisitorDetails = field(default=NO_DETAILS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,18 +164,84 @@ def _type_name(value: object) -> str:
 
 
 _START_KEYS = frozenset({"sdp"})
+_START_KEYS_WITH_VISITOR = frozenset({"sdp", "visitor"})
+_VISITOR_KEYS = frozenset({"name", "reason", "page"})
 _CANDIDATE_KEYS = frozenset({"candidate", "sdpMid", "sdpMLineIndex"})
 _DTMF_KEYS = frozenset({"digits"})
 _MUTE_KEYS = frozenset({"muted"})
 
 
 def _parse_start(payload: object) -> StartCall:
-    fields = _object(START, payload, _START_KEYS)
+    with_visitor = isinstance(payload, dict) and "visitor" in payload
+    fields = _object(START, payload, _START_KEYS_WITH_VISITOR if with_visitor else _START_KEYS)
     sdp = _string(START, "sdp", fields["sdp"], MAX_SDP_BYTES)
     if not sdp.startswith("v=0"):
         # Not the gateway's SDP parser's job to see JSON junk; an offer starts with v=0.
         raise PayloadError(f"{START}: sdp is not an SDP offer (it must start with v=0)")
-    return StartCall(sdp)
+    if not with_visitor:
+        return StartCall(sdp)
+    return StartCall(sdp, _parse_visitor(fields["visitor"]))
+
+
+def _parse_visitor(value: object) -> VisitorDetails:
+    """`{"name"?, "reason"?, "page"?}`: each key optional, each a string."""
+    if not isinstance(value, dict):
+        raise PayloadError(f"{START}: visitor must be an object, got {_type_name(value)}")
+    extra = value.keys() - _VISITOR_KEYS
+    if extra:
+        shown = ", ".join(sorted(show(k) for k in extra))
+        raise PayloadError(f"{START}: unexpected key visitor.{shown}")
+    name = _visitor_text("name", value.get("name", ""), MAX_VISITOR_NAME_CHARS)
+    reason = _visitor_text("reason", value.get("reason", ""), MAX_VISITOR_REASON_CHARS)
+    page = _visitor_page(value.get("page", ""))
+    return VisitorDetails(name=name, reason=reason, page=page)
+
+
+def _visitor_text(key: str, value: object, max_chars: int) -> str:
+    """One line of text a visitor typed: whitespace runs become one space, bidi controls
+    are dropped; any other control character is refused."""
+    if not isinstance(value, str):
+        raise PayloadError(f"{START}: visitor.{key} must be a string, got {_type_name(value)}")
+    if len(value) > 4 * max_chars:  # before any work on a huge string
+        raise PayloadError(f"{START}: visitor.{key} is longer than {max_chars} characters")
+    text = " ".join(value.translate(_BIDI_CONTROLS).split())
+    if len(text) > max_chars:
+        raise PayloadError(f"{START}: visitor.{key} is longer than {max_chars} characters")
+    for char in text:
+        category = unicodedata.category(char)
+        if category == "Cc":
+            raise PayloadError(f"{START}: visitor.{key} contains control characters")
+        if category == "Cs":  # JSON can carry lone surrogates ("\ud800"), which are not text
+            raise PayloadError(f"{START}: visitor.{key} is not valid Unicode")
+    return text
+
+
+def _visitor_page(value: object) -> str:
+    """The page the visitor calls from: an http(s) URL, kept without query and fragment
+    (they may hold a visitor's search or a session token)."""
+    if not isinstance(value, str):
+        raise PayloadError(f"{START}: visitor.page must be a string, got {_type_name(value)}")
+    if not value:
+        return ""
+    if len(value) > MAX_VISITOR_PAGE_CHARS:
+        raise PayloadError(
+            f"{START}: visitor.page is longer than {MAX_VISITOR_PAGE_CHARS} characters"
+        )
+    # A browser's location.href is ASCII (anything else percent-encoded).
+    if not value.isascii() or any(char <= " " or char == "\x7f" for char in value):
+        raise PayloadError(
+            f"{START}: visitor.page must be a URL of printable ASCII characters, no spaces"
+        )
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError:
+        raise PayloadError(f"{START}: visitor.page is not a URL: {show(value)}") from None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise PayloadError(f"{START}: visitor.page must be an http(s) URL, got {show(value)}")
+    if parts.username is not None or parts.password is not None:
+        raise PayloadError(f"{START}: visitor.page must not carry a user or password")
+    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), parts.path or "/", "", ""))
 
 
 def _parse_candidate(payload: object) -> Candidate:

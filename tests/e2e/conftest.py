@@ -8,7 +8,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from playwright.async_api import Page
+from playwright.async_api import Page, expect
 
 from gateway.app import Gateway
 from gateway.config import parse_config
@@ -92,13 +92,10 @@ async def call_token(gateway: Gateway, site: str = "shop", origin: str | None = 
 
 async def open_call_page(page: Page, gateway: Gateway, site: str = "shop") -> None:
     await page.goto(f"{gateway.url}/embed/{site}")
-    await page.wait_for_function("() => !document.querySelector('#call').disabled")
+    # Playwright's locators see into the widget's (open) shadow root.
+    await expect(page.get_by_role("button", name="Call", exact=True)).to_be_enabled(timeout=10_000)
     await record_states(page)
 
 
 async def wait_for_status(page: Page, text: str, timeout: float = 10.0) -> None:
-    await page.wait_for_function(
-        "(text) => document.querySelector('[role=status]').textContent.includes(text)",
-        arg=text,
-        timeout=timeout * 1000,
-    )
+    await expect(page.get_by_role("status")).to_contain_text(text, timeout=timeout * 1000)

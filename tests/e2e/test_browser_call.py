@@ -56,7 +56,7 @@ async def test_call_to_a_desk_phone_carries_audio_both_ways(
     assert_wav_has_tone(phone.last_recording().decoded, MIC_HZ, skip_seconds=0.5)
     # The keypad's digits reached the phone as RFC 4733 events, once each.
     assert re.findall(r"received event: '(.)' \(end=1\)", phone.output()) == ["1", "#"]
-    assert in_order(await states(page), ["Starting", "Connecting", "In call", "Call ended"])
+    assert in_order(await states(page), ["Asking", "Connecting", "In call", "Call ended"])
     await assert_all_released(gateway)
 
 
@@ -77,7 +77,7 @@ async def test_busy_is_shown(gateway_factory, sipp_factory, page):
     await page.get_by_role("button", name="Call").click()
     await wait_for_status(page, "Call ended: busy")
     await uas.assert_passed_async()
-    assert in_order(await states(page), ["Starting", "Ringing", "Call ended: busy"])
+    assert in_order(await states(page), ["Asking", "Ringing", "Call ended: busy"])
     await assert_all_released(gateway)
 
 

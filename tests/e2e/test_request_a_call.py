@@ -134,3 +134,41 @@ async def test_scheduled_callback_fires_on_time_after_a_restart_once(baresip_fac
     finally:
         await second.stop()
     assert operator.output().count("INVITE sip:") == 1
+
+
+async def test_a_call_outside_business_hours_is_refused_with_the_callback_offer(
+    gateway_factory, tmp_path
+):
+    import socketio
+    from aiortc import RTCPeerConnection
+    from aiortc.mediastreams import AudioStreamTrack
+
+    today = dt.datetime.now(dt.UTC).date().isoformat()
+    gateway = await gateway_factory(
+        destination="sip:op@127.0.0.1:9",
+        site_extra=(
+            f'hours = {{timezone = "UTC", mon = "00:00-24:00", tue = "00:00-24:00", '
+            f'wed = "00:00-24:00", thu = "00:00-24:00", fri = "00:00-24:00", '
+            f'sat = "00:00-24:00", sun = "00:00-24:00", closed = ["{today}"]}}\n'
+            f'callback = {{dial = "sip:{{number}}@127.0.0.1:9", countries = ["GB"]}}'
+        ),
+        extra=f'[callbacks]\ndatabase = "{tmp_path / "cb.db"}"',
+    )
+    client = socketio.AsyncClient(reconnection=False)
+    pc = RTCPeerConnection()
+    pc.addTrack(AudioStreamTrack())
+    try:
+        await pc.setLocalDescription(await pc.createOffer())
+        await client.connect(
+            gateway.url,
+            transports=["websocket"],
+            auth={"site": "shop", "token": await call_token(gateway)},
+            headers={"Origin": gateway.config.http.public_origin},
+        )
+        ack = await client.call("call:start", {"sdp": pc.localDescription.sdp}, timeout=10)
+        assert ack["ok"] is False and ack["error"]["code"] == "closed"
+        assert "call you back" in ack["error"]["message"]
+        assert not gateway.calls.calls
+    finally:
+        await client.disconnect()
+        await pc.close()

@@ -22,6 +22,7 @@ def keys(table: dict, prefix: str = "") -> set[str]:
         if isinstance(value, dict | list) and not value:
             out.add(prefix + name)  # an empty table or list stands for the key
         elif isinstance(value, dict):
+            out.add(prefix + name)  # a table is a key too ([sites.widget]: sites.widget)
             out |= keys(value, f"{prefix}{name}.")
         elif isinstance(value, list) and value and isinstance(value[0], dict):
             for item in value:

@@ -14,7 +14,16 @@ from dataclasses import dataclass, field
 
 from gateway.access import AccessRefused, PageAccess, TokenGrant
 from gateway.challenge import ProofOfWork
-from gateway.service import CallRefused, CallState, CallUpdate, EndCause, Notify, SiteInfo
+from gateway.service import (
+    NO_DETAILS,
+    CallRefused,
+    CallState,
+    CallUpdate,
+    EndCause,
+    Notify,
+    SiteInfo,
+    VisitorDetails,
+)
 from gateway.tokens import CallTokens
 from tests.gateway.clock import FakeClock
 
@@ -88,6 +97,7 @@ class InMemoryCallService(RealTokens):
     request_delay: float = 0.0  # seconds every other request takes
     refusal: Exception | None = None  # raised by the next start_call
     requests: list[tuple] = field(default_factory=list)  # (method, *arguments) in order
+    visitors: list[VisitorDetails] = field(default_factory=list)  # of each start_call
     notifiers: dict[str, Notify] = field(default_factory=dict)  # calls not ended yet
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     _next_id: int = 0
@@ -99,9 +109,16 @@ class InMemoryCallService(RealTokens):
         return self.sites.get(site_id)
 
     async def start_call(
-        self, *, site_id: str, client: str, offer_sdp: str, notify: Notify
+        self,
+        *,
+        site_id: str,
+        client: str,
+        offer_sdp: str,
+        notify: Notify,
+        visitor: VisitorDetails = NO_DETAILS,
     ) -> tuple[str, str]:
         self._record("start_call", site_id, client, offer_sdp)
+        self.visitors.append(visitor)
         if self.refusal is not None:
             refusal, self.refusal = self.refusal, None
             raise refusal

@@ -26,7 +26,16 @@ from playwright.async_api import Page, async_playwright, expect
 
 from gateway.access import PageAccess
 from gateway.challenge import ChallengeError, ProofOfWork
-from gateway.service import CallRefused, CallState, CallUpdate, EndCause, Notify, SiteInfo
+from gateway.service import (
+    NO_DETAILS,
+    CallRefused,
+    CallState,
+    CallUpdate,
+    EndCause,
+    Notify,
+    SiteInfo,
+    VisitorDetails,
+)
 from tests.gateway.clock import FakeClock
 from tests.signaling.conftest import SITES, SignalingServer
 from tests.signaling.memory_service import TOKEN_SECRET, RealTokens, page_access
@@ -85,7 +94,13 @@ class ToneCallService(RealTokens):
         return self.sites.get(site_id)
 
     async def start_call(
-        self, *, site_id: str, client: str, offer_sdp: str, notify: Notify
+        self,
+        *,
+        site_id: str,
+        client: str,
+        offer_sdp: str,
+        notify: Notify,
+        visitor: VisitorDetails = NO_DETAILS,
     ) -> tuple[str, str]:
         self.requests.append(("start_call", site_id))
         if self.refusal is not None:
@@ -176,7 +191,13 @@ async def test_a_call_from_the_page(page: Page, signaling_server: SignalingServe
     await record_states(page)
     await page.get_by_role("button", name="Call", exact=True).click()
     await expect(status).to_have_text("In call", timeout=STATE_TIMEOUT_MS)
-    assert await shown_states(page) == ["Ready", "Starting…", "Connecting…", "Ringing…", "In call"]
+    assert await shown_states(page) == [
+        "Ready",
+        "Asking for your microphone…",
+        "Connecting…",
+        "Ringing…",
+        "In call",
+    ]
 
     # The tone the gateway side sends is what the page plays.
     samples, rate = await capture_remote_audio(page, 1.0)
@@ -202,7 +223,8 @@ async def test_a_call_from_the_page(page: Page, signaling_server: SignalingServe
     await page.get_by_role("button", name="Hang up").click()
     await expect(status).to_have_text("Call ended")
     await wait_for(lambda: ("hangup", "tone-1") in service.requests)
-    assert await page.evaluate("() => document.querySelector('audio').srcObject") is None
+    audio = page.locator("click-to-call audio")  # Playwright's CSS pierces shadow roots
+    assert await audio.evaluate("(element) => element.srcObject") is None
     # Ready for another call.
     await expect(page.get_by_role("button", name="Call", exact=True)).to_be_enabled()
     await expect(page.get_by_role("button", name="Hang up")).to_be_disabled()

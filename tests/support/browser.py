@@ -51,10 +51,30 @@ async def chromium(fake_audio: Path | None = None) -> AsyncIterator[Browser]:
             await browser.close()
 
 
-RECORD_STATES_JS = """
+# The first element matching a selector in the page or in any open shadow root (the
+# widget renders inside one), depth first.
+DEEP_QUERY_JS = """
+function deepQuery(selector, root = document) {
+  const found = root.querySelector(selector);
+  if (found) return found;
+  for (const element of root.querySelectorAll('*')) {
+    if (element.shadowRoot) {
+      const inner = deepQuery(selector, element.shadowRoot);
+      if (inner) return inner;
+    }
+  }
+  return null;
+}
+"""
+
+RECORD_STATES_JS = (
+    """
 () => {
+  """
+    + DEEP_QUERY_JS
+    + """
   window.__states = [];
-  const status = document.querySelector('[role=status]');
+  const status = deepQuery('[role=status]');
   const note = () => {
     const text = status.textContent.trim();
     if (window.__states[window.__states.length - 1] !== text) window.__states.push(text);
@@ -63,11 +83,20 @@ RECORD_STATES_JS = """
   new MutationObserver(note).observe(status, {childList: true, subtree: true, characterData: true});
 }
 """
+)
 
-CAPTURE_REMOTE_AUDIO_JS = """
+CAPTURE_REMOTE_AUDIO_JS = (
+    """
 async (seconds) => {
-  const element = document.querySelector('audio');
+  """
+    + DEEP_QUERY_JS
+    + """
+  const element = deepQuery('audio');
   const stream = element.srcObject;
+  // "In call" can show a moment before the remote description's track event: wait for it.
+  for (let i = 0; i < 100 && !(stream && stream.getAudioTracks().length); i++) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
   const context = new AudioContext();
   await context.resume();
   const source = context.createMediaStreamSource(stream);
@@ -92,6 +121,7 @@ async (seconds) => {
   return {rate: context.sampleRate, samples: Array.from(samples)};
 }
 """
+)
 
 
 async def record_states(page: Page) -> None:

@@ -1,10 +1,10 @@
-// Solves the gateway's proof-of-work challenge (gateway/challenge.py) off the page's thread:
-// the first decimal n such that SHA-256("<challenge>:<n>") starts with `difficulty` zero
-// bits. Digests are asked for in batches: one await per hash would cost more than the hash.
+// The gateway's proof of work (gateway/challenge.py): the first decimal n such that
+// SHA-256("<challenge>:<n>") starts with `difficulty` zero bits. Digests are asked for in
+// batches: one await per hash would cost more than the hash, and each batch yields to the
+// page, so it stays responsive when this runs outside a worker.
 const BATCH = 256;
 
-self.onmessage = async (event) => {
-  const { challenge, difficulty } = event.data;
+export async function solveProofOfWork(challenge, difficulty) {
   const encoder = new TextEncoder();
   for (let start = 0; ; start += BATCH) {
     const digests = [];
@@ -13,13 +13,10 @@ self.onmessage = async (event) => {
     }
     const done = await Promise.all(digests);
     for (let i = 0; i < BATCH; i += 1) {
-      if (leadingZeroBits(new Uint8Array(done[i])) >= difficulty) {
-        self.postMessage({ solution: String(start + i) });
-        return;
-      }
+      if (leadingZeroBits(new Uint8Array(done[i])) >= difficulty) return String(start + i);
     }
   }
-};
+}
 
 function leadingZeroBits(bytes) {
   let bits = 0;

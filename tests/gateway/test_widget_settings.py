@@ -1,0 +1,102 @@
+"""A site's widget settings: defaults, each rule in words, WCAG contrast, the config path."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.config import ConfigError, parse_config
+from gateway.widget_settings import WidgetSettings, contrast_ratio, parse_widget
+
+SITE = """
+[[sites]]
+id = "shop"
+destination = "sip:desk@pbx.example.com"
+"""
+
+
+def test_an_empty_table_gives_the_defaults() -> None:
+    settings = parse_widget({})
+    assert settings == WidgetSettings()
+    assert settings.public_settings() == {
+        "label": "",
+        "colour": "#0a7d32",
+        "text_colour": "#ffffff",
+        "position": "bottom-right",
+        "language": "auto",
+        "visitor_details": "off",
+    }
+    assert not settings.asks_details
+
+
+def test_every_key_is_read_and_colours_are_normalized() -> None:
+    settings = parse_widget(
+        {
+            "label": "  Talk   to us ",
+            "colour": "#1A5FB4",
+            "text_colour": "#FFF",
+            "position": "inline",
+            "language": "fr",
+            "visitor_details": "required",
+        }
+    )
+    assert settings == WidgetSettings(
+        label="Talk to us",
+        colour="#1a5fb4",
+        text_colour="#ffffff",
+        position="inline",
+        language="fr",
+        visitor_details="required",
+    )
+    assert settings.asks_details
+
+
+def test_contrast_ratio_matches_wcag() -> None:
+    assert contrast_ratio("#000000", "#ffffff") == pytest.approx(21.0)
+    assert contrast_ratio("#ffffff", "#ffffff") == pytest.approx(1.0)
+    # WebAIM's checker: #767676 on white is the lightest grey that passes AA (4.54:1).
+    assert contrast_ratio("#767676", "#ffffff") == pytest.approx(4.54, abs=0.01)
+    assert contrast_ratio("#777777", "#ffffff") < 4.5
+    # The default pair passes.
+    assert contrast_ratio("#0a7d32", "#ffffff") >= 4.5
+
+
+@pytest.mark.parametrize(
+    ("table", "reason"),
+    [
+        ([], "must be a table of widget settings"),
+        ({"colour": "#fff", "text_colour": "#ffff00"}, "contrast of 1.07:1"),
+        ({"colour": "#777777"}, "at least 4.5:1 is needed"),
+        ({"color": "#000"}, "unknown key 'color'"),
+        ({"colour": "green"}, "colour must be a colour written #rrggbb or #rgb"),
+        ({"text_colour": "#12345"}, "text_colour must be a colour"),
+        ({"colour": 7}, "colour must be a colour"),
+        ({"position": "top"}, "position must be one of bottom-right, bottom-left, inline"),
+        ({"language": "es"}, "language must be one of auto, en, fr, de"),
+        ({"visitor_details": True}, "visitor_details must be one of off, optional, required"),
+        ({"label": 3}, "label must be a string"),
+        ({"label": "Call\nus"}, "label contains control characters"),
+        ({"label": "x" * 41}, "longer than 40 characters"),
+    ],
+)
+def test_bad_settings_say_what_is_wrong(table: object, reason: str) -> None:
+    with pytest.raises(ValueError, match=reason.replace("(", r"\(").replace(")", r"\)")):
+        parse_widget(table)
+
+
+def test_the_config_reads_a_sites_widget_table() -> None:
+    config = parse_config(
+        SITE + '[sites.widget]\nlabel = "Hello"\nposition = "bottom-left"\n'
+        'visitor_details = "optional"\n'
+    )
+    (site,) = config.sites
+    assert site.widget.label == "Hello"
+    assert site.widget.position == "bottom-left"
+    # The widget's settings are public: they travel with the site's public info.
+    assert site.public_info.widget == site.widget
+
+
+def test_a_bad_widget_table_is_a_config_problem_of_its_key() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(SITE + '[sites.widget]\ncolour = "#eeeeee"\n')
+    (problem,) = caught.value.problems
+    assert problem.startswith("sites[0].widget: text_colour #ffffff on colour #eeeeee")
