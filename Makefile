@@ -24,16 +24,18 @@ system-deps:
 $(INSTALLED): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c constraints.txt -e '.[test]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[test,bench]'
 	touch $@
 
-# `make bench`: the load sweep, both codecs; `make bench CALLS=100 SECONDS=20 CODEC=pcmu|opus`
-# (WORKERS=N optional): one point. Results in bench/results/; how to read them:
-# docs/benchmark.md. (bench/call_latency.py and bench/rtp_packet_cost.py run on their own.)
+# `make bench`: per-packet cost of the SIP leg, click-to-audio latency, then the load sweep,
+# both codecs; `make bench CALLS=100 SECONDS=20 CODEC=pcmu|opus` (WORKERS=N optional): one
+# load point only. Results in bench/results/; how to read them: docs/benchmark.md.
 BENCH_ARGS = $(if $(CALLS),--calls $(CALLS)) $(if $(SECONDS),--seconds $(SECONDS)) \
 	$(if $(CODEC),--codec $(CODEC)) $(if $(WORKERS),--workers $(WORKERS))
 
 bench: system-deps $(INSTALLED) $(NODE_INSTALLED)
+	$(if $(CALLS),,scripts/in-loopback-netns $(PY) bench/rtp_packet_cost.py)
+	$(if $(CALLS),,scripts/in-loopback-netns $(PY) bench/call_latency.py --calls 10)
 	scripts/in-loopback-netns $(PY) -m bench.load $(BENCH_ARGS)
 
 $(NODE_INSTALLED): package.json package-lock.json

@@ -19,6 +19,7 @@ from typing import Protocol
 from .challenge import ChallengeError, ChallengeVerifier, ProofOfWork
 from .config import GatewayConfig
 from .service import CallService, SiteInfo
+from .shared_ledger import SharedLedger
 from .tokens import CallTokens, TokenError
 
 logger = logging.getLogger(__name__)
@@ -143,9 +144,11 @@ def page_access_from_config(
     *,
     clock: Clock = time.time,
     verifiers: Mapping[str, ChallengeVerifier] | None = None,
+    ledger: SharedLedger | None = None,
 ) -> PageAccess:
     """The gateway's PageAccess: its secret (random when unset: warned about), token
-    lifetime and the built-in proof of work, plus any `verifiers` (say, a CAPTCHA)."""
+    lifetime and the built-in proof of work, plus any `verifiers` (say, a CAPTCHA).
+    Used tokens and solved challenges are remembered in `ledger` (shared by workers)."""
     access = config.access
     secret = access.token_secret.encode() if access.token_secret else None
     if secret is None:
@@ -155,7 +158,7 @@ def page_access_from_config(
             "process, and other workers refuse them: set GATEWAY_ACCESS_TOKEN_SECRET"
         )
     installed: dict[str, ChallengeVerifier] = {
-        "pow": ProofOfWork(secret, access.pow_difficulty),
+        "pow": ProofOfWork(secret, access.pow_difficulty, used=ledger),
         **(verifiers or {}),
     }
     for site in config.sites:
@@ -165,7 +168,7 @@ def page_access_from_config(
                 f"installed (installed: {', '.join(sorted(installed))})"
             )
     return PageAccess(
-        CallTokens(secret, access.token_lifetime),
+        CallTokens(secret, access.token_lifetime, used=ledger),
         page_origins=[config.http.public_origin],
         verifiers=installed,
         clock=clock,

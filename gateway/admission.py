@@ -11,23 +11,41 @@ an operator-facing `detail` for the log:
   calls of this site in the last 15 minutes / hour / 24 hours.
 
 A visitor is their IP address; IPv6 addresses count per /64 network, since one host may
-hold a whole /64 and change its address at will. Sans-I/O: time is passed in.
+hold a whole /64 and change its address at will. `max_calls` is what one worker process can
+carry; every other limit is counted for the whole machine, over all workers, in the
+`SharedLedger`. The spend guard counts talk time (answer to end, as a trunk bills it) of
+the calls that ended in the last 24 hours plus the calls talking now; once a site has used
+its budget new calls are refused until older minutes age out, and calls in progress go on
+(each bounded by the maximum call duration). Time is passed in.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import math
-from collections import Counter
 from dataclasses import dataclass
 
 from .config import SiteConfig
-from .limits import RateLimiter, Window
 from .service import CallRefused
-from .spend import DAY, SpendGuard
+from .shared_ledger import DAY, SharedLedger
 
 QUARTER_HOUR = 15 * 60.0
 HOUR = 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """At most `limit` calls started in any `seconds`."""
+
+    seconds: float
+    limit: float
+    label: str  # how a message names the window: "15 minutes", "24 hours"
+
+    def __post_init__(self) -> None:
+        if not (0 < self.seconds <= DAY and math.isfinite(self.seconds)):
+            raise ValueError(f"a window must last up to a day, not {self.seconds!r} s")
+        if not self.limit >= 0:
+            raise ValueError(f"a window's limit must not be negative, not {self.limit!r}")
 
 
 class LimitRefused(CallRefused):
@@ -46,6 +64,7 @@ class AdmittedCall:
 
     site_id: str
     client: str  # the visitor, as limits count them (see `client_key`)
+    row: int  # its row in the shared ledger
     answered: bool = False
 
 
@@ -78,18 +97,22 @@ _WINDOW_KEYS = {
 
 
 class CallAdmission:
-    def __init__(self, *, max_calls: int, max_calls_per_client: int) -> None:
+    def __init__(
+        self,
+        *,
+        max_calls: int,
+        max_calls_per_client: int,
+        ledger: SharedLedger | None = None,
+    ) -> None:
         self.max_calls = max_calls
         self.max_calls_per_client = max_calls_per_client
-        self.spend = SpendGuard()
-        self._started = RateLimiter(DAY)  # calls started per (site, client)
-        self._per_site: Counter[str] = Counter()
-        self._per_client: Counter[str] = Counter()
-        self._live: set[AdmittedCall] = set()
+        self.ledger = ledger if ledger is not None else SharedLedger.in_memory()
+        self._live: set[AdmittedCall] = set()  # this worker's
         self._paused: set[str] = set()  # sites past their budget, to log the change once
 
     @property
     def live_calls(self) -> int:
+        """Calls this worker carries."""
         return len(self._live)
 
     def admit(self, site: SiteConfig, address: str, now: float) -> AdmittedCall:
@@ -101,58 +124,53 @@ class CallAdmission:
                 "the gateway is at its call limit; try again later",
                 f"the gateway carries {len(self._live)} calls (limits.max_calls)",
             )
-        if self._per_site[site.id] >= site.max_site_calls:
-            raise LimitRefused(
-                "site_busy",
-                "all lines are busy; try again in a few minutes",
-                f"site {site.id} carries {self._per_site[site.id]} calls (max_site_calls)",
-            )
-        if self._per_client[client] >= self.max_calls_per_client:
-            raise LimitRefused(
-                "too_many_calls",
-                "too many calls from this address",
-                f"{client} has {self._per_client[client]} calls going "
-                "(limits.max_calls_per_client)",
-            )
-        self._check_budget(site, now)
-        hit = self._started.check((site.id, client), client_windows(site), now)
-        if hit is not None:
-            raise LimitRefused(
-                "rate_limited",
-                f"too many calls from this address in the last {hit.window.label}; "
-                f"try again in {_duration(hit.retry_after)}",
-                f"{client} started {hit.used:g} calls of site {site.id} in the last "
-                f"{hit.window.label} ({_WINDOW_KEYS[hit.window.label]} = {hit.window.limit:g})",
-            )
-        self._started.record((site.id, client), now)
-        call = AdmittedCall(site.id, client)
+        ledger = self.ledger
+        with ledger.transaction():
+            site_calls = ledger.live_calls(site=site.id)
+            if site_calls >= site.max_site_calls:
+                raise LimitRefused(
+                    "site_busy",
+                    "all lines are busy; try again in a few minutes",
+                    f"site {site.id} carries {site_calls} calls (max_site_calls)",
+                )
+            client_calls = ledger.live_calls(client=client)
+            if client_calls >= self.max_calls_per_client:
+                raise LimitRefused(
+                    "too_many_calls",
+                    "too many calls from this address",
+                    f"{client} has {client_calls} calls going (limits.max_calls_per_client)",
+                )
+            self._check_budget(site, now)
+            self._check_rate(site, client, now)
+            row = ledger.add_call(site.id, client, now)
+        call = AdmittedCall(site.id, client, row)
         self._live.add(call)
-        self._per_site[site.id] += 1
-        self._per_client[client] += 1
         return call
 
     def answered(self, call: AdmittedCall, now: float) -> None:
         """The call is answered: its talk time counts against the site's budget."""
         if call in self._live and not call.answered:
             call.answered = True
-            self.spend.answered(call, call.site_id, now)
+            self.ledger.answered(call.row, now)
 
     def ended(self, call: AdmittedCall, now: float) -> float:
         """The call is over (call once); returns the seconds it talked."""
         if call not in self._live:
             return 0.0
         self._live.discard(call)
-        _decrement(self._per_site, call.site_id)
-        _decrement(self._per_client, call.client)
-        return self.spend.ended(call, now)
+        return self.ledger.ended(call.row, now)
+
+    def used_minutes(self, site_id: str, now: float) -> float:
+        """The site's talk minutes in the last 24 hours, calls in progress included."""
+        return self.ledger.talk_seconds(site_id, now - DAY, now) / 60
 
     def _check_budget(self, site: SiteConfig, now: float) -> None:
-        if self.spend.allows(site.id, site.daily_call_minutes, now):
+        used = self.used_minutes(site.id, now)
+        if used < site.daily_call_minutes:
             self._paused.discard(site.id)
             return
         first = site.id not in self._paused
         self._paused.add(site.id)
-        used = self.spend.used_minutes(site.id, now)
         raise LimitRefused(
             "budget_exhausted",
             "calls to this site are paused for today; try again later",
@@ -162,11 +180,22 @@ class CallAdmission:
             warning=first,
         )
 
-
-def _decrement(counter: Counter[str], key: str) -> None:
-    counter[key] -= 1
-    if counter[key] <= 0:
-        del counter[key]
+    def _check_rate(self, site: SiteConfig, client: str, now: float) -> None:
+        starts = self.ledger.starts(site.id, client, now - DAY)
+        for window in client_windows(site):
+            recent = [t for t in starts if t > now - window.seconds]
+            if len(recent) + 1 <= window.limit:
+                continue
+            # One more fits once all but limit - 1 of the recent starts have aged out.
+            excess = len(recent) - int(window.limit)
+            retry_after = recent[excess] + window.seconds - now if window.limit >= 1 else math.inf
+            raise LimitRefused(
+                "rate_limited",
+                f"too many calls from this address in the last {window.label}; "
+                f"try again in {_duration(retry_after)}",
+                f"{client} started {len(recent)} calls of site {site.id} in the last "
+                f"{window.label} ({_WINDOW_KEYS[window.label]} = {window.limit:g})",
+            )
 
 
 def _minutes(minutes: float) -> str:

@@ -25,6 +25,7 @@ from .config import GatewayConfig
 from .demo_phone import DemoPhone
 from .http_app import build_app
 from .request_a_call import RequestACall
+from .shared_ledger import SharedLedger
 from .webrtc_leg import use_host_addresses
 
 logger = logging.getLogger("gateway")
@@ -59,7 +60,9 @@ class Gateway:
     callbacks: RequestACall | None = None
 
     @classmethod
-    async def start(cls, config: GatewayConfig) -> Gateway:
+    async def start(cls, config: GatewayConfig, *, ledger: SharedLedger | None = None) -> Gateway:
+        """`ledger`: what this process counts with the other workers of the machine
+        (gateway/shared_ledger.py); None for a gateway on its own."""
         use_host_addresses(config.ice.host_addresses)
         demo = None
         if config.demo.enabled:
@@ -84,7 +87,7 @@ class Gateway:
             server_ssl=server_ssl,
             client_ssl=client_ssl,
         )
-        calls = CallManager(config, endpoint)
+        calls = CallManager(config, endpoint, ledger=ledger)
         ice_servers = [
             {
                 "urls": list(s.urls),

@@ -27,6 +27,7 @@ from .service import (
     SiteInfo,
     VisitorDetails,
 )
+from .shared_ledger import SharedLedger
 
 logger = logging.getLogger(__name__)
 
@@ -47,15 +48,21 @@ class CallManager:
         *,
         clock: Clock = time.time,
         verifiers: Mapping[str, ChallengeVerifier] | None = None,
+        ledger: SharedLedger | None = None,
     ) -> None:
         self.config = config
         self.endpoint = endpoint
         self.clock = clock
         self.calls: dict[str, Call] = {}
-        self.access = page_access_from_config(config, clock=clock, verifiers=verifiers)
+        # What the machine's workers count together (one process: its own, in memory).
+        ledger = ledger if ledger is not None else SharedLedger.in_memory()
+        self.access = page_access_from_config(
+            config, clock=clock, verifiers=verifiers, ledger=ledger
+        )
         self.admission = CallAdmission(
             max_calls=config.limits.max_calls,
             max_calls_per_client=config.limits.max_calls_per_client,
+            ledger=ledger,
         )
         self._admitted: dict[str, AdmittedCall] = {}
         self._time_limits: dict[str, asyncio.TimerHandle] = {}

@@ -15,12 +15,12 @@ human from a patient machine.
 from __future__ import annotations
 
 import hashlib
-import math
 import re
 import secrets
 from collections.abc import Mapping
 from typing import Protocol
 
+from .shared_ledger import SharedLedger
 from .signed import SignatureError, derive_key, sign, unsign
 
 MAX_DIFFICULTY = 32
@@ -52,14 +52,20 @@ class ProofOfWork:
 
     kind = "pow"
 
-    def __init__(self, secret: bytes, difficulty: int, lifetime: float = 300.0) -> None:
+    def __init__(
+        self,
+        secret: bytes,
+        difficulty: int,
+        lifetime: float = 300.0,
+        used: SharedLedger | None = None,
+    ) -> None:
         if not 1 <= difficulty <= MAX_DIFFICULTY:
             raise ValueError(f"difficulty must be 1-{MAX_DIFFICULTY} bits, not {difficulty!r}")
         self._key = derive_key(secret, "proof of work")
         self.difficulty = difficulty
         self.lifetime = lifetime
-        self._used: dict[str, float] = {}  # challenge -> expiry
-        self._next_prune = -math.inf
+        # Where solved challenges are remembered: shared by the workers of a machine.
+        self._used = used if used is not None else SharedLedger.in_memory()
 
     def challenge(self, site_id: str, now: float) -> dict[str, object]:
         text = sign(
@@ -101,16 +107,8 @@ class ProofOfWork:
         digest = hashlib.sha256(f"{text}:{solution}".encode("ascii")).digest()
         if leading_zero_bits(digest) < bits:
             raise ChallengeError("the proof of work is wrong")
-        self._prune(now)
-        if text in self._used:
+        if not self._used.first_use(f"pow:{text}", float(expires), now):
             raise ChallengeError("the challenge was already used; ask for a new one")
-        self._used[text] = float(expires)
-
-    def _prune(self, now: float) -> None:
-        if now < self._next_prune:
-            return
-        self._next_prune = now + self.lifetime
-        self._used = {text: exp for text, exp in self._used.items() if exp >= now}
 
 
 def leading_zero_bits(digest: bytes) -> int:

@@ -114,7 +114,7 @@ token_lifetime = 60               # seconds a call token may be used to connect
 pow_difficulty = 16               # leading zero bits of a proof of work (challenge = "pow")
 
 [limits]
-max_calls = 20                    # concurrent calls of this process; more are refused
+max_calls = 50                    # concurrent calls of each worker process; more are refused
 max_calls_per_client = 2          # concurrent calls from one visitor address
 # Defaults for every site; a [[sites]] table may set any of these for itself.
 max_site_calls = 5                # concurrent calls of one site

@@ -16,6 +16,7 @@ import math
 import secrets
 from dataclasses import dataclass
 
+from .shared_ledger import SharedLedger
 from .signed import SignatureError, derive_key, sign, unsign
 
 MAX_TOKEN_CHARS = 1024
@@ -36,15 +37,15 @@ class TokenClaims:
 class CallTokens:
     """Issues and redeems call tokens with one secret and one lifetime (seconds)."""
 
-    def __init__(self, secret: bytes, lifetime: float) -> None:
+    def __init__(self, secret: bytes, lifetime: float, used: SharedLedger | None = None) -> None:
         if len(secret) < 16:
             raise ValueError("the token secret must have at least 16 bytes")
         if not (lifetime > 0 and math.isfinite(lifetime)):
             raise ValueError(f"lifetime must be a positive number of seconds, not {lifetime!r}")
         self._key = derive_key(secret, "call token")
         self.lifetime = lifetime
-        self._used: dict[str, float] = {}  # nonce -> expiry
-        self._next_prune = -math.inf
+        # Where redeemed tokens are remembered: shared by the workers of a machine.
+        self._used = used if used is not None else SharedLedger.in_memory()
 
     def issue(self, site_id: str, origin: str, now: float) -> str:
         claims = {
@@ -65,10 +66,8 @@ class CallTokens:
             raise TokenError("the call token is for another site")
         if claims.origin != origin.lower():
             raise TokenError("the call token is for another origin")
-        self._prune(now)
-        if claims.nonce in self._used:
+        if not self._used.first_use(f"token:{claims.nonce}", claims.expires, now):
             raise TokenError("the call token was already used")
-        self._used[claims.nonce] = claims.expires
         return claims
 
     def inspect(self, token: object) -> TokenClaims:
@@ -93,10 +92,3 @@ class CallTokens:
         ):
             raise TokenError("the call token is malformed")
         return TokenClaims(site, origin, float(expires), nonce)
-
-    def _prune(self, now: float) -> None:
-        # Tokens past their expiry are refused anyway: no need to remember them.
-        if now < self._next_prune:
-            return
-        self._next_prune = now + self.lifetime
-        self._used = {nonce: exp for nonce, exp in self._used.items() if exp >= now}

@@ -11,7 +11,9 @@ dies. Worker i of N gets, derived from the one configuration:
 - RTP: the i-th of N equal slices of `media.rtp_ports` (whole even/odd pairs).
 - the demo phone only in worker 0 (it has one SIP address); call tokens signed with one
   secret shared by all workers (made by the supervisor when the file sets none), so a
-  token from one worker is good at another.
+  token from one worker is good at another, and used once on the whole machine.
+- one SharedLedger (an SQLite file next to the journals): the visitor, site and budget
+  limits and single-use tokens count over all workers (gateway/shared_ledger.py).
 `limits.max_calls` stays per worker: the machine carries N times as many.
 
 A worker that dies (crash, OOM kill) takes its calls with it: the browsers see their
@@ -34,7 +36,9 @@ import time
 import traceback
 from pathlib import Path
 
+from . import memory_debug
 from .config import GatewayConfig
+from .shared_ledger import SharedLedger
 from .worker_journal import DialogJournal, end_orphan_calls, read_journal
 
 logger = logging.getLogger("gateway.workers")
@@ -44,6 +48,7 @@ logger = logging.getLogger("gateway.workers")
 QUICK_FAILURE = 5.0
 MAX_QUICK_FAILURES = 5
 STOP_GRACE = 10.0  # seconds workers get to hang up their calls on SIGTERM
+LEDGER_FILE = "ledger.sqlite3"  # in the journal directory: what the workers count together
 
 
 class WorkerConfigError(ValueError):
@@ -124,7 +129,9 @@ def _shared_token_secret(config: GatewayConfig):
 async def _serve_worker(config: GatewayConfig, index: int, journal: Path) -> None:
     from .app import Gateway  # the supervisor itself needs none of the application
 
-    gateway = await Gateway.start(config)
+    ledger = SharedLedger.open(journal.parent / LEDGER_FILE, owner=f"worker-{index}")
+    ledger.release(ledger.owner, time.time())  # calls a dead predecessor left
+    gateway = await Gateway.start(config, ledger=ledger)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -147,11 +154,13 @@ async def _serve_worker(config: GatewayConfig, index: int, journal: Path) -> Non
         with contextlib.suppress(Exception):
             await gateway.stop()
         await recorder.stop()  # every call hung up by now: the journal is left empty
+        ledger.close()
 
 
 def _worker_main(config: GatewayConfig, index: int, journal: Path) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD):
         signal.signal(sig, signal.SIG_DFL)
+    memory = memory_debug.install_from_environment()
     try:
         asyncio.run(_serve_worker(config, index, journal))
     except OSError as exc:
@@ -160,6 +169,9 @@ def _worker_main(config: GatewayConfig, index: int, journal: Path) -> int:
     except BaseException:
         traceback.print_exc()
         return 1
+    finally:
+        if memory is not None:
+            memory.report("worker stopping")
     return 0
 
 
@@ -183,6 +195,7 @@ class Supervisor:
         signal.signal(signal.SIGTERM, self._on_stop_signal)
         signal.signal(signal.SIGINT, self._on_stop_signal)
         self.journal_dir.mkdir(parents=True, exist_ok=True)
+        self._release_calls(None)  # a supervisor killed before may have left live rows
         for index in range(len(self.configs)):
             self._end_left_calls(index)  # a supervisor killed before may have left some
             self._spawn(index)
@@ -232,7 +245,18 @@ class Supervisor:
         self._pids[pid] = index
         self._started[index] = time.monotonic()
 
+    def _release_calls(self, index: int | None) -> None:
+        """End in the shared ledger the calls of worker `index` (of all with None), so
+        that they stop counting against the limits. Opened and closed each time: an
+        SQLite connection must not cross a fork."""
+        ledger = SharedLedger.open(self.journal_dir / LEDGER_FILE, owner="supervisor")
+        try:
+            ledger.release(None if index is None else f"worker-{index}", time.time())
+        finally:
+            ledger.close()
+
     def _end_left_calls(self, index: int) -> None:
+        self._release_calls(index)
         journal = self.journal(index)
         entries = read_journal(journal)
         if entries:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gateway.admission import CallAdmission, LimitRefused, client_key
 from gateway.config import SiteConfig, parse_config
@@ -175,7 +177,7 @@ def test_spend_guard_refuses_new_calls_past_the_daily_budget() -> None:
     gate = admission()
     talk(gate, shop, 0, 4, 1)
     talk(gate, shop, HOUR, 5.5, 2)
-    assert gate.spend.used_minutes("shop", 2 * HOUR) == pytest.approx(9.5)
+    assert gate.used_minutes("shop", 2 * HOUR) == pytest.approx(9.5)
     talk(gate, shop, 2 * HOUR, 0.5, 3)  # exactly the budget now
     refusal = refused(gate, shop, "203.0.113.4", 3 * HOUR)
     assert refusal.code == "budget_exhausted"
@@ -202,7 +204,7 @@ def test_calls_in_progress_count_against_the_budget() -> None:
     gate.admit(shop, "203.0.113.2", 9 * MINUTE)  # 9 minutes used so far: allowed
     assert refused(gate, shop, "203.0.113.3", 10 * MINUTE).code == "budget_exhausted"
     assert gate.ended(long_call, 12 * MINUTE) == 12 * MINUTE
-    assert gate.spend.used_minutes("shop", 12 * MINUTE) == pytest.approx(12)
+    assert gate.used_minutes("shop", 12 * MINUTE) == pytest.approx(12)
 
 
 def test_unanswered_calls_cost_nothing_and_a_hold_does_not_restart_the_meter() -> None:
@@ -210,8 +212,43 @@ def test_unanswered_calls_cost_nothing_and_a_hold_does_not_restart_the_meter() -
     gate = admission()
     for n in range(3):
         gate.ended(gate.admit(shop, f"203.0.113.{n}", n * MINUTE), n * MINUTE + 50)
-    assert gate.spend.used_minutes("shop", 3 * MINUTE) == 0
+    assert gate.used_minutes("shop", 3 * MINUTE) == 0
     call = gate.admit(shop, "203.0.113.9", 3 * MINUTE)
     gate.answered(call, 3 * MINUTE)
     gate.answered(call, 3 * MINUTE + 40)  # answered again after a hold
     assert gate.ended(call, 3 * MINUTE + 50) == 50
+
+
+# --- the windows, whatever the arrival times ----------------------------------------------------
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.floats(min_value=0, max_value=120, allow_nan=False), min_size=1, max_size=40),
+    st.integers(min_value=1, max_value=4),
+)
+def test_never_more_calls_than_a_window_allows(gaps: list[float], limit: int) -> None:
+    """The calls admitted never exceed the 15-minute limit in any 15 minutes, and one
+    refused as rate_limited was refused because the window really was full, with a
+    retry_after that lets the next one in."""
+    shop = sites(
+        calls_per_client_15min=limit, calls_per_client_hour=100, calls_per_client_day=100
+    )["shop"]
+    gate = CallAdmission(max_calls=6, max_calls_per_client=3)
+    window = 15 * MINUTE
+    now, allowed = 0.0, []
+    for gap in gaps:
+        now += gap * 10
+        try:
+            call = gate.admit(shop, VISITOR, now)
+        except LimitRefused as refusal:
+            assert refusal.code == "rate_limited"
+            assert sum(1 for t in allowed if t > now - window) == limit
+            amount, unit = refusal.message.rsplit("try again in ", 1)[1].split()
+            wait = int(amount) * {"seconds": 1, "minutes": 60}[unit]
+            oldest_in_window = min(t for t in allowed if t > now - window)
+            # Rounded up to the unit: the oldest start in the window has aged out by then.
+            assert oldest_in_window + window - now <= wait < oldest_in_window + window - now + 60
+            continue
+        gate.ended(call, now)
+        allowed.append(now)
+    for t in allowed:
+        assert sum(1 for u in allowed if t - window < u <= t) <= limit

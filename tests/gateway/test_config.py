@@ -93,7 +93,7 @@ def test_no_file_gives_the_embedded_defaults() -> None:
     assert config.ice.host_addresses == ("127.0.0.1",)
     assert config.demo == DemoConfig(enabled=True, sip_listen=("127.0.0.1", 5080))
     assert config.limits == LimitsConfig(
-        max_calls=20,
+        max_calls=50,
         max_calls_per_client=2,
         max_site_calls=5,
         calls_per_client_15min=5,

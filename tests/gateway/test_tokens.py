@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gateway.shared_ledger import SharedLedger
 from gateway.signed import derive_key, sign
 from gateway.tokens import CallTokens, TokenError
 
@@ -116,12 +117,13 @@ def test_signed_claims_of_the_wrong_shape_are_refused() -> None:
 
 
 def test_used_tokens_are_forgotten_once_expired() -> None:
-    issuer = tokens()
+    ledger = SharedLedger.in_memory()
+    issuer = CallTokens(SECRET, lifetime=60, used=ledger)
     for n in range(100):
         issuer.redeem(issuer.issue(SITE, ORIGIN, NOW + n), site_id=SITE, origin=ORIGIN, now=NOW + n)
     late = NOW + 1000
     issuer.redeem(issuer.issue(SITE, ORIGIN, late), site_id=SITE, origin=ORIGIN, now=late)
-    assert len(issuer._used) == 1
+    assert ledger.remembered() == 1
 
 
 def test_a_short_secret_or_a_bad_lifetime_is_a_bug() -> None:
