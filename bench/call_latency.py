@@ -104,7 +104,12 @@ async def browser_calls(codec: str, calls: int) -> dict:
             for _ in range(calls):
                 page = await browser.new_page()
                 await page.goto(f"{gateway.url}/embed/shop")
-                await page.wait_for_function("() => !document.querySelector('#call').disabled")
+                # The widget lives in a shadow root; Playwright's locators pierce it.
+                await (
+                    page.get_by_role("button", name="Call")
+                    .and_(page.locator(":enabled"))
+                    .wait_for()
+                )
                 seen = len(phone.first_audio_at)
                 clicked = time.monotonic()
                 await page.get_by_role("button", name="Call").click()

@@ -154,8 +154,9 @@ def page_access_from_config(
     if secret is None:
         secret = secrets.token_bytes(32)
         logger.warning(
-            "access.token_secret is not set: using a random one. Call tokens die with this "
-            "process, and other workers refuse them: set GATEWAY_ACCESS_TOKEN_SECRET"
+            "access.token_secret is not set: using a random one, so call tokens are good "
+            "only at this gateway until it stops; set GATEWAY_ACCESS_TOKEN_SECRET to share "
+            "them between gateways behind one load balancer"
         )
     installed: dict[str, ChallengeVerifier] = {
         "pow": ProofOfWork(secret, access.pow_difficulty, used=ledger),
