@@ -18,6 +18,7 @@ from aiohttp import web
 from signaling.server import create_signaling
 from sip_bridge.endpoint import SipEndpoint
 from sip_bridge.rate_limit import RateLimit
+from sip_bridge.transport import ConnectionLimits
 from sip_bridge.useragent import UserAgentConfig
 
 from .calls import CallManager
@@ -86,6 +87,9 @@ class Gateway:
             bind=sip.listen,
             server_ssl=server_ssl,
             client_ssl=client_ssl,
+            connection_limits=ConnectionLimits(
+                per_source=sip.connections_per_source, total=sip.max_connections
+            ),
         )
         calls = CallManager(config, endpoint, ledger=ledger)
         ice_servers = [

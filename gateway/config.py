@@ -91,6 +91,8 @@ tls_ca_certificates = ""          # PEM CA bundle to verify TLS peers; empty: sy
 allowed_peers = []                # addresses/networks SIP is accepted from; empty: any
 requests_per_second = 20          # SIP requests per second from one source; 0: no limit
 request_burst = 100               # requests one source may send at once above that rate
+connections_per_source = 16       # TCP/TLS connections one source may hold open
+max_connections = 1000            # TCP/TLS connections peers may hold open in all
 
 [media]
 rtp_ports = "20000-20999"        # UDP range of the SIP leg's RTP/RTCP pairs
@@ -205,6 +207,8 @@ class SipConfig:
     allowed_peers: tuple[str, ...]  # networks; empty: any peer
     requests_per_second: float  # per source; 0: no limit
     request_burst: int
+    connections_per_source: int  # TCP/TLS, inbound
+    max_connections: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -930,6 +934,8 @@ _SECTIONS: dict[str, dict[str, Converter]] = {
         "allowed_peers": _networks,
         "requests_per_second": _non_negative_number,
         "request_burst": _positive_int,
+        "connections_per_source": _positive_int,
+        "max_connections": _positive_int,
     },
     "media": {
         "rtp_ports": _port_range,

@@ -25,7 +25,7 @@ from .events import (
     IncomingCall,
     MessageTrace,
 )
-from .transport import SipTransport, StreamTransport, UdpTransport
+from .transport import ConnectionLimits, SipTransport, StreamTransport, UdpTransport
 from .useragent import UserAgent, UserAgentConfig
 
 logger = logging.getLogger(__name__)
@@ -112,8 +112,10 @@ class SipEndpoint:
         bind: tuple[str, int] | None = None,
         server_ssl: ssl.SSLContext | None = None,
         client_ssl: ssl.SSLContext | None = None,
+        connection_limits: ConnectionLimits | None = None,
     ) -> SipEndpoint:
         """Bind the transport of `config` on `bind` (default: the config's address).
+        `connection_limits` bound what peers may open to a TCP/TLS listener.
 
         Port 0 binds any free port, which then becomes the port announced in Via/Contact
         when the config's address has port 0 too.
@@ -136,6 +138,9 @@ class SipEndpoint:
                 server_ssl=server_ssl if kind == "tls" else None,
                 client_ssl=client_ssl if kind == "tls" else None,
                 on_resolved=self._resolved,
+                limits=connection_limits,
+                # Read when a peer connects, by then the user agent exists.
+                accepts=lambda host: self.ua.accepts_peer(host),
             )
         else:
             raise ValueError(f"unknown SIP transport {config.transport!r}")
@@ -150,6 +155,11 @@ class SipEndpoint:
     @property
     def local_address(self) -> tuple[str, int]:
         return self._transport.local_address
+
+    @property
+    def inbound_connections(self) -> int:
+        """TCP/TLS connections peers hold open to us (0 over UDP)."""
+        return getattr(self._transport, "inbound_connections", 0)
 
     async def invite(self, target: str, *, sdp: bytes, **options) -> SipCall:
         """Send an INVITE; options as for `UserAgent.invite`. Returns at once."""

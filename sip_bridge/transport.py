@@ -12,13 +12,19 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import math
 import ssl
+import time
+from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from .errors import SipParseError
 from .message import StreamFramer
 
 logger = logging.getLogger(__name__)
+
+REFUSAL_LOG_INTERVAL = 10.0  # seconds between log lines about refused connections
 
 Address = tuple[str, int]
 Receiver = Callable[[bytes, Address], None]
@@ -61,6 +67,18 @@ class _Resolver:
         if self._on_resolved is not None:
             self._on_resolved(host, address)
         return address
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionLimits:
+    """Bounds on the connections peers open to a TCP/TLS listener, so that no source can
+    hold its file descriptors or park idle sockets: open connections per source address and
+    in all, and how long a new connection may take to deliver its first whole message
+    (a TLS handshake included). Connections we open are not counted."""
+
+    per_source: int = 16
+    total: int = 1000
+    first_message_within: float = 10.0
 
 
 class SipTransport:
@@ -143,17 +161,31 @@ class UdpTransport(SipTransport, asyncio.DatagramProtocol):
 
 
 class _StreamConnection(asyncio.Protocol):
-    def __init__(self, owner: StreamTransport) -> None:
+    def __init__(self, owner: StreamTransport, *, inbound: bool) -> None:
         self._owner = owner
         self._framer = StreamFramer()
+        self.inbound = inbound  # opened by the peer (counted against ConnectionLimits)
         self.transport: asyncio.Transport | None = None
         self.peer: Address | None = None
+        self._deadline: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         peer = transport.get_extra_info("peername")
         self.peer = (peer[0], peer[1])
+        if self.inbound and not self._owner._admit(self):
+            self.peer = None  # never registered: nothing to undo when it is lost
+            transport.close()
+            return
         self._owner._register(self.peer, self)
+        if self.inbound:
+            self._deadline = asyncio.get_running_loop().call_later(
+                self._owner.limits.first_message_within, self._no_first_message
+            )
+
+    def _no_first_message(self) -> None:
+        logger.info("closing SIP connection from %s: no message in time", self.peer)
+        self.transport.close()
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -163,10 +195,16 @@ class _StreamConnection(asyncio.Protocol):
             logger.info("closing SIP connection from %s: %s", self.peer, exc.reason)
             self.transport.close()
             return
+        if messages and self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
         for message in messages:
             self._owner._receiver(message, self.peer)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
         if self.peer is not None:
             self._owner._unregister(self.peer, self)
 
@@ -181,10 +219,16 @@ class StreamTransport(SipTransport):
         *,
         client_ssl: ssl.SSLContext | None = None,
         on_resolved: ResolvedCallback | None = None,
+        limits: ConnectionLimits | None = None,
     ) -> None:
         self._receiver = receiver
         self._on_error = on_error
         self._client_ssl = client_ssl
+        self.limits = limits if limits is not None else ConnectionLimits()
+        self._inbound_per_source: Counter[str] = Counter()
+        self._inbound = 0
+        self._refused = 0  # connections refused since the last log line about it
+        self._refusal_logged_at = -math.inf
         self._connections: dict[Address, _StreamConnection] = {}
         self._connecting: dict[Address, asyncio.Task] = {}
         self._queued: dict[Address, list[bytes]] = {}
@@ -202,14 +246,54 @@ class StreamTransport(SipTransport):
         server_ssl: ssl.SSLContext | None = None,
         client_ssl: ssl.SSLContext | None = None,
         on_resolved: ResolvedCallback | None = None,
+        limits: ConnectionLimits | None = None,
+        accepts: Callable[[str], bool] | None = None,
     ) -> StreamTransport:
-        self = cls(receiver, on_error, client_ssl=client_ssl, on_resolved=on_resolved)
+        """Listen on host:port. `accepts(ip)` may refuse a connecting peer before anything
+        is read (the UA's allowed peers)."""
+        self = cls(
+            receiver, on_error, client_ssl=client_ssl, on_resolved=on_resolved, limits=limits
+        )
+        self._accepts = accepts
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            lambda: _StreamConnection(self), host, port, ssl=server_ssl, reuse_address=True
+            lambda: _StreamConnection(self, inbound=True),
+            host,
+            port,
+            ssl=server_ssl,
+            reuse_address=True,
         )
         self.local_address = self._server.sockets[0].getsockname()[:2]
         return self
+
+    _accepts: Callable[[str], bool] | None = None
+
+    def _admit(self, connection: _StreamConnection) -> bool:
+        """Whether an inbound connection may stay open; counts it when it may."""
+        source = connection.peer[0]
+        if self._accepts is not None and not self._accepts(source):
+            why = "not an allowed peer"
+        elif self._inbound >= self.limits.total:
+            why = f"{self._inbound} connections open (at most {self.limits.total})"
+        elif self._inbound_per_source[source] >= self.limits.per_source:
+            why = f"{self.limits.per_source} connections open from this source"
+        else:
+            self._inbound += 1
+            self._inbound_per_source[source] += 1
+            return True
+        # At most one line every few seconds, not one per connection of a flood.
+        self._refused += 1
+        now = time.monotonic()
+        if now - self._refusal_logged_at >= REFUSAL_LOG_INTERVAL:
+            logger.warning(
+                "refusing SIP connection from %s: %s (%d refused since the last such line)",
+                source,
+                why,
+                self._refused,
+            )
+            self._refusal_logged_at = now
+            self._refused = 0
+        return False
 
     def _register(self, peer: Address, connection: _StreamConnection) -> None:
         self._connections[peer] = connection
@@ -217,6 +301,16 @@ class StreamTransport(SipTransport):
     def _unregister(self, peer: Address, connection: _StreamConnection) -> None:
         if self._connections.get(peer) is connection:
             del self._connections[peer]
+        if connection.inbound:
+            self._inbound -= 1
+            self._inbound_per_source[peer[0]] -= 1
+            if self._inbound_per_source[peer[0]] <= 0:
+                del self._inbound_per_source[peer[0]]
+
+    @property
+    def inbound_connections(self) -> int:
+        """Connections peers have open to us now."""
+        return self._inbound
 
     def send(self, data: bytes, address: Address) -> None:
         if not is_sendable(address):
@@ -237,7 +331,7 @@ class StreamTransport(SipTransport):
             host = await self._resolver.resolve(address[0])
             server_hostname = address[0] if self._client_ssl is not None else None
             _, connection = await loop.create_connection(
-                lambda: _StreamConnection(self),
+                lambda: _StreamConnection(self, inbound=False),
                 host,
                 address[1],
                 ssl=self._client_ssl,

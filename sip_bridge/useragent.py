@@ -197,6 +197,14 @@ class UserAgent:
         }
 
     # ----------------------------------------------------------------- owner interface
+    def accepts_peer(self, host: str) -> bool:
+        """Whether `allowed_peers` lets `host` (an IP address) talk to us at all: a stream
+        transport asks when a peer connects, before reading anything."""
+        if self._allowed is None or self._allowed.allows(host):
+            return True
+        self.counters["not_allowed"] += 1
+        return False
+
     def receive_datagram(self, data: bytes, addr: Address, now: float) -> None:
         """A datagram (UDP) or a whole framed message (TCP/TLS) from `addr`."""
         if self._allowed is not None and not self._allowed.allows(addr[0]):
