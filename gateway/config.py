@@ -328,7 +328,14 @@ class SiteConfig:
     @property
     def public_info(self) -> SiteInfo:
         """What the page and signaling may know: never destination, proxy or credentials."""
-        return SiteInfo(id=self.id, origins=self.origins, widget=self.widget)
+        return SiteInfo(
+            id=self.id,
+            origins=self.origins,
+            widget=self.widget,
+            hours=self.hours,
+            fallback=self.fallback,
+            callback_countries=self.callback.countries if self.callback is not None else None,
+        )
 
     @property
     def credentials(self) -> tuple[str, str] | None:

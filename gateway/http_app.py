@@ -3,10 +3,12 @@ socket.io and a health check."""
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 import json
 import re
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -58,6 +60,7 @@ def build_app(
     node_modules: Path,
     sites: Iterable[str] = (),
     trusted_proxies: Iterable[str] = (),
+    clock: Callable[[], float] = time.time,
 ) -> web.Application:
     """The aiohttp application.
 
@@ -66,7 +69,8 @@ def build_app(
     `service.site`), `/demo/{site}` (a host page showing both embedding snippets),
     `/widget.js` and `/widget/...` (the `<click-to-call>` web component and its modules,
     docs/embedding.md),
-    `GET /api/widget/{site}` (the site's public widget settings), `POST /api/token` (a
+    `GET /api/widget/{site}` (the site's public widget settings, whether it is open now
+    by `clock` and its Request-a-Call offer; never cached), `POST /api/token` (a
     call token; docs/signaling.md), `/static/...` (files of `web_dir`, no listing),
     `/vendor/socket.io[.esm].min.js` (from `node_modules`), `/healthz`, and socket.io at
     `/socket.io/`.
@@ -131,7 +135,9 @@ def build_app(
             shown = site_id[:MAX_SHOWN_SITE_CHARS]
             refusal = {"error": {"code": "unknown_site", "message": f"no site {shown!r}"}}
             return api_response(request, refusal, 404)
-        return api_response(request, site.widget.public_settings())
+        # `no-store` (api_response): whether the site is open changes with the time.
+        now = dt.datetime.fromtimestamp(clock(), dt.UTC)
+        return api_response(request, site.public_settings(now))
 
     async def vendor(request: web.Request) -> web.StreamResponse:
         path = vendor_files.get(request.match_info["file"])

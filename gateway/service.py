@@ -3,11 +3,13 @@ touches aiortc or SIP objects). The gateway's `CallManager` implements it."""
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
+from .hours import BusinessHours
 from .widget_settings import WidgetSettings
 
 
@@ -56,6 +58,29 @@ class SiteInfo:
     id: str
     origins: tuple[str, ...]
     widget: WidgetSettings = field(default_factory=WidgetSettings)  # public, for the widget
+    hours: BusinessHours | None = None  # None: always open
+    fallback: str = "callback"  # callback | message: what the page offers on busy/closed
+    callback_countries: tuple[str, ...] | None = None  # None: no Request-a-Call
+
+    def public_settings(self, now: dt.datetime) -> dict[str, Any]:
+        """What `GET /api/widget/<site>` tells any page at `now` (an aware datetime): the
+        widget settings, whether the site is open and when it opens next (ISO 8601 in the
+        site's time zone, or None when open or never), its fallback, and Request-a-Call
+        (`{"countries": [...]}`, or None when the site takes no callbacks). Nothing secret:
+        no destination, trunk or operator."""
+        is_open = self.hours is None or self.hours.is_open(now)
+        opening = None if is_open or self.hours is None else self.hours.next_opening(now)
+        return {
+            **self.widget.public_settings(),
+            "open": is_open,
+            "next_opening": opening.isoformat(timespec="seconds") if opening else None,
+            "fallback": self.fallback,
+            "callback": (
+                {"countries": list(self.callback_countries)}
+                if self.callback_countries is not None
+                else None
+            ),
+        }
 
 
 @dataclass(frozen=True, slots=True)

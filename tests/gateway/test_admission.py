@@ -229,9 +229,9 @@ def test_never_more_calls_than_a_window_allows(gaps: list[float], limit: int) ->
     """The calls admitted never exceed the 15-minute limit in any 15 minutes, and one
     refused as rate_limited was refused because the window really was full, with a
     retry_after that lets the next one in."""
-    shop = sites(
-        calls_per_client_15min=limit, calls_per_client_hour=100, calls_per_client_day=100
-    )["shop"]
+    shop = sites(calls_per_client_15min=limit, calls_per_client_hour=100, calls_per_client_day=100)[
+        "shop"
+    ]
     gate = CallAdmission(max_calls=6, max_calls_per_client=3)
     window = 15 * MINUTE
     now, allowed = 0.0, []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
 from gateway.config import ConfigError, parse_config
@@ -100,3 +102,32 @@ def test_a_bad_widget_table_is_a_config_problem_of_its_key() -> None:
         parse_config(SITE + '[sites.widget]\ncolour = "#eeeeee"\n')
     (problem,) = caught.value.problems
     assert problem.startswith("sites[0].widget: text_colour #ffffff on colour #eeeeee")
+
+
+def test_the_public_settings_say_whether_the_site_is_open_and_takes_callbacks() -> None:
+    site = parse_config(
+        SITE
+        + 'fallback = "message"\n'
+        + 'hours = {timezone = "Europe/Paris", mon = "09:00-12:00, 14:00-18:00"}\n'
+        + 'callback = {dial = "sip:{number}@trunk.example.com", countries = ["FR", "BE"]}\n'
+    ).sites[0]
+    monday_10_utc = dt.datetime(2026, 3, 2, 10, 0, tzinfo=dt.UTC)  # 11:00 in Paris: open
+    shown = site.public_info.public_settings(monday_10_utc)
+    assert shown["open"] is True and shown["next_opening"] is None
+    assert shown["fallback"] == "message"
+    assert shown["callback"] == {"countries": ["FR", "BE"]}
+    lunch = site.public_info.public_settings(monday_10_utc + dt.timedelta(hours=2))
+    assert lunch["open"] is False
+    assert lunch["next_opening"] == "2026-03-02T14:00:00+01:00"  # the site's own offset
+    evening = site.public_info.public_settings(monday_10_utc + dt.timedelta(hours=8))
+    assert evening["next_opening"] == "2026-03-09T09:00:00+01:00"
+    for private in ("trunk.example.com", "pbx.example.com", "sip:"):
+        assert private not in repr(shown)
+    plain = parse_config(SITE).sites[0].public_info.public_settings(monday_10_utc)
+    assert plain == {
+        **WidgetSettings().public_settings(),
+        "open": True,
+        "next_opening": None,
+        "fallback": "callback",
+        "callback": None,
+    }

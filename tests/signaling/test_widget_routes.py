@@ -37,11 +37,14 @@ async def test_widget_settings_of_a_site(signaling_server: SignalingServer) -> N
     status, headers, body = await get_json(
         f"{signaling_server.url}/api/widget/shop", OTHER_SITE_ORIGIN
     )
+    # Always open, no callbacks (those sites are tested in tests/e2e/test_widget_callbacks.py).
+    availability = {"open": True, "next_opening": None, "fallback": "callback", "callback": None}
     assert status == 200
-    assert body == SHOP_WIDGET.public_settings()
+    assert body == {**SHOP_WIDGET.public_settings(), **availability}
     assert headers["Access-Control-Allow-Origin"] == OTHER_SITE_ORIGIN
+    assert headers["Cache-Control"] == "no-store"  # whether it is open changes with the time
     status, _, body = await get_json(f"{signaling_server.url}/api/widget/demo", None)
-    assert (status, body) == (200, WidgetSettings().public_settings())
+    assert (status, body) == (200, {**WidgetSettings().public_settings(), **availability})
 
 
 async def test_widget_settings_of_an_unknown_site(signaling_server: SignalingServer) -> None:

@@ -1,7 +1,10 @@
 // <click-to-call site="shop">: the visitor's call button and call panel, in a shadow root.
 // The site's look (label, colours, position, language, visitor details) comes from the
-// gateway (GET /api/widget/<site>), never from the page. The JavaScript API (call(),
-// hangup(), state, and the statechange / ended / error events) is in docs/embedding.md.
+// gateway (GET /api/widget/<site>), never from the page, and so does whether the site is
+// open and takes callbacks (Request-a-Call, callback.js). The JavaScript API (call(),
+// hangup(), state, and the statechange / ended / error / callbackstatechange events) is in
+// docs/embedding.md.
+import { CallbackRefused, CallbackWatch, requestCallback } from './callback.js';
 import { CallSession, micBlockedByPage } from './session.js';
 import { WidgetAudio } from './sounds.js';
 import { LANGUAGES, fill, pickLanguage } from './words.js';
@@ -17,6 +20,17 @@ const PROBLEMS = new Set([
   'mic-denied', 'mic-blocked', 'no-mic', 'mic-busy', 'mic-failed', 'network',
   'connection_lost', 'refused', 'error',
 ]);
+// With `fallback = "callback"`, the ends of a call after which a callback is offered.
+const CALLBACK_CAUSES = new Set(['busy', 'no_answer', 'declined']);
+const CALLBACK_REFUSALS = new Set(['closed', 'busy', 'site_busy']);
+// Refusals of a callback request that are about the number, or about the time.
+const NUMBER_CODES = new Set([
+  'number_missing', 'number_invalid', 'country_not_allowed', 'number_type_refused', 'number_limit',
+]);
+const TIME_CODES = new Set(['time_missing', 'bad_time', 'closed', 'closed_now']);
+const MAX_TIMER_MS = 24 * 3600 * 1000; // a closed widget reopens itself within a day
+const MAX_DAYS_AHEAD = 14; // how far ahead the gateway schedules a callback
+const TYPED_INPUTS = new Set(['text', 'tel', 'datetime-local']); // digits typed there stay there
 const DEFAULT_SETTINGS = {
   label: '',
   colour: '#0a7d32',
@@ -24,6 +38,10 @@ const DEFAULT_SETTINGS = {
   position: 'bottom-right',
   language: 'auto',
   visitor_details: 'off',
+  open: true,
+  next_opening: null,
+  fallback: 'message',
+  callback: null,
 };
 const PHONE_ICON =
   'M6.6 10.8a15.1 15.1 0 0 0 6.6 6.6l2.2-2.2a1 1 0 0 1 1-.25 11.4 11.4 0 0 0 3.6.57 1 1 0 0 1 1 1V20a1 1 0 0 1-1 1A17 17 0 0 1 3 4a1 1 0 0 1 1-1h3.5a1 1 0 0 1 1 1c0 1.25.2 2.45.57 3.57a1 1 0 0 1-.25 1z';
@@ -46,6 +64,13 @@ export class ClickToCall extends HTMLElement {
     this.timer = null;
     this.answeredAt = 0;
     this.ui = null;
+    this.locale = 'en';
+    this.baseWords = ['', '']; // [status, help] of the widget's state, without a callback
+    this.watch = null; // the callback being followed (CallbackWatch), if any
+    this.callbackText = ''; // the words of its latest progress
+    this.callbackShown = false; // whether the status line shows the callback's progress
+    this.sending = false; // a callback request is on its way
+    this.reopenTimer = null;
   }
 
   // ------------------------------------------------------------------ public API
@@ -65,8 +90,8 @@ export class ClickToCall extends HTMLElement {
     if (this.session && this.session.call) this.session.hangUp();
   }
 
-  /** What the widget is doing: loading, ready, unavailable, microphone, connecting,
-   * ringing, in-call, on-hold or ended. */
+  /** What the widget is doing: loading, ready, closed, unavailable, microphone,
+   * connecting, ringing, in-call, on-hold or ended. */
   get state() {
     return this.detail.phase;
   }
@@ -85,6 +110,8 @@ export class ClickToCall extends HTMLElement {
       this.session.close();
       this.session = null;
       this.stopCallExtras();
+      if (this.watch) this.watch.stop();
+      clearTimeout(this.reopenTimer);
     });
   }
 
@@ -108,23 +135,25 @@ export class ClickToCall extends HTMLElement {
       this.unavailable({ cause: 'refused', message: `no valid site id: ${JSON.stringify(siteId)}` });
       return;
     }
-    let settings = DEFAULT_SETTINGS;
-    try {
-      const response = await fetch(new URL(`api/widget/${siteId}`, BASE), { credentials: 'omit' });
-      const reply = await response.json();
-      if (response.ok) {
-        settings = { ...DEFAULT_SETTINGS, ...reply };
-      } else if (response.status === 404) {
-        this.apply(DEFAULT_SETTINGS);
-        this.unavailable({ cause: 'refused', message: reply.error.message });
-        return;
-      }
-    } catch {
-      // Unreachable for now: the defaults, and the connection says what is wrong.
-    }
+    const fetched = await fetchSettings(siteId);
     if (this.session !== session) return; // removed from the page meanwhile
+    const { refusal } = fetched;
+    // Unreachable for now: the defaults, and the connection says what is wrong.
+    const settings = fetched.settings || DEFAULT_SETTINGS;
     this.apply(settings);
+    if (refusal) {
+      this.unavailable({ cause: 'refused', message: refusal });
+    } else if (settings.open === false) {
+      this.showClosed();
+    } else {
+      this.enableCalls();
+    }
+  }
 
+  /** The site is open: check that this browser can call, then connect. */
+  enableCalls() {
+    const ui = this.ui;
+    const session = this.session;
     if (!window.isSecureContext) {
       this.unavailable({ cause: 'insecure' });
     } else if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia || !window.RTCPeerConnection) {
@@ -139,6 +168,45 @@ export class ClickToCall extends HTMLElement {
     }
   }
 
+  /** Outside business hours: say so and when the site opens (and offer a callback, see
+   * updateControls); at the opening, look again. */
+  showClosed() {
+    this.show({ phase: 'closed' });
+    clearTimeout(this.reopenTimer);
+    const opening = Date.parse(this.settings.next_opening || '');
+    const wait = opening - Date.now();
+    if (wait > 0 && wait < MAX_TIMER_MS) this.reopenTimer = setTimeout(() => this.reopen(), wait + 1000);
+  }
+
+  async reopen() {
+    const session = this.session;
+    if (!session || this.detail.phase !== 'closed') return;
+    const { settings } = await fetchSettings(session.siteId);
+    if (this.session !== session || this.detail.phase !== 'closed') return;
+    if (!settings) {
+      this.reopenTimer = setTimeout(() => this.reopen(), 60000); // offline: try again
+      return;
+    }
+    this.settings = settings;
+    if (settings.open === false) {
+      this.showClosed();
+    } else {
+      this.enableCalls();
+    }
+  }
+
+  /** A call was refused as the site has closed since the page loaded: learn when it opens
+   * again (for the callback form's "when we open"), and say it. */
+  async learnClosed() {
+    const session = this.session;
+    const { settings } = await fetchSettings(session.siteId);
+    if (this.session !== session || !settings || this.detail.phase !== 'ended') return;
+    this.settings = { ...settings, open: false };
+    this.baseWords = [this.baseWords[0], this.opensAgainWords()];
+    if (!this.callbackShown) this.writeStatus(...this.baseWords);
+    this.updateControls();
+  }
+
   /** Show a problem that rules out calling: connection refused or a browser limit. */
   unavailable(detail) {
     this.session.emitStatus({ phase: 'unavailable', ...detail });
@@ -150,6 +218,7 @@ export class ClickToCall extends HTMLElement {
     this.settings = settings;
     const language = pickLanguage(settings.language);
     this.words = LANGUAGES[language];
+    this.locale = localeFor(language);
     const w = this.words;
     const ui = this.ui;
     if (this.mode !== 'page') this.mode = settings.position === 'inline' ? 'inline' : 'floating';
@@ -186,6 +255,57 @@ export class ClickToCall extends HTMLElement {
     const required = settings.visitor_details === 'required';
     ui.name.required = required;
     ui.nameLabel.textContent = required ? w.name : `${w.name} ${w.optional}`;
+    const c = w.callback;
+    ui.offer.textContent = c.offer;
+    ui.cbIntro.textContent = c.intro;
+    ui.cbNumberLabel.textContent = c.number;
+    ui.cbNumberHint.textContent = settings.callback
+      ? fill(c.countries, { countries: this.countryNames() })
+      : '';
+    ui.cbNameLabel.textContent = `${c.name} ${w.optional}`;
+    ui.cbWhenLegend.textContent = c.when;
+    ui.cbAtTimeLabel.textContent = c.atTime;
+    ui.cbTimeLabel.textContent = c.time;
+    ui.cbTimeHint.textContent = c.timeHint;
+    ui.cbSend.textContent = c.send;
+  }
+
+  /** The site's callback countries, named in the visitor's language ("the United
+   * Kingdom and Ireland"). */
+  countryNames() {
+    const codes = (this.settings.callback && this.settings.callback.countries) || [];
+    let names = codes;
+    try {
+      const regions = new Intl.DisplayNames([this.locale], { type: 'region' });
+      names = codes.map((code) => regions.of(code) || code);
+    } catch {
+      // An old browser: the codes.
+    }
+    try {
+      return new Intl.ListFormat(this.locale, { style: 'long', type: 'conjunction' }).format(names);
+    } catch {
+      return names.join(', ');
+    }
+  }
+
+  /** A time for the visitor, in their language and time zone: "today at 14:05", or the
+   * day and time ("Monday, March 2 at 9:00 AM"). */
+  when(value) {
+    const date = value instanceof Date ? value : new Date(value);
+    const time = new Intl.DateTimeFormat(this.locale, { hour: 'numeric', minute: '2-digit' }).format(date);
+    if (date.toDateString() === new Date().toDateString()) return fill(this.words.today, { time });
+    return new Intl.DateTimeFormat(this.locale, {
+      weekday: 'long',
+      day: 'numeric',
+      month: 'long',
+      hour: 'numeric',
+      minute: '2-digit',
+    }).format(date);
+  }
+
+  opensAgainWords() {
+    const next = this.settings.next_opening;
+    return next ? fill(this.words.opensAgain, { when: this.when(next) }) : '';
   }
 
   // ------------------------------------------------------------------ the view
@@ -209,6 +329,11 @@ export class ClickToCall extends HTMLElement {
         this.pendingCall = false;
         [status, help] = this.problemWords(detail, w.cannotCall);
         break;
+      case 'closed':
+        this.pendingCall = false;
+        status = w.closed;
+        help = this.opensAgainWords();
+        break;
       case 'microphone':
         status = w.microphone;
         help = w.microphoneHelp;
@@ -230,15 +355,19 @@ export class ClickToCall extends HTMLElement {
       case 'ended':
         [status, help] = this.endedWords(detail);
         this.stopCallExtras();
+        if (detail.cause === 'refused' && detail.code === 'closed') this.learnClosed();
         break;
       default:
         status = phase;
     }
     const ui = this.ui;
-    // Only changed text is written, so that screen readers announce changes once.
-    if (ui.status.textContent !== status) ui.status.textContent = status;
-    if (ui.help.textContent !== help) ui.help.textContent = help;
-    ui.help.hidden = !help;
+    this.baseWords = [status, help];
+    if (IN_CALL.has(phase)) this.callbackShown = false; // a call takes the status line over
+    if (this.callbackShown && phase !== 'loading') {
+      status = this.callbackText; // the callback's progress, until the next call
+      help = '';
+    }
+    this.writeStatus(status, help);
     ui.root.dataset.phase = phase;
     this.updateControls();
     // The gateway confirms some states the widget already showed: no repeated events.
@@ -250,6 +379,14 @@ export class ClickToCall extends HTMLElement {
     if (phase === 'unavailable' || (phase === 'ended' && PROBLEMS.has(detail.cause))) {
       this.emit('error', { code: detail.cause, text: status, help });
     }
+  }
+
+  /** Only changed text is written, so that screen readers announce changes once. */
+  writeStatus(status, help) {
+    const ui = this.ui;
+    if (ui.status.textContent !== status) ui.status.textContent = status;
+    if (ui.help.textContent !== help) ui.help.textContent = help;
+    ui.help.hidden = !help;
   }
 
   endedWords(detail) {
@@ -285,7 +422,13 @@ export class ClickToCall extends HTMLElement {
     ui.keypad.hidden = !talking;
     ui.audioControls.hidden = !calling || phase === 'microphone';
     ui.timer.hidden = !talking;
-    ui.details.hidden = this.settings.visitor_details === 'off' || calling || phase === 'unavailable';
+    ui.details.hidden =
+      this.settings.visitor_details === 'off' || calling || phase === 'unavailable' || phase === 'closed';
+    ui.controls.hidden = phase === 'closed'; // no dead Call button: the callback, if any
+    const offered = this.callbackOffered();
+    ui.offer.hidden = !offered;
+    if (!offered) ui.form.hidden = true;
+    ui.offer.setAttribute('aria-expanded', String(!ui.form.hidden));
     ui.launcher.classList.toggle('active', calling);
     // A control that just went away must not take the keyboard focus with it.
     const focused = this.shadowRoot.activeElement;
@@ -294,7 +437,21 @@ export class ClickToCall extends HTMLElement {
     } else if (this.focusCallWhenReady && canCall && (focused === ui.close || focused === ui.panel)) {
       ui.call.focus();
     }
-    if (canCall || phase === 'unavailable') this.focusCallWhenReady = false;
+    if (canCall || phase === 'unavailable' || phase === 'closed') this.focusCallWhenReady = false;
+  }
+
+  /** Whether the panel offers "Call me back" now: the site's fallback is "callback" and it
+   * takes callbacks, it is closed or the call ended busy / unanswered / refused as closed or
+   * busy, and no callback of this page is on its way. */
+  callbackOffered() {
+    const settings = this.settings;
+    if (settings.fallback !== 'callback' || !settings.callback) return false;
+    if (this.sending) return true;
+    if (this.watch && !this.watch.stopped) return false;
+    const detail = this.detail;
+    if (detail.phase === 'closed') return true;
+    if (detail.phase !== 'ended') return false;
+    return CALLBACK_CAUSES.has(detail.cause) || (detail.cause === 'refused' && CALLBACK_REFUSALS.has(detail.code));
   }
 
   startTimer() {
@@ -345,6 +502,7 @@ export class ClickToCall extends HTMLElement {
 
   firstControl() {
     const ui = this.ui;
+    if (this.detail.phase === 'closed' && !ui.offer.hidden) return ui.form.hidden ? ui.offer : ui.cbNumber;
     if (!ui.details.hidden && !ui.name.value) return ui.name;
     if (!ui.call.disabled) return ui.call;
     if (!ui.hangup.disabled) return ui.hangup;
@@ -354,7 +512,7 @@ export class ClickToCall extends HTMLElement {
   startCall() {
     const session = this.session;
     const { phase } = this.detail;
-    if (!session || session.call || IN_CALL.has(phase) || phase === 'unavailable') return;
+    if (!session || session.call || IN_CALL.has(phase) || phase === 'unavailable' || phase === 'closed') return;
     const visitor = this.visitorDetails();
     if (visitor === null) return;
     if (!this.pendingCall) {
@@ -408,6 +566,169 @@ export class ClickToCall extends HTMLElement {
     this.updateControls();
   }
 
+  // ------------------------------------------------------------------ callbacks
+
+  /** The "Call me back" button: show (and focus) or hide the callback form. */
+  toggleForm() {
+    const ui = this.ui;
+    if (ui.form.hidden) {
+      this.prepareForm();
+      ui.form.hidden = false;
+      ui.cbNumber.focus();
+    } else {
+      ui.form.hidden = true;
+    }
+    ui.offer.setAttribute('aria-expanded', String(!ui.form.hidden));
+  }
+
+  /** The form's choices as of now: "Now" while open, "When we open (<time>)" when closed,
+   * or a time of the visitor's choosing (in their time zone; the gateway checks it is
+   * within business hours). The name comes from the visitor details, if typed there. */
+  prepareForm() {
+    const ui = this.ui;
+    const c = this.words.callback;
+    const settings = this.settings;
+    if (!ui.cbName.value && ui.name.value.trim()) ui.cbName.value = ui.name.value.trim();
+    const closed = settings.open === false || this.detail.phase === 'closed';
+    const opening = closed && settings.next_opening ? new Date(settings.next_opening) : null;
+    ui.cbSoonText.textContent = !closed ? c.now : opening ? fill(c.atOpening, { when: this.when(opening) }) : '';
+    ui.cbSoonOption.hidden = closed && !opening;
+    if (ui.cbSoonOption.hidden) ui.cbAtTime.checked = true;
+    const now = new Date();
+    ui.cbAt.min = inputTime(now);
+    ui.cbAt.max = inputTime(new Date(now.getTime() + MAX_DAYS_AHEAD * 86400e3));
+    if (!ui.cbAt.value) {
+      // The opening, else the next quarter hour an hour from now.
+      ui.cbAt.value = inputTime(opening || new Date(Math.ceil((now.getTime() + 3600e3) / 900e3) * 900e3));
+    }
+    this.showTimeField();
+  }
+
+  showTimeField() {
+    this.ui.cbAtField.hidden = !this.ui.cbAtTime.checked;
+  }
+
+  async submitCallback() {
+    const ui = this.ui;
+    if (this.sending || !this.session) return;
+    this.clearFormErrors();
+    const number = ui.cbNumber.value.trim();
+    if (!number) {
+      this.callbackRefused('number_missing', '');
+      return;
+    }
+    const fields = { site: this.session.siteId, number };
+    const name = ui.cbName.value.trim();
+    if (name) fields.name = name;
+    const page = pageAddress(this.mode === 'page' ? document.referrer : location.href);
+    if (page) fields.page = page;
+    const reason = this.settings.visitor_details === 'off' ? '' : ui.reason.value.trim();
+    if (reason) fields.reason = reason;
+    if (ui.cbAtTime.checked) {
+      const at = new Date(ui.cbAt.value);
+      if (!ui.cbAt.value || Number.isNaN(at.getTime())) {
+        this.callbackRefused('time_missing', '');
+        return;
+      }
+      fields.at = isoWithOffset(at);
+    } else if (this.settings.open === false && this.settings.next_opening) {
+      fields.at = this.settings.next_opening;
+    }
+    this.sending = true;
+    this.callbackShown = true;
+    this.showCallback({ state: 'sending' }, this.words.callback.sending);
+    try {
+      const created = await requestCallback(BASE, fields, () => this.writeStatus(this.words.checking, ''));
+      this.sending = false;
+      this.follow(created);
+    } catch (err) {
+      this.sending = false;
+      let code = 'offline';
+      if (err instanceof CallbackRefused) code = err.code === 'closed' && !fields.at ? 'closed_now' : err.code;
+      this.callbackRefused(code, err.message);
+    }
+  }
+
+  /** A refused request: the reason in words next to the field it is about (which gets
+   * aria-invalid and the focus), or above the send button. */
+  callbackRefused(code, message) {
+    const ui = this.ui;
+    const c = this.words.callback;
+    const words = code === 'offline' ? c.offline : c.refusals[code];
+    const text = words ? fill(words, { countries: this.countryNames() }) : fill(c.failed, { reason: message });
+    let input = null;
+    let error = ui.cbError;
+    if (NUMBER_CODES.has(code)) {
+      input = ui.cbNumber;
+      error = ui.cbNumberError;
+    } else if (TIME_CODES.has(code)) {
+      ui.cbAtTime.checked = true;
+      this.showTimeField();
+      input = ui.cbAt;
+      error = ui.cbAtError;
+    }
+    error.textContent = text;
+    this.callbackShown = false; // the status line says again what it said before
+    this.writeStatus(...this.baseWords);
+    this.emit('callbackstatechange', { state: 'refused', code, text });
+    this.updateControls();
+    if (input) {
+      input.setAttribute('aria-invalid', 'true');
+      input.focus();
+    } else {
+      ui.cbSend.focus();
+    }
+  }
+
+  clearFormErrors() {
+    const ui = this.ui;
+    for (const error of [ui.cbNumberError, ui.cbAtError, ui.cbError]) error.textContent = '';
+    for (const input of [ui.cbNumber, ui.cbAt]) input.removeAttribute('aria-invalid');
+  }
+
+  /** Follow the accepted callback's progress (polling the gateway) in the status line. */
+  follow(created) {
+    if (this.watch) this.watch.stop();
+    const watch = new CallbackWatch(BASE, created);
+    this.watch = watch;
+    watch.addEventListener('progress', (event) => this.onCallbackProgress(event.detail));
+    this.ui.form.hidden = true;
+    watch.start();
+  }
+
+  onCallbackProgress(detail) {
+    const c = this.words.callback;
+    const when = detail.due_at ? this.when(new Date(detail.due_at * 1000)) : '';
+    let text;
+    switch (detail.state) {
+      case 'scheduled':
+        text = detail.due_at * 1000 - Date.now() < 60000 ? c.soon : fill(c.scheduled, { when });
+        break;
+      case 'calling-operator':
+        text = c.callingOperator;
+        break;
+      case 'calling-you':
+        text = c.callingYou;
+        break;
+      case 'retrying':
+        text = fill(detail.missed === 'you' ? c.retryYou : c.retryUs, { when });
+        break;
+      case 'failed':
+        text = detail.missed === 'you' ? c.failedYou : c.failedUs;
+        break;
+      default:
+        text = c[detail.state] || detail.state; // connected, done, interrupted, cancelled
+    }
+    this.showCallback(detail, text);
+    this.updateControls();
+  }
+
+  showCallback(detail, text) {
+    this.callbackText = text;
+    if (this.callbackShown && !IN_CALL.has(this.detail.phase)) this.writeStatus(text, '');
+    this.emit('callbackstatechange', { ...detail, text });
+  }
+
   // ------------------------------------------------------------------ DOM
 
   render() {
@@ -452,6 +773,53 @@ export class ClickToCall extends HTMLElement {
     ui.keys = DIGITS.map((digit) => h('button', { type: 'button', 'data-digit': digit }, digit));
     ui.keypad = h('div', { class: 'keypad', role: 'group', hidden: '' }, ...ui.keys);
     ui.audio = h('audio', { class: 'remote' });
+    // Request-a-Call: "Call me back" and its form (shown by updateControls / toggleForm).
+    ui.offer = h('button', {
+      type: 'button', class: 'offer', 'aria-expanded': 'false', 'aria-controls': 'callback-form', hidden: '',
+    });
+    ui.cbIntro = h('p', { class: 'intro', id: 'callback-intro' });
+    ui.cbNumberLabel = h('label', { for: 'cb-number' });
+    ui.cbNumber = h('input', {
+      type: 'tel', id: 'cb-number', name: 'tel', autocomplete: 'tel', inputmode: 'tel', maxlength: '40',
+      required: '', enterkeyhint: 'send', 'aria-describedby': 'cb-number-hint cb-number-error',
+    });
+    ui.cbNumberHint = h('p', { class: 'hint', id: 'cb-number-hint' });
+    ui.cbNumberError = h('p', { class: 'error', id: 'cb-number-error', 'aria-live': 'polite' });
+    ui.cbNameLabel = h('label', { for: 'cb-name' });
+    ui.cbName = h('input', { type: 'text', id: 'cb-name', name: 'name', autocomplete: 'name', maxlength: '64' });
+    ui.cbWhenLegend = h('legend');
+    ui.cbSoon = h('input', { type: 'radio', name: 'when', value: 'soon', checked: '' });
+    ui.cbSoonText = h('span');
+    ui.cbSoonOption = h('label', { class: 'choice' }, ui.cbSoon, ui.cbSoonText);
+    ui.cbAtTime = h('input', { type: 'radio', name: 'when', value: 'at' });
+    ui.cbAtTimeLabel = h('span');
+    ui.cbTimeLabel = h('label', { for: 'cb-at' });
+    ui.cbAt = h('input', {
+      type: 'datetime-local', id: 'cb-at', name: 'at', 'aria-describedby': 'cb-at-hint cb-at-error',
+    });
+    ui.cbTimeHint = h('p', { class: 'hint', id: 'cb-at-hint' });
+    ui.cbAtError = h('p', { class: 'error', id: 'cb-at-error', 'aria-live': 'polite' });
+    ui.cbAtField = h('div', { class: 'field', hidden: '' }, ui.cbTimeLabel, ui.cbAt, ui.cbTimeHint, ui.cbAtError);
+    ui.cbError = h('p', { class: 'error', id: 'cb-error', 'aria-live': 'polite' });
+    ui.cbSend = h('button', { type: 'submit', class: 'send' });
+    ui.form = h(
+      'form',
+      { class: 'callback', id: 'callback-form', novalidate: '', 'aria-labelledby': 'callback-intro', hidden: '' },
+      ui.cbIntro,
+      h('div', { class: 'field' }, ui.cbNumberLabel, ui.cbNumber, ui.cbNumberHint, ui.cbNumberError),
+      h('div', { class: 'field' }, ui.cbNameLabel, ui.cbName),
+      h(
+        'fieldset',
+        { class: 'when' },
+        ui.cbWhenLegend,
+        ui.cbSoonOption,
+        h('label', { class: 'choice' }, ui.cbAtTime, ui.cbAtTimeLabel),
+        ui.cbAtField,
+      ),
+      ui.cbError,
+      ui.cbSend,
+    );
+    ui.controls = h('div', { class: 'controls' }, ui.call, ui.hangup, ui.mute);
     ui.panel = h(
       'section',
       { class: 'panel', id: 'panel', part: 'panel', 'aria-labelledby': 'title', tabindex: '-1', hidden: '' },
@@ -460,7 +828,9 @@ export class ClickToCall extends HTMLElement {
       ui.help,
       ui.timer,
       ui.details,
-      h('div', { class: 'controls' }, ui.call, ui.hangup, ui.mute),
+      ui.controls,
+      ui.offer,
+      ui.form,
       ui.audioControls,
       ui.keypad,
       ui.audio,
@@ -490,6 +860,12 @@ export class ClickToCall extends HTMLElement {
         this.startCall();
       });
     }
+    ui.offer.addEventListener('click', () => this.toggleForm());
+    ui.form.addEventListener('submit', (event) => {
+      event.preventDefault(); // no navigation: the widget sends it
+      this.submitCallback();
+    });
+    for (const radio of [ui.cbSoon, ui.cbAtTime]) radio.addEventListener('change', () => this.showTimeField());
     ui.panel.addEventListener('keydown', (event) => this.onKey(event));
   }
 
@@ -499,7 +875,7 @@ export class ClickToCall extends HTMLElement {
       this.closePanel();
       return;
     }
-    const typing = event.target instanceof HTMLInputElement && event.target.type === 'text';
+    const typing = event.target instanceof HTMLInputElement && TYPED_INPUTS.has(event.target.type);
     if (typing || event.ctrlKey || event.metaKey || event.altKey) return;
     if (DIGITS.includes(event.key) && TALKING.has(this.detail.phase)) {
       event.preventDefault();
@@ -548,4 +924,43 @@ function pageAddress(address) {
   } catch {
     return '';
   }
+}
+
+/** `{settings, refusal}` of a site from the gateway: settings null when it cannot be
+ * reached, refusal the words of a 404 (unknown site). Not cached: whether the site is open
+ * changes with the time. */
+async function fetchSettings(siteId) {
+  try {
+    const response = await fetch(new URL(`api/widget/${siteId}`, BASE), { credentials: 'omit', cache: 'no-store' });
+    const reply = await response.json();
+    if (response.ok) return { settings: { ...DEFAULT_SETTINGS, ...reply }, refusal: null };
+    if (response.status === 404) return { settings: DEFAULT_SETTINGS, refusal: reply.error.message };
+  } catch {
+    // Offline, or not the gateway.
+  }
+  return { settings: null, refusal: null };
+}
+
+/** The browser's own tag for `language` (en-GB for en), for dates in the visitor's format. */
+function localeFor(language) {
+  for (const tag of navigator.languages || []) {
+    if (String(tag).toLowerCase().split('-')[0] === language) return tag;
+  }
+  return language;
+}
+
+function pad(n) {
+  return String(Math.abs(n)).padStart(2, '0');
+}
+
+/** A datetime-local input's value for `date`, in the visitor's time zone. */
+function inputTime(date) {
+  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}T${pad(date.getHours())}:${pad(date.getMinutes())}`;
+}
+
+/** ISO 8601 with the visitor's UTC offset, as the gateway wants `at`. */
+function isoWithOffset(date) {
+  const offset = -date.getTimezoneOffset();
+  const sign = offset >= 0 ? '+' : '-';
+  return `${inputTime(date)}:00${sign}${pad(Math.trunc(offset / 60))}:${pad(offset % 60)}`;
 }

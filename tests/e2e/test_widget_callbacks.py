@@ -1,0 +1,350 @@
+"""The widget's side of business hours, fallbacks and Request-a-Call, in Chromium against a
+real gateway: what `GET /api/widget/<site>` says, the closed panel and its callback form
+(refusals next to the field, a chosen time, the next opening), the busy fallback through a
+callback that rings two real baresip phones, and a call refused because the site closed
+after the page loaded.
+
+Closed hours are deterministic: the site is open all week but closed on today's UTC date.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import aiohttp
+import pytest
+import pytest_asyncio
+from playwright.async_api import Browser, BrowserContext, Page, Route, expect
+
+from gateway.app import Gateway
+from gateway.config import parse_config
+from tests.support.audio import assert_wav_has_tone, write_tone_wav
+
+from .conftest import gateway_toml
+from .widget_pages import HostPages, axe_violations, launch, snap, widget_browser_args
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+TIMEOUT_MS = 10_000
+NOBODY = "sip:nobody@127.0.0.1:9"
+VISITOR = "+442079460123"  # a valid London number
+VISITOR_ZONE = "Europe/Paris"  # the browser's time zone: not the site's (UTC)
+ALL_WEEK = ", ".join(
+    f'{day} = "00:00-24:00"' for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+)
+# Every callback state the page reports, in order (the events bubble out of the widget).
+RECORD_CALLBACK_EVENTS_JS = """
+window.callbackEvents = [];
+document.addEventListener('callbackstatechange', (e) => window.callbackEvents.push(e.detail));
+"""
+
+StartGateway = Callable[..., Awaitable[Gateway]]
+
+
+def today() -> dt.date:
+    return dt.datetime.now(dt.UTC).date()
+
+
+def closed_today() -> str:
+    return f'hours = {{timezone = "UTC", {ALL_WEEK}, closed = ["{today().isoformat()}"]}}'
+
+
+def callback_table(dial_port: int = 9, operator: str | None = None) -> str:
+    options = f', operator = "{operator}"' if operator else ""
+    return (
+        f'callback = {{dial = "sip:{{number}}@127.0.0.1:{dial_port}", countries = ["GB"], '
+        f"whisper = false{options}}}"
+    )
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def browser(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Browser]:
+    mic = write_tone_wav(tmp_path_factory.mktemp("mic") / "mic.wav", 1000, 60.0, 48000)
+    async with launch(widget_browser_args(mic)) as browser:
+        yield browser
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def host() -> AsyncIterator[HostPages]:
+    pages = await HostPages().start()
+    yield pages
+    await pages.close()
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def start_gateway(host: HostPages, tmp_path: Path) -> AsyncIterator[StartGateway]:
+    """`start(destination, site="<site keys>", widget="<[sites.widget] keys>", extra=...)`:
+    the site `shop`, usable from the host pages, with its callbacks in tmp_path/cb.db."""
+    started: list[Gateway] = []
+
+    async def start(
+        destination: str = NOBODY, *, site: str = "", widget: str = "", extra: str = ""
+    ) -> Gateway:
+        origins = json.dumps([host.origin])
+        toml = gateway_toml(
+            destination=destination,
+            site_extra=f"origins = {origins}\n{site}\n[sites.widget]\n{widget}\n",
+            extra=f'[callbacks]\ndatabase = "{tmp_path / "cb.db"}"\n{extra}',
+        )
+        gateway = await Gateway.start(parse_config(toml, {}))
+        started.append(gateway)
+        return gateway
+
+    yield start
+    for gateway in started:
+        await gateway.stop()
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def context(browser: Browser, start_gateway: StartGateway) -> AsyncIterator[BrowserContext]:
+    context = await browser.new_context(
+        viewport={"width": 1280, "height": 800}, timezone_id=VISITOR_ZONE, locale="en-GB"
+    )
+    await context.grant_permissions(["microphone"])
+    await context.add_init_script(RECORD_CALLBACK_EVENTS_JS)
+    yield context
+    await context.close()
+
+
+async def get_json(url: str) -> tuple[int, dict[str, str], dict]:
+    async with aiohttp.ClientSession() as session, session.get(url) as response:
+        return response.status, dict(response.headers), await response.json()
+
+
+def stored_callbacks(gateway: Gateway) -> list[tuple[str, str, float]]:
+    with sqlite3.connect(gateway.config.callbacks.database) as db:
+        return db.execute("SELECT id, number, due_at FROM callbacks ORDER BY created_at").fetchall()
+
+
+async def callback_events(page: Page) -> list[dict]:
+    return await page.evaluate("() => window.callbackEvents")
+
+
+async def wait_for_status(page: Page, text: str, timeout_ms: int = TIMEOUT_MS) -> None:
+    await expect(page.get_by_role("status")).to_contain_text(text, timeout=timeout_ms)
+
+
+def opening_words(opening: dt.datetime) -> str:
+    """How the widget names `opening` in the browser's zone: a weekday, or today."""
+    local = opening.astimezone(ZoneInfo(VISITOR_ZONE))
+    if local.date() == dt.datetime.now(ZoneInfo(VISITOR_ZONE)).date():
+        return "today at"
+    return local.strftime("%A")
+
+
+# --------------------------------------------------------------------------- the API
+
+
+async def test_the_widget_api_says_whether_a_site_is_open_and_takes_callbacks(
+    start_gateway: StartGateway,
+) -> None:
+    extra = (
+        f'[[sites]]\nid = "closed"\ndestination = "{NOBODY}"\n{closed_today()}\n'
+        f'{callback_table()}\n[[sites]]\nid = "plain"\ndestination = "{NOBODY}"\n'
+        f'fallback = "message"\n{closed_today()}\n'
+    )
+    gateway = await start_gateway(site=callback_table(), extra=extra)
+
+    status, headers, shown = await get_json(f"{gateway.url}/api/widget/shop")
+    assert status == 200 and headers["Cache-Control"] == "no-store"
+    assert shown["open"] is True and shown["next_opening"] is None
+    assert shown["fallback"] == "callback" and shown["callback"] == {"countries": ["GB"]}
+    assert shown["label"] == ""  # the widget settings are still there
+
+    _, _, closed = await get_json(f"{gateway.url}/api/widget/closed")
+    tomorrow = dt.datetime.combine(today() + dt.timedelta(days=1), dt.time(), dt.UTC)
+    assert closed["open"] is False
+    assert dt.datetime.fromisoformat(closed["next_opening"]) == tomorrow
+    assert closed["next_opening"].endswith("+00:00")  # with its offset
+    assert closed["callback"] == {"countries": ["GB"]}
+
+    _, _, plain = await get_json(f"{gateway.url}/api/widget/plain")
+    assert plain["open"] is False and plain["callback"] is None
+    assert plain["fallback"] == "message"
+    # Nothing about the phones: no destination, trunk or operator.
+    assert "sip:" not in json.dumps([shown, closed, plain])
+
+
+# --------------------------------------------------------------------------- closed hours
+
+
+async def test_a_closed_site_offers_a_callback_and_schedules_it(
+    context: BrowserContext, host: HostPages, start_gateway: StartGateway
+) -> None:
+    gateway = await start_gateway(
+        site=f"{closed_today()}\n{callback_table()}", widget='position = "inline"'
+    )
+    opening = dt.datetime.combine(today() + dt.timedelta(days=1), dt.time(), dt.UTC)
+    page = await context.new_page()
+    await page.goto(host.url("script", gateway.url))
+    await wait_for_status(page, "We are closed.")
+    await expect(page.get_by_text("We open again")).to_contain_text(opening_words(opening))
+    await expect(page.get_by_role("button", name="Call", exact=True)).to_be_hidden()
+    offer = page.get_by_role("button", name="Call me back")
+    await expect(offer).to_have_attribute("aria-expanded", "false")
+    await snap(page, "callback-01-closed")
+
+    # Keyboard: the offer opens the form and puts the focus in the number field.
+    await offer.focus()
+    await page.keyboard.press("Enter")
+    await expect(offer).to_have_attribute("aria-expanded", "true")
+    number = page.get_by_role("textbox", name="Your phone number")
+    await expect(number).to_be_focused()
+    assert await number.get_attribute("type") == "tel"
+    assert await number.get_attribute("autocomplete") == "tel"
+    await expect(number).to_have_accessible_description("We call back numbers in United Kingdom.")
+    soon = page.get_by_role("radio", name="When we open")
+    await expect(soon).to_be_checked()
+
+    # Refusals: in words next to the field, which gets aria-invalid and the focus.
+    for typed, words in [
+        ("+33 6 12 34 56 78", "We can only call back numbers in United Kingdom."),
+        ("+44 909 879 0000", "We cannot call back this kind of number"),
+    ]:
+        await number.fill(typed)
+        await page.get_by_role("button", name="Request the call back").click()
+        await expect(page.get_by_text(words)).to_be_visible(timeout=TIMEOUT_MS)
+        await expect(number).to_have_accessible_description(re.compile(re.escape(words)))
+        await expect(number).to_have_attribute("aria-invalid", "true")
+        await expect(number).to_be_focused()
+    assert stored_callbacks(gateway) == []
+    refusals = [(e["state"], e.get("code")) for e in await callback_events(page)]
+    assert refusals[1::2] == [
+        ("refused", "country_not_allowed"),
+        ("refused", "number_type_refused"),
+    ]
+    violations = await axe_violations(page)
+    assert violations == [], violations
+    await snap(page, "callback-02-refused")
+
+    # A time of the visitor's choosing (their clock: Paris), tomorrow at 10:00.
+    await number.fill("020 7946 0123")
+    await page.get_by_role("textbox", name="Your name (optional)").fill("Ann")
+    await page.get_by_role("radio", name="At a time I choose").check()
+    chosen = dt.datetime.combine(
+        today() + dt.timedelta(days=1), dt.time(10), ZoneInfo(VISITOR_ZONE)
+    )
+    await page.get_by_label("Date and time").fill(chosen.strftime("%Y-%m-%dT%H:%M"))
+    await page.get_by_role("button", name="Request the call back").click()
+    await wait_for_status(page, "Call back scheduled for")
+    await expect(number).to_be_hidden()
+    await expect(offer).to_be_hidden()  # one callback at a time
+    await snap(page, "callback-03-scheduled")
+    (row,) = stored_callbacks(gateway)
+    assert row[1] == VISITOR and row[2] == chosen.timestamp()
+    events = await callback_events(page)
+    assert [e["state"] for e in events][-2:] == ["sending", "scheduled"]
+    _, _, shown = await get_json(f"{gateway.url}/api/callbacks/{events[-1]['id']}")
+    assert shown["status"] == "scheduled" and shown["due_at"] == chosen.timestamp()
+
+    # Or the next opening, the form's first choice when closed.
+    await page.reload()
+    await page.get_by_role("button", name="Call me back").click()
+    await page.get_by_role("textbox", name="Your phone number").fill(VISITOR)
+    await page.get_by_role("button", name="Request the call back").click()
+    await wait_for_status(page, "Call back scheduled for")
+    assert [row[2] for row in stored_callbacks(gateway)] == [
+        chosen.timestamp(),
+        opening.timestamp(),
+    ]
+
+
+async def test_a_closed_site_with_the_message_fallback_only_says_so(
+    context: BrowserContext, host: HostPages, start_gateway: StartGateway
+) -> None:
+    gateway = await start_gateway(
+        site=f'fallback = "message"\n{closed_today()}\n{callback_table()}',
+        widget='position = "inline"\nlanguage = "fr"',
+    )
+    page = await context.new_page()
+    await page.goto(host.url("script", gateway.url))
+    await wait_for_status(page, "Nous sommes fermés.")
+    await expect(page.get_by_text("Nous rouvrons")).to_be_visible()
+    await expect(page.get_by_role("button")).to_have_count(0)  # no Call, no callback
+
+
+async def test_a_call_refused_as_closed_offers_the_callback_at_the_opening(
+    context: BrowserContext, host: HostPages, start_gateway: StartGateway
+) -> None:
+    # The page loaded while the site was open (the first settings say so); it has closed
+    # since: the gateway refuses the call with `closed`.
+    gateway = await start_gateway(
+        site=f"{closed_today()}\n{callback_table()}", widget='position = "inline"'
+    )
+    page = await context.new_page()
+    first = True
+
+    async def still_open(route: Route) -> None:
+        nonlocal first
+        if not first:
+            await route.continue_()
+            return
+        first = False
+        response = await route.fetch()
+        await route.fulfill(response=response, json={**await response.json(), "open": True})
+
+    await page.route(f"{gateway.url}/api/widget/shop", still_open)
+    await page.goto(host.url("script", gateway.url))
+    await page.get_by_role("button", name="Call", exact=True).click(timeout=TIMEOUT_MS)
+    await wait_for_status(page, "Call failed: We are closed now.")
+    await expect(page.get_by_text("We open again")).to_be_visible()
+    await page.get_by_role("button", name="Call me back").click()
+    await expect(page.get_by_role("radio", name="When we open")).to_be_checked()
+
+
+# --------------------------------------------------------------------------- busy fallback
+
+
+async def test_a_busy_operator_leads_to_a_callback_that_joins_both_phones(
+    context: BrowserContext,
+    host: HostPages,
+    start_gateway: StartGateway,
+    sipp_factory,
+    baresip_factory,
+) -> None:
+    busy = sipp_factory("uas_busy")
+    operator = baresip_factory(codecs=("PCMU",), tone_hz=440, tone_seconds=6, answermode="manual")
+    visitor = baresip_factory(
+        user=VISITOR, codecs=("PCMU",), tone_hz=700, tone_seconds=30, answermode="manual"
+    )
+    gateway = await start_gateway(
+        busy.uri,
+        site=callback_table(visitor.port, operator=operator.uri),
+        widget='position = "inline"',
+    )
+    page = await context.new_page()
+    await page.goto(host.url("script", gateway.url))
+    await page.get_by_role("button", name="Call", exact=True).click(timeout=TIMEOUT_MS)
+    await wait_for_status(page, "Call ended: busy")
+    await busy.assert_passed_async()
+
+    await page.get_by_role("button", name="Call me back").click()
+    await page.get_by_role("textbox", name="Your phone number").fill("020 7946 0123")
+    await expect(page.get_by_role("radio", name="Now")).to_be_checked()
+    await page.get_by_role("textbox", name="Your phone number").press("Enter")
+    await wait_for_status(page, "Calling our team")
+    operator.answer()
+    await wait_for_status(page, "Calling you now")
+    await snap(page, "callback-04-calling-you")
+    visitor.answer()
+    await wait_for_status(page, "Connected")
+    await wait_for_status(page, "The call back is over", timeout_ms=15_000)
+    states = [e["state"] for e in await callback_events(page)]
+    assert states == [
+        "sending",
+        "scheduled",
+        "calling-operator",
+        "calling-you",
+        "connected",
+        "done",
+    ], states
+    await operator.wait_for_calls_ended_async(1, timeout=10)
+    await visitor.wait_for_calls_ended_async(1, timeout=10)
+    assert_wav_has_tone(operator.last_recording().decoded, 700, skip_seconds=0.5)
+    assert_wav_has_tone(visitor.last_recording().decoded, 440, skip_seconds=0.5)
