@@ -105,7 +105,7 @@ class CallbackJob:
         if name:
             headers.append(("X-Visitor-Name", name))
         if cb.details.get("page"):
-            headers.append(("X-Page-URL", cb.details["page"]))
+            headers.append(("X-Visitor-Page", cb.details["page"]))
         if cb.details.get("reason"):
             headers.append(("X-Visitor-Reason", cb.details["reason"]))
         display = f"Callback {cb.number}" + (f" {name}" if name else "")

@@ -21,6 +21,7 @@ from .callback_store import CallbackStore
 from .hours import ALWAYS_OPEN, BusinessHours
 from .http_app import api_response
 from .phone_numbers import NumberRefused, callback_number
+from .visitor_page import clean_page_url, origin_of
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +64,10 @@ class CallbackRequests:
         self.clock = clock
         self.on_added = on_added
 
-    async def request(self, payload: object, *, client: str) -> dict:
+    async def request(self, payload: object, *, client: str, origin: str | None = None) -> dict:
+        """Validate, limit and store a request. A `page` not on `origin` (the origin the
+        call token was issued to, when known) is dropped: the operator is only told of the
+        site's own pages."""
         if not isinstance(payload, dict):
             raise CallbackRefused(400, "bad_request", "Send a JSON object.")
         allowed = {"site", "number", "name", "at", "page", "reason"}
@@ -79,7 +83,17 @@ class CallbackRequests:
         except NumberRefused as exc:
             raise CallbackRefused(400, exc.code, exc.message) from None
         details = {}
-        for key in ("name", "page", "reason"):
+        page = payload.get("page")
+        if page is not None and page != "":
+            if not isinstance(page, str):
+                raise CallbackRefused(400, "bad_request", "page must be a URL.")
+            try:
+                page = clean_page_url(page)
+            except ValueError as exc:
+                raise CallbackRefused(400, "bad_request", f"page {exc}.") from None
+            if origin is None or origin_of(page) == origin.lower():
+                details["page"] = page
+        for key in ("name", "reason"):
             value = payload.get(key)
             if value is None or value == "":
                 continue
@@ -174,7 +188,9 @@ def callback_routes(
             payload = await read_payload(request)
             if authorize is not None:
                 await authorize(request, payload)
-            result = await requests.request(payload, client=request.remote or "?")
+            result = await requests.request(
+                payload, client=request.remote or "?", origin=request.headers.get("Origin")
+            )
         except CallbackRefused as exc:
             return _error(request, exc)
         return api_response(request, result, 201)

@@ -13,13 +13,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from functools import partial
 from typing import Any
-from urllib.parse import urlsplit
 
 import socketio
 from socketio.exceptions import ConnectionRefusedError as SocketIORefused
 
 from gateway.access import AccessRefused, GatewayService
 from gateway.service import CallRefused, CallState, CallUpdate, VisitorDetails
+from gateway.visitor_page import origin_of
 from signaling.errors import ErrorCode, SignalingError
 from signaling.payloads import (
     MAX_CANDIDATES_PER_CALL,
@@ -272,7 +272,7 @@ class CallNamespace(socketio.AsyncNamespace):
         """Whether `page` (an http(s) URL, checked by the payload parser) is on one of the
         site's origins or the gateway's own."""
         site = self._service.site(site_id)
-        origin = _origin_of(page)
+        origin = origin_of(page)
         return site is not None and (
             origin in self._page_origins or origin in {o.lower() for o in site.origins}
         )
@@ -344,19 +344,6 @@ async def _ask(request: Any) -> None:
 def _reason(exc: ValueError) -> str:
     text = str(exc) or type(exc).__name__
     return text[:MAX_REASON_CHARS]
-
-
-_DEFAULT_PORTS = {"http": 80, "https": 443}
-
-
-def _origin_of(url: str) -> str:
-    """The origin of an http(s) URL as browsers write it: lower case, no default port."""
-    parts = urlsplit(url)
-    scheme, host, port = parts.scheme.lower(), (parts.hostname or "").lower(), parts.port
-    if ":" in host:
-        host = f"[{host}]"
-    shown_port = f":{port}" if port is not None and port != _DEFAULT_PORTS.get(scheme) else ""
-    return f"{scheme}://{host}{shown_port}"
 
 
 def _client_address(environ: Mapping[str, Any]) -> str:

@@ -13,9 +13,9 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit, urlunsplit
 
 from gateway.service import NO_DETAILS, VisitorDetails
+from gateway.visitor_page import clean_page_url
 from signaling.errors import ErrorCode, SignalingError
 
 # Limits (bytes are UTF-8 bytes). A browser's audio-only offer is 2-6 KiB; a candidate line is
@@ -29,7 +29,6 @@ MAX_SHOWN_CHARS = 40  # how much of a client's own string we echo back in a mess
 # Visitor details (characters): a name fits a phone's display, a reason one line of a log.
 MAX_VISITOR_NAME_CHARS = 64
 MAX_VISITOR_REASON_CHARS = 200
-MAX_VISITOR_PAGE_CHARS = 1024
 
 START = "call:start"
 CANDIDATE = "call:candidate"
@@ -217,31 +216,15 @@ def _visitor_text(key: str, value: object, max_chars: int) -> str:
 
 
 def _visitor_page(value: object) -> str:
-    """The page the visitor calls from: an http(s) URL, kept without query and fragment
-    (they may hold a visitor's search or a session token)."""
+    """The page the visitor calls from (gateway/visitor_page.py)."""
     if not isinstance(value, str):
         raise PayloadError(f"{START}: visitor.page must be a string, got {_type_name(value)}")
     if not value:
         return ""
-    if len(value) > MAX_VISITOR_PAGE_CHARS:
-        raise PayloadError(
-            f"{START}: visitor.page is longer than {MAX_VISITOR_PAGE_CHARS} characters"
-        )
-    # A browser's location.href is ASCII (anything else percent-encoded).
-    if not value.isascii() or any(char <= " " or char == "\x7f" for char in value):
-        raise PayloadError(
-            f"{START}: visitor.page must be a URL of printable ASCII characters, no spaces"
-        )
     try:
-        parts = urlsplit(value)
-        parts.port  # noqa: B018 - raises ValueError for a port out of range
-    except ValueError:
-        raise PayloadError(f"{START}: visitor.page is not a URL: {show(value)}") from None
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        raise PayloadError(f"{START}: visitor.page must be an http(s) URL, got {show(value)}")
-    if parts.username is not None or parts.password is not None:
-        raise PayloadError(f"{START}: visitor.page must not carry a user or password")
-    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), parts.path or "/", "", ""))
+        return clean_page_url(value)
+    except ValueError as exc:
+        raise PayloadError(f"{START}: visitor.page {exc}") from None
 
 
 def _parse_candidate(payload: object) -> Candidate:

@@ -107,3 +107,26 @@ async def test_malformed_requests(api):
     response = await api.post("/api/callbacks", data=b"x" * 10000)
     assert response.status == 413
     assert (await api.get("/api/callbacks/unknown")).status == 404
+
+
+async def test_the_page_is_cleaned_and_kept_only_on_the_requests_origin(api):
+    async def page_stored(page: str, origin: str) -> str | None:
+        response = await api.post(
+            "/api/callbacks",
+            json={"site": "shop", "number": MOBILE, "page": page},
+            headers={"Origin": origin},
+        )
+        assert response.status == 201
+        callback = await api.store.get((await response.json())["id"])
+        return callback.details.get("page")
+
+    shop = "https://shop.example"
+    assert await page_stored(f"{shop}/Cart?card=4111#pay", shop) == f"{shop}/Cart"
+    assert await page_stored("https://evil.example/x", shop) is None
+    response = await api.post(
+        "/api/callbacks",
+        json={"site": "shop", "number": MOBILE, "page": "javascript:alert(1)"},
+        headers={"Origin": shop},
+    )
+    assert response.status == 400
+    assert (await response.json())["error"]["message"].startswith("page must be an http(s) URL")

@@ -68,7 +68,7 @@ async def test_callback_joins_operator_and_visitor(tmp_path, baresip_factory):
     invite = operator.output().split("INVITE sip:", 1)[1].split("\n\n", 1)[0]
     assert f"X-Callback-Number: {VISITOR}" in invite
     assert re.search(r'From: "Callback \+441632960123 Ann Smith"', invite)
-    assert "X-Page-URL: https://shop/x" in invite
+    assert "X-Visitor-Page: https://shop/x" in invite
     stored = await store.get(callback.id)
     assert stored.status == "done"
     await store.close()
