@@ -24,6 +24,7 @@ from sip_bridge.useragent import UserAgentConfig
 from .calls import CallManager
 from .config import GatewayConfig
 from .demo_phone import DemoPhone
+from .heap import HeapTrimmer, freeze_startup_objects
 from .http_app import build_app
 from .request_a_call import RequestACall
 from .shared_ledger import SharedLedger
@@ -59,6 +60,7 @@ class Gateway:
     demo: DemoPhone | None
     url: str
     callbacks: RequestACall | None = None
+    heap: HeapTrimmer | None = None
 
     @classmethod
     async def start(cls, config: GatewayConfig, *, ledger: SharedLedger | None = None) -> Gateway:
@@ -92,6 +94,9 @@ class Gateway:
             ),
         )
         calls = CallManager(config, endpoint, ledger=ledger)
+        # RSS would otherwise grow with the calls served (gateway/heap.py).
+        heap = HeapTrimmer()
+        calls.on_call_ended = heap.call_ended
         ice_servers = [
             {
                 "urls": list(s.urls),
@@ -111,14 +116,16 @@ class Gateway:
             sites=[s.id for s in config.sites],
             trusted_proxies=config.http.trusted_proxies,
         )
-        callbacks = await RequestACall.start(config, endpoint, calls)
+        # Each worker claims and recovers its own callbacks: its name must be its own.
+        owner = ledger.owner if ledger is not None else "gateway"
+        callbacks = await RequestACall.start(config, endpoint, calls, owner=owner)
         if callbacks is not None:
             app.add_routes(callbacks.routes())
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         host, port = config.http.listen
         await web.TCPSite(runner, host, port, reuse_port=True).start()
-        return cls(config, endpoint, calls, runner, demo, config.http.public_url, callbacks)
+        return cls(config, endpoint, calls, runner, demo, config.http.public_url, callbacks, heap)
 
     async def stop(self) -> None:
         if self.callbacks is not None:
@@ -128,11 +135,14 @@ class Gateway:
         await self.endpoint.close()
         if self.demo is not None:
             await self.demo.close()
+        if self.heap is not None:
+            self.heap.close()
 
 
 async def serve(config: GatewayConfig) -> None:
     """Run until SIGINT/SIGTERM; hang up every call on the way out."""
     gateway = await Gateway.start(config)
+    freeze_startup_objects()  # full collections walk only what calls allocate (heap.py)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

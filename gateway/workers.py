@@ -38,6 +38,7 @@ from pathlib import Path
 
 from . import memory_debug
 from .config import GatewayConfig
+from .heap import freeze_startup_objects
 from .shared_ledger import SharedLedger
 from .worker_journal import DialogJournal, end_orphan_calls, read_journal
 
@@ -132,6 +133,7 @@ async def _serve_worker(config: GatewayConfig, index: int, journal: Path) -> Non
     ledger = SharedLedger.open(journal.parent / LEDGER_FILE, owner=f"worker-{index}")
     ledger.release(ledger.owner, time.time())  # calls a dead predecessor left
     gateway = await Gateway.start(config, ledger=ledger)
+    freeze_startup_objects()  # full collections walk only what calls allocate (heap.py)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
