@@ -147,6 +147,15 @@ class CallAdmission:
         self._live.add(call)
         return call
 
+    def count_request(self, site: SiteConfig, address: str, now: float) -> None:
+        """A Request-a-Call request from the visitor at `address`: it counts against the
+        same windows as the calls they start (`calls_per_client_*`), so a callback form is
+        no way around them. Raises LimitRefused (`rate_limited`) past them."""
+        client = client_key(address)
+        with self.ledger.transaction():
+            self._check_rate(site, client, now)
+            self.ledger.ended(self.ledger.add_call(site.id, client, now), now)
+
     def answered(self, call: AdmittedCall, now: float) -> None:
         """The call is answered: its talk time counts against the site's budget."""
         if call in self._live and not call.answered:

@@ -84,6 +84,7 @@ class CallbackStore(Protocol):
     async def record(self, callback_id: str, event: str, detail: str, now: float) -> None: ...
     async def finish(self, callback_id: str, status: str, detail: str, now: float) -> None: ...
     async def retry_at(self, callback_id: str, due_at: float, detail: str, now: float) -> None: ...
+    async def cancel(self, callback_id: str, now: float) -> str | None: ...
     async def count_for_number(self, number: str, since: float) -> int: ...
     async def close(self) -> None: ...
 
@@ -252,6 +253,30 @@ class SqliteCallbackStore:
                 )
 
         await self._run(update)
+
+    async def cancel(self, callback_id: str, now: float) -> str | None:
+        """Cancel a callback that is still waiting for its time. Returns its status after
+        (`cancelled`, or the one that kept it from being cancelled), None if unknown."""
+
+        def update() -> str | None:
+            db = self._connection()
+            with _transaction(db):
+                changed = db.execute(
+                    "UPDATE callbacks SET status = 'cancelled' WHERE id = ? AND status = ?",
+                    (callback_id, "scheduled"),
+                ).rowcount
+                if changed:
+                    db.execute(
+                        "INSERT INTO callback_events (callback_id, at, event, detail)"
+                        " VALUES (?, ?, 'cancelled', 'by the visitor')",
+                        (callback_id, now),
+                    )
+                row = db.execute(
+                    "SELECT status FROM callbacks WHERE id = ?", (callback_id,)
+                ).fetchone()
+            return None if row is None else row[0]
+
+        return await self._run(update)
 
     async def count_for_number(self, number: str, since: float) -> int:
         def count() -> int:

@@ -1,7 +1,8 @@
 """Request-a-Call requests: validated, limited, stored, and served over HTTP.
 
 `POST /api/callbacks` `{"site", "number", "name"?, "at"?, "page"?, "reason"?}` -> `201
-{"id", "status", "due_at"}`; `GET /api/callbacks/{id}` -> its status and history. Errors are
+{"id", "status", "due_at"}`; `GET /api/callbacks/{id}` -> its status and history;
+`DELETE /api/callbacks/{id}` cancels it while it waits for its time. Errors are
 JSON `{"error": {"code", "message"}}` with the reason in words. The number is what the
 visitor typed; `at` is an ISO 8601 time (with its offset) within the site's business hours.
 """
@@ -57,11 +58,15 @@ class CallbackRequests:
         policies: Callable[[str], SiteCallbacks | None],
         *,
         clock: Callable[[], float] = time.time,
+        admit: Callable[[str, str], None] | None = None,
         on_added: Callable[[], None] | None = None,
     ) -> None:
+        """`admit(site, client)` may refuse a valid request just before it is stored, by
+        raising CallbackRefused (the visitor's call windows)."""
         self.store = store
         self.policies = policies
         self.clock = clock
+        self.admit = admit
         self.on_added = on_added
 
     async def request(self, payload: object, *, client: str, origin: str | None = None) -> dict:
@@ -114,6 +119,8 @@ class CallbackRequests:
             raise CallbackRefused(
                 429, "number_limit", "This number has asked for enough callbacks today."
             )
+        if self.admit is not None:
+            self.admit(policy.site, client)
         callback = await self.store.add(
             site=policy.site, number=number, details=details, due_at=due, now=now
         )
@@ -153,6 +160,20 @@ class CallbackRequests:
         if not policy.hours.is_open(when):
             raise CallbackRefused(409, "closed", "We are closed at that time.")
         return max(when.timestamp(), now)
+
+    async def cancel(self, callback_id: str) -> dict:
+        """Cancel a scheduled callback (whoever knows its id: the page that asked)."""
+        status = await self.store.cancel(callback_id, self.clock())
+        if status is None:
+            raise CallbackRefused(404, "unknown_callback", "No such callback.")
+        if status == "dialing":
+            raise CallbackRefused(
+                409, "callback_in_progress", "The call back is being placed already."
+            )
+        if status != "cancelled":
+            raise CallbackRefused(409, "callback_over", "The call back is over already.")
+        logger.info("callback %s cancelled by the visitor", callback_id)
+        return await self.status(callback_id)
 
     async def status(self, callback_id: str) -> dict:
         callback = await self.store.get(callback_id)
@@ -201,9 +222,15 @@ def callback_routes(
         except CallbackRefused as exc:
             return _error(request, exc)
 
+    async def cancel(request: web.Request) -> web.Response:
+        try:
+            return api_response(request, await requests.cancel(request.match_info["id"]))
+        except CallbackRefused as exc:
+            return _error(request, exc)
+
     async def preflight(request: web.Request) -> web.Response:
         response = api_response(request, None, 204)
-        response.headers["Access-Control-Allow-Methods"] = "GET, POST"
+        response.headers["Access-Control-Allow-Methods"] = "GET, POST, DELETE"
         response.headers["Access-Control-Allow-Headers"] = "Content-Type, Authorization"
         response.headers["Access-Control-Max-Age"] = "600"
         return response
@@ -212,6 +239,8 @@ def callback_routes(
         web.post("/api/callbacks", create),
         web.route("OPTIONS", "/api/callbacks", preflight),
         web.get("/api/callbacks/{id}", show),
+        web.delete("/api/callbacks/{id}", cancel),
+        web.route("OPTIONS", "/api/callbacks/{id}", preflight),
     ]
 
 

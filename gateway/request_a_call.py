@@ -9,18 +9,30 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 from aiohttp import web
 
 from sip_bridge.endpoint import SipEndpoint
 
 from .access import AccessRefused, TokenService
+from .admission import LimitRefused
 from .callback import CallbackJob, CallbackSettings
 from .callback_scheduler import CallbackScheduler
 from .callback_store import Callback, SqliteCallbackStore
 from .callbacks import CallbackRefused, CallbackRequests, SiteCallbacks, callback_routes
 from .config import GatewayConfig, SiteConfig
 from .hours import ALWAYS_OPEN
+
+
+class CallbackAccess(TokenService, Protocol):
+    """What Request-a-Call asks of the call side (the CallManager): call tokens, and the
+    visitor's call windows, which callback requests count against too."""
+
+    def admit_callback_request(self, site_id: str, client: str) -> None:
+        """Count one request of `client` for `site_id`, or raise LimitRefused."""
+        ...
+
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +42,7 @@ class RequestACall:
         self,
         config: GatewayConfig,
         endpoint: SipEndpoint,
-        tokens: TokenService,
+        tokens: CallbackAccess,
         store: SqliteCallbackStore,
         *,
         owner: str,
@@ -43,7 +55,11 @@ class RequestACall:
         self.clock = clock
         self.scheduler = CallbackScheduler(store, self._job, owner=owner, clock=clock)
         self.requests = CallbackRequests(
-            store, self._policy, clock=clock, on_added=self.scheduler.wake.set
+            store,
+            self._policy,
+            clock=clock,
+            admit=self._admit,
+            on_added=self.scheduler.wake.set,
         )
 
     @classmethod
@@ -51,7 +67,7 @@ class RequestACall:
         cls,
         config: GatewayConfig,
         endpoint: SipEndpoint,
-        tokens: TokenService,
+        tokens: CallbackAccess,
         *,
         owner: str = "gateway",
         clock: Callable[[], float] = time.time,
@@ -110,7 +126,7 @@ class RequestACall:
         return CallbackJob(callback, settings, self.endpoint, self.store, clock=self.clock)
 
     def routes(self) -> list[web.RouteDef]:
-        """`POST /api/callbacks` (with a call token) and `GET /api/callbacks/{id}`."""
+        """`POST /api/callbacks` (with a call token), `GET` and `DELETE /api/callbacks/{id}`."""
         return callback_routes(self.requests, authorize=self._authorize)
 
     async def _authorize(self, request: web.Request, payload: object) -> None:
@@ -124,3 +140,11 @@ class RequestACall:
             self.tokens.redeem_token(token, site_id=site, origin=request.headers.get("Origin", ""))
         except AccessRefused as exc:
             raise CallbackRefused(exc.status, exc.code, exc.message) from None
+
+    def _admit(self, site_id: str, client: str) -> None:
+        """A valid request about to be stored counts against the visitor's call windows."""
+        try:
+            self.tokens.admit_callback_request(site_id, client)
+        except LimitRefused as exc:
+            logger.warning("callback refused (%s): site=%s %s", exc.code, site_id, exc.detail)
+            raise CallbackRefused(429, exc.code, exc.message) from None

@@ -114,6 +114,22 @@ async def test_callback_without_a_token_is_refused(gateway_factory, tmp_path):
         assert (await response.json())["error"]["code"] == "token_refused"
 
 
+async def test_callback_requests_count_against_the_visitors_call_windows(gateway_factory, tmp_path):
+    site = callback_site("sip:op@127.0.0.1:9", 9, tmp_path / "cb.db")
+    site["site_extra"] += "\ncalls_per_client_15min = 2"
+    gateway = await gateway_factory(**site)
+    # A mistyped number is not counted: only requests that would be stored are.
+    status, _ = await request_callback(gateway, number="12")
+    assert status == 400
+    at = (dt.datetime.now(dt.UTC) + dt.timedelta(days=1)).isoformat()
+    for number in ("+442079460123", "+442079460124"):
+        status, body = await request_callback(gateway, number=number, at=at)
+        assert status == 201, body
+    status, body = await request_callback(gateway, number="+442079460125", at=at)
+    assert status == 429 and body["error"]["code"] == "rate_limited"
+    assert "15 minutes" in body["error"]["message"]
+
+
 async def test_scheduled_callback_fires_on_time_after_a_restart_once(baresip_factory, tmp_path):
     operator = baresip_factory(codecs=("PCMU",), tone_hz=440, tone_seconds=3)
     visitor = baresip_factory(user=VISITOR, codecs=("PCMU",), tone_hz=700, tone_seconds=30)

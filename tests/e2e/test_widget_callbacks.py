@@ -254,6 +254,16 @@ async def test_a_closed_site_offers_a_callback_and_schedules_it(
         opening.timestamp(),
     ]
 
+    # Changed their mind: cancelled from the panel while it waits, and offered again.
+    cancel = page.get_by_role("button", name="Cancel the call back")
+    await cancel.click()
+    await wait_for_status(page, "The call back was cancelled.")
+    await expect(cancel).to_be_hidden()
+    await expect(page.get_by_role("button", name="Call me back")).to_be_visible()
+    cancelled_id = (await callback_events(page))[-1]["id"]
+    _, _, shown = await get_json(f"{gateway.url}/api/callbacks/{cancelled_id}")
+    assert shown["status"] == "cancelled"
+
 
 async def test_a_closed_site_with_the_message_fallback_only_says_so(
     context: BrowserContext, host: HostPages, start_gateway: StartGateway

@@ -130,3 +130,32 @@ async def test_the_page_is_cleaned_and_kept_only_on_the_requests_origin(api):
     )
     assert response.status == 400
     assert (await response.json())["error"]["message"].startswith("page must be an http(s) URL")
+
+
+async def test_a_scheduled_callback_can_be_cancelled_and_is_then_never_dialled(api):
+    api.clock["now"] = dt.datetime(2026, 11, 23, 20, 0, tzinfo=dt.UTC).timestamp()
+    _, body = await post(api, site="shop", number=MOBILE, at="2026-11-24T09:30:00+00:00")
+    response = await api.delete(f"/api/callbacks/{body['id']}")
+    assert response.status == 200
+    shown = await response.json()
+    assert shown["status"] == "cancelled" and shown["history"][-1]["event"] == "cancelled"
+    tomorrow = dt.datetime(2026, 11, 24, 9, 31, tzinfo=dt.UTC).timestamp()
+    assert await api.store.claim_due(tomorrow, owner="test") == []
+    again = await api.delete(f"/api/callbacks/{body['id']}")  # DELETE is idempotent
+    assert again.status == 200 and (await again.json())["status"] == "cancelled"
+    unknown = await api.delete("/api/callbacks/nope")
+    assert unknown.status == 404
+
+
+async def test_a_callback_being_placed_cannot_be_cancelled(api):
+    _, body = await post(api, site="shop", number=MOBILE)
+    (claimed,) = await api.store.claim_due(MONDAY_10AM, owner="test")
+    assert claimed.id == body["id"]
+    response = await api.delete(f"/api/callbacks/{body['id']}")
+    assert response.status == 409
+    assert (await response.json())["error"]["code"] == "callback_in_progress"
+    shown = await (await api.get(f"/api/callbacks/{body['id']}")).json()
+    assert shown["status"] == "dialing"
+    await api.store.finish(claimed.id, "done", "", MONDAY_10AM + 60)
+    over = await api.delete(f"/api/callbacks/{body['id']}")
+    assert over.status == 409 and (await over.json())["error"]["code"] == "callback_over"

@@ -103,6 +103,22 @@ export class CallbackWatch extends EventTarget {
     }
   }
 
+  /** Cancel the callback while it waits for its time (DELETE /api/callbacks/<id>).
+   * Resolves once the gateway answered (the progress shows the outcome); rejects with
+   * CallbackRefused when it is too late, or another Error. */
+  async cancel() {
+    const url = new URL(`api/callbacks/${encodeURIComponent(this.id)}`, this.base);
+    const response = await fetch(url, { method: 'DELETE', cache: 'no-store', credentials: 'omit' });
+    const reply = await response.json().catch(() => null);
+    if (response.ok && reply && typeof reply.status === 'string') {
+      this.update(reply);
+      return;
+    }
+    this.poll(); // what it is doing instead
+    const error = (reply && reply.error) || {};
+    throw new CallbackRefused(error.code || 'refused', error.message || `HTTP ${response.status}`);
+  }
+
   stop() {
     this.stopped = true;
     clearTimeout(this.timer);

@@ -30,6 +30,8 @@ const NUMBER_CODES = new Set([
 const TIME_CODES = new Set(['time_missing', 'bad_time', 'closed', 'closed_now']);
 const MAX_TIMER_MS = 24 * 3600 * 1000; // a closed widget reopens itself within a day
 const MAX_DAYS_AHEAD = 14; // how far ahead the gateway schedules a callback
+// Callback states in which the visitor may still cancel it (nobody has been called yet).
+const CANCELLABLE = new Set(['scheduled', 'retrying']);
 const TYPED_INPUTS = new Set(['text', 'tel', 'datetime-local']); // digits typed there stay there
 const DEFAULT_SETTINGS = {
   label: '',
@@ -70,6 +72,7 @@ export class ClickToCall extends HTMLElement {
     this.callbackText = ''; // the words of its latest progress
     this.callbackShown = false; // whether the status line shows the callback's progress
     this.sending = false; // a callback request is on its way
+    this.callbackState = ''; // the state of the followed callback (callback.js)
     this.reopenTimer = null;
   }
 
@@ -268,6 +271,7 @@ export class ClickToCall extends HTMLElement {
     ui.cbTimeLabel.textContent = c.time;
     ui.cbTimeHint.textContent = c.timeHint;
     ui.cbSend.textContent = c.send;
+    ui.cbCancel.textContent = c.cancel;
   }
 
   /** The site's callback countries, named in the visitor's language ("the United
@@ -427,6 +431,8 @@ export class ClickToCall extends HTMLElement {
     ui.controls.hidden = phase === 'closed'; // no dead Call button: the callback, if any
     const offered = this.callbackOffered();
     ui.offer.hidden = !offered;
+    const waiting = this.watch && !this.watch.stopped && CANCELLABLE.has(this.callbackState);
+    ui.cbCancel.hidden = !waiting;
     if (!offered) ui.form.hidden = true;
     ui.offer.setAttribute('aria-expanded', String(!ui.form.hidden));
     ui.launcher.classList.toggle('active', calling);
@@ -723,7 +729,23 @@ export class ClickToCall extends HTMLElement {
     this.updateControls();
   }
 
+  /** The visitor no longer wants the callback they are waiting for. */
+  async cancelCallback() {
+    const watch = this.watch;
+    if (!watch || watch.stopped) return;
+    this.ui.cbCancel.disabled = true;
+    try {
+      await watch.cancel();
+    } catch (err) {
+      const reason = err instanceof CallbackRefused ? err.message : this.words.callback.offline;
+      this.writeStatus(this.callbackText, fill(this.words.callback.cancelFailed, { reason }));
+    } finally {
+      this.ui.cbCancel.disabled = false;
+    }
+  }
+
   showCallback(detail, text) {
+    this.callbackState = detail.state;
     this.callbackText = text;
     if (this.callbackShown && !IN_CALL.has(this.detail.phase)) this.writeStatus(text, '');
     this.emit('callbackstatechange', { ...detail, text });
@@ -802,6 +824,7 @@ export class ClickToCall extends HTMLElement {
     ui.cbAtField = h('div', { class: 'field', hidden: '' }, ui.cbTimeLabel, ui.cbAt, ui.cbTimeHint, ui.cbAtError);
     ui.cbError = h('p', { class: 'error', id: 'cb-error', 'aria-live': 'polite' });
     ui.cbSend = h('button', { type: 'submit', class: 'send' });
+    ui.cbCancel = h('button', { type: 'button', class: 'cancel-callback', hidden: '' });
     ui.form = h(
       'form',
       { class: 'callback', id: 'callback-form', novalidate: '', 'aria-labelledby': 'callback-intro', hidden: '' },
@@ -831,6 +854,7 @@ export class ClickToCall extends HTMLElement {
       ui.controls,
       ui.offer,
       ui.form,
+      ui.cbCancel,
       ui.audioControls,
       ui.keypad,
       ui.audio,
@@ -861,6 +885,7 @@ export class ClickToCall extends HTMLElement {
       });
     }
     ui.offer.addEventListener('click', () => this.toggleForm());
+    ui.cbCancel.addEventListener('click', () => this.cancelCallback());
     ui.form.addEventListener('submit', (event) => {
       event.preventDefault(); // no navigation: the widget sends it
       this.submitCallback();

@@ -62,6 +62,8 @@ const en = {
     failedUs: 'The call back could not be made. Please try again later.',
     interrupted: 'The call back was interrupted. Please ask again.',
     cancelled: 'The call back was cancelled.',
+    cancel: 'Cancel the call back',
+    cancelFailed: 'The call back could not be cancelled: {reason}',
     failed: 'The request could not be sent: {reason}',
     offline: 'The request could not be sent. Check your internet connection, then try again.',
     refusals: {
@@ -201,6 +203,8 @@ const fr = {
     failedUs: 'Le rappel n’a pas pu être passé. Réessayez plus tard.',
     interrupted: 'Le rappel a été interrompu. Merci de le redemander.',
     cancelled: 'Le rappel a été annulé.',
+    cancel: 'Annuler le rappel',
+    cancelFailed: 'Le rappel n’a pas pu être annulé : {reason}',
     failed: 'La demande n’a pas pu être envoyée : {reason}',
     offline: 'La demande n’a pas pu être envoyée. Vérifiez votre connexion internet, puis réessayez.',
     refusals: {
@@ -340,6 +344,8 @@ const de = {
     failedUs: 'Der Rückruf konnte nicht stattfinden. Bitte versuchen Sie es später noch einmal.',
     interrupted: 'Der Rückruf wurde unterbrochen. Bitte fordern Sie ihn erneut an.',
     cancelled: 'Der Rückruf wurde abgesagt.',
+    cancel: 'Rückruf absagen',
+    cancelFailed: 'Der Rückruf konnte nicht abgesagt werden: {reason}',
     failed: 'Die Anfrage konnte nicht gesendet werden: {reason}',
     offline: 'Die Anfrage konnte nicht gesendet werden. Prüfen Sie Ihre Internetverbindung und versuchen Sie es erneut.',
     refusals: {
