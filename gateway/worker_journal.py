@@ -12,8 +12,7 @@ as RFC 3261 says for UDP (T1 doubling) but for at most a few seconds: the worker
 restarted until this is done. Calls set up less than half a second before the crash may be
 missing from the file; their far end ends them on its own timers (or on our RTP stopping).
 
-The worker reads the user agent's call table, which has no public accessor yet
-(`UserAgent._calls`); if that changes shape the journal stays empty and says so once.
+The worker reads the user agent's `live_calls()`.
 """
 
 from __future__ import annotations
@@ -34,6 +33,7 @@ from sip_bridge.errors import SipParseError
 from sip_bridge.headers import Headers
 from sip_bridge.message import Request, Response, parse_message
 from sip_bridge.uri import parse_uri
+from sip_bridge.useragent import ConfirmedDialog
 
 logger = logging.getLogger(__name__)
 
@@ -45,47 +45,32 @@ ENDING_TIME = 4.0  # seconds the supervisor spends ending a dead worker's calls
 # ---------------------------------------------------------------------------- worker side
 def snapshot(endpoint) -> list[dict]:
     """The live calls of a `SipEndpoint`'s user agent, as journal entries."""
-    ua = endpoint.ua
     entries: list[dict] = []
-    for call in list(ua._calls.values()):
-        try:
-            entry = _entry(ua, call)
-        except AttributeError:
-            raise  # the call table changed shape: the caller turns the journal off
-        except Exception:  # e.g. a dialog with no routable next hop: nothing to send it
-            continue
-        if entry is not None:
-            entries.append(entry)
+    for live in endpoint.ua.live_calls():
+        if isinstance(live, ConfirmedDialog):
+            entries.append(
+                {
+                    "kind": "dialog",
+                    "call_id": live.call_id,
+                    "local_tag": live.local_tag,
+                    "remote_tag": live.remote_tag,
+                    "local_party": live.local_party,
+                    "remote_party": live.remote_party,
+                    "local_seq": live.local_seq,
+                    "remote_target": live.remote_target,
+                    "route_set": list(live.route_set),
+                    "destination": list(live.destination),
+                }
+            )
+        else:
+            entries.append(
+                {
+                    "kind": "invite",
+                    "invite": live.invite.decode("utf-8", "surrogateescape"),
+                    "destination": list(live.destination),
+                }
+            )
     return entries
-
-
-def _entry(ua, call) -> dict | None:
-    """One call's journal entry: a confirmed dialog, a ringing INVITE, or None."""
-    dialog = call.dialog
-    if dialog is not None:
-        if not dialog.confirmed or call.bye_sent:
-            return None
-        host, port = ua._dialog_destination(call, dialog)
-        return {
-            "kind": "dialog",
-            "call_id": dialog.call_id,
-            "local_tag": dialog.local_tag,
-            "remote_tag": dialog.remote_tag,
-            "local_party": dialog.local_party,
-            "remote_party": dialog.remote_party,
-            "local_seq": dialog.local_seq,
-            "remote_target": str(dialog.remote_target),
-            "route_set": list(dialog.route_set),
-            "destination": [host, port],
-        }
-    if call.outgoing and call.invite is not None and call.destination is not None:
-        host, port = call.destination
-        return {
-            "kind": "invite",
-            "invite": call.invite.serialize().decode("utf-8", "surrogateescape"),
-            "destination": [host, port],
-        }
-    return None
 
 
 class DialogJournal:
@@ -96,7 +81,6 @@ class DialogJournal:
         self._path = path
         self._written: str | None = None
         self._task: asyncio.Task | None = None
-        self._broken = False
 
     def start(self) -> None:
         self._path.parent.mkdir(parents=True, exist_ok=True)
@@ -112,15 +96,7 @@ class DialogJournal:
 
     def record(self) -> None:
         """Write the current calls now (if they changed)."""
-        if self._broken:
-            return
-        try:
-            entries = snapshot(self._endpoint)
-        except (AttributeError, TypeError, ValueError) as exc:
-            self._broken = True
-            logger.warning("call journal off: the user agent's call table changed (%r)", exc)
-            return
-        self._write(entries)
+        self._write(snapshot(self._endpoint))
 
     def _write(self, entries: list[dict]) -> None:
         text = json.dumps(entries)

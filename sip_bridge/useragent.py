@@ -113,6 +113,29 @@ class UserAgentConfig:
         return self.transport.lower() in ("tcp", "tls")
 
 
+@dataclass(frozen=True, slots=True)
+class ConfirmedDialog:
+    """What another process needs to end an answered call with a BYE (`live_calls`)."""
+
+    call_id: str
+    local_tag: str
+    remote_tag: str
+    local_party: str
+    remote_party: str
+    local_seq: int
+    remote_target: str
+    route_set: tuple[str, ...]
+    destination: Address  # where the BYE goes
+
+
+@dataclass(frozen=True, slots=True)
+class RingingInvite:
+    """What another process needs to CANCEL an INVITE still ringing (`live_calls`)."""
+
+    invite: bytes
+    destination: Address
+
+
 @dataclass
 class _Credentials:
     client: digest.DigestClient
@@ -285,6 +308,38 @@ class UserAgent:
     def call_ids(self) -> list[str]:
         """The Call-IDs of the calls not ended yet."""
         return list(self._calls)
+
+    def live_calls(self) -> list[ConfirmedDialog | RingingInvite]:
+        """The calls that another process would have to end if this one died: answered
+        calls not yet hung up, and our INVITEs still ringing (a supervisor ends them for a
+        dead worker, gateway/worker_journal.py). Calls without a routable next hop are
+        left out: nothing could reach them."""
+        live: list[ConfirmedDialog | RingingInvite] = []
+        for call in self._calls.values():
+            dialog = call.dialog
+            if dialog is not None:
+                if not dialog.confirmed or call.bye_sent:
+                    continue
+                try:
+                    destination = self._dialog_destination(call, dialog)
+                except CallError:
+                    continue
+                live.append(
+                    ConfirmedDialog(
+                        call_id=dialog.call_id,
+                        local_tag=dialog.local_tag,
+                        remote_tag=dialog.remote_tag,
+                        local_party=dialog.local_party,
+                        remote_party=dialog.remote_party,
+                        local_seq=dialog.local_seq,
+                        remote_target=str(dialog.remote_target),
+                        route_set=tuple(dialog.route_set),
+                        destination=destination,
+                    )
+                )
+            elif call.outgoing and call.invite is not None and call.destination is not None:
+                live.append(RingingInvite(call.invite.serialize(), call.destination))
+        return live
 
     @property
     def transaction_count(self) -> int:

@@ -16,7 +16,7 @@ from sip_bridge.events import (
     OfferReceived,
 )
 from sip_bridge.message import Request, Response, new_response, parse_message
-from sip_bridge.useragent import UserAgent, UserAgentConfig
+from sip_bridge.useragent import ConfirmedDialog, RingingInvite, UserAgent, UserAgentConfig
 
 from .loop import Wire
 
@@ -512,3 +512,21 @@ def test_update_from_the_far_end_is_offered_and_answered(wire, caller):
     assert (reply.status, reply.cseq.method) == (200, "UPDATE") and b"inactive" in reply.body
     wire.advance(5)  # an UPDATE's 2xx is not retransmitted: a non-INVITE transaction
     assert sum(d.startswith(b"SIP/2.0 200") for d in wire.captured[SCRIPTED]) == 1
+
+
+def test_live_calls_say_what_another_process_needs_to_end_them(wire, caller, phone):
+    ringing = call_phone(wire, caller)
+    phone.ring(ringing, wire.now)
+    wire.flush()
+    (invite,) = caller.live_calls()
+    assert isinstance(invite, RingingInvite) and invite.destination == PHONE
+    assert parse_message(invite.invite).method == "INVITE"
+    phone.answer(ringing, wire.now, sdp=ANSWER)
+    wire.flush()
+    (dialog,) = caller.live_calls()
+    assert isinstance(dialog, ConfirmedDialog)
+    assert dialog.call_id == ringing and dialog.destination == PHONE
+    assert dialog.remote_target == "sip:operator@127.0.0.1:5080"
+    assert dialog.local_tag and dialog.remote_tag and dialog.local_seq == 1
+    caller.hangup(ringing, wire.now)
+    assert caller.live_calls() == []  # a BYE is on its way: nothing left to end
