@@ -30,8 +30,8 @@ from pathlib import Path
 
 from sip_bridge.dialog import Dialog
 from sip_bridge.errors import SipParseError
-from sip_bridge.headers import Headers
 from sip_bridge.message import Request, Response, parse_message
+from sip_bridge.transaction import build_non2xx_ack, same_transaction_request
 from sip_bridge.uri import parse_uri
 from sip_bridge.useragent import ConfirmedDialog
 
@@ -186,7 +186,11 @@ class OrphanCallEnder:
             invite = parse_message(entry["invite"].encode("utf-8", "surrogateescape"))
             if not isinstance(invite, Request):
                 raise ValueError("not a request")
-            ending = _Ending(self._cancel_for(invite), destination, now)
+            ending = _Ending(
+                same_transaction_request(invite, "CANCEL", invite.headers.get("To") or ""),
+                destination,
+                now,
+            )
             ending.invite = invite
             ending.invite_done = False
             self.endings.append(ending)
@@ -195,34 +199,6 @@ class OrphanCallEnder:
 
     def _bye(self, dialog: Dialog, destination: tuple[str, int], now: float) -> None:
         self.endings.append(_Ending(dialog.next_request("BYE", self._via()), destination, now))
-
-    @staticmethod
-    def _cancel_for(invite: Request) -> Request:
-        """RFC 3261 §9.1: same Request-URI, Call-ID, From, To, CSeq number, top Via, Route."""
-        headers = Headers()
-        headers.add("Via", invite.headers.get_list("Via")[0])
-        for route in invite.headers.get_list("Route"):
-            headers.add("Route", route)
-        headers.add("Max-Forwards", "70")
-        headers.add("From", invite.headers.get("From") or "")
-        headers.add("To", invite.headers.get("To") or "")
-        headers.add("Call-ID", invite.call_id)
-        headers.add("CSeq", f"{invite.cseq.seq} CANCEL")
-        return Request("CANCEL", invite.uri, headers)
-
-    @staticmethod
-    def _ack_for_failure(invite: Request, response: Response) -> Request:
-        """RFC 3261 §17.1.1.3: the ACK of a non-2xx final response to our INVITE."""
-        headers = Headers()
-        headers.add("Via", invite.headers.get_list("Via")[0])
-        for route in invite.headers.get_list("Route"):
-            headers.add("Route", route)
-        headers.add("Max-Forwards", "70")
-        headers.add("From", invite.headers.get("From") or "")
-        headers.add("To", response.headers.get("To") or "")
-        headers.add("Call-ID", invite.call_id)
-        headers.add("CSeq", f"{invite.cseq.seq} ACK")
-        return Request("ACK", invite.uri, headers)
 
     @property
     def finished(self) -> bool:
@@ -268,7 +244,7 @@ class OrphanCallEnder:
                     self._once.append((ack.serialize(), ending.destination))
                     self._bye(dialog, ending.destination, now)
                 else:
-                    ack = self._ack_for_failure(ending.invite, message)
+                    ack = build_non2xx_ack(ending.invite, message)
                     self._once.append((ack.serialize(), ending.destination))
 
     def outcome(self) -> str:

@@ -5,16 +5,21 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import aiohttp
 import pytest
-from playwright.async_api import Page, expect
+import pytest_asyncio
+from playwright.async_api import Browser, Page, expect
 
 from gateway.app import Gateway
 from gateway.config import parse_config
 from tests.support.audio import write_tone_wav
 from tests.support.browser import chromium, record_states
 from tests.support.ports import free_port_block, free_udp_port
+
+if TYPE_CHECKING:
+    from .widget_pages import HostPages
 
 MIC_HZ = 1000
 
@@ -99,3 +104,24 @@ async def open_call_page(page: Page, gateway: Gateway, site: str = "shop") -> No
 
 async def wait_for_status(page: Page, text: str, timeout: float = 10.0) -> None:
     await expect(page.get_by_role("status")).to_contain_text(text, timeout=timeout * 1000)
+
+
+# ------------------------------------------------------------------- the widget's tests
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def browser(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Browser]:
+    """One Chromium per widget test module, its fake microphone playing MIC_HZ."""
+    from .widget_pages import launch, widget_browser_args  # it imports this module
+
+    mic = write_tone_wav(tmp_path_factory.mktemp("mic") / "mic.wav", MIC_HZ, 60.0, 48000)
+    async with launch(widget_browser_args(mic)) as browser:
+        yield browser
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def host() -> AsyncIterator[HostPages]:
+    """The site's own pages (script tag, iframe), on an origin other than the gateway's."""
+    from .widget_pages import HostPages
+
+    pages = await HostPages().start()
+    yield pages
+    await pages.close()

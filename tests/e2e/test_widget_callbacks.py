@@ -24,10 +24,10 @@ from playwright.async_api import Browser, BrowserContext, Page, Route, expect
 
 from gateway.app import Gateway
 from gateway.config import parse_config
-from tests.support.audio import assert_wav_has_tone, write_tone_wav
+from tests.support.audio import assert_wav_has_tone
 
 from .conftest import gateway_toml
-from .widget_pages import HostPages, axe_violations, launch, snap, widget_browser_args
+from .widget_pages import HostPages, axe_violations, snap
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -61,20 +61,6 @@ def callback_table(dial_port: int = 9, operator: str | None = None) -> str:
         f'callback = {{dial = "sip:{{number}}@127.0.0.1:{dial_port}", countries = ["GB"], '
         f"whisper = false{options}}}"
     )
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def browser(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Browser]:
-    mic = write_tone_wav(tmp_path_factory.mktemp("mic") / "mic.wav", 1000, 60.0, 48000)
-    async with launch(widget_browser_args(mic)) as browser:
-        yield browser
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def host() -> AsyncIterator[HostPages]:
-    pages = await HostPages().start()
-    yield pages
-    await pages.close()
 
 
 @pytest_asyncio.fixture(loop_scope="module")

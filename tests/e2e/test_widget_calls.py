@@ -25,7 +25,7 @@ from gateway.app import Gateway
 from gateway.config import parse_config
 from gateway.http_app import SIO_KEY
 from signaling import call_namespace
-from tests.support.audio import assert_tone, read_wav, write_tone_wav
+from tests.support.audio import assert_tone, read_wav
 from tests.support.browser import capture_remote_audio, record_states, states
 from tests.support.sipp import scenario_path
 
@@ -33,10 +33,8 @@ from .widget_pages import (
     HOLD_MICROPHONE_JS,
     HostPages,
     focused,
-    launch,
     new_context,
     snap,
-    widget_browser_args,
     widget_toml,
 )
 
@@ -48,20 +46,6 @@ TIMEOUT_MS = 10_000
 NOBODY = "sip:nobody@127.0.0.1:9"  # for tests whose calls never reach a phone
 
 StartGateway = Callable[..., Awaitable[Gateway]]
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def browser(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Browser]:
-    mic = write_tone_wav(tmp_path_factory.mktemp("mic") / "mic.wav", MIC_HZ, 60.0, 48000)
-    async with launch(widget_browser_args(mic)) as browser:
-        yield browser
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def host() -> AsyncIterator[HostPages]:
-    pages = await HostPages().start()
-    yield pages
-    await pages.close()
 
 
 @pytest_asyncio.fixture(loop_scope="module")

@@ -20,7 +20,6 @@ from gateway.app import Gateway
 from gateway.config import parse_config
 from gateway.http_app import SIO_KEY
 from signaling import call_namespace
-from tests.support.audio import write_tone_wav
 
 from .widget_pages import (
     ARTIFACTS,
@@ -43,20 +42,6 @@ NOBODY = "sip:nobody@127.0.0.1:9"  # for tests that never reach a call
 
 StartGateway = Callable[..., Awaitable[Gateway]]
 NewContext = Callable[..., Awaitable[BrowserContext]]
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def browser(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Browser]:
-    mic = write_tone_wav(tmp_path_factory.mktemp("mic") / "mic.wav", 1000, 60.0, 48000)
-    async with launch(widget_browser_args(mic)) as browser:
-        yield browser
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def host() -> AsyncIterator[HostPages]:
-    pages = await HostPages().start()
-    yield pages
-    await pages.close()
 
 
 @pytest_asyncio.fixture(loop_scope="module")
