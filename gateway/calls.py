@@ -9,6 +9,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable, Mapping
+from functools import partial
 
 from sip_bridge.endpoint import SipEndpoint
 
@@ -30,6 +31,8 @@ from .service import (
 from .shared_ledger import SharedLedger
 
 logger = logging.getLogger(__name__)
+
+RELEASE_WAIT = 10.0  # seconds a call's media may take to close before on_call_ended anyway
 
 
 class CallManager:
@@ -207,8 +210,22 @@ class CallManager:
         talked = self.admission.ended(admitted, self.clock()) if admitted is not None else 0.0
         call = self.calls.pop(call_id, None)
         if call is not None and self.on_call_ended is not None:
-            self.on_call_ended(call)
+            if call.state == CallState.ENDED:
+                # Told once the call has released its media (aiortc's close takes a
+                # while): only then is what it held garbage (gateway/heap.py collects it).
+                released = asyncio.ensure_future(
+                    asyncio.wait_for(call.wait_finished(), RELEASE_WAIT)
+                )
+                released.add_done_callback(partial(self._released, call))
+            else:  # refused at start: nothing more to release
+                self.on_call_ended(call)
         return talked
+
+    def _released(self, call: Call, done: asyncio.Future) -> None:
+        if not done.cancelled():
+            done.exception()  # a release that took too long: collect what there is anyway
+        if self.on_call_ended is not None:
+            self.on_call_ended(call)
 
     def _settings(self, site: SiteConfig, visitor: VisitorDetails = NO_DETAILS) -> CallSettings:
         config = self.config
