@@ -92,6 +92,10 @@ class CallbackJob:
             # Shut down during the call: never redialled on its own (see callback_store).
             await self._finish("interrupted", "the gateway stopped during the call")
             raise
+        except Exception:
+            # A bug or a refused INVITE must not leave the callback `dialing` for good.
+            logger.exception("callback %s failed unexpectedly", self.callback.id)
+            return await self._finish("failed", "the call back could not be placed")
         finally:
             await self._release()
 

@@ -67,8 +67,11 @@ class Callback:
             "status": self.status,
             "due_at": self.due_at,
             "attempts": self.attempts,
+            # The reason's words only ("operator not reached"): what follows a colon can
+            # quote the far end (an SDP line, a trunk's address) and stays in the log.
             "history": [
-                {"at": at, "event": event, "detail": detail} for at, event, detail in self.history
+                {"at": at, "event": event, "detail": (detail or "").split(":", 1)[0]}
+                for at, event, detail in self.history
             ],
         }
 

@@ -22,12 +22,17 @@ from .callback_store import CallbackStore
 from .hours import ALWAYS_OPEN, BusinessHours
 from .http_app import api_response
 from .phone_numbers import NumberRefused, callback_number
-from .visitor_page import clean_page_url, origin_of
+from .visitor_page import (
+    MAX_NAME_CHARS,
+    MAX_REASON_CHARS,
+    clean_page_url,
+    clean_visitor_text,
+    origin_of,
+)
 
 logger = logging.getLogger(__name__)
 
 MAX_BODY = 4096
-MAX_TEXT = 200
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,9 @@ class SiteCallbacks:
     hours: BusinessHours = ALWAYS_OPEN
     per_number_daily: int = 3  # requests per destination number per day
     max_days_ahead: int = 14
+    # Origins whose pages the operator may be told of: the site's and the gateway's own
+    # (the iframe's page is the gateway's; it sends the site's page it is framed in).
+    page_origins: frozenset[str] = frozenset()
 
 
 class CallbackRefused(Exception):
@@ -69,10 +77,9 @@ class CallbackRequests:
         self.admit = admit
         self.on_added = on_added
 
-    async def request(self, payload: object, *, client: str, origin: str | None = None) -> dict:
-        """Validate, limit and store a request. A `page` not on `origin` (the origin the
-        call token was issued to, when known) is dropped: the operator is only told of the
-        site's own pages."""
+    async def request(self, payload: object, *, client: str) -> dict:
+        """Validate, limit and store a request. A `page` not on one of the policy's
+        `page_origins` is dropped: the operator is only told of the site's own pages."""
         if not isinstance(payload, dict):
             raise CallbackRefused(400, "bad_request", "Send a JSON object.")
         allowed = {"site", "number", "name", "at", "page", "reason"}
@@ -96,17 +103,18 @@ class CallbackRequests:
                 page = clean_page_url(page)
             except ValueError as exc:
                 raise CallbackRefused(400, "bad_request", f"page {exc}.") from None
-            if origin is None or origin_of(page) == origin.lower():
+            if origin_of(page) in policy.page_origins:
                 details["page"] = page
-        for key in ("name", "reason"):
+        for key, most in (("name", MAX_NAME_CHARS), ("reason", MAX_REASON_CHARS)):
             value = payload.get(key)
             if value is None or value == "":
                 continue
-            if not isinstance(value, str) or len(value) > MAX_TEXT:
-                raise CallbackRefused(
-                    400, "bad_request", f"{key} must be text of at most {MAX_TEXT} characters."
-                )
-            details[key] = "".join(c for c in value if c >= " " and c != "\x7f").strip()
+            if not isinstance(value, str):
+                raise CallbackRefused(400, "bad_request", f"{key} must be text.")
+            try:
+                details[key] = clean_visitor_text(value, most)
+            except ValueError as exc:
+                raise CallbackRefused(400, "bad_request", f"{key} {exc}.") from None
         now = self.clock()
         due = self._due_time(payload.get("at"), policy, now)
         since = now - 86400
@@ -209,9 +217,7 @@ def callback_routes(
             payload = await read_payload(request)
             if authorize is not None:
                 await authorize(request, payload)
-            result = await requests.request(
-                payload, client=request.remote or "?", origin=request.headers.get("Origin")
-            )
+            result = await requests.request(payload, client=request.remote or "?")
         except CallbackRefused as exc:
             return _error(request, exc)
         return api_response(request, result, 201)

@@ -96,7 +96,13 @@ class RequestACall:
             return None
         policy = site.callback
         return SiteCallbacks(
-            site.id, policy.countries, site.hours or ALWAYS_OPEN, policy.per_number_daily
+            site.id,
+            policy.countries,
+            site.hours or ALWAYS_OPEN,
+            policy.per_number_daily,
+            page_origins=frozenset(
+                o.lower() for o in (*site.origins, self.config.http.public_origin)
+            ),
         )
 
     def _job(self, callback: Callback) -> CallbackJob | None:

@@ -33,7 +33,7 @@ from sip_bridge.errors import SipParseError
 from sip_bridge.message import Request, Response, parse_message
 from sip_bridge.transaction import build_non2xx_ack, same_transaction_request
 from sip_bridge.uri import parse_uri
-from sip_bridge.useragent import ConfirmedDialog
+from sip_bridge.useragent import ConfirmedDialog, uri_address
 
 logger = logging.getLogger(__name__)
 
@@ -114,6 +114,20 @@ class DialogJournal:
                 self.record()
             except OSError as exc:
                 logger.warning("cannot write the call journal: %s", exc)
+            except Exception:  # never leave the worker without a journal for good
+                logger.exception("cannot record the call journal")
+
+
+def _dialog_hop(dialog: Dialog, invite: Request, invite_hop: tuple[str, int]) -> tuple[str, int]:
+    """Where a new dialog's ACK and BYE go, as the user agent would send them: its first
+    route, else the proxy the INVITE went through (it had a Route), else the far end's
+    Contact."""
+    if not dialog.route_set and invite.headers.get("Route"):
+        return invite_hop
+    try:
+        return uri_address(dialog.next_hop())
+    except ValueError:
+        return invite_hop
 
 
 def read_journal(path: Path) -> list[dict]:
@@ -240,9 +254,10 @@ class OrphanCallEnder:
                 if message.is_success:
                     # A 200 crossed our CANCEL: confirm the dialog, then end it.
                     dialog = Dialog.as_uac(ending.invite, message)
+                    hop = _dialog_hop(dialog, ending.invite, ending.destination)
                     ack = dialog.next_request("ACK", self._via(), cseq=ending.invite.cseq.seq)
-                    self._once.append((ack.serialize(), ending.destination))
-                    self._bye(dialog, ending.destination, now)
+                    self._once.append((ack.serialize(), hop))
+                    self._bye(dialog, hop, now)
                 else:
                     ack = build_non2xx_ack(ending.invite, message)
                     self._once.append((ack.serialize(), ending.destination))

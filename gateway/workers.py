@@ -31,6 +31,7 @@ import logging
 import os
 import secrets
 import signal
+import stat
 import sys
 import time
 import traceback
@@ -118,6 +119,27 @@ def worker_configs(config: GatewayConfig, count: int) -> list[GatewayConfig]:
     return configs
 
 
+def private_directory(path: Path) -> None:
+    """Create `path` for this user only, or check that it is so. The journals and the
+    ledger are written there and trusted when read back: in a shared /tmp another user
+    must not be able to create the directory first, nor plant files or links in it.
+    Raises WorkerConfigError when it belongs to someone else or others may write to it."""
+    try:
+        path.mkdir(mode=0o700, parents=True)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise WorkerConfigError(f"cannot create {path}: {exc.strerror}") from None
+    info = path.lstat()
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o022:
+        raise WorkerConfigError(
+            f"{path} is not a directory of this user that only it may write to; "
+            "remove it and start again"
+        )
+    if info.st_mode & 0o077:
+        path.chmod(0o700)  # ours and written by us alone so far: keep it so
+
+
 def _shared_token_secret(config: GatewayConfig):
     """The [access] section with a secret all workers share, if the file sets none."""
     access = getattr(config, "access", None)
@@ -196,7 +218,7 @@ class Supervisor:
         """Until a signal asks to stop (0) or a worker keeps failing at start (1)."""
         signal.signal(signal.SIGTERM, self._on_stop_signal)
         signal.signal(signal.SIGINT, self._on_stop_signal)
-        self.journal_dir.mkdir(parents=True, exist_ok=True)
+        private_directory(self.journal_dir)
         self._release_calls(None)  # a supervisor killed before may have left live rows
         for index in range(len(self.configs)):
             self._end_left_calls(index)  # a supervisor killed before may have left some

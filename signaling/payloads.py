@@ -11,11 +11,15 @@ Every client event carries exactly one argument, a JSON object with exactly the 
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass, field
 
 from gateway.service import NO_DETAILS, VisitorDetails
-from gateway.visitor_page import clean_page_url
+from gateway.visitor_page import (
+    MAX_NAME_CHARS,
+    MAX_REASON_CHARS,
+    clean_page_url,
+    clean_visitor_text,
+)
 from signaling.errors import ErrorCode, SignalingError
 
 # Limits (bytes are UTF-8 bytes). A browser's audio-only offer is 2-6 KiB; a candidate line is
@@ -27,8 +31,6 @@ MAX_MID_BYTES = 64  # RFC 8843 mids are short tokens; browsers use "0", "1", ...
 MAX_MLINE_INDEX = 1023
 MAX_SHOWN_CHARS = 40  # how much of a client's own string we echo back in a message
 # Visitor details (characters): a name fits a phone's display, a reason one line of a log.
-MAX_VISITOR_NAME_CHARS = 64
-MAX_VISITOR_REASON_CHARS = 200
 
 START = "call:start"
 CANDIDATE = "call:candidate"
@@ -37,14 +39,11 @@ DTMF = "call:dtmf"
 MUTE = "call:mute"
 
 _DTMF_DIGITS = re.compile(r"[0-9*#A-D]{1,32}")
+
+
 # Bidirectional embeddings, overrides and isolates, and the LRM/RLM marks: harmless in a
 # name typed in an RTL script, but able to make a display name read as something else
 # (RFC 9839 calls them "problematic"), so they are dropped rather than refused.
-_BIDI_CONTROLS = dict.fromkeys(
-    map(ord, "\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-)
-
-
 class PayloadError(SignalingError):
     """A client event is malformed or unknown."""
 
@@ -190,29 +189,20 @@ def _parse_visitor(value: object) -> VisitorDetails:
     if extra:
         shown = ", ".join(sorted(show(k) for k in extra))
         raise PayloadError(f"{START}: unexpected key visitor.{shown}")
-    name = _visitor_text("name", value.get("name", ""), MAX_VISITOR_NAME_CHARS)
-    reason = _visitor_text("reason", value.get("reason", ""), MAX_VISITOR_REASON_CHARS)
+    name = _visitor_text("name", value.get("name", ""), MAX_NAME_CHARS)
+    reason = _visitor_text("reason", value.get("reason", ""), MAX_REASON_CHARS)
     page = _visitor_page(value.get("page", ""))
     return VisitorDetails(name=name, reason=reason, page=page)
 
 
 def _visitor_text(key: str, value: object, max_chars: int) -> str:
-    """One line of text a visitor typed: whitespace runs become one space, bidi controls
-    are dropped; any other control character is refused."""
+    """One line of text a visitor typed (gateway/visitor_page.py)."""
     if not isinstance(value, str):
         raise PayloadError(f"{START}: visitor.{key} must be a string, got {_type_name(value)}")
-    if len(value) > 4 * max_chars:  # before any work on a huge string
-        raise PayloadError(f"{START}: visitor.{key} is longer than {max_chars} characters")
-    text = " ".join(value.translate(_BIDI_CONTROLS).split())
-    if len(text) > max_chars:
-        raise PayloadError(f"{START}: visitor.{key} is longer than {max_chars} characters")
-    for char in text:
-        category = unicodedata.category(char)
-        if category == "Cc":
-            raise PayloadError(f"{START}: visitor.{key} contains control characters")
-        if category == "Cs":  # JSON can carry lone surrogates ("\ud800"), which are not text
-            raise PayloadError(f"{START}: visitor.{key} is not valid Unicode")
-    return text
+    try:
+        return clean_visitor_text(value, max_chars)
+    except ValueError as exc:
+        raise PayloadError(f"{START}: visitor.{key} {exc}") from None
 
 
 def _visitor_page(value: object) -> str:

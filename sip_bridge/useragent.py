@@ -113,6 +113,16 @@ class UserAgentConfig:
         return self.transport.lower() in ("tcp", "tls")
 
 
+def uri_address(uri: Uri, transport: str = "udp") -> Address:
+    """Host and port to send to for a URI (RFC 3263 minus DNS: the I/O layer resolves
+    names); ValueError for a URI that is not sip:/sips:."""
+    if not isinstance(uri, SipUri):
+        raise ValueError(f"cannot route to {uri}")
+    host = uri.param("maddr") or uri.host
+    default_port = 5061 if transport.lower() == "tls" else 5060
+    return host.strip("[]"), uri.port or default_port
+
+
 @dataclass(frozen=True, slots=True)
 class ConfirmedDialog:
     """What another process needs to end an answered call with a BYE (`live_calls`)."""
@@ -322,7 +332,7 @@ class UserAgent:
                     continue
                 try:
                     destination = self._dialog_destination(call, dialog)
-                except CallError:
+                except (CallError, ValueError):  # no SIP address to send to
                     continue
                 live.append(
                     ConfirmedDialog(
@@ -401,6 +411,10 @@ class UserAgent:
             headers_.add(name, value)
         headers_.add("Content-Type", SDP)
         call.invite = Request("INVITE", uri.without_headers(), headers_, sdp)
+        try:  # text that cannot go on the wire (a lone surrogate) fails here, not later
+            call.invite.serialize()
+        except UnicodeError as exc:
+            raise ValueError(f"the INVITE cannot be encoded: {exc.reason}") from None
         call.route = route
         call.destination = self._destination(route or uri)
         self._calls[call_id] = call
@@ -507,13 +521,7 @@ class UserAgent:
         return f"<{uri}>"
 
     def _destination(self, uri: Uri) -> Address:
-        """Host and port to send to for a URI (RFC 3263 minus DNS: the I/O layer resolves
-        names)."""
-        if not isinstance(uri, SipUri):
-            raise ValueError(f"cannot route to {uri}")
-        host = uri.param("maddr") or uri.host
-        default_port = 5061 if self.config.transport.lower() == "tls" else 5060
-        return host.strip("[]"), uri.port or default_port
+        return uri_address(uri, self.config.transport)
 
     def _dialog_destination(self, call: _Call, dialog: Dialog) -> Address:
         """Next hop of an in-dialog request: the route set, else the call's outbound proxy

@@ -35,7 +35,15 @@ MOBILE = number("GB", PhoneNumberType.MOBILE)
 async def api(aiohttp_client, tmp_path):
     store = await SqliteCallbackStore.open(tmp_path / "cb.db", now=0)
     clock = {"now": MONDAY_10AM}
-    policies = {"shop": SiteCallbacks("shop", ("GB",), HOURS, per_number_daily=2)}
+    policies = {
+        "shop": SiteCallbacks(
+            "shop",
+            ("GB",),
+            HOURS,
+            per_number_daily=2,
+            page_origins=frozenset({"https://shop.example", "https://gateway.example"}),
+        )
+    }
     requests = CallbackRequests(store, policies.get, clock=lambda: clock["now"])
     app = web.Application()
     app.add_routes(callback_routes(requests))
@@ -109,27 +117,32 @@ async def test_malformed_requests(api):
     assert (await api.get("/api/callbacks/unknown")).status == 404
 
 
-async def test_the_page_is_cleaned_and_kept_only_on_the_requests_origin(api):
-    async def page_stored(page: str, origin: str) -> str | None:
-        response = await api.post(
-            "/api/callbacks",
-            json={"site": "shop", "number": MOBILE, "page": page},
-            headers={"Origin": origin},
-        )
-        assert response.status == 201
-        callback = await api.store.get((await response.json())["id"])
-        return callback.details.get("page")
+async def test_the_page_is_cleaned_and_kept_only_on_the_sites_origins(api):
+    async def page_stored(page: str) -> str | None:
+        status, body = await post(api, site="shop", number=MOBILE, page=page)
+        assert status == 201, body
+        return (await api.store.get(body["id"])).details.get("page")
 
     shop = "https://shop.example"
-    assert await page_stored(f"{shop}/Cart?card=4111#pay", shop) == f"{shop}/Cart"
-    assert await page_stored("https://evil.example/x", shop) is None
-    response = await api.post(
-        "/api/callbacks",
-        json={"site": "shop", "number": MOBILE, "page": "javascript:alert(1)"},
-        headers={"Origin": shop},
+    assert await page_stored(f"{shop}/Cart?card=4111#pay") == f"{shop}/Cart"
+    assert await page_stored("https://evil.example/x") is None
+    status, body = await post(api, site="shop", number=MOBILE, page="javascript:alert(1)")
+    assert status == 400
+    assert body["error"]["message"].startswith("page must be an http(s) URL")
+
+
+async def test_name_and_reason_are_one_line_of_real_text(api):
+    status, body = await post(api, site="shop", number=MOBILE, name="Ann\ud800")
+    assert status == 400 and body["error"]["message"] == "name is not valid Unicode."
+    status, body = await post(api, site="shop", number=MOBILE, reason="a\x9bb")
+    assert status == 400 and body["error"]["message"] == "reason contains control characters."
+    status, body = await post(
+        api, site="shop", number=MOBILE, name=" Ann\u202e  Lee ", reason="x" * 201
     )
-    assert response.status == 400
-    assert (await response.json())["error"]["message"].startswith("page must be an http(s) URL")
+    assert status == 400 and "longer than 200" in body["error"]["message"]
+    status, body = await post(api, site="shop", number=MOBILE, name=" Ann\u202e  Lee ")
+    assert status == 201
+    assert (await api.store.get(body["id"])).details == {"name": "Ann Lee"}
 
 
 async def test_a_scheduled_callback_can_be_cancelled_and_is_then_never_dialled(api):

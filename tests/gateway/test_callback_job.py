@@ -99,3 +99,21 @@ async def test_visitor_not_answering_is_retried_later(tmp_path, baresip_factory,
     await operator.wait_for_calls_ended_async(1, timeout=10)
     assert_wav_has_tone(operator.last_recording().decoded, 400, skip_seconds=0.6, min_seconds=0.3)
     await store.close()
+
+
+async def test_a_callback_that_cannot_be_placed_fails_instead_of_staying_dialing(tmp_path):
+    # Stored by an older version without today's checks: a name the wire cannot carry.
+    endpoint = await SipEndpoint.open(UserAgentConfig(address=("127.0.0.1", 0)))
+    store = await SqliteCallbackStore.open(tmp_path / "cb.db", now=0)
+    await store.add(site="shop", number=VISITOR, details={"name": "Ann\ud800"}, due_at=0, now=0)
+    (callback,) = await store.claim_due(1, "test")
+    job = CallbackJob(
+        callback, settings("sip:op@127.0.0.1:9", "sip:{number}@127.0.0.1:9"), endpoint, store
+    )
+    try:
+        assert await job.run() == "failed"
+    finally:
+        await endpoint.close()
+    assert (await store.get(callback.id)).status == "failed"
+    assert endpoint.ua.active_calls == 0
+    await store.close()

@@ -11,6 +11,7 @@ import itertools
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -24,7 +25,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
 from gateway.config import parse_config
 from gateway.worker_journal import OrphanCallEnder
-from gateway.workers import WorkerConfigError, worker_configs
+from gateway.workers import WorkerConfigError, private_directory, worker_configs
 from sip_bridge.message import Request, Response, parse_message
 from tests.e2e.conftest import gateway_toml
 from tests.support.sipp import Sipp
@@ -94,7 +95,14 @@ INVITE = (
 )
 
 
-def answer(request: Request, status: int, *, to_tag: str | None = None, method=None) -> bytes:
+def answer(
+    request: Request,
+    status: int,
+    *,
+    to_tag: str | None = None,
+    method=None,
+    contact: str = "<sip:op@127.0.0.1:5999>",
+) -> bytes:
     lines = [f"SIP/2.0 {status} X"]
     lines += [f"Via: {v}" for v in request.headers.get_list("Via")]
     to = request.headers.get("To") + (f";tag={to_tag}" if to_tag else "")
@@ -102,7 +110,7 @@ def answer(request: Request, status: int, *, to_tag: str | None = None, method=N
     lines += [f"From: {request.headers.get('From')}", f"To: {to}"]
     lines += [f"Call-ID: {request.call_id}", f"CSeq: {cseq}"]
     if status == 200 and method == "INVITE":
-        lines.append("Contact: <sip:op@127.0.0.1:5999>")
+        lines.append(f"Contact: {contact}")
     return ("\r\n".join(lines) + "\r\nContent-Length: 0\r\n\r\n").encode()
 
 
@@ -159,6 +167,25 @@ def test_a_200_that_crossed_the_cancel_is_acked_and_ended_with_a_bye():
     assert not ender.finished
     ender.receive(answer(sent[1], 200), 0.2)
     assert ender.finished
+
+
+def test_the_crossing_200s_ack_and_bye_go_to_its_contact_not_where_the_invite_went():
+    # A trunk answering from another host, without Record-Route: the dialog's next hop
+    # is that Contact, as the user agent would use.
+    ender = OrphanCallEnder(
+        [{"kind": "invite", "invite": INVITE, "destination": ["127.0.0.1", 5999]}],
+        ("127.0.0.1", 5070),
+        now=0.0,
+    )
+    ender.datagrams_to_send(0.0)
+    invite = parse_message(INVITE.encode())
+    answered = answer(invite, 200, to_tag="t3", method="INVITE", contact="<sip:op@127.0.0.2:6000>")
+    ender.receive(answered, 0.1)
+    sent = ender.datagrams_to_send(0.1)
+    assert [(parse_message(d).method, hop) for d, hop in sent] == [
+        ("ACK", ("127.0.0.2", 6000)),
+        ("BYE", ("127.0.0.2", 6000)),
+    ]
 
 
 def test_unreadable_journal_entries_are_skipped_not_fatal():
@@ -290,3 +317,19 @@ async def test_a_crashed_workers_calls_end_on_both_legs_and_it_is_restarted(tmp_
         sipp.stop()
         shutil.rmtree(journal_dir, ignore_errors=True)
     assert gateway.returncode == 0, log.read_text()
+
+
+def test_the_journal_directory_is_private_and_a_foreign_one_is_refused(tmp_path):
+    mine = tmp_path / "journals"
+    private_directory(mine)
+    assert stat.S_IMODE(mine.stat().st_mode) == 0o700
+    private_directory(mine)  # again: fine
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)  # anyone could have planted a journal or a link in it
+    with pytest.raises(WorkerConfigError, match="only it may write"):
+        private_directory(shared)
+    link = tmp_path / "link"
+    link.symlink_to(mine)
+    with pytest.raises(WorkerConfigError):
+        private_directory(link)

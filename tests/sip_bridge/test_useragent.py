@@ -530,3 +530,9 @@ def test_live_calls_say_what_another_process_needs_to_end_them(wire, caller, pho
     assert dialog.local_tag and dialog.remote_tag and dialog.local_seq == 1
     caller.hangup(ringing, wire.now)
     assert caller.live_calls() == []  # a BYE is on its way: nothing left to end
+
+
+def test_an_invite_that_cannot_be_encoded_is_refused_before_the_call_exists(wire, caller):
+    with pytest.raises(ValueError, match="cannot be encoded"):
+        caller.invite("sip:op@127.0.0.1:5090", wire.now, sdp=OFFER, display_name="Ann\ud800")
+    assert caller.active_calls == 0 and caller.live_calls() == []
