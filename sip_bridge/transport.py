@@ -168,6 +168,9 @@ class _StreamConnection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.peer: Address | None = None
         self._deadline: asyncio.TimerHandle | None = None
+        self._handshake: asyncio.Future | None = None  # TLS, on an inbound connection
+        # What came in before `start_tls` returned the TLS transport (answers need it).
+        self._early: list[bytes] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -182,12 +185,43 @@ class _StreamConnection(asyncio.Protocol):
             self._deadline = asyncio.get_running_loop().call_later(
                 self._owner.limits.first_message_within, self._no_first_message
             )
+            if self._owner._server_ssl is not None:
+                # TLS only now, once the connection is counted: a peer over the limits
+                # (or not allowed) costs no handshake, and the deadline includes it.
+                transport.pause_reading()  # nothing raw reaches data_received
+                self._early = []
+                self._handshake = asyncio.ensure_future(self._start_tls(transport))
+
+    async def _start_tls(self, raw: asyncio.BaseTransport) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            tls = await loop.start_tls(
+                raw,  # type: ignore[arg-type]
+                self,
+                self._owner._server_ssl,
+                server_side=True,
+                ssl_handshake_timeout=self._owner.limits.first_message_within,
+            )
+        except Exception as exc:  # whatever the peer did, this connection is over
+            logger.info("closing SIP connection from %s: TLS handshake: %s", self.peer, exc)
+            tls = None
+        if tls is None or tls.is_closing():  # None: closed during the handshake
+            raw.close()
+            self.connection_lost(None)  # asyncio does not say so when a handshake fails
+            return
+        self.transport = tls
+        early, self._early = self._early or [], None
+        for data in early:
+            self.data_received(data)
 
     def _no_first_message(self) -> None:
         logger.info("closing SIP connection from %s: no message in time", self.peer)
         self.transport.close()
 
     def data_received(self, data: bytes) -> None:
+        if self._early is not None:  # decrypted, but the TLS transport is not ours yet
+            self._early.append(data)
+            return
         try:
             messages = self._framer.feed(data)
         except SipParseError as exc:
@@ -205,8 +239,9 @@ class _StreamConnection(asyncio.Protocol):
         if self._deadline is not None:
             self._deadline.cancel()
             self._deadline = None
-        if self.peer is not None:
+        if self.peer is not None:  # once: a failed TLS handshake may report it twice
             self._owner._unregister(self.peer, self)
+            self.peer = None
 
 
 class StreamTransport(SipTransport):
@@ -255,18 +290,16 @@ class StreamTransport(SipTransport):
             receiver, on_error, client_ssl=client_ssl, on_resolved=on_resolved, limits=limits
         )
         self._accepts = accepts
+        self._server_ssl = server_ssl  # started per connection once it is admitted
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            lambda: _StreamConnection(self, inbound=True),
-            host,
-            port,
-            ssl=server_ssl,
-            reuse_address=True,
+            lambda: _StreamConnection(self, inbound=True), host, port, reuse_address=True
         )
         self.local_address = self._server.sockets[0].getsockname()[:2]
         return self
 
     _accepts: Callable[[str], bool] | None = None
+    _server_ssl: ssl.SSLContext | None = None
 
     def _admit(self, connection: _StreamConnection) -> bool:
         """Whether an inbound connection may stay open; counts it when it may."""

@@ -102,3 +102,34 @@ async def test_a_peer_outside_allowed_peers_is_refused_before_anything_is_read()
         assert endpoint.ua.counters["not_allowed"] == 1
         assert endpoint.inbound_connections == 0
         writer.close()
+
+
+async def test_over_tls_the_limits_hold_before_any_handshake(tmp_path):
+    """Connections that never start TLS are counted, refused past the limits, and closed
+    at the deadline; a real TLS client still gets its OPTIONS answered."""
+    from tests.sip_bridge.test_transports import self_signed
+
+    server_ssl, client_ssl = self_signed(tmp_path)
+    limits = ConnectionLimits(per_source=2, total=10, first_message_within=0.5)
+    async with await SipEndpoint.open(
+        UserAgentConfig(address=(HOST, 0), transport="tls"),
+        server_ssl=server_ssl,
+        client_ssl=client_ssl,
+        connection_limits=limits,
+    ) as endpoint:
+        port = endpoint.local_address[1]
+        silent = [await asyncio.open_connection(HOST, port) for _ in range(2)]
+        extra_reader, extra_writer = await asyncio.open_connection(HOST, port)
+        assert await closed_by_server(extra_reader)  # a third from this source: refused
+        assert endpoint.inbound_connections == 2
+        for reader, _ in silent:  # no handshake within the deadline
+            assert await closed_by_server(reader, within=2.0)
+        await asyncio.sleep(0.1)
+        assert endpoint.inbound_connections == 0
+        reader, writer = await asyncio.open_connection(
+            HOST, port, ssl=client_ssl, server_hostname=HOST
+        )
+        assert await answered(reader, writer, port, 7)
+        assert endpoint.inbound_connections == 1
+        for _, w in [*silent, (extra_reader, extra_writer), (reader, writer)]:
+            w.close()
