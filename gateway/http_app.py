@@ -199,6 +199,9 @@ async def _common_headers(request: web.Request, response: web.StreamResponse) ->
         # Public files without cookies: any page may load them (the widget's modules).
         response.headers.setdefault("Access-Control-Allow-Origin", "*")
         response.headers.setdefault("Cross-Origin-Resource-Policy", "cross-origin")
+        # Revalidated on every load (ETag / Last-Modified make that cheap): after an
+        # upgrade, a new widget.js never imports stale cached modules.
+        response.headers.setdefault("Cache-Control", "no-cache")
 
 
 def _forwarded_remote(trusted: tuple[Network, ...]):  # type: ignore[no-untyped-def]

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-LANGUAGES = ("en", "fr", "de")  # the widget's translations (web/widget/i18n.js)
+LANGUAGES = ("en", "fr", "de")  # the widget's translations (web/widget/words.js)
 POSITIONS = ("bottom-right", "bottom-left", "inline")
 VISITOR_DETAILS = ("off", "optional", "required")
 MAX_LABEL_CHARS = 40

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import pytest_asyncio
 import socketio
-from playwright.async_api import Browser, BrowserContext, Frame, Page, expect
+from playwright.async_api import Browser, BrowserContext, Frame, Page, Route, expect
 
 from gateway.app import Gateway
 from gateway.config import parse_config
@@ -458,4 +458,55 @@ async def test_starting_a_call_before_the_connection_is_up_waits_for_it(
     await page.get_by_role("button", name="Talk to us").click()
     await wait_for_status(page, "Call ended: busy")
     assert time.monotonic() - started < 5
+    await uas.assert_passed_async()
+
+
+async def test_a_call_asked_for_before_a_required_name_waits_for_a_click(
+    context: BrowserContext, host: HostPages, start_gateway: StartGateway, sipp_factory
+) -> None:
+    # widget.call() before the settings arrive: the defaults ask for no name, so the call
+    # waits for the connection, which then finds the site's required name missing.
+    uas = sipp_factory("uas_busy")
+    gateway = await start_gateway(
+        uas.uri, widget='position = "inline"\nvisitor_details = "required"'
+    )
+    settings_asked = asyncio.Event()
+    release_settings = asyncio.Event()
+
+    async def held(route: Route) -> None:
+        settings_asked.set()
+        await release_settings.wait()
+        await route.continue_()
+
+    page = await context.new_page()
+    await page.route(f"{gateway.url}/api/widget/shop", held)
+    await page.goto(host.url("button", gateway.url))
+    await asyncio.wait_for(settings_asked.wait(), TIMEOUT_MS / 1000)
+    await page.get_by_role("button", name="Talk to us").click()  # widget.call()
+    release_settings.set()
+    name = page.get_by_role("textbox", name="Your name")
+    await expect(page.get_by_text("Please enter your name, then press Call.")).to_be_visible(
+        timeout=TIMEOUT_MS
+    )
+    await expect(name).to_be_focused()
+    await name.fill("Ana")
+    # A later `ready` (here: after the connection drops and comes back) starts nothing.
+    widget = "document.querySelector('click-to-call')"
+    await page.evaluate(f"() => {widget}.session.socket.io.engine.close()")
+
+    async def readies() -> int:
+        events = await page.evaluate("() => window.widgetEvents")
+        return [d["state"] for n, d in events if n == "statechange"].count("ready")
+
+    for _ in range(50):
+        if await readies() >= 2:
+            break
+        await asyncio.sleep(0.1)
+    assert await readies() >= 2
+    await asyncio.sleep(0.3)
+    assert await page.evaluate(f"() => {widget}.state") == "ready"
+    assert not gateway.calls.calls and uas.trace() == []
+
+    await call_button(page).click()
+    await wait_for_status(page, "Call ended: busy")
     await uas.assert_passed_async()

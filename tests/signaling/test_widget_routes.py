@@ -66,6 +66,8 @@ async def test_the_widget_files_load_from_any_origin(
     assert status == 200
     assert headers["Access-Control-Allow-Origin"] == "*"
     assert headers["Cross-Origin-Resource-Policy"] == "cross-origin"
+    # Revalidated on every load: after an upgrade, no stale module next to a new widget.js.
+    assert headers["Cache-Control"] == "no-cache"
 
 
 async def test_the_iframe_page_grants_microphone_and_autoplay_to_itself_only(

@@ -10,6 +10,7 @@
 //   connected         both phones are joined
 //   retrying          not reached this time, tried again at due_at; missed: 'you' | 'us'
 //   done | failed (missed: 'you' | 'us') | interrupted | cancelled   (final)
+// A callback the gateway no longer knows (404) ends as `interrupted`.
 // The gateway's statuses and history events are described in docs/embedding.md.
 import { Refused, fetchCallToken } from './token.js';
 
@@ -86,12 +87,19 @@ export class CallbackWatch extends EventTarget {
   }
 
   async poll() {
+    clearTimeout(this.timer); // cancel() may poll while a poll is due: one loop only
+    this.timer = null;
     if (this.stopped) return;
     let callback = null;
     try {
       const url = new URL(`api/callbacks/${encodeURIComponent(this.id)}`, this.base);
       const response = await fetch(url, { cache: 'no-store', credentials: 'omit' });
-      if (response.ok) callback = await response.json();
+      if (response.status === 404) {
+        // The gateway no longer knows it (unknown_callback): over, shown as interrupted.
+        callback = { status: 'interrupted', due_at: this.created.due_at };
+      } else if (response.ok) {
+        callback = await response.json();
+      }
     } catch {
       // Offline for a moment: ask again later.
     }
@@ -99,6 +107,7 @@ export class CallbackWatch extends EventTarget {
     if (callback && typeof callback.status === 'string') {
       this.update(callback);
     } else {
+      clearTimeout(this.timer);
       this.timer = setTimeout(() => this.poll(), POLL_MS);
     }
   }

@@ -520,7 +520,15 @@ export class ClickToCall extends HTMLElement {
     const { phase } = this.detail;
     if (!session || session.call || IN_CALL.has(phase) || phase === 'unavailable' || phase === 'closed') return;
     const visitor = this.visitorDetails();
-    if (visitor === null) return;
+    if (visitor === null) {
+      if (this.pendingCall) {
+        // Asked for before the settings said a name is needed: the visitor clicks again.
+        this.pendingCall = false;
+        this.ui.audio.srcObject = null;
+        this.remote = null;
+      }
+      return;
+    }
     if (!this.pendingCall) {
       // Inside the click: the AudioContext and the remote <audio> start now, so that
       // autoplay rules never silence the call when its audio arrives later.

@@ -38,7 +38,6 @@ export class CallSession extends EventTarget {
     // heldStates, endSent}. Every async step checks `call === c` after awaiting, because
     // the visitor may have hung up (or the socket dropped) meanwhile.
     this.call = null;
-    this.phase = 'loading';
     this.closed = false;
   }
 
@@ -274,7 +273,6 @@ export class CallSession extends EventTarget {
   }
 
   emitStatus(detail) {
-    this.phase = detail.phase;
     this.dispatchEvent(new CustomEvent('status', { detail }));
   }
 }
