@@ -461,14 +461,20 @@ async def test_starting_a_call_before_the_connection_is_up_waits_for_it(
     await uas.assert_passed_async()
 
 
+@pytest.mark.parametrize("position", ["inline", "bottom-right"])
 async def test_a_call_asked_for_before_a_required_name_waits_for_a_click(
-    context: BrowserContext, host: HostPages, start_gateway: StartGateway, sipp_factory
+    context: BrowserContext,
+    host: HostPages,
+    start_gateway: StartGateway,
+    sipp_factory,
+    position: str,
 ) -> None:
     # widget.call() before the settings arrive: the defaults ask for no name, so the call
-    # waits for the connection, which then finds the site's required name missing.
+    # waits for the connection, which then finds the site's required name missing. A
+    # floating widget keeps the panel call() opened, so that the visitor sees why.
     uas = sipp_factory("uas_busy")
     gateway = await start_gateway(
-        uas.uri, widget='position = "inline"\nvisitor_details = "required"'
+        uas.uri, widget=f'position = "{position}"\nvisitor_details = "required"'
     )
     settings_asked = asyncio.Event()
     release_settings = asyncio.Event()

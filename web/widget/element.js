@@ -61,6 +61,7 @@ export class ClickToCall extends HTMLElement {
     this.pendingCall = false;
     this.remote = null; // the remote MediaStream of the call being started
     this.focusCallWhenReady = false; // the panel was opened by keyboard before it connected
+    this.panelWanted = false; // opened (or asked to call) before the settings said floating
     this.canConnect = false; // until the browser and the page are known to be able to call
     this.stopMeter = () => {};
     this.timer = null;
@@ -242,7 +243,9 @@ export class ClickToCall extends HTMLElement {
     ui.launcher.hidden = this.mode !== 'floating';
     ui.close.hidden = this.mode !== 'floating';
     ui.close.setAttribute('aria-label', w.close);
-    ui.panel.hidden = this.mode === 'floating';
+    // A call() or open() before the settings came keeps the panel open once floating.
+    ui.panel.hidden = this.mode === 'floating' && !this.panelWanted;
+    ui.launcher.setAttribute('aria-expanded', String(this.mode === 'floating' && !ui.panel.hidden));
     ui.call.textContent = w.call;
     ui.hangup.textContent = w.hangup;
     ui.mute.textContent = w.mute;
@@ -488,6 +491,7 @@ export class ClickToCall extends HTMLElement {
   /** Open the floating panel (and connect); `focus`: move the keyboard focus into it. */
   open(focus = true) {
     if (!this.session) return;
+    this.panelWanted = true;
     if (this.canConnect) this.session.connect();
     if (this.mode !== 'floating' || !this.ui.panel.hidden) return;
     this.ui.panel.hidden = false;
@@ -501,6 +505,7 @@ export class ClickToCall extends HTMLElement {
 
   closePanel() {
     if (this.mode !== 'floating') return;
+    this.panelWanted = false;
     this.ui.panel.hidden = true;
     this.ui.launcher.setAttribute('aria-expanded', 'false');
     this.ui.launcher.focus();
