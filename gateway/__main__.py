@@ -11,6 +11,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from . import memory_debug
 from .app import serve
 from .config import ConfigError, load_config
 from .workers import WorkerConfigError, default_worker_count, run_workers
@@ -44,11 +45,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     workers = default_worker_count() if args.workers is None else args.workers
     if workers == 0:
+        memory = memory_debug.install_from_environment()
         try:
             asyncio.run(serve(config))
         except OSError as exc:
             print(f"cannot start: {exc}", file=sys.stderr)
             return 1
+        finally:
+            if memory is not None:
+                memory.report("stopping")
         return 0
     # Journals of each worker's calls, found again by a supervisor restarted on this port.
     journal_dir = Path(tempfile.gettempdir()) / f"gateway-{os.getuid()}-{config.http.listen[1]}"

@@ -10,6 +10,7 @@ import contextlib
 import logging
 import signal
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -139,21 +140,32 @@ class Gateway:
             self.heap.close()
 
 
-async def serve(config: GatewayConfig) -> None:
-    """Run until SIGINT/SIGTERM; hang up every call on the way out."""
-    gateway = await Gateway.start(config)
+async def serve(
+    config: GatewayConfig,
+    *,
+    ledger: SharedLedger | None = None,
+    on_started: Callable[[Gateway], None] | None = None,
+    announce: bool = True,
+) -> None:
+    """Run until SIGINT/SIGTERM; hang up every call on the way out. A worker passes the
+    machine's `ledger`, `on_started` (its journal) and `announce` (worker 0 prints the
+    address, the others do not)."""
+    gateway = await Gateway.start(config, ledger=ledger)
     freeze_startup_objects()  # full collections walk only what calls allocate (heap.py)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    first_site = config.sites[0].id if config.sites else None
-    print(f"Gateway ready on {gateway.url}", flush=True)
-    if first_site:
-        print(f"Open {gateway.url}/embed/{first_site} and click Call.", flush=True)
+    if on_started is not None:
+        on_started(gateway)
+    if announce:
+        print(f"Gateway ready on {gateway.url}", flush=True)
+        if config.sites:
+            print(f"Open {gateway.url}/embed/{config.sites[0].id} and click Call.", flush=True)
     try:
         await stop.wait()
     finally:
-        print("Stopping: hanging up every call...", flush=True)
+        if announce:
+            print("Stopping: hanging up every call...", flush=True)
         with contextlib.suppress(Exception):
             await gateway.stop()

@@ -27,6 +27,7 @@ import tempfile
 import time
 import tracemalloc
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 
 from .heap import malloc_trim
@@ -208,7 +209,7 @@ class MemoryReporter:
             out.write("\n".join(lines) + "\n\n")
 
 
-def install_from_environment(environ=os.environ) -> MemoryReporter | None:
+def install_from_environment(environ: Mapping[str, str] = os.environ) -> MemoryReporter | None:
     """Start the reporter if the environment names a directory; report on SIGUSR1."""
     directory = environ.get(ENVIRONMENT_VARIABLE)
     if not directory:

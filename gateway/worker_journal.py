@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 from sip_bridge.dialog import Dialog
+from sip_bridge.endpoint import SipEndpoint
 from sip_bridge.errors import SipParseError
 from sip_bridge.message import Request, Response, parse_message
 from sip_bridge.transaction import build_non2xx_ack, same_transaction_request
@@ -43,7 +44,7 @@ ENDING_TIME = 4.0  # seconds the supervisor spends ending a dead worker's calls
 
 
 # ---------------------------------------------------------------------------- worker side
-def snapshot(endpoint) -> list[dict]:
+def snapshot(endpoint: SipEndpoint) -> list[dict]:
     """The live calls of a `SipEndpoint`'s user agent, as journal entries."""
     entries: list[dict] = []
     for live in endpoint.ua.live_calls():
@@ -76,7 +77,7 @@ def snapshot(endpoint) -> list[dict]:
 class DialogJournal:
     """Keeps the journal file of one worker up to date while it runs."""
 
-    def __init__(self, endpoint, path: Path) -> None:
+    def __init__(self, endpoint: SipEndpoint, path: Path) -> None:
         self._endpoint = endpoint
         self._path = path
         self._written: str | None = None

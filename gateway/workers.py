@@ -36,12 +36,15 @@ import sys
 import time
 import traceback
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import memory_debug
-from .config import GatewayConfig
-from .heap import freeze_startup_objects
+from .config import AccessConfig, GatewayConfig
 from .shared_ledger import SharedLedger
 from .worker_journal import DialogJournal, end_orphan_calls, read_journal
+
+if TYPE_CHECKING:
+    from .app import Gateway
 
 logger = logging.getLogger("gateway.workers")
 
@@ -140,44 +143,37 @@ def private_directory(path: Path) -> None:
         path.chmod(0o700)  # ours and written by us alone so far: keep it so
 
 
-def _shared_token_secret(config: GatewayConfig):
+def _shared_token_secret(config: GatewayConfig) -> AccessConfig | None:
     """The [access] section with a secret all workers share, if the file sets none."""
-    access = getattr(config, "access", None)
-    if access is None or getattr(access, "token_secret", "unset") is not None:
+    if config.access.token_secret is not None:
         return None
-    return dataclasses.replace(access, token_secret=secrets.token_hex(32))
+    return dataclasses.replace(config.access, token_secret=secrets.token_hex(32))
 
 
 # ---------------------------------------------------------------------------- the worker
 async def _serve_worker(config: GatewayConfig, index: int, journal: Path) -> None:
-    from .app import Gateway  # the supervisor itself needs none of the application
+    from .app import serve  # the supervisor itself needs none of the application
 
+    # The supervisor released what this worker's predecessor left in the ledger.
     ledger = SharedLedger.open(journal.parent / LEDGER_FILE, owner=f"worker-{index}")
-    ledger.release(ledger.owner, time.time())  # calls a dead predecessor left
-    gateway = await Gateway.start(config, ledger=ledger)
-    freeze_startup_objects()  # full collections walk only what calls allocate (heap.py)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    recorder = DialogJournal(gateway.endpoint, journal)
-    recorder.start()
-    low, high = config.media.rtp_ports
-    host, port = config.sip.listen
-    print(
-        f"worker {index} ready: pid {os.getpid()}, SIP {host}:{port}, RTP {low}-{high}",
-        flush=True,
-    )
-    if index == 0:
-        print(f"Gateway ready on {gateway.url}", flush=True)
-        if config.sites:
-            print(f"Open {gateway.url}/embed/{config.sites[0].id} and click Call.", flush=True)
+    recorders: list[DialogJournal] = []
+
+    def started(gateway: Gateway) -> None:
+        recorder = DialogJournal(gateway.endpoint, journal)
+        recorder.start()
+        recorders.append(recorder)
+        low, high = config.media.rtp_ports
+        host, port = config.sip.listen
+        print(
+            f"worker {index} ready: pid {os.getpid()}, SIP {host}:{port}, RTP {low}-{high}",
+            flush=True,
+        )
+
     try:
-        await stop.wait()
+        await serve(config, ledger=ledger, on_started=started, announce=index == 0)
     finally:
-        with contextlib.suppress(Exception):
-            await gateway.stop()
-        await recorder.stop()  # every call hung up by now: the journal is left empty
+        for recorder in recorders:  # every call hung up by now: the journal is left empty
+            await recorder.stop()
         ledger.close()
 
 
@@ -237,6 +233,7 @@ class Supervisor:
             code = os.waitstatus_to_exitcode(wait_status)
             how = f"signal {-code}" if code < 0 else f"exit status {code}"
             print(f"worker {index} (pid {pid}) died: {how}; ending its calls", flush=True)
+            self._release_calls(index)
             self._end_left_calls(index)
             if time.monotonic() - self._started[index] < QUICK_FAILURE:
                 self._quick_failures[index] += 1
@@ -280,7 +277,6 @@ class Supervisor:
             ledger.close()
 
     def _end_left_calls(self, index: int) -> None:
-        self._release_calls(index)
         journal = self.journal(index)
         entries = read_journal(journal)
         if entries:

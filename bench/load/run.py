@@ -24,6 +24,8 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from gateway.workers import default_worker_count
+
 from . import procstat
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -110,6 +112,14 @@ class Processes:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+def _workers(asked: int | None) -> int:
+    """How many workers the gateway starts for `--workers asked` (as gateway/workers.py
+    counts cores: the CPUs this process may use, not the machine's)."""
+    if asked is not None and asked < 1:
+        raise ValueError("the benchmark measures the gateway's workers: --workers 1 or more")
+    return asked if asked is not None else default_worker_count()
 
 
 def _wait_for_lines(path: Path, text: str, count: int, process, timeout: float) -> None:
@@ -204,8 +214,7 @@ def _run_point(spec: PointSpec, workdir: Path, processes: Processes) -> dict:
     if spec.workers is not None:
         argv += ["--workers", str(spec.workers)]
     gateway = processes.start("gateway", argv)
-    workers_expected = spec.workers or os.cpu_count() or 1
-    _wait_for_lines(workdir / "gateway.log", "ready: pid", workers_expected, gateway, 30)
+    _wait_for_lines(workdir / "gateway.log", "ready: pid", _workers(spec.workers), gateway, 30)
     workers = procstat.children(gateway.pid)
     idle_rss = procstat.total_rss(workers)
 
@@ -377,9 +386,7 @@ def run_churn(
         if workers is not None:
             argv += ["--workers", str(workers)]
         gateway = processes.start("gateway", argv)
-        _wait_for_lines(
-            workdir / "gateway.log", "ready: pid", workers or os.cpu_count() or 1, gateway, 30
-        )
+        _wait_for_lines(workdir / "gateway.log", "ready: pid", _workers(workers), gateway, 30)
         t0 = time.monotonic() + GENERATOR_START
         spec_path = workdir / "generator-0.json"
         spec_path.write_text(
