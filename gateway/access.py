@@ -89,8 +89,7 @@ class PageAccess:
         self.clock = clock
 
     def allows_origin(self, site: SiteInfo, origin: str) -> bool:
-        origin = origin.lower()
-        return origin in self.page_origins or origin in {o.lower() for o in site.origins}
+        return site.allows_origin(origin, self.page_origins)
 
     async def issue_token(
         self,

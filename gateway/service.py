@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -61,6 +61,12 @@ class SiteInfo:
     hours: BusinessHours | None = None  # None: always open
     fallback: str = "callback"  # callback | message: what the page offers on busy/closed
     callback_countries: tuple[str, ...] | None = None  # None: no Request-a-Call
+
+    def allows_origin(self, origin: str, gateway_origins: Iterable[str] = ()) -> bool:
+        """Whether pages of `origin` may use this site: one of its origins, or the
+        gateway's own (its iframe page). Browsers send origins in lower case."""
+        origin = origin.lower()
+        return any(origin == o.lower() for o in (*self.origins, *gateway_origins))
 
     def public_settings(self, now: dt.datetime) -> dict[str, Any]:
         """What `GET /api/widget/<site>` tells any page at `now` (an aware datetime): the

@@ -119,9 +119,8 @@ class CallNamespace(socketio.AsyncNamespace):
         origin = environ.get("HTTP_ORIGIN")
         if origin is None:
             raise SocketIORefused("an Origin header is required")
-        # Browsers send scheme and host in lower case; a configured origin may not be.
         origin = origin.lower()
-        if origin not in self._page_origins and origin not in {o.lower() for o in site.origins}:
+        if not site.allows_origin(origin, self._page_origins):
             raise SocketIORefused(f"origin {show(origin)} may not use site {site.id!r}")
         client = _client_address(environ)
         try:
@@ -272,10 +271,7 @@ class CallNamespace(socketio.AsyncNamespace):
         """Whether `page` (an http(s) URL, checked by the payload parser) is on one of the
         site's origins or the gateway's own."""
         site = self._service.site(site_id)
-        origin = origin_of(page)
-        return site is not None and (
-            origin in self._page_origins or origin in {o.lower() for o in site.origins}
-        )
+        return site is not None and site.allows_origin(origin_of(page), self._page_origins)
 
     def _forget(self, session: ClientSession, slot: CallSlot, code: str) -> None:
         if session.call is slot:
