@@ -103,23 +103,21 @@ def build_app(
             raise web.HTTPNotFound(text=f"No such site: {shown!r}. Check the link you followed.")
         return site
 
-    async def embed(request: web.Request) -> web.Response:
-        site = known_site(request)
-        response = web.Response(body=embed_page, content_type="text/html", charset="utf-8")
-        response.headers["Content-Security-Policy"] = (
-            f"{_PAGE_CSP}; frame-ancestors {_frame_ancestors(site)}"
-        )
+    def site_page(body: bytes, csp: str) -> web.Response:
+        """A page of the widget's (iframe or demo), with the microphone granted to itself."""
+        response = web.Response(body=body, content_type="text/html", charset="utf-8")
+        response.headers["Content-Security-Policy"] = csp
         response.headers["Permissions-Policy"] = _PAGE_PERMISSIONS
         response.headers["Cache-Control"] = "no-store"
         return response
 
+    async def embed(request: web.Request) -> web.Response:
+        site = known_site(request)
+        return site_page(embed_page, f"{_PAGE_CSP}; frame-ancestors {_frame_ancestors(site)}")
+
     async def demo(request: web.Request) -> web.Response:
         known_site(request)
-        response = web.Response(body=demo_page, content_type="text/html", charset="utf-8")
-        response.headers["Content-Security-Policy"] = _DEMO_CSP
-        response.headers["Permissions-Policy"] = _PAGE_PERMISSIONS
-        response.headers["Cache-Control"] = "no-store"
-        return response
+        return site_page(demo_page, _DEMO_CSP)
 
     async def widget(request: web.Request) -> web.StreamResponse:
         # Revalidated on every load (Last-Modified), so a new gateway version is picked up.
