@@ -19,11 +19,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-import numpy as np
-
 from sip_bridge.rtp.session import RtpSession
 
-from .transcoder import AudioCodec, Transcoder, frame_encoder
+from .transcoder import AudioCodec, Transcoder, silence_frame
 
 # Gaps longer than this are a new talkspurt or a new source, not packet loss.
 MAX_CONCEALED_FRAMES = 5
@@ -88,14 +86,13 @@ class Direction:
             if source.codec.name != target.codec.name
             else None
         )
-        self._silence_frame: bytes | None = None
 
     def on_packet(self, payload: bytes | memoryview, timestamp: int) -> None:
         frames = self._timeline.frames_advanced(timestamp)
         target = self.target
         transcoder = self.transcoder
         if transcoder is None:
-            target.send(self._silence() if self.muted else payload, frames)
+            target.send(silence_frame(target.codec) if self.muted else payload, frames)
             self.frames += 1
             return
         if frames is not None and 1 < frames <= MAX_CONCEALED_FRAMES + 1:
@@ -103,20 +100,10 @@ class Direction:
                 concealed = transcoder.conceal_one()
                 if concealed is not None:
                     target.send(concealed, 1)
-        out = self._silence() if self.muted else transcoder.convert(payload)
+        out = silence_frame(target.codec) if self.muted else transcoder.convert(payload)
         if out is not None:
             target.send(out, None if frames is None else 1)
             self.frames += 1
-
-    def _silence(self) -> bytes:
-        """One frame of silence in the target's codec, made on first use (Mute)."""
-        if self._silence_frame is None:
-            codec = self.target.codec
-            encode = frame_encoder(codec)
-            silence = np.zeros(codec.frame_samples, np.int16)
-            # An encoder with lookahead (Opus) may need a frame before it gives one.
-            self._silence_frame = encode(silence) or encode(silence) or b""
-        return self._silence_frame
 
 
 class MediaBridge:

@@ -7,6 +7,8 @@ through PyAV (Opus, G.722) or from our G.711 tables.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import av
@@ -183,13 +185,19 @@ class Transcoder:
     def conceal_one(self) -> bytes | None:
         return self._encode(self._concealer.conceal())
 
-    def encode_pcm(self, pcm: np.ndarray) -> bytes | None:
-        """Encode PCM from elsewhere (ringback, silence), one frame at `pcm_rate`."""
-        return self._encode(pcm)
 
-
-def frame_encoder(codec: AudioCodec):
+def frame_encoder(codec: AudioCodec) -> Callable[[np.ndarray], bytes | None]:
     """A function encoding one 20 ms PCM frame (the codec's rate) for that codec."""
     if codec.name == "opus":
         return OpusEncoder().encode
     return codec_by_name(codec.name).create_encoder(20).encode
+
+
+@functools.cache
+def silence_frame(codec: AudioCodec) -> bytes:
+    """One 20 ms frame of silence in this codec (sent while muted), encoded once per codec
+    by a fresh encoder: one from a call would carry its last audio into the frame."""
+    encode = frame_encoder(codec)
+    silence = np.zeros(codec.frame_samples, np.int16)
+    # An encoder with lookahead (Opus) may need a frame before it gives one.
+    return encode(silence) or encode(silence) or b""

@@ -22,15 +22,19 @@ False (the caller keeps aiortc's own path) if a version change moved it.
 
 from __future__ import annotations
 
+import logging
 import random
 import struct
 from collections.abc import Callable
 
 from aioice.turn import TurnTransport
+from aiortc import RTCRtpTransceiver
 from aiortc.clock import current_ntp_time
 from pylibsrtp._binding import ffi, lib
 
 __all__ = ["SrtpAudioChannel"]
+
+logger = logging.getLogger(__name__)
 
 MID_EXTENSION_URI = "urn:ietf:params:rtp-hdrext:sdes:mid"
 _BUFFER_SIZE = 1500
@@ -50,17 +54,22 @@ class SrtpAudioChannel:
     Create with the transceiver and the negotiated payload type; call `attach()` once the
     peer connection is connected. Until then `send` drops frames (older audio is not worth
     playing late). Received payloads are views into a reused buffer: valid only until the
-    handler returns.
+    handler returns; while `on_packet` is None, received audio is discarded unread.
     """
 
-    def __init__(self, transceiver, payload_type: int, on_packet: PacketHandler | None) -> None:
+    def __init__(
+        self,
+        transceiver: RTCRtpTransceiver,
+        payload_type: int,
+        on_packet: PacketHandler | None,
+    ) -> None:
         self._transceiver = transceiver
         self._payload_type = payload_type
         self.on_packet = on_packet
         self.attached = False
         self.packets_sent = 0
-        self.packets_received = 0
-        self.unprotect_failures = 0
+        # Frames `send` dropped once attached: too big for one datagram, or not sendable.
+        self.send_drops = 0
         # The outgoing packet, built here and protected in place.
         self._tx = ffi.new("unsigned char[]", _BUFFER_SIZE)
         self._tx_view = memoryview(ffi.buffer(self._tx))
@@ -72,8 +81,11 @@ class SrtpAudioChannel:
         self._sequence = 0
         self._octets = 0
         self._last_timestamp = 0
-        self._pair = None
         self._connection = None
+        # pylibsrtp's sessions own the libsrtp contexts (freed when they are collected):
+        # held here so that the raw pointers below never outlive them.
+        self._tx_srtp = None
+        self._rx_srtp = None
         self._tx_session = None
         self._rx_session = None
         self._protocols: list = []
@@ -83,6 +95,15 @@ class SrtpAudioChannel:
         """Take over the transceiver's RTP (after DTLS connected). False if it cannot."""
         if self.attached:
             return True
+        try:
+            return self._attach()
+        except Exception:
+            # Whatever a changed aiortc does here, its own path still works: fall back to it.
+            logger.exception("cannot take over the audio RTP from aiortc")
+            self._unhook()
+            return False
+
+    def _attach(self) -> bool:
         sender = self._transceiver.sender
         dtls = sender.transport
         try:
@@ -95,12 +116,12 @@ class SrtpAudioChannel:
             return False
         if tx is None or rx is None or pair is None or not protocols:
             return False
+        self._write_header(ssrc, self._mid_extension())
+        self._tx_srtp, self._rx_srtp = tx, rx
         self._tx_session = tx._srtp[0]
         self._rx_session = rx._srtp[0]
         self._connection = connection
-        self._pair = pair
         self._sender = sender
-        self._write_header(ssrc, self._mid_extension())
         self._sequence = random.getrandbits(16)
         for protocol in protocols:
             self._hook(protocol)
@@ -118,7 +139,7 @@ class SrtpAudioChannel:
             ),
             None,
         )
-        if mid is None or extension_id is None:
+        if not mid or extension_id is None:
             return b""
         value = mid.encode()[:16]
         element = bytes([(extension_id << 4) | (len(value) - 1)]) + value
@@ -145,31 +166,35 @@ class SrtpAudioChannel:
                 original(data, addr)
 
         protocol.datagram_received = datagram_received
-        self._protocols.append((protocol, original))
+        self._protocols.append(protocol)
 
     def detach(self) -> None:
         """Give the sockets back to aiortc (before it closes them)."""
-        for protocol, original in self._protocols:
-            protocol.datagram_received = original
-        self._protocols.clear()
+        self._unhook()
         self.attached = False
         self.on_packet = None
 
+    def _unhook(self) -> None:
+        for protocol in self._protocols:
+            # Drop our instance attribute: the class's method shows through again.
+            vars(protocol).pop("datagram_received", None)
+        self._protocols.clear()
+
     # ------------------------------------------------------------------ receiving
     def _receive(self, data: bytes) -> None:
+        on_packet = self.on_packet
         size = len(data)
-        if size > _BUFFER_SIZE:
+        if on_packet is None or size > _BUFFER_SIZE:
             return
         view = self._rx_view
         view[:size] = data
         length = self._rx_length
         length[0] = size
         if lib.srtp_unprotect(self._rx_session, self._rx, length) != 0:
-            self.unprotect_failures += 1  # replayed, forged, or not for this session
-            return
+            return  # replayed, forged, or not for this session
         end = length[0]
         first, second, _sequence, timestamp, _ssrc = _HEADER.unpack_from(view)
-        if (second & 0x7F) != self._payload_type or self.on_packet is None:
+        if (second & 0x7F) != self._payload_type:
             return
         offset = 12 + 4 * (first & 0x0F)
         if first & 0x10:
@@ -180,19 +205,21 @@ class SrtpAudioChannel:
             end -= view[end - 1]
         if offset >= end:
             return
-        self.packets_received += 1
-        self.on_packet(view[offset:end], timestamp)
+        on_packet(view[offset:end], timestamp)
 
     # ------------------------------------------------------------------ sending
     def send(self, payload: bytes | memoryview, timestamp: int, marker: bool = False) -> bool:
-        """Send one encoded frame with this RTP timestamp. False if not attached yet."""
+        """Send one encoded frame with this RTP timestamp. False if not sent: not attached
+        yet, or dropped (counted in `send_drops`), e.g. a phone's payload too big for one
+        datagram."""
         if not self.attached:
             return False
         size = len(payload)
         header = self._header_size
         end = header + size
         if end + _SRTP_TRAILER > _BUFFER_SIZE:
-            raise ValueError(f"RTP payload of {size} bytes does not fit one datagram")
+            self.send_drops += 1
+            return False
         view = self._tx_view
         sequence = self._sequence
         view[1] = (0x80 | self._payload_type) if marker else self._payload_type
@@ -201,10 +228,9 @@ class SrtpAudioChannel:
         view[header:end] = payload
         length = self._tx_length
         length[0] = end
-        if lib.srtp_protect(self._tx_session, self._tx, length) != 0:
-            return False
         pair = self._connection._nominated.get(1)
-        if pair is None:
+        if pair is None or lib.srtp_protect(self._tx_session, self._tx, length) != 0:
+            self.send_drops += 1
             return False
         transport = pair.protocol.transport
         packet = view[: length[0]]

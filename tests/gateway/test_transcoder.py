@@ -5,7 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gateway.transcoder import OPUS, OpusDecoder, OpusEncoder, Transcoder, audio_codec
+from gateway.media_bridge import Direction
+from gateway.transcoder import (
+    OPUS,
+    AudioCodec,
+    OpusDecoder,
+    OpusEncoder,
+    Transcoder,
+    audio_codec,
+    silence_frame,
+)
 from sip_bridge.rtp.codecs import codec_by_name
 
 FRAMES = 100
@@ -68,3 +77,34 @@ def test_lost_frames_are_concealed_in_the_target_codec():
     assert concealed is not None
     pcm = OpusDecoder().decode(concealed)
     assert pcm  # a decodable Opus frame carrying the concealment
+
+
+class RecordingLeg:
+    """An `AudioLeg` that keeps what the bridge sends it."""
+
+    def __init__(self, codec: AudioCodec) -> None:
+        self.codec = codec
+        self.sent: list[bytes] = []
+
+    def listen(self, handler) -> None:
+        pass
+
+    def send(self, payload, frames) -> None:
+        self.sent.append(bytes(payload))
+
+
+@pytest.mark.parametrize(("phone", "browser"), [("PCMU", "opus"), ("PCMU", "PCMU")])
+def test_a_muted_direction_sends_silence_in_the_target_codec(phone, browser):
+    source, target = RecordingLeg(audio_codec(phone)), RecordingLeg(audio_codec(browser))
+    direction = Direction(source, target)
+    encoder = codec_by_name(phone).create_encoder(20)
+    for k, frame in enumerate(np.split(tone(8000, 700, 10), 10)):
+        direction.muted = k >= 5
+        direction.on_packet(encoder.encode(frame), 160 * k)
+    silence = silence_frame(target.codec)
+    assert silence and target.sent[-5:] == [silence] * 5
+    if browser == "opus":
+        assert np.abs(OpusDecoder().decode(silence)[0].to_ndarray()).max() < 1e-3
+    else:
+        assert not codec_by_name(browser).create_decoder().decode(silence).any()
+    assert silence_frame(audio_codec(browser)) is silence  # made once, not per call

@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import fractions
+import gc
 import itertools
+import weakref
 
 import av
 import numpy as np
-from aiortc import RTCConfiguration, RTCPeerConnection
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpTransceiver, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcrtpsender import RTCRtpSender
 
-from gateway.webrtc_leg import use_host_addresses
+from gateway.webrtc_leg import WebRtcLeg, use_host_addresses
 from gateway.webrtc_media import SrtpAudioChannel
 from sip_bridge.rtp.g711 import ulaw_encode
 
@@ -146,3 +148,81 @@ async def test_what_stock_aiortc_sends_the_channel_receives_in_order():
     finally:
         await ours.close()
         await theirs.close()
+
+
+async def attached_sender(
+    ours: RTCPeerConnection, theirs: RTCPeerConnection
+) -> tuple[SrtpAudioChannel, RTCRtpTransceiver]:
+    transceiver = ours.addTransceiver("audio", direction="sendonly")
+    transceiver.setCodecPreferences(pcmu_only())
+    await negotiate(ours, theirs)
+    channel = SrtpAudioChannel(transceiver, pcmu_payload_type(ours), None)
+    assert channel.attach()
+    return channel, transceiver
+
+
+async def test_a_payload_too_big_for_one_datagram_is_dropped_not_raised():
+    # A phone's RTP relayed untouched (same codec both legs) can be any size.
+    ours, theirs = await peers()
+    try:
+        channel, _ = await attached_sender(ours, theirs)
+        assert channel.send(bytes(1500), 1000) is False
+        assert channel.send_drops == 1
+        assert channel.send(bytes(160), 1160)
+        assert channel.packets_sent == 1
+    finally:
+        await ours.close()
+        await theirs.close()
+
+
+async def test_the_channel_keeps_alive_the_srtp_sessions_whose_contexts_it_uses():
+    ours, theirs = await peers()
+    try:
+        channel, transceiver = await attached_sender(ours, theirs)
+        assert channel.send(bytes(160), 1000)
+    finally:
+        await ours.close()
+        await theirs.close()
+    dtls = transceiver.sender.transport
+    sessions = [weakref.ref(dtls._tx_srtp), weakref.ref(dtls._rx_srtp)]
+    dtls._tx_srtp = dtls._rx_srtp = None  # aiortc lets go of them (libsrtp frees on collect)
+    gc.collect()
+    assert all(session() is not None for session in sessions)  # channel's pointers still valid
+
+
+async def test_detach_gives_the_sockets_their_own_datagram_received_back():
+    ours, theirs = await peers()
+    try:
+        channel, transceiver = await attached_sender(ours, theirs)
+        protocols = list(transceiver.sender.transport.transport._connection._protocols)
+        assert protocols
+        assert all("datagram_received" in vars(p) for p in protocols)
+        channel.detach()
+        for protocol in protocols:
+            assert "datagram_received" not in vars(protocol)  # no bound method on itself
+            assert protocol.datagram_received.__func__ is type(protocol).datagram_received
+    finally:
+        await ours.close()
+        await theirs.close()
+
+
+async def test_an_offer_with_an_empty_mid_still_connects_over_the_channel():
+    use_host_addresses(["127.0.0.1"])
+    browser = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    leg = WebRtcLeg([], ["pcmu"])
+    try:
+        browser.addTransceiver("audio")
+        await browser.setLocalDescription(await browser.createOffer())
+        offer = browser.localDescription.sdp
+        assert "a=mid:0\r\n" in offer
+        offer = offer.replace("a=mid:0\r\n", "a=mid:\r\n").replace("BUNDLE 0", "BUNDLE ")
+        answer = await leg.answer(offer)
+        # aiortc answers without a mid line; give the browser back the one it offered.
+        answer = answer.replace("a=rtcp-mux\r\n", "a=rtcp-mux\r\na=mid:0\r\n", 1)
+        answer = answer.replace("BUNDLE \r\n", "BUNDLE 0\r\n")
+        await browser.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+        await asyncio.wait_for(leg.connected.wait(), 5)
+        assert leg._channel.attached  # no MID extension, no exception: our path, not aiortc's
+    finally:
+        await leg.close()
+        await browser.close()
