@@ -16,6 +16,7 @@ import json
 import secrets
 import sqlite3
 import threading
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -128,22 +129,7 @@ class SqliteCallbackStore:
     def _setup(self, now: float, owner: str) -> None:
         db = self._connection()
         db.executescript(SCHEMA)
-        with _transaction(db):
-            stale = [
-                row[0]
-                for row in db.execute(
-                    "SELECT id FROM callbacks WHERE status = 'dialing' AND claimed_by = ?", (owner,)
-                )
-            ]
-            for callback_id in stale:
-                db.execute(
-                    "UPDATE callbacks SET status = 'interrupted' WHERE id = ?", (callback_id,)
-                )
-                db.execute(
-                    "INSERT INTO callback_events (callback_id, at, event, detail) "
-                    "VALUES (?, ?, 'interrupted', ?)",
-                    (callback_id, now, "the gateway stopped during the call"),
-                )
+        _mark_interrupted(db, now, "claimed_by = ?", (owner,))
 
     async def add(
         self, *, site: str, number: str, details: dict, due_at: float, now: float
@@ -301,6 +287,44 @@ class SqliteCallbackStore:
 
         await self._run(close_all)
         self._executor.shutdown(wait=True)
+
+
+def interrupt_orphans(path: Path | str, workers: int, now: float) -> int:
+    """Mark `interrupted` the callbacks that workers numbered `workers` and up were placing
+    when they stopped: with fewer workers now, no worker of that name will find them.
+    For the supervisor, before it starts its workers; how many were marked."""
+    path = Path(path)
+    if not path.exists():
+        return 0
+    db = sqlite3.connect(path, timeout=5.0, isolation_level=None)
+    try:
+        current = [f"worker-{i}" for i in range(workers)]
+        marks = ", ".join("?" * len(current))
+        return _mark_interrupted(
+            db, now, f"claimed_by LIKE 'worker-%' AND claimed_by NOT IN ({marks})", current
+        )
+    finally:
+        db.close()
+
+
+def _mark_interrupted(db: sqlite3.Connection, now: float, where: str, args: Sequence) -> int:
+    """Callbacks left `dialing` by a worker that stopped (`where` picks its claims): they
+    are never dialled again, so nobody is called twice."""
+    with _transaction(db):
+        stale = [
+            row[0]
+            for row in db.execute(
+                f"SELECT id FROM callbacks WHERE status = 'dialing' AND {where}", args
+            )
+        ]
+        for callback_id in stale:
+            db.execute("UPDATE callbacks SET status = 'interrupted' WHERE id = ?", (callback_id,))
+            db.execute(
+                "INSERT INTO callback_events (callback_id, at, event, detail) "
+                "VALUES (?, ?, 'interrupted', ?)",
+                (callback_id, now, "the gateway stopped during the call"),
+            )
+    return len(stale)
 
 
 class _transaction:

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import memory_debug
+from .callback_store import interrupt_orphans
 from .config import AccessConfig, GatewayConfig
 from .shared_ledger import SharedLedger
 from .worker_journal import DialogJournal, end_orphan_calls, read_journal
@@ -216,6 +217,7 @@ class Supervisor:
         signal.signal(signal.SIGINT, self._on_stop_signal)
         private_directory(self.journal_dir)
         self._release_calls(None)  # a supervisor killed before may have left live rows
+        interrupt_orphans(self.configs[0].callbacks.database, len(self.configs), time.time())
         for index in range(len(self.configs)):
             self._end_left_calls(index)  # a supervisor killed before may have left some
             self._spawn(index)

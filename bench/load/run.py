@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -94,8 +95,15 @@ class Processes:
 
     def start(self, name: str, argv: list[str], cwd: Path | None = None) -> subprocess.Popen:
         log = open(self.workdir / f"{name}.log", "wb")  # noqa: SIM115 (closed with the process)
+        # TMPDIR: the gateway's supervisor keeps its journals and ledger in the point's
+        # directory, removed with it, not in /tmp.
         process = subprocess.Popen(
-            argv, cwd=cwd or ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            argv,
+            cwd=cwd or ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, "TMPDIR": str(self.workdir)},
         )
         log.close()
         self.started.append(process)
@@ -188,9 +196,7 @@ def run_point(spec: PointSpec, *, keep: bool = False) -> dict:
     finally:
         processes.stop_all()
         if not keep:
-            for path in workdir.iterdir():
-                path.unlink()
-            workdir.rmdir()
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _run_point(spec: PointSpec, workdir: Path, processes: Processes) -> dict:
@@ -439,3 +445,4 @@ def run_churn(
         }
     finally:
         processes.stop_all()
+        shutil.rmtree(workdir, ignore_errors=True)

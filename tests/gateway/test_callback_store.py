@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from gateway.callback_store import SqliteCallbackStore
+from gateway.callback_store import SqliteCallbackStore, interrupt_orphans
 
 
 async def test_lifecycle_and_history(tmp_path):
@@ -60,3 +60,21 @@ async def test_concurrent_claims_share_nothing(tmp_path):
     assert len(ids) == 20 and len(set(ids)) == 20
     await store.close()
     await other.close()
+
+
+async def test_claims_of_workers_that_no_longer_exist_are_interrupted_at_start(tmp_path):
+    store = await SqliteCallbackStore.open(tmp_path / "cb.db", now=0)
+    for _ in range(3):
+        await store.add(site="s", number="+441632960123", details={}, due_at=0, now=0)
+    ids = {}
+    for owner in ("worker-0", "worker-2", "gateway"):
+        (claimed,) = await store.claim_due(1, owner, limit=1)
+        ids[owner] = claimed.id
+    await store.close()
+    # The supervisor starts again with two workers: worker-2 will never come back.
+    assert interrupt_orphans(tmp_path / "cb.db", workers=2, now=5) == 1
+    store = await SqliteCallbackStore.open(tmp_path / "cb.db", now=6, owner="somebody")
+    statuses = {owner: (await store.get(i)).status for owner, i in ids.items()}
+    assert statuses == {"worker-0": "dialing", "worker-2": "interrupted", "gateway": "dialing"}
+    await store.close()
+    assert interrupt_orphans(tmp_path / "missing.db", workers=2, now=5) == 0
