@@ -110,5 +110,17 @@ class BusinessHours:
                     return start
         return None
 
+    def weekly(self) -> dict[str, list[list[str]]] | None:
+        """The public weekly schedule, `{"mon": [["09:00", "12:30"], ...], ..., "sun": []}`
+        (local times; a shift to midnight ends at "24:00"), or None when always open.
+        Closed dates are not in it."""
+        if self.always_open:
+            return None
+        return {day: [[_clock(s.start), _clock(s.end)] for s in self.week[day]] for day in DAYS}
+
+
+def _clock(moment: dt.time) -> str:
+    return "24:00" if moment == dt.time.max else moment.strftime("%H:%M")
+
 
 ALWAYS_OPEN = BusinessHours(ZoneInfo("UTC"), {day: () for day in DAYS}, always_open=True)

@@ -71,15 +71,19 @@ class SiteInfo:
     def public_settings(self, now: dt.datetime) -> dict[str, Any]:
         """What `GET /api/widget/<site>` tells any page at `now` (an aware datetime): the
         widget settings, whether the site is open and when it opens next (ISO 8601 in the
-        site's time zone, or None when open or never), its fallback, and Request-a-Call
-        (`{"countries": [...]}`, or None when the site takes no callbacks). Nothing secret:
-        no destination, trunk or operator."""
+        site's time zone, or None when open or never), its weekly opening hours
+        (`{"timezone": ..., "week": {"mon": [["09:00", "12:30"], ...], ...}}`, or None when
+        always open), its fallback, and Request-a-Call (`{"countries": [...]}`, or None when
+        the site takes no callbacks). Nothing secret: no destination, trunk or operator."""
         is_open = self.hours is None or self.hours.is_open(now)
         opening = None if is_open or self.hours is None else self.hours.next_opening(now)
+        week = self.hours.weekly() if self.hours is not None else None
+        hours = {"timezone": self.hours.timezone.key, "week": week} if self.hours and week else None
         return {
             **self.widget.public_settings(),
             "open": is_open,
             "next_opening": opening.isoformat(timespec="seconds") if opening else None,
+            "hours": hours,
             "fallback": self.fallback,
             "callback": (
                 {"countries": list(self.callback_countries)}

@@ -27,7 +27,7 @@ from gateway.config import parse_config
 from tests.support.audio import assert_wav_has_tone
 
 from .conftest import gateway_toml
-from .widget_pages import HostPages, axe_violations, snap
+from .widget_pages import HostPages, axe_violations, overflow, snap
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -139,7 +139,7 @@ async def test_the_widget_api_says_whether_a_site_is_open_and_takes_callbacks(
 
     status, headers, shown = await get_json(f"{gateway.url}/api/widget/shop")
     assert status == 200 and headers["Cache-Control"] == "no-store"
-    assert shown["open"] is True and shown["next_opening"] is None
+    assert shown["open"] is True and shown["next_opening"] is None and shown["hours"] is None
     assert shown["fallback"] == "callback" and shown["callback"] == {"countries": ["GB"]}
     assert shown["label"] == ""  # the widget settings are still there
 
@@ -149,6 +149,8 @@ async def test_the_widget_api_says_whether_a_site_is_open_and_takes_callbacks(
     assert dt.datetime.fromisoformat(closed["next_opening"]) == tomorrow
     assert closed["next_opening"].endswith("+00:00")  # with its offset
     assert closed["callback"] == {"countries": ["GB"]}
+    week = {day: [["00:00", "24:00"]] for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
+    assert closed["hours"] == {"timezone": "UTC", "week": week}  # no closed dates
 
     _, _, plain = await get_json(f"{gateway.url}/api/widget/plain")
     assert plain["open"] is False and plain["callback"] is None
@@ -174,6 +176,21 @@ async def test_a_closed_site_offers_a_callback_and_schedules_it(
     await expect(page.get_by_role("button", name="Call", exact=True)).to_be_hidden()
     offer = page.get_by_role("button", name="Call me back")
     await expect(offer).to_have_attribute("aria-expanded", "false")
+    # The weekly hours, in the site's zone (UTC): a table captioned with it, a row a day.
+    hours = page.get_by_role("table", name="Opening hours (UTC time)")
+    await expect(hours).to_be_visible()
+    await expect(hours.get_by_role("row")).to_have_count(7)
+    monday = hours.get_by_role("row").first
+    await expect(monday.get_by_role("rowheader")).to_have_text("Monday")
+    await expect(monday.get_by_role("cell")).to_have_text("00:00\u201324:00")  # an en dash
+    violations = await axe_violations(page)
+    assert violations == [], violations
+    size = page.viewport_size
+    await page.set_viewport_size({"width": 320, "height": 640})
+    reach = await overflow(page)
+    assert max(reach.values()) <= 0.5, reach
+    if size:
+        await page.set_viewport_size(size)
     await snap(page, "callback-01-closed")
 
     # Keyboard: the offer opens the form and puts the focus in the number field.

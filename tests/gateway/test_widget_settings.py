@@ -128,6 +128,37 @@ def test_the_public_settings_say_whether_the_site_is_open_and_takes_callbacks() 
         **WidgetSettings().public_settings(),
         "open": True,
         "next_opening": None,
+        "hours": None,
         "fallback": "callback",
         "callback": None,
     }
+
+
+def test_the_public_settings_list_the_weekly_opening_hours() -> None:
+    site = parse_config(
+        SITE
+        + "[sites.hours]\n"
+        + 'timezone = "Europe/London"\n'
+        + 'mon = "09:00-12:30, 13:30-17:00"\n'
+        + 'tue = "09:00-17:00"\n'
+        + 'sat = "20:00-24:00"\n'
+        + 'closed = ["2026-12-25"]\n'
+    ).sites[0]
+    shown = site.public_info.public_settings(dt.datetime(2026, 3, 2, 10, 0, tzinfo=dt.UTC))
+    assert shown["hours"] == {
+        "timezone": "Europe/London",
+        "week": {
+            "mon": [["09:00", "12:30"], ["13:30", "17:00"]],  # a split shift
+            "tue": [["09:00", "17:00"]],
+            "wed": [],  # closed that day
+            "thu": [],
+            "fri": [],
+            "sat": [["20:00", "24:00"]],  # to midnight: 24:00, not 23:59
+            "sun": [],
+        },
+    }
+    assert "2026-12-25" not in repr(shown)  # closed dates: the next opening covers them
+    always = parse_config(
+        SITE + 'hours = {timezone = "Europe/London", always_open = true}\n'
+    ).sites[0]
+    assert always.public_info.public_settings(dt.datetime.now(dt.UTC))["hours"] is None

@@ -38,7 +38,13 @@ async def test_widget_settings_of_a_site(signaling_server: SignalingServer) -> N
         f"{signaling_server.url}/api/widget/shop", OTHER_SITE_ORIGIN
     )
     # Always open, no callbacks (those sites are tested in tests/e2e/test_widget_callbacks.py).
-    availability = {"open": True, "next_opening": None, "fallback": "callback", "callback": None}
+    availability = {
+        "open": True,
+        "next_opening": None,
+        "hours": None,
+        "fallback": "callback",
+        "callback": None,
+    }
     assert status == 200
     assert body == {**SHOP_WIDGET.public_settings(), **availability}
     assert headers["Access-Control-Allow-Origin"] == OTHER_SITE_ORIGIN

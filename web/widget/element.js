@@ -29,7 +29,8 @@ const NUMBER_CODES = new Set([
 ]);
 const TIME_CODES = new Set(['time_missing', 'bad_time', 'closed', 'closed_now']);
 const MAX_TIMER_MS = 24 * 3600 * 1000; // a closed widget reopens itself within a day
-const MAX_DAYS_AHEAD = 14; // how far ahead the gateway schedules a callback
+const MAX_DAYS_AHEAD = 14;
+const WEEK = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun']; // as in the settings' `hours` // how far ahead the gateway schedules a callback
 // Callback states in which the visitor may still cancel it (nobody has been called yet).
 const CANCELLABLE = new Set(['scheduled', 'retrying']);
 const TYPED_INPUTS = new Set(['text', 'tel', 'datetime-local']); // digits typed there stay there
@@ -42,6 +43,7 @@ const DEFAULT_SETTINGS = {
   visitor_details: 'off',
   open: true,
   next_opening: null,
+  hours: null,
   fallback: 'message',
   callback: null,
 };
@@ -175,6 +177,7 @@ export class ClickToCall extends HTMLElement {
   /** Outside business hours: say so and when the site opens (and offer a callback, see
    * updateControls); at the opening, look again. */
   showClosed() {
+    this.renderHours();
     this.show({ phase: 'closed' });
     clearTimeout(this.reopenTimer);
     const opening = Date.parse(this.settings.next_opening || '');
@@ -310,6 +313,37 @@ export class ClickToCall extends HTMLElement {
     }).format(date);
   }
 
+  /** The site's weekly opening hours (settings `hours`, in the site's time zone) as a
+   * table: a caption naming the zone, one row per day, "Closed" for a day without shifts. */
+  renderHours() {
+    const ui = this.ui;
+    const hours = this.settings.hours;
+    const valid = hours && hours.week && typeof hours.timezone === 'string';
+    ui.hours.replaceChildren();
+    this.hoursShown = Boolean(valid);
+    if (!valid) return;
+    const w = this.words;
+    const zone = hours.timezone.split('/').pop().replace(/_/g, ' ');
+    let dayName;
+    try {
+      const format = new Intl.DateTimeFormat(this.locale, { weekday: 'long', timeZone: 'UTC' });
+      dayName = (index) => format.format(Date.UTC(2024, 0, 1 + index)); // 1 January 2024: a Monday
+    } catch {
+      dayName = (index) => WEEK[index];
+    }
+    const rows = WEEK.map((day, index) => {
+      const shifts = Array.isArray(hours.week[day]) ? hours.week[day] : [];
+      const times = [];
+      for (const [start, end] of shifts) {
+        if (times.length) times.push(', ');
+        times.push(h('span', { class: 'shift' }, `${start}–${end}`)); // a shift never wraps
+      }
+      if (!times.length) times.push(w.closedDay);
+      return h('tr', {}, h('th', { scope: 'row' }, dayName(index)), h('td', {}, ...times));
+    });
+    ui.hours.append(h('caption', {}, fill(w.openingHours, { zone })), h('tbody', {}, ...rows));
+  }
+
   opensAgainWords() {
     const next = this.settings.next_opening;
     return next ? fill(this.words.opensAgain, { when: this.when(next) }) : '';
@@ -432,6 +466,7 @@ export class ClickToCall extends HTMLElement {
     ui.details.hidden =
       this.settings.visitor_details === 'off' || calling || phase === 'unavailable' || phase === 'closed';
     ui.controls.hidden = phase === 'closed'; // no dead Call button: the callback, if any
+    ui.hours.hidden = phase !== 'closed' || !this.hoursShown;
     const offered = this.callbackOffered();
     ui.offer.hidden = !offered;
     const waiting = this.watch && !this.watch.stopped && CANCELLABLE.has(this.callbackState);
@@ -782,6 +817,7 @@ export class ClickToCall extends HTMLElement {
     ui.status = h('p', { class: 'status', role: 'status', 'aria-live': 'polite', 'aria-atomic': 'true' });
     ui.help = h('p', { class: 'help', 'aria-live': 'polite', hidden: '' });
     ui.timer = h('p', { class: 'timer', role: 'timer', hidden: '' });
+    ui.hours = h('table', { class: 'hours', hidden: '' }); // filled by renderHours
     ui.nameLabel = h('span');
     ui.name = h('input', { type: 'text', name: 'name', autocomplete: 'name', maxlength: '64', enterkeyhint: 'go' });
     ui.reasonLabel = h('span');
@@ -862,6 +898,7 @@ export class ClickToCall extends HTMLElement {
       h('div', { class: 'head' }, ui.title, ui.close),
       ui.status,
       ui.help,
+      ui.hours,
       ui.timer,
       ui.details,
       ui.controls,

@@ -35,6 +35,8 @@ const en = {
   cannotCall: 'Cannot call: {reason}',
   closed: 'We are closed.',
   opensAgain: 'We open again {when}.',
+  openingHours: 'Opening hours ({zone} time)',
+  closedDay: 'Closed',
   today: 'today at {time}',
   callback: {
     offer: 'Call me back',
@@ -176,6 +178,8 @@ const fr = {
   cannotCall: "Impossible d'appeler : {reason}",
   closed: 'Nous sommes fermés.',
   opensAgain: 'Nous rouvrons {when}.',
+  openingHours: 'Heures d’ouverture (heure de {zone})',
+  closedDay: 'Fermé',
   today: 'aujourd’hui à {time}',
   callback: {
     offer: 'Rappelez-moi',
@@ -317,6 +321,8 @@ const de = {
   cannotCall: 'Anrufen nicht möglich: {reason}',
   closed: 'Wir haben geschlossen.',
   opensAgain: 'Wir sind wieder da: {when}.',
+  openingHours: 'Öffnungszeiten (Ortszeit {zone})',
+  closedDay: 'Geschlossen',
   today: 'heute um {time}',
   callback: {
     offer: 'Rufen Sie mich zurück',
