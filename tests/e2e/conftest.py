@@ -125,3 +125,22 @@ async def host() -> AsyncIterator[HostPages]:
     pages = await HostPages().start()
     yield pages
     await pages.close()
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def start_gateway(host: HostPages) -> AsyncIterator[Callable[..., Awaitable[Gateway]]]:
+    """`start(destination, widget="<[sites.widget] keys>", **widget_toml options)`: the
+    site `shop`, usable from the host pages; stopped after the test."""
+    from .widget_pages import NOBODY, widget_toml
+
+    started: list[Gateway] = []
+
+    async def start(destination: str = NOBODY, widget: str = "", **options: object) -> Gateway:
+        toml = widget_toml(destination=destination, host=host, widget=widget, **options)
+        gateway = await Gateway.start(parse_config(toml, {}))
+        started.append(gateway)
+        return gateway
+
+    yield start
+    for gateway in started:
+        await gateway.stop()

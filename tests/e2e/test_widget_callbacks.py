@@ -27,12 +27,11 @@ from gateway.config import parse_config
 from tests.support.audio import assert_wav_has_tone
 
 from .conftest import gateway_toml
-from .widget_pages import HostPages, axe_violations, overflow, snap
+from .widget_pages import NOBODY, HostPages, axe_violations, overflow, snap
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 TIMEOUT_MS = 10_000
-NOBODY = "sip:nobody@127.0.0.1:9"
 VISITOR = "+442079460123"  # a valid London number
 VISITOR_ZONE = "Europe/Paris"  # the browser's time zone: not the site's (UTC)
 ALL_WEEK = ", ".join(

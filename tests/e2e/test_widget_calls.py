@@ -22,7 +22,6 @@ import socketio
 from playwright.async_api import Browser, BrowserContext, Frame, Page, Route, expect
 
 from gateway.app import Gateway
-from gateway.config import parse_config
 from gateway.http_app import SIO_KEY
 from signaling import call_namespace
 from tests.support.audio import assert_tone, read_wav
@@ -31,11 +30,11 @@ from tests.support.sipp import scenario_path
 
 from .widget_pages import (
     HOLD_MICROPHONE_JS,
+    NOBODY,
     HostPages,
     focused,
     new_context,
     snap,
-    widget_toml,
 )
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -43,24 +42,8 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 MIC_HZ = 1000
 PHONE_HZ = 440
 TIMEOUT_MS = 10_000
-NOBODY = "sip:nobody@127.0.0.1:9"  # for tests whose calls never reach a phone
 
 StartGateway = Callable[..., Awaitable[Gateway]]
-
-
-@pytest_asyncio.fixture(loop_scope="module")
-async def start_gateway(host: HostPages) -> AsyncIterator[StartGateway]:
-    started: list[Gateway] = []
-
-    async def start(destination: str, widget: str = "", **options: object) -> Gateway:
-        toml = widget_toml(destination=destination, host=host, widget=widget, **options)
-        gateway = await Gateway.start(parse_config(toml, {}))
-        started.append(gateway)
-        return gateway
-
-    yield start
-    for gateway in started:
-        await gateway.stop()
 
 
 @pytest_asyncio.fixture(loop_scope="module")

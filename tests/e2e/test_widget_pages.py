@@ -17,7 +17,6 @@ import pytest_asyncio
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
 from gateway.app import Gateway
-from gateway.config import parse_config
 from gateway.http_app import SIO_KEY
 from signaling import call_namespace
 
@@ -32,31 +31,14 @@ from .widget_pages import (
     overflow,
     snap,
     widget_browser_args,
-    widget_toml,
 )
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 TIMEOUT_MS = 10_000
-NOBODY = "sip:nobody@127.0.0.1:9"  # for tests that never reach a call
 
 StartGateway = Callable[..., Awaitable[Gateway]]
 NewContext = Callable[..., Awaitable[BrowserContext]]
-
-
-@pytest_asyncio.fixture(loop_scope="module")
-async def start_gateway(host: HostPages) -> AsyncIterator[StartGateway]:
-    started: list[Gateway] = []
-
-    async def start(destination: str = NOBODY, widget: str = "", **options: object) -> Gateway:
-        toml = widget_toml(destination=destination, host=host, widget=widget, **options)
-        gateway = await Gateway.start(parse_config(toml, {}))
-        started.append(gateway)
-        return gateway
-
-    yield start
-    for gateway in started:
-        await gateway.stop()
 
 
 @pytest_asyncio.fixture(loop_scope="module")

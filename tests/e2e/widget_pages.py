@@ -157,6 +157,9 @@ def _attr(request: web.Request, name: str) -> str:
     return html.escape(request.query.get(name, ""), quote=True)
 
 
+NOBODY = "sip:nobody@127.0.0.1:9"  # a destination for tests whose calls reach no phone
+
+
 def widget_toml(*, destination: str, host: HostPages, widget: str = "", **options: object) -> str:
     """A gateway whose site `shop` may be used by the host pages (secure and insecure
     origins, not `host.other_origin`), with `widget` as its [sites.widget] table."""
