@@ -11,10 +11,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from . import memory_debug
-from .app import serve
-from .config import ConfigError, load_config
-from .workers import WorkerConfigError, default_worker_count, run_workers
+from gateway.config.loader import ConfigError, load_config
+from gateway.process import memory_debug
+from gateway.process.gateway import serve
+from gateway.process.supervisor import WorkerConfigError, default_worker_count, run_workers
 
 
 def main(argv: list[str] | None = None) -> int:

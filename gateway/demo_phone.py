@@ -40,13 +40,13 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from sip_bridge import sdp
-from sip_bridge.call_media import CallMedia
-from sip_bridge.endpoint import SipCall, SipEndpoint
+from sip_bridge.asyncio.call_media import CallMedia
+from sip_bridge.asyncio.endpoint import SipCall, SipEndpoint
+from sip_bridge.asyncio.player import paced_ticks
+from sip_bridge.asyncio.rtp_ports import RtpPortsExhaustedError
+from sip_bridge.asyncio.rtp_session import RtpSession
 from sip_bridge.events import AckReceived, CallEnded, OfferReceived
 from sip_bridge.rtp.dtmf import DtmfDigit
-from sip_bridge.rtp.player import paced_ticks
-from sip_bridge.rtp.ports import RtpPortsExhaustedError
-from sip_bridge.rtp.session import RtpSession
 from sip_bridge.useragent import CallError, UserAgentConfig
 
 __all__ = [

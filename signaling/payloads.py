@@ -13,8 +13,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from gateway.service import NO_DETAILS, VisitorDetails
-from gateway.visitor_page import (
+from gateway.api import NO_DETAILS, VisitorDetails
+from gateway.text import (
     MAX_NAME_CHARS,
     MAX_REASON_CHARS,
     clean_page_url,

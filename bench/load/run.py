@@ -25,7 +25,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from gateway.workers import default_worker_count
+from gateway.process.supervisor import default_worker_count
 
 from . import procstat
 

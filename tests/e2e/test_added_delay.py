@@ -20,8 +20,8 @@ import socketio
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
 
-from sip_bridge.call_media import CallMedia
-from sip_bridge.endpoint import SipCall, SipEndpoint
+from sip_bridge.asyncio.call_media import CallMedia
+from sip_bridge.asyncio.endpoint import SipCall, SipEndpoint
 from sip_bridge.useragent import UserAgentConfig
 from tests.support.ports import free_port_block, free_udp_port
 
@@ -127,7 +127,7 @@ async def test_added_delay_with_loss_on_either_leg(gateway_factory):
             gateway.url,
             transports=["websocket"],
             auth={"site": "shop", "token": await call_token(gateway)},
-            headers={"Origin": gateway.config.http.public_origin},
+            headers={"Origin": gateway.config.loader.http.public_origin},
         )
         ack = await client.call("call:start", {"sdp": pc.localDescription.sdp}, timeout=10)
         assert ack["ok"], ack

@@ -16,8 +16,8 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
-from gateway.app import Gateway
-from gateway.http_app import SIO_KEY
+from gateway.http.app import SIO_KEY
+from gateway.process.gateway import Gateway
 from signaling import call_namespace
 
 from .widget_pages import (
@@ -65,7 +65,7 @@ def call_button(page: Page):
 
 
 async def assert_no_call_reached(gateway: Gateway) -> None:
-    assert not gateway.calls.calls
+    assert not gateway.calls.manager.calls
     assert gateway.endpoint.ua.active_calls == 0
 
 

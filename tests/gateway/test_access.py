@@ -7,9 +7,9 @@ from collections.abc import Mapping
 
 import pytest
 
-from gateway.access import AccessRefused, page_access_from_config
-from gateway.challenge import ChallengeError, ProofOfWork
-from gateway.config import parse_config
+from gateway.access.challenge import ChallengeError, ProofOfWork
+from gateway.access.pages import AccessRefused, page_access_from_config
+from gateway.config.loader import parse_config
 from tests.gateway.clock import FakeClock
 
 SECRET = "Tk5-token-secret-of-at-least-32-chars"

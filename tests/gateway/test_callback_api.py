@@ -10,9 +10,9 @@ import pytest
 from aiohttp import web
 from phonenumbers import PhoneNumberType
 
-from gateway.callback_store import SqliteCallbackStore
-from gateway.callbacks import CallbackRequests, SiteCallbacks, callback_routes
-from gateway.hours import BusinessHours
+from gateway.callbacks.requests import CallbackRequests, SiteCallbacks, callback_routes
+from gateway.callbacks.store import SqliteCallbackStore
+from gateway.sites.hours import BusinessHours
 
 # Monday 2026-11-23 10:00 in London (UTC in winter).
 MONDAY_10AM = dt.datetime(2026, 11, 23, 10, 0, tzinfo=dt.UTC).timestamp()

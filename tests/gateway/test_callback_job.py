@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 
-from gateway.callback import CallbackJob, CallbackSettings
-from gateway.callback_store import SqliteCallbackStore
-from sip_bridge.endpoint import SipEndpoint
+from gateway.callbacks.job import CallbackJob, CallbackSettings
+from gateway.callbacks.store import SqliteCallbackStore
+from sip_bridge.asyncio.endpoint import SipEndpoint
 from sip_bridge.useragent import UserAgentConfig
 from tests.support.audio import assert_wav_has_tone
 from tests.support.ports import free_port_block

@@ -13,8 +13,8 @@ import weakref
 
 from aiortc import RTCConfiguration, RTCPeerConnection
 
-from gateway.heap import HeapTrimmer, malloc_trim
-from gateway.webrtc_leg import use_host_addresses
+from gateway.media.webrtc_leg import use_host_addresses
+from gateway.process.heap import HeapTrimmer, malloc_trim
 
 
 @contextlib.contextmanager

@@ -6,8 +6,8 @@ import datetime as dt
 
 import pytest
 
-from gateway.config import ConfigError, parse_config
-from gateway.widget_settings import WidgetSettings, contrast_ratio, parse_widget
+from gateway.config.loader import ConfigError, parse_config
+from gateway.sites.widget import WidgetSettings, contrast_ratio, parse_widget
 
 SITE = """
 [[sites]]

@@ -19,8 +19,8 @@ import pytest
 import socketio
 from aiohttp import web
 
-from gateway.http_app import build_app
-from gateway.service import SiteInfo
+from gateway.api import SiteInfo
+from gateway.http.app import build_app
 from signaling import CallNamespace, call_namespace, create_signaling
 from tests.signaling.memory_service import InMemoryCallService
 

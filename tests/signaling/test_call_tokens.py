@@ -9,7 +9,7 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from gateway.challenge import solve
+from gateway.access.challenge import solve
 from tests.signaling.conftest import (
     DEMO_ORIGIN,
     OTHER_SITE_ORIGIN,

@@ -12,7 +12,7 @@ import pytest
 import socketio
 from aiohttp import web
 
-from gateway.http_app import build_app
+from gateway.http.app import build_app
 from signaling import create_signaling
 from tests.signaling.conftest import DEMO_ORIGIN, OFFER_SDP, ROOT, SITES, request_token
 from tests.signaling.memory_service import InMemoryCallService

@@ -10,7 +10,7 @@ import socketio
 from aiohttp import web
 from yarl import URL
 
-from gateway.http_app import build_app
+from gateway.http.app import build_app
 from signaling import create_signaling
 from tests.signaling.conftest import ROOT, SignalingServer, call_token
 from tests.signaling.memory_service import InMemoryCallService
