@@ -1,5 +1,17 @@
-"""The narrow interface the signaling face uses to drive calls (DESIGN.md: signaling never
-touches aiortc or SIP objects). The gateway's `CallManager` implements it."""
+"""The contract between the gateway and its faces (signaling/, http/): what a page may ask
+(`GatewayService`: call tokens, then calls), what it is told (`CallState`, `EndCause`,
+`CallUpdate`, `SiteInfo`), what it sends (`VisitorDetails`), and the refusal family.
+
+Signaling imports this module and nothing else of the gateway: never the configuration,
+aiortc or SIP objects (docs/architecture.md). The gateway's `CallManager` implements
+`GatewayService`.
+
+Refusals: every "no" a page can get is a `Refusal` with a stable `code` (the widget
+translates it), a `message` in words, and the HTTP `status` it maps to (as h11's
+`ProtocolError` carries `error_status_hint`): `AccessRefused` (tokens, 403),
+`CallRefused` (409; `LimitRefused`, 429, in gateway.access.admission), `CallbackRefused`
+(400) and `BadRequest` (400: a body that is not what the route takes).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +23,40 @@ from typing import Any, Protocol
 
 from gateway.sites.hours import BusinessHours
 from gateway.sites.widget import WidgetSettings
+
+# How a face cleans what a visitor typed before it becomes `VisitorDetails` (gateway.text).
+from gateway.text import (
+    MAX_NAME_CHARS,
+    MAX_REASON_CHARS,
+    clean_page_url,
+    clean_visitor_text,
+    origin_of,
+)
+
+__all__ = [
+    "MAX_NAME_CHARS",
+    "MAX_REASON_CHARS",
+    "NO_DETAILS",
+    "AccessRefused",
+    "BadRequest",
+    "CallRefused",
+    "CallService",
+    "CallState",
+    "CallUpdate",
+    "CallbackRefused",
+    "Clock",
+    "EndCause",
+    "GatewayService",
+    "Notify",
+    "Refusal",
+    "SiteInfo",
+    "TokenGrant",
+    "TokenService",
+    "VisitorDetails",
+    "clean_page_url",
+    "clean_visitor_text",
+    "origin_of",
+]
 
 
 class CallState(enum.StrEnum):
@@ -42,13 +88,40 @@ class CallUpdate:
     detail: str = ""  # words for logs; never internal addresses or secrets
 
 
-class CallRefused(Exception):
-    """A call cannot start; `code` is the machine-readable reason sent to the page."""
+class Refusal(Exception):
+    """Base of every refusal a page can get. `code` is stable (the widget translates it);
+    `message` says it in words; `status` is the HTTP status it is answered with (each
+    subclass has its default, a raiser may pick another)."""
 
-    def __init__(self, code: str, message: str) -> None:
+    status = 400
+
+    def __init__(self, code: str, message: str, *, status: int | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        if status is not None:
+            self.status = status
+
+    def payload(self) -> dict[str, Any]:
+        """The JSON body of the refusal: `{"error": {"code": ..., "message": ...}}`."""
+        return {"error": {"code": self.code, "message": self.message}}
+
+
+class BadRequest(Refusal):
+    """The request itself is malformed: not JSON, too large, too deep, unknown fields."""
+
+    def __init__(self, message: str, *, code: str = "bad_request", status: int = 400) -> None:
+        super().__init__(code, message, status=status)
+
+
+class CallRefused(Refusal):
+    """A call cannot start; `code` is the machine-readable reason sent to the page."""
+
+    status = 409
+
+
+class CallbackRefused(Refusal):
+    """A Request-a-Call request, look-up or cancel refused."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,3 +216,55 @@ class CallService(Protocol):
     async def send_dtmf(self, call_id: str, digits: str) -> None: ...
 
     async def set_mute(self, call_id: str, muted: bool) -> None: ...
+
+
+class AccessRefused(Refusal):
+    """No token (or no connection) for this page; `challenge` (when set) is what to solve
+    to get a token."""
+
+    status = 403
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        status: int | None = None,
+        challenge: dict[str, object] | None = None,
+    ) -> None:
+        super().__init__(code, message, status=status)
+        self.challenge = challenge
+
+    def payload(self) -> dict[str, Any]:
+        body = super().payload()
+        if self.challenge is not None:
+            body["challenge"] = self.challenge
+        return body
+
+
+Clock = Callable[[], float]  # wall-clock seconds (time.time), injected for tests
+
+
+@dataclass(frozen=True, slots=True)
+class TokenGrant:
+    token: str
+    expires_in: float  # seconds
+
+
+class TokenService(Protocol):
+    async def issue_token(
+        self, *, site_id: str, origin: str | None, client: str, proof: object
+    ) -> TokenGrant:
+        """A call token for a page of `origin` (None: the request had no Origin header).
+        `proof` is the page's answer to the site's challenge (None when it sent none).
+        Raises AccessRefused."""
+        ...
+
+    def redeem_token(self, token: object, *, site_id: str, origin: str) -> None:
+        """Accept `token` for one connection of a page of `origin` to `site_id`, or raise
+        AccessRefused."""
+        ...
+
+
+class GatewayService(CallService, TokenService, Protocol):
+    """What the HTTP face and signaling ask of the gateway."""

@@ -13,10 +13,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from gateway.api import NO_DETAILS, VisitorDetails
-from gateway.text import (
+from gateway.api import (
     MAX_NAME_CHARS,
     MAX_REASON_CHARS,
+    NO_DETAILS,
+    VisitorDetails,
     clean_page_url,
     clean_visitor_text,
 )

@@ -52,6 +52,8 @@ class LimitRefused(CallRefused):
     """A call refused by a limit. `message` is for the page; `detail` for the operator's
     log; `warning` marks what the operator should act on (a used-up budget)."""
 
+    status = 429
+
     def __init__(self, code: str, message: str, detail: str, *, warning: bool = False) -> None:
         super().__init__(code, message)
         self.detail = detail

@@ -12,63 +12,15 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import Iterable, Mapping
 
 from gateway.access.challenge import ChallengeError, ChallengeVerifier, ProofOfWork
 from gateway.access.ledger import SharedLedger
 from gateway.access.tokens import CallTokens, TokenError
-from gateway.api import CallService, SiteInfo
+from gateway.api import AccessRefused, Clock, SiteInfo, TokenGrant
 from gateway.config.loader import GatewayConfig
 
 logger = logging.getLogger(__name__)
-
-Clock = Callable[[], float]
-
-
-class AccessRefused(ValueError):
-    """No token (or no connection) for this page. `code` and `message` are for the page;
-    `status` is the HTTP status; `challenge` (when set) is what to solve to get a token."""
-
-    def __init__(
-        self,
-        code: str,
-        message: str,
-        *,
-        status: int = 403,
-        challenge: dict[str, object] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.status = status
-        self.challenge = challenge
-
-
-@dataclass(frozen=True, slots=True)
-class TokenGrant:
-    token: str
-    expires_in: float  # seconds
-
-
-class TokenService(Protocol):
-    async def issue_token(
-        self, *, site_id: str, origin: str | None, client: str, proof: object
-    ) -> TokenGrant:
-        """A call token for a page of `origin` (None: the request had no Origin header).
-        `proof` is the page's answer to the site's challenge (None when it sent none).
-        Raises AccessRefused."""
-        ...
-
-    def redeem_token(self, token: object, *, site_id: str, origin: str) -> None:
-        """Accept `token` for one connection of a page of `origin` to `site_id`, or raise
-        AccessRefused."""
-        ...
-
-
-class GatewayService(CallService, TokenService, Protocol):
-    """What the HTTP face and signaling ask of the gateway."""
 
 
 class PageAccess:

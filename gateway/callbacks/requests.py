@@ -1,4 +1,5 @@
-"""Request-a-Call requests: validated, limited, stored, and served over HTTP.
+"""Request-a-Call requests: validated, limited and stored (served over HTTP by
+gateway.http.callbacks).
 
 `POST /api/callbacks` `{"site", "number", "name"?, "at"?, "page"?, "reason"?}` -> `201
 {"id", "status", "due_at"}`; `GET /api/callbacks/{id}` -> its status and history;
@@ -10,17 +11,14 @@ visitor typed; `at` is an ISO 8601 time (with its offset) within the site's busi
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from aiohttp import web
-
+from gateway.api import CallbackRefused
 from gateway.callbacks.numbers import NumberRefused, callback_number
 from gateway.callbacks.store import CallbackStore
-from gateway.http.app import api_response
 from gateway.sites.hours import ALWAYS_OPEN, BusinessHours
 from gateway.text import (
     MAX_NAME_CHARS,
@@ -32,7 +30,7 @@ from gateway.text import (
 
 logger = logging.getLogger(__name__)
 
-MAX_BODY = 4096
+CALLBACK_FIELDS = frozenset({"site", "number", "name", "at", "page", "reason"})
 
 
 @dataclass(frozen=True)
@@ -47,14 +45,6 @@ class SiteCallbacks:
     # Origins whose pages the operator may be told of: the site's and the gateway's own
     # (the iframe's page is the gateway's; it sends the site's page it is framed in).
     page_origins: frozenset[str] = frozenset()
-
-
-class CallbackRefused(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
 
 
 class CallbackRequests:
@@ -81,28 +71,27 @@ class CallbackRequests:
         """Validate, limit and store a request. A `page` not on one of the policy's
         `page_origins` is dropped: the operator is only told of the site's own pages."""
         if not isinstance(payload, dict):
-            raise CallbackRefused(400, "bad_request", "Send a JSON object.")
-        allowed = {"site", "number", "name", "at", "page", "reason"}
-        extra = set(payload) - allowed
+            raise CallbackRefused("bad_request", "Send a JSON object.", status=400)
+        extra = set(payload) - CALLBACK_FIELDS
         if extra:
-            raise CallbackRefused(400, "bad_request", f"Unknown field(s): {sorted(extra)}.")
+            raise CallbackRefused("bad_request", f"Unknown field(s): {sorted(extra)}.", status=400)
         site_id = payload.get("site")
         policy = self.policies(site_id) if isinstance(site_id, str) else None
         if policy is None:
-            raise CallbackRefused(404, "unknown_site", "This site does not take callbacks.")
+            raise CallbackRefused("unknown_site", "This site does not take callbacks.", status=404)
         try:
             number = callback_number(payload.get("number"), policy.countries)
         except NumberRefused as exc:
-            raise CallbackRefused(400, exc.code, exc.message) from None
+            raise CallbackRefused(exc.code, exc.message, status=400) from None
         details = {}
         page = payload.get("page")
         if page is not None and page != "":
             if not isinstance(page, str):
-                raise CallbackRefused(400, "bad_request", "page must be a URL.")
+                raise CallbackRefused("bad_request", "page must be a URL.", status=400)
             try:
                 page = clean_page_url(page)
             except ValueError as exc:
-                raise CallbackRefused(400, "bad_request", f"page {exc}.") from None
+                raise CallbackRefused("bad_request", f"page {exc}.", status=400) from None
             if origin_of(page) in policy.page_origins:
                 details["page"] = page
         for key, most in (("name", MAX_NAME_CHARS), ("reason", MAX_REASON_CHARS)):
@@ -110,11 +99,11 @@ class CallbackRequests:
             if value is None or value == "":
                 continue
             if not isinstance(value, str):
-                raise CallbackRefused(400, "bad_request", f"{key} must be text.")
+                raise CallbackRefused("bad_request", f"{key} must be text.", status=400)
             try:
                 details[key] = clean_visitor_text(value, most)
             except ValueError as exc:
-                raise CallbackRefused(400, "bad_request", f"{key} {exc}.") from None
+                raise CallbackRefused("bad_request", f"{key} {exc}.", status=400) from None
         now = self.clock()
         due = self._due_time(payload.get("at"), policy, now)
         since = now - 86400
@@ -125,7 +114,7 @@ class CallbackRequests:
                 client,
             )
             raise CallbackRefused(
-                429, "number_limit", "This number has asked for enough callbacks today."
+                "number_limit", "This number has asked for enough callbacks today.", status=429
             )
         if self.admit is not None:
             self.admit(policy.site, client)
@@ -149,106 +138,44 @@ class CallbackRequests:
             if not policy.hours.is_open(current):
                 opening = policy.hours.next_opening(current)
                 when = f" We open again {opening.isoformat(timespec='minutes')}." if opening else ""
-                raise CallbackRefused(409, "closed", "We are closed now: choose a time." + when)
+                raise CallbackRefused(
+                    "closed", "We are closed now: choose a time." + when, status=409
+                )
             return now
         if not isinstance(at, str):
-            raise CallbackRefused(400, "bad_time", "at must be an ISO 8601 time.")
+            raise CallbackRefused("bad_time", "at must be an ISO 8601 time.", status=400)
         try:
             when = dt.datetime.fromisoformat(at)
         except ValueError:
-            raise CallbackRefused(400, "bad_time", "at must be an ISO 8601 time.") from None
+            raise CallbackRefused("bad_time", "at must be an ISO 8601 time.", status=400) from None
         if when.tzinfo is None:
-            raise CallbackRefused(400, "bad_time", "at needs a time zone offset.")
+            raise CallbackRefused("bad_time", "at needs a time zone offset.", status=400)
         if when.timestamp() < now - 60:
-            raise CallbackRefused(400, "bad_time", "That time has passed.")
+            raise CallbackRefused("bad_time", "That time has passed.", status=400)
         if when.timestamp() > now + policy.max_days_ahead * 86400:
             raise CallbackRefused(
-                400, "bad_time", f"Choose a time within {policy.max_days_ahead} days."
+                "bad_time", f"Choose a time within {policy.max_days_ahead} days.", status=400
             )
         if not policy.hours.is_open(when):
-            raise CallbackRefused(409, "closed", "We are closed at that time.")
+            raise CallbackRefused("closed", "We are closed at that time.", status=409)
         return max(when.timestamp(), now)
 
     async def cancel(self, callback_id: str) -> dict:
         """Cancel a scheduled callback (whoever knows its id: the page that asked)."""
         status = await self.store.cancel(callback_id, self.clock())
         if status is None:
-            raise CallbackRefused(404, "unknown_callback", "No such callback.")
+            raise CallbackRefused("unknown_callback", "No such callback.", status=404)
         if status == "dialing":
             raise CallbackRefused(
-                409, "callback_in_progress", "The call back is being placed already."
+                "callback_in_progress", "The call back is being placed already.", status=409
             )
         if status != "cancelled":
-            raise CallbackRefused(409, "callback_over", "The call back is over already.")
+            raise CallbackRefused("callback_over", "The call back is over already.", status=409)
         logger.info("callback %s cancelled by the visitor", callback_id)
         return await self.status(callback_id)
 
     async def status(self, callback_id: str) -> dict:
         callback = await self.store.get(callback_id)
         if callback is None:
-            raise CallbackRefused(404, "unknown_callback", "No such callback.")
+            raise CallbackRefused("unknown_callback", "No such callback.", status=404)
         return callback.public()
-
-
-async def read_payload(request: web.Request) -> object:
-    """The JSON body of a callback request (read once, kept by aiohttp for re-reads)."""
-    if (request.content_length or 0) > MAX_BODY:
-        raise CallbackRefused(413, "too_large", "The request is too large.")
-    body = await request.read()
-    if len(body) > MAX_BODY:
-        raise CallbackRefused(413, "too_large", "The request is too large.")
-    try:
-        return json.loads(body or b"null")
-    except ValueError:
-        raise CallbackRefused(400, "bad_request", "Send a JSON object.") from None
-
-
-Authorize = Callable[[web.Request, object], Awaitable[None]]
-
-
-def callback_routes(
-    requests: CallbackRequests, *, authorize: Authorize | None = None
-) -> list[web.RouteDef]:
-    """The routes; `authorize(request, payload)` (e.g. a call-token check) may refuse a
-    request by raising `CallbackRefused`. Answers carry CORS headers for the site's pages."""
-
-    async def create(request: web.Request) -> web.Response:
-        try:
-            payload = await read_payload(request)
-            if authorize is not None:
-                await authorize(request, payload)
-            result = await requests.request(payload, client=request.remote or "?")
-        except CallbackRefused as exc:
-            return _error(request, exc)
-        return api_response(request, result, 201)
-
-    async def show(request: web.Request) -> web.Response:
-        try:
-            return api_response(request, await requests.status(request.match_info["id"]))
-        except CallbackRefused as exc:
-            return _error(request, exc)
-
-    async def cancel(request: web.Request) -> web.Response:
-        try:
-            return api_response(request, await requests.cancel(request.match_info["id"]))
-        except CallbackRefused as exc:
-            return _error(request, exc)
-
-    async def preflight(request: web.Request) -> web.Response:
-        response = api_response(request, None, 204)
-        response.headers["Access-Control-Allow-Methods"] = "GET, POST, DELETE"
-        response.headers["Access-Control-Allow-Headers"] = "Content-Type, Authorization"
-        response.headers["Access-Control-Max-Age"] = "600"
-        return response
-
-    return [
-        web.post("/api/callbacks", create),
-        web.route("OPTIONS", "/api/callbacks", preflight),
-        web.get("/api/callbacks/{id}", show),
-        web.delete("/api/callbacks/{id}", cancel),
-        web.route("OPTIONS", "/api/callbacks/{id}", preflight),
-    ]
-
-
-def _error(request: web.Request, exc: CallbackRefused) -> web.Response:
-    return api_response(request, {"error": {"code": exc.code, "message": exc.message}}, exc.status)

@@ -1,4 +1,5 @@
-"""Request-a-Call in a running gateway: the store, the scheduler, jobs and the HTTP API.
+"""Request-a-Call in a running gateway: the store, the scheduler, jobs and the requests
+(served over HTTP by gateway.http.callbacks).
 
 Present only when some site has a `callback` table. A callback request must carry a call
 token (`POST /api/token`, bound to the site and the page's Origin), like a call.
@@ -11,17 +12,10 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from aiohttp import web
-
 from gateway.access.admission import LimitRefused
-from gateway.access.pages import AccessRefused, TokenService
+from gateway.api import CallbackRefused, TokenService
 from gateway.callbacks.job import CallbackJob, CallbackSettings
-from gateway.callbacks.requests import (
-    CallbackRefused,
-    CallbackRequests,
-    SiteCallbacks,
-    callback_routes,
-)
+from gateway.callbacks.requests import CallbackRequests, SiteCallbacks
 from gateway.callbacks.scheduler import CallbackScheduler
 from gateway.callbacks.store import Callback, SqliteCallbackStore
 from gateway.config.loader import GatewayConfig, SiteConfig
@@ -135,21 +129,12 @@ class RequestACall:
         )
         return CallbackJob(callback, settings, self.endpoint, self.store, clock=self.clock)
 
-    def routes(self) -> list[web.RouteDef]:
-        """`POST /api/callbacks` (with a call token), `GET` and `DELETE /api/callbacks/{id}`."""
-        return callback_routes(self.requests, authorize=self._authorize)
-
-    async def _authorize(self, request: web.Request, payload: object) -> None:
-        """A call token (`Authorization: Bearer ...`) for the site the request names, from a
-        page of an origin the site allows, as for a call."""
-        site = payload.get("site") if isinstance(payload, dict) else None
+    def authorize(self, site: object, token: str, origin: str) -> None:
+        """A request needs a call token (`Authorization: Bearer ...`) for the site it names,
+        from a page of an origin the site allows, as for a call; raises AccessRefused."""
         if not isinstance(site, str):
-            raise CallbackRefused(400, "bad_request", "site is required.")
-        token = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-        try:
-            self.tokens.redeem_token(token, site_id=site, origin=request.headers.get("Origin", ""))
-        except AccessRefused as exc:
-            raise CallbackRefused(exc.status, exc.code, exc.message) from None
+            raise CallbackRefused("bad_request", "site is required.", status=400)
+        self.tokens.redeem_token(token, site_id=site, origin=origin)
 
     def _admit(self, site_id: str, client: str) -> None:
         """A valid request about to be stored counts against the visitor's call windows."""
@@ -157,4 +142,4 @@ class RequestACall:
             self.tokens.admit_callback_request(site_id, client)
         except LimitRefused as exc:
             logger.warning("callback refused (%s): site=%s %s", exc.code, site_id, exc.detail)
-            raise CallbackRefused(429, exc.code, exc.message) from None
+            raise

@@ -14,15 +14,18 @@ from functools import partial
 from gateway.access.admission import AdmittedCall, CallAdmission, LimitRefused
 from gateway.access.challenge import ChallengeVerifier
 from gateway.access.ledger import SharedLedger
-from gateway.access.pages import AccessRefused, Clock, TokenGrant, page_access_from_config
+from gateway.access.pages import page_access_from_config
 from gateway.api import (
     NO_DETAILS,
+    AccessRefused,
     CallRefused,
     CallState,
     CallUpdate,
+    Clock,
     EndCause,
     Notify,
     SiteInfo,
+    TokenGrant,
     VisitorDetails,
 )
 from gateway.calls.call import Call, CallSettings, Destination

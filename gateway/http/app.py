@@ -5,21 +5,16 @@ from __future__ import annotations
 
 import datetime as dt
 import html
-import json
-import re
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
 from urllib.parse import quote
 
-import socketio
 from aiohttp import web
 
-from gateway.access.pages import AccessRefused, GatewayService
-from gateway.api import SiteInfo
+from gateway.api import BadRequest, GatewayService, SiteInfo
 from gateway.http.forwarded import Network, parse_networks, visitor_address
-from signaling import attach
+from gateway.http.json_api import api_response, is_origin, preflight, read_json, refusals
 
 SOCKET_IO_CLIENT = Path("socket.io-client/dist/socket.io.min.js")
 SOCKET_IO_CLIENT_ESM = Path("socket.io-client/dist/socket.io.esm.min.js")  # the widget's
@@ -27,9 +22,6 @@ SOCKET_IO_CLIENT_ESM = Path("socket.io-client/dist/socket.io.esm.min.js")  # the
 # origins (CORS applies to module scripts), and its stylesheet goes into its shadow root.
 _PUBLIC_FILE_PREFIXES = ("/static/", "/vendor/", "/widget/")
 _PUBLIC_FILES = ("/widget.js",)
-# What a CSP source expression may contain of an origin; anything else is left out rather
-# than let a bad configuration value break (or inject into) the header.
-_ORIGIN = re.compile(r"https?://([A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?")
 MAX_SHOWN_SITE_CHARS = 40
 MAX_SITE_ID_CHARS = 64
 # A token request is {"site": ..., "proof": {...}}: a proof of work is ~300 bytes, a
@@ -37,7 +29,6 @@ MAX_SITE_ID_CHARS = 64
 MAX_TOKEN_REQUEST_BYTES = 8 * 1024
 
 SERVICE_KEY = web.AppKey("service", GatewayService)
-SIO_KEY = web.AppKey("sio", socketio.AsyncServer)
 
 # Only our own scripts, styles and socket; the media path is WebRTC, which CSP does not
 # govern. `frame-ancestors` is added per site.
@@ -55,7 +46,6 @@ _PAGE_PERMISSIONS = "microphone=(self), autoplay=(self), camera=(), geolocation=
 def build_app(
     *,
     service: GatewayService,
-    sio: socketio.AsyncServer,
     web_dir: Path,
     node_modules: Path,
     sites: Iterable[str] = (),
@@ -72,17 +62,17 @@ def build_app(
     `GET /api/widget/{site}` (the site's public widget settings, whether it is open now
     by `clock` and its Request-a-Call offer; never cached), `POST /api/token` (a
     call token; docs/signaling.md), `/static/...` (files of `web_dir`, no listing),
-    `/vendor/socket.io[.esm].min.js` (from `node_modules`), `/healthz`, and socket.io at
-    `/socket.io/`.
+    `/vendor/socket.io[.esm].min.js` (from `node_modules`) and `/healthz`. Signaling
+    (socket.io at `/socket.io/`) is attached by the composition root.
 
     Behind reverse proxies listed in `trusted_proxies` (addresses or CIDR networks), a
     request's `remote` is the visitor's address from X-Forwarded-For (gateway.http.forwarded),
     for the token request and signaling alike.
     """
     trusted = parse_networks(trusted_proxies)
-    app = web.Application(middlewares=[_forwarded_remote(trusted)] if trusted else [])
+    middlewares = [_forwarded_remote(trusted)] if trusted else []
+    app = web.Application(middlewares=[*middlewares, refusals])
     app[SERVICE_KEY] = service
-    app[SIO_KEY] = sio
     embed_page = (web_dir / "embed.html").read_bytes()
     demo_page = (web_dir / "demo.html").read_bytes()
     widget_script = web_dir / "widget.js"
@@ -131,8 +121,7 @@ def build_app(
         site = service.site(site_id)
         if site is None:
             shown = site_id[:MAX_SHOWN_SITE_CHARS]
-            refusal = {"error": {"code": "unknown_site", "message": f"no site {shown!r}"}}
-            return api_response(request, refusal, 404)
+            raise BadRequest(f"no site {shown!r}", code="unknown_site", status=404)
         # `no-store` (api_response): whether the site is open changes with the time.
         now = dt.datetime.fromtimestamp(clock(), dt.UTC)
         return api_response(request, site.public_settings(now))
@@ -149,28 +138,15 @@ def build_app(
         return web.Response(text="ok")
 
     async def token(request: web.Request) -> web.Response:
-        try:
-            site_id, proof = _token_request(await _json_body(request))
-            grant = await service.issue_token(
-                site_id=site_id,
-                origin=request.headers.get("Origin"),
-                client=request.remote or "unknown",
-                proof=proof,
-            )
-        except AccessRefused as exc:
-            refusal: dict[str, Any] = {"error": {"code": exc.code, "message": exc.message}}
-            if exc.challenge is not None:
-                refusal["challenge"] = exc.challenge
-            return api_response(request, refusal, exc.status)
+        body = await read_json(request, max_bytes=MAX_TOKEN_REQUEST_BYTES)
+        site_id, proof = _token_request(body)
+        grant = await service.issue_token(
+            site_id=site_id,
+            origin=request.headers.get("Origin"),
+            client=request.remote or "unknown",
+            proof=proof,
+        )
         return api_response(request, {"token": grant.token, "expires_in": grant.expires_in})
-
-    async def token_preflight(request: web.Request) -> web.Response:
-        # Any origin may ask; only the POST's answer decides, per site, who gets a token.
-        response = api_response(request, None, 204)
-        response.headers["Access-Control-Allow-Methods"] = "POST"
-        response.headers["Access-Control-Allow-Headers"] = "Content-Type"
-        response.headers["Access-Control-Max-Age"] = "600"
-        return response
 
     app.router.add_get("/", landing)
     app.router.add_get("/embed/{site}", embed)
@@ -180,13 +156,12 @@ def build_app(
     app.router.add_get("/vendor/{file}", vendor)
     app.router.add_get("/healthz", healthz)
     app.router.add_post("/api/token", token)
-    app.router.add_route("OPTIONS", "/api/token", token_preflight)
+    app.router.add_route("OPTIONS", "/api/token", preflight("POST"))
     # aiohttp's static route refuses paths that resolve outside web_dir (and symlinks).
     app.router.add_static("/static/", web_dir, show_index=False, follow_symlinks=False)
     # The widget's modules, next to /widget.js so that its relative imports resolve.
     app.router.add_static("/widget/", web_dir / "widget", show_index=False, follow_symlinks=False)
     app.on_response_prepare.append(_common_headers)
-    attach(app, sio)
     return app
 
 
@@ -215,61 +190,18 @@ def _forwarded_remote(trusted: tuple[Network, ...]):  # type: ignore[no-untyped-
     return forwarded_remote
 
 
-async def _json_body(request: web.Request) -> object:
-    if request.content_type != "application/json":
-        raise AccessRefused(
-            "bad_request",
-            "the request body must be JSON (Content-Type: application/json)",
-            status=415,
-        )
-    length = request.content_length
-    if length is None or length > MAX_TOKEN_REQUEST_BYTES:
-        raise AccessRefused(
-            "bad_request",
-            f"the request body must have a Content-Length of at most "
-            f"{MAX_TOKEN_REQUEST_BYTES} bytes",
-            status=413,
-        )
-    data = await request.read()
-    try:
-        return json.loads(data)
-    except (ValueError, RecursionError):  # RecursionError: nested past json's limit
-        raise AccessRefused(
-            "bad_request", "the request body is not valid JSON", status=400
-        ) from None
-
-
 def _token_request(body: object) -> tuple[str, object]:
     """(site id, proof or None) of a token request: {"site": id[, "proof": {...}]}."""
     if not isinstance(body, dict) or "site" not in body or not body.keys() <= {"site", "proof"}:
-        raise AccessRefused(
-            "bad_request",
-            'the request must be {"site": "<site id>"[, "proof": {...}]}',
-            status=400,
-        )
+        raise BadRequest('the request must be {"site": "<site id>"[, "proof": {...}]}')
     site_id = body["site"]
     if not isinstance(site_id, str) or not 0 < len(site_id) <= MAX_SITE_ID_CHARS:
-        raise AccessRefused("bad_request", "site must be a site id", status=400)
+        raise BadRequest("site must be a site id")
     return site_id, body.get("proof")
 
 
-def api_response(request: web.Request, payload: object, status: int = 200) -> web.Response:
-    if payload is None:
-        response = web.Response(status=status)
-    else:
-        response = web.json_response(payload, status=status)
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["Vary"] = "Origin"
-    origin = request.headers.get("Origin")
-    if origin is not None and _ORIGIN.fullmatch(origin):
-        # Pages of other origins may read the answer (a refusal says why); a token is only
-        # ever issued to an origin the site allows. No cookies are involved.
-        response.headers["Access-Control-Allow-Origin"] = origin
-    return response
-
-
 def _frame_ancestors(site: SiteInfo) -> str:
-    sources = ["'self'", *(origin for origin in site.origins if _ORIGIN.fullmatch(origin))]
+    sources = ["'self'", *(origin for origin in site.origins if is_origin(origin))]
     return " ".join(sources)
 
 

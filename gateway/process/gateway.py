@@ -22,9 +22,10 @@ from gateway.calls.manager import CallManager
 from gateway.config.loader import GatewayConfig
 from gateway.demo_phone import DemoPhone
 from gateway.http.app import build_app
+from gateway.http.callbacks import callback_routes
 from gateway.media.webrtc_leg import use_host_addresses
 from gateway.process.heap import HeapTrimmer, freeze_startup_objects
-from signaling.server import create_signaling
+from signaling import attach, create_signaling
 from sip_bridge.asyncio.endpoint import SipEndpoint
 from sip_bridge.asyncio.transport import ConnectionLimits
 from sip_bridge.rate_limit import RateLimit
@@ -110,7 +111,6 @@ class Gateway:
         )
         app = build_app(
             service=calls,
-            sio=sio,
             web_dir=WEB_DIR,
             node_modules=NODE_MODULES,
             sites=[s.id for s in config.sites],
@@ -120,7 +120,8 @@ class Gateway:
         owner = ledger.owner if ledger is not None else "gateway"
         callbacks = await RequestACall.start(config, endpoint, calls, owner=owner)
         if callbacks is not None:
-            app.add_routes(callbacks.routes())
+            app.add_routes(callback_routes(callbacks.requests, authorize=callbacks.authorize))
+        attach(app, sio)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         host, port = config.http.listen

@@ -8,7 +8,8 @@ from collections.abc import Mapping
 import pytest
 
 from gateway.access.challenge import ChallengeError, ProofOfWork
-from gateway.access.pages import AccessRefused, page_access_from_config
+from gateway.access.pages import page_access_from_config
+from gateway.api import AccessRefused
 from gateway.config.loader import parse_config
 from tests.gateway.clock import FakeClock
 

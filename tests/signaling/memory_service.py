@@ -13,16 +13,18 @@ import asyncio
 from dataclasses import dataclass, field
 
 from gateway.access.challenge import ProofOfWork
-from gateway.access.pages import AccessRefused, PageAccess, TokenGrant
+from gateway.access.pages import PageAccess
 from gateway.access.tokens import CallTokens
 from gateway.api import (
     NO_DETAILS,
+    AccessRefused,
     CallRefused,
     CallState,
     CallUpdate,
     EndCause,
     Notify,
     SiteInfo,
+    TokenGrant,
     VisitorDetails,
 )
 from tests.gateway.clock import FakeClock
