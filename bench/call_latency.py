@@ -29,7 +29,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from gateway.config.loader import parse_config
+from gateway.config import parse_config
 from gateway.media.transcoder import OPUS, Transcoder, audio_codec
 from gateway.process.gateway import Gateway
 from sip_bridge.asyncio.call_media import CallMedia
@@ -119,7 +119,7 @@ async def browser_calls(codec: str, calls: int) -> dict:
                 to_audio.append(phone.first_audio_at[-1] - clicked)
                 await page.get_by_role("button", name="Hang up").click()
                 await page.close()
-                while gateway.calls.manager.calls:
+                while gateway.calls.calls:
                     await asyncio.sleep(0.01)
     finally:
         await gateway.stop()
@@ -191,7 +191,7 @@ async def frame_transit(codec: str, frames: int = 250) -> dict:
             gateway.url,
             transports=["websocket"],
             auth={"site": "shop", "token": await call_token(gateway)},
-            headers={"Origin": gateway.config.loader.http.public_origin},
+            headers={"Origin": gateway.config.http.public_origin},
         )
         ack = await client.call("call:start", {"sdp": pc.localDescription.sdp}, timeout=10)
         (receiver,) = [t.receiver for t in pc.getTransceivers()]

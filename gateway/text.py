@@ -1,7 +1,7 @@
 """What a visitor tells the operator: their name, the reason, the page they are on.
 
 These reach the operator's phone in SIP headers and its display name, from two faces:
-call:start (signaling/payloads.py) and `POST /api/callbacks` (gateway/callbacks.py), which
+call:start (signaling/payloads.py) and `POST /api/callbacks` (gateway/callbacks/requests.py), which
 both clean them here. Text is one line of real Unicode: whitespace runs become one space,
 bidirectional controls (which could make the display lie) are dropped, and any other
 control character, or a lone surrogate (JSON can carry one), is refused.
@@ -9,7 +9,7 @@ control character, or a lone surrogate (JSON can carry one), is refused.
 A page's address is shown to the operator (an `X-Visitor-Page` header), so only a plain
 http(s) URL passes, and without its query and fragment: they may hold a visitor's search
 or a session token. Both faces that take one, call:start (signaling/payloads.py) and
-`POST /api/callbacks` (gateway/callbacks.py), clean it here.
+`POST /api/callbacks` (gateway/callbacks/requests.py), clean it here.
 """
 
 from __future__ import annotations

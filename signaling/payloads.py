@@ -197,7 +197,7 @@ def _parse_visitor(value: object) -> VisitorDetails:
 
 
 def _visitor_text(key: str, value: object, max_chars: int) -> str:
-    """One line of text a visitor typed (gateway/visitor_page.py)."""
+    """One line of text a visitor typed (gateway/text.py)."""
     if not isinstance(value, str):
         raise PayloadError(f"{START}: visitor.{key} must be a string, got {_type_name(value)}")
     try:
@@ -207,7 +207,7 @@ def _visitor_text(key: str, value: object, max_chars: int) -> str:
 
 
 def _visitor_page(value: object) -> str:
-    """The page the visitor calls from (gateway/visitor_page.py)."""
+    """The page the visitor calls from (gateway/text.py)."""
     if not isinstance(value, str):
         raise PayloadError(f"{START}: visitor.page must be a string, got {_type_name(value)}")
     if not value:

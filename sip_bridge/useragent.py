@@ -322,7 +322,7 @@ class UserAgent:
     def live_calls(self) -> list[ConfirmedDialog | RingingInvite]:
         """The calls that another process would have to end if this one died: answered
         calls not yet hung up, and our INVITEs still ringing (a supervisor ends them for a
-        dead worker, gateway/worker_journal.py). Calls without a routable next hop are
+        dead worker, gateway/process/journal.py). Calls without a routable next hop are
         left out: nothing could reach them."""
         live: list[ConfirmedDialog | RingingInvite] = []
         for call in self._calls.values():

@@ -123,7 +123,7 @@ class Processes:
 
 
 def _workers(asked: int | None) -> int:
-    """How many workers the gateway starts for `--workers asked` (as gateway/workers.py
+    """How many workers the gateway starts for `--workers asked` (as gateway/process/supervisor.py
     counts cores: the CPUs this process may use, not the machine's)."""
     if asked is not None and asked < 1:
         raise ValueError("the benchmark measures the gateway's workers: --workers 1 or more")

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from gateway.access.ledger import DAY, SharedLedger
 from gateway.api import CallRefused
-from gateway.config.loader import SiteConfig
+from gateway.config import SiteConfig
 
 QUARTER_HOUR = 15 * 60.0
 HOUR = 3600.0

@@ -1,6 +1,6 @@
 """What the workers of one machine count together, so that abuse limits hold per machine.
 
-Each worker is a whole gateway (gateway/workers.py), and the kernel spreads a visitor's
+Each worker is a whole gateway (gateway/process/supervisor.py), and the kernel spreads a visitor's
 connections over them. Counted per worker, a visitor would get N times the calls of
 `calls_per_client_*`, a site N times its `daily_call_minutes`, and a call token or a solved
 proof of work N uses. So the facts these limits rest on live in one small SQLite database

@@ -18,7 +18,7 @@ from gateway.access.challenge import ChallengeError, ChallengeVerifier, ProofOfW
 from gateway.access.ledger import SharedLedger
 from gateway.access.tokens import CallTokens, TokenError
 from gateway.api import AccessRefused, Clock, SiteInfo, TokenGrant
-from gateway.config.loader import GatewayConfig
+from gateway.config import GatewayConfig
 
 logger = logging.getLogger(__name__)
 

@@ -13,19 +13,28 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
 
 from gateway.callbacks.store import Callback, CallbackStore
+from gateway.config.legs import SipLegSettings
 from gateway.media.bridge import MediaBridge, RtpLeg
+from gateway.media.sip_leg import open_sip_media
 from gateway.media.transcoder import audio_codec
-from sip_bridge import sdp
-from sip_bridge.asyncio.call_media import CallMedia
-from sip_bridge.asyncio.endpoint import CallEndedError, SipCall, SipEndpoint
-from sip_bridge.asyncio.player import play_pcm
-from sip_bridge.events import CallAnswered, CallEnded, EarlyMedia, EndReason
+from sip_bridge import (
+    CallAnswered,
+    CallEnded,
+    CallEndedError,
+    CallMedia,
+    EarlyMedia,
+    EndReason,
+    SipCall,
+    SipEndpoint,
+    play_pcm,
+    sdp,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -39,17 +48,13 @@ class CallbackSettings:
     credentials: tuple[str, str] | None
     proxy: str | None
     caller_name: str | None
+    leg: SipLegSettings  # how each of its two legs opens its media
     operator_ring_timeout: float = 30
     visitor_ring_timeout: float = 45
     attempts: int = 3  # tries to reach the visitor in all
     retry_after: float = 300  # seconds between tries
     max_seconds: float = 3600
     whisper: bool = True
-    rtp_host: str = "127.0.0.1"
-    rtp_announce: str = "127.0.0.1"
-    rtp_ports: tuple[int, int] = (20000, 20999)
-    sip_codecs: tuple[str, ...] = ("PCMU", "PCMA", "G722")
-    latch_any_source: bool = False
 
 
 Progress = Callable[[str, str], Awaitable[None] | None]
@@ -103,7 +108,7 @@ class CallbackJob:
         cb = self.callback
         name = cb.details.get("name") or ""
         await self._progress("calling_operator", "")
-        operator_media = await self._open_media(s.sip_codecs)
+        operator_media = await self._open_media(s.leg.codecs)
         headers = [("X-Site", cb.site), ("X-Callback-Number", cb.number), ("X-Callback-Id", cb.id)]
         if name:
             headers.append(("X-Visitor-Name", name))
@@ -125,7 +130,7 @@ class CallbackJob:
         await self._progress("calling_visitor", "")
         op_codec = operator_media.negotiated.codec
         visitor_media = await self._open_media(
-            [op_codec, *(c for c in s.sip_codecs if c != op_codec)]
+            [op_codec, *(c for c in s.leg.codecs if c != op_codec)]
         )
         visitor = await self._invite(
             s.dial.format(number=cb.number), visitor_media, display_name=s.caller_name
@@ -173,15 +178,8 @@ class CallbackJob:
         return await self._finish("done", f"talked {talked:.0f} s; {who}")
 
     # ------------------------------------------------------------------ pieces
-    async def _open_media(self, codecs) -> CallMedia:
-        s = self.settings
-        media = await CallMedia.open(
-            s.rtp_host,
-            s.rtp_ports,
-            announce=s.rtp_announce,
-            codecs=list(codecs),
-            latch_any_source=s.latch_any_source,
-        )
+    async def _open_media(self, codecs: Iterable[str]) -> CallMedia:
+        media = await open_sip_media(self.settings.leg, codecs)
         self._media.append(media)
         return media
 

@@ -18,9 +18,10 @@ from gateway.callbacks.job import CallbackJob, CallbackSettings
 from gateway.callbacks.requests import CallbackRequests, SiteCallbacks
 from gateway.callbacks.scheduler import CallbackScheduler
 from gateway.callbacks.store import Callback, SqliteCallbackStore
-from gateway.config.loader import GatewayConfig, SiteConfig
+from gateway.config import GatewayConfig, SiteConfig
+from gateway.config.legs import sip_leg_settings
 from gateway.sites.hours import ALWAYS_OPEN
-from sip_bridge.asyncio.endpoint import SipEndpoint
+from sip_bridge import SipEndpoint
 
 
 class CallbackAccess(TokenService, Protocol):
@@ -121,11 +122,7 @@ class RequestACall:
             retry_after=policy.retry_after,
             max_seconds=site.max_call_duration,
             whisper=policy.whisper,
-            rtp_host=config.sip.listen[0],
-            rtp_announce=config.sip.public_address[0],
-            rtp_ports=config.media.rtp_ports,
-            sip_codecs=config.media.sip_codecs,
-            latch_any_source=config.media.rtp_latching == "any",
+            leg=sip_leg_settings(config),
         )
         return CallbackJob(callback, settings, self.endpoint, self.store, clock=self.clock)
 

@@ -18,21 +18,24 @@ import logging
 from dataclasses import dataclass
 
 from gateway.api import CallState, CallUpdate, EndCause, Notify
-from gateway.config.loader import RingbackTone
+from gateway.config import RingbackTone
+from gateway.config.legs import BrowserLegSettings, SipLegSettings
 from gateway.media.bridge import MediaBridge, RtpLeg
+from gateway.media.sip_leg import open_sip_media
 from gateway.media.tones import cadence_for, play_ringback
 from gateway.media.transcoder import audio_codec
 from gateway.media.webrtc_leg import WebRtcLeg
-from sip_bridge import sdp
-from sip_bridge.asyncio.call_media import CallMedia
-from sip_bridge.asyncio.endpoint import SipCall, SipEndpoint
-from sip_bridge.events import (
+from sip_bridge import (
     CallAnswered,
     CallEnded,
+    CallMedia,
     CallRinging,
     EarlyMedia,
     EndReason,
     OfferReceived,
+    SipCall,
+    SipEndpoint,
+    sdp,
 )
 
 logger = logging.getLogger(__name__)
@@ -71,19 +74,13 @@ class CallSettings:
     caller_name: str | None
     from_user: str | None
     ring_timeout: float  # per destination
-    rtp_host: str
-    rtp_announce: str
-    rtp_ports: tuple[int, int]
-    sip_codecs: tuple[str, ...]
-    browser_codecs: tuple[str, ...]
-    ice_servers: tuple[dict, ...]
+    sip_leg: SipLegSettings
+    browser_leg: BrowserLegSettings
     ringback: RingbackTone | None
-    media_timeout: float | None
     headers: tuple[tuple[str, str], ...] = ()
     ring: str = "sequential"  # parallel | sequential | round-robin
     ring_total: float | None = None  # overall ring time; None: no overall limit
     first: int = 0  # round-robin: index to start from
-    latch_any_source: bool = False  # RTP from the first source, not only the SDP's
 
 
 class _Attempt:
@@ -134,13 +131,13 @@ class Call:
         """
         s = self.settings
         try:
-            self.webrtc = WebRtcLeg(s.ice_servers, s.browser_codecs)
+            self.webrtc = WebRtcLeg(s.browser_leg.ice_servers, s.browser_leg.codecs)
             self.webrtc.on_failed = self._on_ice_failed
             answer = await self.webrtc.answer(offer_sdp)
             browser_codec = self.webrtc.codec.name
             # Offer the browser's codec first when SIP can take it: no transcoding.
             self._sip_codecs = sorted(
-                s.sip_codecs, key=lambda c: c.upper() != browser_codec.upper()
+                s.sip_leg.codecs, key=lambda c: c.upper() != browser_codec.upper()
             )
             order = self._ring_order()
             first_wave = order if s.ring == "parallel" else order[:1]
@@ -162,14 +159,7 @@ class Call:
 
     async def _dial(self, destination: Destination) -> _Attempt:
         s = self.settings
-        media = await CallMedia.open(
-            s.rtp_host,
-            s.rtp_ports,
-            announce=s.rtp_announce,
-            codecs=self._sip_codecs,
-            media_timeout=s.media_timeout,
-            latch_any_source=s.latch_any_source,
-        )
+        media = await open_sip_media(s.sip_leg, self._sip_codecs)
         try:
             sip = await self._endpoint.invite(
                 destination.uri,

@@ -29,8 +29,9 @@ from gateway.api import (
     VisitorDetails,
 )
 from gateway.calls.call import Call, CallSettings, Destination
-from gateway.config.loader import GatewayConfig, SiteConfig
-from sip_bridge.asyncio.endpoint import SipEndpoint
+from gateway.config import GatewayConfig, SiteConfig
+from gateway.config.legs import browser_leg_settings, sip_leg_settings
+from sip_bridge import SipEndpoint
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +74,8 @@ class CallManager:
         self._time_limits: dict[str, asyncio.TimerHandle] = {}
         self._next_first: dict[str, int] = {}  # round-robin: where each site's next call starts
         self.on_call_ended: Callable[[Call], None] | None = None
+        self._sip_leg = sip_leg_settings(config)
+        self._browser_leg = browser_leg_settings(config)
 
     # -------------------------------------------------------------- TokenService
     async def issue_token(
@@ -94,7 +97,7 @@ class CallManager:
 
     def admit_callback_request(self, site_id: str, client: str) -> None:
         """Count a Request-a-Call request of `client` against the visitor's call windows;
-        raises LimitRefused past them (gateway/admission.py)."""
+        raises LimitRefused past them (gateway/access/admission.py)."""
         self.admission.count_request(self._site(site_id), client, self.clock())
 
     # -------------------------------------------------------------- CallService
@@ -214,7 +217,7 @@ class CallManager:
         if call is not None and self.on_call_ended is not None:
             if call.state == CallState.ENDED:
                 # Told once the call has released its media (aiortc's close takes a
-                # while): only then is what it held garbage (gateway/heap.py collects it).
+                # while): only then is what it held garbage (gateway/process/heap.py collects it).
                 released = asyncio.ensure_future(
                     asyncio.wait_for(call.wait_finished(), RELEASE_WAIT)
                 )
@@ -243,22 +246,13 @@ class CallManager:
             ),
             ring=site.ring,
             ring_total=site.ring_total,
-            latch_any_source=config.media.rtp_latching == "any",
             first=first,
             caller_name=name or site.caller_name,
             from_user=site.from_user,
             ring_timeout=site.ring_timeout,
-            rtp_host=config.sip.listen[0],
-            rtp_announce=config.sip.public_address[0],
-            rtp_ports=config.media.rtp_ports,
-            sip_codecs=config.media.sip_codecs,
-            browser_codecs=config.media.browser_codecs,
-            ice_servers=tuple(
-                {"urls": list(s.urls), "username": s.username, "credential": s.credential}
-                for s in config.ice.servers
-            ),
+            sip_leg=self._sip_leg,
+            browser_leg=self._browser_leg,
             ringback=config.media.ringback,
-            media_timeout=config.media.media_timeout,
             headers=tuple(headers),
         )
 

@@ -3,8 +3,9 @@
 Loading runs in three steps, each collecting every problem it finds so that one start
 reports them all:
 
-1. merge: the file's tables over `DEFAULT_CONFIG` key by key (`sites` is replaced whole);
-   an unknown section or key is a problem, since a typo must not silently fall back;
+1. merge: the file's tables over the embedded defaults (defaults.toml) key by key (`sites`
+   is replaced whole); an unknown section or key is a problem, since a typo must not
+   silently fall back;
 2. environment: `GATEWAY_<SECTION>_<KEY>` and `GATEWAY_SITE_<ID>_<KEY>` replace raw values,
    converted from text by the type of the key they name;
 3. validation: each key is converted to its useful type (addresses as (host, port), ranges
@@ -20,677 +21,90 @@ error message.
 from __future__ import annotations
 
 import difflib
-import ipaddress
 import json
-import math
 import os
 import re
 import tomllib
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-from gateway.api import SiteInfo
-from gateway.http.forwarded import parse_networks
-from gateway.sites.hours import BusinessHours, HoursError
+from gateway.config.schema import (
+    AccessConfig,
+    CallbacksConfig,
+    ConfigError,
+    DemoConfig,
+    GatewayConfig,
+    HttpConfig,
+    IceConfig,
+    IceServer,
+    LimitsConfig,
+    LogConfig,
+    MediaConfig,
+    RingbackTone,
+    SipConfig,
+    SiteConfig,
+)
+from gateway.config.values import (
+    _BROWSER_CODECS,
+    _INHERIT,
+    _SIP_CODECS,
+    Converter,
+    _boolean,
+    _caller_name,
+    _challenge,
+    _choice,
+    _codec_list,
+    _host,
+    _host_addresses,
+    _host_for_url,
+    _host_port,
+    _inheriting,
+    _Invalid,
+    _is_unspecified,
+    _list,
+    _networks,
+    _no_controls,
+    _non_negative_number,
+    _optional_host,
+    _optional_host_port,
+    _optional_path,
+    _optional_seconds,
+    _optional_secret,
+    _optional_sip_uri,
+    _optional_sip_user,
+    _optional_text,
+    _origin_of_url,
+    _origins,
+    _port,
+    _port_range,
+    _positive_int,
+    _positive_minutes,
+    _positive_seconds,
+    _pow_difficulty,
+    _public_url,
+    _relative_path,
+    _routing,
+    _sip_user,
+    _site_id,
+    _split_host_port,
+    _string,
+    _token_lifetime,
+    _token_secret,
+    _type_name,
+)
 from gateway.sites.routing import (
     FALLBACKS,
     RING_STRATEGIES,
-    CallbackPolicy,
     SiteDestination,
     parse_callback,
     parse_destinations,
     parse_hours,
 )
-from gateway.sites.widget import WidgetSettings, parse_widget
-from sip_bridge.errors import SipParseError
-from sip_bridge.uri import SipUri, parse_sip_uri
+from gateway.sites.widget import parse_widget
 
-__all__ = [
-    "DEFAULT_CONFIG",
-    "AccessConfig",
-    "ConfigError",
-    "DemoConfig",
-    "GatewayConfig",
-    "HttpConfig",
-    "IceConfig",
-    "IceServer",
-    "LimitsConfig",
-    "LogConfig",
-    "MediaConfig",
-    "RingbackTone",
-    "SipConfig",
-    "SiteConfig",
-    "load_config",
-    "parse_config",
-]
-
-DEFAULT_CONFIG = """\
-# Embedded defaults of the click-to-call gateway: what runs when no config file is given.
-# A key left out of a config file keeps the value it has here (a file without [[sites]]
-# keeps the demo site). Every key is described in docs/configuration.md.
-
-[http]
-listen = "127.0.0.1:8080"        # host:port of the HTTP + socket.io server
-public_url = ""                   # how visitors reach it; empty: http://<listen>
-trusted_proxies = []              # reverse proxies whose X-Forwarded-For names the visitor
-
-[sip]
-listen = "127.0.0.1:5070"        # where the SIP user agent binds
-public_address = ""               # host[:port] announced in Via/Contact/SDP; empty: listen
-transport = "udp"                 # udp | tcp | tls
-outbound_proxy = ""               # SIP URI every call goes through; empty: none
-user = "gateway"                  # user part of From and Contact
-from_domain = ""                  # host part of From; empty: the announced address
-tls_certificate = ""              # PEM certificate chain (transport = "tls")
-tls_private_key = ""              # PEM private key (transport = "tls")
-tls_ca_certificates = ""          # PEM CA bundle to verify TLS peers; empty: system store
-allowed_peers = []                # addresses/networks SIP is accepted from; empty: any
-requests_per_second = 20          # SIP requests per second from one source; 0: no limit
-request_burst = 100               # requests one source may send at once above that rate
-connections_per_source = 16       # TCP/TLS connections one source may hold open
-max_connections = 1000            # TCP/TLS connections peers may hold open in all
-
-[media]
-rtp_ports = "20000-20999"        # UDP range of the SIP leg's RTP/RTCP pairs
-browser_codecs = ["PCMU", "opus"] # browser leg, in preference order
-sip_codecs = ["PCMU", "PCMA", "G722"]  # offered to SIP, in preference order
-ringback = "425/1000/4000"       # Hz[+Hz]/on ms/off ms while ringing without early media
-media_timeout = 30                # seconds without RTP from a talking leg before hanging up
-rtp_latching = "sdp"              # "sdp": only the SDP address; "any": first source (NAT)
-
-[ice]
-servers = []                      # [{urls = ["stun:host:port"], username, credential}]
-host_addresses = ["127.0.0.1"]   # addresses gathered and announced for the browser leg
-
-[demo]
-enabled = true                    # run the built-in demo phone
-sip_listen = "127.0.0.1:5080"    # where the demo phone's SIP binds
-
-[access]
-token_secret = ""                 # HMAC key of call tokens (secret); empty: random per start
-token_lifetime = 60               # seconds a call token may be used to connect
-pow_difficulty = 16               # leading zero bits of a proof of work (challenge = "pow")
-
-[limits]
-max_calls = 50                    # concurrent calls of each worker process; more are refused
-max_calls_per_client = 2          # concurrent calls from one visitor address
-# Defaults for every site; a [[sites]] table may set any of these for itself.
-max_site_calls = 5                # concurrent calls of one site
-calls_per_client_15min = 5        # calls one visitor address may start in any 15 minutes
-calls_per_client_hour = 10        # ... in any hour
-calls_per_client_day = 20         # ... in any 24 hours
-max_call_duration = 1800          # seconds from the answer; then the gateway hangs up
-daily_call_minutes = 300          # spend guard: talk minutes of a site in any 24 hours
-
-[log]
-level = "info"                    # debug | info | warning | error
-
-[callbacks]
-database = "var/callbacks.db"     # SQLite file of Request-a-Call requests (relative: to the
-                                  # config file's folder, or the working directory)
-
-[[sites]]
-id = "demo"
-destination = "sip:operator@127.0.0.1:5080"
-origins = []                      # empty: only the gateway's own pages (http.public_url)
-ring_timeout = 30
-caller_name = "Web visitor"
-"""
-
-
-# --------------------------------------------------------------------------- errors
-
-
-class ConfigError(ValueError):
-    """The configuration cannot be used. `problems` holds one line per bad key."""
-
-    def __init__(self, problems: Sequence[str] | str, *, source: str = "<config>") -> None:
-        self.problems = (problems,) if isinstance(problems, str) else tuple(problems)
-        self.source = source
-        if len(self.problems) == 1:
-            message = f"{source}: {self.problems[0]}"
-        else:
-            listed = "\n  ".join(self.problems)
-            message = f"{source}: {len(self.problems)} problems:\n  {listed}"
-        super().__init__(message)
-
-
-class _Invalid(Exception):
-    """A value failed its conversion; `where` extends the key path (`[2].urls`)."""
-
-    def __init__(self, reason: str, where: str = "") -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.where = where
-
-
-# --------------------------------------------------------------------------- config objects
-
-
-def _redacted_repr(self: Any) -> str:
-    """A dataclass repr that shows `***` for the fields named in `_SECRET_FIELDS`."""
-    parts = []
-    for f in fields(self):
-        value = getattr(self, f.name)
-        shown = "***" if f.name in self._SECRET_FIELDS and value else repr(value)
-        parts.append(f"{f.name}={shown}")
-    return f"{type(self).__name__}({', '.join(parts)})"
-
-
-@dataclass(frozen=True, slots=True)
-class HttpConfig:
-    listen: tuple[str, int]
-    public_url: str  # no trailing slash; may carry a path prefix (reverse proxy)
-    trusted_proxies: tuple[str, ...]  # addresses/networks, normalized ("127.0.0.1/32")
-
-    @property
-    def public_origin(self) -> str:
-        """scheme://host[:port] of `public_url`: the Origin of the gateway's own pages."""
-        return _origin_of_url(self.public_url)
-
-
-@dataclass(frozen=True, slots=True)
-class SipConfig:
-    listen: tuple[str, int]
-    public_address: tuple[str, int]  # what peers see: sent-by, Contact host, SDP c=
-    transport: str  # udp | tcp | tls
-    outbound_proxy: SipUri | None
-    user: str
-    from_domain: str | None
-    tls_certificate: Path | None
-    tls_private_key: Path | None
-    tls_ca_certificates: Path | None
-    allowed_peers: tuple[str, ...]  # networks; empty: any peer
-    requests_per_second: float  # per source; 0: no limit
-    request_burst: int
-    connections_per_source: int  # TCP/TLS, inbound
-    max_connections: int
-
-
-@dataclass(frozen=True, slots=True)
-class RingbackTone:
-    """A cadenced tone: the frequencies sound together for on_ms, then silence for off_ms."""
-
-    frequencies: tuple[int, ...]
-    on_ms: int
-    off_ms: int  # 0: continuous
-
-
-@dataclass(frozen=True, slots=True)
-class MediaConfig:
-    rtp_ports: tuple[int, int]  # inclusive; low is even
-    browser_codecs: tuple[str, ...]
-    sip_codecs: tuple[str, ...]
-    ringback: RingbackTone | None  # None: no local ringback
-    media_timeout: float
-    rtp_latching: str  # sdp | any
-
-
-@dataclass(frozen=True, slots=True)
-class IceServer:
-    """One STUN/TURN server, shaped like RTCIceServer (and aiortc's)."""
-
-    _SECRET_FIELDS = frozenset({"credential"})
-
-    urls: tuple[str, ...]
-    username: str | None = None
-    credential: str | None = None
-
-    __repr__ = _redacted_repr
-
-
-@dataclass(frozen=True, slots=True)
-class IceConfig:
-    servers: tuple[IceServer, ...]
-    host_addresses: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class DemoConfig:
-    enabled: bool
-    sip_listen: tuple[str, int]
-
-
-@dataclass(frozen=True, slots=True)
-class AccessConfig:
-    """Call tokens and the proof-of-work challenge (gateway.access.pages)."""
-
-    _SECRET_FIELDS = frozenset({"token_secret"})
-
-    token_secret: str | None  # None: a random secret is made at start
-    token_lifetime: float
-    pow_difficulty: int
-
-    __repr__ = _redacted_repr
-
-
-@dataclass(frozen=True, slots=True)
-class LimitsConfig:
-    max_calls: int
-    max_calls_per_client: int
-    # Defaults of the sites' own keys of the same names (SiteConfig has the resolved ones).
-    max_site_calls: int
-    calls_per_client_15min: int
-    calls_per_client_hour: int
-    calls_per_client_day: int
-    max_call_duration: float
-    daily_call_minutes: float
-
-
-@dataclass(frozen=True, slots=True)
-class LogConfig:
-    level: str  # debug | info | warning | error
-
-
-@dataclass(frozen=True, slots=True)
-class CallbacksConfig:
-    database: Path  # the SQLite file of stored callbacks
-
-
-@dataclass(frozen=True, slots=True)
-class SiteConfig:
-    """One site: which pages may call (public) and where their calls go (private)."""
-
-    _SECRET_FIELDS = frozenset({"password"})
-
-    id: str
-    destination: SipUri
-    origins: tuple[str, ...]  # normalized: lower-case, default port dropped
-    ring_timeout: float
-    username: str | None
-    password: str | None
-    proxy: SipUri | None  # overrides sip.outbound_proxy for this site
-    caller_name: str | None
-    from_user: str | None  # overrides sip.user in From for this site
-    # Limits: the site's own value, else [limits]' (see gateway.access.admission).
-    max_site_calls: int
-    calls_per_client_15min: int
-    calls_per_client_hour: int
-    calls_per_client_day: int
-    max_call_duration: float  # seconds from the answer
-    daily_call_minutes: float  # spend guard: talk minutes in any 24 hours
-    challenge: str | None  # kind of challenge before a call token ("pow"); None: none
-    # Routing (gateway.sites.routing): whom to ring, how, when, and callbacks.
-    destinations: tuple[SiteDestination, ...]  # `destination` alone gives one
-    ring: str  # parallel | sequential | round-robin
-    ring_total: float | None  # overall ring time; None: no limit beyond ring_timeout
-    hours: BusinessHours | None  # None: always open
-    fallback: str  # callback | message: what the page offers when busy/no answer/closed
-    callback: CallbackPolicy | None  # None: the site takes no callbacks
-    widget: WidgetSettings  # the visitor's widget: label, colours, position, language
-
-    __repr__ = _redacted_repr
-
-    @property
-    def public_info(self) -> SiteInfo:
-        """What the page and signaling may know: never destination, proxy or credentials."""
-        return SiteInfo(
-            id=self.id,
-            origins=self.origins,
-            widget=self.widget,
-            hours=self.hours,
-            fallback=self.fallback,
-            callback_countries=self.callback.countries if self.callback is not None else None,
-        )
-
-    @property
-    def credentials(self) -> tuple[str, str] | None:
-        """(username, password) for 401/407 challenges, or None."""
-        if self.username is None or self.password is None:
-            return None
-        return self.username, self.password
-
-    def allows_origin(self, origin: str) -> bool:
-        """Whether a page of `origin` (an Origin header value) may use this site."""
-        try:
-            return _origin(origin) in self.origins
-        except _Invalid:
-            return False
-
-
-@dataclass(frozen=True, slots=True)
-class GatewayConfig:
-    http: HttpConfig
-    sip: SipConfig
-    media: MediaConfig
-    ice: IceConfig
-    demo: DemoConfig
-    access: AccessConfig
-    limits: LimitsConfig
-    log: LogConfig
-    callbacks: CallbacksConfig
-    sites: tuple[SiteConfig, ...]
-    source: str = "<defaults>"
-
-    def site(self, site_id: str) -> SiteConfig | None:
-        for site in self.sites:
-            if site.id == site_id:
-                return site
-        return None
-
-
-# --------------------------------------------------------------------------- value converters
-# Each takes a raw TOML value and returns the typed value or raises _Invalid. None of them
-# echoes a value of a secret key.
-
-_TYPE_NAMES = {
-    str: "string",
-    bool: "boolean",
-    int: "integer",
-    float: "float",
-    list: "array",
-    dict: "table",
-}
-
-
-def _type_name(value: object) -> str:
-    return _TYPE_NAMES.get(type(value), type(value).__name__)
-
-
-def _string(value: object) -> str:
-    if not isinstance(value, str):
-        raise _Invalid(f"expected a string, got {_type_name(value)}")
-    return value
-
-
-def _list(value: object) -> list[Any]:
-    if not isinstance(value, list):
-        raise _Invalid(f"expected an array, got {_type_name(value)}")
-    return value
-
-
-def _boolean(value: object) -> bool:
-    if not isinstance(value, bool):
-        raise _Invalid(f"expected true or false, got {_type_name(value)}")
-    return value
-
-
-def _positive_seconds(value: object) -> float:
-    return _positive_number(value, "seconds")
-
-
-def _positive_minutes(value: object) -> float:
-    return _positive_number(value, "minutes")
-
-
-def _positive_number(value: object, unit: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _Invalid(f"expected a number of {unit}, got {_type_name(value)}")
-    if not math.isfinite(value) or value <= 0:
-        raise _Invalid(f"must be a positive number of {unit}, not {value!r}")
-    return float(value)
-
-
-def _positive_int(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise _Invalid(f"expected an integer, got {_type_name(value)}")
-    if value < 1:
-        raise _Invalid(f"must be at least 1, not {value}")
-    return value
-
-
-def _no_controls(text: str, *, secret: bool = False) -> str:
-    if any(ch < " " or ch == "\x7f" for ch in text):
-        shown = "" if secret else f": {text!r}"
-        raise _Invalid(f"contains control characters{shown}")
-    return text
-
-
-_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-_HOSTNAME = re.compile(rf"^(?:{_LABEL}\.)*{_LABEL}$")
-_DOTTED_DIGITS = re.compile(r"^[0-9.]+$")
-
-
-def _host(text: str) -> str:
-    """A hostname, an IPv4 address or a bracketed IPv6 address; returned without brackets."""
-    if text.startswith("[") and text.endswith("]"):
-        try:
-            return str(ipaddress.IPv6Address(text[1:-1]))
-        except ValueError:
-            raise _Invalid(f"not an IPv6 address: {text!r}") from None
-    if ":" in text:
-        raise _Invalid(f"an IPv6 address must be in brackets: {text!r}")
-    if _DOTTED_DIGITS.match(text):
-        try:
-            return str(ipaddress.IPv4Address(text))
-        except ValueError:
-            raise _Invalid(f"not an IPv4 address: {text!r}") from None
-    if len(text) > 253 or not _HOSTNAME.match(text):
-        raise _Invalid(f"not a host name or address: {text!r}")
-    return text.lower()
-
-
-def _port(text: str, whole: str) -> int:
-    # isascii: str.isdigit() also accepts digits such as '²' that int() refuses.
-    if not (text.isascii() and text.isdigit()) or len(text) > 5 or not 1 <= int(text) <= 65535:
-        raise _Invalid(f"port must be 1-65535 in {whole!r}")
-    return int(text)
-
-
-def _split_host_port(text: str) -> tuple[str, str | None]:
-    """Split `host[:port]` / `[v6][:port]` into host text (brackets kept) and port text."""
-    if text.startswith("["):
-        end = text.find("]")
-        if end < 0:
-            raise _Invalid(f"unclosed '[' in {text!r}")
-        rest = text[end + 1 :]
-        if rest and not rest.startswith(":"):
-            raise _Invalid(f"junk after ']' in {text!r}")
-        return text[: end + 1], (rest[1:] if rest else None)
-    if text.count(":") > 1:
-        raise _Invalid(f"an IPv6 address must be in brackets: {text!r}")
-    host, colon, port = text.partition(":")
-    return host, (port if colon else None)
-
-
-def _host_port(value: object) -> tuple[str, int]:
-    text = _string(value).strip()
-    host_text, port_text = _split_host_port(text)
-    if port_text is None or not host_text:
-        raise _Invalid(f"expected host:port, got {text!r}")
-    return _host(host_text), _port(port_text, text)
-
-
-def _is_unspecified(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_unspecified
-    except ValueError:
-        return False
-
-
-def _host_for_url(host: str) -> str:
-    return f"[{host}]" if ":" in host else host
-
-
-def _ip_address(value: object) -> str:
-    text = _string(value).strip()
-    try:
-        address = ipaddress.ip_address(text.strip("[]"))
-    except ValueError:
-        raise _Invalid(f"not an IP address: {text!r}") from None
-    if address.is_unspecified:
-        raise _Invalid(f"{text!r} cannot be announced: give the machine's address")
-    return str(address)
-
-
-def _optional_host_port(value: object) -> tuple[str, int | None] | None:
-    """`host` or `host:port` (NAT may map the port too); "" is None."""
-    text = _string(value).strip()
-    if not text:
-        return None
-    host_text, port_text = _split_host_port(text)
-    if not host_text:
-        raise _Invalid(f"expected host or host:port, got {text!r}")
-    host = _host(host_text)
-    if _is_unspecified(host):
-        raise _Invalid(f"{text!r} cannot be announced: give the address peers reach")
-    return host, (None if port_text is None else _port(port_text, text))
-
-
-def _optional_host(value: object) -> str | None:
-    text = _string(value).strip()
-    return _host(text) if text else None
-
-
-def _sip_uri(value: object) -> SipUri:
-    text = _string(value).strip()
-    try:
-        uri = parse_sip_uri(text)
-    except SipParseError as exc:
-        raise _Invalid(f"not a SIP URI: {text!r} ({exc.reason})") from None
-    except ValueError:  # the parser lets a few malformed ports through as int() errors
-        raise _Invalid(f"not a SIP URI: {text!r}") from None
-    if uri.password is not None:
-        # A password here would show up in logs and reprs: it belongs in `password`.
-        raise _Invalid("a password in the URI is not allowed: use the password key")
-    return uri
-
-
-def _optional_sip_uri(value: object) -> SipUri | None:
-    return _sip_uri(value) if _string(value).strip() else None
-
-
-def _sip_user(value: object) -> str:
-    text = _string(value)
-    if not text:
-        raise _Invalid("must not be empty")
-    try:
-        uri = parse_sip_uri(f"sip:{text}@example.invalid")
-    except ValueError:
-        uri = None
-    if uri is None or uri.user != text or uri.password is not None:
-        raise _Invalid(f"not a valid SIP user part: {text!r}")
-    return text
-
-
-def _optional_sip_user(value: object) -> str | None:
-    return _sip_user(value) if _string(value) else None
-
-
-def _choice(*allowed: str) -> Callable[[object], str]:
-    def convert(value: object) -> str:
-        text = _string(value).strip().lower()
-        if text not in allowed:
-            raise _Invalid(f"must be one of {', '.join(allowed)}, not {value!r}")
-        return text
-
-    return convert
-
-
-def _optional_path(value: object) -> str | None:
-    text = _string(value).strip()
-    return text or None
-
-
-def _public_url(value: object) -> str | None:
-    text = _string(value).strip()
-    if not text:
-        return None
-    parts = _url_parts(text, "public URL")
-    if parts.query or parts.fragment:
-        raise _Invalid(f"a public URL takes no query or fragment: {text!r}")
-    return f"{_normalized_origin(parts, text)}{parts.path.rstrip('/')}"
-
-
-def _url_parts(text: str, what: str) -> Any:
-    try:
-        parts = urlsplit(text)
-    except ValueError as exc:
-        raise _Invalid(f"not a {what}: {text!r} ({exc})") from None
-    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
-        raise _Invalid(f"not a {what} (http:// or https://): {text!r}")
-    if "@" in parts.netloc:
-        raise _Invalid(f"a {what} takes no user or password: {text!r}")
-    return parts
-
-
-_DEFAULT_PORTS = {"http": 80, "https": 443}
-
-
-def _normalized_origin(parts: Any, text: str) -> str:
-    """scheme://host[:port] as browsers send it: lower case, default port left out."""
-    scheme = parts.scheme.lower()
-    host_text, port_text = _split_host_port(parts.netloc)
-    host = _host(host_text)
-    if _is_unspecified(host):
-        raise _Invalid(f"{host!r} is no address a browser can use: {text!r}")
-    port = None if port_text is None else _port(port_text, text)
-    netloc = _host_for_url(host)
-    if port is not None and port != _DEFAULT_PORTS[scheme]:
-        netloc += f":{port}"
-    return f"{scheme}://{netloc}"
-
-
-def _origin_of_url(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"
-
-
-def _origin(value: object) -> str:
-    text = _string(value).strip()
-    parts = _url_parts(text, "origin")
-    if parts.path not in ("", "/") or parts.query or parts.fragment:
-        raise _Invalid(f"an origin is scheme://host[:port] without a path: {text!r}")
-    return _normalized_origin(parts, text)
-
-
-def _origins(value: object) -> tuple[str, ...]:
-    result = []
-    for i, item in enumerate(_list(value)):
-        try:
-            origin = _origin(item)
-        except _Invalid as exc:
-            raise _Invalid(exc.reason, f"[{i}]") from None
-        if origin in result:
-            raise _Invalid(f"duplicate origin {origin!r}", f"[{i}]")
-        result.append(origin)
-    return tuple(result)
-
-
-_PORT_RANGE = re.compile(r"^([0-9]{1,5}) *- *([0-9]{1,5})$")
-
-
-def _port_range(value: object) -> tuple[int, int]:
-    text = _string(value).strip()
-    match = _PORT_RANGE.match(text)
-    if not match:
-        raise _Invalid(f"expected a port range low-high, got {text!r}")
-    low, high = int(match[1]), int(match[2])
-    if not (1 <= low <= 65535 and 1 <= high <= 65535):
-        raise _Invalid(f"ports must be 1-65535 in {text!r}")
-    if low % 2:
-        raise _Invalid(f"must start on an even port (RTP even, RTCP odd): {text!r}")
-    if high < low + 1:
-        raise _Invalid(f"must hold at least one even/odd pair (2 ports): {text!r}")
-    return low, high
-
-
-_SIP_CODECS = {"pcmu": "PCMU", "pcma": "PCMA", "g722": "G722"}
-_BROWSER_CODECS = {"pcmu": "PCMU", "pcma": "PCMA", "opus": "opus"}
-
-
-def _codec_list(known: dict[str, str]) -> Callable[[object], tuple[str, ...]]:
-    def convert(value: object) -> tuple[str, ...]:
-        items = _list(value)
-        if not items:
-            raise _Invalid(f"needs at least one of {', '.join(known.values())}")
-        result: list[str] = []
-        for i, item in enumerate(items):
-            name = known.get(item.lower()) if isinstance(item, str) else None
-            if name is None:
-                raise _Invalid(
-                    f"unknown codec {item!r} (supported: {', '.join(known.values())})", f"[{i}]"
-                )
-            if name in result:
-                raise _Invalid(f"codec {name} listed twice", f"[{i}]")
-            result.append(name)
-        return tuple(result)
-
-    return convert
-
+# The embedded defaults: what runs without a file, and the base a file's keys replace.
+DEFAULT_CONFIG = (Path(__file__).with_name("defaults.toml")).read_text(encoding="utf-8")
 
 _RINGBACK = re.compile(r"^([0-9]{1,5}(?:\+[0-9]{1,5})?)/([0-9]{1,6})/([0-9]{1,6})$")
 
@@ -780,149 +194,7 @@ def _ice_servers(value: object) -> tuple[IceServer, ...]:
     return tuple(servers)
 
 
-def _host_addresses(value: object) -> tuple[str, ...]:
-    items = _list(value)
-    if not items:
-        raise _Invalid("needs at least one address")
-    result: list[str] = []
-    for i, item in enumerate(items):
-        try:
-            address = _ip_address(item)
-        except _Invalid as exc:
-            raise _Invalid(exc.reason, f"[{i}]") from None
-        if address in result:
-            raise _Invalid(f"duplicate address {address!r}", f"[{i}]")
-        result.append(address)
-    return tuple(result)
-
-
-_SITE_ID = re.compile(r"^[a-z0-9-]{1,40}$")
-
-
-def _site_id(value: object) -> str:
-    text = _string(value)
-    if not _SITE_ID.match(text):
-        raise _Invalid(f"must be 1-40 characters of a-z, 0-9 and '-', not {text!r}")
-    return text
-
-
-def _optional_text(value: object) -> str | None:
-    return _no_controls(_string(value)) or None
-
-
-def _optional_secret(value: object) -> str | None:
-    return _no_controls(_string(value), secret=True) or None
-
-
-def _networks(value: object) -> tuple[str, ...]:
-    result: list[str] = []
-    for i, item in enumerate(_list(value)):
-        try:
-            (network,) = parse_networks([_string(item)])
-        except (_Invalid, ValueError) as exc:
-            reason = exc.reason if isinstance(exc, _Invalid) else str(exc)
-            raise _Invalid(reason, f"[{i}]") from None
-        if str(network) in result:
-            raise _Invalid(f"duplicate network {str(network)!r}", f"[{i}]")
-        result.append(str(network))
-    return tuple(result)
-
-
-def _token_secret(value: object) -> str | None:
-    text = _no_controls(_string(value), secret=True)
-    if text and len(text) < 32:
-        # Never echo it: say only how long it must be.
-        raise _Invalid(
-            "must be at least 32 characters (for example: openssl rand -base64 32), or empty"
-        )
-    return text or None
-
-
-def _token_lifetime(value: object) -> float:
-    seconds = _positive_seconds(value)
-    if seconds > 3600:
-        raise _Invalid(f"a call token lives at most 3600 seconds, not {value!r}")
-    return seconds
-
-
-def _pow_difficulty(value: object) -> int:
-    bits = _positive_int(value)
-    if bits > 32:
-        raise _Invalid(f"must be 1-32 bits, not {bits}")
-    return bits
-
-
-_CHALLENGE = re.compile(r"^[a-z0-9-]{1,40}$")
-
-
-def _challenge(value: object) -> str | None:
-    text = _string(value).strip()
-    if text == "none":
-        return None
-    if not _CHALLENGE.match(text):
-        raise _Invalid(f"must be none, pow, or the name of an installed verifier, not {text!r}")
-    return text
-
-
-class _Inherit:
-    """The default of a site key that takes [limits]' value of the same name."""
-
-    def __repr__(self) -> str:
-        return "<from [limits]>"
-
-
-_INHERIT: Any = _Inherit()
-
-
-def _inheriting(convert: Converter) -> Converter:
-    def inherit_or_convert(value: object) -> Any:
-        return _INHERIT if value is _INHERIT else convert(value)
-
-    return inherit_or_convert
-
-
-def _routing(convert: Callable[[object], Any]) -> Callable[[object], Any]:
-    """A gateway.sites.routing converter, its ValueError told as a problem of the key."""
-
-    def converter(value: object) -> Any:
-        try:
-            return convert(value)
-        except (ValueError, HoursError) as exc:
-            raise _Invalid(str(exc)) from None
-
-    return converter
-
-
-def _non_negative_number(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1e6:
-        raise _Invalid(f"must be a number from 0 up, not {value!r}")
-    return float(value)
-
-
-def _optional_seconds(value: object) -> float | None:
-    """Seconds, or 0 for none."""
-    if value == 0:
-        return None
-    return _positive_seconds(value)
-
-
-def _relative_path(text: str, base_dir: Path | None) -> Path:
-    path = Path(text).expanduser()
-    if not path.is_absolute() and base_dir is not None:
-        path = base_dir / path
-    return path
-
-
-def _caller_name(value: object) -> str | None:
-    text = _optional_text(value)
-    if text is not None and len(text) > 100:
-        raise _Invalid("longer than 100 characters")
-    return text
-
-
-# --------------------------------------------------------------------------- schema
-
-Converter = Callable[[object], Any]
+# --------------------------------------------------------------------------- keys
 
 # Every section key and its converter. The keys must match DEFAULT_CONFIG (a test checks).
 _SECTIONS: dict[str, dict[str, Converter]] = {

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from gateway.media.transcoder import AudioCodec, Transcoder, silence_frame
-from sip_bridge.asyncio.rtp_session import RtpSession
+from sip_bridge import RtpSession
 
 # Gaps longer than this are a new talkspurt or a new source, not packet loss.
 MAX_CONCEALED_FRAMES = 5

@@ -9,7 +9,7 @@ import numpy as np
 
 from gateway.media.transcoder import AudioCodec, frame_encoder
 from gateway.media.webrtc_leg import WebRtcLeg
-from sip_bridge.asyncio.player import paced_ticks
+from sip_bridge import paced_ticks
 
 
 class RingbackCadence:

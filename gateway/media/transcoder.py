@@ -14,8 +14,7 @@ from dataclasses import dataclass
 import av
 import numpy as np
 
-from sip_bridge.rtp.codecs import codec_by_name
-from sip_bridge.rtp.concealment import LossConcealer
+from sip_bridge import LossConcealer, codec_by_name
 
 
 @dataclass(frozen=True, slots=True)

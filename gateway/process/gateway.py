@@ -14,22 +14,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import socketio
 from aiohttp import web
 
 from gateway.access.ledger import SharedLedger
 from gateway.callbacks.service import RequestACall
 from gateway.calls.manager import CallManager
-from gateway.config.loader import GatewayConfig
+from gateway.config import GatewayConfig
 from gateway.demo_phone import DemoPhone
 from gateway.http.app import build_app
 from gateway.http.callbacks import callback_routes
 from gateway.media.webrtc_leg import use_host_addresses
 from gateway.process.heap import HeapTrimmer, freeze_startup_objects
 from signaling import attach, create_signaling
-from sip_bridge.asyncio.endpoint import SipEndpoint
-from sip_bridge.asyncio.transport import ConnectionLimits
-from sip_bridge.rate_limit import RateLimit
-from sip_bridge.useragent import UserAgentConfig
+from sip_bridge import ConnectionLimits, RateLimit, SipEndpoint, UserAgentConfig
 
 logger = logging.getLogger("gateway")
 
@@ -60,13 +58,14 @@ class Gateway:
     runner: web.AppRunner
     demo: DemoPhone | None
     url: str
+    sio: socketio.AsyncServer
     callbacks: RequestACall | None = None
     heap: HeapTrimmer | None = None
 
     @classmethod
     async def start(cls, config: GatewayConfig, *, ledger: SharedLedger | None = None) -> Gateway:
         """`ledger`: what this process counts with the other workers of the machine
-        (gateway/shared_ledger.py); None for a gateway on its own."""
+        (gateway/access/ledger.py); None for a gateway on its own."""
         use_host_addresses(config.ice.host_addresses)
         demo = None
         if config.demo.enabled:
@@ -95,7 +94,7 @@ class Gateway:
             ),
         )
         calls = CallManager(config, endpoint, ledger=ledger)
-        # RSS would otherwise grow with the calls served (gateway/heap.py).
+        # RSS would otherwise grow with the calls served (gateway/process/heap.py).
         heap = HeapTrimmer()
         calls.on_call_ended = heap.call_ended
         ice_servers = [
@@ -126,7 +125,9 @@ class Gateway:
         await runner.setup()
         host, port = config.http.listen
         await web.TCPSite(runner, host, port, reuse_port=True).start()
-        return cls(config, endpoint, calls, runner, demo, config.http.public_url, callbacks, heap)
+        return cls(
+            config, endpoint, calls, runner, demo, config.http.public_url, sio, callbacks, heap
+        )
 
     async def stop(self) -> None:
         if self.callbacks is not None:

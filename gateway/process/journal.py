@@ -28,13 +28,19 @@ import socket
 import time
 from pathlib import Path
 
-from sip_bridge.asyncio.endpoint import SipEndpoint
-from sip_bridge.dialog import Dialog
-from sip_bridge.errors import SipParseError
-from sip_bridge.message import Request, Response, parse_message
-from sip_bridge.transaction import build_non2xx_ack, same_transaction_request
-from sip_bridge.uri import parse_uri
-from sip_bridge.useragent import ConfirmedDialog, uri_address
+from sip_bridge import (
+    ConfirmedDialog,
+    Dialog,
+    Request,
+    Response,
+    SipEndpoint,
+    SipParseError,
+    build_non2xx_ack,
+    parse_message,
+    parse_uri,
+    same_transaction_request,
+    uri_address,
+)
 
 logger = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ dies. Worker i of N gets, derived from the one configuration:
   secret shared by all workers (made by the supervisor when the file sets none), so a
   token from one worker is good at another, and used once on the whole machine.
 - one SharedLedger (an SQLite file next to the journals): the visitor, site and budget
-  limits and single-use tokens count over all workers (gateway/shared_ledger.py).
+  limits and single-use tokens count over all workers (gateway/access/ledger.py).
 `limits.max_calls` stays per worker: the machine carries N times as many.
 
 A worker that dies (crash, OOM kill) takes its calls with it: the browsers see their
@@ -40,14 +40,14 @@ from typing import TYPE_CHECKING
 
 from gateway.access.ledger import SharedLedger
 from gateway.callbacks.store import interrupt_orphans
-from gateway.config.loader import AccessConfig, GatewayConfig
-from gateway.process import memory_debug
+from gateway.config import AccessConfig, GatewayConfig
 from gateway.process.journal import DialogJournal, end_orphan_calls, read_journal
 
 if TYPE_CHECKING:
     from gateway.process.gateway import Gateway
+    from gateway.process.memory_debug import MemoryReporter
 
-logger = logging.getLogger("gateway.process.supervisor")
+logger = logging.getLogger(__name__)
 
 # A worker that dies sooner than this after starting failed to start; after this many such
 # failures in a row the supervisor gives up instead of spinning.
@@ -178,10 +178,20 @@ async def _serve_worker(config: GatewayConfig, index: int, journal: Path) -> Non
         ledger.close()
 
 
+def install_memory_reports() -> MemoryReporter | None:
+    """Memory reports when CLICK_TO_CALL_MEMORY_REPORTS names a directory (docs/
+    benchmark.md); the diagnostics module (tracemalloc and all) is imported only then."""
+    if not os.environ.get("CLICK_TO_CALL_MEMORY_REPORTS"):
+        return None
+    from gateway.process import memory_debug
+
+    return memory_debug.install_from_environment()
+
+
 def _worker_main(config: GatewayConfig, index: int, journal: Path) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD):
         signal.signal(sig, signal.SIG_DFL)
-    memory = memory_debug.install_from_environment()
+    memory = install_memory_reports()
     try:
         asyncio.run(_serve_worker(config, index, journal))
     except OSError as exc:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import phonenumbers
 
 from gateway.sites.hours import DAYS, BusinessHours
-from sip_bridge.uri import SipUri, parse_sip_uri
+from sip_bridge import SipUri, parse_sip_uri
 
 RING_STRATEGIES = ("parallel", "sequential", "round-robin")
 FALLBACKS = ("callback", "message")

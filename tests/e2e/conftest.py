@@ -12,7 +12,7 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, Page, expect
 
-from gateway.config.loader import parse_config
+from gateway.config import parse_config
 from gateway.process.gateway import Gateway
 from tests.support.audio import write_tone_wav
 from tests.support.browser import chromium, record_states
@@ -83,7 +83,7 @@ async def page(mic_wav: Path) -> AsyncIterator[Page]:
 
 async def call_token(gateway: Gateway, site: str = "shop", origin: str | None = None) -> str:
     """A call token from POST /api/token, as the gateway's own call page gets one."""
-    origin = origin or gateway.config.loader.http.public_origin
+    origin = origin or gateway.config.http.public_origin
     async with (
         aiohttp.ClientSession() as session,
         session.post(

@@ -21,7 +21,7 @@ import socketio
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import AudioStreamTrack
 
-from gateway.config.loader import parse_config
+from gateway.config import parse_config
 from gateway.process.gateway import Gateway
 from tests.support.peer_process import PeerProcess
 from tests.support.ports import free_port_block, free_udp_port
@@ -128,7 +128,7 @@ async def refusal(gateway: Any, token: object, origin: str | None = None) -> str
             gateway.url,
             transports=["websocket"],
             auth={"site": "shop", "token": token},
-            headers={"Origin": origin or gateway.config.loader.http.public_origin},
+            headers={"Origin": origin or gateway.config.http.public_origin},
             wait_timeout=5,
         )
     return reasons[0]
@@ -143,7 +143,7 @@ async def test_forged_expired_other_site_and_other_origin_tokens_are_refused(gat
             '[[sites]]\nid = "other"\ndestination = "sip:nobody@127.0.0.1:9"\n'
         ),
     )
-    own = gateway.config.loader.http.public_origin
+    own = gateway.config.http.public_origin
     # Forged: claims rewritten (a later expiry) under the old signature.
     body, mac = (await call_token(gateway)).split(".")
     claims = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))

@@ -127,7 +127,7 @@ async def test_added_delay_with_loss_on_either_leg(gateway_factory):
             gateway.url,
             transports=["websocket"],
             auth={"site": "shop", "token": await call_token(gateway)},
-            headers={"Origin": gateway.config.loader.http.public_origin},
+            headers={"Origin": gateway.config.http.public_origin},
         )
         ack = await client.call("call:start", {"sdp": pc.localDescription.sdp}, timeout=10)
         assert ack["ok"], ack

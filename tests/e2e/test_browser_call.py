@@ -28,10 +28,10 @@ def in_order(seen: list[str], expected: list[str]) -> bool:
 
 async def assert_all_released(gateway) -> None:
     for _ in range(50):
-        if not gateway.calls.manager.calls and gateway.endpoint.ua.active_calls == 0:
+        if not gateway.calls.calls and gateway.endpoint.ua.active_calls == 0:
             return
         await asyncio.sleep(0.1)
-    raise AssertionError(f"calls left: {gateway.calls.manager.calls}")
+    raise AssertionError(f"calls left: {gateway.calls.calls}")
 
 
 @pytest.mark.parametrize("codec", ["PCMU", "opus"])
@@ -43,7 +43,7 @@ async def test_call_to_a_desk_phone_carries_audio_both_ways(
     await open_call_page(page, gateway)
     await page.get_by_role("button", name="Call").click()
     await wait_for_status(page, "In call")
-    (call,) = gateway.calls.manager.calls.values()
+    (call,) = gateway.calls.calls.values()
     assert call.bridge.transcoding == (codec == "opus")
     samples, rate = await capture_remote_audio(page, 2.0)
     assert_tone(samples, rate, PHONE_HZ, skip_seconds=0.2, what="audio the page received")
@@ -122,7 +122,7 @@ async def test_hanging_up_while_ringing_cancels(gateway_factory, sipp_factory, p
     await open_call_page(page, gateway)
     await page.get_by_role("button", name="Call").click()
     await wait_for_status(page, "Ringing")
-    (call,) = gateway.calls.manager.calls.values()
+    (call,) = gateway.calls.calls.values()
     assert call.state == CallState.RINGING
     await page.get_by_role("button", name="Hang up").click()
     await uas.assert_passed_async()
@@ -147,7 +147,7 @@ async def test_early_media_is_played_before_the_answer(gateway_factory, sipp_fac
     await open_call_page(page, gateway)
     await page.get_by_role("button", name="Call").click()
     await wait_for_status(page, "Ringing")
-    (call,) = gateway.calls.manager.calls.values()
+    (call,) = gateway.calls.calls.values()
     samples, rate = await capture_remote_audio(page, 1.0)
     assert call.state == CallState.EARLY_MEDIA
     assert_tone(samples, rate, 1300, what="early media")

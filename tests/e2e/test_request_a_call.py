@@ -7,7 +7,7 @@ import datetime as dt
 
 import aiohttp
 
-from gateway.config.loader import parse_config
+from gateway.config import parse_config
 from gateway.process.gateway import Gateway
 from tests.support.audio import assert_wav_has_tone
 
@@ -35,7 +35,7 @@ async def request_callback(gateway: Gateway, **fields) -> tuple[int, dict]:
             f"{gateway.url}/api/callbacks",
             json={"site": "shop", **fields},
             headers={
-                "Origin": gateway.config.loader.http.public_origin,
+                "Origin": gateway.config.http.public_origin,
                 "Authorization": f"Bearer {token}",
             },
         ) as response,
@@ -107,7 +107,7 @@ async def test_callback_without_a_token_is_refused(gateway_factory, tmp_path):
         session.post(
             f"{gateway.url}/api/callbacks",
             json={"site": "shop", "number": VISITOR},
-            headers={"Origin": gateway.config.loader.http.public_origin},
+            headers={"Origin": gateway.config.http.public_origin},
         ) as response,
     ):
         assert response.status == 403
@@ -179,12 +179,12 @@ async def test_a_call_outside_business_hours_is_refused_with_the_callback_offer(
             gateway.url,
             transports=["websocket"],
             auth={"site": "shop", "token": await call_token(gateway)},
-            headers={"Origin": gateway.config.loader.http.public_origin},
+            headers={"Origin": gateway.config.http.public_origin},
         )
         ack = await client.call("call:start", {"sdp": pc.localDescription.sdp}, timeout=10)
         assert ack["ok"] is False and ack["error"]["code"] == "closed"
         assert "call you back" in ack["error"]["message"]
-        assert not gateway.calls.manager.calls
+        assert not gateway.calls.calls
     finally:
         await client.disconnect()
         await pc.close()

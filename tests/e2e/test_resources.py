@@ -11,7 +11,7 @@ from .conftest import open_call_page, wait_for_status
 from .test_browser_call import assert_all_released
 
 # What one call is made of: none may be alive once its call is over and the gateway has
-# collected (gateway/heap.py). Counted without a collection of our own.
+# collected (gateway/process/heap.py). Counted without a collection of our own.
 CALL_OBJECTS = {
     "Call",
     "WebRtcLeg",
@@ -65,7 +65,7 @@ async def one_call(page, gateway, hang_up: str) -> None:
 async def test_calls_leave_nothing_behind(gateway_factory, sipp_factory, page):
     uas = sipp_factory("uas_answer_echo", rtp_echo=True, calls=4)
     gateway = await gateway_factory(destination=uas.uri)
-    gateway.process.heap.interval = 0.5  # collect soon after each call (production: 10 s)
+    gateway.heap.interval = 0.5  # collect soon after each call (production: 10 s)
     await one_call(page, gateway, "visitor")  # warm-up: pools and caches fill once
     await page.goto("about:blank")  # the page's socket closes too
     await settle()
@@ -73,7 +73,7 @@ async def test_calls_leave_nothing_behind(gateway_factory, sipp_factory, page):
     # What earlier tests of this process still hold is not this gateway's doing.
     gc.collect()
     baseline = live_call_objects()
-    trims = gateway.process.heap.trims
+    trims = gateway.heap.trims
     tasks = set(asyncio.all_tasks())
     for _ in range(3):
         await one_call(page, gateway, "visitor")
@@ -96,6 +96,6 @@ async def test_calls_leave_nothing_behind(gateway_factory, sipp_factory, page):
         if not more_than(live_call_objects(), baseline):
             break
         await asyncio.sleep(0.1)
-    assert gateway.process.heap.trims > trims
+    assert gateway.heap.trims > trims
     assert more_than(live_call_objects(), baseline) == {}
     await uas.assert_passed_async()

@@ -35,7 +35,7 @@ async def connect(gateway, site: str = "shop") -> socketio.AsyncClient:
         gateway.url,
         transports=["websocket"],
         auth={"site": site, "token": await call_token(gateway, site)},
-        headers={"Origin": gateway.config.loader.http.public_origin},
+        headers={"Origin": gateway.config.http.public_origin},
         wait_timeout=5,
     )
     return client
@@ -58,7 +58,7 @@ async def refusal(gateway, *, site: str, origin: str, token: str = "") -> str:
 
 async def test_unknown_site_and_foreign_origin_are_refused(gateway_factory):
     gateway = await gateway_factory(destination="sip:nobody@127.0.0.1:9")
-    own = gateway.config.loader.http.public_origin
+    own = gateway.config.http.public_origin
     token = await call_token(gateway)
     assert "unknown site" in await refusal(gateway, site="nope", origin=own, token=token)
     assert "may not use site" in await refusal(
@@ -120,7 +120,7 @@ async def test_events_out_of_order_and_unknown_events(gateway_factory):
             assert ack["ok"] is False, (event, ack)
         await asyncio.sleep(0.1)
         assert {e["code"] for e in client.errors} >= {"no_call", "unknown_event", "bad_payload"}
-        assert not gateway.calls.manager.calls
+        assert not gateway.calls.calls
     finally:
         await client.disconnect()
 

@@ -22,7 +22,7 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, BrowserContext, Page, Route, expect
 
-from gateway.config.loader import parse_config
+from gateway.config import parse_config
 from gateway.process.gateway import Gateway
 from tests.support.audio import assert_wav_has_tone
 
@@ -103,7 +103,7 @@ async def get_json(url: str) -> tuple[int, dict[str, str], dict]:
 
 
 def stored_callbacks(gateway: Gateway) -> list[tuple[str, str, float]]:
-    with sqlite3.connect(gateway.config.loader.callbacks.database) as db:
+    with sqlite3.connect(gateway.config.callbacks.database) as db:
         return db.execute("SELECT id, number, due_at FROM callbacks ORDER BY created_at").fetchall()
 
 

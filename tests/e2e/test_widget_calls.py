@@ -21,7 +21,6 @@ import pytest_asyncio
 import socketio
 from playwright.async_api import Browser, BrowserContext, Frame, Page, Route, expect
 
-from gateway.http.app import SIO_KEY
 from gateway.process.gateway import Gateway
 from signaling import call_namespace
 from tests.support.audio import assert_tone, read_wav
@@ -72,10 +71,10 @@ async def open_floating_widget(page: Page) -> None:
 
 async def wait_released(gateway: Gateway) -> None:
     for _ in range(50):
-        if not gateway.calls.manager.calls and gateway.endpoint.ua.active_calls == 0:
+        if not gateway.calls.calls and gateway.endpoint.ua.active_calls == 0:
             return
         await asyncio.sleep(0.1)
-    raise AssertionError(f"calls left: {gateway.calls.manager.calls}")
+    raise AssertionError(f"calls left: {gateway.calls.calls}")
 
 
 def silent_stretch_seconds(path: Path, window: float = 0.05) -> tuple[float, float]:
@@ -327,7 +326,7 @@ async def test_visitor_details_reach_the_operator_in_the_invite(
     await expect(page.get_by_text("Please enter your name, then press Call.")).to_be_visible()
     await expect(name).to_be_focused()
     await expect(name).to_have_attribute("aria-invalid", "true")
-    assert not gateway.calls.manager.calls and uas.trace() == []
+    assert not gateway.calls.calls and uas.trace() == []
 
     await name.fill('  Ana "Quotes"   María ')
     await page.get_by_role("textbox", name="What is it about? (optional)").fill("Invoice\t42")
@@ -436,7 +435,7 @@ async def test_starting_a_call_before_the_connection_is_up_waits_for_it(
     await expect(page.get_by_role("button", name="Call us", exact=True)).to_be_visible()
     await asyncio.sleep(0.5)
     assert await page.evaluate("() => document.querySelector('click-to-call').state") == "loading"
-    assert call_namespace(gateway.runner.app[SIO_KEY]).client_count == 0  # not connected
+    assert call_namespace(gateway.sio).client_count == 0  # not connected
     started = time.monotonic()
     await page.get_by_role("button", name="Talk to us").click()
     await wait_for_status(page, "Call ended: busy")
@@ -494,7 +493,7 @@ async def test_a_call_asked_for_before_a_required_name_waits_for_a_click(
     assert await readies() >= 2
     await asyncio.sleep(0.3)
     assert await page.evaluate(f"() => {widget}.state") == "ready"
-    assert not gateway.calls.manager.calls and uas.trace() == []
+    assert not gateway.calls.calls and uas.trace() == []
 
     await call_button(page).click()
     await wait_for_status(page, "Call ended: busy")

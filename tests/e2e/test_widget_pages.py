@@ -16,7 +16,6 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
-from gateway.http.app import SIO_KEY
 from gateway.process.gateway import Gateway
 from signaling import call_namespace
 
@@ -65,13 +64,13 @@ def call_button(page: Page):
 
 
 async def assert_no_call_reached(gateway: Gateway) -> None:
-    assert not gateway.calls.manager.calls
+    assert not gateway.calls.calls
     assert gateway.endpoint.ua.active_calls == 0
 
 
 def connected_pages(gateway: Gateway) -> int:
     """Pages connected to the gateway's signaling."""
-    return call_namespace(gateway.runner.app[SIO_KEY]).client_count
+    return call_namespace(gateway.sio).client_count
 
 
 # --------------------------------------------------------------------------- problems

@@ -10,7 +10,7 @@ import pytest
 from gateway.access.challenge import ChallengeError, ProofOfWork
 from gateway.access.pages import page_access_from_config
 from gateway.api import AccessRefused
-from gateway.config.loader import parse_config
+from gateway.config import parse_config
 from tests.gateway.clock import FakeClock
 
 SECRET = "Tk5-token-secret-of-at-least-32-chars"

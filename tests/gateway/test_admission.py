@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.access.admission import CallAdmission, LimitRefused, client_key
-from gateway.config.loader import SiteConfig, parse_config
+from gateway.config import SiteConfig, parse_config
 
 MINUTE = 60.0
 HOUR = 3600.0

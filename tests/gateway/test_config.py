@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gateway.api import SiteInfo
-from gateway.config.loader import (
+from gateway.config import (
     DEFAULT_CONFIG,
     AccessConfig,
     CallbacksConfig,

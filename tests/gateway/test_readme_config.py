@@ -6,7 +6,7 @@ import re
 import tomllib
 from pathlib import Path
 
-from gateway.config.loader import DEFAULT_CONFIG, parse_config
+from gateway.config import DEFAULT_CONFIG, parse_config
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 MARKER = "Every key, with its default (the embedded configuration):\n\n```toml\n"

@@ -15,7 +15,7 @@ from gateway.access.admission import CallAdmission, LimitRefused
 from gateway.access.challenge import ProofOfWork, solve
 from gateway.access.ledger import SharedLedger
 from gateway.access.tokens import CallTokens, TokenError
-from gateway.config.loader import SiteConfig, parse_config
+from gateway.config import SiteConfig, parse_config
 
 NOW = 1_800_000_000.0
 MINUTE = 60.0

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from gateway.config.loader import ConfigError, parse_config
+from gateway.config import ConfigError, parse_config
 
 
 def site(extra: str) -> str:

@@ -23,7 +23,7 @@ import pytest
 import socketio
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
-from gateway.config.loader import parse_config
+from gateway.config import parse_config
 from gateway.process.journal import OrphanCallEnder
 from gateway.process.supervisor import WorkerConfigError, private_directory, worker_configs
 from sip_bridge.message import Request, Response, parse_message

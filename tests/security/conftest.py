@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
 
-from gateway.config.loader import parse_config
+from gateway.config import parse_config
 from gateway.process.gateway import Gateway
 from tests.e2e.conftest import gateway_toml
 

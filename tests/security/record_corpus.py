@@ -259,7 +259,7 @@ async def record_own_rtp(recorder: Recorder) -> None:
 
 async def record_chromium(recorder: Recorder, workdir: Path) -> None:
     """socket.io frames and the SDP offer of Chromium's call page talking to the gateway."""
-    from gateway.config.loader import parse_config
+    from gateway.config import parse_config
     from gateway.process.gateway import Gateway
     from tests.e2e.conftest import gateway_toml
     from tests.support.audio import write_tone_wav

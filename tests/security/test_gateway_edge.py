@@ -218,7 +218,7 @@ async def test_unsolicited_invite_gets_403_no_call_and_no_relay(gateway_factory)
         for reply in replies:
             assert "Server" not in reply.headers and "User-Agent" not in reply.headers
         assert victim.received() == []  # nothing relayed
-        assert gateway.endpoint.ua.active_calls == 0 and not gateway.calls.manager.calls
+        assert gateway.endpoint.ua.active_calls == 0 and not gateway.calls.calls
     finally:
         attacker.close()
         victim.close()
@@ -242,7 +242,7 @@ async def test_injected_rtp_from_another_source_is_not_heard(gateway_factory, si
         await visitor.call(gateway)
         await visitor.wait_for_state("answered")
         await asyncio.sleep(1.5)  # the echo flows; the SIP leg has latched SIPp's address
-        (call,) = gateway.calls.manager.calls.values()
+        (call,) = gateway.calls.calls.values()
         rtp = call.media.rtp
         target = (HOST, rtp.local_port)
         dropped_before = rtp.stats.foreign_source_dropped
@@ -264,7 +264,7 @@ async def test_injected_rtp_from_another_source_is_not_heard(gateway_factory, si
         for packet in rtp_tone_packets(INJECTED_HZ, 0.2, ssrc=1):
             injector.send(packet, target)
         await asyncio.sleep(0.2)
-        assert injector.received() == [] and not gateway.calls.manager.calls
+        assert injector.received() == [] and not gateway.calls.calls
     finally:
         injector.close()
         await visitor.close()

@@ -50,7 +50,7 @@ class ToneTrack(MediaStreamTrack):
 
 async def call_token(gateway: Gateway, site: str) -> str | None:
     """A call token when the gateway hands them out (`POST /api/token`), else None."""
-    origin = gateway.config.loader.http.public_origin
+    origin = gateway.config.http.public_origin
     async with (
         aiohttp.ClientSession() as session,
         session.post(
@@ -105,7 +105,7 @@ class Visitor:
             gateway.url,
             transports=["websocket"],
             auth=auth,
-            headers={"Origin": gateway.config.loader.http.public_origin},
+            headers={"Origin": gateway.config.http.public_origin},
         )
         ack = await self.client.call(
             "call:start", {"sdp": self.pc.localDescription.sdp}, timeout=15
