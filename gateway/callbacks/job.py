@@ -18,11 +18,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gateway.callbacks.store import Callback, CallbackStore
+from gateway.calls.history import CallHistory
 from gateway.config.legs import SipLegSettings
 from gateway.media.bridge import MediaBridge, RtpLeg
+from gateway.media.quality import LegQuality, sip_leg_quality
 from gateway.media.sip_leg import open_sip_media
 from gateway.media.transcoder import audio_codec
+from gateway.storage import Callback, CallbackStore
 from sip_bridge import (
     CallAnswered,
     CallEnded,
@@ -78,8 +80,10 @@ class CallbackJob:
         store: CallbackStore,
         on_progress: Progress | None = None,
         clock: Callable[[], float] = time.time,
+        history: CallHistory | None = None,
     ) -> None:
         self.callback = callback
+        self.history = history  # the record, the call in progress, the metrics
         self.settings = settings
         self.endpoint = endpoint
         self.store = store
@@ -87,13 +91,14 @@ class CallbackJob:
         self.clock = clock
         self._media: list[CallMedia] = []
         self._calls: list[SipCall] = []
+        self._legs: dict[str, CallMedia] = {}  # operator, visitor: for the record's quality
 
     async def run(self) -> str:
         """Place the callback; returns the status it leaves in the store."""
         try:
             return await self._run()
         except asyncio.CancelledError:
-            # Shut down during the call: never redialled on its own (see callback_store).
+            # Shut down during the call: never redialled on its own (see gateway.storage.callbacks).
             await self._finish("interrupted", "the gateway stopped during the call")
             raise
         except Exception:
@@ -117,6 +122,7 @@ class CallbackJob:
         if cb.details.get("reason"):
             headers.append(("X-Visitor-Reason", cb.details["reason"]))
         display = f"Callback {cb.number}" + (f" {name}" if name else "")
+        self._legs["operator"] = operator_media
         operator = await self._invite(
             s.operator, operator_media, display_name=display, headers=headers
         )
@@ -132,6 +138,7 @@ class CallbackJob:
         visitor_media = await self._open_media(
             [op_codec, *(c for c in s.leg.codecs if c != op_codec)]
         )
+        self._legs["visitor"] = visitor_media
         visitor = await self._invite(
             s.dial.format(number=cb.number), visitor_media, display_name=s.caller_name
         )
@@ -152,6 +159,8 @@ class CallbackJob:
             return await self._retry_or_fail(f"visitor not reached: {visitor_answered}")
 
         await self._progress("connected", "")
+        if self.history is not None:
+            self.history.answered(cb.id, s.operator)
         bridge = MediaBridge(
             RtpLeg(operator_media.rtp, audio_codec(op_codec)),
             RtpLeg(visitor_media.rtp, audio_codec(visitor_media.negotiated.codec)),
@@ -233,24 +242,52 @@ class CallbackJob:
         source.rtp.on_dtmf = forward
 
     async def _retry_or_fail(self, why: str) -> str:
+        """Nobody reached (or someone hung up too soon): try again later, or give up."""
         cb = self.callback
         if cb.attempts < self.settings.attempts:
             await self.store.retry_at(
                 cb.id, self.clock() + self.settings.retry_after, why, self.clock()
             )
+            if self.history is not None:
+                self.history.forget(cb.id)  # the record is written when it is over
+                self.history.metrics.callbacks.labels("retry_scheduled").inc()
             await self._progress("retry_scheduled", why)
             return "scheduled"
-        return await self._finish("failed", why)
+        return await self._finish("failed", why, outcome="missed")
 
-    async def _finish(self, status: str, detail: str) -> str:
+    async def _finish(self, status: str, detail: str, outcome: str | None = None) -> str:
         await self.store.finish(self.callback.id, status, detail, self.clock())
+        if self.history is not None:
+            self.history.metrics.callbacks.labels(status).inc()
+            self.history.ended(
+                self.callback.id,
+                outcome or ("answered" if status == "done" else "failed"),
+                cause=status,
+                detail=detail,
+                codecs={
+                    leg: media.negotiated.codec
+                    for leg, media in self._legs.items()
+                    if media.negotiated is not None
+                },
+                quality=self._quality(),
+            )
         await self._progress(status, detail)
         logger.info("callback %s: %s (%s)", self.callback.id, status, detail)
         return status
 
+    def _quality(self) -> dict[str, LegQuality | None]:
+        return {
+            leg: sip_leg_quality(media.rtp, media.negotiated.codec)
+            if media.negotiated is not None
+            else None
+            for leg, media in self._legs.items()
+        }
+
     async def _progress(self, event: str, detail: str) -> None:
         if event not in ("done", "failed", "interrupted", "retry_scheduled"):
             await self.store.record(self.callback.id, event, detail, self.clock())
+            if self.history is not None:
+                self.history.changed(self.callback.id, event)
         if self.on_progress is not None:
             result = self.on_progress(event, detail)
             if asyncio.iscoroutine(result):

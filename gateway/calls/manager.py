@@ -29,8 +29,10 @@ from gateway.api import (
     VisitorDetails,
 )
 from gateway.calls.call import Call, CallSettings, Destination
+from gateway.calls.history import CallHistory
 from gateway.config import GatewayConfig, SiteConfig
 from gateway.config.legs import browser_leg_settings, sip_leg_settings
+from gateway.monitoring.metrics import Metrics
 from sip_bridge import SipEndpoint
 
 logger = logging.getLogger(__name__)
@@ -55,8 +57,11 @@ class CallManager:
         clock: Clock = time.time,
         verifiers: Mapping[str, ChallengeVerifier] | None = None,
         ledger: SharedLedger | None = None,
+        history: CallHistory | None = None,
     ) -> None:
         self.config = config
+        # Records, calls in progress and metrics (none in the database without one).
+        self.history = history if history is not None else CallHistory(None, Metrics())
         self.endpoint = endpoint
         self.clock = clock
         self.calls: dict[str, Call] = {}
@@ -117,6 +122,68 @@ class CallManager:
         site = self.config.site(site_id)
         if site is None:
             raise CallRefused("unknown_site", f"no site {site_id!r}")
+        call_id = secrets.token_urlsafe(12)
+        try:
+            admitted = self._admit(site, client, visitor)
+        except CallRefused as exc:
+            self.history.refused(
+                call_id, site.id, exc.code, exc.message, client=client, visitor=visitor
+            )
+            raise
+        self._admitted[call_id] = admitted
+        history = self.history
+        history.started(call_id, site.id, client=client, visitor=visitor)
+
+        def on_update(update: CallUpdate) -> None:
+            if update.state in (CallState.RINGING, CallState.EARLY_MEDIA):
+                history.ringing(call_id)
+            elif update.state == CallState.ANSWERED:
+                if call_id in self._time_limits:
+                    history.changed(call_id, "answered")  # back from hold
+                else:
+                    history.answered(call_id, call.answered_by)
+                self._answered(call_id, site)
+            elif update.state == CallState.ON_HOLD:
+                history.changed(call_id, "on_hold")
+            elif update.state == CallState.ENDED:
+                history.ended(
+                    call_id,
+                    None,  # from whether it was answered, and its cause
+                    cause=update.cause,
+                    detail=update.detail,
+                    codecs=call.codecs(),
+                    quality=call.quality(),
+                )
+                talked = self._forget(call_id)
+                logger.info(
+                    "call %s ended: site %s, %s%s, talked %.1f s",
+                    call_id,
+                    site.id,
+                    update.cause,
+                    f" ({update.detail})" if update.detail else "",
+                    talked,
+                )
+            notify(update)
+
+        call = Call(call_id, self._settings(site, visitor), self.endpoint, on_update)
+        call.on_sip_response = history.sip_response
+        self.calls[call_id] = call
+        try:
+            answer = await call.start(offer_sdp)
+        except ValueError as exc:
+            self._forget(call_id)
+            history.metrics.refusals.labels("bad_offer").inc()
+            history.ended(call_id, "refused", cause="bad_offer", detail=str(exc)[:200])
+            raise CallRefused("bad_offer", str(exc)) from None
+        except OSError as exc:
+            self._forget(call_id)
+            logger.warning("call %s: cannot start: %s", call_id, exc)
+            history.ended(call_id, "failed", cause="unavailable", detail=str(exc))
+            raise CallRefused("unavailable", "the gateway cannot take a call now") from None
+        return call_id, answer
+
+    def _admit(self, site: SiteConfig, client: str, visitor: VisitorDetails) -> AdmittedCall:
+        """The call's place in every limit, or CallRefused (LimitRefused) saying why."""
         if site.widget.visitor_details == "required" and not visitor.name:
             # The widget asks first; this holds for any page that skips it.
             raise CallRefused("name_required", "this site asks for your name before a call")
@@ -130,41 +197,11 @@ class CallManager:
                 + (" Leave your number and we will call you back." if site.callback else ""),
             )
         try:
-            admitted = self.admission.admit(site, client, now)
+            return self.admission.admit(site, client, now)
         except LimitRefused as exc:
             log = logger.warning if exc.warning else logger.info
             log("call refused (%s): site %s, client %s: %s", exc.code, site.id, client, exc.detail)
             raise
-        call_id = secrets.token_urlsafe(12)
-        self._admitted[call_id] = admitted
-
-        def on_update(update: CallUpdate) -> None:
-            if update.state == CallState.ANSWERED:
-                self._answered(call_id, site)
-            elif update.state == CallState.ENDED:
-                talked = self._forget(call_id)
-                logger.info(
-                    "call %s ended: site %s, %s%s, talked %.1f s",
-                    call_id,
-                    site.id,
-                    update.cause,
-                    f" ({update.detail})" if update.detail else "",
-                    talked,
-                )
-            notify(update)
-
-        call = Call(call_id, self._settings(site, visitor), self.endpoint, on_update)
-        self.calls[call_id] = call
-        try:
-            answer = await call.start(offer_sdp)
-        except ValueError as exc:
-            self._forget(call_id)
-            raise CallRefused("bad_offer", str(exc)) from None
-        except OSError as exc:
-            self._forget(call_id)
-            logger.warning("call %s: cannot start: %s", call_id, exc)
-            raise CallRefused("unavailable", "the gateway cannot take a call now") from None
-        return call_id, answer
 
     async def add_candidate(
         self, call_id: str, candidate: str, sdp_mid: str | None, sdp_mline_index: int | None

@@ -11,7 +11,7 @@ the settings of one call leg built from them.
 from gateway.config.loader import DEFAULT_CONFIG, load_config, parse_config
 from gateway.config.schema import (
     AccessConfig,
-    CallbacksConfig,
+    AdminConfig,
     ConfigError,
     DemoConfig,
     GatewayConfig,
@@ -24,12 +24,13 @@ from gateway.config.schema import (
     RingbackTone,
     SipConfig,
     SiteConfig,
+    StorageConfig,
 )
 
 __all__ = [
     "DEFAULT_CONFIG",
     "AccessConfig",
-    "CallbacksConfig",
+    "AdminConfig",
     "ConfigError",
     "DemoConfig",
     "GatewayConfig",
@@ -42,6 +43,7 @@ __all__ = [
     "RingbackTone",
     "SipConfig",
     "SiteConfig",
+    "StorageConfig",
     "load_config",
     "parse_config",
 ]

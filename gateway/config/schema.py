@@ -17,6 +17,7 @@ from gateway.sites.routing import (
     SiteDestination,
 )
 from gateway.sites.widget import WidgetSettings
+from gateway.storage.engine import DatabaseUrl
 from sip_bridge import SipUri
 
 
@@ -150,8 +151,38 @@ class LogConfig:
 
 
 @dataclass(frozen=True, slots=True)
-class CallbacksConfig:
-    database: Path  # the SQLite file of stored callbacks
+class StorageConfig:
+    """Where state lives: files (ledger, journals, metrics) and the database."""
+
+    _SECRET_FIELDS = frozenset({"database"})  # a PostgreSQL URL may carry a password
+
+    state_directory: Path
+    database: DatabaseUrl
+
+    __repr__ = _redacted_repr
+
+    @property
+    def metrics_directory(self) -> Path:
+        """Prometheus' multiprocess files of the workers (gateway.monitoring.metrics)."""
+        return self.state_directory / "metrics"
+
+
+@dataclass(frozen=True, slots=True)
+class AdminConfig:
+    """The site owner's side (docs/admin.md): API keys, page users, metrics listener."""
+
+    _SECRET_FIELDS = frozenset({"api_keys", "users"})
+
+    api_keys: tuple[str, ...]  # Bearer keys of /api/admin/... and /metrics; empty: no API
+    users: tuple[tuple[str, str], ...]  # (name, Argon2id hash); empty: no admin page
+    metrics_listen: tuple[str, int] | None  # /metrics without a key there; None: not served
+    session_lifetime: float  # seconds an admin page login lasts
+
+    __repr__ = _redacted_repr
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.api_keys or self.users)
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +216,7 @@ class SiteConfig:
     fallback: str  # callback | message: what the page offers when busy/no answer/closed
     callback: CallbackPolicy | None  # None: the site takes no callbacks
     widget: WidgetSettings  # the visitor's widget: label, colours, position, language
+    retention_days: int  # call records (and finished callbacks) are kept this long
 
     __repr__ = _redacted_repr
 
@@ -225,7 +257,8 @@ class GatewayConfig:
     access: AccessConfig
     limits: LimitsConfig
     log: LogConfig
-    callbacks: CallbacksConfig
+    storage: StorageConfig
+    admin: AdminConfig
     sites: tuple[SiteConfig, ...]
     source: str = "<defaults>"
 

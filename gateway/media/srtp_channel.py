@@ -68,6 +68,11 @@ class SrtpAudioChannel:
         self.on_packet = on_packet
         self.attached = False
         self.packets_sent = 0
+        # The browser's stream as it reached us: packets, and the extended highest sequence
+        # number (RFC 3550 A.1 without probation) for how many were lost on the way.
+        self.packets_received = 0
+        self._first_sequence = -1
+        self._highest_sequence = -1
         # Frames `send` dropped once attached: too big for one datagram, or not sendable.
         self.send_drops = 0
         # The outgoing packet, built here and protected in place.
@@ -193,9 +198,17 @@ class SrtpAudioChannel:
         if lib.srtp_unprotect(self._rx_session, self._rx, length) != 0:
             return  # replayed, forged, or not for this session
         end = length[0]
-        first, second, _sequence, timestamp, _ssrc = _HEADER.unpack_from(view)
+        first, second, sequence, timestamp, _ssrc = _HEADER.unpack_from(view)
         if (second & 0x7F) != self._payload_type:
             return
+        self.packets_received += 1
+        highest = self._highest_sequence
+        if highest < 0:
+            self._first_sequence = self._highest_sequence = sequence
+        else:
+            ahead = (sequence - highest) & 0xFFFF
+            if ahead < 0x8000:  # newer (a wrap counts on); older ones are late, not lost
+                self._highest_sequence = highest + ahead
         offset = 12 + 4 * (first & 0x0F)
         if first & 0x10:
             if offset + 4 > end:
@@ -206,6 +219,14 @@ class SrtpAudioChannel:
         if offset >= end:
             return
         on_packet(view[offset:end], timestamp)
+
+    @property
+    def packets_lost(self) -> int:
+        """Packets of the browser's stream that never arrived (so far)."""
+        if self._highest_sequence < 0:
+            return 0
+        expected = self._highest_sequence - self._first_sequence + 1
+        return max(0, expected - self.packets_received)
 
     # ------------------------------------------------------------------ sending
     def send(self, payload: bytes | memoryview, timestamp: int, marker: bool = False) -> bool:

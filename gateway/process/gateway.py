@@ -10,6 +10,7 @@ import contextlib
 import logging
 import signal
 import ssl
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,14 +19,22 @@ import socketio
 from aiohttp import web
 
 from gateway.access.ledger import SharedLedger
+from gateway.admin.api import admin_api_routes, metrics_routes
+from gateway.admin.auth import Sessions
+from gateway.admin.page import admin_page_routes
+from gateway.admin.service import AdminService
 from gateway.callbacks.service import RequestACall
+from gateway.calls.history import CallHistory
 from gateway.calls.manager import CallManager
 from gateway.config import GatewayConfig
 from gateway.demo_phone import DemoPhone
 from gateway.http.app import build_app
 from gateway.http.callbacks import callback_routes
+from gateway.http.json_api import refusals
 from gateway.media.webrtc_leg import use_host_addresses
+from gateway.monitoring.metrics import Metrics
 from gateway.process.heap import HeapTrimmer, freeze_startup_objects
+from gateway.storage import Database
 from signaling import attach, create_signaling
 from sip_bridge import ConnectionLimits, RateLimit, SipEndpoint, UserAgentConfig
 
@@ -61,11 +70,29 @@ class Gateway:
     sio: socketio.AsyncServer
     callbacks: RequestACall | None = None
     heap: HeapTrimmer | None = None
+    database: Database | None = None
+    history: CallHistory | None = None
+    admin: AdminService | None = None
+    metrics: Metrics | None = None
+    maintenance: asyncio.Task | None = None
+    metrics_runner: web.AppRunner | None = None
 
     @classmethod
     async def start(cls, config: GatewayConfig, *, ledger: SharedLedger | None = None) -> Gateway:
         """`ledger`: what this process counts with the other workers of the machine
-        (gateway/access/ledger.py); None for a gateway on its own."""
+        (gateway/access/ledger.py); None for a gateway on its own. Raises StorageError
+        when the database cannot be used."""
+        # Each worker claims and recovers its own callbacks and calls: its name is its own.
+        owner = ledger.owner if ledger is not None else "gateway"
+        database = await Database.open(config.storage.database)
+        try:
+            await database.live.forget_worker(owner)  # an earlier life of this worker's
+            await database.admin.set_users(config.admin.users)
+        except BaseException:
+            await database.close()
+            raise
+        metrics = Metrics()
+        history = CallHistory(database, metrics, worker=owner)
         use_host_addresses(config.ice.host_addresses)
         demo = None
         if config.demo.enabled:
@@ -93,7 +120,7 @@ class Gateway:
                 per_source=sip.connections_per_source, total=sip.max_connections
             ),
         )
-        calls = CallManager(config, endpoint, ledger=ledger)
+        calls = CallManager(config, endpoint, ledger=ledger, history=history)
         # RSS would otherwise grow with the calls served (gateway/process/heap.py).
         heap = HeapTrimmer()
         calls.on_call_ended = heap.call_ended
@@ -115,30 +142,105 @@ class Gateway:
             sites=[s.id for s in config.sites],
             trusted_proxies=config.http.trusted_proxies,
         )
-        # Each worker claims and recovers its own callbacks: its name must be its own.
-        owner = ledger.owner if ledger is not None else "gateway"
-        callbacks = await RequestACall.start(config, endpoint, calls, owner=owner)
+        callbacks = await RequestACall.start(
+            config, endpoint, calls, database, owner=owner, history=history
+        )
         if callbacks is not None:
             app.add_routes(callback_routes(callbacks.requests, authorize=callbacks.authorize))
+        admin = AdminService(config, database, callbacks)
+        _add_admin_routes(app, config, admin, database, metrics)
         attach(app, sio)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         host, port = config.http.listen
         await web.TCPSite(runner, host, port, reuse_port=True).start()
+        metrics_runner = None
+        if config.admin.metrics_listen is not None:
+            metrics_app = web.Application(middlewares=[refusals])
+            metrics_app.add_routes(metrics_routes(metrics, None))
+            metrics_runner = web.AppRunner(metrics_app, access_log=None)
+            await metrics_runner.setup()
+            metrics_host, metrics_port = config.admin.metrics_listen
+            await web.TCPSite(metrics_runner, metrics_host, metrics_port, reuse_port=True).start()
+        # One worker forgets what the sites keep no longer (the others would repeat it).
+        maintenance = (
+            asyncio.create_task(_forget_old_records(admin))
+            if owner in ("gateway", "worker-0")
+            else None
+        )
         return cls(
-            config, endpoint, calls, runner, demo, config.http.public_url, sio, callbacks, heap
+            config,
+            endpoint,
+            calls,
+            runner,
+            demo,
+            config.http.public_url,
+            sio,
+            callbacks,
+            heap,
+            database,
+            history,
+            admin,
+            metrics,
+            maintenance,
+            metrics_runner,
         )
 
     async def stop(self) -> None:
+        if self.maintenance is not None:
+            self.maintenance.cancel()
         if self.callbacks is not None:
             await self.callbacks.stop()
         await self.calls.close()
         await self.runner.cleanup()
+        if self.metrics_runner is not None:
+            await self.metrics_runner.cleanup()
         await self.endpoint.close()
         if self.demo is not None:
             await self.demo.close()
         if self.heap is not None:
             self.heap.close()
+        if self.history is not None:
+            await self.history.close()
+        if self.database is not None:
+            await self.database.close()
+
+
+RETENTION_PERIOD = 3600.0  # seconds between deletions of records past their retention
+
+
+async def _forget_old_records(admin: AdminService) -> None:
+    while True:
+        try:
+            removed = await admin.purge()
+            if removed:
+                logger.info("retention: %d old records deleted", removed)
+        except Exception as exc:
+            logger.warning("retention: cannot delete old records: %s", exc)
+        await asyncio.sleep(RETENTION_PERIOD)
+
+
+def _add_admin_routes(
+    app: web.Application,
+    config: GatewayConfig,
+    admin: AdminService,
+    database: Database,
+    metrics: Metrics,
+) -> None:
+    """The site owner's side (docs/admin.md): the API and /metrics only with API keys,
+    the page only with users; nothing at all without either."""
+    keys = config.admin.api_keys
+    if keys:
+        app.add_routes(admin_api_routes(admin, keys))
+        app.add_routes(metrics_routes(metrics, keys))
+    if config.admin.users:
+        sessions = Sessions(
+            database.admin,
+            lifetime=config.admin.session_lifetime,
+            secure=config.http.public_url.startswith("https:"),
+            clock=time.time,
+        )
+        app.add_routes(admin_page_routes(admin, sessions))
 
 
 async def serve(

@@ -1,17 +1,22 @@
 """`python -m gateway [--config FILE] [--workers N]`: run the gateway (embedded defaults
-without a file) as N worker processes, one per core by default (gateway.process.supervisor)."""
+without a file) as N worker processes, one per core by default (gateway.process.supervisor).
+
+`python -m gateway migrate [--config FILE]` brings the database to the newest schema (the
+gateway also does at start); `python -m gateway hash-password` makes an Argon2id hash for
+`[[admin.users]] password_hash` from a password typed twice (or one line on stdin)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import logging
 import os
 import sys
-import tempfile
 from pathlib import Path
 
-from gateway.config import ConfigError, load_config
+from gateway.admin.auth import MIN_PASSWORD_CHARS, hash_password
+from gateway.config import ConfigError, GatewayConfig, load_config
 from gateway.process.gateway import serve
 from gateway.process.supervisor import (
     WorkerConfigError,
@@ -19,10 +24,18 @@ from gateway.process.supervisor import (
     install_memory_reports,
     run_workers,
 )
+from gateway.storage import Database, StorageError
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gateway", description=__doc__)
+    parser.add_argument(
+        "command",
+        nargs="?",
+        default="run",
+        choices=("run", "migrate", "hash-password"),
+        help="run the gateway (default), migrate its database, or hash an admin password",
+    )
     parser.add_argument("--config", type=Path, help="TOML configuration file")
     parser.add_argument(
         "--workers",
@@ -33,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
         "0 runs one gateway in this process, without a supervisor",
     )
     args = parser.parse_args(argv)
+    if args.command == "hash-password":
+        return _hash_password()
     if args.workers is not None and args.workers < 0:
         parser.error("--workers must be 0 or more")
     try:
@@ -47,22 +62,64 @@ def main(argv: list[str] | None = None) -> int:
         level=config.log.level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # Alembic says every step at INFO: the gateway's own line says what changed.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    if args.command == "migrate":
+        return _migrate(config)
     workers = default_worker_count() if args.workers is None else args.workers
     if workers == 0:
         memory = install_memory_reports()
         try:
             asyncio.run(serve(config))
-        except OSError as exc:
+        except (OSError, StorageError) as exc:
             print(f"cannot start: {exc}", file=sys.stderr)
             return 1
         finally:
             if memory is not None:
                 memory.report("stopping")
         return 0
-    # Journals of each worker's calls, found again by a supervisor restarted on this port.
-    journal_dir = Path(tempfile.gettempdir()) / f"gateway-{os.getuid()}-{config.http.listen[1]}"
+    # Journals of each worker's calls and the ledger of their counts, found again by a
+    # supervisor restarted with this state directory.
+    journal_dir = config.storage.state_directory / "workers"
     try:
         return run_workers(config, workers, journal_dir)
     except WorkerConfigError as exc:
         print(f"configuration error:\n  {exc}", file=sys.stderr)
         return 2
+    except StorageError as exc:
+        print(f"cannot start: {exc}", file=sys.stderr)
+        return 1
+
+
+def _migrate(config: GatewayConfig) -> int:
+    async def run() -> tuple[str | None, str]:
+        database = await Database.open(config.storage.database)
+        await database.close()
+        return database.schema
+
+    try:
+        before, after = asyncio.run(run())
+    except StorageError as exc:
+        print(f"cannot migrate: {exc}", file=sys.stderr)
+        return 1
+    url = config.storage.database.redacted()
+    if before == after:
+        print(f"{url}: schema {after}, the newest: nothing to do")
+    else:
+        print(f"{url}: schema {before or 'empty'} -> {after}")
+    return 0
+
+
+def _hash_password() -> int:
+    if sys.stdin.isatty():
+        password = getpass.getpass("Password: ")
+        if password != getpass.getpass("Again: "):
+            print("the two passwords differ", file=sys.stderr)
+            return 1
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if len(password) < MIN_PASSWORD_CHARS:
+        print(f"a password has at least {MIN_PASSWORD_CHARS} characters", file=sys.stderr)
+        return 1
+    print(hash_password(password))
+    return 0

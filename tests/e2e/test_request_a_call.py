@@ -23,7 +23,7 @@ def callback_site(operator: str, visitor_port: int, database) -> dict:
             f'callback = {{dial = "sip:{{number}}@127.0.0.1:{visitor_port}", '
             f'countries = ["GB"], whisper = false}}'
         ),
-        "extra": f'[callbacks]\ndatabase = "{database}"',
+        "extra": f'[storage]\ndatabase = "sqlite:///{database}"',
     }
 
 
@@ -168,7 +168,7 @@ async def test_a_call_outside_business_hours_is_refused_with_the_callback_offer(
             f'sat = "00:00-24:00", sun = "00:00-24:00", closed = ["{today}"]}}\n'
             f'callback = {{dial = "sip:{{number}}@127.0.0.1:9", countries = ["GB"]}}'
         ),
-        extra=f'[callbacks]\ndatabase = "{tmp_path / "cb.db"}"',
+        extra=f'[storage]\ndatabase = "sqlite:///{tmp_path / "cb.db"}"',
     )
     client = socketio.AsyncClient(reconnection=False)
     pc = RTCPeerConnection()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from gateway.callbacks.scheduler import CallbackScheduler
-from gateway.callbacks.store import SqliteCallbackStore
+from tests.support.database import open_callback_store
 
 
 class Clock:
@@ -35,13 +35,13 @@ async def test_scheduled_callback_fires_on_time_after_a_restart_once(tmp_path):
     RecordingJob.runs = []
     clock = Clock(1000.0)
     path = tmp_path / "cb.db"
-    store = await SqliteCallbackStore.open(path, now=clock(), owner="w0")
+    store = await open_callback_store(path)
     callback = await store.add(
         site="shop", number="+441632960123", details={}, due_at=1060.0, now=clock()
     )
     await store.close()  # the gateway restarts before it is due
 
-    store = await SqliteCallbackStore.open(path, now=clock(), owner="w0")
+    store = await open_callback_store(path)
     scheduler = CallbackScheduler(
         store, lambda cb: RecordingJob(cb, store, clock), owner="w0", clock=clock, interval=0.01
     )
@@ -67,7 +67,7 @@ async def test_scheduled_callback_fires_on_time_after_a_restart_once(tmp_path):
 
 async def test_callback_of_a_removed_site_fails_with_a_reason(tmp_path):
     clock = Clock(10.0)
-    store = await SqliteCallbackStore.open(tmp_path / "cb.db", now=0)
+    store = await open_callback_store(tmp_path / "cb.db")
     callback = await store.add(site="gone", number="+15005550006", details={}, due_at=5, now=0)
     scheduler = CallbackScheduler(store, lambda cb: None, owner="w0", clock=clock, interval=0.01)
     scheduler.start()

@@ -17,7 +17,7 @@ from gateway.api import SiteInfo
 from gateway.config import (
     DEFAULT_CONFIG,
     AccessConfig,
-    CallbacksConfig,
+    AdminConfig,
     ConfigError,
     DemoConfig,
     GatewayConfig,
@@ -30,6 +30,7 @@ from gateway.config import (
     RingbackTone,
     SipConfig,
     SiteConfig,
+    StorageConfig,
     load_config,
     parse_config,
 )
@@ -48,7 +49,8 @@ SECTION_CLASSES = {
     "access": AccessConfig,
     "limits": LimitsConfig,
     "log": LogConfig,
-    "callbacks": CallbacksConfig,
+    "storage": StorageConfig,
+    "admin": AdminConfig,
 }
 
 SITE = """

@@ -14,7 +14,6 @@ import signal
 import stat
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -261,7 +260,7 @@ async def test_a_crashed_workers_calls_end_on_both_legs_and_it_is_restarted(tmp_
     base = parse_config(toml, {})
     url, origin = base.http.public_url, base.http.public_origin
     log = tmp_path / "gateway.log"
-    journal_dir = Path(tempfile.gettempdir()) / f"gateway-{os.getuid()}-{base.http.listen[1]}"
+    journal_dir = tmp_path / "var" / "workers"  # the state directory, from the working one
     gateway = subprocess.Popen(
         [
             sys.executable,
@@ -272,7 +271,7 @@ async def test_a_crashed_workers_calls_end_on_both_legs_and_it_is_restarted(tmp_
             "--workers",
             "2",
         ],
-        cwd=ROOT,
+        cwd=tmp_path,
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
     )
