@@ -33,6 +33,7 @@ _CSP = (
 )
 
 Handler = Callable[[web.Request, AdminSession], Awaitable[web.StreamResponse]]
+_FORM = web.RequestKey("form", dict)
 
 
 def _when(moment: float | None) -> str:
@@ -259,9 +260,9 @@ def admin_page_routes(service: AdminService, sessions: Sessions) -> list[web.Rou
 async def _form(request: web.Request) -> dict[str, Any]:
     if request.content_length is not None and request.content_length > MAX_FORM_BYTES:
         raise web.HTTPRequestEntityTooLarge(MAX_FORM_BYTES, request.content_length)
-    if "form" not in request:  # read once, kept for the handler
-        request["form"] = dict(await request.post()) if request.can_read_body else {}
-    return request["form"]
+    if _FORM not in request:  # read once, kept for the handler
+        request[_FORM] = dict(await request.post()) if request.can_read_body else {}
+    return request[_FORM]
 
 
 def _page_headers(response: web.StreamResponse) -> None:

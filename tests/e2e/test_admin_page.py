@@ -27,7 +27,7 @@ async def assert_accessible(page: Page) -> None:
 
 
 async def test_admin_page_in_chromium(sipp_factory, page):
-    uas = sipp_factory("uas_answer_echo", rtp_echo=True)
+    uas = sipp_factory("uas_answer_echo", rtp_echo=True, timeout=90)
     gateway = await start_owner_gateway({"shop": uas.uri})
     # The site owner's browser: its own context (cookies), CSP bypassed only for axe-core.
     admin_context = await page.context.browser.new_context(bypass_csp=True)
