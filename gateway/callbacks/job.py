@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gateway.api import VisitorDetails
 from gateway.calls.history import CallHistory
 from gateway.config.legs import SipLegSettings
 from gateway.media.bridge import MediaBridge, RtpLeg
@@ -96,6 +97,7 @@ class CallbackJob:
     async def run(self) -> str:
         """Place the callback; returns the status it leaves in the store."""
         try:
+            self._started()
             return await self._run()
         except asyncio.CancelledError:
             # Shut down during the call: never redialled on its own (see gateway.storage.callbacks).
@@ -107,6 +109,21 @@ class CallbackJob:
             return await self._finish("failed", "the call back could not be placed")
         finally:
             await self._release()
+
+    def _started(self) -> None:
+        cb, history = self.callback, self.history
+        if history is not None:
+            details = cb.details
+            history.started(
+                cb.id,
+                cb.site,
+                kind="callback",
+                number=cb.number,
+                visitor=VisitorDetails(
+                    details.get("name", ""), details.get("reason", ""), details.get("page", "")
+                ),
+                state="calling_operator",
+            )
 
     async def _run(self) -> str:
         s = self.settings
@@ -256,8 +273,7 @@ class CallbackJob:
         return await self._finish("failed", why, outcome="missed")
 
     async def _finish(self, status: str, detail: str, outcome: str | None = None) -> str:
-        await self.store.finish(self.callback.id, status, detail, self.clock())
-        if self.history is not None:
+        if self.history is not None:  # queued before the status shows: the record is first
             self.history.metrics.callbacks.labels(status).inc()
             self.history.ended(
                 self.callback.id,
@@ -271,6 +287,7 @@ class CallbackJob:
                 },
                 quality=self._quality(),
             )
+        await self.store.finish(self.callback.id, status, detail, self.clock())
         await self._progress(status, detail)
         logger.info("callback %s: %s (%s)", self.callback.id, status, detail)
         return status

@@ -188,7 +188,10 @@ class Gateway:
 
     async def stop(self) -> None:
         if self.maintenance is not None:
+            # Awaited: a query cut off by the database closing would never finish.
             self.maintenance.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.maintenance
         if self.callbacks is not None:
             await self.callbacks.stop()
         await self.calls.close()

@@ -84,6 +84,17 @@ async def test_request_a_call_joins_operator_and_visitor(
     await visitor.wait_for_calls_ended_async(1, timeout=10)
     assert_wav_has_tone(operator.last_recording().decoded, 700, skip_seconds=0.5)
     assert_wav_has_tone(visitor.last_recording().decoded, 440, skip_seconds=0.5)
+    # The callback leaves its record: the operator answered, the visitor talked.
+    await gateway.history.flush()
+    record = await gateway.database.records.get(body["id"])
+    assert record.kind == "callback" and record.outcome == "answered"
+    assert record.number == VISITOR and record.visitor_name == "Ann"
+    assert record.destination == operator.uri and record.talk_seconds > 0
+    assert record.started_at < record.answered_at < record.ended_at
+    assert set(record.quality) == {"operator", "visitor"}
+    assert record.quality["visitor"]["packets_received"] > 20
+    assert record.codecs == {"operator": "PCMU", "visitor": "PCMU"}
+    assert await gateway.database.live.all() == []
 
 
 async def test_refused_numbers_make_no_sip_traffic(gateway_factory, baresip_factory, tmp_path):
