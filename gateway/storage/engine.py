@@ -14,6 +14,7 @@ differ where concurrency is decided, and this module hides it:
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,6 +77,10 @@ def create_engine(url: DatabaseUrl) -> AsyncEngine:
     if url.kind == "sqlite":
         assert url.path is not None
         url.path.parent.mkdir(parents=True, exist_ok=True)
+        if not url.path.exists():
+            # Call records name visitors: the file (and SQLite's -wal and -shm, which take
+            # its mode) is for the gateway's user only.
+            os.close(os.open(url.path, os.O_CREAT | os.O_WRONLY, 0o600))
         engine = create_async_engine(url.sqlalchemy_url())
         _sqlite_transactions(engine)
         return engine
