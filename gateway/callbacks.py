@@ -22,6 +22,7 @@ from .callback_store import CallbackStore
 from .hours import ALWAYS_OPEN, BusinessHours
 from .http_app import api_response
 from .phone_numbers import NumberRefused, callback_number
+from .service import CALLBACK_MAX_DAYS_AHEAD
 from .visitor_page import (
     MAX_NAME_CHARS,
     MAX_REASON_CHARS,
@@ -43,7 +44,7 @@ class SiteCallbacks:
     countries: tuple[str, ...]
     hours: BusinessHours = ALWAYS_OPEN
     per_number_daily: int = 3  # requests per destination number per day
-    max_days_ahead: int = 14
+    max_days_ahead: int = CALLBACK_MAX_DAYS_AHEAD
     # Origins whose pages the operator may be told of: the site's and the gateway's own
     # (the iframe's page is the gateway's; it sends the site's page it is framed in).
     page_origins: frozenset[str] = frozenset()

@@ -12,6 +12,10 @@ from typing import Any, Protocol
 from .hours import BusinessHours
 from .widget_settings import WidgetSettings
 
+# How far ahead a visitor may ask for a callback; the widget learns it from the site's
+# public settings (`callback.max_days_ahead`).
+CALLBACK_MAX_DAYS_AHEAD = 14
+
 
 class CallState(enum.StrEnum):
     """What the page shows; pushed as `call:state` events."""
@@ -43,12 +47,14 @@ class CallUpdate:
 
 
 class CallRefused(Exception):
-    """A call cannot start; `code` is the machine-readable reason sent to the page."""
+    """A call cannot start; `code` is the machine-readable reason sent to the page, and
+    `retry_after` (seconds), when known, how long new calls would be refused the same way."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +92,10 @@ class SiteInfo:
             "hours": hours,
             "fallback": self.fallback,
             "callback": (
-                {"countries": list(self.callback_countries)}
+                {
+                    "countries": list(self.callback_countries),
+                    "max_days_ahead": CALLBACK_MAX_DAYS_AHEAD,
+                }
                 if self.callback_countries is not None
                 else None
             ),

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-LANGUAGES = ("en", "fr", "de")  # the widget's translations (web/widget/words.js)
+LANGUAGES = ("en", "fr", "de", "es", "it", "nl", "pt", "pl")  # web/widget/lang/<code>.js
 POSITIONS = ("bottom-right", "bottom-left", "inline")
 VISITOR_DETAILS = ("off", "optional", "required")
 MAX_LABEL_CHARS = 40
@@ -30,7 +30,7 @@ class WidgetSettings:
     colour: str = "#0a7d32"  # background of the call button (lower-case #rrggbb)
     text_colour: str = "#ffffff"  # text on that background
     position: str = "bottom-right"  # bottom-right | bottom-left (floating) | inline
-    language: str = "auto"  # auto (the browser's, else English) | en | fr | de
+    language: str = "auto"  # auto (the browser's, else English) | one of LANGUAGES
     visitor_details: str = "off"  # off | optional | required (name and reason before a call)
 
     @property
