@@ -139,7 +139,7 @@ async def test_the_widget_api_says_whether_a_site_is_open_and_takes_callbacks(
     status, headers, shown = await get_json(f"{gateway.url}/api/widget/shop")
     assert status == 200 and headers["Cache-Control"] == "no-store"
     assert shown["open"] is True and shown["next_opening"] is None and shown["hours"] is None
-    assert shown["fallback"] == "callback" and shown["callback"] == {"countries": ["GB"]}
+    assert shown["fallback"] == "callback" and shown["callback"] == {"countries": ["GB"], "max_days_ahead": 14}
     assert shown["label"] == ""  # the widget settings are still there
 
     _, _, closed = await get_json(f"{gateway.url}/api/widget/closed")
@@ -147,7 +147,7 @@ async def test_the_widget_api_says_whether_a_site_is_open_and_takes_callbacks(
     assert closed["open"] is False
     assert dt.datetime.fromisoformat(closed["next_opening"]) == tomorrow
     assert closed["next_opening"].endswith("+00:00")  # with its offset
-    assert closed["callback"] == {"countries": ["GB"]}
+    assert closed["callback"] == {"countries": ["GB"], "max_days_ahead": 14}
     week = {day: [["00:00", "24:00"]] for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
     assert closed["hours"] == {"timezone": "UTC", "week": week}  # no closed dates
 

@@ -73,7 +73,7 @@ def test_contrast_ratio_matches_wcag() -> None:
         ({"text_colour": "#12345"}, "text_colour must be a colour"),
         ({"colour": 7}, "colour must be a colour"),
         ({"position": "top"}, "position must be one of bottom-right, bottom-left, inline"),
-        ({"language": "es"}, "language must be one of auto, en, fr, de"),
+        ({"language": "sv"}, "language must be one of auto, en, fr, de, es, it, nl, pt, pl"),
         ({"visitor_details": True}, "visitor_details must be one of off, optional, required"),
         ({"label": 3}, "label must be a string"),
         ({"label": "Call\nus"}, "label contains control characters"),
@@ -115,7 +115,7 @@ def test_the_public_settings_say_whether_the_site_is_open_and_takes_callbacks() 
     shown = site.public_info.public_settings(monday_10_utc)
     assert shown["open"] is True and shown["next_opening"] is None
     assert shown["fallback"] == "message"
-    assert shown["callback"] == {"countries": ["FR", "BE"]}
+    assert shown["callback"] == {"countries": ["FR", "BE"], "max_days_ahead": 14}
     lunch = site.public_info.public_settings(monday_10_utc + dt.timedelta(hours=2))
     assert lunch["open"] is False
     assert lunch["next_opening"] == "2026-03-02T14:00:00+01:00"  # the site's own offset

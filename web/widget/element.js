@@ -318,12 +318,12 @@ export class ClickToCall extends HTMLElement {
     const calling = IN_CALL.has(phase);
     // Call is there whenever it would start a call (at once, or once connected).
     const canCall = this.canConnect && Boolean(this.session) && ['loading', 'ready', 'ended'].includes(phase);
+    const focused = this.shadowRoot.activeElement; // before its control may go away
     const target = this.callPanel.update(phase, canCall, this.settings);
     this.callbackForm.update(!canCall && !calling);
     ui.hours.hidden = phase !== 'closed' || !this.hoursShown;
     ui.launcher.classList.toggle('active', calling);
     // A control that just went away must not take the keyboard focus with it.
-    const focused = this.shadowRoot.activeElement;
     if (focused && (focused.disabled || focused.closest('[hidden]'))) {
       (target || this.callbackForm.firstControl() || ui.panel).focus();
     }

@@ -40,7 +40,7 @@ export async function fetchCallToken(base, siteId, onChallenge) {
 
 async function solve(challenge) {
   if (challenge.kind !== 'pow') {
-    throw new Refused(`this page cannot solve a ${challenge.kind} challenge`, 'challenge_failed');
+    throw new Refused(`this page cannot solve a ${challenge.kind} challenge`, 'challenge_unsupported');
   }
   const solution = await inWorker(challenge).catch(() =>
     // A page of another origin may not start our worker: solve here, in batches.

@@ -125,6 +125,7 @@ export default {
     token_refused: 'Die Verbindung ist abgelaufen. Bitte laden Sie die Seite neu.',
     challenge_required: 'Dieser Browser muss erst geprüft werden. Bitte laden Sie die Seite neu.',
     challenge_failed: 'Dieser Browser konnte nicht geprüft werden. Bitte laden Sie die Seite neu.',
+    challenge_unsupported: 'Diese Seite kann die Browserprüfung der Website nicht bestehen.',
     bad_offer: 'Dieser Browser hat einen Anruf angeboten, den der Dienst nicht annehmen kann.',
     bad_request: 'Der Anrufdienst hat diese Seite nicht verstanden. Bitte laden Sie sie neu.',
     bad_payload: 'Der Anrufdienst hat diese Seite nicht verstanden. Bitte laden Sie sie neu.',

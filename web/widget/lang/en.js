@@ -128,6 +128,7 @@ export default {
     token_refused: 'The connection expired. Please reload the page.',
     challenge_required: 'This browser must be checked first. Please reload the page.',
     challenge_failed: 'This browser could not be checked. Please reload the page.',
+    challenge_unsupported: "This page cannot pass the site's browser check.",
     bad_offer: 'This browser offered a call the service cannot take.',
     bad_request: 'The call service did not understand this page. Please reload it.',
     bad_payload: 'The call service did not understand this page. Please reload it.',

@@ -125,6 +125,7 @@ export default {
     token_refused: 'La conexión ha caducado. Vuelva a cargar la página.',
     challenge_required: 'Antes hay que comprobar este navegador. Vuelva a cargar la página.',
     challenge_failed: 'No se pudo comprobar este navegador. Vuelva a cargar la página.',
+    challenge_unsupported: 'Esta página no puede superar la comprobación del navegador que pide el sitio.',
     bad_offer: 'Este navegador ofreció una llamada que el servicio no puede aceptar.',
     bad_request: 'El servicio de llamadas no entendió esta página. Vuelva a cargarla.',
     bad_payload: 'El servicio de llamadas no entendió esta página. Vuelva a cargarla.',

@@ -125,6 +125,7 @@ export default {
     token_refused: 'La connexion a expiré. Rechargez la page.',
     challenge_required: 'Ce navigateur doit d’abord être vérifié. Rechargez la page.',
     challenge_failed: 'Ce navigateur n’a pas pu être vérifié. Rechargez la page.',
+    challenge_unsupported: 'Cette page ne peut pas passer la vérification du navigateur demandée par le site.',
     bad_offer: "Ce navigateur a proposé un appel que le service ne peut pas prendre.",
     bad_request: "Le service d'appel n'a pas compris cette page. Rechargez-la.",
     bad_payload: "Le service d'appel n'a pas compris cette page. Rechargez-la.",

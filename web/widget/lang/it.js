@@ -125,6 +125,7 @@ export default {
     token_refused: 'La connessione è scaduta. Ricarica la pagina.',
     challenge_required: 'Prima bisogna verificare questo browser. Ricarica la pagina.',
     challenge_failed: 'Non è stato possibile verificare questo browser. Ricarica la pagina.',
+    challenge_unsupported: 'Questa pagina non può superare la verifica del browser richiesta dal sito.',
     bad_offer: 'Questo browser ha proposto una chiamata che il servizio non può accettare.',
     bad_request: 'Il servizio di chiamata non ha capito questa pagina. Ricaricala.',
     bad_payload: 'Il servizio di chiamata non ha capito questa pagina. Ricaricala.',

@@ -125,6 +125,7 @@ export default {
     token_refused: 'De verbinding is verlopen. Laad de pagina opnieuw.',
     challenge_required: 'Deze browser moet eerst worden gecontroleerd. Laad de pagina opnieuw.',
     challenge_failed: 'Deze browser kon niet worden gecontroleerd. Laad de pagina opnieuw.',
+    challenge_unsupported: 'Deze pagina kan de browsercontrole van de site niet doorstaan.',
     bad_offer: 'Deze browser bood een gesprek aan dat de dienst niet kan aannemen.',
     bad_request: 'De beldienst begreep deze pagina niet. Laad haar opnieuw.',
     bad_payload: 'De beldienst begreep deze pagina niet. Laad haar opnieuw.',

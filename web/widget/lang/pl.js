@@ -125,6 +125,7 @@ export default {
     token_refused: 'Połączenie wygasło. Odśwież stronę.',
     challenge_required: 'Najpierw trzeba sprawdzić tę przeglądarkę. Odśwież stronę.',
     challenge_failed: 'Nie udało się sprawdzić tej przeglądarki. Odśwież stronę.',
+    challenge_unsupported: 'Ta strona nie może przejść kontroli przeglądarki wymaganej przez witrynę.',
     bad_offer: 'Ta przeglądarka zaproponowała połączenie, którego usługa nie może przyjąć.',
     bad_request: 'Usługa połączeń nie zrozumiała tej strony. Odśwież ją.',
     bad_payload: 'Usługa połączeń nie zrozumiała tej strony. Odśwież ją.',

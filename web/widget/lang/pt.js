@@ -125,6 +125,7 @@ export default {
     token_refused: 'A ligação expirou. Recarregue a página.',
     challenge_required: 'Primeiro é preciso verificar este navegador. Recarregue a página.',
     challenge_failed: 'Não foi possível verificar este navegador. Recarregue a página.',
+    challenge_unsupported: 'Esta página não consegue passar a verificação do navegador pedida pelo site.',
     bad_offer: 'Este navegador propôs uma chamada que o serviço não pode aceitar.',
     bad_request: 'O serviço de chamadas não percebeu esta página. Recarregue-a.',
     bad_payload: 'O serviço de chamadas não percebeu esta página. Recarregue-a.',
