@@ -195,7 +195,7 @@ export class CallPanel {
   }
 
   retryTime() {
-    return this.host.time.format(new Date(this.retryAt), { hour: 'numeric', minute: '2-digit' });
+    return this.host.time.format(new Date(this.retryAt), { hour: '2-digit', minute: '2-digit' });
   }
 
   /** Show what can be used in `phase`; `canCall`: Call would start a call now or once

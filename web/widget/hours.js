@@ -17,13 +17,13 @@ export class TimeWords {
   }
 
   /** "today at 14:05", else the day and time ("Monday 2 March at 09:00"), in `timeZone`
-   * (the visitor's when undefined). */
+   * (the visitor's when undefined). Hours have two digits, as in the table of hours. */
   when(value, timeZone = undefined) {
     const date = value instanceof Date ? value : new Date(value);
-    const time = this.format(date, { hour: 'numeric', minute: '2-digit', timeZone });
+    const time = this.format(date, { hour: '2-digit', minute: '2-digit', timeZone });
     if (this.dayOf(date, timeZone) === this.dayOf(new Date(), timeZone)) return fill(this.words.today, { time });
     return this.format(date, {
-      weekday: 'long', day: 'numeric', month: 'long', hour: 'numeric', minute: '2-digit', timeZone,
+      weekday: 'long', day: 'numeric', month: 'long', hour: '2-digit', minute: '2-digit', timeZone,
     });
   }
 
@@ -35,7 +35,7 @@ export class TimeWords {
     const zone = hours && typeof hours.timezone === 'string' ? hours.timezone : '';
     if (!zone || !this.validZone(zone)) return this.when(date);
     const there = fill(this.words.inZone, { when: this.when(date, zone), zone: zoneName(zone) });
-    const timeOnly = { hour: 'numeric', minute: '2-digit' };
+    const timeOnly = { hour: '2-digit', minute: '2-digit' };
     const sameDay = this.dayOf(date, zone) === this.dayOf(date, undefined);
     const siteTime = this.format(date, { ...timeOnly, timeZone: zone });
     const localTime = this.format(date, timeOnly);
