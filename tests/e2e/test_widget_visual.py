@@ -227,7 +227,8 @@ async def test_every_state_looks_as_approved(
     await page.goto(host.url("script", gateway.url, site="closed"))
     await page.get_by_role("button", name="Call us", exact=True).click()
     await status_is(page, "We are closed.")
-    await expect(page.get_by_text("We open again Monday 2 March at 09:00 London time.")).to_be_visible()
+    opening = page.get_by_text("We open again Monday 2 March at 09:00 London time.")
+    await expect(opening).to_be_visible()
     assert await visible_buttons(page) == ["Close", "Call me back"]
     await shoot(page, "closed")
     await page.context.close()
