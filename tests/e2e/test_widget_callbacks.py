@@ -268,6 +268,40 @@ async def test_a_closed_site_offers_a_callback_and_schedules_it(
     assert shown["status"] == "cancelled"
 
 
+async def test_the_next_opening_is_in_the_sites_zone_with_the_visitors_in_brackets(
+    browser: Browser, host: HostPages, start_gateway: StartGateway
+) -> None:
+    # A London site, closed today (London's date): it opens tomorrow at midnight, London
+    # time. One sentence, one zone: the site's, then the visitor's own time in brackets
+    # if it reads differently (the same day: the time; another day: the day too).
+    london = ZoneInfo("Europe/London")
+    today_there = dt.datetime.now(london).date()
+    hours = f'hours = {{timezone = "Europe/London", {ALL_WEEK}, closed = ["{today_there}"]}}'
+    gateway = await start_gateway(site=f"{hours}\n{callback_table()}", widget='position = "inline"')
+    opening = dt.datetime.combine(today_there + dt.timedelta(days=1), dt.time(), london)
+    there = f"{opening:%A} {opening.day} {opening:%B} at 00:00 London time"
+    paris = opening.astimezone(ZoneInfo("Europe/Paris"))
+    new_york = opening.astimezone(ZoneInfo("America/New_York"))
+    cases = {
+        "Europe/London": f"We open again {there}.",
+        "Europe/Paris": f"We open again {there} ({paris:%H:%M} your time).",
+        "America/New_York": f"We open again {there} ({new_york:%A %H:%M} your time).",
+    }
+    for zone, sentence in cases.items():
+        context = await browser.new_context(locale="en-GB", timezone_id=zone)
+        page = await context.new_page()
+        await page.goto(host.url("script", gateway.url))
+        await wait_for_status(page, "We are closed.")
+        await expect(page.get_by_text("We open again")).to_have_text(sentence)
+        # The table is in the site's zone, and says so.
+        await expect(page.get_by_role("table", name="Opening hours (London time)")).to_be_visible()
+        # So is the form's "when we open" choice.
+        await page.get_by_role("button", name="Call me back").click()
+        when = sentence.removeprefix("We open again ").removesuffix(".")
+        await expect(page.get_by_role("radio", name=f"When we open ({when})")).to_be_checked()
+        await context.close()
+
+
 async def test_a_closed_site_with_the_message_fallback_only_says_so(
     context: BrowserContext, host: HostPages, start_gateway: StartGateway
 ) -> None:

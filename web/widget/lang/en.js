@@ -1,5 +1,5 @@
 // English: the reference language. Every other file in this folder has exactly these keys
-// (tests/e2e/test_widget_words.py checks it), and every code the gateway may refuse with
+// (tests/web/test_widget_words.py checks it), and every code the gateway may refuse with
 // has words in `refusals` or `callback.refusals`.
 export default {
   label: 'Call us',
