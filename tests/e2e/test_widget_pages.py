@@ -303,6 +303,28 @@ async def test_axe_finds_no_serious_violations_and_320_px_does_not_break(
     assert not problems, json.dumps(problems, indent=1)
 
 
+async def test_on_a_phone_the_panel_is_a_bottom_sheet_that_does_not_pop_the_keyboard(
+    contexts: NewContext, host: HostPages, start_gateway: StartGateway
+) -> None:
+    gateway = await start_gateway(widget='visitor_details = "optional"')
+    name = "Your name (optional)"
+    # On a desktop, opening the panel puts the focus in the name field, ready to type.
+    page = await new_page(contexts)
+    await page.goto(host.url("script", gateway.url))
+    await page.get_by_role("button", name="Call us", exact=True).click()
+    await expect(page.get_by_role("textbox", name=name)).to_be_focused(timeout=TIMEOUT_MS)
+    # On a phone, the panel spans the bottom of the screen, and the focus goes to Call:
+    # a focused text field would open the keyboard over the sheet.
+    phone = await new_page(contexts, viewport={"width": 375, "height": 740}, has_touch=True)
+    await phone.goto(host.url("script", gateway.url))
+    await phone.get_by_role("button", name="Call us", exact=True).click()
+    await expect(call_button(phone)).to_be_focused(timeout=TIMEOUT_MS)
+    await expect(phone.get_by_role("textbox", name=name)).not_to_be_focused()
+    sheet = await phone.locator("click-to-call .panel").bounding_box()
+    assert sheet is not None
+    assert (sheet["x"], sheet["width"], sheet["y"] + sheet["height"]) == (0, 375, 740), sheet
+
+
 async def test_axe_on_a_problem_state(
     contexts: NewContext, host: HostPages, start_gateway: StartGateway
 ) -> None:
