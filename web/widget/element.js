@@ -40,6 +40,7 @@ export class ClickToCall extends HTMLElement {
     this.canConnect = false; // until the browser and the page are known to be able to call
     this.baseWords = ['', '']; // [status, help] of the widget's state, without a callback
     this.hoursShown = false;
+    this.reportedPhase = ''; // the state of the last statechange event
     this.reopenTimer = null;
     this.ui = null;
     this.callPanel = null;
@@ -229,6 +230,7 @@ export class ClickToCall extends HTMLElement {
     }
     const usable = url && (url.protocol === 'https:' || url.origin === BASE.origin);
     ui.logo.hidden = !usable;
+    ui.avatar.hidden = Boolean(usable);
     if (usable) ui.logo.src = url.href;
     else ui.logo.removeAttribute('src');
   }
@@ -427,6 +429,7 @@ export class ClickToCall extends HTMLElement {
       ui.launcherLabel,
     );
     ui.logo = h('img', { class: 'logo', alt: '', hidden: '', referrerpolicy: 'no-referrer' });
+    ui.avatar = h('span', { class: 'avatar', 'aria-hidden': 'true' }, icon('phone')); // without a logo
     ui.title = h('p', { class: 'title', id: 'title' });
     ui.promise = h('p', { class: 'promise', hidden: '' });
     ui.close = h('button', { type: 'button', class: 'close', hidden: '' }, icon('close'));
@@ -438,7 +441,7 @@ export class ClickToCall extends HTMLElement {
     ui.panel = h(
       'section',
       { class: 'panel', id: 'panel', part: 'panel', 'aria-labelledby': 'title', tabindex: '-1', hidden: '' },
-      h('header', { class: 'head' }, ui.logo, h('div', { class: 'brand' }, ui.title, ui.promise), ui.close),
+      h('header', { class: 'head' }, ui.logo, ui.avatar, h('div', { class: 'brand' }, ui.title, ui.promise), ui.close),
       h(
         'div',
         { class: 'body' },
