@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from gateway.webrtc_leg import use_host_addresses
+from gateway.media.webrtc_leg import use_host_addresses
 
 from .audio import encoded_frames
 from .visitor import Visitor

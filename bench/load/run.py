@@ -25,7 +25,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from gateway.workers import default_worker_count
+from gateway.process.supervisor import default_worker_count
 
 from . import procstat
 
@@ -123,7 +123,7 @@ class Processes:
 
 
 def _workers(asked: int | None) -> int:
-    """How many workers the gateway starts for `--workers asked` (as gateway/workers.py
+    """How many workers the gateway starts for `--workers asked` (as gateway/process/supervisor.py
     counts cores: the CPUs this process may use, not the machine's)."""
     if asked is not None and asked < 1:
         raise ValueError("the benchmark measures the gateway's workers: --workers 1 or more")

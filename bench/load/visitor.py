@@ -23,7 +23,7 @@ import socketio
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from gateway.webrtc_media import SrtpAudioChannel
+from gateway.media.srtp_channel import SrtpAudioChannel
 
 from .audio import ONSET, PERIOD_FRAMES, QUIET, TONE_HZ, EchoDecoder, dominant_frequency
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from gateway.service import CallState
+from gateway.api import CallState
 from tests.support.audio import assert_tone, assert_wav_has_tone
 from tests.support.browser import capture_remote_audio, states
 

@@ -22,8 +22,8 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, BrowserContext, Page, Route, expect
 
-from gateway.app import Gateway
 from gateway.config import parse_config
+from gateway.process.gateway import Gateway
 from tests.support.audio import assert_wav_has_tone
 
 from .conftest import gateway_toml

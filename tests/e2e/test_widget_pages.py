@@ -16,8 +16,7 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
-from gateway.app import Gateway
-from gateway.http_app import SIO_KEY
+from gateway.process.gateway import Gateway
 from signaling import call_namespace
 
 from .widget_pages import (
@@ -71,7 +70,7 @@ async def assert_no_call_reached(gateway: Gateway) -> None:
 
 def connected_pages(gateway: Gateway) -> int:
     """Pages connected to the gateway's signaling."""
-    return call_namespace(gateway.runner.app[SIO_KEY]).client_count
+    return call_namespace(gateway.sio).client_count
 
 
 # --------------------------------------------------------------------------- problems

@@ -21,7 +21,7 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, Page, Route, expect
 
-from gateway.app import Gateway
+from gateway.process.gateway import Gateway
 
 from .visual import STABLE_RENDERING_ARGS, VisualCheck, font_environment
 from .widget_pages import (

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.admission import CallAdmission, LimitRefused, client_key
+from gateway.access.admission import CallAdmission, LimitRefused, client_key
 from gateway.config import SiteConfig, parse_config
 
 MINUTE = 60.0

@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from gateway.config import ConfigError, parse_config
-from gateway.widget_settings import WidgetSettings, contrast_ratio, parse_widget
+from gateway.sites.widget import WidgetSettings, contrast_ratio, parse_widget
 
 SITE = """
 [[sites]]

@@ -24,9 +24,9 @@ from aiortc.mediastreams import AudioStreamTrack
 from aiortc.sdp import candidate_from_sdp
 from playwright.async_api import Page, async_playwright, expect
 
-from gateway.access import PageAccess
-from gateway.challenge import ChallengeError, ProofOfWork
-from gateway.service import (
+from gateway.access.challenge import ChallengeError, ProofOfWork
+from gateway.access.pages import PageAccess
+from gateway.api import (
     NO_DETAILS,
     CallRefused,
     CallState,

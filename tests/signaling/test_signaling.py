@@ -9,7 +9,7 @@ import random
 import pytest
 import socketio
 
-from gateway.service import CallRefused, CallState, CallUpdate, EndCause
+from gateway.api import CallRefused, CallState, CallUpdate, EndCause
 from signaling import MAX_MESSAGE_BYTES
 from signaling.namespace import MAX_QUEUED_EVENTS
 from signaling.payloads import MAX_CANDIDATES_PER_CALL, MAX_SDP_BYTES

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.widget_settings import LANGUAGES
+from gateway.sites.widget import LANGUAGES
 from signaling.errors import ErrorCode
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,7 +34,7 @@ console.log(JSON.stringify({codes: words.LANGUAGE_CODES, languages}));
 PLACEHOLDER = re.compile(r"\{(\w+)\}")
 CODE = re.compile(r"[a-z]+(?:_[a-z]+)+|[a-z]+")
 # The exception types whose string arguments are refusal codes sent to pages.
-REFUSALS = re.compile(r".*Refused$|SignalingError|PayloadError")
+REFUSALS = re.compile(r".*Refused$|Refusal|BadRequest|SignalingError|PayloadError")
 
 
 @pytest.fixture(scope="module")
@@ -95,8 +95,9 @@ def test_the_widget_speaks_the_languages_the_gateway_accepts(widget_words: dict)
 
 def gateway_refusal_codes() -> set[str]:
     """Every code the gateway and its signaling may refuse something with: the string
-    arguments that look like codes of `...Refused(...)` and `SignalingError(...)` calls,
-    `{"code": "..."}` literals, and the signaling's `ErrorCode`s."""
+    arguments (and `code=`) that look like codes of the refusal family's constructors
+    (`...Refused(...)`, `BadRequest(...)`, `SignalingError(...)`), `{"code": "..."}`
+    literals, and the signaling's `ErrorCode`s."""
     codes = {str(code) for code in ErrorCode}
     for package in ("gateway", "signaling"):
         for path in (ROOT / package).rglob("*.py"):
@@ -105,9 +106,13 @@ def gateway_refusal_codes() -> set[str]:
                     func = node.func
                     name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
                     if REFUSALS.fullmatch(name):
+                        arguments = [
+                            *node.args,
+                            *(k.value for k in node.keywords if k.arg == "code"),
+                        ]
                         codes |= {
                             arg.value
-                            for arg in node.args
+                            for arg in arguments
                             if isinstance(arg, ast.Constant)
                             and isinstance(arg.value, str)
                             and CODE.fullmatch(arg.value)
