@@ -45,6 +45,17 @@ CALLBACK = (
     'callback = {dial = "sip:{number}@127.0.0.1:9", countries = ["GB", "IE"], whisper = false}'
 )
 
+# A site's own look: its colours (light and dark), promise, font and corner radius.
+BRAND = """
+label = "Acme Support"
+colour = "#1a5fb4"
+dark_colour = "#99c1f1"
+dark_text_colour = "#0b1d33"
+promise = "We answer in about 30 seconds"
+font = "Inter, sans-serif"
+radius = 4
+"""
+
 StartGateway = Callable[..., Awaitable[Gateway]]
 
 
@@ -68,6 +79,8 @@ def sites(host: HostPages, busy_uri: str) -> str:
         f"origins = {origins}\n{CALLBACK}\n"
         f'hours = {{timezone = "Europe/London", {WEEKDAYS}, '
         f'closed = ["{london_today.isoformat()}"]}}\n'
+        f'[[sites]]\nid = "brand"\ndestination = "sip:nobody@127.0.0.1:9"\n'
+        f"origins = {origins}\n[sites.widget]\n{BRAND}\n"
     )
 
 
@@ -245,6 +258,16 @@ async def test_every_state_looks_as_approved(
     await page.get_by_role("button", name="Call me back").click()
     await shoot(page, "dark-callback-form")
     await page.context.close()
+
+    # The site's own look, light and dark.
+    for scheme in ("light", "dark"):
+        page = await pinned_page(visual_browser, color_scheme=scheme)
+        await page.goto(host.url("script", gateway.url, site="brand"))
+        await page.get_by_role("button", name="Acme Support", exact=True).click()
+        await status_is(page, "Ready")
+        await expect(page.get_by_text("We answer in about 30 seconds")).to_be_visible()
+        await shoot(page, f"brand-{scheme}")
+        await page.context.close()
 
     # Calling is impossible here: no buttons but Close.
     page = await pinned_page(visual_browser)
