@@ -55,7 +55,7 @@ async def test_four_calls_four_records_and_metrics_by_outcome(baresip_factory, s
         # Refused: the visitor's second call to the shop within 15 minutes.
         await open_call_page(page, gateway, "shop")
         await page.get_by_role("button", name="Call").click()
-        await wait_for_status(page, "too many calls")
+        await wait_for_status(page, "Call failed")
 
         records = await wait_for_records(gateway, 4)
         assert len(records) == 4
