@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import time
 
 from playwright.async_api import Page, expect
 
@@ -28,7 +29,10 @@ async def assert_accessible(page: Page) -> None:
 
 async def test_admin_page_in_chromium(sipp_factory, page):
     uas = sipp_factory("uas_answer_echo", rtp_echo=True, timeout=90)
-    gateway = await start_owner_gateway({"shop": uas.uri})
+    gateway = await start_owner_gateway(
+        {"shop": uas.uri},
+        site_extra={"shop": 'callback = {dial = "sip:{number}@127.0.0.1:9", countries = ["GB"]}'},
+    )
     # The site owner's browser: its own context (cookies), CSP bypassed only for axe-core.
     admin_context = await page.context.browser.new_context(bypass_csp=True)
     admin = await admin_context.new_page()
@@ -79,6 +83,24 @@ async def test_admin_page_in_chromium(sipp_factory, page):
         await expect(admin.get_by_role("heading", name=f"Call {record['id']}")).to_be_visible()
         await expect(admin.get_by_role("table")).to_contain_text("PCMU")
         await assert_accessible(admin)
+        # Callbacks: cancel a scheduled one, place a failed one again.
+        callbacks = gateway.database.callbacks
+        now = time.time()
+        later = await callbacks.add(
+            site="shop", number="+442079460123", details={}, due_at=now + 86400, now=now
+        )
+        failed = await callbacks.add(
+            site="shop", number="+442079460124", details={}, due_at=now + 86400, now=now
+        )
+        await callbacks.finish(failed.id, "failed", "visitor not reached: busy", now)
+        await admin.get_by_role("link", name="Callbacks").click()
+        await admin.get_by_role("button", name="Cancel callback to +442079460123").click()
+        await expect(admin.locator("#callbacks tbody")).to_contain_text("cancelled")
+        assert (await callbacks.get(later.id)).status == "cancelled"
+        await admin.get_by_role("button", name="Place callback to +442079460124 again").click()
+        await expect(admin.get_by_role("heading", name="Callbacks")).to_be_visible()
+        events = [event for _, event, detail in (await callbacks.get(failed.id)).history]
+        assert events[:3] == ["requested", "failed", "scheduled"]
         for section in ("Callbacks", "Destinations", "Daily figures"):
             await admin.get_by_role("link", name=section).click()
             await expect(admin.get_by_role("heading", level=1)).to_have_text(

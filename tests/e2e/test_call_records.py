@@ -10,6 +10,7 @@ import asyncio
 import aiohttp
 
 from tests.support.audio import assert_wav_has_tone
+from tests.support.ports import free_udp_port
 
 from .conftest import MIC_HZ, open_call_page, wait_for_status
 from .site_owner import API_KEY, admin_get, metric, start_owner_gateway, wait_for_records
@@ -154,3 +155,17 @@ async def test_without_keys_there_are_no_admin_routes(gateway_factory):
     for path in ("/api/admin/calls", "/api/admin/live", "/metrics", "/admin", "/admin/login"):
         status, _, _ = await admin_get(gateway, path)
         assert status == 404, path
+
+
+async def test_metrics_listen_serves_metrics_without_a_key(gateway_factory):
+    port = free_udp_port()
+    gateway = await gateway_factory(
+        destination="sip:nobody@127.0.0.1:9", extra=f'[admin]\nmetrics_listen = "127.0.0.1:{port}"'
+    )
+    assert (await admin_get(gateway, "/metrics", key=None))[0] == 404  # not on the main one
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"http://127.0.0.1:{port}/metrics") as response,
+    ):
+        assert response.status == 200
+        assert "# TYPE gateway_calls_total counter" in await response.text()
