@@ -111,7 +111,7 @@ class Metrics:
             buckets=JITTER_BUCKETS,
         )
         self.refusals = Counter(
-            "gateway_refusals", "Calls and callbacks refused, by reason", ["reason"], registry=r
+            "gateway_refusals", "Calls refused before ringing, by reason", ["reason"], registry=r
         )
         self.callbacks = Counter(
             "gateway_callbacks",
