@@ -4,7 +4,7 @@
     GET    /api/admin/calls?site=&outcome=&since=&until=&limit=   {"calls": [record...]}
     GET    /api/admin/calls/{id}                                   record
     DELETE /api/admin/calls/{id}                                   forget one visitor's call
-    GET    /api/admin/callbacks?site=&status=&since=&until=&limit= {"callbacks": [...]}
+    GET    /api/admin/callbacks?site=&outcome=&status=&since=&until=&limit= {"callbacks": []}
     GET    /api/admin/live                                         {"calls": [live call...]}
     GET    /api/admin/destinations                                 {"destinations": [...]}
     GET    /api/admin/stats?days=&site=                            {"days": [...]}
@@ -16,7 +16,6 @@ from aiohttp import web
 
 from gateway.admin.auth import bearer_key_valid
 from gateway.admin.service import (
-    CALLBACK_STATUSES,
     MAX_STATS_DAYS,
     STATS_DAYS,
     AdminService,
@@ -59,9 +58,7 @@ def admin_api_routes(service: AdminService, keys: tuple[str, ...]) -> list[web.R
 
     async def callbacks(request: web.Request) -> web.Response:
         authorized(request)
-        filters = parse_filters(
-            request.query, service.sites, statuses=CALLBACK_STATUSES, field="status"
-        )
+        filters = parse_filters(request.query, service.sites, callbacks=True)
         return _json(request, {"callbacks": await service.callbacks_list(filters)})
 
     async def live(request: web.Request) -> web.Response:

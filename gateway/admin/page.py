@@ -186,9 +186,7 @@ def admin_page_routes(service: AdminService, sessions: Sessions) -> list[web.Rou
         raise web.HTTPSeeOther("/admin/calls")
 
     async def callbacks(request: web.Request, session: AdminSession) -> web.Response:
-        filters = parse_filters(
-            request.query, service.sites, statuses=CALLBACK_STATUSES, field="status"
-        )
+        filters = parse_filters(request.query, service.sites, callbacks=True)
         return render(
             "callbacks.html",
             session=session,

@@ -51,14 +51,20 @@ class Callbacks(Protocol):
 @dataclass(frozen=True)
 class Filters:
     site: str | None = None
-    outcome: str | None = None  # for callbacks: status
+    outcome: str | None = None
     since: float | None = None
     until: float | None = None
     limit: int = DEFAULT_LIMIT
+    status: str | None = None  # callbacks only
 
     def query(self) -> dict[str, str]:
         """The filters as query parameters (for links: CSV export, the next page)."""
-        values = {"site": self.site, "outcome": self.outcome, "limit": str(self.limit)}
+        values = {
+            "site": self.site,
+            "outcome": self.outcome,
+            "status": self.status,
+            "limit": str(self.limit),
+        }
         for key in ("since", "until"):
             moment = getattr(self, key)
             if moment is not None:
@@ -67,23 +73,23 @@ class Filters:
 
 
 def parse_filters(
-    query: Mapping[str, str],
-    sites: tuple[str, ...],
-    *,
-    statuses: tuple[str, ...] = OUTCOMES,
-    field: str = "outcome",
+    query: Mapping[str, str], sites: tuple[str, ...], *, callbacks: bool = False
 ) -> Filters:
-    """`site`, `outcome` (or `status`), `since`, `until` (ISO 8601, or seconds since the
-    epoch), `limit` (1-1000); raises BadRequest naming the bad one."""
-    unknown = set(query) - {"site", field, "since", "until", "limit"}
+    """`site`, `outcome`, `since`, `until` (ISO 8601, or seconds since the epoch), `limit`
+    (1-1000), and for callbacks `status`; raises BadRequest naming the bad one."""
+    known = {"site", "outcome", "since", "until", "limit", *(("status",) if callbacks else ())}
+    unknown = set(query) - known
     if unknown:
         raise BadRequest(f"unknown filter(s): {sorted(unknown)[:5]}")
     site = query.get("site") or None
     if site is not None and site not in sites:
         raise BadRequest(f"site: no site {site[:40]!r}", code="unknown_site")
-    outcome = query.get(field) or None
-    if outcome is not None and outcome not in statuses:
-        raise BadRequest(f"{field}: one of {', '.join(statuses)}")
+    outcome = query.get("outcome") or None
+    if outcome is not None and outcome not in OUTCOMES:
+        raise BadRequest(f"outcome: one of {', '.join(OUTCOMES)}")
+    status = query.get("status") or None
+    if status is not None and status not in CALLBACK_STATUSES:
+        raise BadRequest(f"status: one of {', '.join(CALLBACK_STATUSES)}")
     limit_text = query.get("limit") or str(DEFAULT_LIMIT)
     if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_LIMIT:
         raise BadRequest(f"limit: a whole number from 1 to {MAX_LIMIT}")
@@ -93,6 +99,7 @@ def parse_filters(
         _moment(query.get("since"), "since"),
         _moment(query.get("until"), "until"),
         int(limit_text),
+        status,
     )
 
 
@@ -156,7 +163,8 @@ class AdminService:
     async def callbacks_list(self, filters: Filters) -> list[dict[str, Any]]:
         found = await self.database.callbacks.find(
             site=filters.site,
-            status=filters.outcome,
+            status=filters.status,
+            outcome=filters.outcome,
             since=filters.since,
             until=filters.until,
             limit=filters.limit,

@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gateway.storage.tables import callback_events, callbacks
+from gateway.storage.tables import call_records, callback_events, callbacks
 
 FINAL = ("done", "failed", "cancelled", "interrupted")
 PLACEABLE_AGAIN = ("failed", "interrupted")
@@ -144,9 +144,14 @@ class CallbackStore:
         since: float | None = None,
         until: float | None = None,
         limit: int = 100,
+        outcome: str | None = None,
     ) -> list[Callback]:
-        """Newest first (by the time they were asked for), with their histories."""
+        """Newest first (by the time they were asked for), with their histories. `outcome`
+        picks those whose call record has it (placed and over)."""
         query = select(*_COLUMNS).order_by(callbacks.c.created_at.desc()).limit(limit)
+        if outcome is not None:
+            recorded = select(call_records.c.id).where(call_records.c.outcome == outcome)
+            query = query.where(callbacks.c.id.in_(recorded))
         if site is not None:
             query = query.where(callbacks.c.site == site)
         if status is not None:

@@ -186,6 +186,16 @@ async def test_daily_figures_destinations_live_and_callbacks(api):
     assert shown["id"] == cb.id and shown["number"] == "+441632960123" and shown["name"] == "Ann"
     _, body = await get(api, "/api/admin/callbacks?status=done")
     assert body["callbacks"] == []
+    # `outcome` picks callbacks by their call record: this one was placed and answered.
+    _, body = await get(api, "/api/admin/callbacks?outcome=answered")
+    assert body["callbacks"] == []
+    await db.records.add(
+        CallRecord(id=cb.id, kind="callback", site="shop", started_at=NOON, outcome="answered")
+    )
+    _, body = await get(api, "/api/admin/callbacks?outcome=answered&site=shop")
+    assert [c["id"] for c in body["callbacks"]] == [cb.id]
+    assert (await get(api, "/api/admin/callbacks?status=won"))[0] == 400
+    assert (await get(api, "/api/admin/calls?status=done"))[0] == 400  # callbacks only
 
     # Retention: the shop keeps 30 days, "other" the default 90.
     await db.records.add(record("old", "shop", NOON - 31 * 86400, "answered"))
