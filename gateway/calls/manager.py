@@ -180,6 +180,11 @@ class CallManager:
             logger.warning("call %s: cannot start: %s", call_id, exc)
             history.ended(call_id, "failed", cause="unavailable", detail=str(exc))
             raise CallRefused("unavailable", "the gateway cannot take a call now") from None
+        except BaseException:
+            # Whatever else stopped it (cancelled, a bug): its slot and its history end too.
+            self._forget(call_id)
+            history.ended(call_id, "failed", cause="failed", detail="the call could not start")
+            raise
         return call_id, answer
 
     def _admit(self, site: SiteConfig, client: str, visitor: VisitorDetails) -> AdmittedCall:

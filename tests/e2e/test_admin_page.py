@@ -4,6 +4,7 @@ failed logins rate-limited, no serious axe-core violation, usable at phone width
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import time
@@ -126,6 +127,7 @@ async def test_admin_page_in_chromium(sipp_factory, page):
         assert len(await wait_for_records(gateway, 1)) == 1
         # With the token (the record page's button), the visitor's record goes.
         await admin.goto(f"{gateway.url}/admin/calls/{record['id']}")
+        admin.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
         await admin.get_by_role("button", name="Delete this record").click()
         await expect(admin.locator("#calls tbody")).to_contain_text("No call matches.")
 

@@ -167,7 +167,7 @@ async def test_every_state_looks_as_approved(
     gateway = await start_gateway(
         phone.uri,
         site_extra=sites(host, busy.uri),
-        extra=f'[callbacks]\ndatabase = "{tmp_path / "callbacks.db"}"',
+        extra=f'[storage]\ndatabase = "sqlite:///{tmp_path / "gateway.db"}"',
     )
     album = Album(VisualCheck())
     shoot = album.shoot

@@ -39,3 +39,10 @@ async function refresh() {
 }
 
 if (table) setInterval(refresh, REFRESH_MS);
+
+// A form that forgets something for good asks first.
+for (const form of document.querySelectorAll("form[data-confirm]")) {
+  form.addEventListener("submit", (event) => {
+    if (!window.confirm(form.dataset.confirm)) event.preventDefault();
+  });
+}
