@@ -96,6 +96,7 @@ class DemoPhone:
         media_timeout: float | None,
         codecs: Sequence[str],
         max_calls: int,
+        latch_any_source: bool,
     ) -> None:
         """Internal: use `await DemoPhone.start(...)`, which binds the SIP socket first."""
         self._endpoint = endpoint
@@ -107,6 +108,7 @@ class DemoPhone:
         self.media_timeout = media_timeout
         self.codecs = tuple(codecs)
         self.max_calls = max_calls
+        self.latch_any_source = latch_any_source
         self._calls: dict[str, asyncio.Task[None]] = {}
         self._closed = False
         endpoint.on_incoming = self._on_incoming
@@ -123,6 +125,7 @@ class DemoPhone:
         media_timeout: float | None = 30.0,
         codecs: Sequence[str] = DEFAULT_CODECS,
         max_calls: int = 20,
+        latch_any_source: bool = False,
     ) -> DemoPhone:
         """Bind the SIP socket on `sip_listen` (port 0: any free port) and take calls.
 
@@ -130,6 +133,9 @@ class DemoPhone:
         `beep_every` None: no beeps. `media_timeout` None: never hang up for lack of RTP.
         `codecs` in order of preference (the first the caller offers is used). A call
         beyond `max_calls` at once gets 486 Busy Here; with no free RTP port pair, 503.
+        `latch_any_source` as the gateway's own SIP legs (`media.rtp_latching`): False
+        takes RTP only from the address the caller's SDP names, so that packets sprayed at
+        the port range cannot take a call's stream.
         """
         host, _ = sip_listen
         if host in _UNSPECIFIED_HOSTS:
@@ -169,6 +175,7 @@ class DemoPhone:
             media_timeout=media_timeout,
             codecs=codecs,
             max_calls=max_calls,
+            latch_any_source=latch_any_source,
         )
         logger.info("demo phone: listening at %s", phone.uri_for())
         return phone
@@ -212,6 +219,7 @@ class DemoPhone:
             self.rtp_ports,
             codecs=self.codecs,
             media_timeout=self.media_timeout,
+            latch_any_source=self.latch_any_source,
         )
 
     async def close(self) -> None:
