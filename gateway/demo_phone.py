@@ -39,6 +39,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from gateway.text import loggable
 from sip_bridge import (
     AckReceived,
     CallEnded,
@@ -247,6 +248,7 @@ class _DemoCall:
     def __init__(self, phone: DemoPhone, call: SipCall) -> None:
         self.phone = phone
         self.call = call
+        self.label = loggable(call.call_id, 64)  # the caller chose the Call-ID
         self.media: CallMedia | None = None
         self._echo: asyncio.Task[None] | None = None
         self._limit: asyncio.TimerHandle | None = None
@@ -258,7 +260,7 @@ class _DemoCall:
         try:
             await self._serve()
         except Exception:
-            logger.exception("demo phone: call %s failed", self.call.call_id)
+            logger.exception("demo phone: call %s failed", self.label)
         finally:
             await self._release()
 
@@ -276,10 +278,10 @@ class _DemoCall:
         try:
             body = media.answer(incoming.sdp) if incoming.sdp else self._make_offer()
         except sdp.SdpError as exc:
-            logger.info("demo phone: refusing a call with unusable SDP: %s", exc)
+            logger.info("demo phone: refusing a call with unusable SDP: %s", loggable(exc))
             call.hangup(status=488)
             return
-        logger.info("demo phone: call from %s, ringing", incoming.caller)
+        logger.info("demo phone: call from %s, ringing", loggable(incoming.caller))
         if not self._command(call.ring):
             return
         await asyncio.wait((call.ended,), timeout=self.phone.ring_seconds)
@@ -287,7 +289,7 @@ class _DemoCall:
             return
         logger.info(
             "demo phone: answered %s with %s",
-            call.call_id,
+            self.label,
             media.negotiated.codec if media.negotiated else "an offer",
         )
         media.rtp.on_media_timeout = functools.partial(
@@ -308,9 +310,9 @@ class _DemoCall:
             if isinstance(event, CallEnded):
                 logger.info(
                     "demo phone: call %s ended: %s %s",
-                    self.call.call_id,
+                    self.label,
                     event.reason.value,
-                    event.detail,
+                    loggable(event.detail),
                 )
                 return
             if isinstance(event, OfferReceived):
@@ -332,13 +334,13 @@ class _DemoCall:
         try:
             answer = media.answer(event.sdp)
         except sdp.SdpError as exc:
-            logger.info("demo phone: refusing a re-offer: %s", exc)
+            logger.info("demo phone: refusing a re-offer: %s", loggable(exc))
             self._command(self.call.reject_offer, 488)
             return
         if self._command(self.call.answer_offer, answer):
             logger.info(
                 "demo phone: call %s %s",
-                self.call.call_id,
+                self.label,
                 "on hold" if media.on_hold else "resumed",
             )
             self._start_echo()
@@ -368,7 +370,7 @@ class _DemoCall:
 
     def _hang_up(self, why: str) -> None:
         if not self.call.ended.done():
-            logger.info("demo phone: hanging up %s: %s", self.call.call_id, why)
+            logger.info("demo phone: hanging up %s: %s", self.label, why)
             self.call.hangup()
 
     def _start_echo(self) -> None:
@@ -386,7 +388,7 @@ class _DemoCall:
         try:
             await _echo_loop(rtp, beeps)
         except Exception:
-            logger.exception("demo phone: echo of %s failed", self.call.call_id)
+            logger.exception("demo phone: echo of %s failed", self.label)
             self._hang_up("the echo failed")
 
     async def _release(self) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import sys
 from pathlib import Path
@@ -13,6 +12,7 @@ from pathlib import Path
 from gateway.config import ConfigError, GatewayConfig, load_config
 from gateway.process.binding import StartError
 from gateway.process.gateway import serve
+from gateway.process.logs import configure_logging
 from gateway.process.state import StateDirectory, StateDirectoryError
 from gateway.process.supervisor import (
     WorkerConfigError,
@@ -44,10 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         print(f"cannot read {args.config}: {exc.strerror}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=config.log.level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(config.log)
     workers = default_worker_count() if args.workers is None else args.workers
     try:
         # Held for as long as this process (and the workers it forks) runs.
