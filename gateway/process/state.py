@@ -1,5 +1,5 @@
 """The state directory (`[storage] state_directory`): the one place an instance of the
-gateway keeps the files it writes while it runs: the workers' shared ledger
+gateway keeps the files it writes while it runs: in `workers/`, the workers' shared ledger
 (gateway/access/ledger.py) and each worker's call journal (gateway/process/journal.py).
 
 Never a shared /tmp: two gateways of one user on one host (two configurations, two
@@ -21,6 +21,7 @@ import stat
 from pathlib import Path
 
 LOCK_FILE = "gateway.lock"
+WORKERS = "workers"  # the supervisor's files: the workers' ledger and their journals
 LEDGER_FILE = "ledger.sqlite3"
 
 
@@ -77,16 +78,22 @@ class StateDirectory:
             ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        return cls(path, fd)
+        claimed = cls(path, fd)
+        try:
+            private_directory(path / WORKERS)
+        except StateDirectoryError:
+            claimed.release()
+            raise
+        return claimed
 
     @property
     def ledger(self) -> Path:
         """The SQLite file the workers count together in."""
-        return self.path / LEDGER_FILE
+        return self.path / WORKERS / LEDGER_FILE
 
     def journal(self, index: int) -> Path:
         """Worker `index`'s call journal."""
-        return self.path / f"worker-{index}.json"
+        return self.path / WORKERS / f"worker-{index}.json"
 
     def release(self) -> None:
         """Give the directory up (the kernel does it too when the process exits)."""

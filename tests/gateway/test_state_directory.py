@@ -99,10 +99,10 @@ async def test_two_gateways_with_their_own_state_directories_share_nothing(tmp_p
         assert again["error"]["code"] == "rate_limited", again  # its own window holds
         for name in hosts:
             state = tmp_path / name / "state"
-            assert {p.name for p in state.iterdir()} >= {
+            assert (state / LOCK_FILE).is_file()
+            assert {p.name for p in (state / "workers").iterdir()} >= {
                 "ledger.sqlite3",
                 "worker-0.json",
-                LOCK_FILE,
             }
         assert list(tmpdir.iterdir()) == []
     finally:

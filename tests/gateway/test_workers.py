@@ -253,10 +253,9 @@ async def test_a_crashed_workers_calls_end_on_both_legs_and_it_is_restarted(tmp_
     use_host_addresses(["127.0.0.1"])
     sipp = Sipp("uas_answer_echo", tmp_path / "sipp", rtp_echo=True, calls=1, timeout=30)
     sipp.start()
-    journal_dir = tmp_path / "state"
-    toml = gateway_toml(
-        destination=sipp.uri, extra=f'[storage]\nstate_directory = "{journal_dir}"\n'
-    )
+    state = tmp_path / "state"
+    journal_dir = state / "workers"
+    toml = gateway_toml(destination=sipp.uri, extra=f'[storage]\nstate_directory = "{state}"\n')
     (tmp_path / "gateway.toml").write_text(toml)
     base = parse_config(toml, {})
     url, origin = base.http.public_url, base.http.public_origin
