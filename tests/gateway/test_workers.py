@@ -293,11 +293,11 @@ async def test_a_crashed_workers_calls_end_on_both_legs_and_it_is_restarted(tmp_
         )
         os.kill(victim, signal.SIGKILL)
         killed = time.monotonic()
-        await asyncio.wait_for(dropped.wait(), 5)  # the browser sees its socket drop...
-        await sipp.assert_passed_async(timeout=10)  # ...and the operator gets a BYE
-        assert time.monotonic() - killed < 6
+        await asyncio.wait_for(dropped.wait(), 10)  # the browser sees its socket drop...
+        # ...and the operator gets a BYE from the supervisor (SIPp's own -timeout is 30 s).
+        await sipp.assert_passed_async(timeout=15)
         while log.read_text().count(f"worker {index} ready: pid") < 2:
-            assert time.monotonic() - killed < 15, log.read_text()
+            assert time.monotonic() - killed < 30, log.read_text()  # a deadline, not a speed
             await asyncio.sleep(0.1)
         text = log.read_text()
         assert f"worker {index}: sent 1 BYE and 0 CANCEL; 1 answered" in text, text
