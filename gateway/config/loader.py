@@ -59,6 +59,7 @@ from gateway.config.values import (
     _choice,
     _codec_list,
     _database_url,
+    _directory,
     _host,
     _host_addresses,
     _host_for_url,
@@ -88,7 +89,6 @@ from gateway.config.values import (
     _positive_seconds,
     _pow_difficulty,
     _public_url,
-    _relative_path,
     _retention_days,
     _routing,
     _sip_user,
@@ -202,6 +202,8 @@ def _ice_servers(value: object) -> tuple[IceServer, ...]:
 
 # --------------------------------------------------------------------------- keys
 
+_LOG_LEVEL = _choice("debug", "info", "warning", "error")
+
 # Every section key and its converter. The keys must match DEFAULT_CONFIG (a test checks).
 _SECTIONS: dict[str, dict[str, Converter]] = {
     "http": {"listen": _host_port, "public_url": _public_url, "trusted_proxies": _networks},
@@ -246,8 +248,12 @@ _SECTIONS: dict[str, dict[str, Converter]] = {
         "max_call_duration": _positive_seconds,
         "daily_call_minutes": _positive_minutes,
     },
-    "log": {"level": _choice("debug", "info", "warning", "error")},
-    "storage": {"state_directory": _string, "database": _database_url},
+    "log": {
+        "level": _LOG_LEVEL,
+        "library_level": _LOG_LEVEL,
+        "format": _choice("text", "json"),
+    },
+    "storage": {"state_directory": _directory, "database": _database_url},
     "admin": {
         "api_keys": _api_keys,
         "users": _admin_users,
@@ -361,6 +367,12 @@ def _merge(document: dict[str, Any], problems: _Problems) -> dict[str, Any]:
             close = difflib.get_close_matches(name, known_sections, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             problems.add(name, f"unknown section{hint}")
+    demo = document.get("demo")
+    if "sites" in document and not (isinstance(demo, dict) and "enabled" in demo):
+        # A file with its own sites runs the demo phone only if it asks for it: a
+        # production gateway must not carry a test phone nobody configured. A file without
+        # [[sites]] keeps the demo site, and with it the phone that site rings.
+        merged["demo"]["enabled"] = False
     return merged
 
 
@@ -626,10 +638,7 @@ def _build(
         access=AccessConfig(**sections["access"]),
         limits=LimitsConfig(**sections["limits"]),
         log=LogConfig(**sections["log"]),
-        storage=StorageConfig(
-            _relative_path(sections["storage"]["state_directory"], None),
-            sections["storage"]["database"],
-        ),
+        storage=StorageConfig(**sections["storage"]),
         admin=AdminConfig(**sections["admin"]),
         sites=tuple(SiteConfig(**site) for site in sites),
         source=source,

@@ -147,7 +147,9 @@ class LimitsConfig:
 
 @dataclass(frozen=True, slots=True)
 class LogConfig:
-    level: str  # debug | info | warning | error
+    level: str  # debug | info | warning | error: the gateway's own loggers
+    library_level: str  # the same, for the libraries' loggers (aioice, aiohttp, ...)
+    format: str  # text | json
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,15 +158,10 @@ class StorageConfig:
 
     _SECRET_FIELDS = frozenset({"database"})  # a PostgreSQL URL may carry a password
 
-    state_directory: Path
+    state_directory: Path  # the instance's state files; relative: to the working directory
     database: DatabaseUrl
 
     __repr__ = _redacted_repr
-
-    @property
-    def metrics_directory(self) -> Path:
-        """Prometheus' multiprocess files of the workers (gateway.monitoring.metrics)."""
-        return self.state_directory / "metrics"
 
 
 @dataclass(frozen=True, slots=True)
