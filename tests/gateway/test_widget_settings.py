@@ -104,7 +104,7 @@ def test_contrast_ratio_matches_wcag() -> None:
         ([], "must be a table of widget settings"),
         ({"colour": "#fff", "text_colour": "#ffff00"}, "contrast of 1.07:1"),
         ({"colour": "#777777"}, "at least 4.5:1 is needed"),
-        ({"color": "#000"}, "unknown key 'color'; did you mean 'colour'?"),
+        ({"color": "#000"}, "color: unknown key; did you mean 'colour'?"),
         ({"dark_colour": "#ffffff"}, "text_colour #ffffff on dark_colour #ffffff"),
         ({"dark_colour": "#202124", "dark_text_colour": "#303134"}, "contrast of 1.24:1"),
         ({"logo": "http://example.com/a.png"}, "logo must be an https:// URL"),
@@ -146,7 +146,7 @@ def test_a_bad_widget_table_is_a_config_problem_of_its_key() -> None:
     with pytest.raises(ConfigError) as caught:
         parse_config(SITE + '[sites.widget]\ncolour = "#eeeeee"\n')
     (problem,) = caught.value.problems
-    assert problem.startswith("sites[0].widget: text_colour #ffffff on colour #eeeeee")
+    assert problem.startswith('sites["shop"].widget: text_colour #ffffff on colour #eeeeee')
 
 
 def test_the_public_settings_say_whether_the_site_is_open_and_takes_callbacks() -> None:
