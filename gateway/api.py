@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from gateway.sites.countries import calling_codes
 from gateway.sites.hours import BusinessHours
 from gateway.sites.widget import WidgetSettings
 
@@ -163,8 +164,9 @@ class SiteInfo:
         widget settings, whether the site is open and when it opens next (ISO 8601 in the
         site's time zone, or None when open or never), its weekly opening hours
         (`{"timezone": ..., "week": {"mon": [["09:00", "12:30"], ...], ...}}`, or None when
-        always open), its fallback, and Request-a-Call (`{"countries": [...]}`, or None when
-        the site takes no callbacks). Nothing secret: no destination, trunk or operator."""
+        always open), its fallback, and Request-a-Call (`{"countries": [...], "calling_codes":
+        {"GB": 44, ...}, "max_days_ahead": 14}`, or None when the site takes no callbacks).
+        Nothing secret: no destination, trunk or operator."""
         is_open = self.hours is None or self.hours.is_open(now)
         opening = None if is_open or self.hours is None else self.hours.next_opening(now)
         week = self.hours.weekly() if self.hours is not None else None
@@ -178,6 +180,7 @@ class SiteInfo:
             "callback": (
                 {
                     "countries": list(self.callback_countries),
+                    "calling_codes": calling_codes(self.callback_countries),
                     "max_days_ahead": CALLBACK_MAX_DAYS_AHEAD,
                 }
                 if self.callback_countries is not None

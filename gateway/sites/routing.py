@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 from zoneinfo import ZoneInfo
 
+from gateway.sites.countries import country_code
 from gateway.sites.hours import (
     DAYS,
     BusinessHours,
@@ -22,7 +23,7 @@ from gateway.sites.hours import (
     parse_shifts,
     time_zone,
 )
-from gateway.sites.problems import SettingsProblems, country_code, unknown_key_reason
+from gateway.sites.problems import SettingsProblems, unknown_key_reason
 from sip_bridge import SipUri, parse_sip_uri
 
 T = TypeVar("T")

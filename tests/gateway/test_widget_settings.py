@@ -160,7 +160,11 @@ def test_the_public_settings_say_whether_the_site_is_open_and_takes_callbacks() 
     shown = site.public_info.public_settings(monday_10_utc)
     assert shown["open"] is True and shown["next_opening"] is None
     assert shown["fallback"] == "message"
-    assert shown["callback"] == {"countries": ["FR", "BE"], "max_days_ahead": 14}
+    assert shown["callback"] == {
+        "countries": ["FR", "BE"],
+        "calling_codes": {"FR": 33, "BE": 32},
+        "max_days_ahead": 14,
+    }
     lunch = site.public_info.public_settings(monday_10_utc + dt.timedelta(hours=2))
     assert lunch["open"] is False
     assert lunch["next_opening"] == "2026-03-02T14:00:00+01:00"  # the site's own offset

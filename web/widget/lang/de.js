@@ -45,6 +45,7 @@ export default {
     offer: 'Rufen Sie mich zurück',
     intro: 'Hinterlassen Sie Ihre Nummer, wir rufen Sie an.',
     number: 'Ihre Telefonnummer',
+    country: 'Land',
     countries: 'Wir rufen Nummern aus diesen Ländern zurück: {countries}.',
     name: 'Ihr Name',
     when: 'Wann?',

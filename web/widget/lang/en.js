@@ -47,6 +47,7 @@ export default {
     offer: 'Call me back',
     intro: 'Leave your number and we will call you.',
     number: 'Your phone number',
+    country: 'Country',
     countries: 'We call back numbers in {countries}.',
     name: 'Your name',
     when: 'When?',

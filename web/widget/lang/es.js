@@ -45,6 +45,7 @@ export default {
     offer: 'Llámenme',
     intro: 'Deje su número y le llamaremos.',
     number: 'Su número de teléfono',
+    country: 'País',
     countries: 'Devolvemos llamadas a números de {countries}.',
     name: 'Su nombre',
     when: '¿Cuándo?',

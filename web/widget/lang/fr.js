@@ -45,6 +45,7 @@ export default {
     offer: 'Rappelez-moi',
     intro: 'Laissez votre numéro, nous vous rappelons.',
     number: 'Votre numéro de téléphone',
+    country: 'Pays',
     countries: 'Nous rappelons les numéros de ces pays : {countries}.',
     name: 'Votre nom',
     when: 'Quand ?',

@@ -45,6 +45,7 @@ export default {
     offer: 'Richiamatemi',
     intro: 'Lascia il tuo numero e ti richiameremo.',
     number: 'Il tuo numero di telefono',
+    country: 'Paese',
     countries: 'Richiamiamo i numeri di {countries}.',
     name: 'Il tuo nome',
     when: 'Quando?',

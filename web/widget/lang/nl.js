@@ -45,6 +45,7 @@ export default {
     offer: 'Bel mij terug',
     intro: 'Laat uw nummer achter en wij bellen u.',
     number: 'Uw telefoonnummer',
+    country: 'Land',
     countries: 'Wij bellen nummers terug in {countries}.',
     name: 'Uw naam',
     when: 'Wanneer?',

@@ -45,6 +45,7 @@ export default {
     offer: 'Oddzwońcie do mnie',
     intro: 'Zostaw swój numer, a oddzwonimy.',
     number: 'Twój numer telefonu',
+    country: 'Kraj',
     countries: 'Oddzwaniamy na numery z krajów: {countries}.',
     name: 'Twoje imię',
     when: 'Kiedy?',

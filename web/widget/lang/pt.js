@@ -45,6 +45,7 @@ export default {
     offer: 'Liguem-me',
     intro: 'Deixe o seu número e nós ligamos-lhe.',
     number: 'O seu número de telefone',
+    country: 'País',
     countries: 'Ligamos de volta para números de {countries}.',
     name: 'O seu nome',
     when: 'Quando?',
