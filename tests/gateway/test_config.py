@@ -111,6 +111,9 @@ def test_no_file_gives_the_embedded_defaults() -> None:
     assert site.origins == ("http://127.0.0.1:8080",)
     assert site.ring_timeout == 30.0
     assert site.credentials is None
+    # Trying it: the demo site's visitors may call again and again.
+    limits = (site.calls_per_client_15min, site.calls_per_client_hour, site.calls_per_client_day)
+    assert limits == (100, 200, 500)
     assert config.site("demo") is site
     assert config.site("nope") is None
 
