@@ -1,6 +1,7 @@
 """The contract between the gateway and its faces (signaling/, http/): what a page may ask
-(`GatewayService`: call tokens, then calls), what it is told (`CallState`, `EndCause`,
-`CallUpdate`, `SiteInfo`), what it sends (`VisitorDetails`), and the refusal family.
+(`GatewayService`: call tokens, then calls and pre-call checks), what it is told
+(`CallState`, `EndCause`, `CallUpdate`, `SiteInfo`), what it sends (`VisitorDetails`),
+and the refusal family.
 
 Signaling imports this module and nothing else of the gateway: never the configuration,
 aiortc or SIP objects (docs/architecture.md). The gateway's `CallManager` implements
@@ -46,6 +47,8 @@ __all__ = [
     "CallState",
     "CallUpdate",
     "CallbackRefused",
+    "CheckGrant",
+    "CheckService",
     "Clock",
     "EndCause",
     "GatewayService",
@@ -92,6 +95,9 @@ class CallUpdate:
     state: CallState
     cause: EndCause | None = None  # only with ENDED
     detail: str = ""  # words for logs; never internal addresses or secrets
+    # With the ENDED of an answered call: the proof that lets the page rate it
+    # (`POST /api/calls/<call id>/rating`, gateway.calls.ratings).
+    rating_proof: str = ""
 
 
 class Refusal(Exception):
@@ -289,5 +295,29 @@ class TokenService(Protocol):
         ...
 
 
-class GatewayService(CallService, TokenService, Protocol):
+@dataclass(frozen=True, slots=True)
+class CheckGrant:
+    """A pre-call check the gateway took: its id, its SDP answer, and how many seconds the
+    gateway keeps it before ending it."""
+
+    check_id: str
+    answer_sdp: str
+    seconds: float
+
+
+class CheckService(Protocol):
+    """Pre-call checks ("Test my microphone and connection"): a WebRTC connection whose
+    audio the gateway echoes back, no call (gateway.calls.precheck)."""
+
+    async def start_check(self, *, site_id: str, client: str, offer_sdp: str) -> CheckGrant:
+        """Answer an offer that carries its candidates. Raises CallRefused
+        (`precheck_off`, `bad_offer`; LimitRefused `precheck_limited`, `busy`)."""
+        ...
+
+    async def stop_check(self, check_id: str) -> None:
+        """End the check now (the page is done, or went away); unknown ids are ignored."""
+        ...
+
+
+class GatewayService(CallService, TokenService, CheckService, Protocol):
     """What the HTTP face and signaling ask of the gateway."""

@@ -198,6 +198,13 @@ def _ice_servers(value: object) -> tuple[IceServer, ...]:
     return tuple(servers)
 
 
+def _precheck_duration(value: object) -> float:
+    seconds = _positive_seconds(value)
+    if not 3 <= seconds <= 60:
+        raise _Invalid(f"must be 3-60 seconds (a check measures a few seconds), not {value!r}")
+    return seconds
+
+
 # --------------------------------------------------------------------------- keys
 
 # Every section key and its converter. The keys must match DEFAULT_CONFIG (a test checks).
@@ -243,6 +250,8 @@ _SECTIONS: dict[str, dict[str, Converter]] = {
         "calls_per_client_day": _positive_int,
         "max_call_duration": _positive_seconds,
         "daily_call_minutes": _positive_minutes,
+        "prechecks_per_client_hour": _positive_int,
+        "max_precheck_duration": _precheck_duration,
     },
     "log": {"level": _choice("debug", "info", "warning", "error")},
     "callbacks": {"database": _string},

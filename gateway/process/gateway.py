@@ -24,6 +24,7 @@ from gateway.config import GatewayConfig
 from gateway.demo_phone import DemoPhone
 from gateway.http.app import build_app
 from gateway.http.callbacks import callback_routes
+from gateway.http.ratings import rating_routes
 from gateway.media.webrtc_leg import use_host_addresses
 from gateway.process.heap import HeapTrimmer, freeze_startup_objects
 from signaling import attach, create_signaling
@@ -120,6 +121,7 @@ class Gateway:
         callbacks = await RequestACall.start(config, endpoint, calls, owner=owner)
         if callbacks is not None:
             app.add_routes(callback_routes(callbacks.requests, authorize=callbacks.authorize))
+        app.add_routes(rating_routes(calls.ratings))
         attach(app, sio)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()

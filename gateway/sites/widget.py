@@ -42,6 +42,7 @@ _KEYS = (
     "position",
     "language",
     "visitor_details",
+    "precheck",
 )
 
 
@@ -61,6 +62,7 @@ class WidgetSettings:
     position: str = "bottom-right"  # bottom-right | bottom-left (floating) | inline
     language: str = "auto"  # auto (the browser's, else English) | one of LANGUAGES
     visitor_details: str = "off"  # off | optional | required (name and reason before a call)
+    precheck: bool = False  # offer "Test my microphone and connection" before a call
 
     @property
     def asks_details(self) -> bool:
@@ -74,7 +76,8 @@ class WidgetSettings:
 def parse_widget(value: object) -> WidgetSettings:
     """`{label = "Call us", colour = "#0a7d32", text_colour = "#ffffff", logo = "https://…",
     promise = "…", font = "Inter, sans-serif", radius = 14, position = "bottom-right",
-    language = "auto", visitor_details = "off", dark_colour = "", dark_text_colour = ""}`,
+    language = "auto", visitor_details = "off", dark_colour = "", dark_text_colour = "",
+    precheck = false}`,
     every key optional.
 
     Raises SettingsProblems (a ValueError) listing every part that is wrong, including colour
@@ -106,6 +109,7 @@ def parse_widget(value: object) -> WidgetSettings:
     check("position", partial(_one_of, key="position", allowed=POSITIONS))
     check("language", partial(_one_of, key="language", allowed=("auto", *LANGUAGES)))
     check("visitor_details", partial(_one_of, key="visitor_details", allowed=VISITOR_DETAILS))
+    check("precheck", _precheck)
     pairs = [("colour", "text_colour", "", "")]
     if parsed.get("dark_colour") or parsed.get("dark_text_colour"):  # else the same pair
         pairs.append(("dark_colour", "dark_text_colour", "colour", "text_colour"))
@@ -201,6 +205,12 @@ def _font(value: object) -> str:
 def _radius(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_RADIUS_PX:
         raise ValueError(f"radius must be a whole number of px from 0 to {MAX_RADIUS_PX}")
+    return value
+
+
+def _precheck(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"precheck must be true or false, not {value!r}")
     return value
 
 

@@ -101,6 +101,8 @@ def test_no_file_gives_the_embedded_defaults() -> None:
         calls_per_client_day=20,
         max_call_duration=1800.0,
         daily_call_minutes=300.0,
+        prechecks_per_client_hour=10,
+        max_precheck_duration=15.0,
     )
     assert config.access == AccessConfig(token_secret=None, token_lifetime=60.0, pow_difficulty=16)
     assert config.log.level == "info"
@@ -777,6 +779,8 @@ def test_env_sets_limits_of_the_gateway_and_of_a_site() -> None:
         ("[limits]\ncalls_per_client_hour = 1.5", "limits.calls_per_client_hour", "an integer"),
         ("[limits]\nmax_call_duration = -1", "limits.max_call_duration", "positive number of se"),
         ("[limits]\ndaily_call_minutes = 0", "limits.daily_call_minutes", "number of minutes"),
+        ("[limits]\nmax_precheck_duration = 120", "limits.max_precheck_duration", "3-60 seconds"),
+        ("[limits]\nprechecks_per_client_hour = 0", "limits.prechecks_per_client_hour", "least 1"),
         (SITE + "calls_per_client_day = 0", 'sites["shop"].calls_per_client_day', "at least 1"),
         (SITE + 'challenge = "Pow!"', 'sites["shop"].challenge', "none, pow, or the name"),
         ('[http]\ntrusted_proxies = ["proxy"]', "http.trusted_proxies[0]", "not an IP address"),

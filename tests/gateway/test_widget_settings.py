@@ -32,6 +32,7 @@ def test_an_empty_table_gives_the_defaults() -> None:
         "position": "bottom-right",
         "language": "auto",
         "visitor_details": "off",
+        "precheck": False,
     }
     assert not settings.asks_details
 
@@ -121,6 +122,7 @@ def test_contrast_ratio_matches_wcag() -> None:
         ({"language": "sv"}, "language must be one of auto, en, fr, de, es, it, nl, pt, pl"),
         ({"visitor_details": True}, "visitor_details must be one of off, optional, required"),
         ({"label": 3}, "label must be a string"),
+        ({"precheck": "yes"}, "precheck must be true or false"),
         ({"label": "Call\nus"}, "label contains control characters"),
         ({"label": "x" * 41}, "longer than 40 characters"),
     ],

@@ -5,12 +5,13 @@
 //   {phase: 'ready'}
 //   {phase: 'unavailable', cause: 'refused', code, message}    (final: no call possible)
 //   {phase: 'microphone' | 'connecting' | 'ringing' | 'in-call' | 'on-hold'}
-//   {phase: 'ended', cause, code?, message?}
+//   {phase: 'ended', cause, code?, message?, callId?, ratingProof?}
 // where an ended call's cause is one of the gateway's (busy, no_answer, declined,
 // unreachable, failed, operator_hung_up, visitor_hung_up, time_limit), or 'hangup' (the
 // visitor, here), 'network' (ICE failed), 'connection_lost', 'refused' (code, message,
 // retry_after?: call:start refused), 'error' (message), or a microphone problem: 'mic-denied',
-// 'mic-blocked', 'no-mic', 'mic-busy', 'mic-failed' (message).
+// 'mic-blocked', 'no-mic', 'mic-busy', 'mic-failed' (message). An answered call that the
+// gateway ended comes with its id and `ratingProof`, for the visitor's rating.
 // The events and payloads on the wire are described in docs/signaling.md.
 import { io } from '../vendor/socket.io.esm.min.js';
 import { Refused, fetchCallToken } from './token.js';
@@ -223,7 +224,10 @@ export class CallSession extends EventTarget {
     }
     if (update.call_id !== c.callId) return; // from an earlier call
     if (update.state === 'ended') {
-      this.endCall({ cause: update.cause || 'failed' });
+      const why = { cause: update.cause || 'failed', callId: c.callId };
+      // An answered call: the proof that lets the visitor rate it (rating.js).
+      if (typeof update.rating_proof === 'string' && update.rating_proof) why.ratingProof = update.rating_proof;
+      this.endCall(why);
       return;
     }
     const phase = GATEWAY_STATES[update.state];
@@ -248,6 +252,11 @@ export class CallSession extends EventTarget {
 
   get muted() {
     return Boolean(this.call && this.call.muted);
+  }
+
+  /** The call's RTCPeerConnection (for its getStats()), or null. */
+  get peerConnection() {
+    return this.call ? this.call.pc : null;
   }
 
   /** The visitor hangs up (or something here ends the call): tell the gateway. */
@@ -278,7 +287,7 @@ export class CallSession extends EventTarget {
   }
 }
 
-function microphoneProblem(err) {
+export function microphoneProblem(err) {
   switch (err && err.name) {
     case 'NotAllowedError':
     case 'SecurityError':
@@ -300,7 +309,7 @@ export function micBlockedByPage() {
   return Boolean(policy && policy.allowsFeature && !policy.allowsFeature('microphone'));
 }
 
-function stopTracks(stream) {
+export function stopTracks(stream) {
   for (const track of stream.getTracks()) track.stop();
 }
 
