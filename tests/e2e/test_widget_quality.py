@@ -53,7 +53,11 @@ async def context(browser: Browser, start_gateway: StartGateway) -> AsyncIterato
 
 
 async def events(page: Page, name: str) -> list[dict]:
-    return [detail for event, detail in await page.evaluate("() => window.widgetEvents") if event == name]
+    return [
+        detail
+        for event, detail in await page.evaluate("() => window.widgetEvents")
+        if event == name
+    ]
 
 
 async def wait_for_status(page: Page, text: str, timeout_ms: int = TIMEOUT_MS) -> None:
@@ -160,3 +164,148 @@ async def test_the_pre_call_check_fails_with_a_reason_when_media_is_unreachable(
     assert gateway.calls.checks.checks == {}
     assert len(gateway.calls.checks.ledger.check_starts("127.0.0.1", 0)) == 1
     await snap(page, "precheck-unreachable")
+
+
+# --------------------------------------------------------------------------- during a call
+
+
+class InjectedLoss:
+    """Drops a share of the browser's audio packets as they reach the gateway, as a lossy
+    network would (the mechanism of test_added_delay.py: seeded random frames lost on the
+    way), while `rate` is above 0."""
+
+    def __init__(self, seed: int) -> None:
+        self.rate = 0.0
+        self.dropped = 0
+        self._random = random.Random(seed)
+
+    def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        arrive = SrtpAudioChannel._receive
+
+        def lossy(channel: SrtpAudioChannel, data: bytes) -> None:
+            if self.rate and self._random.random() < self.rate:
+                self.dropped += 1
+                return
+            arrive(channel, data)
+
+        monkeypatch.setattr(SrtpAudioChannel, "_receive", lossy)
+
+
+WEAK_WORDS = "Your connection is weak; we may not hear you well."
+
+
+async def test_a_call_that_loses_packets_is_said_to_be_weak_until_it_recovers(
+    context: BrowserContext,
+    host: HostPages,
+    start_gateway: StartGateway,
+    baresip_factory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    loss = InjectedLoss(seed=17)
+    loss.install(monkeypatch)
+    phone = baresip_factory(codecs=("PCMU",), tone_hz=440, tone_seconds=60)
+    gateway = await start_gateway(phone.uri, widget='position = "inline"')
+    page = await context.new_page()
+    await page.goto(host.url("script", gateway.url))
+    await page.get_by_role("button", name="Call", exact=True).click(timeout=TIMEOUT_MS)
+    await wait_for_status(page, "In call")
+    warning = page.get_by_text(WEAK_WORDS)
+    # A clean connection: a few seconds of samples, no warning.
+    await page.wait_for_timeout(3000)
+    await expect(warning).to_be_hidden()
+    assert await events(page, "quality") == []
+
+    loss.rate = 0.2  # a fifth of what the visitor says is lost on the way
+    await expect(warning).to_be_visible(timeout=15_000)
+    assert await events(page, "quality") == [{"weak": True, "reason": "loss"}]
+    violations = await axe_violations(page)
+    assert violations == [], violations
+    await snap(page, "call-weak")
+
+    loss.rate = 0.0  # the network recovers: the warning goes, once it has held
+    await expect(warning).to_be_hidden(timeout=20_000)
+    assert await events(page, "quality") == [
+        {"weak": True, "reason": "loss"},
+        {"weak": False, "reason": ""},
+    ]
+    assert loss.dropped > 0
+    await wait_for_status(page, "In call")
+    await page.get_by_role("button", name="Hang up").click()
+    await wait_for_status(page, "Call ended")
+
+
+# --------------------------------------------------------------------------- after a call
+
+
+def stored_ratings(path: Path) -> list[tuple]:
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        return db.execute("SELECT call_id, site, rating, comment FROM call_ratings").fetchall()
+
+
+async def post_rating(gateway: Gateway, call_id: str, body: dict) -> tuple[int, dict]:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(f"{gateway.url}/api/calls/{call_id}/rating", json=body) as response,
+    ):
+        return response.status, await response.json()
+
+
+async def test_an_answered_call_may_be_rated_once_and_the_rating_is_kept(
+    context: BrowserContext,
+    host: HostPages,
+    start_gateway: StartGateway,
+    baresip_factory,
+    sipp_factory,
+    tmp_path: Path,
+) -> None:
+    phone = baresip_factory(codecs=("PCMU",), tone_hz=440, tone_seconds=30)
+    busy = sipp_factory("uas_busy")
+    database = tmp_path / "state" / "callbacks.db"
+    gateway = await start_gateway(
+        phone.uri,
+        widget='position = "inline"',
+        extra=f'[callbacks]\ndatabase = "{database}"',
+        site_extra=f'[[sites]]\nid = "busy"\ndestination = "{busy.uri}"\n'
+        f'origins = {json.dumps([host.origin])}\n[sites.widget]\nposition = "inline"\n',
+    )
+    page = await context.new_page()
+    await page.goto(host.url("script", gateway.url))
+    await page.get_by_role("button", name="Call", exact=True).click(timeout=TIMEOUT_MS)
+    await wait_for_status(page, "In call")
+    await page.get_by_role("button", name="Hang up").click()
+    await wait_for_status(page, "Call ended")
+
+    question = page.get_by_role("group", name="How was the call?")
+    await expect(question).to_be_visible()
+    await expect(question.get_by_role("radio")).to_have_count(5)
+    send = page.get_by_role("button", name="Send")
+    await send.click()  # no stars chosen: said so, nothing sent
+    await expect(page.get_by_text("Choose from 1 to 5 stars.")).to_be_visible()
+    await question.get_by_role("radio", name="4 out of 5").check()
+    await page.get_by_role("textbox", name="Anything to add? (optional)").fill("Clear sound")
+    violations = await axe_violations(page)
+    assert violations == [], violations
+    await snap(page, "rating")
+    call = await page.evaluate("() => document.querySelector('click-to-call').ratingForm.call")
+    await send.click()
+    await expect(page.get_by_text("Thank you for your feedback.")).to_be_visible()
+    await expect(question).to_be_hidden()
+    assert await events(page, "rated") == [{"rating": 4, "comment": "Clear sound"}]
+    ratings = database.parent / RATINGS_FILE
+    assert stored_ratings(ratings) == [(call["id"], "shop", 4, "Clear sound")]
+
+    # Once per call, with its own proof only.
+    status, body = await post_rating(gateway, call["id"], {"proof": call["proof"], "rating": 1})
+    assert (status, body["error"]["code"]) == (409, "already_rated")
+    status, body = await post_rating(gateway, "another-call", {"proof": call["proof"], "rating": 1})
+    assert (status, body["error"]["code"]) == (403, "rating_refused")
+    status, body = await post_rating(gateway, call["id"], {"proof": "x.y", "rating": 5})
+    assert (status, body["error"]["code"]) == (403, "rating_refused")
+    assert stored_ratings(ratings) == [(call["id"], "shop", 4, "Clear sound")]
+
+    # A call nobody answered is not rated.
+    await page.goto(host.url("script", gateway.url, site="busy"))
+    await page.get_by_role("button", name="Call", exact=True).click(timeout=TIMEOUT_MS)
+    await wait_for_status(page, "Call ended: busy")
+    await expect(page.get_by_role("group", name="How was the call?")).to_have_count(0)
+    await busy.assert_passed_async()

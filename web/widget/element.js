@@ -104,6 +104,12 @@ export class ClickToCall extends HTMLElement {
     this.session = session;
     session.addEventListener('status', (event) => this.show(event.detail));
     session.addEventListener('microphone', (event) => this.callPanel.meter(this.audio, event.detail.stream));
+    // The end of a call the visitor hung up, confirmed by the gateway: a rating may follow.
+    session.addEventListener('rating', (event) => {
+      if (this.detail.phase !== 'ended') return;
+      this.ratingForm.offer(event.detail);
+      this.updateControls();
+    });
     // Safari may start a media element only once it has a track: try again then.
     session.addEventListener('track', () => this.callPanel.ui.audio.play().catch(() => {}));
 

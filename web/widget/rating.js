@@ -39,6 +39,11 @@ export class RatingForm {
     ui.thanks = h('p', { class: 'thanks', role: 'status', hidden: '' });
     this.ui = ui;
     this.elements = [ui.form, ui.thanks];
+    for (const star of ui.stars) {
+      star.input.addEventListener('change', () => {
+        ui.error.textContent = '';
+      });
+    }
     ui.form.addEventListener('submit', (event) => {
       event.preventDefault();
       this.submit();

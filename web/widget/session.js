@@ -39,6 +39,7 @@ export class CallSession extends EventTarget {
     // heldStates, endSent}. Every async step checks `call === c` after awaiting, because
     // the visitor may have hung up (or the socket dropped) meanwhile.
     this.call = null;
+    this.endedCallId = null; // the last call's id, whose end the gateway confirms later
     this.closed = false;
   }
 
@@ -216,7 +217,14 @@ export class CallSession extends EventTarget {
 
   onState(update) {
     const c = this.call;
-    if (!c) return;
+    if (!c) {
+      // The call the visitor hung up: the gateway's end of it may let them rate it.
+      const proof = update.rating_proof;
+      if (update.state === 'ended' && update.call_id === this.endedCallId && typeof proof === 'string' && proof) {
+        this.dispatchEvent(new CustomEvent('rating', { detail: { callId: update.call_id, ratingProof: proof } }));
+      }
+      return;
+    }
     if (c.callId === null) {
       // Normally the answer comes first; keep a state that overtook it until it has.
       if (c.started) c.heldStates.push(update);
@@ -268,6 +276,7 @@ export class CallSession extends EventTarget {
   endCall(why) {
     const c = this.call;
     this.call = null;
+    this.endedCallId = c ? c.callId : null;
     if (c) {
       if (c.pc) c.pc.close();
       if (c.mic) stopTracks(c.mic);
