@@ -189,12 +189,16 @@ def _ice_server(item: object) -> IceServer:
 
 
 def _ice_servers(value: object) -> tuple[IceServer, ...]:
+    """Every server's problems are reported, not only the first server's."""
     servers = []
+    problems: list[tuple[str, str]] = []
     for i, item in enumerate(_list(value)):
         try:
             servers.append(_ice_server(item))
         except _Invalid as exc:
-            raise _Invalid(exc.reason, f"[{i}]{exc.where}") from None
+            problems.append((f"[{i}]{exc.where}", exc.reason))
+    if problems:
+        raise _Invalid(problems[0][1], problems[0][0], tuple(problems))
     return tuple(servers)
 
 
@@ -445,10 +449,7 @@ def _apply_site_env(
             if key in _SITE_KEYS and key != "id":
                 matches.append((index, key))
     if not matches:
-        problems.lines.append(
-            f"{variable}: no site id and key match it (GATEWAY_SITE_<ID>_<KEY>, site keys: "
-            f"{', '.join(k for k in _SITE_KEYS if k != 'id')})"
-        )
+        problems.lines.append(f"{variable}: {_site_env_hint(sites, rest)}")
         return
     if len(matches) > 1:
         named = ", ".join(f"{labels[i]}.{key}" for i, key in matches)
@@ -465,6 +466,20 @@ def _apply_site_env(
     except _Invalid as exc:
         problems.add(path, exc.reason)
         sites[index][key] = _FAILED
+
+
+def _site_env_hint(sites: list[dict[str, Any]], rest: str) -> str:
+    """Why GATEWAY_SITE_<rest> names nothing: with the site key meant when the id matched."""
+    keys = [k for k in _SITE_KEYS if k != "id"]
+    for site in sites:
+        site_id = site.get("id")
+        token = site_id.upper().replace("-", "_") + "_" if isinstance(site_id, str) else None
+        if token and rest.upper().startswith(token):
+            key = rest[len(token) :].lower()
+            if key == "id":
+                return "a site's id cannot be changed from the environment"
+            return f"site {site_id!r} has no key {key!r}: {unknown_key_reason(key, keys)}"
+    return f"no site id and key match it (GATEWAY_SITE_<ID>_<KEY>, site keys: {', '.join(keys)})"
 
 
 def _convert_section(name: str, raw: dict[str, Any], problems: _Problems) -> dict[str, Any]:

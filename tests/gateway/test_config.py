@@ -425,6 +425,7 @@ INVALID = [
         "did you mean 'username'",
     ),
     ("[ice]\nservers = [3]", "ice.servers[0]", "expected a table or a URL"),
+    ('[ice]\nservers = ["stun:a.example", 3, 4]', "ice.servers[2]", "expected a table or a URL"),
     ("[ice]\nhost_addresses = []", "ice.host_addresses", "at least one"),
     ('[ice]\nhost_addresses = ["example.com"]', "ice.host_addresses[0]", "not an IP address"),
     ('[ice]\nhost_addresses = ["::"]', "ice.host_addresses[0]", "cannot be announced"),
@@ -630,8 +631,17 @@ def test_load_config_reads_the_process_environment(monkeypatch: pytest.MonkeyPat
         ("GATEWAY_HTTPS_LISTEN", "127.0.0.1:1", "GATEWAY_HTTPS_LISTEN: unknown section 'https'"),
         ("GATEWAY_FOO", "1", "GATEWAY_FOO: unknown section 'foo'"),
         ("GATEWAY_SITE_NOPE_PASSWORD", "x", "GATEWAY_SITE_NOPE_PASSWORD: no site id and key"),
-        ("GATEWAY_SITE_DEMO_PASWORD", "x", "GATEWAY_SITE_DEMO_PASWORD: no site id and key"),
-        ("GATEWAY_SITE_DEMO_ID", "other", "GATEWAY_SITE_DEMO_ID: no site id and key"),
+        (
+            "GATEWAY_SITE_DEMO_PASWORD",
+            "x",
+            "GATEWAY_SITE_DEMO_PASWORD: site 'demo' has no key 'pasword': unknown key; "
+            "did you mean 'password'?",
+        ),
+        (
+            "GATEWAY_SITE_DEMO_ID",
+            "other",
+            "GATEWAY_SITE_DEMO_ID: a site's id cannot be changed from the environment",
+        ),
         ("GATEWAY_SITES", "[]", "GATEWAY_SITES: unknown section 'sites'"),
         ("GATEWAY_HTTP_LISTEN", "nohost", "http.listen (from GATEWAY_HTTP_LISTEN): expected"),
         ("GATEWAY_DEMO_ENABLED", "maybe", "demo.enabled (from GATEWAY_DEMO_ENABLED): expected"),
