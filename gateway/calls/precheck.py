@@ -11,8 +11,9 @@ connection, so it is bounded on its own:
 - `limits.max_precheck_duration` seconds, then the gateway ends it;
 - together with calls, within the worker's `limits.max_calls`.
 
-Refusals are `CallRefused` (`precheck_off`) or `LimitRefused` (`precheck_limited`, with the
-seconds to wait; `busy`).
+Refusals are `CallRefused` (`precheck_off`, `bad_offer`, `unavailable`) or `LimitRefused`
+(`precheck_limited`, with the seconds to wait; `busy`). The echo sends back no more than it
+receives, and only to the peer ICE verified: a check cannot amplify traffic.
 """
 
 from __future__ import annotations
@@ -88,6 +89,10 @@ class PreCallChecks:
         except ValueError as exc:
             await self._end(check, "refused")
             raise CallRefused("bad_offer", str(exc)) from None
+        except OSError as exc:  # no socket for ICE
+            await self._end(check, "failed")
+            logger.warning("pre-call check: cannot answer: %s", exc)
+            raise CallRefused("unavailable", "the gateway cannot take a test now") from None
         except BaseException:
             await self._end(check, "failed")
             raise
