@@ -100,10 +100,10 @@ class _Collector:
             self.problems.append((where, str(exc)))
         return None
 
-    def unknown_keys(self, table: dict, known: Sequence[str]) -> None:
+    def unknown_keys(self, table: dict, known: Sequence[str], where: str = "") -> None:
         for key in table:
             if key not in known:
-                self.problems.append((f".{key}", unknown_key_reason(str(key), known)))
+                self.problems.append((f"{where}.{key}", unknown_key_reason(str(key), known)))
 
     def raise_any(self) -> None:
         if self.problems:
@@ -134,8 +134,7 @@ def parse_destinations(value: object) -> tuple[SiteDestination, ...]:
             found.problems.append((where, "must be a SIP URI or a table with uri"))
             continue
         before = len(found.problems)
-        found.unknown_keys(item, _DESTINATION_KEYS)
-        found.problems[before:] = [(where + w, why) for w, why in found.problems[before:]]
+        found.unknown_keys(item, _DESTINATION_KEYS, where)
         if "uri" not in item:
             found.problems.append((f"{where}.uri", "required"))
         uri = (

@@ -73,7 +73,9 @@ PRECHECK_SITE = 'position = "inline"\nprecheck = true'
 async def test_the_pre_call_check_passes_on_loopback(
     context: BrowserContext, host: HostPages, start_gateway: StartGateway
 ) -> None:
-    gateway = await start_gateway(NOBODY, widget=PRECHECK_SITE)
+    gateway = await start_gateway(
+        NOBODY, widget=PRECHECK_SITE, extra="[limits]\nprechecks_per_client_hour = 1"
+    )
     page = await context.new_page()
     await page.goto(host.url("script", gateway.url))
     test = page.get_by_role("button", name="Test my microphone and connection")
@@ -100,6 +102,14 @@ async def test_the_pre_call_check_passes_on_loopback(
     await snap(page, "precheck-good")
     # A call still works after it: the test made no difference to the visitor's limits.
     await expect(page.get_by_role("button", name="Call", exact=True)).to_be_enabled()
+    # Tests have their own limit (one an hour here): the next one is refused, in words.
+    await test.click()
+    await wait_for_status(page, "The test found a problem.")
+    await expect(results.nth(1)).to_have_text(
+        "The connection could not be tested: Too many tests from your connection. "
+        "Please try again later."
+    )
+    assert (await events(page, "precheckstatechange"))[-1]["code"] == "precheck_limited"
 
 
 UNREACHABLE = "192.0.2.1"  # TEST-NET-1: the gateway's media address, out of the browser's reach

@@ -48,6 +48,17 @@ BROKEN = {
             'sites["shop"].callback.retry_after: must be a positive number of seconds',
         ],
     ),
+    "several problems inside destinations": (
+        '[[sites]]\nid = "shop"\nring = "parallel"\n'
+        'destinations = [{uri = "sip:a@pbx.example", user = "a"}, 5, "nope", '
+        '{password = "p"}]\n',
+        [
+            "sites[\"shop\"].destinations[0].user: unknown key; did you mean 'username'?",
+            'sites["shop"].destinations[1]: must be a SIP URI or a table with uri',
+            "sites[\"shop\"].destinations[2]: not a SIP URI: 'nope'",
+            'sites["shop"].destinations[3].uri: required',
+        ],
+    ),
     "hours without a time zone": (
         SITE.format(id="shop") + 'hours = {mon = "09:00-17:00"}\n',
         ['sites["shop"].hours.timezone: required: the IANA time zone the hours are in'],
