@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 from gateway.access.admission import HOUR, LimitRefused, client_key
 from gateway.access.ledger import SharedLedger
-from gateway.api import CallRefused, CheckGrant, Clock
+from gateway.api import CallRefused, CheckGrant, Clock, loggable
 from gateway.config import GatewayConfig, SiteConfig
 from gateway.config.legs import BrowserLegSettings, browser_leg_settings
 from gateway.media.echo import EchoLeg
@@ -91,7 +91,7 @@ class PreCallChecks:
             raise CallRefused("bad_offer", str(exc)) from None
         except OSError as exc:  # no socket for ICE
             await self._end(check, "failed")
-            logger.warning("pre-call check: cannot answer: %s", exc)
+            logger.warning("pre-call check: cannot answer: %s", loggable(exc))
             raise CallRefused("unavailable", "the gateway cannot take a test now") from None
         except BaseException:
             await self._end(check, "failed")
@@ -100,7 +100,12 @@ class PreCallChecks:
         loop = asyncio.get_running_loop()
         check.timer = loop.call_later(seconds, self._expire, check.id)
         leg.on_failed = lambda state: self._expire(check.id)
-        logger.info("pre-call check %s started: site %s, client %s", check.id, site.id, address)
+        logger.info(
+            "pre-call check %s started: site %s, client %s",
+            check.id,
+            site.id,
+            loggable(address, 64),
+        )
         return CheckGrant(check.id, answer, seconds)
 
     def _admit(self, client: str, now: float) -> int:

@@ -6,8 +6,8 @@ types (gateway.text).
 
 Where ratings are kept: with the call's record once call records are in the gateway's
 database (the call's id is the record's id). Until then, INTERIM: `SqliteRatingStore`, a
-`call_ratings` table in `call-ratings.db` next to `callbacks.database` (docs/embedding.md
-says so); the `RatingStore` interface is what moves.
+`call_ratings` table in `call-ratings.db` in the state directory (`[storage]
+state_directory`; docs/embedding.md says so); the `RatingStore` interface is what moves.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ logger = logging.getLogger(__name__)
 
 MAX_COMMENT_CHARS = 500
 RATING_FIELDS = frozenset({"proof", "rating", "comment"})
-RATINGS_FILE = "call-ratings.db"  # INTERIM: next to callbacks.database
+RATINGS_FILE = "call-ratings.db"  # INTERIM: in the state directory
 
 
 class RatingRefused(Refusal):

@@ -271,11 +271,11 @@ async def test_an_answered_call_may_be_rated_once_and_the_rating_is_kept(
 ) -> None:
     phone = baresip_factory(codecs=("PCMU",), tone_hz=440, tone_seconds=30)
     busy = sipp_factory("uas_busy")
-    database = tmp_path / "state" / "callbacks.db"
+    state = tmp_path / "state"
     gateway = await start_gateway(
         phone.uri,
         widget='position = "inline"',
-        extra=f'[callbacks]\ndatabase = "{database}"',
+        extra=f'[storage]\nstate_directory = "{state}"',
         site_extra=f'[[sites]]\nid = "busy"\ndestination = "{busy.uri}"\n'
         f'origins = {json.dumps([host.origin])}\n[sites.widget]\nposition = "inline"\n',
     )
@@ -302,7 +302,7 @@ async def test_an_answered_call_may_be_rated_once_and_the_rating_is_kept(
     await expect(page.get_by_text("Thank you for your feedback.")).to_be_visible()
     await expect(question).to_be_hidden()
     assert await events(page, "rated") == [{"rating": 4, "comment": "Clear sound"}]
-    ratings = database.parent / RATINGS_FILE
+    ratings = state / RATINGS_FILE
     assert stored_ratings(ratings) == [(call["id"], "shop", 4, "Clear sound")]
 
     # Once per call, with its own proof only.

@@ -171,7 +171,8 @@ async def test_every_state_looks_as_approved(
     gateway = await start_gateway(
         phone.uri,
         site_extra=sites(host, busy.uri),
-        extra=f'[callbacks]\ndatabase = "{tmp_path / "callbacks.db"}"',
+        extra=f'[callbacks]\ndatabase = "{tmp_path / "callbacks.db"}"\n'
+        f'[storage]\nstate_directory = "{tmp_path / "state"}"',
     )
     album = Album(VisualCheck())
     shoot = album.shoot
