@@ -118,6 +118,7 @@ def test_no_file_gives_the_embedded_defaults() -> None:
     # Trying it: the demo site's visitors may call again and again.
     limits = (site.calls_per_client_15min, site.calls_per_client_hour, site.calls_per_client_day)
     assert limits == (100, 200, 500)
+    assert site.widget.precheck  # and may test the microphone and connection first
     assert config.site("demo") is site
     assert config.site("nope") is None
 
