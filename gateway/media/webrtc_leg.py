@@ -135,7 +135,9 @@ class WebRtcLeg:
         self.codec = audio_codec(chosen.mimeType.split("/", 1)[1])
         self._track = OutboundAudioTrack(chosen.clockRate)
         transceiver.sender.replaceTrack(self._track)
-        self._channel = SrtpAudioChannel(transceiver, chosen.payloadType, self.on_packet)
+        self._channel = SrtpAudioChannel(
+            transceiver, chosen.payloadType, self.on_packet, clock_rate=chosen.clockRate
+        )
         transceiver.direction = "sendrecv"
         self._tap_receiver(transceiver.receiver)
         answer = await self.pc.createAnswer()
@@ -227,12 +229,13 @@ class WebRtcLeg:
         if stats is not None:
             remote = next((s for s in stats.values() if s.type == "remote-inbound-rtp"), None)
         sent = channel.packets_sent
+        reception = channel.reception  # aiortc's statistics of the browser's stream
         return LegQuality.measure(
             codec.name,
             sent=sent,
-            received=channel.packets_received,
-            lost_here=channel.packets_lost,
-            jitter_here=0.0,
+            received=reception.packets_received if reception is not None else 0,
+            lost_here=reception.packets_lost if reception is not None else 0,
+            jitter_here=reception.jitter / codec.clock_rate if reception is not None else 0.0,
             lost_there=(remote.packetsLost / sent) if remote is not None and sent else None,
             jitter_there=(remote.jitter / codec.clock_rate) if remote is not None else None,
             round_trip=remote.roundTripTime if remote is not None else None,

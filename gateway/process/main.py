@@ -1,6 +1,10 @@
 """`python -m gateway [--config FILE] [--workers N]`: run the gateway (embedded defaults
 without a file) as N worker processes, one per core by default (gateway.process.supervisor).
 
+`python -m gateway --check FILE [--workers N]` validates FILE (with the environment's
+overrides, as a start would) without starting anything: it prints every problem and exits
+2, or says the configuration is good and exits 0.
+
 `python -m gateway migrate [--config FILE]` brings the database to the newest schema (the
 gateway also does at start); `python -m gateway hash-password` makes an Argon2id hash for
 `[[admin.users]] password_hash` from a password typed twice (or one line on stdin)."""
@@ -25,8 +29,27 @@ from gateway.process.supervisor import (
     default_worker_count,
     install_memory_reports,
     run_workers,
+    worker_configs,
 )
 from gateway.storage import Database, StorageError
+
+
+def check(path: Path, workers: int | None) -> int:
+    """`--check FILE`: 0 when the gateway would start with it, else 2 after every problem."""
+    try:
+        config = load_config(path, os.environ)
+        count = default_worker_count() if workers is None else workers
+        if count > 0:
+            worker_configs(config, count)  # the split into workers a start would make
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    except WorkerConfigError as exc:
+        print(f"{path}: {exc}", file=sys.stderr)
+        return 2
+    sites = ", ".join(site.id for site in config.sites)
+    print(f"{path}: the configuration is valid ({len(config.sites)} site(s): {sites})")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,6 +63,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--config", type=Path, help="TOML configuration file")
     parser.add_argument(
+        "--check",
+        type=Path,
+        metavar="FILE",
+        help="validate FILE (and GATEWAY_* overrides) without starting: print every problem "
+        "and exit 2, or exit 0 when it is good",
+    )
+    parser.add_argument(
         "--workers",
         type=int,
         default=None,
@@ -52,6 +82,10 @@ def main(argv: list[str] | None = None) -> int:
         return _hash_password()
     if args.workers is not None and args.workers < 0:
         parser.error("--workers must be 0 or more")
+    if args.check is not None:
+        if args.config is not None:
+            parser.error("give --check FILE or --config FILE, not both")
+        return check(args.check, args.workers)
     try:
         config = load_config(args.config, os.environ)
     except ConfigError as exc:
