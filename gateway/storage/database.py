@@ -45,7 +45,9 @@ class Database:
             if upgrade:
                 schema = before, after = await migrate.upgrade(engine)
                 if before != after:
-                    logger.info("database %s: schema %s -> %s", url.redacted(), before, after)
+                    logger.info(
+                        "database %s: schema %s -> %s", url.redacted(), before or "empty", after
+                    )
             else:
                 version = await migrate.current_version(engine)
                 if version != migrate.head():
