@@ -11,7 +11,7 @@ the settings of one call leg built from them.
 from gateway.config.loader import DEFAULT_CONFIG, load_config, parse_config
 from gateway.config.schema import (
     AccessConfig,
-    CallbacksConfig,
+    AdminConfig,
     ConfigError,
     DemoConfig,
     GatewayConfig,
@@ -30,7 +30,7 @@ from gateway.config.schema import (
 __all__ = [
     "DEFAULT_CONFIG",
     "AccessConfig",
-    "CallbacksConfig",
+    "AdminConfig",
     "ConfigError",
     "DemoConfig",
     "GatewayConfig",

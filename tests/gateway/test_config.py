@@ -17,7 +17,7 @@ from gateway.api import SiteInfo
 from gateway.config import (
     DEFAULT_CONFIG,
     AccessConfig,
-    CallbacksConfig,
+    AdminConfig,
     ConfigError,
     DemoConfig,
     GatewayConfig,
@@ -50,7 +50,7 @@ SECTION_CLASSES = {
     "limits": LimitsConfig,
     "log": LogConfig,
     "storage": StorageConfig,
-    "callbacks": CallbacksConfig,
+    "admin": AdminConfig,
 }
 
 SITE = """
