@@ -8,6 +8,7 @@ checked, every problem reported at once.
 the settings of one call leg built from them.
 """
 
+from gateway.config.email import EmailConfig, SmtpServer
 from gateway.config.loader import DEFAULT_CONFIG, load_config, parse_config
 from gateway.config.schema import (
     AccessConfig,
@@ -21,6 +22,7 @@ from gateway.config.schema import (
     LimitsConfig,
     LogConfig,
     MediaConfig,
+    NotificationsConfig,
     RingbackTone,
     SipConfig,
     SiteConfig,
@@ -32,6 +34,7 @@ __all__ = [
     "CallbacksConfig",
     "ConfigError",
     "DemoConfig",
+    "EmailConfig",
     "GatewayConfig",
     "HttpConfig",
     "IceConfig",
@@ -39,9 +42,11 @@ __all__ = [
     "LimitsConfig",
     "LogConfig",
     "MediaConfig",
+    "NotificationsConfig",
     "RingbackTone",
     "SipConfig",
     "SiteConfig",
+    "SmtpServer",
     "load_config",
     "parse_config",
 ]

@@ -29,6 +29,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from gateway.config.email import EmailConfig
 from gateway.config.schema import (
     AccessConfig,
     CallbacksConfig,
@@ -41,6 +42,7 @@ from gateway.config.schema import (
     LimitsConfig,
     LogConfig,
     MediaConfig,
+    NotificationsConfig,
     RingbackTone,
     SipConfig,
     SiteConfig,
@@ -66,6 +68,7 @@ from gateway.config.values import (
     _networks,
     _no_controls,
     _non_negative_number,
+    _optional_email_address,
     _optional_host,
     _optional_host_port,
     _optional_path,
@@ -87,11 +90,19 @@ from gateway.config.values import (
     _routing,
     _sip_user,
     _site_id,
+    _smtp_url,
     _split_host_port,
     _string,
     _token_lifetime,
     _token_secret,
     _type_name,
+)
+from gateway.sites.notifications import (
+    DEFAULT_MAIL_EVENTS,
+    parse_events,
+    parse_health_interval,
+    parse_recipients,
+    parse_webhooks,
 )
 from gateway.sites.routing import (
     FALLBACKS,
@@ -242,6 +253,13 @@ _SECTIONS: dict[str, dict[str, Converter]] = {
     },
     "log": {"level": _choice("debug", "info", "warning", "error")},
     "callbacks": {"database": _string},
+    "email": {
+        "smtp_url": _smtp_url,
+        "from": _optional_email_address,
+        "username": _optional_text,
+        "password": _optional_secret,
+    },
+    "notifications": {"retry_backoff": _positive_seconds},
 }
 
 # Site keys whose default is the [limits] key of the same name.
@@ -274,6 +292,10 @@ _SITE_KEYS: dict[str, tuple[Converter, object]] = {
     "fallback": (_choice(*FALLBACKS), "callback"),
     "callback": (_routing(parse_callback), {}),
     "widget": (_routing(parse_widget), {}),
+    "health_interval": (_routing(parse_health_interval), 30),
+    "webhooks": (_routing(parse_webhooks), []),
+    "notify_email": (_routing(parse_recipients), []),
+    "notify_events": (_routing(parse_events), list(DEFAULT_MAIL_EVENTS)),
 }
 
 
@@ -564,6 +586,19 @@ def _check_ports(sections: dict[str, dict[str, Any]], problems: _Problems) -> No
             problems.add("media.rtp_ports", f"{low}-{high} contains the port of {name} ({port})")
 
 
+def _check_email(email: dict[str, Any], sites: list[dict[str, Any]], problems: _Problems) -> None:
+    """Mail needs a server and a sender; a site that wants mail needs the server."""
+    if email["smtp_url"] not in (None, _FAILED) and email["from"] is None:
+        problems.add("email.from", "required when email.smtp_url is set (the sender address)")
+    if email["smtp_url"] is None:
+        for index, site in enumerate(sites):
+            if site.get("notify_email") not in (None, (), _FAILED):
+                problems.add(
+                    f"sites[{index}].notify_email",
+                    "needs [email] smtp_url (the server the mails go through)",
+                )
+
+
 def _build(
     merged: dict[str, Any], problems: _Problems, base_dir: Path | None, source: str
 ) -> GatewayConfig | None:
@@ -589,6 +624,7 @@ def _build(
         for key in _INHERITED_SITE_KEYS:
             if site[key] is _INHERIT:
                 site[key] = sections["limits"][key]
+    _check_email(sections["email"], sites, problems)
     if problems.lines:
         return None
     return GatewayConfig(
@@ -601,6 +637,13 @@ def _build(
         limits=LimitsConfig(**sections["limits"]),
         log=LogConfig(**sections["log"]),
         callbacks=CallbacksConfig(_relative_path(sections["callbacks"]["database"], base_dir)),
+        email=EmailConfig.build(
+            sections["email"]["smtp_url"],
+            sections["email"]["from"],
+            sections["email"]["username"],
+            sections["email"]["password"],
+        ),
+        notifications=NotificationsConfig(**sections["notifications"]),
         sites=tuple(SiteConfig(**site) for site in sites),
         source=source,
     )
