@@ -77,3 +77,17 @@ def origin_of(page: str) -> str:
 def _shown(value: str) -> str:
     text = repr(value)
     return text if len(text) <= MAX_SHOWN_CHARS else text[: MAX_SHOWN_CHARS - 3] + "..."
+
+
+def one_line(value: object, max_chars: int) -> str:
+    """Any text from outside as one printable line of at most `max_chars` characters, for a
+    mail's subject or body: never an error, whatever it holds (controls and bidirectional
+    controls dropped, whitespace runs made one space, the end cut with '…')."""
+    text = "" if value is None else str(value)[: 4 * max_chars]
+    text = "".join(
+        char
+        for char in text.translate(_BIDI_CONTROLS)
+        if unicodedata.category(char) not in ("Cc", "Cs", "Cf") or char in "\t\n"
+    )
+    text = " ".join(text.split())
+    return text if len(text) <= max_chars else text[: max_chars - 1] + "…"

@@ -20,6 +20,7 @@ from gateway.callbacks.scheduler import CallbackScheduler
 from gateway.callbacks.store import Callback, SqliteCallbackStore
 from gateway.config import GatewayConfig, SiteConfig
 from gateway.config.legs import sip_leg_settings
+from gateway.notify.publisher import Notifier
 from gateway.sites.hours import ALWAYS_OPEN
 from sip_bridge import SipEndpoint
 
@@ -46,8 +47,10 @@ class RequestACall:
         *,
         owner: str,
         clock: Callable[[], float] = time.time,
+        notifier: Notifier | None = None,
     ) -> None:
         self.config = config
+        self.notifier = notifier
         self.endpoint = endpoint
         self.tokens = tokens
         self.store = store
@@ -58,7 +61,8 @@ class RequestACall:
             self._policy,
             clock=clock,
             admit=self._admit,
-            on_added=self.scheduler.wake.set,
+            on_added=self._added,
+            on_cancelled=self._cancelled,
         )
 
     @classmethod
@@ -70,6 +74,7 @@ class RequestACall:
         *,
         owner: str = "gateway",
         clock: Callable[[], float] = time.time,
+        notifier: Notifier | None = None,
     ) -> RequestACall | None:
         """None when no site takes callbacks (no database is then created)."""
         if not any(site.callback for site in config.sites):
@@ -77,7 +82,7 @@ class RequestACall:
         path = config.callbacks.database
         path.parent.mkdir(parents=True, exist_ok=True)
         store = await SqliteCallbackStore.open(path, now=clock(), owner=owner)
-        service = cls(config, endpoint, tokens, store, owner=owner, clock=clock)
+        service = cls(config, endpoint, tokens, store, owner=owner, clock=clock, notifier=notifier)
         service.scheduler.start()
         return service
 
@@ -124,7 +129,29 @@ class RequestACall:
             whisper=policy.whisper,
             leg=sip_leg_settings(config),
         )
-        return CallbackJob(callback, settings, self.endpoint, self.store, clock=self.clock)
+        return CallbackJob(
+            callback,
+            settings,
+            self.endpoint,
+            self.store,
+            on_progress=lambda event, detail: self._progress(callback, event, detail),
+            clock=self.clock,
+        )
+
+    # ------------------------------------------------------------------ the owner's side
+    def _added(self, callback: Callback) -> None:
+        self.scheduler.wake.set()
+        if self.notifier is not None:
+            self.notifier.callback_requested(callback)
+
+    def _cancelled(self, callback: Callback) -> None:
+        if self.notifier is not None:
+            self.notifier.callback_ended(callback, "cancelled", "", self.clock())
+
+    def _progress(self, callback: Callback, event: str, detail: str) -> None:
+        """A job's progress; its end (`done`, `failed`, `interrupted`) tells the owner."""
+        if self.notifier is not None and event in ("done", "failed", "interrupted"):
+            self.notifier.callback_ended(callback, event, detail, self.clock())
 
     def authorize(self, site: object, token: str, origin: str) -> None:
         """A request needs a call token (`Authorization: Bearer ...`) for the site it names,

@@ -31,6 +31,9 @@ from gateway.api import (
 from gateway.calls.call import Call, CallSettings, Destination
 from gateway.config import GatewayConfig, SiteConfig
 from gateway.config.legs import browser_leg_settings, sip_leg_settings
+from gateway.health.monitor import HealthMonitor
+from gateway.notify.publisher import Notifier
+from gateway.sites.routing import SiteDestination
 from sip_bridge import SipEndpoint
 
 logger = logging.getLogger(__name__)
@@ -74,6 +77,10 @@ class CallManager:
         self._time_limits: dict[str, asyncio.TimerHandle] = {}
         self._next_first: dict[str, int] = {}  # round-robin: where each site's next call starts
         self.on_call_ended: Callable[[Call], None] | None = None
+        # The site owner's side, set by the composition root when configured: which
+        # destinations answer (down ones are not rung), and who is told of calls.
+        self.health: HealthMonitor | None = None
+        self.notifier: Notifier | None = None
         self._sip_leg = sip_leg_settings(config)
         self._browser_leg = browser_leg_settings(config)
 
@@ -129,6 +136,18 @@ class CallManager:
                 "We are closed now."
                 + (" Leave your number and we will call you back." if site.callback else ""),
             )
+        destinations = self._reachable(site)
+        if not destinations:
+            # Every destination failed its health checks: say so at once, not after the
+            # ring timeout, and let the page offer the fallback (a callback).
+            logger.info("call refused (nobody_available): site %s, client %s", site.id, client)
+            refused_id = secrets.token_urlsafe(12)
+            self._tell_ended(refused_id, site, visitor, now, None, "nobody_available")
+            raise CallRefused(
+                "nobody_available",
+                "Nobody can answer right now."
+                + (" Leave your number and we will call you back." if site.callback else ""),
+            )
         try:
             admitted = self.admission.admit(site, client, now)
         except LimitRefused as exc:
@@ -137,11 +156,24 @@ class CallManager:
             raise
         call_id = secrets.token_urlsafe(12)
         self._admitted[call_id] = admitted
+        answered_at: list[float] = []
 
         def on_update(update: CallUpdate) -> None:
             if update.state == CallState.ANSWERED:
+                if not answered_at:
+                    answered_at.append(self.clock())
+                    self._tell_answered(call, site, visitor, now, answered_at[0])
                 self._answered(call_id, site)
             elif update.state == CallState.ENDED:
+                self._tell_ended(
+                    call_id,
+                    site,
+                    visitor,
+                    now,
+                    answered_at[0] if answered_at else None,
+                    update.cause,
+                    _answered_by(call),
+                )
                 talked = self._forget(call_id)
                 logger.info(
                     "call %s ended: site %s, %s%s, talked %.1f s",
@@ -153,7 +185,7 @@ class CallManager:
                 )
             notify(update)
 
-        call = Call(call_id, self._settings(site, visitor), self.endpoint, on_update)
+        call = Call(call_id, self._settings(site, visitor, destinations), self.endpoint, on_update)
         self.calls[call_id] = call
         try:
             answer = await call.start(offer_sdp)
@@ -232,17 +264,53 @@ class CallManager:
         if self.on_call_ended is not None:
             self.on_call_ended(call)
 
-    def _settings(self, site: SiteConfig, visitor: VisitorDetails = NO_DETAILS) -> CallSettings:
+    def _reachable(self, site: SiteConfig) -> tuple[SiteDestination, ...]:
+        """The site's destinations that are not down (all of them without health checks)."""
+        if self.health is None:
+            return site.destinations
+        return tuple(d for d in site.destinations if not self.health.is_down(site.id, str(d.uri)))
+
+    # ------------------------------------------------------------------ the owner's side
+    def _tell_answered(
+        self, call: Call, site: SiteConfig, visitor: VisitorDetails, started: float, at: float
+    ) -> None:
+        if self.notifier is not None:
+            record = call_record(call.id, site.id, visitor, started, at, None, None)
+            record["destination"] = _answered_by(call)
+            self.notifier.call_answered(record)
+
+    def _tell_ended(
+        self,
+        call_id: str,
+        site: SiteConfig,
+        visitor: VisitorDetails,
+        started: float,
+        answered: float | None,
+        cause: EndCause | str | None,
+        destination: str | None = None,
+    ) -> None:
+        if self.notifier is not None:
+            record = call_record(call_id, site.id, visitor, started, answered, self.clock(), cause)
+            record["destination"] = destination
+            self.notifier.call_ended(record)
+
+    def _settings(
+        self,
+        site: SiteConfig,
+        visitor: VisitorDetails = NO_DETAILS,
+        destinations: tuple[SiteDestination, ...] | None = None,
+    ) -> CallSettings:
         config = self.config
+        destinations = site.destinations if destinations is None else destinations
         headers = [("X-Site", site.id), *_visitor_headers(site, visitor)]
         # The visitor's name, when the site asks for it, is who calls; else the site's name.
         name = visitor.name if site.widget.asks_details else ""
         first = self._next_first.get(site.id, 0)
-        self._next_first[site.id] = (first + 1) % max(len(site.destinations), 1)
+        self._next_first[site.id] = (first + 1) % max(len(destinations), 1)
         return CallSettings(
             destinations=tuple(
                 Destination(str(d.uri), d.credentials, str(d.proxy) if d.proxy else None)
-                for d in site.destinations
+                for d in destinations
             ),
             ring=site.ring,
             ring_total=site.ring_total,
@@ -278,3 +346,55 @@ def _visitor_headers(site: SiteConfig, visitor: VisitorDetails) -> list[tuple[st
     if visitor.page:
         headers.append(("X-Visitor-Page", visitor.page))
     return headers
+
+
+# How an unanswered call's cause reads for the site owner (docs/admin.md, "outcome").
+UNANSWERED_OUTCOMES = {
+    EndCause.BUSY: "missed",
+    EndCause.NO_ANSWER: "missed",
+    EndCause.DECLINED: "missed",
+    EndCause.OPERATOR_HUNG_UP: "missed",
+    EndCause.VISITOR_HUNG_UP: "abandoned",
+    "nobody_available": "missed",
+}
+
+
+def call_record(
+    call_id: str,
+    site: str,
+    visitor: VisitorDetails,
+    started: float,
+    answered: float | None,
+    ended: float | None,
+    cause: EndCause | str | None,
+) -> dict[str, object]:
+    """What the site owner is told of a browser call (the fields of docs/admin.md)."""
+    if answered is not None:
+        outcome = "answered"
+    else:
+        outcome = UNANSWERED_OUTCOMES.get(cause, "failed") if cause is not None else "failed"
+    waited = (answered if answered is not None else ended or started) - started
+    return {
+        "id": call_id,
+        "kind": "call",
+        "site": site,
+        "outcome": outcome,
+        "started_at": started,
+        "answered_at": answered,
+        "ended_at": ended,
+        "ring_seconds": round(max(0.0, waited), 3),
+        "talk_seconds": (
+            round(max(0.0, ended - answered), 3)
+            if ended is not None and answered is not None
+            else None
+        ),
+        "end_cause": str(cause or ""),
+        "page": visitor.page,
+        "visitor_name": visitor.name,
+        "visitor_reason": visitor.reason,
+        "source": "widget",
+    }
+
+
+def _answered_by(call: Call) -> str | None:
+    return call.winner.destination.uri if call.winner is not None else None

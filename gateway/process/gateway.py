@@ -22,9 +22,11 @@ from gateway.callbacks.service import RequestACall
 from gateway.calls.manager import CallManager
 from gateway.config import GatewayConfig
 from gateway.demo_phone import DemoPhone
+from gateway.health.monitor import HealthMonitor
 from gateway.http.app import build_app
 from gateway.http.callbacks import callback_routes
 from gateway.media.webrtc_leg import use_host_addresses
+from gateway.notify.service import Notifications
 from gateway.process.heap import HeapTrimmer, freeze_startup_objects
 from signaling import attach, create_signaling
 from sip_bridge import ConnectionLimits, RateLimit, SipEndpoint, UserAgentConfig
@@ -61,6 +63,10 @@ class Gateway:
     sio: socketio.AsyncServer
     callbacks: RequestACall | None = None
     heap: HeapTrimmer | None = None
+    # The site owner's side: destinations' health (`snapshot()`), and webhooks and mails
+    # (`notifications.notifier.deliveries()`), for the admin API and page.
+    health: HealthMonitor | None = None
+    notifications: Notifications | None = None
 
     @classmethod
     async def start(cls, config: GatewayConfig, *, ledger: SharedLedger | None = None) -> Gateway:
@@ -94,6 +100,16 @@ class Gateway:
             ),
         )
         calls = CallManager(config, endpoint, ledger=ledger)
+        notifications = await Notifications.start(config)
+        notifier = notifications.notifier if notifications is not None else None
+        calls.notifier = notifier
+        health = None
+        if any(site.health_interval > 0 for site in config.sites):
+            # Every worker checks, for its own calls; worker 0 alone tells (health/monitor.py).
+            reports = ledger is None or ledger.owner == "worker-0"
+            health = HealthMonitor(config, endpoint, report=reports, listener=notifier)
+            health.start()
+            calls.health = health
         # RSS would otherwise grow with the calls served (gateway/process/heap.py).
         heap = HeapTrimmer()
         calls.on_call_ended = heap.call_ended
@@ -117,7 +133,9 @@ class Gateway:
         )
         # Each worker claims and recovers its own callbacks: its name must be its own.
         owner = ledger.owner if ledger is not None else "gateway"
-        callbacks = await RequestACall.start(config, endpoint, calls, owner=owner)
+        callbacks = await RequestACall.start(
+            config, endpoint, calls, owner=owner, notifier=notifier
+        )
         if callbacks is not None:
             app.add_routes(callback_routes(callbacks.requests, authorize=callbacks.authorize))
         attach(app, sio)
@@ -126,13 +144,27 @@ class Gateway:
         host, port = config.http.listen
         await web.TCPSite(runner, host, port, reuse_port=True).start()
         return cls(
-            config, endpoint, calls, runner, demo, config.http.public_url, sio, callbacks, heap
+            config,
+            endpoint,
+            calls,
+            runner,
+            demo,
+            config.http.public_url,
+            sio,
+            callbacks,
+            heap,
+            health,
+            notifications,
         )
 
     async def stop(self) -> None:
+        if self.health is not None:
+            await self.health.stop()
         if self.callbacks is not None:
             await self.callbacks.stop()
         await self.calls.close()
+        if self.notifications is not None:
+            await self.notifications.stop()
         await self.runner.cleanup()
         await self.endpoint.close()
         if self.demo is not None:
