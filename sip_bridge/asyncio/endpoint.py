@@ -288,6 +288,9 @@ class SipEndpoint:
             self._timer = None
         if self._transport is not None:
             self._transport.close()
+            # asyncio closes the socket on the loop's next turn: let it, so that the port
+            # is free when close() returns (a restarted gateway binds it again).
+            await asyncio.sleep(0)
         for call in self._calls.values():
             if not call.ended.done():
                 call.ended.cancel()
