@@ -19,9 +19,8 @@ SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 async def test_a_failing_receiver_gets_the_event_on_the_fourth_try_across_a_restart(tmp_path):
     receiver = await WebhookReceiver(SECRET, fail_first=3).start()
     dead = f"sip:desk@127.0.0.1:{free_udp_port()}"
-    extra = (
-        f'[callbacks]\ndatabase = "{tmp_path / "gateway.db"}"\n[notifications]\nretry_backoff = 0.5\n'
-    )
+    database = tmp_path / "gateway.db"
+    extra = f'[callbacks]\ndatabase = "{database}"\n[notifications]\nretry_backoff = 0.5\n'
     hook = f'[[sites.webhooks]]\nurl = "{receiver.url}"\nsecret = "{SECRET}"\n'
     toml = gateway_toml(destination=dead, health_interval=0.5, extra=extra, site_extra=hook)
     first = await Gateway.start(parse_config(toml, {}))
