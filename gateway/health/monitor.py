@@ -103,6 +103,9 @@ class HealthMonitor:
             except (ValueError, OSError) as exc:
                 logger.debug("OPTIONS to %s not sent: %s", health.destination, exc)
                 status = None
+            except Exception:  # a bug must not end this destination's checks for good
+                logger.exception("OPTIONS to %s failed", health.destination)
+                status = None
             self._record(health, status)
             await asyncio.sleep(max(0.0, started + interval - loop.time()))
 

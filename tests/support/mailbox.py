@@ -35,14 +35,11 @@ class ReceivedMail:
 
 
 class Mailbox:
-    """`start()` an SMTP server on 127.0.0.1:`port`; `mails` is what it accepted. With
-    `refuse` > 0 it answers the first that many DATA commands with 451 (try again)."""
+    """`start()` an SMTP server on 127.0.0.1:`port`; `mails` is what it accepted."""
 
-    def __init__(self, *, refuse: int = 0) -> None:
+    def __init__(self) -> None:
         self.port = free_port_block(1)
         self.mails: list[ReceivedMail] = []
-        self.refuse = refuse
-        self.refused = 0
         self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
 
     @property
@@ -57,9 +54,6 @@ class Mailbox:
         self._controller.stop()
 
     async def handle_DATA(self, server, session, envelope) -> str:
-        if self.refused < self.refuse:
-            self.refused += 1
-            return "451 4.3.0 try again later"
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         self.mails.append(
             ReceivedMail(envelope.mail_from, tuple(envelope.rcpt_tos), message)  # type: ignore[arg-type]
