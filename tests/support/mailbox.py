@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from .ports import free_port_block
 
@@ -35,12 +36,27 @@ class ReceivedMail:
 
 
 class Mailbox:
-    """`start()` an SMTP server on 127.0.0.1:`port`; `mails` is what it accepted."""
+    """`start()` an SMTP server on 127.0.0.1:`port`; `mails` is what it accepted. With
+    `login` = (user, password) it takes mail only after AUTH with them."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, login: tuple[str, str] | None = None) -> None:
         self.port = free_port_block(1)
         self.mails: list[ReceivedMail] = []
-        self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
+        self.login = login
+        options = (
+            {"authenticator": self._authenticate, "auth_required": True, "auth_require_tls": False}
+            if login
+            else {}
+        )
+        self._controller = Controller(self, hostname="127.0.0.1", port=self.port, **options)
+
+    def _authenticate(self, server, session, envelope, mechanism, auth_data) -> AuthResult:
+        given = (
+            (auth_data.login.decode(), auth_data.password.decode())
+            if isinstance(auth_data, LoginPassword)
+            else None
+        )
+        return AuthResult(success=given == self.login, handled=False)
 
     @property
     def url(self) -> str:
