@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from gateway.sites.notifications import (
     CALL_ANSWERED,
@@ -69,6 +69,19 @@ CALL_FIELDS = (
     "codecs",
     "quality",
 )
+
+
+class CallbackFacts(Protocol):
+    """What the events of a callback read from it (a stored `Callback`)."""
+
+    id: str
+    site: str
+    number: str
+    details: dict
+    due_at: float
+    status: str
+    attempts: int
+    created_at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +139,7 @@ def call_events(
     return events
 
 
-def _callback_data(callback: Any, public_url: str) -> dict[str, Any]:
+def _callback_data(callback: CallbackFacts, public_url: str) -> dict[str, Any]:
     details = callback.details or {}
     return {
         "id": callback.id,
@@ -143,7 +156,7 @@ def _callback_data(callback: Any, public_url: str) -> dict[str, Any]:
     }
 
 
-def callback_requested(callback: Any, public_url: str) -> Notification:
+def callback_requested(callback: CallbackFacts, public_url: str) -> Notification:
     """`callback.requested`: a visitor left their number (a stored `Callback`)."""
     return Notification(
         CALLBACK_REQUESTED,
@@ -154,7 +167,7 @@ def callback_requested(callback: Any, public_url: str) -> Notification:
 
 
 def callback_ended(
-    callback: Any, status: str, detail: str, ended_at: float, public_url: str
+    callback: CallbackFacts, status: str, detail: str, ended_at: float, public_url: str
 ) -> Notification:
     """`callback.ended` with its final `status` (done, failed, cancelled, interrupted) and
     the reason in words (what follows a colon, which can quote the far end, is left out)."""

@@ -15,7 +15,7 @@ from typing import Any
 
 from gateway.config import GatewayConfig
 from gateway.notify import events
-from gateway.notify.events import Notification
+from gateway.notify.events import CallbackFacts, Notification
 from gateway.notify.outbox import Outbox, OutboxEvent
 from gateway.notify.webhooks import shown_url
 from gateway.sites.notifications import CALLBACK_ENDED
@@ -49,10 +49,10 @@ class Notifier:
         abandoned."""
         self.publish_soon(*events.call_events(record, self.public_url))
 
-    def callback_requested(self, callback: Any) -> None:
+    def callback_requested(self, callback: CallbackFacts) -> None:
         self.publish_soon(events.callback_requested(callback, self.public_url))
 
-    def callback_ended(self, callback: Any, status: str, detail: str, now: float) -> None:
+    def callback_ended(self, callback: CallbackFacts, status: str, detail: str, now: float) -> None:
         self.publish_soon(events.callback_ended(callback, status, detail, now, self.public_url))
 
     def destination_changed(
