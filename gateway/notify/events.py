@@ -74,14 +74,22 @@ CALL_FIELDS = (
 class CallbackFacts(Protocol):
     """What the events of a callback read from it (a stored `Callback`)."""
 
-    id: str
-    site: str
-    number: str
-    details: dict
-    due_at: float
-    status: str
-    attempts: int
-    created_at: float
+    @property
+    def id(self) -> str: ...
+    @property
+    def site(self) -> str: ...
+    @property
+    def number(self) -> str: ...
+    @property
+    def details(self) -> dict: ...
+    @property
+    def due_at(self) -> float: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def attempts(self) -> int: ...
+    @property
+    def created_at(self) -> float: ...
 
 
 @dataclass(frozen=True, slots=True)
