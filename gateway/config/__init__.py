@@ -26,6 +26,7 @@ from gateway.config.schema import (
     RingbackTone,
     SipConfig,
     SiteConfig,
+    StorageConfig,
 )
 
 __all__ = [
@@ -47,6 +48,7 @@ __all__ = [
     "SipConfig",
     "SiteConfig",
     "SmtpServer",
+    "StorageConfig",
     "load_config",
     "parse_config",
 ]

@@ -31,6 +31,7 @@ from gateway.config import (
     RingbackTone,
     SipConfig,
     SiteConfig,
+    StorageConfig,
     load_config,
     parse_config,
 )
@@ -49,6 +50,7 @@ SECTION_CLASSES = {
     "access": AccessConfig,
     "limits": LimitsConfig,
     "log": LogConfig,
+    "storage": StorageConfig,
     "callbacks": CallbacksConfig,
     "notifications": NotificationsConfig,
 }
