@@ -640,15 +640,17 @@ def _check_ports(sections: dict[str, dict[str, Any]], problems: _Problems) -> No
             problems.add("media.rtp_ports", f"{low}-{high} contains the port of {name} ({port})")
 
 
-def _check_email(email: dict[str, Any], sites: list[dict[str, Any]], problems: _Problems) -> None:
+def _check_email(
+    email: dict[str, Any], sites: list[dict[str, Any]], labels: list[str], problems: _Problems
+) -> None:
     """Mail needs a server and a sender; a site that wants mail needs the server."""
     if email["smtp_url"] not in (None, _FAILED) and email["from"] is None:
         problems.add("email.from", "required when email.smtp_url is set (the sender address)")
     if email["smtp_url"] is None:
-        for index, site in enumerate(sites):
+        for label, site in zip(labels, sites, strict=True):
             if site.get("notify_email") not in (None, (), _FAILED):
                 problems.add(
-                    f"sites[{index}].notify_email",
+                    f"{label}.notify_email",
                     "needs [email] smtp_url (the server the mails go through)",
                 )
 
@@ -682,7 +684,7 @@ def _build(
         for key in _INHERITED_SITE_KEYS:
             if site[key] is _INHERIT:
                 site[key] = sections["limits"][key]
-    _check_email(sections["email"], sites, problems)
+    _check_email(sections["email"], sites, labels, problems)
     if problems.lines:
         return None
     return GatewayConfig(

@@ -17,6 +17,8 @@ from email.errors import HeaderParseError
 from email.headerregistry import Address
 from urllib.parse import urlsplit
 
+from gateway.sites.problems import SettingsProblems, unknown_key_reason
+
 # Every event a site can be told of (docs/admin.md, "Webhooks").
 CALL_ANSWERED = "call.answered"
 CALL_ENDED = "call.ended"
@@ -83,81 +85,100 @@ class SiteNotifications:
 NO_NOTIFICATIONS = SiteNotifications()
 
 
-def _events(value: object, known: tuple[str, ...], what: str) -> tuple[str, ...]:
+def _events(value: object, known: tuple[str, ...]) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise ValueError(f"{what} must be a list of event names")
+        raise ValueError("must be a list of event names")
     for name in value:
         if name not in known:
-            raise ValueError(f"{what}: unknown event {name[:40]!r} (known: {', '.join(known)})")
+            raise ValueError(f"unknown event {name[:40]!r} (known: {', '.join(known)})")
     return tuple(dict.fromkeys(value))
 
 
 def parse_events(value: object) -> tuple[str, ...]:
     """`notify_events`: the events a site's mails are sent for."""
-    return _events(value, MAIL_EVENTS, "notify_events")
+    return _events(value, MAIL_EVENTS)
 
 
 def webhook_secret_bytes(secret: str) -> bytes:
     """The key a `whsec_<base64>` secret stands for; ValueError (without the secret) if it
     is not one."""
     if not secret.startswith(SECRET_PREFIX):
-        raise ValueError(f"secret must start with {SECRET_PREFIX!r} (Standard Webhooks)")
+        raise ValueError(f"must start with {SECRET_PREFIX!r} (Standard Webhooks)")
     try:
         key = base64.b64decode(secret[len(SECRET_PREFIX) :], validate=True)
     except (binascii.Error, ValueError):
-        raise ValueError("secret must be whsec_ followed by base64") from None
+        raise ValueError("must be whsec_ followed by base64") from None
     low, high = SECRET_BYTES
     if not low <= len(key) <= high:
-        raise ValueError(f"secret must hold {low} to {high} bytes of base64, not {len(key)}")
+        raise ValueError(f"must hold {low} to {high} bytes of base64, not {len(key)}")
     return key
 
 
-def _webhook_url(value: object, where: str) -> str:
+def _webhook_url(value: object) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"{where}.url is required: the http(s) address events are POSTed to")
+        raise ValueError("required: the http(s) address events are POSTed to")
     text = value.strip()
     if len(text) > MAX_URL_CHARS or any(c <= " " or c == "\x7f" for c in text):
-        raise ValueError(f"{where}.url must be one URL without spaces or control characters")
+        raise ValueError("must be one URL without spaces or control characters")
     try:
         parts = urlsplit(text)
         parts.port  # noqa: B018 - raises ValueError for a bad port
     except ValueError:
-        raise ValueError(f"{where}.url is not a URL") from None
+        raise ValueError("not a URL") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"{where}.url must be an http:// or https:// URL with a host")
+        raise ValueError("must be an http:// or https:// URL with a host")
     if parts.username is not None or parts.password is not None:
-        raise ValueError(f"{where}.url must not carry credentials: the secret signs each event")
+        raise ValueError("must not carry credentials: the secret signs each event")
     if parts.fragment:
-        raise ValueError(f"{where}.url must not have a #fragment")
+        raise ValueError("must not have a #fragment")
     return text
 
 
+def _webhook_secret(value: object) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError("required (whsec_ and base64)")
+    webhook_secret_bytes(value)
+    return value
+
+
 def parse_webhooks(value: object) -> tuple[WebhookEndpoint, ...]:
-    """`[[sites.webhooks]]`: `url`, `secret` (`whsec_...`), `events` (default: all)."""
+    """`[[sites.webhooks]]`: `url`, `secret` (`whsec_...`), `events` (default: all). Every
+    problem is reported (SettingsProblems), each under its place (`[1].url`); a secret's
+    value never is."""
     if not isinstance(value, list):
         raise ValueError("must be an array of tables ([[sites.webhooks]])")
     if len(value) > MAX_WEBHOOKS:
         raise ValueError(f"at most {MAX_WEBHOOKS} webhooks per site")
     endpoints = []
+    problems: list[tuple[str, str]] = []
     for index, item in enumerate(value):
         where = f"[{index}]"
         if not isinstance(item, dict):
-            raise ValueError(f"{where} must be a table with url and secret")
-        unknown = set(item) - {"url", "secret", "events"}
-        if unknown:
-            raise ValueError(f"{where}: unknown key(s) {sorted(unknown)}")
-        url = _webhook_url(item.get("url"), where)
-        secret = item.get("secret")
-        if not isinstance(secret, str) or not secret:
-            raise ValueError(f"{where}.secret is required (whsec_ and base64)")
-        try:
-            webhook_secret_bytes(secret)
-        except ValueError as exc:
-            raise ValueError(f"{where}.{exc}") from None
-        events = _events(item.get("events", list(EVENT_TYPES)), EVENT_TYPES, f"{where}.events")
-        if not events:
-            raise ValueError(f"{where}.events is empty: leave it out for every event")
-        endpoints.append(WebhookEndpoint(url, secret, events))
+            problems.append((where, "must be a table with url and secret"))
+            continue
+        for key in item:
+            if key not in ("url", "secret", "events"):
+                problems.append(
+                    (f"{where}.{key}", unknown_key_reason(key, ("url", "secret", "events")))
+                )
+        parts: dict[str, object] = {}
+        for key, convert, default in (
+            ("url", _webhook_url, None),
+            ("secret", _webhook_secret, None),
+            ("events", lambda v: _events(v, EVENT_TYPES), list(EVENT_TYPES)),
+        ):
+            try:
+                parts[key] = convert(item.get(key, default))
+            except ValueError as exc:
+                problems.append((f"{where}.{key}", str(exc)))
+        if parts.get("events") == ():
+            problems.append((f"{where}.events", "is empty: leave it out for every event"))
+        if len(parts) == 3 and parts["events"]:
+            endpoints.append(
+                WebhookEndpoint(str(parts["url"]), str(parts["secret"]), parts["events"])  # type: ignore[arg-type]
+            )
+    if problems:
+        raise SettingsProblems(problems)
     return tuple(endpoints)
 
 

@@ -234,7 +234,7 @@ def test_bad_values_are_refused_by_key_without_the_secret(toml, key, words):
     site = f'[[sites]]\nid = "shop"\ndestination = "sip:a@b.example"\n{toml.format(s=SECRET)}'
     with pytest.raises(ConfigError) as caught:
         parse_config(site, {})
-    assert f"sites[0].{key}" in str(caught.value) and words in str(caught.value)
+    assert f'sites["shop"].{key}' in str(caught.value) and words in str(caught.value)
     assert "QUJD" not in str(caught.value)
 
 
