@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 from gateway.api import CALLBACK_MAX_DAYS_AHEAD, CallbackRefused
 from gateway.callbacks.numbers import NumberRefused, callback_number
-from gateway.callbacks.store import Callback, CallbackStore
 from gateway.sites.hours import ALWAYS_OPEN, BusinessHours
+from gateway.storage import Callback, CallbackStore
 from gateway.text import (
     MAX_NAME_CHARS,
     MAX_REASON_CHARS,

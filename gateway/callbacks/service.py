@@ -17,11 +17,12 @@ from gateway.api import CallbackRefused, TokenService, loggable
 from gateway.callbacks.job import CallbackJob, CallbackSettings
 from gateway.callbacks.requests import CallbackRequests, SiteCallbacks
 from gateway.callbacks.scheduler import CallbackScheduler
-from gateway.callbacks.store import Callback, SqliteCallbackStore
+from gateway.calls.history import CallHistory
 from gateway.config import GatewayConfig, SiteConfig
 from gateway.config.legs import sip_leg_settings
 from gateway.notify.publisher import Notifier
 from gateway.sites.hours import ALWAYS_OPEN
+from gateway.storage import Callback, CallbackStore, Database
 from sip_bridge import SipEndpoint
 
 
@@ -43,10 +44,11 @@ class RequestACall:
         config: GatewayConfig,
         endpoint: SipEndpoint,
         tokens: CallbackAccess,
-        store: SqliteCallbackStore,
+        store: CallbackStore,
         *,
         owner: str,
         clock: Callable[[], float] = time.time,
+        history: CallHistory | None = None,
         notifier: Notifier | None = None,
     ) -> None:
         self.config = config
@@ -55,6 +57,7 @@ class RequestACall:
         self.tokens = tokens
         self.store = store
         self.clock = clock
+        self.history = history
         self.scheduler = CallbackScheduler(store, self._job, owner=owner, clock=clock)
         self.requests = CallbackRequests(
             store,
@@ -71,24 +74,48 @@ class RequestACall:
         config: GatewayConfig,
         endpoint: SipEndpoint,
         tokens: CallbackAccess,
+        database: Database,
         *,
         owner: str = "gateway",
         clock: Callable[[], float] = time.time,
+        history: CallHistory | None = None,
         notifier: Notifier | None = None,
     ) -> RequestACall | None:
-        """None when no site takes callbacks (no database is then created)."""
+        """None when no site takes callbacks. What an earlier life of `owner` left
+        `dialing` becomes `interrupted` first (gateway.storage.callbacks)."""
         if not any(site.callback for site in config.sites):
             return None
-        path = config.callbacks.database
-        path.parent.mkdir(parents=True, exist_ok=True)
-        store = await SqliteCallbackStore.open(path, now=clock(), owner=owner)
-        service = cls(config, endpoint, tokens, store, owner=owner, clock=clock, notifier=notifier)
+        store = database.callbacks
+        await store.interrupt_left_dialing(clock(), owner)
+        service = cls(
+            config,
+            endpoint,
+            tokens,
+            store,
+            owner=owner,
+            clock=clock,
+            history=history,
+            notifier=notifier,
+        )
         service.scheduler.start()
         return service
 
     async def stop(self) -> None:
         await self.scheduler.stop()
-        await self.store.close()
+
+    async def cancel(self, callback_id: str) -> str | None:
+        """The site owner cancels a scheduled callback (its status after, None if unknown)."""
+        status = await self.store.cancel(callback_id, self.clock(), by="by the site")
+        if status == "cancelled" and self.history is not None:
+            self.history.metrics.callbacks.labels("cancelled").inc()
+        return status
+
+    async def place_again(self, callback_id: str) -> str | None:
+        """The site owner places a failed or interrupted callback again, now."""
+        status = await self.store.place_again(callback_id, self.clock())
+        if status == "scheduled":
+            self.scheduler.wake.set()
+        return status
 
     def _site(self, site_id: object) -> SiteConfig | None:
         site = self.config.site(site_id) if isinstance(site_id, str) else None
@@ -136,6 +163,7 @@ class RequestACall:
             self.store,
             on_progress=lambda event, detail: self._progress(callback, event, detail),
             clock=self.clock,
+            history=self.history,
         )
 
     # ------------------------------------------------------------------ the owner's side

@@ -12,7 +12,7 @@ from gateway.config.email import EmailConfig, SmtpServer
 from gateway.config.loader import DEFAULT_CONFIG, load_config, parse_config
 from gateway.config.schema import (
     AccessConfig,
-    CallbacksConfig,
+    AdminConfig,
     ConfigError,
     DemoConfig,
     GatewayConfig,
@@ -32,7 +32,7 @@ from gateway.config.schema import (
 __all__ = [
     "DEFAULT_CONFIG",
     "AccessConfig",
-    "CallbacksConfig",
+    "AdminConfig",
     "ConfigError",
     "DemoConfig",
     "EmailConfig",

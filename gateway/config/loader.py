@@ -34,7 +34,7 @@ from typing import Any
 from gateway.config.email import EmailConfig
 from gateway.config.schema import (
     AccessConfig,
-    CallbacksConfig,
+    AdminConfig,
     ConfigError,
     DemoConfig,
     GatewayConfig,
@@ -56,11 +56,14 @@ from gateway.config.values import (
     _SIP_CODECS,
     _SITE_ID,
     Converter,
+    _admin_users,
+    _api_keys,
     _boolean,
     _caller_name,
     _challenge,
     _choice,
     _codec_list,
+    _database_url,
     _directory,
     _host,
     _host_addresses,
@@ -76,6 +79,7 @@ from gateway.config.values import (
     _optional_email_address,
     _optional_host,
     _optional_host_port,
+    _optional_listen,
     _optional_path,
     _optional_seconds,
     _optional_secret,
@@ -91,7 +95,7 @@ from gateway.config.values import (
     _positive_seconds,
     _pow_difficulty,
     _public_url,
-    _relative_path,
+    _retention_days,
     _routing,
     _sip_user,
     _site_id,
@@ -277,8 +281,6 @@ _SECTIONS: dict[str, dict[str, Converter]] = {
         "library_level": _LOG_LEVEL,
         "format": _choice("text", "json"),
     },
-    "storage": {"state_directory": _directory},
-    "callbacks": {"database": _string},
     "email": {
         "smtp_url": _smtp_url,
         "from": _optional_email_address,
@@ -286,6 +288,19 @@ _SECTIONS: dict[str, dict[str, Converter]] = {
         "password": _optional_secret,
     },
     "notifications": {"retry_backoff": _positive_seconds},
+    "storage": {"state_directory": _directory, "database": _database_url},
+    "admin": {
+        "api_keys": _api_keys,
+        "users": _admin_users,
+        "metrics_listen": _optional_listen,
+        "session_lifetime": _positive_seconds,
+    },
+}
+
+# Keys that moved: a file (or variable) still setting one gets told where it went.
+_MOVED = {
+    "callbacks.database": '[storage] database = "sqlite:///<file>" (one database for '
+    "callbacks, call records and the admin side; docs/configuration.md)",
 }
 
 # Site keys whose default is the [limits] key of the same name.
@@ -322,6 +337,7 @@ _SITE_KEYS: dict[str, tuple[Converter, object]] = {
     "webhooks": (_routing(parse_webhooks), []),
     "notify_email": (_routing(parse_recipients), []),
     "notify_events": (_routing(parse_events), list(DEFAULT_MAIL_EVENTS)),
+    "retention_days": (_retention_days, 90),
 }
 
 
@@ -382,15 +398,19 @@ def _merge(document: dict[str, Any], problems: _Problems) -> dict[str, Any]:
                 problems.add("sites", "expected an array of tables ([[sites]])")
                 continue
             merged["sites"] = [dict(site) for site in value]
-        elif name in _SECTIONS:
+        elif name in _SECTIONS or any(moved.startswith(f"{name}.") for moved in _MOVED):
             if not isinstance(value, dict):
                 problems.add(name, f"expected a table ([{name}]), got {_type_name(value)}")
                 continue
             for key, item in value.items():
-                if key in _SECTIONS[name]:
+                if f"{name}.{key}" in _MOVED:
+                    problems.add(f"{name}.{key}", f"moved: use {_MOVED[f'{name}.{key}']}")
+                elif key in _SECTIONS.get(name, {}):
                     merged[name][key] = item
                 else:
-                    problems.add(f"{name}.{key}", unknown_key_reason(key, list(_SECTIONS[name])))
+                    problems.add(
+                        f"{name}.{key}", unknown_key_reason(key, list(_SECTIONS.get(name, {})))
+                    )
         else:
             close = difflib.get_close_matches(name, known_sections, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
@@ -451,6 +471,9 @@ def _apply_env(
             _apply_site_env(merged["sites"], variable, env[variable], problems, labels)
             continue
         section, _, key = variable[len(_ENV_PREFIX) :].lower().partition("_")
+        if f"{section}.{key}" in _MOVED:
+            problems.lines.append(f"{variable}: moved: use {_MOVED[f'{section}.{key}']}")
+            continue
         if section not in _SECTIONS:
             problems.lines.append(
                 f"{variable}: unknown section {section!r} (known: {', '.join(_SECTIONS)}, "
@@ -697,7 +720,6 @@ def _build(
         limits=LimitsConfig(**sections["limits"]),
         log=LogConfig(**sections["log"]),
         storage=StorageConfig(**sections["storage"]),
-        callbacks=CallbacksConfig(_relative_path(sections["callbacks"]["database"], base_dir)),
         email=EmailConfig.build(
             sections["email"]["smtp_url"],
             sections["email"]["from"],
@@ -705,6 +727,7 @@ def _build(
             sections["email"]["password"],
         ),
         notifications=NotificationsConfig(**sections["notifications"]),
+        admin=AdminConfig(**sections["admin"]),
         sites=tuple(SiteConfig(**site) for site in sites),
         source=source,
     )

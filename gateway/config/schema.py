@@ -19,6 +19,7 @@ from gateway.sites.routing import (
     SiteDestination,
 )
 from gateway.sites.widget import WidgetSettings
+from gateway.storage.engine import DatabaseUrl
 from sip_bridge import SipUri
 
 
@@ -158,12 +159,32 @@ class LogConfig:
 
 @dataclass(frozen=True, slots=True)
 class StorageConfig:
+    """Where state lives: files (ledger, journals, metrics) and the database."""
+
+    _SECRET_FIELDS = frozenset({"database"})  # a PostgreSQL URL may carry a password
+
     state_directory: Path  # the instance's state files; relative: to the working directory
+    database: DatabaseUrl
+
+    __repr__ = _redacted_repr
 
 
 @dataclass(frozen=True, slots=True)
-class CallbacksConfig:
-    database: Path  # the SQLite file of stored callbacks
+class AdminConfig:
+    """The site owner's side (docs/admin.md): API keys, page users, metrics listener."""
+
+    _SECRET_FIELDS = frozenset({"api_keys", "users"})
+
+    api_keys: tuple[str, ...]  # Bearer keys of /api/admin/... and /metrics; empty: no API
+    users: tuple[tuple[str, str], ...]  # (name, Argon2id hash); empty: no admin page
+    metrics_listen: tuple[str, int] | None  # /metrics without a key there; None: not served
+    session_lifetime: float  # seconds an admin page login lasts
+
+    __repr__ = _redacted_repr
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.api_keys or self.users)
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +231,7 @@ class SiteConfig:
     webhooks: tuple[WebhookEndpoint, ...]
     notify_email: tuple[str, ...]
     notify_events: tuple[str, ...]
+    retention_days: int  # call records (and finished callbacks) are kept this long
 
     __repr__ = _redacted_repr
 
@@ -255,7 +277,7 @@ class GatewayConfig:
     limits: LimitsConfig
     log: LogConfig
     storage: StorageConfig
-    callbacks: CallbacksConfig
+    admin: AdminConfig
     email: EmailConfig
     notifications: NotificationsConfig
     sites: tuple[SiteConfig, ...]

@@ -12,9 +12,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+import argon2
+
 from gateway.config.email import SmtpServer
 from gateway.sites.notifications import email_address
 from gateway.sites.problems import SettingsProblems
+from gateway.storage.engine import DatabaseUrl
 from sip_bridge import SipParseError, SipUri, parse_sip_uri
 
 Converter = Callable[[object], Any]
@@ -545,3 +548,76 @@ def _optional_email_address(value: object) -> str | None:
         return email_address(text, "from")
     except ValueError as exc:
         raise _Invalid(str(exc)) from None
+
+
+def _database_url(value: object) -> DatabaseUrl:
+    text = _no_controls(_string(value), secret=True).strip()
+    try:
+        return DatabaseUrl.parse(text)
+    except ValueError as exc:
+        raise _Invalid(str(exc)) from None
+
+
+MIN_API_KEY_CHARS = 24
+
+
+def _api_keys(value: object) -> tuple[str, ...]:
+    keys: list[str] = []
+    for i, item in enumerate(_list(value)):
+        try:
+            key = _no_controls(_string(item), secret=True).strip()
+        except _Invalid as exc:
+            raise _Invalid(exc.reason, f"[{i}]") from None
+        if len(key) < MIN_API_KEY_CHARS or not key.isascii() or " " in key:
+            raise _Invalid(
+                f"an API key is at least {MIN_API_KEY_CHARS} ASCII characters without spaces "
+                "(make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))')",
+                f"[{i}]",
+            )
+        keys.append(key)
+    return tuple(keys)
+
+
+_ADMIN_USER = re.compile(r"^[A-Za-z0-9._@-]{1,64}$")
+
+
+def _admin_users(value: object) -> tuple[tuple[str, str], ...]:
+    users: list[tuple[str, str]] = []
+    for i, item in enumerate(_list(value)):
+        if not isinstance(item, dict):
+            raise _Invalid(
+                "expected a table ([[admin.users]]) with name and password_hash", f"[{i}]"
+            )
+        unknown = sorted(set(item) - {"name", "password_hash"})
+        if unknown:
+            raise _Invalid(f"unknown key {unknown[0]!r} (known: name, password_hash)", f"[{i}]")
+        name, hashed = item.get("name"), item.get("password_hash")
+        if not isinstance(name, str) or not _ADMIN_USER.match(name):
+            raise _Invalid("name: 1-64 letters, digits or . _ @ -", f"[{i}]")
+        if any(name == known for known, _ in users):
+            raise _Invalid(f"duplicate user {name!r}", f"[{i}]")
+        if not isinstance(hashed, str) or not hashed.startswith("$argon2id$"):
+            raise _Invalid(
+                "password_hash: an Argon2id hash ($argon2id$...); make one with "
+                "`python -m gateway hash-password`",
+                f"[{i}]",
+            )
+        try:
+            argon2.extract_parameters(hashed)
+        except argon2.exceptions.InvalidHashError:
+            raise _Invalid("password_hash: not a valid Argon2id hash", f"[{i}]") from None
+        users.append((name, hashed))
+    return tuple(users)
+
+
+def _optional_listen(value: object) -> tuple[str, int] | None:
+    if value == "":
+        return None
+    return _host_port(value)
+
+
+def _retention_days(value: object) -> int:
+    days = _positive_int(value)
+    if days > 36500:
+        raise _Invalid("at most 36500 days")
+    return days

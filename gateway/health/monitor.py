@@ -19,6 +19,7 @@ from typing import Protocol
 
 from gateway.config import GatewayConfig
 from gateway.health.state import DestinationHealth, Health
+from gateway.monitoring.metrics import Metrics
 from sip_bridge import OptionsResult
 
 logger = logging.getLogger(__name__)
@@ -44,12 +45,14 @@ class HealthMonitor:
         *,
         report: bool = True,
         listener: HealthListener | None = None,
+        metrics: Metrics | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
         self.prober = prober
         self.report = report
         self.listener = listener
+        self.metrics = metrics  # gateway_destination_up{site,destination}
         self.clock = clock
         self._health: dict[tuple[str, str], DestinationHealth] = {}
         self._tasks: list[asyncio.Task] = []
@@ -111,6 +114,9 @@ class HealthMonitor:
 
     def _record(self, health: DestinationHealth, status: int | None) -> None:
         change = health.record(status, self.clock())
+        if self.metrics is not None and health.state != Health.UNKNOWN:
+            gauge = self.metrics.destination_up.labels(health.site, health.destination)
+            gauge.set(1 if health.state == Health.UP else 0)
         if change is None or health.since is None:
             return
         up = change == Health.UP

@@ -3,7 +3,7 @@
 - `events`: the events (`call.answered`, `call.ended`, `call.missed`, `callback.requested`,
   `callback.ended`, `destination.down`, `destination.up`) as frozen `Notification`s, and
   their JSON (docs/admin.md);
-- `outbox`: the `Outbox` protocol the gateway's database implements (and `SqliteOutbox`);
+- `outbox`: the `Outbox` protocol the gateway's database implements (gateway.storage);
 - `publisher`: `Notifier`, what producers call: it stores one outbox row per receiver
   (each webhook, the site's mail recipients);
 - `webhooks`: `WebhookSender`, a POST signed as the Standard Webhooks specification says;

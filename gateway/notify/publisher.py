@@ -16,7 +16,7 @@ from typing import Any
 from gateway.config import GatewayConfig
 from gateway.notify import events
 from gateway.notify.events import CallbackFacts, Notification
-from gateway.notify.outbox import Outbox, OutboxEvent
+from gateway.notify.outbox import Outbox, OutboxEvent, delivery_state
 from gateway.notify.webhooks import shown_url
 from gateway.sites.notifications import CALLBACK_ENDED
 
@@ -132,10 +132,10 @@ def delivery_view(event: OutboxEvent) -> dict[str, Any]:
         "type": event.type,
         "channel": channel,
         "target": target,
-        "state": event.state,
+        "state": delivery_state(event),
         "created_at": event.created_at,
         "attempts": event.attempts,
-        "next_attempt_at": event.next_attempt_at if event.state == "pending" else None,
+        "next_attempt_at": (event.next_attempt_at if delivery_state(event) == "pending" else None),
         "delivered_at": event.delivered_at,
         "last_error": event.last_error,
     }

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 from gateway.config import GatewayConfig
 from gateway.notify.delivery import DeliveryLoop, Outcome, RetryPolicy, Sender
 from gateway.notify.mail import MailRenderer, MailSender
-from gateway.notify.outbox import Outbox, SqliteOutbox
+from gateway.notify.outbox import Outbox
 from gateway.notify.publisher import Notifier
 from gateway.notify.webhooks import WebhookSender
 
@@ -31,7 +30,6 @@ class Notifications:
         *,
         clock: Callable[[], float] = time.time,
         on_outcome: Outcome | None = None,
-        close_outbox: bool = False,
     ) -> None:
         self.config = config
         self.outbox = outbox
@@ -47,28 +45,20 @@ class Notifications:
             on_outcome=on_outcome,
         )
         self.notifier = Notifier(config, outbox, clock=clock, on_enqueued=self.loop.wake)
-        self._close_outbox = close_outbox
 
     @classmethod
     async def start(
         cls,
         config: GatewayConfig,
         *,
-        outbox: Outbox | None = None,
-        path: Path | None = None,
+        outbox: Outbox,
         clock: Callable[[], float] = time.time,
         on_outcome: Outcome | None = None,
     ) -> Notifications | None:
-        """None when no site wants notifications. Without `outbox`, an SQLite one at `path`
-        (default: beside the callbacks, in the same file)."""
+        """None when no site wants notifications. `outbox`: the gateway's database's."""
         if not wanted(config):
             return None
-        close = outbox is None
-        if outbox is None:
-            path = path or config.callbacks.database
-            path.parent.mkdir(parents=True, exist_ok=True)
-            outbox = await SqliteOutbox.open(path)
-        service = cls(config, outbox, clock=clock, on_outcome=on_outcome, close_outbox=close)
+        service = cls(config, outbox, clock=clock, on_outcome=on_outcome)
         service.loop.start()
         return service
 
@@ -78,5 +68,3 @@ class Notifications:
         await self.notifier.drain()
         await self.loop.stop()
         await self.webhooks.close()
-        if self._close_outbox and isinstance(self.outbox, SqliteOutbox):
-            await self.outbox.close()

@@ -15,6 +15,7 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, BrowserContext, expect
 
+from gateway.admin.auth import hash_password
 from gateway.config import parse_config
 from gateway.process.gateway import Gateway
 from tests.support.mailbox import Mailbox
@@ -22,6 +23,8 @@ from tests.support.ports import free_port_block
 from tests.support.webhook_receiver import WebhookReceiver
 
 from .conftest import gateway_toml
+from .site_owner import ADMIN_PASSWORD, ADMIN_USER
+from .test_admin_page import assert_accessible, log_in
 from .widget_pages import HostPages, new_context
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -40,7 +43,7 @@ async def start_gateway(host: HostPages, tmp_path) -> AsyncIterator[StartGateway
             destination=destination,
             site_extra=f"origins = {json.dumps([host.origin])}\n{site}\n"
             '[sites.widget]\nposition = "inline"\nvisitor_details = "optional"\n',
-            extra=f'[callbacks]\ndatabase = "{tmp_path / "gateway.db"}"\n{extra}',
+            extra=f'[storage]\ndatabase = "sqlite:///{tmp_path / "gateway.db"}"\n{extra}',
             **options,
         )
         gateway = await Gateway.start(parse_config(toml, {}))
@@ -138,6 +141,8 @@ async def test_a_dead_destination_goes_down_a_call_is_offered_the_callback_then_
         f'[[sites.webhooks]]\nurl = "{receiver.url}"\nsecret = "{SECRET}"\n'
         'events = ["destination.down", "destination.up", "call.missed"]\n',
         health_interval=0.5,
+        extra=f'[[admin.users]]\nname = "{ADMIN_USER}"\n'
+        f'password_hash = "{hash_password(ADMIN_PASSWORD)}"\n',
     )
     caplog.set_level(logging.INFO, logger="gateway.health.monitor")
     await receiver.wait_for(
@@ -156,6 +161,19 @@ async def test_a_dead_destination_goes_down_a_call_is_offered_the_callback_then_
     # Refused before any INVITE: the visitor was not left to ring into silence.
     assert gateway.endpoint.ua.transaction_count <= 1  # at most the OPTIONS in flight
     assert not gateway.calls.calls
+
+    # The site owner's page says so, and that the webhook got the news.
+    admin_context = await context.browser.new_context(bypass_csp=True)
+    admin = await admin_context.new_page()
+    await log_in(admin, gateway.url, ADMIN_PASSWORD)
+    await admin.goto(f"{gateway.url}/admin/destinations")
+    row = admin.locator("#destinations tbody tr")
+    await expect(row).to_contain_text(destination)
+    await expect(row).to_contain_text("down since")
+    delivered = admin.locator("#deliveries tbody tr", has_text="destination.down")
+    await expect(delivered).to_contain_text("delivered")
+    await assert_accessible(admin)
+    await admin_context.close()
 
     phone = baresip_factory(port=port)
     await receiver.wait_for(lambda d: bool(receiver.of_type("destination.up")), timeout=15)

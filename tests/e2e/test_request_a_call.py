@@ -23,7 +23,7 @@ def callback_site(operator: str, visitor_port: int, database) -> dict:
             f'callback = {{dial = "sip:{{number}}@127.0.0.1:{visitor_port}", '
             f'countries = ["GB"], whisper = false}}'
         ),
-        "extra": f'[callbacks]\ndatabase = "{database}"',
+        "extra": f'[storage]\ndatabase = "sqlite:///{database}"',
     }
 
 
@@ -84,6 +84,17 @@ async def test_request_a_call_joins_operator_and_visitor(
     await visitor.wait_for_calls_ended_async(1, timeout=10)
     assert_wav_has_tone(operator.last_recording().decoded, 700, skip_seconds=0.5)
     assert_wav_has_tone(visitor.last_recording().decoded, 440, skip_seconds=0.5)
+    # The callback leaves its record: the operator answered, the visitor talked.
+    await gateway.history.flush()
+    record = await gateway.database.records.get(body["id"])
+    assert record.kind == "callback" and record.outcome == "answered"
+    assert record.number == VISITOR and record.visitor_name == "Ann"
+    assert record.destination == operator.uri and record.talk_seconds > 0
+    assert record.started_at < record.answered_at < record.ended_at
+    assert set(record.quality) == {"operator", "visitor"}
+    assert record.quality["visitor"]["packets_received"] > 20
+    assert record.codecs == {"operator": "PCMU", "visitor": "PCMU"}
+    assert await gateway.database.live.all() == []
 
 
 async def test_refused_numbers_make_no_sip_traffic(gateway_factory, baresip_factory, tmp_path):
@@ -168,7 +179,7 @@ async def test_a_call_outside_business_hours_is_refused_with_the_callback_offer(
             f'sat = "00:00-24:00", sun = "00:00-24:00", closed = ["{today}"]}}\n'
             f'callback = {{dial = "sip:{{number}}@127.0.0.1:9", countries = ["GB"]}}'
         ),
-        extra=f'[callbacks]\ndatabase = "{tmp_path / "cb.db"}"',
+        extra=f'[storage]\ndatabase = "sqlite:///{tmp_path / "cb.db"}"',
     )
     client = socketio.AsyncClient(reconnection=False)
     pc = RTCPeerConnection()

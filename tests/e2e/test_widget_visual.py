@@ -172,8 +172,8 @@ async def test_every_state_looks_as_approved(
     gateway = await start_gateway(
         phone.uri,
         site_extra=sites(host, busy.uri),
-        extra=f'[callbacks]\ndatabase = "{tmp_path / "callbacks.db"}"\n'
-        f'[storage]\nstate_directory = "{tmp_path / "state"}"',
+        extra=f'[storage]\ndatabase = "sqlite:///{tmp_path / "gateway.db"}"\n'
+        f'state_directory = "{tmp_path / "state"}"',
     )
     album = Album(VisualCheck())
     shoot = album.shoot

@@ -17,7 +17,7 @@ from gateway.api import SiteInfo
 from gateway.config import (
     DEFAULT_CONFIG,
     AccessConfig,
-    CallbacksConfig,
+    AdminConfig,
     ConfigError,
     DemoConfig,
     GatewayConfig,
@@ -51,8 +51,8 @@ SECTION_CLASSES = {
     "limits": LimitsConfig,
     "log": LogConfig,
     "storage": StorageConfig,
-    "callbacks": CallbacksConfig,
     "notifications": NotificationsConfig,
+    "admin": AdminConfig,
 }
 # [email] becomes an EmailConfig (server and sender) built from these keys.
 EMAIL_KEYS = ["smtp_url", "from", "username", "password"]

@@ -1,6 +1,6 @@
-"""Delivery from the outbox on a fake clock: retries back off and keep the row's id, give up
-after 24 hours, survive a new delivery loop (a restart) on the same SQLite outbox, and a
-claim leases a row to one loop at a time."""
+"""Delivery from the outbox on a fake clock, on both databases (SQLite and PostgreSQL):
+retries back off and keep the row's id, give up after 24 hours, survive a new delivery loop
+(a restart) on the same outbox, and a claim leases a row to one loop at a time."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import math
 import pytest
 
 from gateway.notify.delivery import DeliveryError, DeliveryLoop, RetryPolicy
-from gateway.notify.outbox import GIVEN_UP, OutboxEvent, SqliteOutbox
+from gateway.notify.outbox import GIVEN_UP, OutboxEvent, delivery_state
+from gateway.storage import Database
 from tests.gateway.clock import FakeClock
 
 
@@ -30,11 +31,17 @@ class FlakySender:
             raise DeliveryError("HTTP 500", permanent=self.permanent)
 
 
+async def open_outbox(url):
+    """The gateway's database and its outbox."""
+    database = await Database.open(url)
+    return database, database.outbox
+
+
 @pytest.fixture
-async def outbox(tmp_path):
-    store = await SqliteOutbox.open(tmp_path / "outbox.db")
+async def outbox(database_url):
+    database, store = await open_outbox(database_url)
     yield store
-    await store.close()
+    await database.close()
 
 
 def loop_of(outbox, sender, clock, backoff=30.0) -> DeliveryLoop:
@@ -72,22 +79,22 @@ async def test_a_failing_receiver_gets_the_event_on_the_fourth_attempt_with_the_
         assert len(sender.attempts) == before + 1
     assert [event_id for event_id, _ in sender.attempts] == [row.id] * 4
     (stored,) = await outbox.find(site="shop")
-    assert stored.state == "delivered" and stored.attempts == 4
+    assert delivery_state(stored) == "delivered" and stored.attempts == 4
     assert stored.delivered_at == clock() and stored.last_error == ""
     clock.advance(10_000)
     await loop.run_once()
     assert len(sender.attempts) == 4  # delivered once is enough
 
 
-async def test_the_schedule_survives_a_new_loop_on_the_same_outbox(tmp_path):
+async def test_the_schedule_survives_a_new_loop_on_the_same_outbox(database_url):
     clock = FakeClock()
-    path = tmp_path / "outbox.db"
-    first = await SqliteOutbox.open(path)
+    path = database_url
+    first_db, first = await open_outbox(path)
     sender = FlakySender(clock, failures=2)
     row = await first.enqueue("shop", "destination.down", {"channel": "webhook"}, clock())
     await loop_of(first, sender, clock, backoff=5).run_once()
-    await first.close()  # the gateway stops after the first failed attempt
-    second = await SqliteOutbox.open(path)
+    await first_db.close()  # the gateway stops after the first failed attempt
+    second_db, second = await open_outbox(path)
     again = loop_of(second, sender, clock, backoff=5)
     clock.advance(4.9)
     await again.run_once()
@@ -98,8 +105,8 @@ async def test_the_schedule_survives_a_new_loop_on_the_same_outbox(tmp_path):
     await again.run_once()
     assert [event_id for event_id, _ in sender.attempts] == [row.id] * 3
     (stored,) = await second.find()
-    assert stored.state == "delivered" and stored.attempts == 3
-    await second.close()
+    assert delivery_state(stored) == "delivered" and stored.attempts == 3
+    await second_db.close()
 
 
 async def test_delivery_is_given_up_24_hours_after_the_event(outbox, caplog):
@@ -111,10 +118,10 @@ async def test_delivery_is_given_up_24_hours_after_the_event(outbox, caplog):
     while clock() <= created + 2 * 86400:
         await loop.run_once()
         (stored,) = await outbox.find()
-        if stored.state != "pending":
+        if delivery_state(stored) != "pending":
             break
         clock.now = stored.next_attempt_at
-    assert stored.state == "given_up" and stored.next_attempt_at == GIVEN_UP
+    assert delivery_state(stored) == "given_up" and stored.next_attempt_at == GIVEN_UP
     assert sender.attempts[-1][1] == created + 86400  # a last try at the deadline
     gaps = [b - a for (_, a), (_, b) in zip(sender.attempts, sender.attempts[1:], strict=False)]
     assert gaps[:3] == [30, 60, 120] and max(gaps) == 3600
@@ -128,7 +135,7 @@ async def test_a_permanent_failure_is_given_up_at_once(outbox):
     await outbox.enqueue("shop", "call.ended", {"channel": "webhook"}, clock())
     await loop.run_once()
     (stored,) = await outbox.find()
-    assert stored.state == "given_up" and stored.last_error == "HTTP 500"
+    assert delivery_state(stored) == "given_up" and stored.last_error == "HTTP 500"
     assert math.isinf(stored.next_attempt_at)
 
 
@@ -138,13 +145,13 @@ async def test_a_row_without_a_sender_is_given_up(outbox):
     await outbox.enqueue("shop", "call.ended", {"channel": "carrier-pigeon"}, clock())
     await loop.run_once()
     (stored,) = await outbox.find()
-    assert stored.state == "given_up" and "no carrier-pigeon sender" in stored.last_error
+    assert delivery_state(stored) == "given_up" and "no carrier-pigeon sender" in stored.last_error
 
 
-async def test_a_claim_leases_the_row_to_one_loop(tmp_path):
+async def test_a_claim_leases_the_row_to_one_loop(database_url):
     clock = FakeClock()
-    one = await SqliteOutbox.open(tmp_path / "outbox.db")
-    two = await SqliteOutbox.open(tmp_path / "outbox.db")
+    one_db, one = await open_outbox(database_url)
+    two_db, two = await open_outbox(database_url)
     await one.enqueue("shop", "call.ended", {"channel": "webhook"}, clock())
     first = await one.claim_due(clock(), lease=120)
     assert len(first) == 1 and first[0].attempts == 1
@@ -152,5 +159,5 @@ async def test_a_claim_leases_the_row_to_one_loop(tmp_path):
     clock.advance(121)  # the first claimant died without a word: the lease runs out
     (again,) = await two.claim_due(clock(), lease=120)
     assert again.id == first[0].id and again.attempts == 2
-    await one.close()
-    await two.close()
+    await one_db.close()
+    await two_db.close()

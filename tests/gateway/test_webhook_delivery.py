@@ -20,7 +20,7 @@ async def test_a_failing_receiver_gets_the_event_on_the_fourth_try_across_a_rest
     receiver = await WebhookReceiver(SECRET, fail_first=3).start()
     dead = f"sip:desk@127.0.0.1:{free_udp_port()}"
     database = tmp_path / "gateway.db"
-    extra = f'[callbacks]\ndatabase = "{database}"\n[notifications]\nretry_backoff = 0.5\n'
+    extra = f'[storage]\ndatabase = "sqlite:///{database}"\n[notifications]\nretry_backoff = 0.5\n'
     hook = f'[[sites.webhooks]]\nurl = "{receiver.url}"\nsecret = "{SECRET}"\n'
     toml = gateway_toml(destination=dead, health_interval=0.5, extra=extra, site_extra=hook)
     first = await Gateway.start(parse_config(toml, {}))
