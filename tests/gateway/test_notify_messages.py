@@ -11,9 +11,10 @@ from standardwebhooks.webhooks import WebhookVerificationError
 from gateway.config import ConfigError, parse_config
 from gateway.notify.events import Notification, call_events, destination_changed
 from gateway.notify.mail import MailRenderer, MailSender
-from gateway.notify.outbox import OutboxEvent, SqliteOutbox
+from gateway.notify.outbox import OutboxEvent
 from gateway.notify.publisher import Notifier
 from gateway.notify.webhooks import encode_body, signed_headers
+from gateway.storage import Database
 from tests.gateway.clock import FakeClock
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -89,7 +90,8 @@ def test_event_types_are_checked():
 
 async def test_one_row_per_receiver_that_wants_the_event(tmp_path):
     config = parse_config(CONFIG, {})
-    outbox = await SqliteOutbox.open(tmp_path / "o.db")
+    database = await Database.open(f"sqlite:///{tmp_path / 'gateway.db'}")
+    outbox = database.outbox
     woken = []
     notifier = Notifier(config, outbox, clock=FakeClock(), on_enqueued=lambda: woken.append(1))
     ended, missed = call_events(RECORD, config.http.public_url)
@@ -109,7 +111,7 @@ async def test_one_row_per_receiver_that_wants_the_event(tmp_path):
     ]
     assert {r["state"] for r in rows} == {"pending"} and {r["attempts"] for r in rows} == {0}
     assert len(woken) == 3
-    await outbox.close()
+    await database.close()
 
 
 def test_the_signature_verifies_with_the_standard_webhooks_library():
