@@ -72,7 +72,7 @@ def test_migrate_brings_an_empty_database_up_once(gateway_command, tmp_path):
             "not a valid Argon2id hash",
         ),
         ('[admin]\nmetrics_listen = "nowhere"\n', {}, "admin.metrics_listen"),
-        (SITE + "retention_days = 0\n", {}, "sites[0].retention_days"),
+        (SITE + "retention_days = 0\n", {}, 'sites["shop"].retention_days'),
     ],
 )
 def test_bad_owner_settings_are_named(toml, env, expected):
