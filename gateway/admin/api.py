@@ -7,6 +7,7 @@
     GET    /api/admin/callbacks?site=&outcome=&status=&since=&until=&limit= {"callbacks": []}
     GET    /api/admin/live                                         {"calls": [live call...]}
     GET    /api/admin/destinations                                 {"destinations": [...]}
+    GET    /api/admin/deliveries?site=&limit=                      {"deliveries": [...]}
     GET    /api/admin/stats?days=&site=                            {"days": [...]}
 """
 
@@ -69,6 +70,15 @@ def admin_api_routes(service: AdminService, keys: tuple[str, ...]) -> list[web.R
         authorized(request)
         return _json(request, {"destinations": await service.destinations()})
 
+    async def deliveries(request: web.Request) -> web.Response:
+        authorized(request)
+        unknown = set(request.query) - {"site", "limit"}
+        if unknown:
+            raise BadRequest(f"unknown filter(s): {sorted(unknown)[:5]} (site, limit)")
+        filters = parse_filters(request.query, service.sites)
+        found = await service.deliveries(filters.site, filters.limit)
+        return _json(request, {"deliveries": found})
+
     async def stats(request: web.Request) -> web.Response:
         authorized(request)
         days, site = stats_query(request, service)
@@ -81,6 +91,7 @@ def admin_api_routes(service: AdminService, keys: tuple[str, ...]) -> list[web.R
         web.get("/api/admin/callbacks", callbacks),
         web.get("/api/admin/live", live),
         web.get("/api/admin/destinations", destinations),
+        web.get("/api/admin/deliveries", deliveries),
         web.get("/api/admin/stats", stats),
     ]
 

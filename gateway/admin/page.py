@@ -212,6 +212,7 @@ def admin_page_routes(service: AdminService, sessions: Sessions) -> list[web.Rou
             "destinations.html",
             session=session,
             destinations=await service.destinations(),
+            deliveries=await service.deliveries(None, 50),
             active="destinations",
         )
 

@@ -127,6 +127,14 @@ def _iso(moment: float | None) -> str:
     return dt.datetime.fromtimestamp(moment, dt.UTC).isoformat(timespec="seconds")
 
 
+class DestinationChecks(Protocol):
+    def snapshot(self, site: str | None = None) -> list[dict[str, object]]: ...
+
+
+class Deliveries(Protocol):
+    async def deliveries(self, *, site: str | None = None, limit: int = 100) -> list[dict]: ...
+
+
 class AdminService:
     def __init__(
         self,
@@ -135,11 +143,15 @@ class AdminService:
         callbacks: Callbacks | None,
         *,
         clock: Clock = time.time,
+        health: DestinationChecks | None = None,
+        notifier: Deliveries | None = None,
     ) -> None:
         self.config = config
         self.database = database
         self.callbacks = callbacks
         self.clock = clock
+        self.health = health  # None: no site checks its destinations
+        self.notifier = notifier  # None: no site has webhooks or mail
         self.sites = tuple(site.id for site in config.sites)
 
     async def calls(self, filters: Filters) -> list[CallRecord]:
@@ -175,8 +187,15 @@ class AdminService:
         return [call.public() for call in await self.database.live.all()]
 
     async def destinations(self) -> list[dict[str, Any]]:
-        """Each site's destinations, with the last time each answered a call (from the
-        records of the last `retention_days`). `health` is null until health checks run."""
+        """Each site's destinations, with their health (null when the site does not check
+        them: `health_interval = 0`) and the last time each answered a call (from the
+        records of the last `retention_days`)."""
+        health = {
+            (h["site"], h["destination"]): {
+                k: v for k, v in h.items() if k not in ("site", "destination")
+            }
+            for h in (self.health.snapshot() if self.health is not None else [])
+        }
         answered: dict[str, float] = {}
         for record in await self.database.records.find(outcome="answered", limit=MAX_LIMIT):
             if record.destination and record.destination not in answered:
@@ -185,12 +204,18 @@ class AdminService:
             {
                 "site": site.id,
                 "destination": str(destination.uri),
-                "health": None,
+                "health": health.get((site.id, str(destination.uri))),
                 "last_answered_at": answered.get(str(destination.uri)),
             }
             for site in self.config.sites
             for destination in site.destinations
         ]
+
+    async def deliveries(self, site: str | None, limit: int) -> list[dict[str, Any]]:
+        """The newest webhook and mail deliveries with their attempts (docs/admin.md)."""
+        if self.notifier is None:
+            return []
+        return await self.notifier.deliveries(site=site, limit=limit)
 
     async def stats(self, days: int = STATS_DAYS, site: str | None = None) -> list[dict[str, Any]]:
         """Per site and day (UTC), newest day first: calls, answered, answered_percent,

@@ -20,6 +20,7 @@ from gateway.callbacks.scheduler import CallbackScheduler
 from gateway.calls.history import CallHistory
 from gateway.config import GatewayConfig, SiteConfig
 from gateway.config.legs import sip_leg_settings
+from gateway.notify.publisher import Notifier
 from gateway.sites.hours import ALWAYS_OPEN
 from gateway.storage import Callback, CallbackStore, Database
 from sip_bridge import SipEndpoint
@@ -48,8 +49,10 @@ class RequestACall:
         owner: str,
         clock: Callable[[], float] = time.time,
         history: CallHistory | None = None,
+        notifier: Notifier | None = None,
     ) -> None:
         self.config = config
+        self.notifier = notifier
         self.endpoint = endpoint
         self.tokens = tokens
         self.store = store
@@ -61,7 +64,8 @@ class RequestACall:
             self._policy,
             clock=clock,
             admit=self._admit,
-            on_added=self.scheduler.wake.set,
+            on_added=self._added,
+            on_cancelled=self._cancelled,
         )
 
     @classmethod
@@ -75,6 +79,7 @@ class RequestACall:
         owner: str = "gateway",
         clock: Callable[[], float] = time.time,
         history: CallHistory | None = None,
+        notifier: Notifier | None = None,
     ) -> RequestACall | None:
         """None when no site takes callbacks. What an earlier life of `owner` left
         `dialing` becomes `interrupted` first (gateway.storage.callbacks)."""
@@ -82,7 +87,16 @@ class RequestACall:
             return None
         store = database.callbacks
         await store.interrupt_left_dialing(clock(), owner)
-        service = cls(config, endpoint, tokens, store, owner=owner, clock=clock, history=history)
+        service = cls(
+            config,
+            endpoint,
+            tokens,
+            store,
+            owner=owner,
+            clock=clock,
+            history=history,
+            notifier=notifier,
+        )
         service.scheduler.start()
         return service
 
@@ -143,8 +157,29 @@ class RequestACall:
             leg=sip_leg_settings(config),
         )
         return CallbackJob(
-            callback, settings, self.endpoint, self.store, clock=self.clock, history=self.history
+            callback,
+            settings,
+            self.endpoint,
+            self.store,
+            on_progress=lambda event, detail: self._progress(callback, event, detail),
+            clock=self.clock,
+            history=self.history,
         )
+
+    # ------------------------------------------------------------------ the owner's side
+    def _added(self, callback: Callback) -> None:
+        self.scheduler.wake.set()
+        if self.notifier is not None:
+            self.notifier.callback_requested(callback)
+
+    def _cancelled(self, callback: Callback) -> None:
+        if self.notifier is not None:
+            self.notifier.callback_ended(callback, "cancelled", "", self.clock())
+
+    def _progress(self, callback: Callback, event: str, detail: str) -> None:
+        """A job's progress; its end (`done`, `failed`, `interrupted`) tells the owner."""
+        if self.notifier is not None and event in ("done", "failed", "interrupted"):
+            self.notifier.callback_ended(callback, event, detail, self.clock())
 
     def authorize(self, site: object, token: str, origin: str) -> None:
         """A request needs a call token (`Authorization: Bearer ...`) for the site it names,

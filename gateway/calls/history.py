@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from gateway.api import Clock, EndCause, VisitorDetails
 from gateway.media.quality import LegQuality
 from gateway.monitoring.metrics import Metrics
+from gateway.notify.publisher import Notifier
 from gateway.storage import CallRecord, Database, LiveCall
 
 logger = logging.getLogger(__name__)
@@ -32,6 +33,11 @@ UNANSWERED_OUTCOMES = {
     EndCause.VISITOR_HUNG_UP: "abandoned",
     EndCause.OPERATOR_HUNG_UP: "missed",
 }
+
+
+# Refusals that are missed calls for the site owner: the visitor wanted to talk and nobody
+# could answer (every destination down).
+MISSED_REFUSALS = ("nobody_available",)
 
 
 def call_outcome(answered: bool, cause: EndCause | None) -> str:
@@ -77,6 +83,9 @@ class CallHistory:
         self._calls: dict[str, CallProgress] = {}
         self._queue: asyncio.Queue[Callable[[], Awaitable[object]] | None] = asyncio.Queue()
         self._writer: asyncio.Task | None = None
+        # Who tells the site's owner (gateway.notify): call.answered, call.ended and
+        # call.missed of browser calls; callbacks have events of their own.
+        self.notifier: Notifier | None = None
 
     # ------------------------------------------------------------------ events
     def started(
@@ -135,6 +144,22 @@ class CallHistory:
         call.answered_at = self.clock()
         call.destination = destination
         self.changed(call_id, "answered", answered_at=call.answered_at, destination=destination)
+        if self.notifier is not None and call.kind == "call":
+            self.notifier.call_answered(
+                {
+                    "id": call.id,
+                    "kind": call.kind,
+                    "site": call.site,
+                    "started_at": call.started_at,
+                    "answered_at": call.answered_at,
+                    "ring_seconds": round(max(0.0, call.answered_at - call.started_at), 3),
+                    "destination": destination,
+                    "page": call.visitor.page,
+                    "visitor_name": call.visitor.name,
+                    "visitor_reason": call.visitor.reason,
+                    "source": "widget",
+                }
+            )
 
     def changed(self, call_id: str, state: str, **values: object) -> None:
         if self.database is None or call_id not in self._calls:
@@ -203,7 +228,12 @@ class CallHistory:
         )
         self._write(lambda db: db.records.add(record))
         self._write(lambda db: db.live.ended(call_id))
+        self._tell_ended(record)
         return record
+
+    def _tell_ended(self, record: CallRecord) -> None:
+        if self.notifier is not None and record.kind == "call":
+            self.notifier.call_ended(record.public())
 
     def forget(self, call_id: str) -> None:
         """The call is no longer in progress here, and leaves no record (yet): a callback
@@ -224,17 +254,19 @@ class CallHistory:
         client: str = "",
         visitor: VisitorDetails | None = None,
     ) -> CallRecord:
-        """A call refused before it started (a limit, closed hours, a bad offer)."""
+        """A call refused before it started (a limit, closed hours, a bad offer): outcome
+        `refused`, or `missed` when nobody could answer (every destination down)."""
         now = self.clock()
         visitor = visitor or VisitorDetails()
+        outcome = "missed" if reason in MISSED_REFUSALS else "refused"
         self.metrics.refusals.labels(reason).inc()
-        self.metrics.calls.labels(site, "refused").inc()
+        self.metrics.calls.labels(site, outcome).inc()
         record = CallRecord(
             id=call_id,
             kind="call",
             site=site,
             started_at=now,
-            outcome="refused",
+            outcome=outcome,
             ended_at=now,
             ring_seconds=0.0,
             end_cause=reason,
@@ -247,6 +279,7 @@ class CallHistory:
             worker=self.worker,
         )
         self._write(lambda db: db.records.add(record))
+        self._tell_ended(record)
         return record
 
     def live(self) -> list[CallProgress]:

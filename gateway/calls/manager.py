@@ -37,7 +37,9 @@ from gateway.calls.precheck import PreCallChecks
 from gateway.calls.ratings import RATINGS_FILE, CallRatings, RatingStore, SqliteRatingStore
 from gateway.config import GatewayConfig, SiteConfig
 from gateway.config.legs import browser_leg_settings, sip_leg_settings
+from gateway.health.monitor import HealthMonitor
 from gateway.monitoring.metrics import Metrics
+from gateway.sites.routing import SiteDestination
 from sip_bridge import SipEndpoint
 
 logger = logging.getLogger(__name__)
@@ -85,6 +87,9 @@ class CallManager:
         self._time_limits: dict[str, asyncio.TimerHandle] = {}
         self._next_first: dict[str, int] = {}  # round-robin: where each site's next call starts
         self.on_call_ended: Callable[[Call], None] | None = None
+        # Which destinations answer their health checks (down ones are not rung), set by
+        # the composition root when some site checks them.
+        self.health: HealthMonitor | None = None
         self._sip_leg = sip_leg_settings(config)
         self._browser_leg = browser_leg_settings(config)
         # Visitors' ratings of their answered calls (INTERIM store: gateway.calls.ratings).
@@ -205,7 +210,9 @@ class CallManager:
                 )
             notify(update)
 
-        call = Call(call_id, self._settings(site, visitor), self.endpoint, on_update)
+        call = Call(
+            call_id, self._settings(site, visitor, self._reachable(site)), self.endpoint, on_update
+        )
         call.on_sip_response = history.sip_response
         self.calls[call_id] = call
         try:
@@ -240,6 +247,14 @@ class CallManager:
             raise CallRefused(
                 "closed",
                 "We are closed now."
+                + (" Leave your number and we will call you back." if site.callback else ""),
+            )
+        if not self._reachable(site):
+            # Every destination failed its health checks: say so at once, not after the
+            # ring timeout, and let the page offer the fallback (a callback).
+            raise CallRefused(
+                "nobody_available",
+                "Nobody can answer right now."
                 + (" Leave your number and we will call you back." if site.callback else ""),
             )
         return self.admission.admit(site, client, now)
@@ -330,17 +345,29 @@ class CallManager:
         if self.on_call_ended is not None:
             self.on_call_ended(call)
 
-    def _settings(self, site: SiteConfig, visitor: VisitorDetails = NO_DETAILS) -> CallSettings:
+    def _reachable(self, site: SiteConfig) -> tuple[SiteDestination, ...]:
+        """The site's destinations that are not down (all of them without health checks)."""
+        if self.health is None:
+            return site.destinations
+        return tuple(d for d in site.destinations if not self.health.is_down(site.id, str(d.uri)))
+
+    def _settings(
+        self,
+        site: SiteConfig,
+        visitor: VisitorDetails = NO_DETAILS,
+        destinations: tuple[SiteDestination, ...] | None = None,
+    ) -> CallSettings:
         config = self.config
+        destinations = site.destinations if destinations is None else destinations
         headers = [("X-Site", site.id), *_visitor_headers(site, visitor)]
         # The visitor's name, when the site asks for it, is who calls; else the site's name.
         name = visitor.name if site.widget.asks_details else ""
         first = self._next_first.get(site.id, 0)
-        self._next_first[site.id] = (first + 1) % max(len(site.destinations), 1)
+        self._next_first[site.id] = (first + 1) % max(len(destinations), 1)
         return CallSettings(
             destinations=tuple(
                 Destination(str(d.uri), d.credentials, str(d.proxy) if d.proxy else None)
-                for d in site.destinations
+                for d in destinations
             ),
             ring=site.ring,
             ring_total=site.ring_total,

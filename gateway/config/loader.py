@@ -31,6 +31,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from gateway.config.email import EmailConfig
 from gateway.config.schema import (
     AccessConfig,
     AdminConfig,
@@ -43,6 +44,7 @@ from gateway.config.schema import (
     LimitsConfig,
     LogConfig,
     MediaConfig,
+    NotificationsConfig,
     RingbackTone,
     SipConfig,
     SiteConfig,
@@ -74,6 +76,7 @@ from gateway.config.values import (
     _networks,
     _no_controls,
     _non_negative_number,
+    _optional_email_address,
     _optional_host,
     _optional_host_port,
     _optional_listen,
@@ -96,11 +99,19 @@ from gateway.config.values import (
     _routing,
     _sip_user,
     _site_id,
+    _smtp_url,
     _split_host_port,
     _string,
     _token_lifetime,
     _token_secret,
     _type_name,
+)
+from gateway.sites.notifications import (
+    DEFAULT_MAIL_EVENTS,
+    parse_events,
+    parse_health_interval,
+    parse_recipients,
+    parse_webhooks,
 )
 from gateway.sites.problems import unknown_key_reason
 from gateway.sites.routing import (
@@ -270,6 +281,13 @@ _SECTIONS: dict[str, dict[str, Converter]] = {
         "library_level": _LOG_LEVEL,
         "format": _choice("text", "json"),
     },
+    "email": {
+        "smtp_url": _smtp_url,
+        "from": _optional_email_address,
+        "username": _optional_text,
+        "password": _optional_secret,
+    },
+    "notifications": {"retry_backoff": _positive_seconds},
     "storage": {"state_directory": _directory, "database": _database_url},
     "admin": {
         "api_keys": _api_keys,
@@ -315,6 +333,10 @@ _SITE_KEYS: dict[str, tuple[Converter, object]] = {
     "fallback": (_choice(*FALLBACKS), "callback"),
     "callback": (_routing(parse_callback), {}),
     "widget": (_routing(parse_widget), {}),
+    "health_interval": (_routing(parse_health_interval), 30),
+    "webhooks": (_routing(parse_webhooks), []),
+    "notify_email": (_routing(parse_recipients), []),
+    "notify_events": (_routing(parse_events), list(DEFAULT_MAIL_EVENTS)),
     "retention_days": (_retention_days, 90),
 }
 
@@ -641,6 +663,21 @@ def _check_ports(sections: dict[str, dict[str, Any]], problems: _Problems) -> No
             problems.add("media.rtp_ports", f"{low}-{high} contains the port of {name} ({port})")
 
 
+def _check_email(
+    email: dict[str, Any], sites: list[dict[str, Any]], labels: list[str], problems: _Problems
+) -> None:
+    """Mail needs a server and a sender; a site that wants mail needs the server."""
+    if email["smtp_url"] not in (None, _FAILED) and email["from"] is None:
+        problems.add("email.from", "required when email.smtp_url is set (the sender address)")
+    if email["smtp_url"] is None:
+        for label, site in zip(labels, sites, strict=True):
+            if site.get("notify_email") not in (None, (), _FAILED):
+                problems.add(
+                    f"{label}.notify_email",
+                    "needs [email] smtp_url (the server the mails go through)",
+                )
+
+
 def _build(
     merged: dict[str, Any],
     problems: _Problems,
@@ -670,6 +707,7 @@ def _build(
         for key in _INHERITED_SITE_KEYS:
             if site[key] is _INHERIT:
                 site[key] = sections["limits"][key]
+    _check_email(sections["email"], sites, labels, problems)
     if problems.lines:
         return None
     return GatewayConfig(
@@ -682,6 +720,13 @@ def _build(
         limits=LimitsConfig(**sections["limits"]),
         log=LogConfig(**sections["log"]),
         storage=StorageConfig(**sections["storage"]),
+        email=EmailConfig.build(
+            sections["email"]["smtp_url"],
+            sections["email"]["from"],
+            sections["email"]["username"],
+            sections["email"]["password"],
+        ),
+        notifications=NotificationsConfig(**sections["notifications"]),
         admin=AdminConfig(**sections["admin"]),
         sites=tuple(SiteConfig(**site) for site in sites),
         source=source,

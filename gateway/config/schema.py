@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from gateway.api import SiteInfo
+from gateway.config.email import EmailConfig
 from gateway.config.values import _Invalid, _origin, _origin_of_url
 from gateway.sites.hours import BusinessHours
+from gateway.sites.notifications import SiteNotifications, WebhookEndpoint
 from gateway.sites.routing import (
     CallbackPolicy,
     SiteDestination,
@@ -186,6 +188,13 @@ class AdminConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class NotificationsConfig:
+    """How the outbox delivers webhooks and mails (gateway.notify)."""
+
+    retry_backoff: float  # seconds before the first retry; doubled each time, up to an hour
+
+
+@dataclass(frozen=True, slots=True)
 class SiteConfig:
     """One site: which pages may call (public) and where their calls go (private)."""
 
@@ -216,9 +225,19 @@ class SiteConfig:
     fallback: str  # callback | message: what the page offers when busy/no answer/closed
     callback: CallbackPolicy | None  # None: the site takes no callbacks
     widget: WidgetSettings  # the visitor's widget: label, colours, position, language
+    # The site owner's side (gateway.sites.notifications): destination checks, webhooks
+    # (their secrets are not in a repr), mail recipients and the events mailed.
+    health_interval: float  # seconds between OPTIONS to each destination; 0: off
+    webhooks: tuple[WebhookEndpoint, ...]
+    notify_email: tuple[str, ...]
+    notify_events: tuple[str, ...]
     retention_days: int  # call records (and finished callbacks) are kept this long
 
     __repr__ = _redacted_repr
+
+    @property
+    def notifications(self) -> SiteNotifications:
+        return SiteNotifications(self.webhooks, self.notify_email, self.notify_events)
 
     @property
     def public_info(self) -> SiteInfo:
@@ -259,6 +278,8 @@ class GatewayConfig:
     log: LogConfig
     storage: StorageConfig
     admin: AdminConfig
+    email: EmailConfig
+    notifications: NotificationsConfig
     sites: tuple[SiteConfig, ...]
     source: str = "<defaults>"
 

@@ -10,10 +10,12 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import argon2
 
+from gateway.config.email import SmtpServer
+from gateway.sites.notifications import email_address
 from gateway.sites.problems import SettingsProblems
 from gateway.storage.engine import DatabaseUrl
 from sip_bridge import SipParseError, SipUri, parse_sip_uri
@@ -509,6 +511,43 @@ def _caller_name(value: object) -> str | None:
     if text is not None and len(text) > 100:
         raise _Invalid("longer than 100 characters")
     return text
+
+
+def _smtp_url(value: object) -> SmtpServer | None:
+    """`smtp://[user:password@]host[:port]` (STARTTLS when offered) or `smtps://...` (TLS
+    from the start); "" is None (no mail). The password is never echoed."""
+    text = _no_controls(_string(value), secret=True).strip()
+    if not text:
+        return None
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError:
+        raise _Invalid("not an smtp:// or smtps:// URL (check the host and port)") from None
+    scheme = parts.scheme.lower()
+    if scheme not in ("smtp", "smtps") or not parts.hostname:
+        raise _Invalid("expected smtp://host[:port] or smtps://host[:port]")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise _Invalid("an SMTP URL takes no path, query or fragment")
+    host_text = parts.hostname
+    host = _host(f"[{host_text}]" if ":" in host_text else host_text)
+    return SmtpServer(
+        host=host,
+        port=port or (465 if scheme == "smtps" else 25),
+        implicit_tls=scheme == "smtps",
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password is not None else None,
+    )
+
+
+def _optional_email_address(value: object) -> str | None:
+    text = _string(value).strip()
+    if not text:
+        return None
+    try:
+        return email_address(text, "from")
+    except ValueError as exc:
+        raise _Invalid(str(exc)) from None
 
 
 def _database_url(value: object) -> DatabaseUrl:

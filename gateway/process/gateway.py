@@ -29,12 +29,14 @@ from gateway.calls.manager import CallManager
 from gateway.config import GatewayConfig
 from gateway.config.legs import sip_leg_settings
 from gateway.demo_phone import DemoPhone
+from gateway.health.monitor import HealthMonitor
 from gateway.http.app import build_app
 from gateway.http.callbacks import callback_routes
 from gateway.http.json_api import refusals
 from gateway.http.ratings import rating_routes
 from gateway.media.webrtc_leg import use_host_addresses
 from gateway.monitoring.metrics import Metrics
+from gateway.notify.service import Notifications
 from gateway.process.binding import bind, check_udp_range
 from gateway.process.heap import HeapTrimmer, freeze_startup_objects
 from gateway.storage import Database
@@ -105,6 +107,10 @@ class Gateway:
     metrics: Metrics | None = None
     maintenance: asyncio.Task | None = None
     metrics_runner: web.AppRunner | None = None
+    # The site owner's side: destinations' health (`snapshot()`), and webhooks and mails
+    # (`notifications.notifier.deliveries()`).
+    health: HealthMonitor | None = None
+    notifications: Notifications | None = None
 
     @classmethod
     async def start(
@@ -151,6 +157,26 @@ class Gateway:
             endpoint = await bind("sip.listen", config.sip.listen, _open_endpoint(config))
             opened.push_async_callback(endpoint.close)
             calls = CallManager(config, endpoint, ledger=ledger, history=history)
+            notifications = await Notifications.start(
+                config, outbox=database.outbox, on_outcome=_count_deliveries(metrics)
+            )
+            notifier = None
+            if notifications is not None:
+                opened.push_async_callback(notifications.stop)
+                notifier = history.notifier = notifications.notifier
+            health = None
+            if any(site.health_interval > 0 for site in config.sites):
+                # Every worker checks, for its own calls; worker 0 alone tells (monitor.py).
+                health = HealthMonitor(
+                    config,
+                    endpoint,
+                    report=owner in ("gateway", "worker-0"),
+                    listener=notifier,
+                    metrics=metrics,
+                )
+                health.start()
+                opened.push_async_callback(health.stop)
+                calls.health = health
             # RSS would otherwise grow with the calls served (gateway/process/heap.py).
             heap = HeapTrimmer()
             opened.callback(heap.close)
@@ -174,12 +200,18 @@ class Gateway:
                 trusted_proxies=config.http.trusted_proxies,
             )
             callbacks = await RequestACall.start(
-                config, endpoint, calls, database, owner=owner, history=history
+                config,
+                endpoint,
+                calls,
+                database,
+                owner=owner,
+                history=history,
+                notifier=notifier,
             )
             if callbacks is not None:
                 opened.push_async_callback(callbacks.stop)
                 app.add_routes(callback_routes(callbacks.requests, authorize=callbacks.authorize))
-            admin = AdminService(config, database, callbacks)
+            admin = AdminService(config, database, callbacks, health=health, notifier=notifier)
             _add_admin_routes(app, config, admin, database, metrics)
             app.add_routes(rating_routes(calls.ratings))
             attach(app, sio)
@@ -225,9 +257,13 @@ class Gateway:
             metrics,
             maintenance,
             metrics_runner,
+            health,
+            notifications,
         )
 
     async def stop(self) -> None:
+        if self.health is not None:
+            await self.health.stop()
         if self.maintenance is not None:
             # Awaited: a query cut off by the database closing would never finish.
             self.maintenance.cancel()
@@ -236,6 +272,8 @@ class Gateway:
         if self.callbacks is not None:
             await self.callbacks.stop()
         await self.calls.close()
+        if self.notifications is not None:
+            await self.notifications.stop()  # what the last calls published is stored
         await self.runner.cleanup()
         if self.metrics_runner is not None:
             await self.metrics_runner.cleanup()
@@ -248,6 +286,16 @@ class Gateway:
             await self.history.close()
         if self.database is not None:
             await self.database.close()
+
+
+def _count_deliveries(metrics: Metrics) -> Callable[[str, str], None]:
+    """`gateway_webhook_deliveries_total{result}`: delivered, failed or given_up."""
+
+    def count(channel: str, result: str) -> None:
+        if channel == "webhook":
+            metrics.webhook_deliveries.labels(result).inc()
+
+    return count
 
 
 RETENTION_PERIOD = 3600.0  # seconds between deletions of records past their retention

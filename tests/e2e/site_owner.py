@@ -20,11 +20,13 @@ _PASSWORD_HASH = hash_password(ADMIN_PASSWORD)
 
 
 def owner_toml(sites: dict[str, str], site_extra: dict[str, str] | None = None) -> str:
-    """`sites`: id -> destination URI; one config with the admin side on."""
+    """`sites`: id -> destination URI; one config with the admin side on. Health checks
+    are off: a SIPp UAS takes an OPTIONS for a call it did not expect."""
     http, sip = free_udp_port(), free_udp_port()
     rtp = free_port_block(100)
     tables = "".join(
         f'[[sites]]\nid = "{site}"\ndestination = "{uri}"\nring_timeout = 20\n'
+        "health_interval = 0\n"
         f"{(site_extra or {}).get(site, '')}\n"
         for site, uri in sites.items()
     )

@@ -199,3 +199,54 @@ async def test_a_call_outside_business_hours_is_refused_with_the_callback_offer(
     finally:
         await client.disconnect()
         await pc.close()
+
+
+async def test_the_site_owner_hears_of_requests_cancels_and_failures(
+    gateway_factory, sipp_factory, tmp_path
+):
+    from tests.support.mailbox import Mailbox
+    from tests.support.webhook_receiver import WebhookReceiver
+
+    secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    busy = sipp_factory("uas_busy")
+    receiver = await WebhookReceiver(secret).start()
+    mailbox = Mailbox().start()
+    try:
+        site = callback_site(busy.uri, 9, tmp_path / "cb.db")
+        gateway = await gateway_factory(
+            destination=site["destination"],
+            site_extra=site["site_extra"].replace(
+                "whisper = false", "whisper = false, attempts = 1"
+            )
+            + '\nnotify_email = ["owner@shop.example"]\n'
+            f'[[sites.webhooks]]\nurl = "{receiver.url}"\nsecret = "{secret}"\n',
+            extra=f'{site["extra"]}\n[email]\nsmtp_url = "{mailbox.url}"\nfrom = "gw@shop.example"',
+        )
+        later = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=2)).isoformat(timespec="seconds")
+        status, waiting = await request_callback(gateway, number="020 7946 0123", at=later)
+        assert status == 201, waiting
+        async with (
+            aiohttp.ClientSession() as session,
+            session.delete(f"{gateway.url}/api/callbacks/{waiting['id']}") as response,
+        ):
+            assert response.status == 200, await response.text()
+        status, now = await request_callback(gateway, number="020 7946 0123", name="Ann")
+        assert status == 201, now
+        await wait_for_status(gateway, now["id"], "failed")  # the operator is busy
+        await busy.assert_passed_async()
+        await receiver.wait_for(lambda d: len(d) >= 4)
+        (mail,) = await mailbox.wait_for(1)
+    finally:
+        await receiver.stop()
+        mailbox.stop()
+    assert all(d.verified for d in receiver.deliveries)
+    requested = [d.body["data"]["id"] for d in receiver.of_type("callback.requested")]
+    assert sorted(requested) == sorted([waiting["id"], now["id"]])  # delivered concurrently
+    ended = {d.body["data"]["id"]: d.body["data"] for d in receiver.of_type("callback.ended")}
+    assert ended[waiting["id"]]["status"] == "cancelled"
+    assert ended[now["id"]]["status"] == "failed"
+    assert ended[now["id"]]["detail"] == "operator not reached"  # no more than the words
+    assert ended[now["id"]]["number"] == VISITOR and ended[now["id"]]["visitor_name"] == "Ann"
+    # Mail only for the failure (notify_events' default callback.failed), not the cancel.
+    assert mail.subject == f"Callback to {VISITOR} on shop: failed"
+    assert "Visitor: Ann" in mail.part("plain")

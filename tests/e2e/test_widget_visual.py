@@ -75,6 +75,7 @@ def sites(host: HostPages, busy_uri: str) -> str:
     london_today = dt.datetime.now(ZoneInfo("Europe/London")).date()
     return (
         f'[[sites]]\nid = "busy"\ndestination = "{busy_uri}"\norigins = {origins}\n'
+        "health_interval = 0\n"
         f"calls_per_client_15min = 1\n{CALLBACK}\n"
         f'[[sites]]\nid = "closed"\ndestination = "sip:nobody@127.0.0.1:9"\n'
         f"origins = {origins}\n{CALLBACK}\n"
