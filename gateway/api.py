@@ -30,9 +30,13 @@ from gateway.sites.widget import WidgetSettings
 # How a face cleans what a visitor typed before it becomes `VisitorDetails`, and any
 # string from outside before it is logged (gateway.text).
 from gateway.text import (
+    MAX_MESSAGE_CHARS,
     MAX_NAME_CHARS,
     MAX_REASON_CHARS,
+    MAX_SOURCE_CHARS,
+    clean_message_text,
     clean_page_url,
+    clean_source_tag,
     clean_visitor_name,
     clean_visitor_text,
     loggable,
@@ -40,8 +44,10 @@ from gateway.text import (
 )
 
 __all__ = [
+    "MAX_MESSAGE_CHARS",
     "MAX_NAME_CHARS",
     "MAX_REASON_CHARS",
+    "MAX_SOURCE_CHARS",
     "NO_DETAILS",
     "AccessRefused",
     "BadRequest",
@@ -61,7 +67,9 @@ __all__ = [
     "TokenGrant",
     "TokenService",
     "VisitorDetails",
+    "clean_message_text",
     "clean_page_url",
+    "clean_source_tag",
     "clean_visitor_name",
     "clean_visitor_text",
     "loggable",
@@ -205,11 +213,13 @@ class VisitorDetails:
     """What the visitor told the widget before calling, already validated (one line each,
     no control characters; `page` is an http(s) URL without query or fragment). Empty
     strings when not given. The gateway passes them to the operator in the INVITE when the
-    site asks for them (`[sites.widget] visitor_details`); `page` always."""
+    site asks for them (`[sites.widget] visitor_details`); `page` and `source` (a call
+    link's `?source=` tag: where the visitor came from) always."""
 
     name: str = ""
     reason: str = ""
     page: str = ""
+    source: str = ""
 
 
 NO_DETAILS = VisitorDetails()

@@ -19,6 +19,7 @@ from gateway.api import (
     NO_DETAILS,
     VisitorDetails,
     clean_page_url,
+    clean_source_tag,
     clean_visitor_name,
     clean_visitor_text,
 )
@@ -179,7 +180,7 @@ def _type_name(value: object) -> str:
 
 _START_KEYS = frozenset({"sdp"})
 _START_KEYS_WITH_VISITOR = frozenset({"sdp", "visitor"})
-_VISITOR_KEYS = frozenset({"name", "reason", "page"})
+_VISITOR_KEYS = frozenset({"name", "reason", "page", "source"})
 _CANDIDATE_KEYS = frozenset({"candidate", "sdpMid", "sdpMLineIndex"})
 _DTMF_KEYS = frozenset({"digits"})
 _MUTE_KEYS = frozenset({"muted"})
@@ -203,7 +204,7 @@ def _parse_start(payload: object) -> StartCall:
 
 
 def _parse_visitor(value: object) -> VisitorDetails:
-    """`{"name"?, "reason"?, "page"?}`: each key optional, each a string."""
+    """`{"name"?, "reason"?, "page"?, "source"?}`: each key optional, each a string."""
     if not isinstance(value, dict):
         raise PayloadError(f"{START}: visitor must be an object, got {_type_name(value)}")
     extra = value.keys() - _VISITOR_KEYS
@@ -215,7 +216,14 @@ def _parse_visitor(value: object) -> VisitorDetails:
         name = _visitor_name(name)
     reason = _visitor_text("reason", value.get("reason", ""), MAX_REASON_CHARS)
     page = _visitor_page(value.get("page", ""))
-    return VisitorDetails(name=name, reason=reason, page=page)
+    source = value.get("source", "")
+    if not isinstance(source, str):
+        raise PayloadError(f"{START}: visitor.source must be a string, got {_type_name(source)}")
+    try:
+        source = clean_source_tag(source)
+    except ValueError as exc:
+        raise PayloadError(f"{START}: visitor.source {exc}") from None
+    return VisitorDetails(name=name, reason=reason, page=page, source=source)
 
 
 def _visitor_text(key: str, value: object, max_chars: int) -> str:

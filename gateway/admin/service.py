@@ -37,6 +37,7 @@ CSV_FIELDS = (
     "page",
     "visitor_name",
     "visitor_reason",
+    "visitor_source",
     "source",
 )
 

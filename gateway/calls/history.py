@@ -157,6 +157,7 @@ class CallHistory:
                     "page": call.visitor.page,
                     "visitor_name": call.visitor.name,
                     "visitor_reason": call.visitor.reason,
+                    "visitor_source": call.visitor.source,
                     "source": "widget",
                 }
             )
@@ -221,6 +222,7 @@ class CallHistory:
             page=call.visitor.page,
             visitor_name=call.visitor.name,
             visitor_reason=call.visitor.reason,
+            visitor_source=call.visitor.source,
             source="widget" if call.kind == "call" else "request-a-call",
             worker=self.worker,
             codecs=codecs or {},
@@ -275,6 +277,7 @@ class CallHistory:
             page=visitor.page,
             visitor_name=visitor.name,
             visitor_reason=visitor.reason,
+            visitor_source=visitor.source,
             source="widget",
             worker=self.worker,
         )

@@ -393,8 +393,9 @@ class CallManager:
 
 def _visitor_headers(site: SiteConfig, visitor: VisitorDetails) -> list[tuple[str, str]]:
     """The visitor's details for the operator (docs/embedding.md): name and reason only when
-    the site's widget asks for them, the page always. Values are one line already
-    (signaling.payloads); the user agent drops control characters in any case."""
+    the site's widget asks for them, the page and the call link's source always. Values are
+    one line already (signaling.payloads); the user agent drops control characters in any
+    case."""
     headers = []
     if site.widget.asks_details:
         if visitor.name:
@@ -403,4 +404,6 @@ def _visitor_headers(site: SiteConfig, visitor: VisitorDetails) -> list[tuple[st
             headers.append(("X-Visitor-Reason", visitor.reason))
     if visitor.page:
         headers.append(("X-Visitor-Page", visitor.page))
+    if visitor.source:
+        headers.append(("X-Visitor-Source", visitor.source))
     return headers

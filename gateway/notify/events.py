@@ -64,6 +64,7 @@ CALL_FIELDS = (
     "page",
     "visitor_name",
     "visitor_reason",
+    "visitor_source",
     "number",
     "source",
     "codecs",

@@ -120,6 +120,7 @@ class MailRenderer:
             fact("Number", d.get("number"))
             fact("Page", d.get("page"), 500)
             fact("Reason", d.get("visitor_reason"))
+            fact("Came from", d.get("visitor_source"), 80)
             fact("Started", self._time(n.site, d.get("started_at")))
             if isinstance(d.get("ring_seconds"), int | float):
                 fact("Waited", f"{d['ring_seconds']:.0f} s")

@@ -62,6 +62,7 @@ call_records = Table(
     Column("visitor_name", Text, nullable=False, server_default=""),
     Column("visitor_reason", Text, nullable=False, server_default=""),
     Column("source", Text, nullable=False, server_default=""),
+    Column("visitor_source", Text, nullable=False, server_default=""),
     Column("codecs", Text, nullable=False, server_default="{}"),  # JSON
     Column("quality", Text, nullable=False, server_default="{}"),  # JSON, per leg
     Index("call_records_started", "started_at"),

@@ -21,6 +21,10 @@ import { ENGLISH, loadWords, pickLanguage } from './words.js';
 
 const BASE = new URL('../', import.meta.url); // the gateway: this file is /widget/element.js
 const SITE_ID = /^[a-z0-9-]{1,40}$/;
+const MAX_SOURCE_CHARS = 64; // of a call link's ?source= tag, as the gateway takes it
+// What a source tag keeps: letters and digits of any script, and a few separators.
+const SOURCE_DROPPED = /[^\p{L}\p{N} ._:/+@-]+/gu;
+const OPEN_HASH = '#call'; // a link to a page with the widget that opens it
 const MAX_TIMER_MS = 24 * 3600 * 1000; // a closed widget reopens itself within a day
 const TYPED_INPUTS = new Set(['text', 'tel', 'datetime-local']); // digits typed there stay there
 // Where the floating panel becomes a bottom sheet (widget.css says the same).
@@ -38,6 +42,7 @@ export class ClickToCall extends HTMLElement {
     this.detail = { phase: 'loading' };
     this.lastStatus = ''; // the status words last shown (statechange fires on a change)
     this.mode = 'inline'; // page | inline | floating
+    this.link = false; // the call link's own page (/call/<site>)
     this.pendingCall = false;
     this.remote = null; // the remote MediaStream of the call being started
     this.panelWanted = false; // opened (or asked to call) before the settings said floating
@@ -94,11 +99,14 @@ export class ClickToCall extends HTMLElement {
       this.callbackForm.dispose();
       this.checkPanel.cancel();
       clearTimeout(this.reopenTimer);
+      if (this.onHash) window.removeEventListener('hashchange', this.onHash);
     });
   }
 
   async init() {
     this.mode = this.getAttribute('mode') === 'page' ? 'page' : 'inline';
+    // The call link's page (/call/<site>): a page of its own, not framed by a site.
+    this.link = this.mode === 'page' && this.hasAttribute('link');
     const siteId = this.getAttribute('site') || (this.mode === 'page' ? siteOfPage() : '');
     const session = new CallSession(BASE, siteId);
     this.session = session;
@@ -132,6 +140,12 @@ export class ClickToCall extends HTMLElement {
     } else {
       this.enableCalls();
     }
+    // A link to this page ending in #call opens the widget (and so does following one).
+    if (location.hash === OPEN_HASH) this.open();
+    this.onHash = () => {
+      if (location.hash === OPEN_HASH) this.open();
+    };
+    window.addEventListener('hashchange', this.onHash);
   }
 
   /** The site is open: check that this browser can call, then connect. */
@@ -209,6 +223,7 @@ export class ClickToCall extends HTMLElement {
     if (this.mode !== 'page') this.mode = settings.position === 'inline' ? 'inline' : 'floating';
     ui.root.lang = language;
     ui.root.dataset.mode = this.mode;
+    ui.root.dataset.link = this.link ? 'true' : '';
     ui.root.dataset.position = settings.position;
     applyLook(this, settings);
     const label = settings.label || w.label;
@@ -428,13 +443,24 @@ export class ClickToCall extends HTMLElement {
       return;
     }
     this.pendingCall = false;
+    const source = this.sourceTag();
+    if (source) visitor.source = source;
     session.start(this.remote, visitor);
   }
 
   /** The page the visitor is on, without query and fragment; for the full-page widget,
-   * the page that frames it. */
+   * the page that frames it (the call link's page is its own). */
   pageAddress() {
-    return pageAddress(this.mode === 'page' ? document.referrer : location.href);
+    return pageAddress(this.mode === 'page' && !this.link ? document.referrer : location.href);
+  }
+
+  /** Where the visitor came from: the `?source=` of the page's address (a call link from a
+   * newsletter or a post), else the element's `source` attribute; cleaned as the gateway
+   * takes it (letters, digits, ` ._:/+@-`, at most 64 characters), '' for none. */
+  sourceTag() {
+    const tag = new URLSearchParams(location.search).get('source') || this.getAttribute('source') || '';
+    const cleaned = tag.replace(SOURCE_DROPPED, '').replace(/\s+/g, ' ').trim();
+    return Array.from(cleaned).slice(0, MAX_SOURCE_CHARS).join('').trim();
   }
 
   // ------------------------------------------------------------------ DOM
