@@ -67,6 +67,10 @@ __all__ = [
     "TokenGrant",
     "TokenService",
     "VisitorDetails",
+    "VoicemailGrant",
+    "VoicemailService",
+    "VoicemailState",
+    "VoicemailUpdate",
     "clean_message_text",
     "clean_page_url",
     "clean_source_tag",
@@ -169,8 +173,22 @@ class SiteInfo:
     origins: tuple[str, ...]
     widget: WidgetSettings = field(default_factory=WidgetSettings)  # public, for the widget
     hours: BusinessHours | None = None  # None: always open
-    fallback: str = "callback"  # callback | message: what the page offers on busy/closed
+    # What the page offers when nobody can answer, in order: voicemail, text, callback (a
+    # callback only when the site takes them).
+    fallback: tuple[str, ...] = ()
     callback_countries: tuple[str, ...] | None = None  # None: no Request-a-Call
+    voicemail_max_seconds: float = 120.0
+    chat: bool = False  # "Write to us": a conversation with the site's destinations
+    chat_timeout: float = 60.0  # seconds without a reply before offering to leave a message
+
+    @property
+    def offers_voicemail(self) -> bool:
+        return "voicemail" in self.fallback
+
+    @property
+    def takes_messages(self) -> bool:
+        """Whether a visitor may leave a written message (click-to-text)."""
+        return self.chat or "text" in self.fallback
 
     def allows_origin(self, origin: str, gateway_origins: Iterable[str] = ()) -> bool:
         """Whether pages of `origin` may use this site: one of its origins, or the
@@ -195,7 +213,12 @@ class SiteInfo:
             "open": is_open,
             "next_opening": opening.isoformat(timespec="seconds") if opening else None,
             "hours": hours,
-            "fallback": self.fallback,
+            "fallback": list(self.fallback),
+            "voicemail": (
+                {"max_seconds": self.voicemail_max_seconds} if self.offers_voicemail else None
+            ),
+            "chat": {"reply_within": self.chat_timeout} if self.chat else None,
+            "messages": self.takes_messages,
             "callback": (
                 {
                     "countries": list(self.callback_countries),
@@ -334,5 +357,56 @@ class CheckService(Protocol):
         ...
 
 
-class GatewayService(CallService, TokenService, CheckService, Protocol):
+class VoicemailState(enum.StrEnum):
+    """A voicemail's progress, pushed as `voicemail:state` events."""
+
+    GREETING = "greeting"  # the site's greeting (or the tone) plays
+    RECORDING = "recording"  # the visitor speaks; `seconds`: the most they may
+    SAVED = "saved"  # received; `seconds`: its length
+    FAILED = "failed"  # nothing kept; `reason`: empty, connection, error
+
+
+@dataclass(frozen=True, slots=True)
+class VoicemailUpdate:
+    state: VoicemailState
+    seconds: float = 0.0
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class VoicemailGrant:
+    """A voicemail the gateway took: its id, its SDP answer, its longest length."""
+
+    voicemail_id: str
+    answer_sdp: str
+    max_seconds: float
+
+
+class VoicemailService(Protocol):
+    """Voicemail (gateway.calls.voicemail): a WebRTC connection over which the gateway
+    plays the site's greeting, then records the visitor's voice."""
+
+    async def start_voicemail(
+        self,
+        *,
+        site_id: str,
+        client: str,
+        offer_sdp: str,
+        notify: Callable[[VoicemailUpdate], None],
+        visitor: VisitorDetails = NO_DETAILS,
+        after_call: str | None = None,
+    ) -> VoicemailGrant:
+        """Answer an offer that carries its candidates. `after_call`: the call of the same
+        connection that nobody answered, if one came first. `notify` gets every state,
+        SAVED or FAILED last. Raises CallRefused (`voicemail_off`, `bad_offer`,
+        `unavailable`; LimitRefused `busy`, `too_many_calls`, `rate_limited`)."""
+        ...
+
+    async def send_voicemail(self, voicemail_id: str) -> None:
+        """The visitor is done (pressed Send, hung up, or left): keep what was recorded.
+        Unknown ids are ignored."""
+        ...
+
+
+class GatewayService(CallService, TokenService, CheckService, VoicemailService, Protocol):
     """What the HTTP face and signaling ask of the gateway."""

@@ -42,6 +42,8 @@ DTMF = "call:dtmf"
 MUTE = "call:mute"
 CHECK_START = "check:start"
 CHECK_STOP = "check:stop"
+VOICEMAIL_START = "voicemail:start"
+VOICEMAIL_SEND = "voicemail:send"
 
 _DTMF_DIGITS = re.compile(r"[0-9*#A-D]{1,32}")
 
@@ -111,7 +113,30 @@ class StopCheck:
     pass
 
 
-ClientEvent = StartCall | Candidate | Hangup | Dtmf | Mute | StartCheck | StopCheck
+@dataclass(frozen=True, slots=True)
+class StartVoicemail:
+    """A voicemail: an offer with its candidates (no trickle), and the visitor's details."""
+
+    sdp: str
+    visitor: VisitorDetails = field(default=NO_DETAILS)
+
+
+@dataclass(frozen=True, slots=True)
+class SendVoicemail:
+    pass
+
+
+ClientEvent = (
+    StartCall
+    | Candidate
+    | Hangup
+    | Dtmf
+    | Mute
+    | StartCheck
+    | StopCheck
+    | StartVoicemail
+    | SendVoicemail
+)
 
 
 def show(value: object) -> str:
@@ -200,60 +225,60 @@ def _parse_start(payload: object) -> StartCall:
     sdp = _offer(START, fields["sdp"])
     if not with_visitor:
         return StartCall(sdp)
-    return StartCall(sdp, _parse_visitor(fields["visitor"]))
+    return StartCall(sdp, _parse_visitor(START, fields["visitor"]))
 
 
-def _parse_visitor(value: object) -> VisitorDetails:
+def _parse_visitor(event: str, value: object) -> VisitorDetails:
     """`{"name"?, "reason"?, "page"?, "source"?}`: each key optional, each a string."""
     if not isinstance(value, dict):
-        raise PayloadError(f"{START}: visitor must be an object, got {_type_name(value)}")
+        raise PayloadError(f"{event}: visitor must be an object, got {_type_name(value)}")
     extra = value.keys() - _VISITOR_KEYS
     if extra:
         shown = ", ".join(sorted(show(k) for k in extra))
-        raise PayloadError(f"{START}: unexpected key visitor.{shown}")
-    name = _visitor_text("name", value.get("name", ""), MAX_NAME_CHARS)
+        raise PayloadError(f"{event}: unexpected key visitor.{shown}")
+    name = _visitor_text(event, "name", value.get("name", ""), MAX_NAME_CHARS)
     if name:
-        name = _visitor_name(name)
-    reason = _visitor_text("reason", value.get("reason", ""), MAX_REASON_CHARS)
-    page = _visitor_page(value.get("page", ""))
+        name = _visitor_name(event, name)
+    reason = _visitor_text(event, "reason", value.get("reason", ""), MAX_REASON_CHARS)
+    page = _visitor_page(event, value.get("page", ""))
     source = value.get("source", "")
     if not isinstance(source, str):
-        raise PayloadError(f"{START}: visitor.source must be a string, got {_type_name(source)}")
+        raise PayloadError(f"{event}: visitor.source must be a string, got {_type_name(source)}")
     try:
         source = clean_source_tag(source)
     except ValueError as exc:
-        raise PayloadError(f"{START}: visitor.source {exc}") from None
+        raise PayloadError(f"{event}: visitor.source {exc}") from None
     return VisitorDetails(name=name, reason=reason, page=page, source=source)
 
 
-def _visitor_text(key: str, value: object, max_chars: int) -> str:
+def _visitor_text(event: str, key: str, value: object, max_chars: int) -> str:
     """One line of text a visitor typed (gateway/text.py)."""
     if not isinstance(value, str):
-        raise PayloadError(f"{START}: visitor.{key} must be a string, got {_type_name(value)}")
+        raise PayloadError(f"{event}: visitor.{key} must be a string, got {_type_name(value)}")
     try:
         return clean_visitor_text(value, max_chars)
     except ValueError as exc:
-        raise PayloadError(f"{START}: visitor.{key} {exc}") from None
+        raise PayloadError(f"{event}: visitor.{key} {exc}") from None
 
 
-def _visitor_name(text: str) -> str:
+def _visitor_name(event: str, text: str) -> str:
     """A name shown on the operator's phone: never one that passes for a number."""
     try:
         return clean_visitor_name(text)
     except ValueError as exc:
-        raise PayloadError(f"{START}: visitor.name {exc}") from None
+        raise PayloadError(f"{event}: visitor.name {exc}") from None
 
 
-def _visitor_page(value: object) -> str:
+def _visitor_page(event: str, value: object) -> str:
     """The page the visitor calls from (gateway/text.py)."""
     if not isinstance(value, str):
-        raise PayloadError(f"{START}: visitor.page must be a string, got {_type_name(value)}")
+        raise PayloadError(f"{event}: visitor.page must be a string, got {_type_name(value)}")
     if not value:
         return ""
     try:
         return clean_page_url(value)
     except ValueError as exc:
-        raise PayloadError(f"{START}: visitor.page {exc}") from None
+        raise PayloadError(f"{event}: visitor.page {exc}") from None
 
 
 def _parse_candidate(payload: object) -> Candidate:
@@ -320,10 +345,27 @@ def _parse_check_stop(payload: object) -> StopCheck:
     return StopCheck()
 
 
+def _parse_voicemail_start(payload: object) -> StartVoicemail:
+    with_visitor = isinstance(payload, dict) and "visitor" in payload
+    keys = _START_KEYS_WITH_VISITOR if with_visitor else _START_KEYS
+    fields = _object(VOICEMAIL_START, payload, keys)
+    sdp = _offer(VOICEMAIL_START, fields["sdp"])
+    if not with_visitor:
+        return StartVoicemail(sdp)
+    return StartVoicemail(sdp, _parse_visitor(VOICEMAIL_START, fields["visitor"]))
+
+
+def _parse_voicemail_send(payload: object) -> SendVoicemail:
+    _object(VOICEMAIL_SEND, payload, frozenset())
+    return SendVoicemail()
+
+
 _PARSERS = {
     START: _parse_start,
     CHECK_START: _parse_check_start,
     CHECK_STOP: _parse_check_stop,
+    VOICEMAIL_START: _parse_voicemail_start,
+    VOICEMAIL_SEND: _parse_voicemail_send,
     CANDIDATE: _parse_candidate,
     HANGUP: _parse_hangup,
     DTMF: _parse_dtmf,

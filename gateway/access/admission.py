@@ -29,8 +29,15 @@ from gateway.access.ledger import DAY, SharedLedger
 from gateway.api import CallRefused
 from gateway.config import SiteConfig
 
+MINUTE = 60.0
 QUARTER_HOUR = 15 * 60.0
 HOUR = 3600.0
+
+
+def voicemail_key(site_id: str) -> str:
+    """How the ledger names a site's voicemails: apart from its calls, so that they count
+    against neither its lines nor its budget, and in rate windows of their own."""
+    return f"voicemail:{site_id}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +164,58 @@ class CallAdmission:
         self._live.add(call)
         return call
 
+    def admit_voicemail(self, site: SiteConfig, address: str, now: float) -> AdmittedCall:
+        """Count a voicemail of `site` from the visitor at `address` (released with
+        `ended`), or raise LimitRefused. A voicemail holds a peer connection as a call does,
+        so it counts against the worker's `max_calls` and the visitor's
+        `max_calls_per_client`; it is the way round a busy site, so not against the site's
+        lines (`max_site_calls`) or its budget; and a visitor may leave as many as they may
+        start calls (`calls_per_client_*`), counted apart from their calls."""
+        client = client_key(address)
+        if len(self._live) >= self.max_calls:
+            raise LimitRefused(
+                "busy",
+                "the gateway is at its call limit; try again later",
+                f"the gateway carries {len(self._live)} calls (limits.max_calls)",
+            )
+        ledger = self.ledger
+        key = voicemail_key(site.id)
+        with ledger.transaction():
+            client_calls = ledger.live_calls(client=client)
+            if client_calls >= self.max_calls_per_client:
+                raise LimitRefused(
+                    "too_many_calls",
+                    "too many calls from this address",
+                    f"{client} has {client_calls} calls going (limits.max_calls_per_client)",
+                )
+            self._check_rate(site, client, now, key=key, what="voicemails")
+            row = ledger.add_call(key, client, now)
+        call = AdmittedCall(key, client, row)
+        self._live.add(call)
+        return call
+
+    def count_messages(
+        self, site: SiteConfig, address: str, now: float, *, per_minute: int
+    ) -> None:
+        """A chat message of the visitor at `address`: at most `per_minute` in any minute
+        to one site, over all workers; raises LimitRefused (`too_many_messages`, with the
+        seconds to wait) past it."""
+        client = client_key(address)
+        key = f"chat:{site.id}"
+        ledger = self.ledger
+        with ledger.transaction():
+            recent = ledger.starts(key, client, now - MINUTE)
+            if len(recent) >= per_minute:
+                retry_after = recent[len(recent) - per_minute] + MINUTE - now
+                raise LimitRefused(
+                    "too_many_messages",
+                    f"too many messages from this address; wait {_duration(retry_after)}",
+                    f"{client} sent {len(recent)} chat messages to site {site.id} in the last "
+                    f"minute (messages_per_client_minute = {per_minute})",
+                    retry_after=retry_after,
+                )
+            ledger.ended(ledger.add_call(key, client, now), now)
+
     def count_request(self, site: SiteConfig, address: str, now: float) -> None:
         """A Request-a-Call request from the visitor at `address`: it counts against the
         same windows as the calls they start (`calls_per_client_*`), so a callback form is
@@ -199,8 +258,16 @@ class CallAdmission:
             warning=first,
         )
 
-    def _check_rate(self, site: SiteConfig, client: str, now: float) -> None:
-        starts = self.ledger.starts(site.id, client, now - DAY)
+    def _check_rate(
+        self,
+        site: SiteConfig,
+        client: str,
+        now: float,
+        *,
+        key: str | None = None,
+        what: str = "calls",
+    ) -> None:
+        starts = self.ledger.starts(key or site.id, client, now - DAY)
         for window in client_windows(site):
             recent = [t for t in starts if t > now - window.seconds]
             if len(recent) + 1 <= window.limit:
@@ -210,9 +277,9 @@ class CallAdmission:
             retry_after = recent[excess] + window.seconds - now if window.limit >= 1 else math.inf
             raise LimitRefused(
                 "rate_limited",
-                f"too many calls from this address in the last {window.label}; "
+                f"too many {what} from this address in the last {window.label}; "
                 f"try again in {_duration(retry_after)}",
-                f"{client} started {len(recent)} calls of site {site.id} in the last "
+                f"{client} started {len(recent)} {what} of site {site.id} in the last "
                 f"{window.label} ({_WINDOW_KEYS[window.label]} = {window.limit:g})",
                 retry_after=retry_after if math.isfinite(retry_after) else None,
             )

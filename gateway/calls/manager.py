@@ -29,12 +29,15 @@ from gateway.api import (
     SiteInfo,
     TokenGrant,
     VisitorDetails,
+    VoicemailGrant,
+    VoicemailUpdate,
     loggable,
 )
 from gateway.calls.call import Call, CallSettings, Destination
 from gateway.calls.history import CallHistory
 from gateway.calls.precheck import PreCallChecks
 from gateway.calls.ratings import RATINGS_FILE, CallRatings, RatingStore, SqliteRatingStore
+from gateway.calls.voicemail import Voicemails, voicemail_folder
 from gateway.config import GatewayConfig, SiteConfig
 from gateway.config.legs import browser_leg_settings, sip_leg_settings
 from gateway.health.monitor import HealthMonitor
@@ -100,6 +103,16 @@ class CallManager:
             ledger,
             clock=clock,
             busy=lambda: self.admission.live_calls,
+            leg_settings=self._browser_leg,
+        )
+        # Voice messages when nobody can answer; they take a call's place in the limits.
+        self.voicemails = Voicemails(
+            config,
+            self.admission,
+            directory=voicemail_folder(config),
+            links=self.access.downloads,
+            database=self.history.database,
+            clock=clock,
             leg_settings=self._browser_leg,
         )
 
@@ -295,6 +308,37 @@ class CallManager:
     async def stop_check(self, check_id: str) -> None:
         await self.checks.stop(check_id)
 
+    # -------------------------------------------------------------- VoicemailService
+    async def start_voicemail(
+        self,
+        *,
+        site_id: str,
+        client: str,
+        offer_sdp: str,
+        notify: Callable[[VoicemailUpdate], None],
+        visitor: VisitorDetails = NO_DETAILS,
+        after_call: str | None = None,
+    ) -> VoicemailGrant:
+        site = self.config.site(site_id)
+        if site is None:
+            raise CallRefused("unknown_site", f"no site {site_id[:40]!r}")
+        try:
+            return await self.voicemails.start(
+                site, client, offer_sdp, notify, visitor=visitor, after_call=after_call
+            )
+        except CallRefused as exc:
+            logger.info(
+                "voicemail refused (%s): site %s, client %s: %s",
+                exc.code,
+                site.id,
+                loggable(client, 64),
+                loggable(exc.detail if isinstance(exc, LimitRefused) else exc.message),
+            )
+            raise
+
+    async def send_voicemail(self, voicemail_id: str) -> None:
+        await self.voicemails.send(voicemail_id)
+
     # -------------------------------------------------------------- internals
     def _call(self, call_id: str) -> Call:
         call = self.calls.get(call_id)
@@ -382,8 +426,9 @@ class CallManager:
         )
 
     async def close(self) -> None:
-        """End every call (BYE/CANCEL) and check, and wait for them to finish."""
+        """End every call (BYE/CANCEL), check and voicemail (kept), and wait for them."""
         await self.checks.close()
+        await self.voicemails.close()
         calls = list(self.calls.values())
         for call in calls:
             call.hangup()

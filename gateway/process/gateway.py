@@ -26,6 +26,7 @@ from gateway.admin.service import AdminService
 from gateway.callbacks.service import RequestACall
 from gateway.calls.history import CallHistory
 from gateway.calls.manager import CallManager
+from gateway.calls.voicemail import voicemail_attachments, voicemail_folder
 from gateway.config import GatewayConfig
 from gateway.config.legs import sip_leg_settings
 from gateway.demo_phone import DemoPhone
@@ -34,6 +35,7 @@ from gateway.http.app import build_app
 from gateway.http.callbacks import callback_routes
 from gateway.http.json_api import refusals
 from gateway.http.ratings import rating_routes
+from gateway.http.voicemails import voicemail_routes
 from gateway.media.webrtc_leg import use_host_addresses
 from gateway.monitoring.metrics import Metrics
 from gateway.notify.service import Notifications
@@ -158,12 +160,16 @@ class Gateway:
             opened.push_async_callback(endpoint.close)
             calls = CallManager(config, endpoint, ledger=ledger, history=history)
             notifications = await Notifications.start(
-                config, outbox=database.outbox, on_outcome=_count_deliveries(metrics)
+                config,
+                outbox=database.outbox,
+                on_outcome=_count_deliveries(metrics),
+                attachments=voicemail_attachments(voicemail_folder(config)),
             )
             notifier = None
             if notifications is not None:
                 opened.push_async_callback(notifications.stop)
                 notifier = history.notifier = notifications.notifier
+                calls.voicemails.notifier = notifier
             health = None
             if any(site.health_interval > 0 for site in config.sites):
                 # Every worker checks, for its own calls; worker 0 alone tells (monitor.py).
@@ -214,6 +220,9 @@ class Gateway:
             admin = AdminService(config, database, callbacks, health=health, notifier=notifier)
             _add_admin_routes(app, config, admin, database, metrics)
             app.add_routes(rating_routes(calls.ratings))
+            app.add_routes(
+                voicemail_routes(calls.access.downloads, database, voicemail_folder(config))
+            )
             attach(app, sio)
             runner = web.AppRunner(app, access_log=None)
             await runner.setup()

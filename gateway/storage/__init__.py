@@ -1,7 +1,8 @@
 """The gateway's storage: one database (`[storage] database`, SQLite or PostgreSQL) for
 callbacks, call records, calls in progress, the notification outbox, admin users and
-sessions. `await Database.open(url)` migrates the schema to the newest version and gives
-one store per concept; docs/architecture.md places it in the layers.
+sessions, voicemails, messages left and chat conversations. `await Database.open(url)`
+migrates the schema to the newest version and gives one store per concept;
+docs/architecture.md places it in the layers.
 """
 
 from __future__ import annotations
@@ -9,13 +10,17 @@ from __future__ import annotations
 from gateway.storage import migrate
 from gateway.storage.admin import AdminSession, AdminStore
 from gateway.storage.callbacks import FINAL, Callback, CallbackStore
+from gateway.storage.conversations import ChatMessage, Conversation, ConversationStore
 from gateway.storage.database import Database
 from gateway.storage.engine import DatabaseUrl, StorageError
 from gateway.storage.live import LiveCall, LiveCalls
+from gateway.storage.messages import CONTACT_KINDS, LeftMessage, MessageStore
 from gateway.storage.outbox import Outbox, OutboxEvent
 from gateway.storage.records import OUTCOMES, CallRecord, RecordStore
+from gateway.storage.voicemails import Voicemail, VoicemailStore
 
 __all__ = [
+    "CONTACT_KINDS",
     "FINAL",
     "OUTCOMES",
     "AdminSession",
@@ -23,13 +28,20 @@ __all__ = [
     "CallRecord",
     "Callback",
     "CallbackStore",
+    "ChatMessage",
+    "Conversation",
+    "ConversationStore",
     "Database",
     "DatabaseUrl",
+    "LeftMessage",
     "LiveCall",
     "LiveCalls",
+    "MessageStore",
     "Outbox",
     "OutboxEvent",
     "RecordStore",
     "StorageError",
+    "Voicemail",
+    "VoicemailStore",
     "migrate",
 ]

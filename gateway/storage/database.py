@@ -10,10 +10,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gateway.storage import migrate
 from gateway.storage.admin import AdminStore
 from gateway.storage.callbacks import CallbackStore
+from gateway.storage.conversations import ConversationStore
 from gateway.storage.engine import DatabaseUrl, StorageError, create_engine
 from gateway.storage.live import LiveCalls
+from gateway.storage.messages import MessageStore
 from gateway.storage.outbox import Outbox
 from gateway.storage.records import RecordStore
+from gateway.storage.voicemails import VoicemailStore
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +30,9 @@ class Database:
         self.live = LiveCalls(engine)
         self.outbox = Outbox(engine)
         self.admin = AdminStore(engine)
+        self.voicemails = VoicemailStore(engine)
+        self.messages = MessageStore(engine)
+        self.conversations = ConversationStore(engine)
         self.schema: tuple[str | None, str] = (None, "")  # versions before and after opening
 
     @classmethod
