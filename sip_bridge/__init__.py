@@ -33,6 +33,8 @@ from sip_bridge.events import (
     Event,
     IncomingCall,
     InfoReceived,
+    MessageReceived,
+    MessageResult,
     OfferReceived,
     OptionsResult,
 )
@@ -70,6 +72,8 @@ __all__ = [
     "IncomingCall",
     "InfoReceived",
     "LossConcealer",
+    "MessageReceived",
+    "MessageResult",
     "OfferReceived",
     "OptionsResult",
     "RateLimit",

@@ -30,6 +30,8 @@ from sip_bridge.events import (
     CallEnded,
     Event,
     IncomingCall,
+    MessageReceived,
+    MessageResult,
     MessageTrace,
     OptionsResult,
 )
@@ -108,9 +110,12 @@ class SipEndpoint:
         self._timer_at: float | None = None
         self.on_incoming: Callable[[SipCall], None] | None = None
         self.on_trace: Callable[[MessageTrace], None] | None = None
+        # Answers a MESSAGE received outside dialogs at once: the status to reply with
+        # (200: taken). Without it every MESSAGE is answered 404.
+        self.on_message: Callable[[MessageReceived], int] | None = None
         self.closed = False
         self.internal_errors = 0
-        self._probes: dict[str, asyncio.Future[OptionsResult]] = {}
+        self._probes: dict[str, asyncio.Future[OptionsResult | MessageResult]] = {}
         self._probe_keys = itertools.count(1)
 
     @classmethod
@@ -185,12 +190,32 @@ class SipEndpoint:
         response's status, or None when nothing came within `timeout` seconds (or the
         transport could not send). Raises ValueError for a target that is not sip:/sips:."""
         key = f"options-{next(self._probe_keys)}"
-        future: asyncio.Future[OptionsResult] = self._loop.create_future()
+        future: asyncio.Future[OptionsResult | MessageResult] = self._loop.create_future()
         self._probes[key] = future
         try:
             self.ua.options(key, target, self._loop.time(), proxy=proxy, timeout=timeout)
             self._service()
-            return await future
+            result = await future
+            assert isinstance(result, OptionsResult)
+            return result
+        finally:
+            self._probes.pop(key, None)
+
+    async def message(self, target: str, text: str, *, timeout: float, **options) -> MessageResult:
+        """Send `text` to `target` as a MESSAGE outside any dialog and wait for the outcome:
+        the final response's status (2xx: taken), or None when nothing came within
+        `timeout` seconds. Options as for `UserAgent.message` (from_user, display_name,
+        proxy, credentials, headers). Raises ValueError for a target or text that cannot
+        be sent."""
+        key = f"message-{next(self._probe_keys)}"
+        future: asyncio.Future[OptionsResult | MessageResult] = self._loop.create_future()
+        self._probes[key] = future
+        try:
+            self.ua.message(key, target, self._loop.time(), text=text, timeout=timeout, **options)
+            self._service()
+            result = await future
+            assert isinstance(result, MessageResult)
+            return result
         finally:
             self._probes.pop(key, None)
 
@@ -245,15 +270,29 @@ class SipEndpoint:
             if deadline is not None:
                 self._timer = self._loop.call_at(deadline, self._on_timer)
 
-    def _dispatch(self, event: Event | MessageTrace | OptionsResult) -> None:
+    def _dispatch(
+        self, event: Event | MessageTrace | OptionsResult | MessageResult | MessageReceived
+    ) -> None:
         if isinstance(event, MessageTrace):
             if self.on_trace is not None:
                 self.on_trace(event)
             return
-        if isinstance(event, OptionsResult):
+        if isinstance(event, OptionsResult | MessageResult):
             future = self._probes.get(event.key)
             if future is not None and not future.done():
                 future.set_result(event)
+            return
+        if isinstance(event, MessageReceived):
+            status = 404
+            if self.on_message is not None:
+                try:
+                    status = self.on_message(event)
+                except Exception:
+                    self.internal_errors += 1
+                    logger.exception("MESSAGE from %s:%s not handled", *event.source)
+                    status = 500
+            key = event.key
+            self._command(lambda ua, now: ua.reply_message(key, status, now))
             return
         if isinstance(event, IncomingCall):
             call = SipCall(self, event.call_id, incoming=event)

@@ -8,23 +8,39 @@ must hold. Each test has its own gateway and peers.
 
 from __future__ import annotations
 
+import datetime as dt
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from urllib.parse import urlsplit
 
+import aiohttp
+import av
+import numpy as np
 import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, BrowserContext, expect
 
 from gateway.config import parse_config
 from gateway.process.gateway import Gateway
-from tests.support.audio import write_tone_wav
+from tests.support.audio import dominant_frequency, write_tone_wav
+from tests.support.mailbox import Mailbox
+from tests.support.webhook_receiver import WebhookReceiver
 
 from .conftest import gateway_toml
-from .widget_pages import HostPages, launch, new_context, widget_browser_args
+from .widget_pages import (
+    HostPages,
+    axe_violations,
+    launch,
+    new_context,
+    snap,
+    widget_browser_args,
+)
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 MIC_HZ = 660
 TIMEOUT_MS = 10_000
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 StartGateway = Callable[..., Awaitable[Gateway]]
 
@@ -116,3 +132,146 @@ async def test_a_link_ending_in_call_opens_the_widget_on_a_sites_page(
     await expect(panel).to_be_hidden()
     await page.evaluate("() => { location.hash = ''; location.hash = '#call'; }")
     await expect(panel).to_be_visible()
+
+
+# --------------------------------------------------------------------------- voicemail
+
+
+@pytest.fixture
+def mailbox():
+    box = Mailbox().start()
+    yield box
+    box.stop()
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def receiver() -> AsyncIterator[WebhookReceiver]:
+    receiver = await WebhookReceiver(SECRET).start()
+    yield receiver
+    await receiver.stop()
+
+
+def decoded(path) -> tuple[np.ndarray, int]:
+    with av.open(str(path)) as container:
+        assert container.format.name == "ogg"
+        stream = container.streams.audio[0]
+        assert stream.codec_context.name == "opus"
+        samples = [frame.to_ndarray().reshape(-1) for frame in container.decode(audio=0)]
+        return np.concatenate(samples), stream.codec_context.sample_rate
+
+
+async def fetch(url: str) -> tuple[int, str, bytes]:
+    async with aiohttp.ClientSession() as session, session.get(url) as response:
+        return response.status, response.headers.get("Content-Type", ""), await response.read()
+
+
+async def test_a_busy_operators_visitor_leaves_a_voicemail_the_site_gets_it_three_ways(
+    context: BrowserContext,
+    host: HostPages,
+    start_gateway: StartGateway,
+    sipp_factory,
+    mailbox: Mailbox,
+    receiver: WebhookReceiver,
+) -> None:
+    uas = sipp_factory("uas_busy")
+    gateway = await start_gateway(
+        uas.uri,
+        site=(
+            'fallback = ["voicemail", "callback"]\nvoicemail_max_seconds = 4\n'
+            'notify_email = ["owner@shop.example"]\n'
+            f'[[sites.webhooks]]\nurl = "{receiver.url}"\nsecret = "{SECRET}"\n'
+            'events = ["voicemail.received"]\n'
+        ),
+        widget='position = "inline"',
+        extra=f'[email]\nsmtp_url = "{mailbox.url}"\nfrom = "calls@gateway.example"\n',
+    )
+    page = await context.new_page()
+    await page.goto(host.url("script", gateway.url, source="newsletter"))
+    call = page.get_by_role("button", name="Call", exact=True)
+    await expect(call).to_be_enabled(timeout=TIMEOUT_MS)
+    await call.click()
+    status = page.get_by_role("status")
+    await expect(status).to_contain_text("Call ended: busy", timeout=TIMEOUT_MS)
+    await uas.assert_passed_async()
+    # Nobody answered: the site's fallbacks, voicemail first as it lists them.
+    offer = page.get_by_role("button", name="Leave a message")
+    await expect(offer).to_be_visible()
+    await snap(page, "voicemail-offer")
+    await offer.click()
+    await expect(status).to_have_text("Recording your message…", timeout=TIMEOUT_MS)
+    await expect(page.get_by_role("timer", name="Message length")).to_contain_text("/ 0:04")
+    await expect(page.get_by_role("button", name="Send")).to_be_enabled()
+    violations = await axe_violations(page)
+    assert violations == [], violations
+    # The longest message is 4 s here: the gateway stops and keeps it by itself.
+    await expect(status).to_have_text("We received your message. Thank you!", timeout=TIMEOUT_MS)
+
+    (voicemail,) = await gateway.database.voicemails.find(site="shop")
+    path = gateway.config.storage.state_directory / "voicemail" / voicemail.file
+    samples, rate = decoded(path)
+    assert abs(len(samples) / rate - 4.0) <= 0.5, len(samples) / rate
+    assert abs(dominant_frequency(samples, rate) - MIC_HZ) < 5
+    assert voicemail.visitor_source == "newsletter"
+    (record,) = await gateway.database.records.find(site="shop")
+    assert voicemail.call_id == record.id  # the busy call it followed
+    audio = path.read_bytes()
+
+    # The webhook: signed (the receiver verified it), with a link that works once signed.
+    await receiver.wait_for(lambda found: receiver.of_type("voicemail.received"))
+    (delivery,) = receiver.of_type("voicemail.received")
+    assert delivery.verified
+    data = delivery.body["data"]
+    assert data["id"] == voicemail.id and data["content_type"] == "audio/ogg"
+    assert data["visitor_source"] == "newsletter" and "client" not in data
+    assert data["download_expires_at"] > time.time() + 86400  # outlives the retries
+    assert await fetch(data["download_url"]) == (200, "audio/ogg", audio)
+    link = urlsplit(data["download_url"])
+    unsigned = f"{gateway.url}{link.path}"
+    assert (await fetch(unsigned))[0] == 403
+    forged = link.query.replace("signature=", "signature=A")
+    assert (await fetch(f"{unsigned}?{forged}"))[0] == 403
+    expired = gateway.calls.access.downloads.sign(link.path, time.time() - 8 * 86400)
+    assert (await fetch(f"{gateway.url}{expired}"))[0] == 403
+    other = gateway.calls.access.downloads.sign("/api/voicemails/other/audio", time.time())
+    assert (await fetch(f"{gateway.url}{link.path}?{urlsplit(other).query}"))[0] == 403
+
+    # The mail carries it (besides the mail of the missed call).
+    mails = await mailbox.wait_for(2)
+    (mail,) = [m for m in mails if m.subject.startswith("Voicemail")]
+    assert mail.recipients == ("owner@shop.example",)
+    (attached,) = list(mail.message.iter_attachments())
+    assert attached.get_content_type() == "audio/ogg"
+    assert attached.get_content() == audio
+
+
+def closed_today() -> str:
+    """Open all week but closed on today's (UTC) date: closed, deterministically."""
+    today = dt.datetime.now(dt.UTC).date().isoformat()
+    week = ", ".join(
+        f'{day} = "00:00-24:00"' for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+    )
+    return f'hours = {{timezone = "UTC", {week}, closed = ["{today}"]}}'
+
+
+async def test_a_closed_site_takes_a_voicemail_sent_with_send(
+    context: BrowserContext, host: HostPages, start_gateway: StartGateway
+) -> None:
+    gateway = await start_gateway(
+        "sip:nobody@127.0.0.1:9",
+        site=f'fallback = "voicemail"\n{closed_today()}\n',
+        widget='position = "inline"',
+    )
+    page = await context.new_page()
+    await page.goto(host.url("script", gateway.url))
+    status = page.get_by_role("status")
+    await expect(status).to_have_text("We are closed.", timeout=TIMEOUT_MS)
+    await page.get_by_role("button", name="Leave a message").click()
+    timer = page.get_by_role("timer", name="Message length")
+    await expect(timer).to_contain_text("0:01 / 2:00", timeout=TIMEOUT_MS)
+    await snap(page, "voicemail-recording")
+    await page.get_by_role("button", name="Send").click()
+    await expect(status).to_have_text("We received your message. Thank you!", timeout=TIMEOUT_MS)
+    (voicemail,) = await gateway.database.voicemails.find(site="shop")
+    assert 1.0 <= voicemail.seconds < 10.0 and voicemail.call_id is None
+    samples, rate = decoded(gateway.config.storage.state_directory / "voicemail" / voicemail.file)
+    assert abs(dominant_frequency(samples, rate) - MIC_HZ) < 5

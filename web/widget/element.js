@@ -9,6 +9,7 @@
 // callbackstatechange / precheckstatechange / quality / rated), described in
 // docs/embedding.md.
 import { CallbackForm } from './callback-form.js';
+import { fallbacks } from './fallback.js';
 import { CallPanel, IN_CALL, PROBLEMS, TALKING, problemWords } from './call-panel.js';
 import { CheckPanel } from './check-panel.js';
 import { h, icon } from './dom.js';
@@ -17,6 +18,7 @@ import { CallSession, micBlockedByPage } from './session.js';
 import { RatingForm } from './rating.js';
 import { DEFAULT_SETTINGS, applyLook, fetchSettings } from './settings.js';
 import { WidgetAudio } from './sounds.js';
+import { VoicemailPanel } from './voicemail.js';
 import { ENGLISH, loadWords, pickLanguage } from './words.js';
 
 const BASE = new URL('../', import.meta.url); // the gateway: this file is /widget/element.js
@@ -56,6 +58,7 @@ export class ClickToCall extends HTMLElement {
     this.callbackForm = null;
     this.checkPanel = null;
     this.ratingForm = null;
+    this.voicemailPanel = null;
   }
 
   // ------------------------------------------------------------------ public API
@@ -97,6 +100,7 @@ export class ClickToCall extends HTMLElement {
       this.session = null;
       this.callPanel.dispose();
       this.callbackForm.dispose();
+      this.voicemailPanel.dispose();
       this.checkPanel.cancel();
       clearTimeout(this.reopenTimer);
       if (this.onHash) window.removeEventListener('hashchange', this.onHash);
@@ -246,6 +250,16 @@ export class ClickToCall extends HTMLElement {
     this.callbackForm.label(w, settings);
     this.checkPanel.label(w);
     this.ratingForm.label(w);
+    this.voicemailPanel.label(w);
+    this.orderOffers(settings);
+  }
+
+  /** The fallbacks' offers in the order the site lists them. */
+  orderOffers(settings) {
+    const buttons = { voicemail: this.voicemailPanel.ui.offer, callback: this.callbackForm.ui.offer };
+    const order = fallbacks(settings).filter((name) => buttons[name]);
+    const rest = Object.keys(buttons).filter((name) => !order.includes(name));
+    this.ui.offers.replaceChildren(...[...order, ...rest].map((name) => buttons[name]));
   }
 
   /** The site's logo (or operator's picture) in the header: decorative, the name is
@@ -307,8 +321,15 @@ export class ClickToCall extends HTMLElement {
         status = w.closed;
         help = this.time.opensAgain(this.settings);
         break;
+      case 'voicemail':
+        [status, help] = this.voicemailPanel.stateWords(detail);
+        break;
       default:
-        [status, help] = this.callPanel.stateWords(detail);
+        if (phase === 'ended' && String(detail.cause).startsWith('voicemail_')) {
+          [status, help] = this.voicemailPanel.stateWords(detail);
+        } else {
+          [status, help] = this.callPanel.stateWords(detail);
+        }
     }
     const testing = phase === 'ready' || phase === 'ended';
     const test = testing ? this.checkPanel.statusWords() : null;
@@ -322,6 +343,7 @@ export class ClickToCall extends HTMLElement {
     }
     this.writeStatus(status, help);
     this.ui.root.dataset.phase = phase;
+    this.ui.root.dataset.step = detail.step || ''; // a voicemail's: recording shows red
     this.updateControls();
     // The gateway confirms some states the widget already showed: no repeated events.
     if (phase !== this.reportedPhase || status !== this.lastStatus) {
@@ -356,10 +378,15 @@ export class ClickToCall extends HTMLElement {
     // Call is there whenever it would start a call (at once, or once connected).
     const canCall = this.canConnect && Boolean(this.session) && ['loading', 'ready', 'ended'].includes(phase);
     const focused = this.shadowRoot.activeElement; // before its control may go away
-    const target = this.callPanel.update(phase, canCall, this.settings);
+    const target = this.callPanel.update(phase, canCall, this.settings) || this.voicemailPanel.update();
+    if (phase !== 'voicemail') this.voicemailPanel.update();
     this.checkPanel.update(phase, canCall, this.settings);
     this.ratingForm.update(phase);
-    this.callbackForm.update(!canCall && !calling);
+    this.callbackForm.update();
+    // Without Call, the first of the site's fallbacks offered is the main action.
+    const offers = [...this.ui.offers.children].filter((offer) => !offer.hidden);
+    offers.forEach((offer, index) => offer.classList.toggle('primary', index === 0 && !canCall && !calling));
+    ui.offers.hidden = offers.length === 0;
     ui.hours.hidden = phase !== 'closed' || !this.hoursShown;
     ui.launcher.classList.toggle('active', calling);
     // A control that just went away must not take the keyboard focus with it.
@@ -403,7 +430,11 @@ export class ClickToCall extends HTMLElement {
   firstControl() {
     const ui = this.ui;
     const call = this.callPanel.ui;
-    if (this.detail.phase === 'closed') return this.callbackForm.firstControl() || ui.panel;
+    if (this.detail.phase === 'closed') {
+      const offer = [...ui.offers.children].find((button) => !button.hidden);
+      if (offer === this.callbackForm.ui.offer) return this.callbackForm.firstControl();
+      return offer || ui.panel;
+    }
     const typing = !this.smallScreen();
     if (typing && !call.details.hidden && !call.name.value) return call.name;
     if (!call.call.hidden && !call.call.disabled) return call.call;
@@ -472,6 +503,8 @@ export class ClickToCall extends HTMLElement {
     this.callbackForm = new CallbackForm(this);
     this.checkPanel = new CheckPanel(this);
     this.ratingForm = new RatingForm(this);
+    this.voicemailPanel = new VoicemailPanel(this);
+    const voicemail = this.voicemailPanel.ui;
     const ui = {};
     ui.launcherLabel = h('span', { class: 'launcher-label' });
     ui.launcher = h(
@@ -490,6 +523,7 @@ export class ClickToCall extends HTMLElement {
     ui.hours = h('table', { class: 'hours', hidden: '' }); // filled by renderHours
     const call = this.callPanel;
     const form = this.callbackForm;
+    ui.offers = h('div', { class: 'offers' }, voicemail.offer, form.ui.offer); // orderOffers
     const check = this.checkPanel.ui;
     const rating = this.ratingForm.ui;
     ui.panel = h(
@@ -500,12 +534,13 @@ export class ClickToCall extends HTMLElement {
         'div',
         { class: 'body' },
         h('div', { class: 'state' }, ui.status, ui.help),
+        voicemail.timer,
         ...call.before,
         check.level,
         check.results,
         check.measured,
         ui.hours,
-        h('div', { class: 'actions' }, ...call.actions, check.start, form.ui.offer),
+        h('div', { class: 'actions' }, ...call.actions, voicemail.send, check.start, ui.offers),
         ...call.after,
         rating.form,
         rating.thanks,

@@ -57,6 +57,24 @@ export default {
     skipped: 'Die Verbindung wurde nicht getestet.',
     failed: 'Die Verbindung konnte nicht getestet werden: {reason}',
   },
+  voicemail: {
+    offer: 'Nachricht hinterlassen',
+    connecting: 'Die Aufnahme Ihrer Nachricht wird vorbereitet…',
+    greeting: 'Bitte hinterlassen Sie Ihre Nachricht nach dem Signalton.',
+    greetingHelp: 'Sprechen Sie nach dem Signalton, dann drücken Sie Senden.',
+    recording: 'Ihre Nachricht wird aufgenommen…',
+    recordingHelp: 'Drücken Sie Senden, wenn Sie fertig sind. Auflegen sendet sie auch.',
+    time: 'Länge der Nachricht',
+    send: 'Senden',
+    sending: 'Ihre Nachricht wird gesendet…',
+    sent: 'Wir haben Ihre Nachricht erhalten. Vielen Dank!',
+    failed: 'Ihre Nachricht wurde nicht gesendet: {reason}',
+    reasons: {
+      empty: 'es wurde nichts aufgenommen.',
+      connection: 'die Verbindung ist fehlgeschlagen.',
+      error: 'bei uns ist etwas schiefgegangen.',
+    },
+  },
   rating: {
     question: 'Wie war das Gespräch?',
     stars: '{n} von 5',
@@ -138,6 +156,8 @@ export default {
   },
   refusals: {
     precheck_off: 'Diese Website bietet keinen Verbindungstest an.',
+    voicemail_off: 'Diese Website nimmt keine Sprachnachrichten an.',
+    no_voicemail: 'Es gibt keine Nachricht zu senden.',
     precheck_limited: 'Zu viele Tests von Ihrer Verbindung. Bitte versuchen Sie es später erneut.',
     rating_refused: 'Für eine Bewertung dieses Gesprächs ist es zu spät.',
     already_rated: 'Dieses Gespräch wurde schon bewertet.',

@@ -59,6 +59,24 @@ export default {
     skipped: 'The connection was not tested.',
     failed: 'The connection could not be tested: {reason}',
   },
+  voicemail: {
+    offer: 'Leave a message',
+    connecting: 'Getting ready to record your message…',
+    greeting: 'Please leave your message after the tone.',
+    greetingHelp: 'Speak after the tone, then press Send.',
+    recording: 'Recording your message…',
+    recordingHelp: 'Press Send when you are done. Hanging up sends it too.',
+    time: 'Message length',
+    send: 'Send',
+    sending: 'Sending your message…',
+    sent: 'We received your message. Thank you!',
+    failed: 'Your message was not sent: {reason}',
+    reasons: {
+      empty: 'nothing was recorded.',
+      connection: 'the connection failed.',
+      error: 'something went wrong on our side.',
+    },
+  },
   rating: {
     question: 'How was the call?',
     stars: '{n} out of 5',
@@ -141,6 +159,8 @@ export default {
   // Why the gateway refused a call, a call token or a request, by its code.
   refusals: {
     precheck_off: 'This site offers no connection test.',
+    voicemail_off: 'This site takes no voice messages.',
+    no_voicemail: 'There is no message to send.',
     precheck_limited: 'Too many tests from your connection. Please try again later.',
     rating_refused: 'It is too late to rate this call.',
     already_rated: 'This call has been rated already.',

@@ -57,6 +57,24 @@ export default {
     skipped: 'No se ha probado la conexión.',
     failed: 'No se ha podido probar la conexión: {reason}',
   },
+  voicemail: {
+    offer: 'Dejar un mensaje',
+    connecting: 'Preparando la grabación de su mensaje…',
+    greeting: 'Deje su mensaje después del tono.',
+    greetingHelp: 'Hable después del tono y pulse Enviar.',
+    recording: 'Grabando su mensaje…',
+    recordingHelp: 'Pulse Enviar cuando termine. Colgar también lo envía.',
+    time: 'Duración del mensaje',
+    send: 'Enviar',
+    sending: 'Enviando su mensaje…',
+    sent: 'Hemos recibido su mensaje. ¡Gracias!',
+    failed: 'Su mensaje no se ha enviado: {reason}',
+    reasons: {
+      empty: 'no se ha grabado nada.',
+      connection: 'la conexión ha fallado.',
+      error: 'algo ha fallado por nuestra parte.',
+    },
+  },
   rating: {
     question: '¿Qué tal ha ido la llamada?',
     stars: '{n} de 5',
@@ -138,6 +156,8 @@ export default {
   },
   refusals: {
     precheck_off: 'Este sitio no ofrece prueba de conexión.',
+    voicemail_off: 'Este sitio no acepta mensajes de voz.',
+    no_voicemail: 'No hay ningún mensaje que enviar.',
     precheck_limited: 'Demasiadas pruebas desde tu conexión. Inténtalo más tarde.',
     rating_refused: 'Es demasiado tarde para valorar esta llamada.',
     already_rated: 'Esta llamada ya ha sido valorada.',

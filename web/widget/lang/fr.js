@@ -57,6 +57,24 @@ export default {
     skipped: 'La connexion n\'a pas été testée.',
     failed: 'La connexion n\'a pas pu être testée : {reason}',
   },
+  voicemail: {
+    offer: 'Laisser un message',
+    connecting: 'Préparation de l’enregistrement de votre message…',
+    greeting: 'Veuillez laisser votre message après le bip.',
+    greetingHelp: 'Parlez après le bip, puis appuyez sur Envoyer.',
+    recording: 'Enregistrement de votre message…',
+    recordingHelp: 'Appuyez sur Envoyer quand vous avez fini. Raccrocher l’envoie aussi.',
+    time: 'Durée du message',
+    send: 'Envoyer',
+    sending: 'Envoi de votre message…',
+    sent: 'Nous avons bien reçu votre message. Merci !',
+    failed: 'Votre message n’a pas été envoyé : {reason}',
+    reasons: {
+      empty: 'rien n’a été enregistré.',
+      connection: 'la connexion a échoué.',
+      error: 'un problème est survenu de notre côté.',
+    },
+  },
   rating: {
     question: 'Comment s\'est passé l\'appel ?',
     stars: '{n} sur 5',
@@ -138,6 +156,8 @@ export default {
   },
   refusals: {
     precheck_off: 'Ce site ne propose pas de test de connexion.',
+    voicemail_off: 'Ce site ne prend pas de messages vocaux.',
+    no_voicemail: 'Il n’y a pas de message à envoyer.',
     precheck_limited: 'Trop de tests depuis votre connexion. Merci de réessayer plus tard.',
     rating_refused: 'Il est trop tard pour noter cet appel.',
     already_rated: 'Cet appel a déjà été noté.',

@@ -57,6 +57,24 @@ export default {
     skipped: 'La connessione non è stata provata.',
     failed: 'Non è stato possibile provare la connessione: {reason}',
   },
+  voicemail: {
+    offer: 'Lascia un messaggio',
+    connecting: 'Preparazione della registrazione del messaggio…',
+    greeting: 'Lascia il tuo messaggio dopo il segnale acustico.',
+    greetingHelp: 'Parla dopo il segnale, poi premi Invia.',
+    recording: 'Registrazione del messaggio…',
+    recordingHelp: 'Premi Invia quando hai finito. Anche riagganciare lo invia.',
+    time: 'Durata del messaggio',
+    send: 'Invia',
+    sending: 'Invio del messaggio…',
+    sent: 'Abbiamo ricevuto il tuo messaggio. Grazie!',
+    failed: 'Il messaggio non è stato inviato: {reason}',
+    reasons: {
+      empty: 'non è stato registrato nulla.',
+      connection: 'la connessione non è riuscita.',
+      error: 'qualcosa è andato storto da parte nostra.',
+    },
+  },
   rating: {
     question: 'Com\'è andata la chiamata?',
     stars: '{n} su 5',
@@ -138,6 +156,8 @@ export default {
   },
   refusals: {
     precheck_off: 'Questo sito non offre la prova della connessione.',
+    voicemail_off: 'Questo sito non accetta messaggi vocali.',
+    no_voicemail: 'Non c’è nessun messaggio da inviare.',
     precheck_limited: 'Troppe prove dalla tua connessione. Riprova più tardi.',
     rating_refused: 'È troppo tardi per valutare questa chiamata.',
     already_rated: 'Questa chiamata è già stata valutata.',

@@ -57,6 +57,24 @@ export default {
     skipped: 'De verbinding is niet getest.',
     failed: 'De verbinding kon niet worden getest: {reason}',
   },
+  voicemail: {
+    offer: 'Bericht inspreken',
+    connecting: 'Het opnemen van uw bericht wordt voorbereid…',
+    greeting: 'Spreek uw bericht in na de toon.',
+    greetingHelp: 'Spreek na de toon en druk dan op Versturen.',
+    recording: 'Uw bericht wordt opgenomen…',
+    recordingHelp: 'Druk op Versturen als u klaar bent. Ophangen verstuurt het ook.',
+    time: 'Lengte van het bericht',
+    send: 'Versturen',
+    sending: 'Uw bericht wordt verstuurd…',
+    sent: 'We hebben uw bericht ontvangen. Dank u!',
+    failed: 'Uw bericht is niet verstuurd: {reason}',
+    reasons: {
+      empty: 'er is niets opgenomen.',
+      connection: 'de verbinding is mislukt.',
+      error: 'er ging bij ons iets mis.',
+    },
+  },
   rating: {
     question: 'Hoe was het gesprek?',
     stars: '{n} van de 5',
@@ -138,6 +156,8 @@ export default {
   },
   refusals: {
     precheck_off: 'Deze site biedt geen verbindingstest.',
+    voicemail_off: 'Deze site neemt geen spraakberichten aan.',
+    no_voicemail: 'Er is geen bericht om te versturen.',
     precheck_limited: 'Te veel tests vanaf uw verbinding. Probeer het later opnieuw.',
     rating_refused: 'Het is te laat om dit gesprek te beoordelen.',
     already_rated: 'Dit gesprek is al beoordeeld.',

@@ -57,6 +57,24 @@ export default {
     skipped: 'Połączenie nie zostało sprawdzone.',
     failed: 'Nie udało się sprawdzić połączenia: {reason}',
   },
+  voicemail: {
+    offer: 'Zostaw wiadomość',
+    connecting: 'Przygotowujemy nagrywanie wiadomości…',
+    greeting: 'Zostaw wiadomość po sygnale.',
+    greetingHelp: 'Mów po sygnale, a potem naciśnij Wyślij.',
+    recording: 'Nagrywamy Twoją wiadomość…',
+    recordingHelp: 'Naciśnij Wyślij, gdy skończysz. Rozłączenie też ją wyśle.',
+    time: 'Długość wiadomości',
+    send: 'Wyślij',
+    sending: 'Wysyłamy Twoją wiadomość…',
+    sent: 'Otrzymaliśmy Twoją wiadomość. Dziękujemy!',
+    failed: 'Wiadomość nie została wysłana: {reason}',
+    reasons: {
+      empty: 'nic nie zostało nagrane.',
+      connection: 'połączenie się nie powiodło.',
+      error: 'coś poszło nie tak po naszej stronie.',
+    },
+  },
   rating: {
     question: 'Jak minęła rozmowa?',
     stars: '{n} z 5',
@@ -138,6 +156,8 @@ export default {
   },
   refusals: {
     precheck_off: 'Ta strona nie oferuje testu połączenia.',
+    voicemail_off: 'Ta strona nie przyjmuje wiadomości głosowych.',
+    no_voicemail: 'Nie ma wiadomości do wysłania.',
     precheck_limited: 'Zbyt wiele testów z Twojego połączenia. Spróbuj później.',
     rating_refused: 'Na ocenę tej rozmowy jest już za późno.',
     already_rated: 'Ta rozmowa została już oceniona.',

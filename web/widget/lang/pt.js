@@ -57,6 +57,24 @@ export default {
     skipped: 'A ligação não foi testada.',
     failed: 'Não foi possível testar a ligação: {reason}',
   },
+  voicemail: {
+    offer: 'Deixar uma mensagem',
+    connecting: 'A preparar a gravação da sua mensagem…',
+    greeting: 'Deixe a sua mensagem após o sinal.',
+    greetingHelp: 'Fale após o sinal e depois carregue em Enviar.',
+    recording: 'A gravar a sua mensagem…',
+    recordingHelp: 'Carregue em Enviar quando terminar. Desligar também a envia.',
+    time: 'Duração da mensagem',
+    send: 'Enviar',
+    sending: 'A enviar a sua mensagem…',
+    sent: 'Recebemos a sua mensagem. Obrigado!',
+    failed: 'A sua mensagem não foi enviada: {reason}',
+    reasons: {
+      empty: 'nada foi gravado.',
+      connection: 'a ligação falhou.',
+      error: 'algo correu mal do nosso lado.',
+    },
+  },
   rating: {
     question: 'Como correu a chamada?',
     stars: '{n} de 5',
@@ -138,6 +156,8 @@ export default {
   },
   refusals: {
     precheck_off: 'Este site não oferece teste de ligação.',
+    voicemail_off: 'Este site não aceita mensagens de voz.',
+    no_voicemail: 'Não há nenhuma mensagem para enviar.',
     precheck_limited: 'Demasiados testes a partir da sua ligação. Tente mais tarde.',
     rating_refused: 'É demasiado tarde para avaliar esta chamada.',
     already_rated: 'Esta chamada já foi avaliada.',
