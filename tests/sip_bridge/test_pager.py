@@ -18,7 +18,7 @@ from .loop import Wire
 GATEWAY = ("127.0.0.1", 5070)
 PHONE = ("127.0.0.1", 5080)
 SCRIPTED = ("127.0.0.1", 5090)
-TEXT = "Order 42 👋 please — שלום עולם, مرحبا\nsecond line"  # noqa: RUF001
+TEXT = "Order 42 👋 please — שלום עולם, مرحبا\nsecond line"
 
 
 def events_of(wire: Wire, address, kind):
