@@ -18,6 +18,7 @@ and do its calls' packets arrive on their own clocks rather than all in one burs
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import socket
 import struct
@@ -238,7 +239,8 @@ def _timing(arrivals: dict[int, list[float]]) -> dict:
     `interval_jitter_ms`: the mean deviation of a stream's packet intervals from 20 ms.
     `burst_pct`: of the packets, those arriving within 50 us of a packet of another call
     (near 100 when one clock sends every call's frame in one tick; small when each call
-    keeps its own phase)."""
+    keeps its own phase). `phases_ms`: where in the 20 ms each stream's packets arrive."""
+    origin = min((times[0] for times in arrivals.values() if times), default=0.0)
     deviations = []
     for times in arrivals.values():
         deviations += [abs(b - a - 0.02) for a, b in itertools.pairwise(times)]
@@ -249,8 +251,17 @@ def _timing(arrivals: dict[int, list[float]]) -> dict:
             i + 1 < len(merged) and merged[i + 1][1] != ssrc and merged[i + 1][0] - when < BURST_GAP
         )
         bursty += near
+    phases = []
+    for times in arrivals.values():
+        # The circular mean of the arrival times modulo 20 ms: where the stream's packets
+        # fall in the period (two calls sent in one tick have the same phase).
+        angles = [2 * math.pi * ((t - origin) % 0.02) / 0.02 for t in times]
+        x = sum(math.cos(a) for a in angles)
+        y = sum(math.sin(a) for a in angles)
+        phases.append(round((math.atan2(y, x) % (2 * math.pi)) / (2 * math.pi) * 20, 2))
     return {
         "streams": len(arrivals),
+        "phases_ms": sorted(phases),
         "interval_jitter_ms": round(sum(deviations) / len(deviations) * 1000, 3)
         if deviations
         else None,

@@ -46,6 +46,11 @@ class GcPauses:
             self.longest = max(self.longest, time.perf_counter() - self._started)
 
 
+def visitor_seed(seed: int, index: int) -> int:
+    """Visitor `index`'s own seed (its clock phase, its random choices) in run `seed`."""
+    return seed * 1_000_003 + index
+
+
 def browser_like_ice() -> None:
     """aioice as Chromium's ICE agent behaves on loopback: host candidates on 127.0.0.1
     only (aioice skips loopback), and the selected pair checked as often as Chromium pings
@@ -75,7 +80,8 @@ async def generate(spec: dict) -> dict:
             window=window,
             lateness=lateness,
             jitter=spec.get("jitter", 0.0005),
-            seed=spec.get("seed", 0) * 1_000_003 + index,
+            seed=visitor_seed(spec.get("seed", 0), index),
+            anchor=spec["start_at"],
         )
         for index in spec["indexes"]
     ]

@@ -12,6 +12,7 @@ each tone onset through the echo (round trip), and the echo's frequency.
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import re
 import time
@@ -26,7 +27,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from . import offer as offers
 from .audio import ONSET, PERIOD_FRAMES, QUIET, TONE_HZ, EchoDecoder, dominant_frequency
-from .browser_media import BrowserAudio, Lateness
+from .browser_media import FRAME, BrowserAudio, Lateness
 from .signaling import CallFailed, Signaling
 
 CODECS = {"pcmu": ("PCMU", 8000), "opus": ("opus", 48000)}
@@ -68,6 +69,7 @@ class Visitor:
         lateness: Lateness,
         jitter: float,
         seed: int,
+        anchor: float,
     ) -> None:
         self.index = index
         self.signaling = signaling
@@ -78,6 +80,10 @@ class Visitor:
         self.lateness = lateness
         self.jitter = jitter
         self.random = random.Random(seed)
+        # The call's clock: frames due at anchor + phase + k * 20 ms (anchor: a time all
+        # generator processes share), the phase drawn from the call's own seed.
+        self.anchor = anchor
+        self.phase = phase_offset(seed)
         self.encoding, self.clock = CODECS[codec]
         self.ticks = self.clock // 50
         self.media: BrowserAudio | None = None
@@ -167,9 +173,7 @@ class Visitor:
             )
             if not self.media.attach():
                 raise CallFailed("could not take over the peer connection's RTP")
-            # The call's own clock: its first frame at a random phase of the 20 ms.
-            loop = asyncio.get_running_loop()
-            self.media.start(loop.time() + self.random.random() * 0.02)
+            self.media.start(self.first_due(time.monotonic()))
             await signaling.wait_state("answered", 10)
             self.setup = signaling.states["answered"] - started
             await _sleep_until(hangup_at)
@@ -190,6 +194,11 @@ class Visitor:
             await pc.close()
             await signaling.close()
         return self.result()
+
+    def first_due(self, now: float) -> float:
+        """The first time on the call's clock that is not in the past."""
+        periods = math.ceil((now - self.anchor - self.phase) / FRAME)
+        return self.anchor + self.phase + max(periods, 0) * FRAME
 
     async def _wait_connected(self, pc, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -246,6 +255,11 @@ class Visitor:
         }
 
 
+def phase_offset(seed: int) -> float:
+    """Where in the 20 ms a call's frames go out (seconds), from its seed."""
+    return random.Random(seed ^ 0x5EED).random() * FRAME
+
+
 def _payload_type(answer_sdp: str, encoding: str, clock: int) -> int:
     """The payload type the answer gave `encoding` (the one the visitor sends)."""
     match = re.search(
@@ -262,4 +276,4 @@ async def _sleep_until(deadline: float) -> None:
         await asyncio.sleep(delay)
 
 
-__all__ = ["CallFailed", "IdleAudioTrack", "Visitor"]
+__all__ = ["CallFailed", "IdleAudioTrack", "Visitor", "phase_offset"]
