@@ -11,7 +11,7 @@ puts on the wire, as measured with bench/load/capture.py against the gateway (Ch
 - RTCP: two streams of reduced-size reports (rtcp-rsize), each at RFC 3550's randomized
   interval around libwebrtc's 5 s for audio: the sender's SR + SDES CNAME (no report
   block, 56 bytes), and the receiver's RR with one report block on the echo (32 bytes).
-  aiortc's own RTCP loops (an SR every 0.5-1.5 s) are stopped.
+  aiortc's own RTCP loops (an SR every 0.5-1.5 s) are silenced.
 - SRTP: AES_CM_128_HMAC_SHA1_80, the profile Chromium ends up with against this gateway
   (10-byte tags: 190-byte G.711 packets); `browser_like_dtls()` keeps aiortc to it.
 - STUN: aiortc's ICE agent keeps checking consent on the pair; the generator sets its
@@ -82,6 +82,10 @@ def audio_levels(frames_pcm: Sequence) -> list[int]:
         level = 127 if rms <= 0 else min(127, max(0, round(-20 * np.log10(rms))))
         levels.append(level | (0x80 if level < 127 else 0))
     return levels
+
+
+async def _send_nothing(*packets) -> None:
+    return None
 
 
 class Lateness:
@@ -181,14 +185,13 @@ class BrowserAudio:
             pair = connection._nominated.get(1)
             protocols = list(connection._protocols)
             self._ssrc = sender._ssrc
-            rtcp_tasks = [sender._RTCRtpSender__rtcp_task, receiver._RTCRtpReceiver__rtcp_task]
         except AttributeError:
             return False
         if tx is None or rx is None or pair is None or not protocols:
             return False
-        for task in rtcp_tasks:
-            if task is not None:
-                task.cancel()
+        # aiortc's RTCP loops keep running (their tasks end with the peer connection) but
+        # send nothing: the reports go at Chromium's rate from here.
+        sender._send_rtcp = receiver._send_rtcp = _send_nothing
         self._receiver = receiver
         self._tx_srtp = tx
         self._tx_session = tx._srtp[0]

@@ -29,6 +29,7 @@ from .signaling import signaling_for
 from .visitor import CODECS, Visitor
 
 HOST = "127.0.0.1"
+STUCK_AFTER = 20.0  # seconds after the last hang-up a call still running counts as stuck
 
 
 class GcPauses:
@@ -91,15 +92,25 @@ async def generate(spec: dict) -> dict:
         start = spec["start_at"] + visitor.index / spec["rate"]
         return start, (start + hold if hold else spec["hangup_at"])
 
-    results = await asyncio.gather(*(v.run(*times(v)) for v in visitors), return_exceptions=True)
+    tasks = [asyncio.ensure_future(v.run(*times(v))) for v in visitors]
+    # Every call is over a few seconds after the last hang-up; one that is not is reported
+    # as stuck (with where it was), not waited for.
+    last = max((times(v)[1] for v in visitors), default=time.monotonic())
+    await asyncio.wait(tasks, timeout=max(0.0, last - time.monotonic()) + STUCK_AFTER)
     calls = []
-    for visitor, result in zip(visitors, results, strict=True):
-        if isinstance(result, BaseException):
+    for visitor, task in zip(visitors, tasks, strict=True):
+        if not task.done():
+            task.cancel()
+            result = visitor.result()
+            result.update(ok=False, error=f"stuck: {visitor.stage}")
+            calls.append(result)
+        elif task.exception() is not None:
+            error = task.exception()
             calls.append(
-                {"index": visitor.index, "ok": False, "error": f"{type(result).__name__}: {result}"}
+                {"index": visitor.index, "ok": False, "error": f"{type(error).__name__}: {error}"}
             )
         else:
-            calls.append(result)
+            calls.append(task.result())
     return {
         "calls": calls,
         "ticks": lateness.sends,

@@ -100,6 +100,7 @@ class Visitor:
         self._collect = 0
         self.error: str | None = None
         self.setup: float | None = None
+        self.stage = "not started"  # where the call is (said when it gets stuck)
 
     # ------------------------------------------------------------------ sending
     def on_sent(self, k: int, now: float) -> None:
@@ -146,14 +147,18 @@ class Visitor:
         track = IdleAudioTrack()
         signaling = self.signaling
         try:
+            self.stage = "connecting to the server"
             await signaling.open()
+            self.stage = "offering"
             transceiver = pc.addTransceiver(track, direction="sendrecv")
             await pc.setLocalDescription(await pc.createOffer())
             local = pc.localDescription.sdp
             cname = offers.cname(self.random)
             offer = offers.chromium_offer(local, transceiver.sender._ssrc, cname, self.random)
             started = time.monotonic()
+            self.stage = "waiting for the answer"
             answer = await signaling.call(offer, offers.candidates(local))
+            self.stage = "connecting ICE and DTLS"
             payload_type = _payload_type(answer, *CODECS[self.codec])
             await pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
             await self._wait_connected(pc, 10)
@@ -174,10 +179,13 @@ class Visitor:
             if not self.media.attach():
                 raise CallFailed("could not take over the peer connection's RTP")
             self.media.start(self.first_due(time.monotonic()))
+            self.stage = "waiting for the operator to answer"
             await signaling.wait_state("answered", 10)
+            self.stage = "in call"
             self.setup = signaling.states["answered"] - started
             await _sleep_until(hangup_at)
             self.media.stop()
+            self.stage = "hanging up"
             await signaling.hangup()
             await signaling.wait_state("ended", 5)
         except (
@@ -191,8 +199,13 @@ class Visitor:
         finally:
             if self.media is not None:
                 self.media.stop()
-            await pc.close()
-            await signaling.close()
+            self.stage = "closing"
+            for closing in (pc.close(), signaling.close()):
+                try:
+                    await asyncio.wait_for(closing, 5)
+                except TimeoutError:
+                    self.error = self.error or f"{self.stage}: no end after 5 s"
+            self.stage = "done"
         return self.result()
 
     def first_due(self, now: float) -> float:
