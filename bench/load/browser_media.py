@@ -36,6 +36,8 @@ from collections.abc import Callable, Sequence
 from aiortc.clock import current_ntp_time
 from pylibsrtp._binding import ffi, lib
 
+from .window import Window
+
 AUDIO_LEVEL = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
 MID = "urn:ietf:params:rtp-hdrext:sdes:mid"
 ABS_SEND_TIME = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
@@ -93,7 +95,7 @@ class Lateness:
 
     LATE = 0.010  # a frame sent this much after its time counts as late
 
-    def __init__(self, window: tuple[float, float]) -> None:
+    def __init__(self, window: Window) -> None:
         self.window = window
         self.sends = 0
         self.late = 0
@@ -101,7 +103,7 @@ class Lateness:
         self.late_at: list[tuple[float, float]] = []  # (when, ms late): the first 50
 
     def note(self, now: float, late: float) -> None:
-        if not self.window[0] <= now <= self.window[1]:
+        if now not in self.window:
             return  # set-up and hang-up bursts are not what is measured
         self.sends += 1
         if late > self.LATE:

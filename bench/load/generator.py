@@ -19,6 +19,7 @@ import json
 import selectors
 import sys
 import time
+import traceback
 from pathlib import Path
 
 import aioice.ice
@@ -27,6 +28,7 @@ from .audio import PERIOD_FRAMES, encoded_frames, pattern_pcm
 from .browser_media import CHROMIUM_PING_INTERVAL, Lateness, audio_levels, browser_like_dtls
 from .signaling import signaling_for
 from .visitor import CODECS, Visitor
+from .window import Window
 
 HOST = "127.0.0.1"
 STUCK_AFTER = 20.0  # seconds after the last hang-up a call still running counts as stuck
@@ -69,7 +71,13 @@ async def generate(spec: dict) -> dict:
     pcm = pattern_pcm(CODECS[codec][1])
     samples = len(pcm) // PERIOD_FRAMES
     levels = audio_levels([pcm[i * samples : (i + 1) * samples] for i in range(PERIOD_FRAMES)])
-    window = tuple(spec["window"])
+    # A fixed window (churn), or the orchestrator's once every call is up.
+    window = Window(*spec["window"]) if spec.get("window") else Window()
+    follow = (
+        None
+        if spec.get("window")
+        else asyncio.create_task(window.follow(Path(spec["window_file"])))
+    )
     lateness = Lateness(window)
     visitors = [
         Visitor(
@@ -87,16 +95,24 @@ async def generate(spec: dict) -> dict:
         for index in spec["indexes"]
     ]
     hold = spec.get("hold")
-
-    def times(visitor: Visitor) -> tuple[float, float]:
-        start = spec["start_at"] + visitor.index / spec["rate"]
-        return start, (start + hold if hold else spec["hangup_at"])
-
-    tasks = [asyncio.ensure_future(v.run(*times(v))) for v in visitors]
-    # Every call is over a few seconds after the last hang-up; one that is not is reported
-    # as stuck (with where it was), not waited for.
-    last = max((times(v)[1] for v in visitors), default=time.monotonic())
+    tasks = [
+        asyncio.ensure_future(v.run(spec["start_at"] + v.index / spec["rate"], hold))
+        for v in visitors
+    ]
+    await asyncio.wait([asyncio.ensure_future(v.settled.wait()) for v in visitors])
+    if spec.get("ready_file"):
+        Path(spec["ready_file"]).write_text("ready\n")
+    # Every call is over a few seconds after the hang-up; one that is not is reported as
+    # stuck (with where it was), not waited for.
+    await window.known.wait()
+    last = (
+        window.end
+        if hold is None
+        else spec["start_at"] + max(v.index for v in visitors) / spec["rate"] + hold
+    )
     await asyncio.wait(tasks, timeout=max(0.0, last - time.monotonic()) + STUCK_AFTER)
+    if follow is not None:
+        follow.cancel()
     calls = []
     for visitor, task in zip(visitors, tasks, strict=True):
         if not task.done():
@@ -105,10 +121,7 @@ async def generate(spec: dict) -> dict:
             result.update(ok=False, error=f"stuck: {visitor.stage}")
             calls.append(result)
         elif task.exception() is not None:
-            error = task.exception()
-            calls.append(
-                {"index": visitor.index, "ok": False, "error": f"{type(error).__name__}: {error}"}
-            )
+            calls.append({"index": visitor.index, "ok": False, "error": _where(task.exception())})
         else:
             calls.append(task.result())
     return {
@@ -119,6 +132,13 @@ async def generate(spec: dict) -> dict:
         "max_gc_pause_s": pauses.longest,
         "late_ticks_at": lateness.late_at,
     }
+
+
+def _where(error: BaseException) -> str:
+    """An unexpected exception and the line that raised it (a bug of the generator)."""
+    frames = traceback.extract_tb(error.__traceback__)
+    at = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
+    return f"{type(error).__name__}: {error}{at}"
 
 
 def main() -> None:

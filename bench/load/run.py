@@ -2,8 +2,8 @@
 
 Timeline of a point (monotonic clock, shared by all processes):
 
-  t0 ............ t0 + calls/rate ... +SETTLE ===== measurement window (SECONDS) ===== hang up
-  calls start one after another        all set up     CPU, RSS, frames, echo delay
+  t0 ....... t0 + calls/rate .... all up +SETTLE ===== window (SECONDS) ===== hang up
+  calls start one after another  (however long)      CPU, RSS, frames, echo delay
 
 The server is this gateway (supervisor and workers) or the Janus SIP plugin (`server`).
 CPU is read from /proc at both ends of the window for every process of the server, every
@@ -28,8 +28,10 @@ from pathlib import Path
 from . import procstat
 from .capture import Capture
 from .servers import Processes, Server, start_gateway, start_operator
+from .window import publish
 
-SETTLE = 1.0  # seconds after the last call started before measuring
+SETTLE = 1.0  # seconds after the last call was set up before measuring
+SETUP_BUDGET = 30.0  # seconds after the last call started: the window opens anyway
 GENERATOR_START = 2.0  # seconds for generator processes to import and get ready
 PLAYOUT_ALLOWANCE = 0.05  # a frame is on time within 50 ms of the call's fastest frame
 
@@ -116,18 +118,22 @@ def _generator_spec(server: Server, spec: PointSpec, indexes: list[int], **timel
 def _run_point(spec: PointSpec, workdir: Path, processes: Processes) -> dict:
     calls = spec.calls
     ramp = calls / spec.rate
-    duration = GENERATOR_START + ramp + SETTLE + spec.seconds
+    duration = GENERATOR_START + ramp + SETUP_BUDGET + SETTLE + spec.seconds
     operator = start_operator(processes, calls, duration)
     server = start_server(processes, spec, operator.port)
     idle_rss = procstat.total_rss(server.pids())
 
     t0 = time.monotonic() + GENERATOR_START
-    window = (t0 + ramp + SETTLE, t0 + ramp + SETTLE + spec.seconds)
     count = spec.generators or max(1, math.ceil(calls / 50))
+    window_file = workdir / "window.json"
     generators = []
     for g in range(count):
         spec_path = workdir / f"generator-{g}.json"
-        timeline = {"start_at": t0, "hangup_at": window[1] + 0.3, "window": window}
+        timeline = {
+            "start_at": t0,
+            "window_file": str(window_file),
+            "ready_file": str(workdir / f"ready-{g}"),
+        }
         indexes = list(range(g, calls, count))
         spec_path.write_text(json.dumps(_generator_spec(server, spec, indexes, **timeline)))
         generators.append(
@@ -138,6 +144,17 @@ def _run_point(spec: PointSpec, workdir: Path, processes: Processes) -> dict:
         )
     generator_pids = [p.pid for p in generators]
 
+    # The window opens SETTLE after every call is up (answered or failed), whenever that is.
+    deadline = t0 + ramp + SETUP_BUDGET
+    while time.monotonic() < deadline and not all(
+        (workdir / f"ready-{g}").exists() for g in range(count)
+    ):
+        if any(p.poll() is not None for p in generators):
+            break  # a generator died: its log says why, below
+        time.sleep(0.05)
+    set_up = time.monotonic()
+    window = (set_up + SETTLE, set_up + SETTLE + spec.seconds)
+    publish(window_file, *window)
     _sleep_until(window[0])
     pids = server.pids()
     workers = server.worker_pids()
@@ -188,6 +205,7 @@ def _run_point(spec: PointSpec, workdir: Path, processes: Processes) -> dict:
         worker_cpu=[each.get(pid, 0.0) for pid in sorted(workers_now)],
         threads=procstat.total_threads(pids_now),
     )
+    result["all_up_s"] = round(set_up - t0, 2)  # first call started -> every call up
     if capture is not None:
         result["packets"] = capture.summary(max(result["calls_answered"], 1))
     result.update(server.notes)
@@ -286,7 +304,7 @@ def run_churn(
         t0 = time.monotonic() + GENERATOR_START
         spec = PointSpec(calls=total, codec=codec, workers=workers, rate=rate)
         spec_path = workdir / "generator-0.json"
-        timeline = {"start_at": t0, "hold": hold, "hangup_at": 0, "window": [t0, t0 + duration]}
+        timeline = {"start_at": t0, "hold": hold, "window": [t0, t0 + duration]}
         spec_path.write_text(
             json.dumps(_generator_spec(server, spec, list(range(total)), **timeline))
         )

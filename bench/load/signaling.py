@@ -155,6 +155,8 @@ class JanusSignaling(_States):
         body = {**body, "transaction": self._transaction()}
         async with self._http.post(f"{self.url}{path}", json=body) as response:
             reply = await response.json(content_type=None)
+            if not isinstance(reply, dict):
+                raise CallFailed(f"janus: HTTP {response.status}, no JSON reply to {body['janus']}")
         if reply.get("janus") == "error":
             raise CallFailed(f"janus: {reply['error']}")
         return reply
@@ -190,7 +192,8 @@ class JanusSignaling(_States):
                     self.note("ended", "long poll failed")
                 return
             for event in events if isinstance(events, list) else [events]:
-                self._on_event(event)
+                if isinstance(event, dict):
+                    self._on_event(event)
 
     def _on_event(self, event: dict) -> None:
         kind = event.get("janus")
@@ -198,12 +201,12 @@ class JanusSignaling(_States):
             return
         if kind != "event":
             return
-        data = event.get("plugindata", {}).get("data", {})
+        data = (event.get("plugindata") or {}).get("data") or {}
         if "error" in data:
             self.error = f"janus sip: {data.get('error')}"
             self.note("ended", data.get("error_code"))
             return
-        result = data.get("result", {})
+        result = data.get("result") or {}
         name = result.get("event")
         if name == "registered":
             self._registered.set()

@@ -29,10 +29,12 @@ from . import offer as offers
 from .audio import ONSET, PERIOD_FRAMES, QUIET, TONE_HZ, EchoDecoder, dominant_frequency
 from .browser_media import FRAME, BrowserAudio, Lateness
 from .signaling import CallFailed, Signaling
+from .window import Window
 
 CODECS = {"pcmu": ("PCMU", 8000), "opus": ("opus", 48000)}
 FREQUENCY_FRAMES = 30  # 600 ms of tone taken for the frequency check
 FREQUENCY_TOLERANCE_HZ = 10.0
+HANGUP_AFTER = 0.3  # seconds after the window closes
 
 
 class IdleAudioTrack(MediaStreamTrack):
@@ -65,7 +67,7 @@ class Visitor:
         codec: str,
         frames: Sequence[bytes],
         levels: Sequence[int],
-        window: tuple[float, float],
+        window: Window,
         lateness: Lateness,
         jitter: float,
         seed: int,
@@ -101,6 +103,7 @@ class Visitor:
         self.error: str | None = None
         self.setup: float | None = None
         self.stage = "not started"  # where the call is (said when it gets stuck)
+        self.settled = asyncio.Event()  # set once answered, or failed
 
     # ------------------------------------------------------------------ sending
     def on_sent(self, k: int, now: float) -> None:
@@ -108,7 +111,7 @@ class Visitor:
         self._frames_sent = k + 1
         if k % PERIOD_FRAMES == 0:
             self._last_onset_sent = now
-        if self.window[0] <= now <= self.window[1]:
+        if now in self.window:
             self._sent_in_window += 1
 
     # ------------------------------------------------------------------ receiving
@@ -118,7 +121,7 @@ class Visitor:
         if first is None:
             first = self._first_ts = timestamp
         index = ((timestamp - first) & 0xFFFFFFFF) // self.ticks
-        in_window = self.window[0] <= now <= self.window[1]
+        in_window = now in self.window
         if in_window:
             self._arrivals.append(now - index * 0.02)
             self._indexes.append(index)
@@ -141,7 +144,9 @@ class Visitor:
         self._previous_quiet = peak < QUIET
 
     # ------------------------------------------------------------------ the call
-    async def run(self, start_at: float, hangup_at: float) -> dict:
+    async def run(self, start_at: float, hold: float | None = None) -> dict:
+        """The call, from `start_at`; it hangs up after `hold` seconds, or else once the
+        measurement window is over."""
         await _sleep_until(start_at)
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         track = IdleAudioTrack()
@@ -183,7 +188,12 @@ class Visitor:
             await signaling.wait_state("answered", 10)
             self.stage = "in call"
             self.setup = signaling.states["answered"] - started
-            await _sleep_until(hangup_at)
+            self.settled.set()
+            if hold is not None:
+                await _sleep_until(start_at + hold)
+            else:
+                await self.window.known.wait()
+                await _sleep_until(self.window.end + HANGUP_AFTER)
             self.media.stop()
             self.stage = "hanging up"
             await signaling.hangup()
@@ -197,6 +207,7 @@ class Visitor:
         ) as exc:
             self.error = f"{type(exc).__name__}: {exc}"
         finally:
+            self.settled.set()
             if self.media is not None:
                 self.media.stop()
             self.stage = "closing"
