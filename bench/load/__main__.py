@@ -149,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--jitter-ms", type=float, default=0.5, help="each frame sent up to this late (default 0.5)"
     )
+    parser.add_argument("--seed", type=int, default=0, help="the calls' clock phases (default 0)")
     parser.add_argument("--max-calls", type=int, default=SWEEP[-1], help="sweep: stop here")
     parser.add_argument(
         "--churn",
@@ -184,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
             str(args.profile) if args.profile and server == "gateway" else None,
             server=server,
             jitter_ms=args.jitter_ms,
+            seed=args.seed,
             capture=args.capture,
         )
         result = run_point(spec, keep=args.keep)
