@@ -17,6 +17,7 @@ test: system-deps $(INSTALLED) $(NODE_INSTALLED)
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 system-deps:
 	scripts/install-system-deps

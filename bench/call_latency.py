@@ -29,11 +29,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from gateway.app import Gateway
 from gateway.config import parse_config
-from gateway.transcoder import OPUS, Transcoder, audio_codec
-from sip_bridge.call_media import CallMedia
-from sip_bridge.endpoint import SipCall, SipEndpoint
+from gateway.media.transcoder import OPUS, Transcoder, audio_codec
+from gateway.process.gateway import Gateway
+from sip_bridge.asyncio.call_media import CallMedia
+from sip_bridge.asyncio.endpoint import SipCall, SipEndpoint
 from sip_bridge.rtp.g711 import ulaw_decode
 from sip_bridge.useragent import UserAgentConfig
 from tests.e2e.conftest import call_token, gateway_toml
@@ -143,7 +143,7 @@ async def frame_transit(codec: str, frames: int = 250) -> dict:
     from aiortc import RTCPeerConnection, RTCSessionDescription
     from aiortc.mediastreams import MediaStreamTrack
 
-    from gateway.transcoder import OpusEncoder
+    from gateway.media.transcoder import OpusEncoder
 
     opus = OpusEncoder() if codec == "opus" else None
     sent_by_browser: list[float] = []
@@ -240,16 +240,16 @@ def codec_delay(source_name: str, target_name: str) -> float:
     source = OPUS if source_name == "opus" else audio_codec(source_name)
     target = OPUS if target_name == "opus" else audio_codec(target_name)
     if source_name == "opus":
-        from gateway.transcoder import OpusEncoder
+        from gateway.media.transcoder import OpusEncoder
 
         encoder = OpusEncoder().encode
     else:
-        from gateway.transcoder import frame_encoder
+        from gateway.media.transcoder import frame_encoder
 
         encoder = frame_encoder(source)
     transcoder = Transcoder(source, target)
     if target_name == "opus":
-        from gateway.transcoder import OpusDecoder
+        from gateway.media.transcoder import OpusDecoder
 
         decoder = OpusDecoder()
 

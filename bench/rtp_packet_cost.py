@@ -21,12 +21,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from sip_bridge.asyncio.rtp_session import RtpSession
 from sip_bridge.rtp.codecs import codec_by_name
 from sip_bridge.rtp.concealment import LossConcealer
 from sip_bridge.rtp.jitter import JitterBuffer
 from sip_bridge.rtp.packet import RtpPacketizer, parse_rtp
 from sip_bridge.rtp.rtcp import ReceptionStatistics
-from sip_bridge.rtp.session import RtpSession
 
 PTIME = 0.02
 
@@ -107,7 +107,7 @@ async def bench_loopback(name: str, pairs: int, seconds: float) -> tuple[float, 
     Returns (CPU microseconds per packet, where one packet is sent, received and
     pulled as decoded PCM; the share of one core used).
     """
-    from sip_bridge.rtp.player import paced_ticks
+    from sip_bridge.asyncio.player import paced_ticks
 
     sessions = []
     for _ in range(pairs):

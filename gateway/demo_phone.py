@@ -39,15 +39,21 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from sip_bridge import sdp
-from sip_bridge.call_media import CallMedia
-from sip_bridge.endpoint import SipCall, SipEndpoint
-from sip_bridge.events import AckReceived, CallEnded, OfferReceived
-from sip_bridge.rtp.dtmf import DtmfDigit
-from sip_bridge.rtp.player import paced_ticks
-from sip_bridge.rtp.ports import RtpPortsExhaustedError
-from sip_bridge.rtp.session import RtpSession
-from sip_bridge.useragent import CallError, UserAgentConfig
+from sip_bridge import (
+    AckReceived,
+    CallEnded,
+    CallError,
+    CallMedia,
+    DtmfDigit,
+    OfferReceived,
+    RtpPortsExhaustedError,
+    RtpSession,
+    SipCall,
+    SipEndpoint,
+    UserAgentConfig,
+    paced_ticks,
+    sdp,
+)
 
 __all__ = [
     "BEEP_HZ",

@@ -17,9 +17,15 @@ from typing import Any
 import socketio
 from socketio.exceptions import ConnectionRefusedError as SocketIORefused
 
-from gateway.access import AccessRefused, GatewayService
-from gateway.service import CallRefused, CallState, CallUpdate, VisitorDetails
-from gateway.visitor_page import origin_of
+from gateway.api import (
+    AccessRefused,
+    CallRefused,
+    CallState,
+    CallUpdate,
+    GatewayService,
+    VisitorDetails,
+    origin_of,
+)
 from signaling.errors import ErrorCode, SignalingError
 from signaling.payloads import (
     MAX_CANDIDATES_PER_CALL,
@@ -253,7 +259,7 @@ class CallNamespace(socketio.AsyncNamespace):
             )
         except CallRefused as exc:
             self._forget(session, slot, exc.code)
-            raise SignalingError(exc.code, exc.message) from None
+            raise SignalingError(exc.code, exc.message, retry_after=exc.retry_after) from None
         except ValueError as exc:
             self._forget(session, slot, ErrorCode.REJECTED)
             raise SignalingError(ErrorCode.REJECTED, _reason(exc)) from None

@@ -13,10 +13,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from gateway.service import NO_DETAILS, VisitorDetails
-from gateway.visitor_page import (
+from gateway.api import (
     MAX_NAME_CHARS,
     MAX_REASON_CHARS,
+    NO_DETAILS,
+    VisitorDetails,
     clean_page_url,
     clean_visitor_text,
 )
@@ -196,7 +197,7 @@ def _parse_visitor(value: object) -> VisitorDetails:
 
 
 def _visitor_text(key: str, value: object, max_chars: int) -> str:
-    """One line of text a visitor typed (gateway/visitor_page.py)."""
+    """One line of text a visitor typed (gateway/text.py)."""
     if not isinstance(value, str):
         raise PayloadError(f"{START}: visitor.{key} must be a string, got {_type_name(value)}")
     try:
@@ -206,7 +207,7 @@ def _visitor_text(key: str, value: object, max_chars: int) -> str:
 
 
 def _visitor_page(value: object) -> str:
-    """The page the visitor calls from (gateway/visitor_page.py)."""
+    """The page the visitor calls from (gateway/text.py)."""
     if not isinstance(value, str):
         raise PayloadError(f"{START}: visitor.page must be a string, got {_type_name(value)}")
     if not value:

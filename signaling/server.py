@@ -8,7 +8,7 @@ from typing import Any
 import socketio
 from aiohttp import web
 
-from gateway.access import GatewayService
+from gateway.api import GatewayService
 from signaling.namespace import CallNamespace
 
 # The hard cap on one websocket message. Our own limits (SDP 64 KiB, candidate 1 KiB) answer

@@ -6,7 +6,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.service import CallUpdate
+from gateway.api import CallUpdate
 
 
 @dataclass(eq=False, slots=True)

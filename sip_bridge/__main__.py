@@ -1,7 +1,7 @@
-"""`python -m sip_bridge call ...`: see `sip_bridge.cli`."""
+"""`python -m sip_bridge call ...`: see `sip_bridge.asyncio.cli`."""
 
 import sys
 
-from .cli import main
+from sip_bridge.asyncio.cli import main
 
 sys.exit(main())

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .headers import Headers
-from .message import Request, Response
-from .uri import SipUri, Uri, parse_name_address
+from sip_bridge.headers import Headers
+from sip_bridge.message import Request, Response
+from sip_bridge.uri import SipUri, Uri, parse_name_address
 
 
 @dataclass

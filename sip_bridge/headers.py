@@ -10,8 +10,8 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from .errors import SipParseError
-from .uri import param_value, parse_params, split_header_list
+from sip_bridge.errors import SipParseError
+from sip_bridge.uri import param_value, parse_params, split_header_list
 
 COMPACT_FORMS = {
     "a": "Accept-Contact",

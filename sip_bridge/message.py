@@ -12,8 +12,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from .errors import SipParseError
-from .headers import (
+from sip_bridge.errors import SipParseError
+from sip_bridge.headers import (
     SINGLE_HEADERS,
     CSeq,
     Headers,
@@ -23,7 +23,14 @@ from .headers import (
     parse_cseq,
     parse_via,
 )
-from .uri import NameAddress, SipUri, Uri, parse_name_address, parse_uri, split_header_list
+from sip_bridge.uri import (
+    NameAddress,
+    SipUri,
+    Uri,
+    parse_name_address,
+    parse_uri,
+    split_header_list,
+)
 
 MAX_MESSAGE_SIZE = 65535
 MAX_HEADER_FIELDS = 120

@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from .headers import Headers
-from .message import Request, Response
+from sip_bridge.headers import Headers
+from sip_bridge.message import Request, Response
 
 Address = tuple[str, int]
 SendFunction = Callable[[bytes, Address], None]

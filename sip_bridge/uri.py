@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
-from .errors import SipParseError
+from sip_bridge.errors import SipParseError
 
 # Unreserved and escaped characters allowed in user, password, parameter names and values.
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"

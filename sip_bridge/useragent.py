@@ -31,10 +31,10 @@ import secrets
 from collections import deque
 from dataclasses import dataclass, field
 
-from . import digest
-from .dialog import Dialog
-from .errors import SipParseError
-from .events import (
+from sip_bridge import digest
+from sip_bridge.dialog import Dialog
+from sip_bridge.errors import SipParseError
+from sip_bridge.events import (
     AckReceived,
     CallAnswered,
     CallEnded,
@@ -49,8 +49,8 @@ from .events import (
     OfferReceived,
     reason_for_status,
 )
-from .headers import Headers, canonical_name, is_token
-from .message import (
+from sip_bridge.headers import Headers, canonical_name, is_token
+from sip_bridge.message import (
     Request,
     RequestParseError,
     Response,
@@ -58,9 +58,9 @@ from .message import (
     new_response,
     parse_message,
 )
-from .peer_addresses import AllowedPeers, IPNetwork, KnownNames
-from .rate_limit import RateLimit, SourceRateLimiter
-from .transaction import (
+from sip_bridge.peer_addresses import AllowedPeers, IPNetwork, KnownNames
+from sip_bridge.rate_limit import RateLimit, SourceRateLimiter
+from sip_bridge.transaction import (
     MAGIC_COOKIE,
     Address,
     ClientTransaction,
@@ -75,7 +75,7 @@ from .transaction import (
     same_transaction_request,
     server_key,
 )
-from .uri import NameAddress, SipUri, Uri, parse_sip_uri, parse_uri, quote_display_name
+from sip_bridge.uri import NameAddress, SipUri, Uri, parse_sip_uri, parse_uri, quote_display_name
 
 ALLOWED_METHODS = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO"
 KNOWN_UNSUPPORTED = frozenset(
@@ -322,7 +322,7 @@ class UserAgent:
     def live_calls(self) -> list[ConfirmedDialog | RingingInvite]:
         """The calls that another process would have to end if this one died: answered
         calls not yet hung up, and our INVITEs still ringing (a supervisor ends them for a
-        dead worker, gateway/worker_journal.py). Calls without a routable next hop are
+        dead worker, gateway/process/journal.py). Calls without a routable next hop are
         left out: nothing could reach them."""
         live: list[ConfirmedDialog | RingingInvite] = []
         for call in self._calls.values():

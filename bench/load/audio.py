@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gateway.transcoder import OpusDecoder, OpusEncoder
+from gateway.media.transcoder import OpusDecoder, OpusEncoder
 from sip_bridge.rtp.g711 import ULAW_DECODE_TABLE, ulaw_encode
 
 TONE_HZ = 1000.0

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gateway.workers import default_worker_count
+from gateway.process.supervisor import default_worker_count
 
 from . import procstat
 

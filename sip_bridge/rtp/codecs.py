@@ -13,8 +13,8 @@ from typing import Protocol
 
 import numpy as np
 
-from . import g711
-from .g722 import G722Decoder, G722Encoder
+from sip_bridge.rtp import g711
+from sip_bridge.rtp.g722 import G722Decoder, G722Encoder
 
 __all__ = [
     "CODECS",

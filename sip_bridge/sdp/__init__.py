@@ -7,7 +7,7 @@ audio stream (RFC 3264). Sans-I/O and stdlib only.
     send(answer.serialize())   # `audio` tells the RTP session what to send where
 """
 
-from .description import (
+from sip_bridge.sdp.description import (
     DIRECTIONS,
     Attribute,
     MediaDescription,
@@ -15,8 +15,8 @@ from .description import (
     RtpMap,
     SessionDescription,
 )
-from .errors import NoCommonCodec, SdpError
-from .offer_answer import (
+from sip_bridge.sdp.errors import NoCommonCodec, SdpError
+from sip_bridge.sdp.offer_answer import (
     DTMF_PAYLOAD_TYPE,
     SUPPORTED_CODECS,
     NegotiatedAudio,
@@ -28,8 +28,8 @@ from .offer_answer import (
     mirror_direction,
     negotiate_answer,
 )
-from .parser import MAX_FORMATS, MAX_LINES, MAX_MEDIA, MAX_SDP_BYTES, parse_sdp
-from .payload_types import STATIC_PAYLOAD_TYPES
+from sip_bridge.sdp.parser import MAX_FORMATS, MAX_LINES, MAX_MEDIA, MAX_SDP_BYTES, parse_sdp
+from sip_bridge.sdp.payload_types import STATIC_PAYLOAD_TYPES
 
 __all__ = [
     "DIRECTIONS",

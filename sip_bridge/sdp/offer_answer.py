@@ -13,7 +13,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .description import (
+from sip_bridge.sdp.description import (
     DIRECTIONS,
     MediaDescription,
     Origin,
@@ -21,7 +21,7 @@ from .description import (
     SessionDescription,
     address_type,
 )
-from .errors import NoCommonCodec, SdpError
+from sip_bridge.sdp.errors import NoCommonCodec, SdpError
 
 # Codec name -> its static payload type; all three run an 8000 Hz RTP clock.
 SUPPORTED_CODECS: dict[str, int] = {"PCMU": 0, "PCMA": 8, "G722": 9}

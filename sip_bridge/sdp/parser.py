@@ -12,7 +12,7 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
-from .description import (
+from sip_bridge.sdp.description import (
     DIRECTIONS,
     MEDIA_EXTRA_SLOTS,
     MEDIA_EXTRA_TYPES,
@@ -26,8 +26,8 @@ from .description import (
     in_written_order,
     is_rtp_proto,
 )
-from .errors import SdpError
-from .payload_types import STATIC_PAYLOAD_TYPES
+from sip_bridge.sdp.errors import SdpError
+from sip_bridge.sdp.payload_types import STATIC_PAYLOAD_TYPES
 
 MAX_SDP_BYTES = 64 * 1024
 MAX_LINES = 1000

@@ -12,8 +12,8 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, Page, expect
 
-from gateway.app import Gateway
 from gateway.config import parse_config
+from gateway.process.gateway import Gateway
 from tests.support.audio import write_tone_wav
 from tests.support.browser import chromium, record_states
 from tests.support.ports import free_port_block, free_udp_port

@@ -21,8 +21,8 @@ import socketio
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import AudioStreamTrack
 
-from gateway.app import Gateway
 from gateway.config import parse_config
+from gateway.process.gateway import Gateway
 from tests.support.peer_process import PeerProcess
 from tests.support.ports import free_port_block, free_udp_port
 

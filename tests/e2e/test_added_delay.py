@@ -20,8 +20,8 @@ import socketio
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
 
-from sip_bridge.call_media import CallMedia
-from sip_bridge.endpoint import SipCall, SipEndpoint
+from sip_bridge.asyncio.call_media import CallMedia
+from sip_bridge.asyncio.endpoint import SipCall, SipEndpoint
 from sip_bridge.useragent import UserAgentConfig
 from tests.support.ports import free_port_block, free_udp_port
 

@@ -7,8 +7,8 @@ import datetime as dt
 
 import aiohttp
 
-from gateway.app import Gateway
 from gateway.config import parse_config
+from gateway.process.gateway import Gateway
 from tests.support.audio import assert_wav_has_tone
 
 from .conftest import call_token, gateway_toml

@@ -11,7 +11,7 @@ from .conftest import open_call_page, wait_for_status
 from .test_browser_call import assert_all_released
 
 # What one call is made of: none may be alive once its call is over and the gateway has
-# collected (gateway/heap.py). Counted without a collection of our own.
+# collected (gateway/process/heap.py). Counted without a collection of our own.
 CALL_OBJECTS = {
     "Call",
     "WebRtcLeg",

@@ -21,8 +21,7 @@ import pytest_asyncio
 import socketio
 from playwright.async_api import Browser, BrowserContext, Frame, Page, Route, expect
 
-from gateway.app import Gateway
-from gateway.http_app import SIO_KEY
+from gateway.process.gateway import Gateway
 from signaling import call_namespace
 from tests.support.audio import assert_tone, read_wav
 from tests.support.browser import capture_remote_audio, record_states, states
@@ -436,7 +435,7 @@ async def test_starting_a_call_before_the_connection_is_up_waits_for_it(
     await expect(page.get_by_role("button", name="Call us", exact=True)).to_be_visible()
     await asyncio.sleep(0.5)
     assert await page.evaluate("() => document.querySelector('click-to-call').state") == "loading"
-    assert call_namespace(gateway.runner.app[SIO_KEY]).client_count == 0  # not connected
+    assert call_namespace(gateway.sio).client_count == 0  # not connected
     started = time.monotonic()
     await page.get_by_role("button", name="Talk to us").click()
     await wait_for_status(page, "Call ended: busy")

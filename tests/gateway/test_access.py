@@ -7,8 +7,9 @@ from collections.abc import Mapping
 
 import pytest
 
-from gateway.access import AccessRefused, page_access_from_config
-from gateway.challenge import ChallengeError, ProofOfWork
+from gateway.access.challenge import ChallengeError, ProofOfWork
+from gateway.access.pages import page_access_from_config
+from gateway.api import AccessRefused
 from gateway.config import parse_config
 from tests.gateway.clock import FakeClock
 

@@ -10,9 +10,11 @@ import pytest
 from aiohttp import web
 from phonenumbers import PhoneNumberType
 
-from gateway.callback_store import SqliteCallbackStore
-from gateway.callbacks import CallbackRequests, SiteCallbacks, callback_routes
-from gateway.hours import BusinessHours
+from gateway.callbacks.requests import CallbackRequests, SiteCallbacks
+from gateway.callbacks.store import SqliteCallbackStore
+from gateway.http.callbacks import callback_routes
+from gateway.http.json_api import refusals
+from gateway.sites.hours import BusinessHours
 
 # Monday 2026-11-23 10:00 in London (UTC in winter).
 MONDAY_10AM = dt.datetime(2026, 11, 23, 10, 0, tzinfo=dt.UTC).timestamp()
@@ -45,7 +47,7 @@ async def api(aiohttp_client, tmp_path):
         )
     }
     requests = CallbackRequests(store, policies.get, clock=lambda: clock["now"])
-    app = web.Application()
+    app = web.Application(middlewares=[refusals])
     app.add_routes(callback_routes(requests))
     client = await aiohttp_client(app)
     client.clock = clock
@@ -110,10 +112,16 @@ async def test_malformed_requests(api):
     assert (await post(api, site="shop", number=MOBILE, evil=1))[0] == 400
     assert (await post(api, site="shop", number=MOBILE, at="tomorrow"))[0] == 400
     assert (await post(api, site="shop", number=MOBILE, name="x" * 500))[0] == 400
-    response = await api.post("/api/callbacks", data=b"{not json")
+    json_type = {"Content-Type": "application/json"}
+    response = await api.post("/api/callbacks", data=b"{not json", headers=json_type)
     assert response.status == 400
-    response = await api.post("/api/callbacks", data=b"x" * 10000)
+    response = await api.post("/api/callbacks", data=b"[" * 4000, headers=json_type)
+    assert response.status == 400
+    assert "nested deeper" in (await response.json())["error"]["message"]
+    response = await api.post("/api/callbacks", data=b"x" * 10000, headers=json_type)
     assert response.status == 413
+    response = await api.post("/api/callbacks", data=b'{"site": "shop"}')
+    assert response.status == 415
     assert (await api.get("/api/callbacks/unknown")).status == 404
 
 

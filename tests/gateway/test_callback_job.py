@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import re
 
-from gateway.callback import CallbackJob, CallbackSettings
-from gateway.callback_store import SqliteCallbackStore
-from sip_bridge.endpoint import SipEndpoint
+from gateway.callbacks.job import CallbackJob, CallbackSettings
+from gateway.callbacks.store import SqliteCallbackStore
+from gateway.config.legs import SipLegSettings
+from sip_bridge.asyncio.endpoint import SipEndpoint
 from sip_bridge.useragent import UserAgentConfig
 from tests.support.audio import assert_wav_has_tone
 from tests.support.ports import free_port_block
@@ -36,7 +37,14 @@ def settings(operator: str, dial: str, **extra) -> CallbackSettings:
         credentials=None,
         proxy=None,
         caller_name="Shop",
-        rtp_ports=(low, low + 19),
+        leg=SipLegSettings(
+            rtp_host="127.0.0.1",
+            rtp_announce="127.0.0.1",
+            rtp_ports=(low, low + 19),
+            codecs=("PCMU", "PCMA", "G722"),
+            media_timeout=None,
+            latch_any_source=False,
+        ),
         retry_after=60,
         **extra,
     )

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from gateway.callback_scheduler import CallbackScheduler
-from gateway.callback_store import SqliteCallbackStore
+from gateway.callbacks.scheduler import CallbackScheduler
+from gateway.callbacks.store import SqliteCallbackStore
 
 
 class Clock:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from gateway.callback_store import SqliteCallbackStore, interrupt_orphans
+from gateway.callbacks.store import SqliteCallbackStore, interrupt_orphans
 
 
 async def test_lifecycle_and_history(tmp_path):

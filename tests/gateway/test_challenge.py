@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.challenge import ChallengeError, ProofOfWork, leading_zero_bits, solve
+from gateway.access.challenge import ChallengeError, ProofOfWork, leading_zero_bits, solve
 
 SECRET = b"0123456789abcdef0123456789abcdef"
 NOW = 1_800_000_000.0

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from gateway.api import SiteInfo
 from gateway.config import (
     DEFAULT_CONFIG,
     AccessConfig,
@@ -32,7 +33,6 @@ from gateway.config import (
     load_config,
     parse_config,
 )
-from gateway.service import SiteInfo
 from sip_bridge.uri import parse_sip_uri
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from gateway.demo_phone import BEEP_HZ, BEEP_SECONDS, DemoPhone
+from sip_bridge.asyncio.player import PcmRecorder
 from sip_bridge.events import CallAnswered, CallRinging, EndReason
 from sip_bridge.rtp.packet import RtpPacket, parse_rtp
-from sip_bridge.rtp.player import PcmRecorder
 from tests.sip_bridge.sip_call import answered, caller, exchange_audio
 from tests.support.audio import assert_tone, assert_wav_has_tone, tone, ulaw_decode
 from tests.support.ports import free_port_block, free_rtp_port_pair

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.forwarded import parse_networks, visitor_address
+from gateway.http.forwarded import parse_networks, visitor_address
 
 TRUSTED = parse_networks(["127.0.0.1", "10.0.0.0/8", "2001:db8::/32"])
 

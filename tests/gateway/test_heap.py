@@ -1,4 +1,4 @@
-"""`HeapTrimmer`: a finished call's memory goes back once calls end (gateway/heap.py).
+"""`HeapTrimmer`: a finished call's memory goes back once calls end (gateway/process/heap.py).
 
 aiortc's objects sit in reference cycles: a closed peer connection is freed only by a full
 collection, which CPython runs late. The trimmer runs one, then `malloc_trim`, shortly
@@ -13,8 +13,8 @@ import weakref
 
 from aiortc import RTCConfiguration, RTCPeerConnection
 
-from gateway.heap import HeapTrimmer, malloc_trim
-from gateway.webrtc_leg import use_host_addresses
+from gateway.media.webrtc_leg import use_host_addresses
+from gateway.process.heap import HeapTrimmer, malloc_trim
 
 
 @contextlib.contextmanager

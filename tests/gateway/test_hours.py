@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from gateway.hours import ALWAYS_OPEN, BusinessHours, HoursError
+from gateway.sites.hours import ALWAYS_OPEN, BusinessHours, HoursError
 
 LONDON = ZoneInfo("Europe/London")
 WEEK = {"mon": "09:00-12:30, 13:30-18:00", "tue": "09:00-18:00", "sat": "10:00-24:00"}

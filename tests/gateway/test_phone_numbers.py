@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from phonenumbers import PhoneNumberType
 
-from gateway.phone_numbers import NumberRefused, callback_number
+from gateway.callbacks.numbers import NumberRefused, callback_number
 
 
 def example(region: str, kind: PhoneNumberType) -> str:

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from gateway.admission import CallAdmission, LimitRefused
-from gateway.challenge import ProofOfWork, solve
+from gateway.access.admission import CallAdmission, LimitRefused
+from gateway.access.challenge import ProofOfWork, solve
+from gateway.access.ledger import SharedLedger
+from gateway.access.tokens import CallTokens, TokenError
 from gateway.config import SiteConfig, parse_config
-from gateway.shared_ledger import SharedLedger
-from gateway.tokens import CallTokens, TokenError
 
 NOW = 1_800_000_000.0
 MINUTE = 60.0

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.shared_ledger import SharedLedger
-from gateway.signed import derive_key, sign
-from gateway.tokens import CallTokens, TokenError
+from gateway.access.ledger import SharedLedger
+from gateway.access.signed import derive_key, sign
+from gateway.access.tokens import CallTokens, TokenError
 
 SECRET = b"0123456789abcdef0123456789abcdef"
 SITE, ORIGIN = "shop", "https://shop.example"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gateway.media_bridge import Direction
-from gateway.transcoder import (
+from gateway.media.bridge import Direction
+from gateway.media.transcoder import (
     OPUS,
     AudioCodec,
     OpusDecoder,

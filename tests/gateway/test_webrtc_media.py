@@ -16,8 +16,8 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpTransceiver, RTCSe
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcrtpsender import RTCRtpSender
 
-from gateway.webrtc_leg import WebRtcLeg, use_host_addresses
-from gateway.webrtc_media import SrtpAudioChannel
+from gateway.media.srtp_channel import SrtpAudioChannel
+from gateway.media.webrtc_leg import WebRtcLeg, use_host_addresses
 from sip_bridge.rtp.g711 import ulaw_encode
 
 FRAMES = 60

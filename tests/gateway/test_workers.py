@@ -24,8 +24,8 @@ import socketio
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
 from gateway.config import parse_config
-from gateway.worker_journal import OrphanCallEnder
-from gateway.workers import WorkerConfigError, private_directory, worker_configs
+from gateway.process.journal import OrphanCallEnder
+from gateway.process.supervisor import WorkerConfigError, private_directory, worker_configs
 from sip_bridge.message import Request, Response, parse_message
 from tests.e2e.conftest import gateway_toml
 from tests.support.sipp import Sipp
@@ -251,7 +251,7 @@ def worker_pids(supervisor: int) -> list[int]:
 
 
 async def test_a_crashed_workers_calls_end_on_both_legs_and_it_is_restarted(tmp_path):
-    from gateway.webrtc_leg import use_host_addresses
+    from gateway.media.webrtc_leg import use_host_addresses
 
     use_host_addresses(["127.0.0.1"])
     sipp = Sipp("uas_answer_echo", tmp_path / "sipp", rtp_echo=True, calls=1, timeout=30)

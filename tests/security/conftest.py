@@ -12,8 +12,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
 
-from gateway.app import Gateway
 from gateway.config import parse_config
+from gateway.process.gateway import Gateway
 from tests.e2e.conftest import gateway_toml
 
 _STATS: dict[str, list[float]] = {}  # target -> [cases, seconds]

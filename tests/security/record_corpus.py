@@ -27,10 +27,10 @@ import tempfile
 from pathlib import Path
 
 from sip_bridge import sdp
-from sip_bridge.endpoint import SipCall, SipEndpoint
+from sip_bridge.asyncio.endpoint import SipCall, SipEndpoint
+from sip_bridge.asyncio.rtp_session import RtpSession
 from sip_bridge.events import CallAnswered, CallEnded, EarlyMedia, OfferReceived
 from sip_bridge.rtp.packet import is_rtcp
-from sip_bridge.rtp.session import RtpSession
 from sip_bridge.useragent import UserAgentConfig
 from tests.support.audio import tone
 from tests.support.baresip import BaresipPhone
@@ -259,8 +259,8 @@ async def record_own_rtp(recorder: Recorder) -> None:
 
 async def record_chromium(recorder: Recorder, workdir: Path) -> None:
     """socket.io frames and the SDP offer of Chromium's call page talking to the gateway."""
-    from gateway.app import Gateway
     from gateway.config import parse_config
+    from gateway.process.gateway import Gateway
     from tests.e2e.conftest import gateway_toml
     from tests.support.audio import write_tone_wav
     from tests.support.browser import chromium

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import socket
 
-from sip_bridge.endpoint import SipEndpoint
+from sip_bridge.asyncio.endpoint import SipEndpoint
 from sip_bridge.events import CallAnswered
 from sip_bridge.useragent import UserAgent, UserAgentConfig
 

@@ -178,8 +178,12 @@ def _use_sdp(body: bytes) -> None:
     except sdp.SdpError as exc:
         assert str(exc)
         return
-    again = sdp.parse_sdp(description.serialize())
-    assert again.serialize() == description.serialize()
+    serialized = description.serialize()
+    # Serializing writes CRLF line ends: a body near the cap that used bare LF may grow
+    # past it, and is then (rightly) refused; below the cap it must round-trip.
+    if len(serialized) <= sdp.MAX_SDP_BYTES:
+        again = sdp.parse_sdp(serialized)
+        assert again.serialize() == serialized
     # As an offer from a phone (we answer) and as the answer to our offer.
     with contextlib.suppress(sdp.SdpError):
         sdp.build_answer(

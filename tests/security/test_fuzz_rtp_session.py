@@ -12,9 +12,9 @@ import os
 import random
 import socket
 
+from sip_bridge.asyncio.player import PcmRecorder
+from sip_bridge.asyncio.rtp_session import RtpSession
 from sip_bridge.rtp.packet import RtpPacketizer
-from sip_bridge.rtp.player import PcmRecorder
-from sip_bridge.rtp.session import RtpSession
 from tests.support.audio import assert_tone, tone, ulaw_encode
 from tests.support.ports import free_port_block
 

@@ -15,12 +15,12 @@ import socket
 
 import numpy as np
 
-from sip_bridge.call_media import CallMedia
-from sip_bridge.endpoint import SipCall, SipEndpoint
+from sip_bridge.asyncio.call_media import CallMedia
+from sip_bridge.asyncio.endpoint import SipCall, SipEndpoint
+from sip_bridge.asyncio.player import play_pcm
 from sip_bridge.events import MessageTrace
 from sip_bridge.message import Request, Response, parse_message
 from sip_bridge.rtp.packet import RtpPacketizer
-from sip_bridge.rtp.player import play_pcm
 from sip_bridge.useragent import UserAgentConfig
 from tests.support.audio import assert_tone, tone, ulaw_encode
 from tests.support.ports import free_port_block, free_udp_port

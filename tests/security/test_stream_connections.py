@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import asyncio
 
-from sip_bridge.endpoint import SipEndpoint
-from sip_bridge.transport import ConnectionLimits
+from sip_bridge.asyncio.endpoint import SipEndpoint
+from sip_bridge.asyncio.transport import ConnectionLimits
 from sip_bridge.useragent import UserAgentConfig
 
 HOST = "127.0.0.1"

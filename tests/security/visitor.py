@@ -15,7 +15,7 @@ import socketio
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
 
-from gateway.app import Gateway
+from gateway.process.gateway import Gateway
 
 RATE = 48000
 FRAME = 960  # 20 ms at 48 kHz

@@ -19,9 +19,9 @@ import pytest
 import socketio
 from aiohttp import web
 
-from gateway.http_app import build_app
-from gateway.service import SiteInfo
-from signaling import CallNamespace, call_namespace, create_signaling
+from gateway.api import SiteInfo
+from gateway.http.app import build_app
+from signaling import CallNamespace, attach, call_namespace, create_signaling
 from tests.signaling.memory_service import InMemoryCallService
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -74,11 +74,11 @@ async def signaling_server(call_service: InMemoryCallService) -> AsyncIterator[S
     call_service.access.page_origins = frozenset({PAGE_ORIGIN, url})
     app = build_app(
         service=call_service,
-        sio=sio,
         web_dir=ROOT / "web",
         node_modules=ROOT / "node_modules",
         sites=["demo"],
     )
+    attach(app, sio)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.SockSite(runner, listener).start()

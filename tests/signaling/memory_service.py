@@ -12,19 +12,21 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from gateway.access import AccessRefused, PageAccess, TokenGrant
-from gateway.challenge import ProofOfWork
-from gateway.service import (
+from gateway.access.challenge import ProofOfWork
+from gateway.access.pages import PageAccess
+from gateway.access.tokens import CallTokens
+from gateway.api import (
     NO_DETAILS,
+    AccessRefused,
     CallRefused,
     CallState,
     CallUpdate,
     EndCause,
     Notify,
     SiteInfo,
+    TokenGrant,
     VisitorDetails,
 )
-from gateway.tokens import CallTokens
 from tests.gateway.clock import FakeClock
 
 TOKEN_SECRET = b"signaling-tests-token-secret-0123456789"

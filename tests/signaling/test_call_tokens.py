@@ -9,7 +9,7 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from gateway.challenge import solve
+from gateway.access.challenge import solve
 from tests.signaling.conftest import (
     DEMO_ORIGIN,
     OTHER_SITE_ORIGIN,
@@ -63,8 +63,8 @@ async def test_the_gateways_own_pages_get_tokens_for_every_site(
         ({"site": "x" * 65}, DEMO_ORIGIN, 400, "bad_request", "site must be a site id"),
         (b"{not json", DEMO_ORIGIN, 400, "bad_request", "not valid JSON"),
         (b"\xff\xfe", DEMO_ORIGIN, 400, "bad_request", "not valid JSON"),
-        (b"[" * 5000, DEMO_ORIGIN, 400, "bad_request", "not valid JSON"),
-        (b'{"site": "' + b"x" * 9000 + b'"}', DEMO_ORIGIN, 413, "bad_request", "at most 8192"),
+        (b"[" * 5000, DEMO_ORIGIN, 400, "bad_request", "nested deeper"),
+        (b'{"site": "' + b"x" * 9000 + b'"}', DEMO_ORIGIN, 413, "too_large", "at most 8192"),
     ],
 )
 async def test_a_bad_token_request_is_refused_with_a_reason(

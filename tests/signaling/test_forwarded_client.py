@@ -12,8 +12,8 @@ import pytest
 import socketio
 from aiohttp import web
 
-from gateway.http_app import build_app
-from signaling import create_signaling
+from gateway.http.app import build_app
+from signaling import attach, create_signaling
 from tests.signaling.conftest import DEMO_ORIGIN, OFFER_SDP, ROOT, SITES, request_token
 from tests.signaling.memory_service import InMemoryCallService
 
@@ -47,11 +47,11 @@ async def serve(trusted: list[str]) -> tuple[str, InMemoryCallService, web.AppRu
     url = f"http://127.0.0.1:{listener.getsockname()[1]}"
     app = build_app(
         service=service,
-        sio=create_signaling(service, ice_servers=[]),
         web_dir=ROOT / "web",
         node_modules=ROOT / "node_modules",
         trusted_proxies=trusted,
     )
+    attach(app, create_signaling(service, ice_servers=[]))
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.SockSite(runner, listener).start()

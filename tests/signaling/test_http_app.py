@@ -10,8 +10,8 @@ import socketio
 from aiohttp import web
 from yarl import URL
 
-from gateway.http_app import build_app
-from signaling import create_signaling
+from gateway.http.app import build_app
+from signaling import attach, create_signaling
 from tests.signaling.conftest import ROOT, SignalingServer, call_token
 from tests.signaling.memory_service import InMemoryCallService
 
@@ -127,11 +127,11 @@ async def test_a_missing_socket_io_client_says_how_to_install_it(tmp_path: Path)
     service = InMemoryCallService({})
     app = build_app(
         service=service,
-        sio=create_signaling(service, ice_servers=[]),
         web_dir=ROOT / "web",
         node_modules=tmp_path,
         sites=[],
     )
+    attach(app, create_signaling(service, ice_servers=[]))
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

@@ -9,7 +9,7 @@ import random
 import pytest
 import socketio
 
-from gateway.service import CallRefused, CallState, CallUpdate, EndCause
+from gateway.api import CallRefused, CallState, CallUpdate, EndCause
 from signaling import MAX_MESSAGE_BYTES
 from signaling.namespace import MAX_QUEUED_EVENTS
 from signaling.payloads import MAX_CANDIDATES_PER_CALL, MAX_SDP_BYTES
@@ -281,6 +281,11 @@ async def test_mdns_candidates_never_reach_the_service(
         (
             CallRefused("busy_here", "too many calls for this site"),
             {"code": "busy_here", "message": "too many calls for this site"},
+        ),
+        (
+            # A limit that knows when it lifts: whole seconds, rounded up.
+            CallRefused("rate_limited", "too many calls", retry_after=419.2),
+            {"code": "rate_limited", "message": "too many calls", "retry_after": 420},
         ),
         (
             ValueError("offer has no audio section"),

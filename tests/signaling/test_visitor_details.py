@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.service import VisitorDetails
+from gateway.api import VisitorDetails
 from signaling.payloads import PayloadError, StartCall, parse_client_event
 from tests.signaling.conftest import DEMO_ORIGIN, OFFER_SDP, Connect, SignalingServer
 

@@ -8,8 +8,8 @@ import json
 import aiohttp
 import pytest
 
-from gateway.service import SiteInfo
-from gateway.widget_settings import WidgetSettings
+from gateway.api import SiteInfo
+from gateway.sites.widget import WidgetSettings
 from tests.signaling.conftest import OTHER_SITE_ORIGIN, SITES, SignalingServer
 from tests.signaling.memory_service import InMemoryCallService
 from tests.signaling.test_http_app import fetch

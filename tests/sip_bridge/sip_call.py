@@ -9,10 +9,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sip_bridge.call_media import CallMedia
-from sip_bridge.endpoint import SipCall, SipEndpoint
+from sip_bridge.asyncio.call_media import CallMedia
+from sip_bridge.asyncio.endpoint import SipCall, SipEndpoint
+from sip_bridge.asyncio.player import PcmRecorder, play_pcm
 from sip_bridge.events import CallAnswered
-from sip_bridge.rtp.player import PcmRecorder, play_pcm
 from sip_bridge.useragent import UserAgentConfig
 
 HOST = "127.0.0.1"

@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from sip_bridge.asyncio.player import PcmRecorder
 from sip_bridge.events import (
     CallAnswered,
     CallRinging,
@@ -13,7 +14,6 @@ from sip_bridge.events import (
     EndReason,
     OfferReceived,
 )
-from sip_bridge.rtp.player import PcmRecorder
 from tests.support.audio import assert_tone, tone
 
 from .sip_call import answered, caller, exchange_audio

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from sip_bridge.endpoint import SipCall, SipEndpoint
+from sip_bridge.asyncio.endpoint import SipCall, SipEndpoint
 from sip_bridge.events import AckReceived, CallAnswered, EndReason
 from sip_bridge.useragent import UserAgentConfig
 

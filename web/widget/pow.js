@@ -1,4 +1,4 @@
-// The gateway's proof of work (gateway/challenge.py): the first decimal n such that
+// The gateway's proof of work (gateway/access/challenge.py): the first decimal n such that
 // SHA-256("<challenge>:<n>") starts with `difficulty` zero bits. Digests are asked for in
 // batches: one await per hash would cost more than the hash, and each batch yields to the
 // page, so it stays responsive when this runs outside a worker.

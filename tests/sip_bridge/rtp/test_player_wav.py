@@ -5,8 +5,8 @@ import wave
 import numpy as np
 import pytest
 
-from sip_bridge.rtp.player import PcmRecorder, paced_ticks, play_wav
-from sip_bridge.rtp.session import RtpSession
+from sip_bridge.asyncio.player import PcmRecorder, paced_ticks, play_wav
+from sip_bridge.asyncio.rtp_session import RtpSession
 from sip_bridge.rtp.wav import WavFormatError, read_wav, resample, write_wav
 
 from .tones import dominant_frequency, rms, tone

@@ -7,11 +7,11 @@ import socket
 import numpy as np
 import pytest
 
+from sip_bridge.asyncio.player import PcmRecorder, paced_ticks, play_pcm
+from sip_bridge.asyncio.rtp_session import RtpPortsExhaustedError, RtpSession
 from sip_bridge.rtp.jitter import LOST
 from sip_bridge.rtp.packet import RtpPacketizer, parse_rtp
-from sip_bridge.rtp.player import PcmRecorder, paced_ticks, play_pcm
 from sip_bridge.rtp.rtcp import ReceiverReport, build_rtcp, parse_rtcp
-from sip_bridge.rtp.session import RtpPortsExhaustedError, RtpSession
 
 from .tones import dominant_frequency, rms, tone
 

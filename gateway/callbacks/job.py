@@ -1,0 +1,283 @@
+"""Request-a-Call: ring the operator, then the visitor, and join the two phone calls.
+
+One `CallbackJob` places one stored callback. The operator is called first (their phone
+shows the visitor's number, name and page), hears a short whisper tone, then hears the
+visitor's phone ring; when the visitor answers, the two legs are bridged (RTP relayed, DTMF
+passed across) and either hang-up ends both. If the visitor does not answer, the operator
+hears three low beeps and the callback is retried later, as the policy says.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from gateway.callbacks.store import Callback, CallbackStore
+from gateway.config.legs import SipLegSettings
+from gateway.media.bridge import MediaBridge, RtpLeg
+from gateway.media.sip_leg import open_sip_media
+from gateway.media.transcoder import audio_codec
+from sip_bridge import (
+    CallAnswered,
+    CallEnded,
+    CallEndedError,
+    CallMedia,
+    EarlyMedia,
+    EndReason,
+    SipCall,
+    SipEndpoint,
+    play_pcm,
+    sdp,
+)
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CallbackSettings:
+    """What placing one site's callbacks needs (resolved from the configuration)."""
+
+    operator: str  # SIP URI of the operator (or hunt group head)
+    dial: str  # trunk URI template with {number}
+    credentials: tuple[str, str] | None
+    proxy: str | None
+    caller_name: str | None
+    leg: SipLegSettings  # how each of its two legs opens its media
+    operator_ring_timeout: float = 30
+    visitor_ring_timeout: float = 45
+    attempts: int = 3  # tries to reach the visitor in all
+    retry_after: float = 300  # seconds between tries
+    max_seconds: float = 3600
+    whisper: bool = True
+
+
+Progress = Callable[[str, str], Awaitable[None] | None]
+
+
+def beeps(
+    rate: int, hz: float, count: int, on: float = 0.15, off: float = 0.1, level: float = 0.3
+) -> np.ndarray:
+    t = np.arange(round(rate * on)) / rate
+    tone = (np.sin(2 * np.pi * hz * t) * level * 32767).astype(np.int16)
+    gap = np.zeros(round(rate * off), np.int16)
+    return np.concatenate([np.concatenate([tone, gap]) for _ in range(count)])
+
+
+class CallbackJob:
+    def __init__(
+        self,
+        callback: Callback,
+        settings: CallbackSettings,
+        endpoint: SipEndpoint,
+        store: CallbackStore,
+        on_progress: Progress | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.callback = callback
+        self.settings = settings
+        self.endpoint = endpoint
+        self.store = store
+        self.on_progress = on_progress
+        self.clock = clock
+        self._media: list[CallMedia] = []
+        self._calls: list[SipCall] = []
+
+    async def run(self) -> str:
+        """Place the callback; returns the status it leaves in the store."""
+        try:
+            return await self._run()
+        except asyncio.CancelledError:
+            # Shut down during the call: never redialled on its own (see callback_store).
+            await self._finish("interrupted", "the gateway stopped during the call")
+            raise
+        except Exception:
+            # A bug or a refused INVITE must not leave the callback `dialing` for good.
+            logger.exception("callback %s failed unexpectedly", self.callback.id)
+            return await self._finish("failed", "the call back could not be placed")
+        finally:
+            await self._release()
+
+    async def _run(self) -> str:
+        s = self.settings
+        cb = self.callback
+        name = cb.details.get("name") or ""
+        await self._progress("calling_operator", "")
+        operator_media = await self._open_media(s.leg.codecs)
+        headers = [("X-Site", cb.site), ("X-Callback-Number", cb.number), ("X-Callback-Id", cb.id)]
+        if name:
+            headers.append(("X-Visitor-Name", name))
+        if cb.details.get("page"):
+            headers.append(("X-Visitor-Page", cb.details["page"]))
+        if cb.details.get("reason"):
+            headers.append(("X-Visitor-Reason", cb.details["reason"]))
+        display = f"Callback {cb.number}" + (f" {name}" if name else "")
+        operator = await self._invite(
+            s.operator, operator_media, display_name=display, headers=headers
+        )
+        answered = await self._wait_answer(operator, operator_media, s.operator_ring_timeout)
+        if answered is not True:
+            return await self._retry_or_fail(f"operator not reached: {answered}")
+        await self._progress("operator_answered", "")
+        if s.whisper:
+            await play_pcm(operator_media.rtp, beeps(operator_media.rtp.codec.sample_rate, 880, 2))
+
+        await self._progress("calling_visitor", "")
+        op_codec = operator_media.negotiated.codec
+        visitor_media = await self._open_media(
+            [op_codec, *(c for c in s.leg.codecs if c != op_codec)]
+        )
+        visitor = await self._invite(
+            s.dial.format(number=cb.number), visitor_media, display_name=s.caller_name
+        )
+        visitor_answered = await self._wait_answer(
+            visitor, visitor_media, s.visitor_ring_timeout, early_to=operator_media
+        )
+        if operator.ended.done():
+            visitor.hangup()
+            return await self._retry_or_fail("the operator hung up before the visitor answered")
+        if visitor_answered is not True:
+            # Tell the operator, then let them go.
+            with contextlib.suppress(RuntimeError):
+                await play_pcm(
+                    operator_media.rtp,
+                    beeps(operator_media.rtp.codec.sample_rate, 400, 3, on=0.3, off=0.2),
+                )
+            operator.hangup()
+            return await self._retry_or_fail(f"visitor not reached: {visitor_answered}")
+
+        await self._progress("connected", "")
+        bridge = MediaBridge(
+            RtpLeg(operator_media.rtp, audio_codec(op_codec)),
+            RtpLeg(visitor_media.rtp, audio_codec(visitor_media.negotiated.codec)),
+        )
+        bridge.start()
+        self._pass_dtmf(operator_media, visitor_media)
+        self._pass_dtmf(visitor_media, operator_media)
+        started = self.clock()
+        done, _ = await asyncio.wait(
+            {operator.ended, visitor.ended},
+            timeout=s.max_seconds,
+            return_when=asyncio.FIRST_COMPLETED,
+        )
+        bridge.stop()
+        for call in (operator, visitor):
+            if not call.ended.done():
+                call.hangup()
+        talked = self.clock() - started
+        who = (
+            "time limit"
+            if not done
+            else ("operator hung up" if operator.ended in done else "visitor hung up")
+        )
+        return await self._finish("done", f"talked {talked:.0f} s; {who}")
+
+    # ------------------------------------------------------------------ pieces
+    async def _open_media(self, codecs: Iterable[str]) -> CallMedia:
+        media = await open_sip_media(self.settings.leg, codecs)
+        self._media.append(media)
+        return media
+
+    async def _invite(self, uri: str, media: CallMedia, **options) -> SipCall:
+        s = self.settings
+        call = await self.endpoint.invite(
+            uri, sdp=media.offer(), credentials=s.credentials, proxy=s.proxy, **options
+        )
+        self._calls.append(call)
+        return call
+
+    async def _wait_answer(
+        self, call: SipCall, media: CallMedia, timeout: float, early_to: CallMedia | None = None
+    ) -> bool | str:
+        """True once answered and media is set; otherwise why not, in words."""
+        bridge = None
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    event = await call.wait_for(EarlyMedia, CallAnswered)
+                    try:
+                        media.accept_answer(event.sdp)
+                    except sdp.SdpError as exc:
+                        call.hangup()
+                        return f"unusable SDP: {exc}"
+                    if isinstance(event, EarlyMedia) and early_to is not None and bridge is None:
+                        # The operator hears the visitor's phone ring (or the trunk's tones).
+                        bridge = MediaBridge(
+                            RtpLeg(media.rtp, audio_codec(media.negotiated.codec)),
+                            RtpLeg(early_to.rtp, audio_codec(early_to.negotiated.codec)),
+                        )
+                        bridge.b_to_a.muted = True  # the visitor does not hear us yet
+                        bridge.start()
+                    if isinstance(event, CallAnswered):
+                        return True
+        except TimeoutError:
+            call.hangup()
+            return "no answer"
+        except CallEndedError as exc:
+            return _words(exc.event)
+        finally:
+            if bridge is not None:
+                bridge.stop()
+
+    def _pass_dtmf(self, source: CallMedia, target: CallMedia) -> None:
+        def forward(digit) -> None:
+            if target.negotiated is not None and target.negotiated.dtmf_send_payload_type:
+                task = asyncio.ensure_future(target.rtp.send_dtmf(digit.digit))
+                task.add_done_callback(lambda t: t.exception())
+
+        source.rtp.on_dtmf = forward
+
+    async def _retry_or_fail(self, why: str) -> str:
+        cb = self.callback
+        if cb.attempts < self.settings.attempts:
+            await self.store.retry_at(
+                cb.id, self.clock() + self.settings.retry_after, why, self.clock()
+            )
+            await self._progress("retry_scheduled", why)
+            return "scheduled"
+        return await self._finish("failed", why)
+
+    async def _finish(self, status: str, detail: str) -> str:
+        await self.store.finish(self.callback.id, status, detail, self.clock())
+        await self._progress(status, detail)
+        logger.info("callback %s: %s (%s)", self.callback.id, status, detail)
+        return status
+
+    async def _progress(self, event: str, detail: str) -> None:
+        if event not in ("done", "failed", "interrupted", "retry_scheduled"):
+            await self.store.record(self.callback.id, event, detail, self.clock())
+        if self.on_progress is not None:
+            result = self.on_progress(event, detail)
+            if asyncio.iscoroutine(result):
+                await result
+
+    async def _release(self) -> None:
+        for call in self._calls:
+            if not call.ended.done():
+                call.hangup()
+        if self._calls:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    asyncio.gather(
+                        *(asyncio.shield(c.ended) for c in self._calls), return_exceptions=True
+                    ),
+                    5,
+                )
+        for media in self._media:
+            await media.close()
+
+
+def _words(ended: CallEnded) -> str:
+    reason = ended.reason
+    if reason == EndReason.BUSY:
+        return "busy"
+    if reason in (EndReason.NO_ANSWER, EndReason.CANCELLED):
+        return "no answer"
+    if reason == EndReason.DECLINED:
+        return "declined"
+    return f"{reason.value.replace('_', ' ')} {ended.status or ''}".strip()

@@ -1,0 +1,280 @@
+"""`CallManager`: the gateway's calls, behind the interface the page's faces use
+(`gateway.access.pages.GatewayService`: call tokens, then calls)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from functools import partial
+
+from gateway.access.admission import AdmittedCall, CallAdmission, LimitRefused
+from gateway.access.challenge import ChallengeVerifier
+from gateway.access.ledger import SharedLedger
+from gateway.access.pages import page_access_from_config
+from gateway.api import (
+    NO_DETAILS,
+    AccessRefused,
+    CallRefused,
+    CallState,
+    CallUpdate,
+    Clock,
+    EndCause,
+    Notify,
+    SiteInfo,
+    TokenGrant,
+    VisitorDetails,
+)
+from gateway.calls.call import Call, CallSettings, Destination
+from gateway.config import GatewayConfig, SiteConfig
+from gateway.config.legs import browser_leg_settings, sip_leg_settings
+from sip_bridge import SipEndpoint
+
+logger = logging.getLogger(__name__)
+
+RELEASE_WAIT = 10.0  # seconds a call's media may take to close before on_call_ended anyway
+
+
+class CallManager:
+    """Creates calls for sites within their limits, finds them by id, ends those that
+    reach their maximum duration, and forgets them when they end.
+
+    `clock` (wall-clock seconds) times tokens, rate windows and the spend guard; the
+    maximum call duration runs on the event loop's timer. `verifiers` adds challenge kinds
+    (say, a CAPTCHA) to the built-in proof of work ("pow").
+    """
+
+    def __init__(
+        self,
+        config: GatewayConfig,
+        endpoint: SipEndpoint,
+        *,
+        clock: Clock = time.time,
+        verifiers: Mapping[str, ChallengeVerifier] | None = None,
+        ledger: SharedLedger | None = None,
+    ) -> None:
+        self.config = config
+        self.endpoint = endpoint
+        self.clock = clock
+        self.calls: dict[str, Call] = {}
+        # What the machine's workers count together (one process: its own, in memory).
+        ledger = ledger if ledger is not None else SharedLedger.in_memory()
+        self.access = page_access_from_config(
+            config, clock=clock, verifiers=verifiers, ledger=ledger
+        )
+        self.admission = CallAdmission(
+            max_calls=config.limits.max_calls,
+            max_calls_per_client=config.limits.max_calls_per_client,
+            ledger=ledger,
+        )
+        self._admitted: dict[str, AdmittedCall] = {}
+        self._time_limits: dict[str, asyncio.TimerHandle] = {}
+        self._next_first: dict[str, int] = {}  # round-robin: where each site's next call starts
+        self.on_call_ended: Callable[[Call], None] | None = None
+        self._sip_leg = sip_leg_settings(config)
+        self._browser_leg = browser_leg_settings(config)
+
+    # -------------------------------------------------------------- TokenService
+    async def issue_token(
+        self, *, site_id: str, origin: str | None, client: str, proof: object
+    ) -> TokenGrant:
+        site = self._site(site_id)
+        return await self.access.issue_token(
+            site.public_info, challenge=site.challenge, origin=origin, client=client, proof=proof
+        )
+
+    def redeem_token(self, token: object, *, site_id: str, origin: str) -> None:
+        self.access.redeem_token(self._site(site_id).public_info, token, origin=origin)
+
+    def _site(self, site_id: str) -> SiteConfig:
+        site = self.config.site(site_id)
+        if site is None:
+            raise AccessRefused("unknown_site", f"no site {site_id[:40]!r}", status=404)
+        return site
+
+    def admit_callback_request(self, site_id: str, client: str) -> None:
+        """Count a Request-a-Call request of `client` against the visitor's call windows;
+        raises LimitRefused past them (gateway/access/admission.py)."""
+        self.admission.count_request(self._site(site_id), client, self.clock())
+
+    # -------------------------------------------------------------- CallService
+    def site(self, site_id: str) -> SiteInfo | None:
+        site = self.config.site(site_id)
+        return site.public_info if site is not None else None
+
+    async def start_call(
+        self,
+        *,
+        site_id: str,
+        client: str,
+        offer_sdp: str,
+        notify: Notify,
+        visitor: VisitorDetails = NO_DETAILS,
+    ) -> tuple[str, str]:
+        site = self.config.site(site_id)
+        if site is None:
+            raise CallRefused("unknown_site", f"no site {site_id!r}")
+        if site.widget.visitor_details == "required" and not visitor.name:
+            # The widget asks first; this holds for any page that skips it.
+            raise CallRefused("name_required", "this site asks for your name before a call")
+        now = self.clock()
+        if site.hours is not None and not site.hours.is_open(
+            datetime.datetime.fromtimestamp(now, datetime.UTC)
+        ):
+            raise CallRefused(
+                "closed",
+                "We are closed now."
+                + (" Leave your number and we will call you back." if site.callback else ""),
+            )
+        try:
+            admitted = self.admission.admit(site, client, now)
+        except LimitRefused as exc:
+            log = logger.warning if exc.warning else logger.info
+            log("call refused (%s): site %s, client %s: %s", exc.code, site.id, client, exc.detail)
+            raise
+        call_id = secrets.token_urlsafe(12)
+        self._admitted[call_id] = admitted
+
+        def on_update(update: CallUpdate) -> None:
+            if update.state == CallState.ANSWERED:
+                self._answered(call_id, site)
+            elif update.state == CallState.ENDED:
+                talked = self._forget(call_id)
+                logger.info(
+                    "call %s ended: site %s, %s%s, talked %.1f s",
+                    call_id,
+                    site.id,
+                    update.cause,
+                    f" ({update.detail})" if update.detail else "",
+                    talked,
+                )
+            notify(update)
+
+        call = Call(call_id, self._settings(site, visitor), self.endpoint, on_update)
+        self.calls[call_id] = call
+        try:
+            answer = await call.start(offer_sdp)
+        except ValueError as exc:
+            self._forget(call_id)
+            raise CallRefused("bad_offer", str(exc)) from None
+        except OSError as exc:
+            self._forget(call_id)
+            logger.warning("call %s: cannot start: %s", call_id, exc)
+            raise CallRefused("unavailable", "the gateway cannot take a call now") from None
+        return call_id, answer
+
+    async def add_candidate(
+        self, call_id: str, candidate: str, sdp_mid: str | None, sdp_mline_index: int | None
+    ) -> None:
+        await self._call(call_id).add_candidate(candidate, sdp_mid, sdp_mline_index)
+
+    async def hangup(self, call_id: str) -> None:
+        call = self.calls.get(call_id)
+        if call is not None:
+            call.hangup()
+
+    async def send_dtmf(self, call_id: str, digits: str) -> None:
+        await self._call(call_id).send_dtmf(digits)
+
+    async def set_mute(self, call_id: str, muted: bool) -> None:
+        self._call(call_id).set_mute(muted)
+
+    # -------------------------------------------------------------- internals
+    def _call(self, call_id: str) -> Call:
+        call = self.calls.get(call_id)
+        if call is None:
+            raise ValueError(f"no call {call_id!r}")
+        return call
+
+    def _answered(self, call_id: str, site: SiteConfig) -> None:
+        admitted = self._admitted.get(call_id)
+        if admitted is None or call_id in self._time_limits:
+            return  # over already, or answered again after a hold
+        self.admission.answered(admitted, self.clock())
+        self._time_limits[call_id] = asyncio.get_running_loop().call_later(
+            site.max_call_duration, self._time_limit_reached, call_id, site.max_call_duration
+        )
+
+    def _time_limit_reached(self, call_id: str, seconds: float) -> None:
+        self._time_limits.pop(call_id, None)
+        call = self.calls.get(call_id)
+        if call is None:
+            return
+        logger.info("call %s: maximum duration of %g s reached, hanging up", call_id, seconds)
+        call.hangup(EndCause.TIME_LIMIT, f"maximum call duration of {seconds:g} s reached")
+
+    def _forget(self, call_id: str) -> float:
+        """Release the call's slot in every limit; returns the seconds it talked."""
+        timer = self._time_limits.pop(call_id, None)
+        if timer is not None:
+            timer.cancel()
+        admitted = self._admitted.pop(call_id, None)
+        talked = self.admission.ended(admitted, self.clock()) if admitted is not None else 0.0
+        call = self.calls.pop(call_id, None)
+        if call is not None and self.on_call_ended is not None:
+            if call.state == CallState.ENDED:
+                # Told once the call has released its media (aiortc's close takes a
+                # while): only then is what it held garbage (gateway/process/heap.py collects it).
+                released = asyncio.ensure_future(
+                    asyncio.wait_for(call.wait_finished(), RELEASE_WAIT)
+                )
+                released.add_done_callback(partial(self._released, call))
+            else:  # refused at start: nothing more to release
+                self.on_call_ended(call)
+        return talked
+
+    def _released(self, call: Call, done: asyncio.Future) -> None:
+        if not done.cancelled():
+            done.exception()  # a release that took too long: collect what there is anyway
+        if self.on_call_ended is not None:
+            self.on_call_ended(call)
+
+    def _settings(self, site: SiteConfig, visitor: VisitorDetails = NO_DETAILS) -> CallSettings:
+        config = self.config
+        headers = [("X-Site", site.id), *_visitor_headers(site, visitor)]
+        # The visitor's name, when the site asks for it, is who calls; else the site's name.
+        name = visitor.name if site.widget.asks_details else ""
+        first = self._next_first.get(site.id, 0)
+        self._next_first[site.id] = (first + 1) % max(len(site.destinations), 1)
+        return CallSettings(
+            destinations=tuple(
+                Destination(str(d.uri), d.credentials, str(d.proxy) if d.proxy else None)
+                for d in site.destinations
+            ),
+            ring=site.ring,
+            ring_total=site.ring_total,
+            first=first,
+            caller_name=name or site.caller_name,
+            from_user=site.from_user,
+            ring_timeout=site.ring_timeout,
+            sip_leg=self._sip_leg,
+            browser_leg=self._browser_leg,
+            ringback=config.media.ringback,
+            headers=tuple(headers),
+        )
+
+    async def close(self) -> None:
+        """End every call (BYE/CANCEL) and wait for them to finish."""
+        calls = list(self.calls.values())
+        for call in calls:
+            call.hangup()
+        if calls:
+            await asyncio.wait([asyncio.create_task(c.wait_finished()) for c in calls], timeout=6)
+
+
+def _visitor_headers(site: SiteConfig, visitor: VisitorDetails) -> list[tuple[str, str]]:
+    """The visitor's details for the operator (docs/embedding.md): name and reason only when
+    the site's widget asks for them, the page always. Values are one line already
+    (signaling.payloads); the user agent drops control characters in any case."""
+    headers = []
+    if site.widget.asks_details:
+        if visitor.name:
+            headers.append(("X-Visitor-Name", visitor.name))
+        if visitor.reason:
+            headers.append(("X-Visitor-Reason", visitor.reason))
+    if visitor.page:
+        headers.append(("X-Visitor-Page", visitor.page))
+    return headers

@@ -1,0 +1,47 @@
+"""The gateway's configuration (docs/configuration.md): the embedded defaults
+(defaults.toml), a TOML file over them, environment overrides, each value converted and
+checked, every problem reported at once.
+
+    config = load_config(path, os.environ)   # raises ConfigError
+
+`schema` holds the typed objects, `values` the converters, `loader` the steps, and `legs`
+the settings of one call leg built from them.
+"""
+
+from gateway.config.loader import DEFAULT_CONFIG, load_config, parse_config
+from gateway.config.schema import (
+    AccessConfig,
+    CallbacksConfig,
+    ConfigError,
+    DemoConfig,
+    GatewayConfig,
+    HttpConfig,
+    IceConfig,
+    IceServer,
+    LimitsConfig,
+    LogConfig,
+    MediaConfig,
+    RingbackTone,
+    SipConfig,
+    SiteConfig,
+)
+
+__all__ = [
+    "DEFAULT_CONFIG",
+    "AccessConfig",
+    "CallbacksConfig",
+    "ConfigError",
+    "DemoConfig",
+    "GatewayConfig",
+    "HttpConfig",
+    "IceConfig",
+    "IceServer",
+    "LimitsConfig",
+    "LogConfig",
+    "MediaConfig",
+    "RingbackTone",
+    "SipConfig",
+    "SiteConfig",
+    "load_config",
+    "parse_config",
+]

@@ -1,0 +1,650 @@
+"""The gateway's configuration: a TOML file over embedded defaults, then environment overrides.
+
+Loading runs in three steps, each collecting every problem it finds so that one start
+reports them all:
+
+1. merge: the file's tables over the embedded defaults (defaults.toml) key by key (`sites`
+   is replaced whole); an unknown section or key is a problem, since a typo must not
+   silently fall back;
+2. environment: `GATEWAY_<SECTION>_<KEY>` and `GATEWAY_SITE_<ID>_<KEY>` replace raw values,
+   converted from text by the type of the key they name;
+3. validation: each key is converted to its useful type (addresses as (host, port), ranges
+   as (low, high), timeouts as float seconds), then rules that span keys run.
+
+Any problem raises one `ConfigError` naming each key path (`sites[1].destination`; indexes
+count from 0) and, for a value that came from the environment, the variable.
+
+Secrets (a site's password, an ICE server's credential) never appear in a repr, a str or an
+error message.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import re
+import tomllib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from gateway.config.schema import (
+    AccessConfig,
+    CallbacksConfig,
+    ConfigError,
+    DemoConfig,
+    GatewayConfig,
+    HttpConfig,
+    IceConfig,
+    IceServer,
+    LimitsConfig,
+    LogConfig,
+    MediaConfig,
+    RingbackTone,
+    SipConfig,
+    SiteConfig,
+)
+from gateway.config.values import (
+    _BROWSER_CODECS,
+    _INHERIT,
+    _SIP_CODECS,
+    Converter,
+    _boolean,
+    _caller_name,
+    _challenge,
+    _choice,
+    _codec_list,
+    _host,
+    _host_addresses,
+    _host_for_url,
+    _host_port,
+    _inheriting,
+    _Invalid,
+    _is_unspecified,
+    _list,
+    _networks,
+    _no_controls,
+    _non_negative_number,
+    _optional_host,
+    _optional_host_port,
+    _optional_path,
+    _optional_seconds,
+    _optional_secret,
+    _optional_sip_uri,
+    _optional_sip_user,
+    _optional_text,
+    _origin_of_url,
+    _origins,
+    _port,
+    _port_range,
+    _positive_int,
+    _positive_minutes,
+    _positive_seconds,
+    _pow_difficulty,
+    _public_url,
+    _relative_path,
+    _routing,
+    _sip_user,
+    _site_id,
+    _split_host_port,
+    _string,
+    _token_lifetime,
+    _token_secret,
+    _type_name,
+)
+from gateway.sites.routing import (
+    FALLBACKS,
+    RING_STRATEGIES,
+    SiteDestination,
+    parse_callback,
+    parse_destinations,
+    parse_hours,
+)
+from gateway.sites.widget import parse_widget
+
+# The embedded defaults: what runs without a file, and the base a file's keys replace.
+DEFAULT_CONFIG = (Path(__file__).with_name("defaults.toml")).read_text(encoding="utf-8")
+
+_RINGBACK = re.compile(r"^([0-9]{1,5}(?:\+[0-9]{1,5})?)/([0-9]{1,6})/([0-9]{1,6})$")
+
+
+def _ringback(value: object) -> RingbackTone | None:
+    text = _string(value).strip()
+    if not text:
+        return None
+    match = _RINGBACK.match(text.replace(" ", ""))
+    if not match:
+        raise _Invalid(f"expected Hz[+Hz]/on ms/off ms (like 425/1000/4000), got {text!r}")
+    frequencies = tuple(int(hz) for hz in match[1].split("+"))
+    on_ms, off_ms = int(match[2]), int(match[3])
+    # The SIP leg may run at 8 kHz: a tone must stay below its 4 kHz Nyquist limit.
+    if not all(20 <= hz < 4000 for hz in frequencies):
+        raise _Invalid(f"frequencies must be 20-3999 Hz in {text!r}")
+    if on_ms < 1:
+        raise _Invalid(f"the tone must sound for at least 1 ms in {text!r}")
+    return RingbackTone(frequencies, on_ms, off_ms)
+
+
+_ICE_SCHEMES = ("stun", "stuns", "turn", "turns")
+_ICE_SERVER_KEYS = ("urls", "username", "credential")
+
+
+def _ice_url(text: str) -> str:
+    # RFC 7064 (stun:, stuns:) and RFC 7065 (turn:, turns:): scheme:host[:port][?transport=]
+    scheme, colon, rest = text.partition(":")
+    if not colon or scheme.lower() not in _ICE_SCHEMES:
+        raise _Invalid(f"ICE server URL must start with stun:, stuns:, turn: or turns:: {text!r}")
+    if rest.startswith("//"):
+        raise _Invalid(f"ICE server URLs take no '//': {text!r}")
+    hostport, question, query = rest.partition("?")
+    if question:
+        if not scheme.lower().startswith("turn"):
+            raise _Invalid(f"only turn: and turns: URLs take ?transport=: {text!r}")
+        if query.lower() not in ("transport=udp", "transport=tcp"):
+            raise _Invalid(f"expected ?transport=udp or ?transport=tcp in {text!r}")
+    host_text, port_text = _split_host_port(hostport)
+    if not host_text:
+        raise _Invalid(f"ICE server URL without a host: {text!r}")
+    _host(host_text)
+    if port_text is not None:
+        _port(port_text, text)
+    return text
+
+
+def _ice_server(item: object) -> IceServer:
+    if isinstance(item, str):  # shorthand: a bare URL
+        return IceServer(urls=(_ice_url(item.strip()),))
+    if not isinstance(item, dict):
+        raise _Invalid(f"expected a table or a URL string, got {_type_name(item)}")
+    for key in item:
+        if key not in _ICE_SERVER_KEYS:
+            raise _Invalid(_unknown_key_reason(key, _ICE_SERVER_KEYS), f".{key}")
+    if "urls" not in item:
+        raise _Invalid("required", ".urls")
+    raw_urls = item["urls"]
+    try:
+        urls = [raw_urls] if isinstance(raw_urls, str) else _list(raw_urls)
+        if not urls:
+            raise _Invalid("needs at least one URL")
+        checked = tuple(_ice_url(_string(url).strip()) for url in urls)
+    except _Invalid as exc:
+        raise _Invalid(exc.reason, ".urls") from None
+    try:
+        username = _no_controls(_string(item.get("username", ""))) or None
+    except _Invalid as exc:
+        raise _Invalid(exc.reason, ".username") from None
+    try:
+        credential = _no_controls(_string(item.get("credential", "")), secret=True) or None
+    except _Invalid as exc:
+        raise _Invalid(exc.reason, ".credential") from None
+    if any(url.lower().startswith("turn") for url in checked) and not (username and credential):
+        # Browsers refuse a TURN server without both (RTCPeerConnection throws).
+        raise _Invalid("a turn:/turns: server needs username and credential")
+    return IceServer(urls=checked, username=username, credential=credential)
+
+
+def _ice_servers(value: object) -> tuple[IceServer, ...]:
+    servers = []
+    for i, item in enumerate(_list(value)):
+        try:
+            servers.append(_ice_server(item))
+        except _Invalid as exc:
+            raise _Invalid(exc.reason, f"[{i}]{exc.where}") from None
+    return tuple(servers)
+
+
+# --------------------------------------------------------------------------- keys
+
+# Every section key and its converter. The keys must match DEFAULT_CONFIG (a test checks).
+_SECTIONS: dict[str, dict[str, Converter]] = {
+    "http": {"listen": _host_port, "public_url": _public_url, "trusted_proxies": _networks},
+    "sip": {
+        "listen": _host_port,
+        "public_address": _optional_host_port,
+        "transport": _choice("udp", "tcp", "tls"),
+        "outbound_proxy": _optional_sip_uri,
+        "user": _sip_user,
+        "from_domain": _optional_host,
+        "tls_certificate": _optional_path,
+        "tls_private_key": _optional_path,
+        "tls_ca_certificates": _optional_path,
+        "allowed_peers": _networks,
+        "requests_per_second": _non_negative_number,
+        "request_burst": _positive_int,
+        "connections_per_source": _positive_int,
+        "max_connections": _positive_int,
+    },
+    "media": {
+        "rtp_ports": _port_range,
+        "browser_codecs": _codec_list(_BROWSER_CODECS),
+        "sip_codecs": _codec_list(_SIP_CODECS),
+        "ringback": _ringback,
+        "media_timeout": _positive_seconds,
+        "rtp_latching": _choice("sdp", "any"),
+    },
+    "ice": {"servers": _ice_servers, "host_addresses": _host_addresses},
+    "demo": {"enabled": _boolean, "sip_listen": _host_port},
+    "access": {
+        "token_secret": _token_secret,
+        "token_lifetime": _token_lifetime,
+        "pow_difficulty": _pow_difficulty,
+    },
+    "limits": {
+        "max_calls": _positive_int,
+        "max_calls_per_client": _positive_int,
+        "max_site_calls": _positive_int,
+        "calls_per_client_15min": _positive_int,
+        "calls_per_client_hour": _positive_int,
+        "calls_per_client_day": _positive_int,
+        "max_call_duration": _positive_seconds,
+        "daily_call_minutes": _positive_minutes,
+    },
+    "log": {"level": _choice("debug", "info", "warning", "error")},
+    "callbacks": {"database": _string},
+}
+
+# Site keys whose default is the [limits] key of the same name.
+_INHERITED_SITE_KEYS = (
+    "max_site_calls",
+    "calls_per_client_15min",
+    "calls_per_client_hour",
+    "calls_per_client_day",
+    "max_call_duration",
+    "daily_call_minutes",
+)
+
+# Site keys: converter and the default when the key is left out (None: required).
+_SITE_KEYS: dict[str, tuple[Converter, object]] = {
+    "id": (_site_id, None),
+    "destination": (_optional_sip_uri, ""),
+    "origins": (_origins, []),
+    "ring_timeout": (_positive_seconds, 30),
+    "username": (_optional_text, ""),
+    "password": (_optional_secret, ""),
+    "proxy": (_optional_sip_uri, ""),
+    "caller_name": (_caller_name, ""),
+    "from_user": (_optional_sip_user, ""),
+    **{key: (_inheriting(_SECTIONS["limits"][key]), _INHERIT) for key in _INHERITED_SITE_KEYS},
+    "challenge": (_challenge, "none"),
+    "destinations": (_routing(parse_destinations), []),
+    "ring": (_choice(*RING_STRATEGIES), "sequential"),
+    "ring_total": (_optional_seconds, 0),
+    "hours": (_routing(parse_hours), {}),
+    "fallback": (_choice(*FALLBACKS), "callback"),
+    "callback": (_routing(parse_callback), {}),
+    "widget": (_routing(parse_widget), {}),
+}
+
+
+def _unknown_key_reason(key: str, known: Sequence[str]) -> str:
+    close = difflib.get_close_matches(key, list(known), n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else f" (known: {', '.join(known)})"
+    return f"unknown key{hint}"
+
+
+# --------------------------------------------------------------------------- loading
+
+
+class _Problems:
+    """Collects problems; names a key's environment variable when it came from there."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.from_env: dict[str, str] = {}  # key path -> variable
+
+    def add(self, path: str, reason: str, where: str = "") -> None:
+        """Record a problem of the key at `path`, or of the part `where` inside its value."""
+        variable = self.from_env.get(path)
+        label = f"{path}{where} (from {variable})" if variable else f"{path}{where}"
+        self.lines.append(f"{label}: {reason}")
+
+    def convert(self, path: str, convert: Converter, value: object) -> Any:
+        """The converted value, or _FAILED after recording why."""
+        try:
+            return convert(value)
+        except _Invalid as exc:
+            self.add(path, exc.reason, exc.where)
+            return _FAILED
+
+
+_FAILED: Any = object()
+_DEFAULT_DOCUMENT = tomllib.loads(DEFAULT_CONFIG)
+
+
+def _merge(document: dict[str, Any], problems: _Problems) -> dict[str, Any]:
+    """The file's values over the defaults; unknown sections and keys are problems."""
+    merged: dict[str, Any] = {
+        name: dict(table) for name, table in _DEFAULT_DOCUMENT.items() if name != "sites"
+    }
+    merged["sites"] = [dict(site) for site in _DEFAULT_DOCUMENT["sites"]]
+    known_sections = [*_SECTIONS, "sites"]
+    for name, value in document.items():
+        if name == "sites":
+            if not isinstance(value, list) or not all(isinstance(s, dict) for s in value):
+                problems.add("sites", "expected an array of tables ([[sites]])")
+                continue
+            merged["sites"] = [dict(site) for site in value]
+        elif name in _SECTIONS:
+            if not isinstance(value, dict):
+                problems.add(name, f"expected a table ([{name}]), got {_type_name(value)}")
+                continue
+            for key, item in value.items():
+                if key in _SECTIONS[name]:
+                    merged[name][key] = item
+                else:
+                    problems.add(f"{name}.{key}", _unknown_key_reason(key, list(_SECTIONS[name])))
+        else:
+            close = difflib.get_close_matches(name, known_sections, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            problems.add(name, f"unknown section{hint}")
+    return merged
+
+
+_ENV_PREFIX = "GATEWAY_"
+_SITE_ENV_PREFIX = "GATEWAY_SITE_"
+_TRUE = ("true", "1", "yes", "on")
+_FALSE = ("false", "0", "no", "off")
+
+
+def _from_env_text(text: str, like: object) -> object:
+    """An environment value converted to the raw TOML type of `like` (the default)."""
+    if isinstance(like, bool):
+        lowered = text.strip().lower()
+        if lowered in _TRUE or lowered in _FALSE:
+            return lowered in _TRUE
+        raise _Invalid(f"expected true or false, got {text!r}")
+    if isinstance(like, int | float):
+        stripped = text.strip()
+        try:
+            return int(stripped)
+        except ValueError:
+            pass
+        try:
+            return float(stripped)
+        except ValueError:
+            raise _Invalid(f"not a number: {text!r}") from None
+    if isinstance(like, list):
+        stripped = text.strip()
+        if stripped.startswith("["):
+            try:
+                value = json.loads(stripped)
+            except ValueError as exc:
+                raise _Invalid(f"not a JSON array: {exc}") from None
+            if not isinstance(value, list):
+                raise _Invalid("not a JSON array")
+            return value
+        return [item.strip() for item in stripped.split(",") if item.strip()]
+    return text
+
+
+def _apply_env(merged: dict[str, Any], env: Mapping[str, str], problems: _Problems) -> None:
+    for variable in sorted(env):
+        if not variable.startswith(_ENV_PREFIX):
+            continue
+        if variable.startswith(_SITE_ENV_PREFIX):
+            _apply_site_env(merged["sites"], variable, env[variable], problems)
+            continue
+        section, _, key = variable[len(_ENV_PREFIX) :].lower().partition("_")
+        if section not in _SECTIONS:
+            problems.lines.append(
+                f"{variable}: unknown section {section!r} (known: {', '.join(_SECTIONS)}, "
+                "or SITE_<ID>_<KEY>)"
+            )
+            continue
+        if key not in _SECTIONS[section]:
+            reason = _unknown_key_reason(key, list(_SECTIONS[section]))
+            problems.lines.append(f"{variable}: {section}.{key}: {reason}")
+            continue
+        path = f"{section}.{key}"
+        problems.from_env[path] = variable
+        try:
+            merged[section][key] = _from_env_text(env[variable], _DEFAULT_DOCUMENT[section][key])
+        except _Invalid as exc:
+            problems.add(path, exc.reason)
+            merged[section][key] = _FAILED
+
+
+def _apply_site_env(
+    sites: list[dict[str, Any]], variable: str, text: str, problems: _Problems
+) -> None:
+    rest = variable[len(_SITE_ENV_PREFIX) :]
+    # Both ids and keys may hold '_' (an id's '-' becomes '_'), so try every site.
+    matches: list[tuple[int, str]] = []
+    for index, site in enumerate(sites):
+        site_id = site.get("id")
+        if not isinstance(site_id, str):
+            continue
+        token = site_id.upper().replace("-", "_") + "_"
+        if rest.upper().startswith(token):
+            key = rest[len(token) :].lower()
+            if key in _SITE_KEYS and key != "id":
+                matches.append((index, key))
+    if not matches:
+        problems.lines.append(
+            f"{variable}: no site id and key match it (GATEWAY_SITE_<ID>_<KEY>, site keys: "
+            f"{', '.join(k for k in _SITE_KEYS if k != 'id')})"
+        )
+        return
+    if len(matches) > 1:
+        named = ", ".join(f"sites[{i}].{key}" for i, key in matches)
+        problems.lines.append(f"{variable}: ambiguous, matches {named}")
+        return
+    index, key = matches[0]
+    path = f"sites[{index}].{key}"
+    problems.from_env[path] = variable
+    like = _SITE_KEYS[key][1]
+    if like is _INHERIT:
+        like = _DEFAULT_DOCUMENT["limits"][key]
+    try:
+        sites[index][key] = _from_env_text(text, like)
+    except _Invalid as exc:
+        problems.add(path, exc.reason)
+        sites[index][key] = _FAILED
+
+
+def _convert_section(name: str, raw: dict[str, Any], problems: _Problems) -> dict[str, Any]:
+    converted = {}
+    for key, convert in _SECTIONS[name].items():
+        value = raw[key]
+        converted[key] = (
+            _FAILED if value is _FAILED else problems.convert(f"{name}.{key}", convert, value)
+        )
+    return converted
+
+
+def _convert_site(index: int, raw: dict[str, Any], problems: _Problems) -> dict[str, Any]:
+    converted: dict[str, Any] = {}
+    for key in raw:
+        if key not in _SITE_KEYS:
+            problems.add(f"sites[{index}].{key}", _unknown_key_reason(key, list(_SITE_KEYS)))
+    for key, (convert, default) in _SITE_KEYS.items():
+        path = f"sites[{index}].{key}"
+        if key not in raw and default is None:
+            problems.add(path, "required")
+            converted[key] = _FAILED
+            continue
+        value = raw.get(key, default)
+        converted[key] = _FAILED if value is _FAILED else problems.convert(path, convert, value)
+    for present, missing in (("password", "username"), ("username", "password")):
+        if converted[present] not in (None, _FAILED) and converted[missing] is None:
+            problems.add(f"sites[{index}].{missing}", f"required when {present} is set")
+    _resolve_destinations(index, converted, problems)
+    return converted
+
+
+def _resolve_destinations(index: int, site: dict[str, Any], problems: _Problems) -> None:
+    """One `destination` (with the site's credentials and proxy) or a `destinations` list."""
+    single, many = site["destination"], site["destinations"]
+    if _FAILED in (single, many):
+        return
+    if single is not None and many:
+        problems.add(f"sites[{index}].destinations", "give destination or destinations, not both")
+    elif single is None and not many:
+        problems.add(f"sites[{index}].destination", "required (or a destinations list)")
+    elif single is not None:
+        credentials = site["username"], site["password"]
+        if _FAILED not in credentials and site["proxy"] is not _FAILED:
+            site["destinations"] = (SiteDestination(single, *credentials, site["proxy"]),)
+    else:
+        site["destination"] = many[0].uri
+
+
+def _ok(*values: object) -> bool:
+    return all(value is not _FAILED for value in values)
+
+
+def _hosts_overlap(a: str, b: str) -> bool:
+    return a == b or _is_unspecified(a) or _is_unspecified(b)
+
+
+def _existing_file(text: str, base_dir: Path | None) -> Path:
+    try:
+        path = Path(text).expanduser()
+    except RuntimeError:  # ~user of an unknown user
+        raise _Invalid(f"cannot expand '~' in {text!r}") from None
+    if not path.is_absolute() and base_dir is not None:
+        path = base_dir / path
+    if not path.is_file():
+        raise _Invalid(f"no such file: {str(path)!r}")
+    return path
+
+
+def _finish_http(c: dict[str, Any], problems: _Problems) -> None:
+    if c["public_url"] is None and _ok(c["listen"]):
+        host, port = c["listen"]
+        if _is_unspecified(host):
+            problems.add(
+                "http.public_url",
+                f"required when http.listen binds every address "
+                f"({host!r}): set how visitors reach the gateway",
+            )
+        else:
+            c["public_url"] = _public_url(f"http://{_host_for_url(host)}:{port}")
+
+
+def _finish_sip(c: dict[str, Any], base_dir: Path | None, problems: _Problems) -> None:
+    public = c["public_address"]
+    if _ok(c["listen"], public):
+        host, port = c["listen"]
+        if public is None:
+            if _is_unspecified(host):
+                problems.add(
+                    "sip.public_address", f"required when sip.listen binds every address ({host!r})"
+                )
+            else:
+                c["public_address"] = (host, port)
+        else:
+            c["public_address"] = (public[0], public[1] if public[1] is not None else port)
+    for key in ("tls_certificate", "tls_private_key", "tls_ca_certificates"):
+        if c[key] not in (None, _FAILED):
+            c[key] = problems.convert(
+                f"sip.{key}", lambda text: _existing_file(text, base_dir), c[key]
+            )
+    if c["transport"] == "tls":
+        for key in ("tls_certificate", "tls_private_key"):
+            if c[key] is None:
+                problems.add(f"sip.{key}", "required when sip.transport is 'tls'")
+
+
+def _check_ports(sections: dict[str, dict[str, Any]], problems: _Problems) -> None:
+    sip, media, demo = sections["sip"], sections["media"], sections["demo"]
+    demo_on = demo["enabled"] is True and _ok(demo["sip_listen"])
+    if demo_on and _ok(sip["listen"]) and demo["sip_listen"] == sip["listen"]:
+        problems.add("demo.sip_listen", "same address as sip.listen")
+    if not _ok(media["rtp_ports"], sip["listen"]):
+        return
+    low, high = media["rtp_ports"]
+    rtp_host = sip["listen"][0]  # RTP binds where SIP does
+    taken = [("sip.listen", sip["listen"])]
+    if demo_on:
+        taken.append(("demo.sip_listen", demo["sip_listen"]))
+    for name, (host, port) in taken:
+        if low <= port <= high and _hosts_overlap(host, rtp_host):
+            problems.add("media.rtp_ports", f"{low}-{high} contains the port of {name} ({port})")
+
+
+def _build(
+    merged: dict[str, Any], problems: _Problems, base_dir: Path | None, source: str
+) -> GatewayConfig | None:
+    sections = {name: _convert_section(name, merged[name], problems) for name in _SECTIONS}
+    sites = [_convert_site(i, raw, problems) for i, raw in enumerate(merged["sites"])]
+    if not merged["sites"]:
+        problems.add("sites", "at least one [[sites]] table is required")
+    _finish_http(sections["http"], problems)
+    _finish_sip(sections["sip"], base_dir, problems)
+    _check_ports(sections, problems)
+    first_index: dict[str, int] = {}
+    for index, site in enumerate(sites):
+        if site["id"] is _FAILED:
+            continue
+        if site["id"] in first_index:
+            problems.add(
+                f"sites[{index}].id",
+                f"duplicate id {site['id']!r} (also sites[{first_index[site['id']]}].id)",
+            )
+        first_index.setdefault(site["id"], index)
+        if site["origins"] == () and isinstance(sections["http"]["public_url"], str):
+            site["origins"] = (_origin_of_url(sections["http"]["public_url"]),)
+        for key in _INHERITED_SITE_KEYS:
+            if site[key] is _INHERIT:
+                site[key] = sections["limits"][key]
+    if problems.lines:
+        return None
+    return GatewayConfig(
+        http=HttpConfig(**sections["http"]),
+        sip=SipConfig(**sections["sip"]),
+        media=MediaConfig(**sections["media"]),
+        ice=IceConfig(**sections["ice"]),
+        demo=DemoConfig(**sections["demo"]),
+        access=AccessConfig(**sections["access"]),
+        limits=LimitsConfig(**sections["limits"]),
+        log=LogConfig(**sections["log"]),
+        callbacks=CallbacksConfig(_relative_path(sections["callbacks"]["database"], base_dir)),
+        sites=tuple(SiteConfig(**site) for site in sites),
+        source=source,
+    )
+
+
+def parse_config(
+    text: str,
+    env: Mapping[str, str] | None = None,
+    *,
+    source: str = "<config>",
+    base_dir: Path | None = None,
+) -> GatewayConfig:
+    """The configuration from TOML `text` over the defaults, then `env` overrides.
+
+    `env` None means no overrides (this function reads nothing but its arguments and the
+    TLS files it checks). Relative TLS paths resolve against `base_dir` (else the working
+    directory). Raises ConfigError listing every problem.
+    """
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"not valid TOML: {exc}"], source=source) from None
+    problems = _Problems()
+    merged = _merge(document, problems)
+    _apply_env(merged, env or {}, problems)
+    config = _build(merged, problems, base_dir, source)
+    if config is None:
+        raise ConfigError(problems.lines, source=source)
+    return config
+
+
+def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) -> GatewayConfig:
+    """The configuration from the TOML file at `path` (None: the embedded defaults).
+
+    `env` None means the process environment. Relative paths inside the file resolve
+    against the file's directory.
+    """
+    environment = os.environ if env is None else env
+    if path is None:
+        return parse_config(DEFAULT_CONFIG, environment, source="<defaults>")
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError([f"cannot read the config file: {reason}"], source=str(path)) from None
+    return parse_config(text, environment, source=str(path), base_dir=path.parent)

@@ -1,0 +1,236 @@
+"""The configuration as typed, frozen objects: one dataclass per section, `SiteConfig` per
+site, `GatewayConfig` for the whole. Secrets (a site's password, an ICE server's credential,
+the token secret) never appear in a repr."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from gateway.api import SiteInfo
+from gateway.config.values import _Invalid, _origin, _origin_of_url
+from gateway.sites.hours import BusinessHours
+from gateway.sites.routing import (
+    CallbackPolicy,
+    SiteDestination,
+)
+from gateway.sites.widget import WidgetSettings
+from sip_bridge import SipUri
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used. `problems` holds one line per bad key."""
+
+    def __init__(self, problems: Sequence[str] | str, *, source: str = "<config>") -> None:
+        self.problems = (problems,) if isinstance(problems, str) else tuple(problems)
+        self.source = source
+        if len(self.problems) == 1:
+            message = f"{source}: {self.problems[0]}"
+        else:
+            listed = "\n  ".join(self.problems)
+            message = f"{source}: {len(self.problems)} problems:\n  {listed}"
+        super().__init__(message)
+
+
+def _redacted_repr(self: Any) -> str:
+    """A dataclass repr that shows `***` for the fields named in `_SECRET_FIELDS`."""
+    parts = []
+    for f in fields(self):
+        value = getattr(self, f.name)
+        shown = "***" if f.name in self._SECRET_FIELDS and value else repr(value)
+        parts.append(f"{f.name}={shown}")
+    return f"{type(self).__name__}({', '.join(parts)})"
+
+
+@dataclass(frozen=True, slots=True)
+class HttpConfig:
+    listen: tuple[str, int]
+    public_url: str  # no trailing slash; may carry a path prefix (reverse proxy)
+    trusted_proxies: tuple[str, ...]  # addresses/networks, normalized ("127.0.0.1/32")
+
+    @property
+    def public_origin(self) -> str:
+        """scheme://host[:port] of `public_url`: the Origin of the gateway's own pages."""
+        return _origin_of_url(self.public_url)
+
+
+@dataclass(frozen=True, slots=True)
+class SipConfig:
+    listen: tuple[str, int]
+    public_address: tuple[str, int]  # what peers see: sent-by, Contact host, SDP c=
+    transport: str  # udp | tcp | tls
+    outbound_proxy: SipUri | None
+    user: str
+    from_domain: str | None
+    tls_certificate: Path | None
+    tls_private_key: Path | None
+    tls_ca_certificates: Path | None
+    allowed_peers: tuple[str, ...]  # networks; empty: any peer
+    requests_per_second: float  # per source; 0: no limit
+    request_burst: int
+    connections_per_source: int  # TCP/TLS, inbound
+    max_connections: int
+
+
+@dataclass(frozen=True, slots=True)
+class RingbackTone:
+    """A cadenced tone: the frequencies sound together for on_ms, then silence for off_ms."""
+
+    frequencies: tuple[int, ...]
+    on_ms: int
+    off_ms: int  # 0: continuous
+
+
+@dataclass(frozen=True, slots=True)
+class MediaConfig:
+    rtp_ports: tuple[int, int]  # inclusive; low is even
+    browser_codecs: tuple[str, ...]
+    sip_codecs: tuple[str, ...]
+    ringback: RingbackTone | None  # None: no local ringback
+    media_timeout: float
+    rtp_latching: str  # sdp | any
+
+
+@dataclass(frozen=True, slots=True)
+class IceServer:
+    """One STUN/TURN server, shaped like RTCIceServer (and aiortc's)."""
+
+    _SECRET_FIELDS = frozenset({"credential"})
+
+    urls: tuple[str, ...]
+    username: str | None = None
+    credential: str | None = None
+
+    __repr__ = _redacted_repr
+
+
+@dataclass(frozen=True, slots=True)
+class IceConfig:
+    servers: tuple[IceServer, ...]
+    host_addresses: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DemoConfig:
+    enabled: bool
+    sip_listen: tuple[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class AccessConfig:
+    """Call tokens and the proof-of-work challenge (gateway.access.pages)."""
+
+    _SECRET_FIELDS = frozenset({"token_secret"})
+
+    token_secret: str | None  # None: a random secret is made at start
+    token_lifetime: float
+    pow_difficulty: int
+
+    __repr__ = _redacted_repr
+
+
+@dataclass(frozen=True, slots=True)
+class LimitsConfig:
+    max_calls: int
+    max_calls_per_client: int
+    # Defaults of the sites' own keys of the same names (SiteConfig has the resolved ones).
+    max_site_calls: int
+    calls_per_client_15min: int
+    calls_per_client_hour: int
+    calls_per_client_day: int
+    max_call_duration: float
+    daily_call_minutes: float
+
+
+@dataclass(frozen=True, slots=True)
+class LogConfig:
+    level: str  # debug | info | warning | error
+
+
+@dataclass(frozen=True, slots=True)
+class CallbacksConfig:
+    database: Path  # the SQLite file of stored callbacks
+
+
+@dataclass(frozen=True, slots=True)
+class SiteConfig:
+    """One site: which pages may call (public) and where their calls go (private)."""
+
+    _SECRET_FIELDS = frozenset({"password"})
+
+    id: str
+    destination: SipUri
+    origins: tuple[str, ...]  # normalized: lower-case, default port dropped
+    ring_timeout: float
+    username: str | None
+    password: str | None
+    proxy: SipUri | None  # overrides sip.outbound_proxy for this site
+    caller_name: str | None
+    from_user: str | None  # overrides sip.user in From for this site
+    # Limits: the site's own value, else [limits]' (see gateway.access.admission).
+    max_site_calls: int
+    calls_per_client_15min: int
+    calls_per_client_hour: int
+    calls_per_client_day: int
+    max_call_duration: float  # seconds from the answer
+    daily_call_minutes: float  # spend guard: talk minutes in any 24 hours
+    challenge: str | None  # kind of challenge before a call token ("pow"); None: none
+    # Routing (gateway.sites.routing): whom to ring, how, when, and callbacks.
+    destinations: tuple[SiteDestination, ...]  # `destination` alone gives one
+    ring: str  # parallel | sequential | round-robin
+    ring_total: float | None  # overall ring time; None: no limit beyond ring_timeout
+    hours: BusinessHours | None  # None: always open
+    fallback: str  # callback | message: what the page offers when busy/no answer/closed
+    callback: CallbackPolicy | None  # None: the site takes no callbacks
+    widget: WidgetSettings  # the visitor's widget: label, colours, position, language
+
+    __repr__ = _redacted_repr
+
+    @property
+    def public_info(self) -> SiteInfo:
+        """What the page and signaling may know: never destination, proxy or credentials."""
+        return SiteInfo(
+            id=self.id,
+            origins=self.origins,
+            widget=self.widget,
+            hours=self.hours,
+            fallback=self.fallback,
+            callback_countries=self.callback.countries if self.callback is not None else None,
+        )
+
+    @property
+    def credentials(self) -> tuple[str, str] | None:
+        """(username, password) for 401/407 challenges, or None."""
+        if self.username is None or self.password is None:
+            return None
+        return self.username, self.password
+
+    def allows_origin(self, origin: str) -> bool:
+        """Whether a page of `origin` (an Origin header value) may use this site."""
+        try:
+            return _origin(origin) in self.origins
+        except _Invalid:
+            return False
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayConfig:
+    http: HttpConfig
+    sip: SipConfig
+    media: MediaConfig
+    ice: IceConfig
+    demo: DemoConfig
+    access: AccessConfig
+    limits: LimitsConfig
+    log: LogConfig
+    callbacks: CallbacksConfig
+    sites: tuple[SiteConfig, ...]
+    source: str = "<defaults>"
+
+    def site(self, site_id: str) -> SiteConfig | None:
+        for site in self.sites:
+            if site.id == site_id:
+                return site
+        return None

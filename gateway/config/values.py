@@ -1,0 +1,488 @@
+"""Value converters of the configuration: each takes a raw TOML value and returns its typed
+value (addresses as (host, port), ranges as (low, high), timeouts as float seconds) or
+raises `_Invalid` saying why. None of them echoes a value of a secret key."""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from gateway.sites.hours import HoursError
+from sip_bridge import SipParseError, SipUri, parse_sip_uri
+
+Converter = Callable[[object], Any]
+
+
+class _Invalid(Exception):
+    """A value failed its conversion; `where` extends the key path (`[2].urls`)."""
+
+    def __init__(self, reason: str, where: str = "") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.where = where
+
+
+# Each takes a raw TOML value and returns the typed value or raises _Invalid. None of them
+# echoes a value of a secret key.
+
+_TYPE_NAMES = {
+    str: "string",
+    bool: "boolean",
+    int: "integer",
+    float: "float",
+    list: "array",
+    dict: "table",
+}
+
+
+def _type_name(value: object) -> str:
+    return _TYPE_NAMES.get(type(value), type(value).__name__)
+
+
+def _string(value: object) -> str:
+    if not isinstance(value, str):
+        raise _Invalid(f"expected a string, got {_type_name(value)}")
+    return value
+
+
+def _list(value: object) -> list[Any]:
+    if not isinstance(value, list):
+        raise _Invalid(f"expected an array, got {_type_name(value)}")
+    return value
+
+
+def _boolean(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise _Invalid(f"expected true or false, got {_type_name(value)}")
+    return value
+
+
+def _positive_seconds(value: object) -> float:
+    return _positive_number(value, "seconds")
+
+
+def _positive_minutes(value: object) -> float:
+    return _positive_number(value, "minutes")
+
+
+def _positive_number(value: object, unit: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _Invalid(f"expected a number of {unit}, got {_type_name(value)}")
+    if not math.isfinite(value) or value <= 0:
+        raise _Invalid(f"must be a positive number of {unit}, not {value!r}")
+    return float(value)
+
+
+def _positive_int(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _Invalid(f"expected an integer, got {_type_name(value)}")
+    if value < 1:
+        raise _Invalid(f"must be at least 1, not {value}")
+    return value
+
+
+def _no_controls(text: str, *, secret: bool = False) -> str:
+    if any(ch < " " or ch == "\x7f" for ch in text):
+        shown = "" if secret else f": {text!r}"
+        raise _Invalid(f"contains control characters{shown}")
+    return text
+
+
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOSTNAME = re.compile(rf"^(?:{_LABEL}\.)*{_LABEL}$")
+_DOTTED_DIGITS = re.compile(r"^[0-9.]+$")
+
+
+def _host(text: str) -> str:
+    """A hostname, an IPv4 address or a bracketed IPv6 address; returned without brackets."""
+    if text.startswith("[") and text.endswith("]"):
+        try:
+            return str(ipaddress.IPv6Address(text[1:-1]))
+        except ValueError:
+            raise _Invalid(f"not an IPv6 address: {text!r}") from None
+    if ":" in text:
+        raise _Invalid(f"an IPv6 address must be in brackets: {text!r}")
+    if _DOTTED_DIGITS.match(text):
+        try:
+            return str(ipaddress.IPv4Address(text))
+        except ValueError:
+            raise _Invalid(f"not an IPv4 address: {text!r}") from None
+    if len(text) > 253 or not _HOSTNAME.match(text):
+        raise _Invalid(f"not a host name or address: {text!r}")
+    return text.lower()
+
+
+def _port(text: str, whole: str) -> int:
+    # isascii: str.isdigit() also accepts digits such as '²' that int() refuses.
+    if not (text.isascii() and text.isdigit()) or len(text) > 5 or not 1 <= int(text) <= 65535:
+        raise _Invalid(f"port must be 1-65535 in {whole!r}")
+    return int(text)
+
+
+def _split_host_port(text: str) -> tuple[str, str | None]:
+    """Split `host[:port]` / `[v6][:port]` into host text (brackets kept) and port text."""
+    if text.startswith("["):
+        end = text.find("]")
+        if end < 0:
+            raise _Invalid(f"unclosed '[' in {text!r}")
+        rest = text[end + 1 :]
+        if rest and not rest.startswith(":"):
+            raise _Invalid(f"junk after ']' in {text!r}")
+        return text[: end + 1], (rest[1:] if rest else None)
+    if text.count(":") > 1:
+        raise _Invalid(f"an IPv6 address must be in brackets: {text!r}")
+    host, colon, port = text.partition(":")
+    return host, (port if colon else None)
+
+
+def _host_port(value: object) -> tuple[str, int]:
+    text = _string(value).strip()
+    host_text, port_text = _split_host_port(text)
+    if port_text is None or not host_text:
+        raise _Invalid(f"expected host:port, got {text!r}")
+    return _host(host_text), _port(port_text, text)
+
+
+def _is_unspecified(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_unspecified
+    except ValueError:
+        return False
+
+
+def _host_for_url(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def _ip_address(value: object) -> str:
+    text = _string(value).strip()
+    try:
+        address = ipaddress.ip_address(text.strip("[]"))
+    except ValueError:
+        raise _Invalid(f"not an IP address: {text!r}") from None
+    if address.is_unspecified:
+        raise _Invalid(f"{text!r} cannot be announced: give the machine's address")
+    return str(address)
+
+
+def _optional_host_port(value: object) -> tuple[str, int | None] | None:
+    """`host` or `host:port` (NAT may map the port too); "" is None."""
+    text = _string(value).strip()
+    if not text:
+        return None
+    host_text, port_text = _split_host_port(text)
+    if not host_text:
+        raise _Invalid(f"expected host or host:port, got {text!r}")
+    host = _host(host_text)
+    if _is_unspecified(host):
+        raise _Invalid(f"{text!r} cannot be announced: give the address peers reach")
+    return host, (None if port_text is None else _port(port_text, text))
+
+
+def _optional_host(value: object) -> str | None:
+    text = _string(value).strip()
+    return _host(text) if text else None
+
+
+def _sip_uri(value: object) -> SipUri:
+    text = _string(value).strip()
+    try:
+        uri = parse_sip_uri(text)
+    except SipParseError as exc:
+        raise _Invalid(f"not a SIP URI: {text!r} ({exc.reason})") from None
+    except ValueError:  # the parser lets a few malformed ports through as int() errors
+        raise _Invalid(f"not a SIP URI: {text!r}") from None
+    if uri.password is not None:
+        # A password here would show up in logs and reprs: it belongs in `password`.
+        raise _Invalid("a password in the URI is not allowed: use the password key")
+    return uri
+
+
+def _optional_sip_uri(value: object) -> SipUri | None:
+    return _sip_uri(value) if _string(value).strip() else None
+
+
+def _sip_user(value: object) -> str:
+    text = _string(value)
+    if not text:
+        raise _Invalid("must not be empty")
+    try:
+        uri = parse_sip_uri(f"sip:{text}@example.invalid")
+    except ValueError:
+        uri = None
+    if uri is None or uri.user != text or uri.password is not None:
+        raise _Invalid(f"not a valid SIP user part: {text!r}")
+    return text
+
+
+def _optional_sip_user(value: object) -> str | None:
+    return _sip_user(value) if _string(value) else None
+
+
+def _choice(*allowed: str) -> Callable[[object], str]:
+    def convert(value: object) -> str:
+        text = _string(value).strip().lower()
+        if text not in allowed:
+            raise _Invalid(f"must be one of {', '.join(allowed)}, not {value!r}")
+        return text
+
+    return convert
+
+
+def _optional_path(value: object) -> str | None:
+    text = _string(value).strip()
+    return text or None
+
+
+def _public_url(value: object) -> str | None:
+    text = _string(value).strip()
+    if not text:
+        return None
+    parts = _url_parts(text, "public URL")
+    if parts.query or parts.fragment:
+        raise _Invalid(f"a public URL takes no query or fragment: {text!r}")
+    return f"{_normalized_origin(parts, text)}{parts.path.rstrip('/')}"
+
+
+def _url_parts(text: str, what: str) -> Any:
+    try:
+        parts = urlsplit(text)
+    except ValueError as exc:
+        raise _Invalid(f"not a {what}: {text!r} ({exc})") from None
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        raise _Invalid(f"not a {what} (http:// or https://): {text!r}")
+    if "@" in parts.netloc:
+        raise _Invalid(f"a {what} takes no user or password: {text!r}")
+    return parts
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _normalized_origin(parts: Any, text: str) -> str:
+    """scheme://host[:port] as browsers send it: lower case, default port left out."""
+    scheme = parts.scheme.lower()
+    host_text, port_text = _split_host_port(parts.netloc)
+    host = _host(host_text)
+    if _is_unspecified(host):
+        raise _Invalid(f"{host!r} is no address a browser can use: {text!r}")
+    port = None if port_text is None else _port(port_text, text)
+    netloc = _host_for_url(host)
+    if port is not None and port != _DEFAULT_PORTS[scheme]:
+        netloc += f":{port}"
+    return f"{scheme}://{netloc}"
+
+
+def _origin_of_url(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _origin(value: object) -> str:
+    text = _string(value).strip()
+    parts = _url_parts(text, "origin")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise _Invalid(f"an origin is scheme://host[:port] without a path: {text!r}")
+    return _normalized_origin(parts, text)
+
+
+def _origins(value: object) -> tuple[str, ...]:
+    result = []
+    for i, item in enumerate(_list(value)):
+        try:
+            origin = _origin(item)
+        except _Invalid as exc:
+            raise _Invalid(exc.reason, f"[{i}]") from None
+        if origin in result:
+            raise _Invalid(f"duplicate origin {origin!r}", f"[{i}]")
+        result.append(origin)
+    return tuple(result)
+
+
+_PORT_RANGE = re.compile(r"^([0-9]{1,5}) *- *([0-9]{1,5})$")
+
+
+def _port_range(value: object) -> tuple[int, int]:
+    text = _string(value).strip()
+    match = _PORT_RANGE.match(text)
+    if not match:
+        raise _Invalid(f"expected a port range low-high, got {text!r}")
+    low, high = int(match[1]), int(match[2])
+    if not (1 <= low <= 65535 and 1 <= high <= 65535):
+        raise _Invalid(f"ports must be 1-65535 in {text!r}")
+    if low % 2:
+        raise _Invalid(f"must start on an even port (RTP even, RTCP odd): {text!r}")
+    if high < low + 1:
+        raise _Invalid(f"must hold at least one even/odd pair (2 ports): {text!r}")
+    return low, high
+
+
+_SIP_CODECS = {"pcmu": "PCMU", "pcma": "PCMA", "g722": "G722"}
+_BROWSER_CODECS = {"pcmu": "PCMU", "pcma": "PCMA", "opus": "opus"}
+
+
+def _codec_list(known: dict[str, str]) -> Callable[[object], tuple[str, ...]]:
+    def convert(value: object) -> tuple[str, ...]:
+        items = _list(value)
+        if not items:
+            raise _Invalid(f"needs at least one of {', '.join(known.values())}")
+        result: list[str] = []
+        for i, item in enumerate(items):
+            name = known.get(item.lower()) if isinstance(item, str) else None
+            if name is None:
+                raise _Invalid(
+                    f"unknown codec {item!r} (supported: {', '.join(known.values())})", f"[{i}]"
+                )
+            if name in result:
+                raise _Invalid(f"codec {name} listed twice", f"[{i}]")
+            result.append(name)
+        return tuple(result)
+
+    return convert
+
+
+def _host_addresses(value: object) -> tuple[str, ...]:
+    items = _list(value)
+    if not items:
+        raise _Invalid("needs at least one address")
+    result: list[str] = []
+    for i, item in enumerate(items):
+        try:
+            address = _ip_address(item)
+        except _Invalid as exc:
+            raise _Invalid(exc.reason, f"[{i}]") from None
+        if address in result:
+            raise _Invalid(f"duplicate address {address!r}", f"[{i}]")
+        result.append(address)
+    return tuple(result)
+
+
+_SITE_ID = re.compile(r"^[a-z0-9-]{1,40}$")
+
+
+def _site_id(value: object) -> str:
+    text = _string(value)
+    if not _SITE_ID.match(text):
+        raise _Invalid(f"must be 1-40 characters of a-z, 0-9 and '-', not {text!r}")
+    return text
+
+
+def _optional_text(value: object) -> str | None:
+    return _no_controls(_string(value)) or None
+
+
+def _optional_secret(value: object) -> str | None:
+    return _no_controls(_string(value), secret=True) or None
+
+
+def _networks(value: object) -> tuple[str, ...]:
+    result: list[str] = []
+    for i, item in enumerate(_list(value)):
+        try:
+            text = _string(item).strip()
+            network = ipaddress.ip_network(text, strict=False)
+        except _Invalid as exc:
+            raise _Invalid(exc.reason, f"[{i}]") from None
+        except ValueError:
+            raise _Invalid(f"not an IP address or network: {text!r}", f"[{i}]") from None
+        if str(network) in result:
+            raise _Invalid(f"duplicate network {str(network)!r}", f"[{i}]")
+        result.append(str(network))
+    return tuple(result)
+
+
+def _token_secret(value: object) -> str | None:
+    text = _no_controls(_string(value), secret=True)
+    if text and len(text) < 32:
+        # Never echo it: say only how long it must be.
+        raise _Invalid(
+            "must be at least 32 characters (for example: openssl rand -base64 32), or empty"
+        )
+    return text or None
+
+
+def _token_lifetime(value: object) -> float:
+    seconds = _positive_seconds(value)
+    if seconds > 3600:
+        raise _Invalid(f"a call token lives at most 3600 seconds, not {value!r}")
+    return seconds
+
+
+def _pow_difficulty(value: object) -> int:
+    bits = _positive_int(value)
+    if bits > 32:
+        raise _Invalid(f"must be 1-32 bits, not {bits}")
+    return bits
+
+
+_CHALLENGE = re.compile(r"^[a-z0-9-]{1,40}$")
+
+
+def _challenge(value: object) -> str | None:
+    text = _string(value).strip()
+    if text == "none":
+        return None
+    if not _CHALLENGE.match(text):
+        raise _Invalid(f"must be none, pow, or the name of an installed verifier, not {text!r}")
+    return text
+
+
+class _Inherit:
+    """The default of a site key that takes [limits]' value of the same name."""
+
+    def __repr__(self) -> str:
+        return "<from [limits]>"
+
+
+_INHERIT: Any = _Inherit()
+
+
+def _inheriting(convert: Converter) -> Converter:
+    def inherit_or_convert(value: object) -> Any:
+        return _INHERIT if value is _INHERIT else convert(value)
+
+    return inherit_or_convert
+
+
+def _routing(convert: Callable[[object], Any]) -> Callable[[object], Any]:
+    """A gateway.sites.routing converter, its ValueError told as a problem of the key."""
+
+    def converter(value: object) -> Any:
+        try:
+            return convert(value)
+        except (ValueError, HoursError) as exc:
+            raise _Invalid(str(exc)) from None
+
+    return converter
+
+
+def _non_negative_number(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1e6:
+        raise _Invalid(f"must be a number from 0 up, not {value!r}")
+    return float(value)
+
+
+def _optional_seconds(value: object) -> float | None:
+    """Seconds, or 0 for none."""
+    if value == 0:
+        return None
+    return _positive_seconds(value)
+
+
+def _relative_path(text: str, base_dir: Path | None) -> Path:
+    path = Path(text).expanduser()
+    if not path.is_absolute() and base_dir is not None:
+        path = base_dir / path
+    return path
+
+
+def _caller_name(value: object) -> str | None:
+    text = _optional_text(value)
+    if text is not None and len(text) > 100:
+        raise _Invalid("longer than 100 characters")
+    return text

@@ -1,0 +1,127 @@
+"""Moves audio between the two legs of a call, frame by frame, in both directions.
+
+A leg is the browser (`WebRtcLeg`) or a phone (`RtpLeg` around an `RtpSession`): the same
+bridge joins a visitor's browser to an operator, or, for Request-a-Call, an operator's phone
+to the visitor's phone.
+
+Each frame is forwarded the moment it arrives: the bridge keeps no jitter buffer of its own,
+so it adds no delay; the far endpoints' buffers (the browser's NetEq, the phone's) absorb
+jitter. Timestamps on the way out advance with the source's timestamps, so a frame lost
+upstream stays a gap downstream and is concealed there rather than played early.
+
+Same codec on both legs (G.711 end to end, the default policy): payloads are relayed
+untouched. Otherwise a `Transcoder` converts each frame, and frames lost upstream are
+concealed here, because an encoder's output has no gaps to show.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from gateway.media.transcoder import AudioCodec, Transcoder, silence_frame
+from sip_bridge import RtpSession
+
+# Gaps longer than this are a new talkspurt or a new source, not packet loss.
+MAX_CONCEALED_FRAMES = 5
+
+PacketHandler = Callable[[bytes | memoryview, int], None]
+
+
+class AudioLeg(Protocol):
+    codec: AudioCodec
+
+    def listen(self, handler: PacketHandler | None) -> None:
+        """Hand each received audio payload and its RTP timestamp to `handler`."""
+
+    def send(self, payload: bytes | memoryview, frames: int | None) -> None:
+        """Send one 20 ms frame, `frames` slots after the previous one (None: unknown)."""
+
+
+class RtpLeg:
+    """A phone's leg: an `RtpSession` seen as an `AudioLeg`."""
+
+    def __init__(self, rtp: RtpSession, codec: AudioCodec) -> None:
+        self.rtp = rtp
+        self.codec = codec
+
+    def listen(self, handler: PacketHandler | None) -> None:
+        self.rtp.on_audio_packet = handler
+
+    def send(self, payload: bytes | memoryview, frames: int | None) -> None:
+        self.rtp.relay_payload(payload, None if frames is None else frames * self.codec.frame_ticks)
+
+
+class _Timeline:
+    """Maps a source's RTP timestamps to frame counts: how many frames did it advance?"""
+
+    def __init__(self, frame_ticks: int) -> None:
+        self._frame_ticks = frame_ticks
+        self._last: int | None = None
+
+    def frames_advanced(self, timestamp: int) -> int | None:
+        """1 for the next frame, 3 after two lost ones; None to re-anchor."""
+        last = self._last
+        self._last = timestamp
+        if last is None:
+            return None
+        frames, rest = divmod((timestamp - last) & 0xFFFFFFFF, self._frame_ticks)
+        if rest or not 0 < frames <= 50:
+            return None
+        return frames
+
+
+class Direction:
+    """One way through the bridge: from `source` to `target`."""
+
+    def __init__(self, source: AudioLeg, target: AudioLeg) -> None:
+        self.source = source
+        self.target = target
+        self.muted = False  # send silence instead (the visitor pressed Mute)
+        self.frames = 0
+        self._timeline = _Timeline(source.codec.frame_ticks)
+        self.transcoder = (
+            Transcoder(source.codec, target.codec)
+            if source.codec.name != target.codec.name
+            else None
+        )
+
+    def on_packet(self, payload: bytes | memoryview, timestamp: int) -> None:
+        frames = self._timeline.frames_advanced(timestamp)
+        target = self.target
+        transcoder = self.transcoder
+        if transcoder is None:
+            target.send(silence_frame(target.codec) if self.muted else payload, frames)
+            self.frames += 1
+            return
+        if frames is not None and 1 < frames <= MAX_CONCEALED_FRAMES + 1:
+            for _ in range(frames - 1):
+                concealed = transcoder.conceal_one()
+                if concealed is not None:
+                    target.send(concealed, 1)
+        out = silence_frame(target.codec) if self.muted else transcoder.convert(payload)
+        if out is not None:
+            target.send(out, None if frames is None else 1)
+            self.frames += 1
+
+
+class MediaBridge:
+    """Joins leg `a` and leg `b`: `a_to_b` and `b_to_a` are the two directions."""
+
+    def __init__(self, a: AudioLeg, b: AudioLeg) -> None:
+        self.a = a
+        self.b = b
+        self.a_to_b = Direction(a, b)
+        self.b_to_a = Direction(b, a)
+
+    @property
+    def transcoding(self) -> bool:
+        return self.a_to_b.transcoder is not None
+
+    def start(self) -> None:
+        self.a.listen(self.a_to_b.on_packet)
+        self.b.listen(self.b_to_a.on_packet)
+
+    def stop(self) -> None:
+        self.a.listen(None)
+        self.b.listen(None)

@@ -1,0 +1,225 @@
+"""The browser's leg of a call: one aiortc peer connection, used at the RTP level.
+
+aiortc is kept for what it does well (ICE, DTLS-SRTP keys, RTCP) and bypassed where it
+would cost latency or CPU (DESIGN.md): once connected, audio RTP goes straight over the ICE
+pair with aiortc's SRTP keys (`SrtpAudioChannel`), received frames are handed to the bridge
+as they arrive (never through aiortc's fixed jitter buffer and decoder thread), and frames
+are sent already encoded. Should that take-over fail (a changed aiortc), aiortc's own path
+carries the audio: its receiver is tapped before the jitter buffer and its sender is fed
+encoded frames (`av.Packet`), so it never encodes in a thread either.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fractions
+import logging
+from collections import deque
+from collections.abc import Callable, Sequence
+
+import aioice.ice
+import av
+from aiortc import (
+    RTCConfiguration,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCSessionDescription,
+)
+from aiortc.exceptions import InvalidAccessError, InvalidStateError, OperationError
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.sdp import candidate_from_sdp
+
+from gateway.media.srtp_channel import SrtpAudioChannel
+from gateway.media.transcoder import AudioCodec, audio_codec
+
+logger = logging.getLogger(__name__)
+
+# Frames waiting for aiortc's sender; more means the sender is stalled (not connected yet):
+# older audio is dropped rather than played late.
+MAX_QUEUED_FRAMES = 5
+
+
+def use_host_addresses(addresses: Sequence[str]) -> None:
+    """Make aioice gather host candidates on exactly these addresses.
+
+    aioice gathers on every interface except 127.0.0.1; the gateway needs the configured
+    set instead: loopback in tests, the public address on a server.
+    """
+    chosen = list(addresses)
+    aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: list(chosen)
+
+
+class OutboundAudioTrack(MediaStreamTrack):
+    """An audio track whose frames are already encoded: aiortc only packetizes them."""
+
+    kind = "audio"
+
+    def __init__(self, clock_rate: int) -> None:
+        super().__init__()
+        self._time_base = fractions.Fraction(1, clock_rate)
+        self._queue: deque[av.Packet] = deque(maxlen=MAX_QUEUED_FRAMES)
+        self._ready = asyncio.Event()
+
+    def push(self, payload: bytes, timestamp: int) -> None:
+        packet = av.Packet(payload)
+        packet.pts = timestamp
+        packet.time_base = self._time_base
+        self._queue.append(packet)
+        self._ready.set()
+
+    async def recv(self) -> av.Packet:
+        while not self._queue:
+            if self.readyState != "live":
+                raise MediaStreamError
+            self._ready.clear()
+            await self._ready.wait()
+        return self._queue.popleft()
+
+    def stop(self) -> None:
+        super().stop()
+        self._ready.set()
+
+
+class WebRtcLeg:
+    """Answers the browser's offer and exchanges encoded audio frames with it."""
+
+    def __init__(self, ice_servers: Sequence[dict], browser_codecs: Sequence[str]) -> None:
+        servers = [
+            RTCIceServer(urls=s["urls"], username=s.get("username"), credential=s.get("credential"))
+            for s in ice_servers
+        ]
+        # An explicit list, even empty: aiortc falls back to a public STUN server otherwise.
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=servers))
+        self._browser_codecs = [c.lower() for c in browser_codecs]
+        self.codec: AudioCodec | None = None
+        self._track: OutboundAudioTrack | None = None
+        self._channel: SrtpAudioChannel | None = None
+        # Until connected, frames are dropped; then they go over the channel, or through
+        # aiortc's sender if the channel could not take over.
+        self._send_through_aiortc = False
+        self._pts = 0
+        self.on_packet: Callable[[bytes, int], None] | None = None
+        self.on_failed: Callable[[str], None] | None = None
+        self.connected = asyncio.Event()
+        self._closed = False
+        self.pc.on("connectionstatechange", self._on_state)
+
+    async def answer(self, offer_sdp: str) -> str:
+        """Apply the browser's offer; return our answer (ICE gathered). Raises ValueError."""
+        try:
+            await self.pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
+        except OperationError as exc:
+            raise ValueError(f"unusable SDP offer: {exc}") from None
+        except (
+            ValueError,
+            AssertionError,
+            KeyError,
+            IndexError,
+            TypeError,
+            InvalidAccessError,
+            InvalidStateError,
+        ) as exc:
+            # aiortc's SDP parser reports malformed input with whatever it hit.
+            raise ValueError(f"malformed SDP offer: {exc!r}") from None
+        audio = [t for t in self.pc.getTransceivers() if t.kind == "audio"]
+        if len(audio) != 1:
+            raise ValueError("the offer must have exactly one audio stream")
+        transceiver = audio[0]
+        chosen = self._choose_codec(transceiver._codecs)
+        if chosen is None:
+            raise ValueError("the offer has no audio codec the gateway accepts")
+        # One codec in the answer: the browser cannot switch codecs mid-call under us.
+        transceiver._codecs = [chosen]
+        self.codec = audio_codec(chosen.mimeType.split("/", 1)[1])
+        self._track = OutboundAudioTrack(chosen.clockRate)
+        transceiver.sender.replaceTrack(self._track)
+        self._channel = SrtpAudioChannel(transceiver, chosen.payloadType, self.on_packet)
+        transceiver.direction = "sendrecv"
+        self._tap_receiver(transceiver.receiver)
+        answer = await self.pc.createAnswer()
+        await self.pc.setLocalDescription(answer)
+        return self.pc.localDescription.sdp
+
+    def _choose_codec(self, common: Sequence):
+        """The first codec of our policy that the browser offered (aiortc has already
+        intersected the offer with what it supports, keeping the browser's payload types)."""
+        for name in self._browser_codecs:
+            for codec in common:
+                if codec.mimeType.lower().split("/", 1)[1] == name:
+                    return codec
+        return None
+
+    def _tap_receiver(self, receiver) -> None:
+        """Take packets before aiortc's jitter buffer, and stop its decoder thread."""
+
+        async def handle_rtp_packet(packet, arrival_time_ms: int) -> None:
+            if self.on_packet is not None and packet.payload:
+                self.on_packet(packet.payload, packet.timestamp)
+
+        receiver._handle_rtp_packet = handle_rtp_packet
+        original_receive = receiver.receive
+
+        async def receive(parameters) -> None:
+            await original_receive(parameters)
+            # The decoder thread would only decode frames nobody reads.
+            receiver._RTCRtpReceiver__stop_decoder()
+
+        receiver.receive = receive
+
+    def listen(self, handler: Callable[[bytes, int], None] | None) -> None:
+        """Hand each received audio payload and its RTP timestamp to `handler` (the payload
+        may be a view valid only until the handler returns)."""
+        self.on_packet = handler
+        if self._channel is not None:
+            self._channel.on_packet = handler
+
+    def send(self, payload: bytes | memoryview, frames: int | None = 1) -> None:
+        """Queue one encoded 20 ms frame for the browser, `frames` slots after the previous
+        one (more than 1 leaves a gap for frames lost upstream; None counts as 1)."""
+        if self._closed or self._channel is None:
+            return
+        self._pts += (frames or 1) * self.codec.frame_ticks
+        if self._channel.attached:
+            self._channel.send(payload, self._pts, marker=self._channel.packets_sent == 0)
+        elif self._send_through_aiortc:
+            self._track.push(bytes(payload), self._pts)
+
+    async def add_candidate(
+        self, candidate: str, sdp_mid: str | None, sdp_mline_index: int | None
+    ) -> None:
+        """A trickled browser candidate ("candidate:..." line). Raises ValueError."""
+        text = candidate.removeprefix("candidate:")
+        if not text:
+            return  # end of candidates: aioice checks what it has either way
+        try:
+            parsed = candidate_from_sdp(text)
+        except (AssertionError, ValueError, IndexError) as exc:
+            raise ValueError(f"malformed ICE candidate: {exc}") from None
+        if parsed.ip.endswith(".local"):
+            return  # mDNS names would cost a 1 s lookup each: drop them (DESIGN.md)
+        parsed.sdpMid = sdp_mid
+        parsed.sdpMLineIndex = sdp_mline_index
+        await self.pc.addIceCandidate(parsed)
+
+    def _on_state(self) -> None:
+        state = self.pc.connectionState
+        if state == "connected":
+            if self._channel is not None and not self._channel.attached:
+                self._send_through_aiortc = not self._channel.attach()
+                if self._send_through_aiortc:
+                    logger.warning("audio goes through aiortc's media path (slower)")
+            self.connected.set()
+        elif state in ("failed", "closed") and not self._closed and self.on_failed is not None:
+            self.on_failed(state)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._channel is not None:
+            self._channel.detach()
+        if self._track is not None:
+            self._track.stop()
+        with contextlib.suppress(Exception):
+            await self.pc.close()

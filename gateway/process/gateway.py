@@ -1,0 +1,172 @@
+"""The gateway process: wires configuration, SIP, calls, signaling and HTTP together.
+
+This is the only module that imports `signaling` and serves `web/` (DESIGN.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import socketio
+from aiohttp import web
+
+from gateway.access.ledger import SharedLedger
+from gateway.callbacks.service import RequestACall
+from gateway.calls.manager import CallManager
+from gateway.config import GatewayConfig
+from gateway.demo_phone import DemoPhone
+from gateway.http.app import build_app
+from gateway.http.callbacks import callback_routes
+from gateway.media.webrtc_leg import use_host_addresses
+from gateway.process.heap import HeapTrimmer, freeze_startup_objects
+from signaling import attach, create_signaling
+from sip_bridge import ConnectionLimits, RateLimit, SipEndpoint, UserAgentConfig
+
+logger = logging.getLogger("gateway")
+
+ROOT = Path(__file__).resolve().parents[2]
+WEB_DIR = ROOT / "web"
+NODE_MODULES = ROOT / "node_modules"
+
+
+def sip_tls_contexts(config: GatewayConfig) -> tuple[ssl.SSLContext | None, ssl.SSLContext | None]:
+    sip = config.sip
+    if sip.transport != "tls":
+        return None, None
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.load_cert_chain(sip.tls_certificate, sip.tls_private_key)
+    client = ssl.create_default_context(
+        cafile=str(sip.tls_ca_certificates) if sip.tls_ca_certificates else None
+    )
+    return server, client
+
+
+@dataclass
+class Gateway:
+    """A running gateway; `await Gateway.start(config)`, then `await stop()`."""
+
+    config: GatewayConfig
+    endpoint: SipEndpoint
+    calls: CallManager
+    runner: web.AppRunner
+    demo: DemoPhone | None
+    url: str
+    sio: socketio.AsyncServer
+    callbacks: RequestACall | None = None
+    heap: HeapTrimmer | None = None
+
+    @classmethod
+    async def start(cls, config: GatewayConfig, *, ledger: SharedLedger | None = None) -> Gateway:
+        """`ledger`: what this process counts with the other workers of the machine
+        (gateway/access/ledger.py); None for a gateway on its own."""
+        use_host_addresses(config.ice.host_addresses)
+        demo = None
+        if config.demo.enabled:
+            demo = await DemoPhone.start(config.demo.sip_listen, config.media.rtp_ports)
+        server_ssl, client_ssl = sip_tls_contexts(config)
+        sip = config.sip
+        endpoint = await SipEndpoint.open(
+            UserAgentConfig(
+                address=sip.public_address,
+                transport=sip.transport,
+                user=sip.user,
+                from_domain=sip.from_domain,
+                outbound_proxy=str(sip.outbound_proxy) if sip.outbound_proxy else None,
+                allowed_peers=sip.allowed_peers or None,
+                request_rate=(
+                    RateLimit(sip.requests_per_second, sip.request_burst)
+                    if sip.requests_per_second
+                    else None
+                ),
+            ),
+            bind=sip.listen,
+            server_ssl=server_ssl,
+            client_ssl=client_ssl,
+            connection_limits=ConnectionLimits(
+                per_source=sip.connections_per_source, total=sip.max_connections
+            ),
+        )
+        calls = CallManager(config, endpoint, ledger=ledger)
+        # RSS would otherwise grow with the calls served (gateway/process/heap.py).
+        heap = HeapTrimmer()
+        calls.on_call_ended = heap.call_ended
+        ice_servers = [
+            {
+                "urls": list(s.urls),
+                **({"username": s.username} if s.username else {}),
+                **({"credential": s.credential} if s.credential else {}),
+            }
+            for s in config.ice.servers
+        ]
+        sio = create_signaling(
+            calls, ice_servers=ice_servers, page_origins=[config.http.public_origin]
+        )
+        app = build_app(
+            service=calls,
+            web_dir=WEB_DIR,
+            node_modules=NODE_MODULES,
+            sites=[s.id for s in config.sites],
+            trusted_proxies=config.http.trusted_proxies,
+        )
+        # Each worker claims and recovers its own callbacks: its name must be its own.
+        owner = ledger.owner if ledger is not None else "gateway"
+        callbacks = await RequestACall.start(config, endpoint, calls, owner=owner)
+        if callbacks is not None:
+            app.add_routes(callback_routes(callbacks.requests, authorize=callbacks.authorize))
+        attach(app, sio)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        host, port = config.http.listen
+        await web.TCPSite(runner, host, port, reuse_port=True).start()
+        return cls(
+            config, endpoint, calls, runner, demo, config.http.public_url, sio, callbacks, heap
+        )
+
+    async def stop(self) -> None:
+        if self.callbacks is not None:
+            await self.callbacks.stop()
+        await self.calls.close()
+        await self.runner.cleanup()
+        await self.endpoint.close()
+        if self.demo is not None:
+            await self.demo.close()
+        if self.heap is not None:
+            self.heap.close()
+
+
+async def serve(
+    config: GatewayConfig,
+    *,
+    ledger: SharedLedger | None = None,
+    on_started: Callable[[Gateway], None] | None = None,
+    announce: bool = True,
+) -> None:
+    """Run until SIGINT/SIGTERM; hang up every call on the way out. A worker passes the
+    machine's `ledger`, `on_started` (its journal) and `announce` (worker 0 prints the
+    address, the others do not)."""
+    gateway = await Gateway.start(config, ledger=ledger)
+    freeze_startup_objects()  # full collections walk only what calls allocate (heap.py)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    if on_started is not None:
+        on_started(gateway)
+    if announce:
+        print(f"Gateway ready on {gateway.url}", flush=True)
+        if config.sites:
+            print(f"Open {gateway.url}/embed/{config.sites[0].id} and click Call.", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        if announce:
+            print("Stopping: hanging up every call...", flush=True)
+        with contextlib.suppress(Exception):
+            await gateway.stop()

@@ -1,0 +1,330 @@
+"""Several gateway processes on one machine: one per core, each a whole gateway.
+
+Python runs one core per process, so the gateway scales on a machine by running N workers
+(DESIGN.md, process model). A small supervisor process forks them and restarts any that
+dies. Worker i of N gets, derived from the one configuration:
+
+- HTTP: the same `http.listen` for all. Every worker binds it with SO_REUSEPORT and the
+  kernel spreads new connections over them; a visitor's websocket (the only transport)
+  stays with the worker that accepted it, and that worker owns the visitor's call.
+- SIP: port `sip.listen` + i (and `sip.public_address` port + i): its own user agent.
+- RTP: the i-th of N equal slices of `media.rtp_ports` (whole even/odd pairs).
+- the demo phone only in worker 0 (it has one SIP address); call tokens signed with one
+  secret shared by all workers (made by the supervisor when the file sets none), so a
+  token from one worker is good at another, and used once on the whole machine.
+- one SharedLedger (an SQLite file next to the journals): the visitor, site and budget
+  limits and single-use tokens count over all workers (gateway/access/ledger.py).
+`limits.max_calls` stays per worker: the machine carries N times as many.
+
+A worker that dies (crash, OOM kill) takes its calls with it: the browsers see their
+sockets close at once, and the supervisor ends the SIP side (see `worker_journal`: BYE for
+answered calls, CANCEL for ringing ones, from the dead worker's own SIP port) before it
+starts the worker again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import os
+import secrets
+import signal
+import stat
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from gateway.access.ledger import SharedLedger
+from gateway.callbacks.store import interrupt_orphans
+from gateway.config import AccessConfig, GatewayConfig
+from gateway.process.journal import DialogJournal, end_orphan_calls, read_journal
+
+if TYPE_CHECKING:
+    from gateway.process.gateway import Gateway
+    from gateway.process.memory_debug import MemoryReporter
+
+logger = logging.getLogger(__name__)
+
+# A worker that dies sooner than this after starting failed to start; after this many such
+# failures in a row the supervisor gives up instead of spinning.
+QUICK_FAILURE = 5.0
+MAX_QUICK_FAILURES = 5
+STOP_GRACE = 10.0  # seconds workers get to hang up their calls on SIGTERM
+LEDGER_FILE = "ledger.sqlite3"  # in the journal directory: what the workers count together
+
+
+class WorkerConfigError(ValueError):
+    """The configuration cannot be split into this many workers; the message says why."""
+
+
+def default_worker_count() -> int:
+    """One worker per core this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def worker_configs(config: GatewayConfig, count: int) -> list[GatewayConfig]:
+    """The configuration of each of `count` workers (see the module docstring).
+
+    Raises WorkerConfigError when the RTP range has fewer pairs than workers, or a
+    worker's SIP port would leave 1-65535, fall in the RTP range or hit the demo phone.
+    """
+    if count < 1:
+        raise WorkerConfigError(f"--workers must be at least 1, got {count}")
+    low, high = config.media.rtp_ports
+    pairs = (high - low + 1) // 2
+    per_worker = pairs // count
+    if per_worker < 1:
+        raise WorkerConfigError(
+            f"media.rtp_ports {low}-{high} has {pairs} port pairs, fewer than {count} workers"
+        )
+    sip_host, sip_port = config.sip.listen
+    public_host, public_port = config.sip.public_address
+    demo_port = config.demo.sip_listen[1] if config.demo.enabled else None
+    if sip_port + count - 1 > 65535 or public_port + count - 1 > 65535:
+        raise WorkerConfigError(
+            f"SIP ports {sip_port}..{sip_port + count - 1} of {count} workers pass 65535"
+        )
+    for i in range(count):
+        port = sip_port + i
+        if low <= port <= high:
+            raise WorkerConfigError(
+                f"worker {i}'s SIP port {port} (sip.listen + {i}) is inside media.rtp_ports"
+            )
+        if port == demo_port and i > 0:
+            raise WorkerConfigError(
+                f"worker {i}'s SIP port {port} (sip.listen + {i}) is demo.sip_listen's"
+            )
+    shared = _shared_token_secret(config)
+    configs = []
+    for i in range(count):
+        rtp_low = low + 2 * per_worker * i
+        changes = {
+            "sip": dataclasses.replace(
+                config.sip,
+                listen=(sip_host, sip_port + i),
+                public_address=(public_host, public_port + i),
+            ),
+            "media": dataclasses.replace(
+                config.media, rtp_ports=(rtp_low, rtp_low + 2 * per_worker - 1)
+            ),
+        }
+        if i > 0 and config.demo.enabled:
+            changes["demo"] = dataclasses.replace(config.demo, enabled=False)
+        if shared is not None:
+            changes["access"] = shared
+        configs.append(dataclasses.replace(config, **changes))
+    return configs
+
+
+def private_directory(path: Path) -> None:
+    """Create `path` for this user only, or check that it is so. The journals and the
+    ledger are written there and trusted when read back: in a shared /tmp another user
+    must not be able to create the directory first, nor plant files or links in it.
+    Raises WorkerConfigError when it belongs to someone else or others may write to it."""
+    try:
+        path.mkdir(mode=0o700, parents=True)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise WorkerConfigError(f"cannot create {path}: {exc.strerror}") from None
+    info = path.lstat()
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o022:
+        raise WorkerConfigError(
+            f"{path} is not a directory of this user that only it may write to; "
+            "remove it and start again"
+        )
+    if info.st_mode & 0o077:
+        path.chmod(0o700)  # ours and written by us alone so far: keep it so
+
+
+def _shared_token_secret(config: GatewayConfig) -> AccessConfig | None:
+    """The [access] section with a secret all workers share, if the file sets none."""
+    if config.access.token_secret is not None:
+        return None
+    return dataclasses.replace(config.access, token_secret=secrets.token_hex(32))
+
+
+# ---------------------------------------------------------------------------- the worker
+async def _serve_worker(config: GatewayConfig, index: int, journal: Path) -> None:
+    from gateway.process.gateway import serve  # the supervisor itself needs none of the application
+
+    # The supervisor released what this worker's predecessor left in the ledger.
+    ledger = SharedLedger.open(journal.parent / LEDGER_FILE, owner=f"worker-{index}")
+    recorders: list[DialogJournal] = []
+
+    def started(gateway: Gateway) -> None:
+        recorder = DialogJournal(gateway.endpoint, journal)
+        recorder.start()
+        recorders.append(recorder)
+        low, high = config.media.rtp_ports
+        host, port = config.sip.listen
+        print(
+            f"worker {index} ready: pid {os.getpid()}, SIP {host}:{port}, RTP {low}-{high}",
+            flush=True,
+        )
+
+    try:
+        await serve(config, ledger=ledger, on_started=started, announce=index == 0)
+    finally:
+        for recorder in recorders:  # every call hung up by now: the journal is left empty
+            await recorder.stop()
+        ledger.close()
+
+
+def install_memory_reports() -> MemoryReporter | None:
+    """Memory reports when CLICK_TO_CALL_MEMORY_REPORTS names a directory (docs/
+    benchmark.md); the diagnostics module (tracemalloc and all) is imported only then."""
+    if not os.environ.get("CLICK_TO_CALL_MEMORY_REPORTS"):
+        return None
+    from gateway.process import memory_debug
+
+    return memory_debug.install_from_environment()
+
+
+def _worker_main(config: GatewayConfig, index: int, journal: Path) -> int:
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD):
+        signal.signal(sig, signal.SIG_DFL)
+    memory = install_memory_reports()
+    try:
+        asyncio.run(_serve_worker(config, index, journal))
+    except OSError as exc:
+        print(f"worker {index} cannot start: {exc}", file=sys.stderr, flush=True)
+        return 1
+    except BaseException:
+        traceback.print_exc()
+        return 1
+    finally:
+        if memory is not None:
+            memory.report("worker stopping")
+    return 0
+
+
+# ---------------------------------------------------------------------------- supervisor
+class Supervisor:
+    """Forks the workers, restarts those that die, stops them all on SIGINT/SIGTERM."""
+
+    def __init__(self, configs: list[GatewayConfig], journal_dir: Path) -> None:
+        self.configs = configs
+        self.journal_dir = journal_dir
+        self._pids: dict[int, int] = {}  # pid -> worker index
+        self._started: dict[int, float] = {}  # worker index -> when
+        self._quick_failures = [0] * len(configs)
+        self._stopping = False
+
+    def journal(self, index: int) -> Path:
+        return self.journal_dir / f"worker-{index}.json"
+
+    def run(self) -> int:
+        """Until a signal asks to stop (0) or a worker keeps failing at start (1)."""
+        signal.signal(signal.SIGTERM, self._on_stop_signal)
+        signal.signal(signal.SIGINT, self._on_stop_signal)
+        private_directory(self.journal_dir)
+        self._release_calls(None)  # a supervisor killed before may have left live rows
+        interrupt_orphans(self.configs[0].callbacks.database, len(self.configs), time.time())
+        for index in range(len(self.configs)):
+            self._end_left_calls(index)  # a supervisor killed before may have left some
+            self._spawn(index)
+        status = 0
+        while self._pids:
+            try:
+                pid, wait_status = os.waitpid(-1, 0)
+            except ChildProcessError:
+                break
+            index = self._pids.pop(pid, None)
+            if index is None:
+                continue
+            if self._stopping:
+                continue
+            code = os.waitstatus_to_exitcode(wait_status)
+            how = f"signal {-code}" if code < 0 else f"exit status {code}"
+            print(f"worker {index} (pid {pid}) died: {how}; ending its calls", flush=True)
+            self._release_calls(index)
+            self._end_left_calls(index)
+            if time.monotonic() - self._started[index] < QUICK_FAILURE:
+                self._quick_failures[index] += 1
+                if self._quick_failures[index] >= MAX_QUICK_FAILURES:
+                    print(f"worker {index} keeps failing at start; stopping", flush=True)
+                    self._stop_workers()
+                    status = 1
+                    continue
+                time.sleep(min(5.0, 0.5 * 2 ** self._quick_failures[index]))
+            else:
+                self._quick_failures[index] = 0
+            if not self._stopping:
+                self._spawn(index)
+        return status
+
+    def _spawn(self, index: int) -> None:
+        config = self.configs[index]
+        journal = self.journal(index)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                code = _worker_main(config, index, journal)
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+        self._pids[pid] = index
+        self._started[index] = time.monotonic()
+
+    def _release_calls(self, index: int | None) -> None:
+        """End in the shared ledger the calls of worker `index` (of all with None), so
+        that they stop counting against the limits. Opened and closed each time: an
+        SQLite connection must not cross a fork."""
+        ledger = SharedLedger.open(self.journal_dir / LEDGER_FILE, owner="supervisor")
+        try:
+            ledger.release(None if index is None else f"worker-{index}", time.time())
+        finally:
+            ledger.close()
+
+    def _end_left_calls(self, index: int) -> None:
+        journal = self.journal(index)
+        entries = read_journal(journal)
+        if entries:
+            config = self.configs[index]
+            if config.sip.transport != "udp":
+                print(
+                    f"worker {index}: {len(entries)} calls left; SIP over "
+                    f"{config.sip.transport} cannot be ended for it (media timeout ends them)",
+                    flush=True,
+                )
+            else:
+                outcome = end_orphan_calls(
+                    entries, bind=config.sip.listen, sent_by=config.sip.public_address
+                )
+                print(f"worker {index}: {outcome}", flush=True)
+        journal.unlink(missing_ok=True)
+
+    def _on_stop_signal(self, signum, frame) -> None:
+        if not self._stopping:
+            self._stop_workers()
+
+    def _stop_workers(self) -> None:
+        self._stopping = True
+        for pid in list(self._pids):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        signal.signal(signal.SIGALRM, self._kill_workers)
+        signal.alarm(int(STOP_GRACE))
+
+    def _kill_workers(self, signum, frame) -> None:
+        for pid in list(self._pids):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def run_workers(config: GatewayConfig, count: int, journal_dir: Path) -> int:
+    """Run `count` workers of `config` until SIGINT/SIGTERM. Raises WorkerConfigError."""
+    configs = worker_configs(config, count)
+    return Supervisor(configs, journal_dir).run()

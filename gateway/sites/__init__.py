@@ -1,0 +1,2 @@
+"""A site's settings as domain objects: business hours, routing (destinations, ring
+strategy, callbacks) and the widget's public settings."""

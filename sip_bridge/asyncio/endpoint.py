@@ -1,0 +1,275 @@
+"""Runs a sans-I/O `UserAgent` on asyncio: sockets in, timers, and events out per call.
+
+Like aioquic's `QuicConnectionProtocol`, this adapter is the only place where the SIP core
+meets a socket or a clock: every input is followed by one `_service()` that sends what the
+core queued, dispatches its events to the `SipCall` they belong to, and re-arms one timer.
+
+Whatever arrives from the network, the socket stays open: asyncio closes a datagram
+transport whose protocol raises, so a bug the core might have with some message is logged
+here (the sender learns nothing) and counted in `internal_errors`, and service goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import ssl
+from collections.abc import Callable
+from typing import TypeVar
+
+from sip_bridge.asyncio.transport import (
+    ConnectionLimits,
+    SipTransport,
+    StreamTransport,
+    UdpTransport,
+)
+from sip_bridge.events import (
+    CallEnded,
+    Event,
+    IncomingCall,
+    MessageTrace,
+)
+from sip_bridge.useragent import UserAgent, UserAgentConfig
+
+logger = logging.getLogger(__name__)
+
+E = TypeVar("E", bound=Event)
+
+
+class SipCall:
+    """One call as the application sees it: its events in order, and its commands."""
+
+    def __init__(
+        self, endpoint: SipEndpoint, call_id: str, incoming: IncomingCall | None = None
+    ) -> None:
+        self.endpoint = endpoint
+        self.call_id = call_id
+        self.incoming = incoming
+        self.events: asyncio.Queue[Event] = asyncio.Queue()
+        self.ended: asyncio.Future[CallEnded] = asyncio.get_running_loop().create_future()
+        self.history: list[Event] = []
+
+    def _deliver(self, event: Event) -> None:
+        self.history.append(event)
+        self.events.put_nowait(event)
+        if isinstance(event, CallEnded) and not self.ended.done():
+            self.ended.set_result(event)
+
+    async def next_event(self, timeout: float | None = None) -> Event:
+        return await asyncio.wait_for(self.events.get(), timeout)
+
+    async def wait_for(self, *kinds: type[E], timeout: float | None = None) -> E:
+        """The next event of one of `kinds` (others are skipped but kept in `history`).
+        Raises `CallEndedError` if the call ends first."""
+        async with asyncio.timeout(timeout):
+            while True:
+                event = await self.events.get()
+                if isinstance(event, kinds):
+                    return event
+                if isinstance(event, CallEnded):
+                    raise CallEndedError(event)
+
+    def hangup(self, *, status: int = 486) -> None:
+        self.endpoint._command(lambda ua, now: ua.hangup(self.call_id, now, status=status))
+
+    def ring(self, sdp: bytes | None = None) -> None:
+        self.endpoint._command(lambda ua, now: ua.ring(self.call_id, now, sdp=sdp))
+
+    def answer(self, sdp: bytes) -> None:
+        self.endpoint._command(lambda ua, now: ua.answer(self.call_id, now, sdp=sdp))
+
+    def answer_offer(self, sdp: bytes) -> None:
+        self.endpoint._command(lambda ua, now: ua.answer_offer(self.call_id, now, sdp=sdp))
+
+    def reject_offer(self, status: int = 488) -> None:
+        self.endpoint._command(lambda ua, now: ua.reject_offer(self.call_id, now, status=status))
+
+
+class CallEndedError(Exception):
+    def __init__(self, event: CallEnded) -> None:
+        super().__init__(f"call ended: {event.reason.value} {event.status or ''} {event.detail}")
+        self.event = event
+
+
+class SipEndpoint:
+    """A user agent on a socket. Create with `await SipEndpoint.open(config, ...)`."""
+
+    def __init__(self) -> None:
+        """Internal: use `await SipEndpoint.open(config)`, which binds the socket first."""
+        self.ua: UserAgent
+        self._loop = asyncio.get_running_loop()
+        self._transport: SipTransport | None = None
+        self._calls: dict[str, SipCall] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self.on_incoming: Callable[[SipCall], None] | None = None
+        self.on_trace: Callable[[MessageTrace], None] | None = None
+        self.closed = False
+        self.internal_errors = 0
+
+    @classmethod
+    async def open(
+        cls,
+        config: UserAgentConfig,
+        *,
+        bind: tuple[str, int] | None = None,
+        server_ssl: ssl.SSLContext | None = None,
+        client_ssl: ssl.SSLContext | None = None,
+        connection_limits: ConnectionLimits | None = None,
+    ) -> SipEndpoint:
+        """Bind the transport of `config` on `bind` (default: the config's address).
+        `connection_limits` bound what peers may open to a TCP/TLS listener.
+
+        Port 0 binds any free port, which then becomes the port announced in Via/Contact
+        when the config's address has port 0 too.
+        """
+        self = cls()
+        host, port = bind or config.address
+        kind = config.transport.lower()
+        if kind == "udp":
+            transport: SipTransport = await UdpTransport.open(
+                host, port, self._received, self._transport_error, self._resolved
+            )
+        elif kind in ("tcp", "tls"):
+            if kind == "tls" and client_ssl is None:
+                client_ssl = ssl.create_default_context()
+            transport = await StreamTransport.open(
+                host,
+                port,
+                self._received,
+                self._transport_error,
+                server_ssl=server_ssl if kind == "tls" else None,
+                client_ssl=client_ssl if kind == "tls" else None,
+                on_resolved=self._resolved,
+                limits=connection_limits,
+                # Read when a peer connects, by then the user agent exists.
+                accepts=lambda host: self.ua.accepts_peer(host),
+            )
+        else:
+            raise ValueError(f"unknown SIP transport {config.transport!r}")
+        if config.address[1] == 0:
+            config = dataclasses.replace(
+                config, address=(config.address[0], transport.local_address[1])
+            )
+        self.ua = UserAgent(config)
+        self._transport = transport
+        return self
+
+    @property
+    def local_address(self) -> tuple[str, int]:
+        return self._transport.local_address
+
+    @property
+    def inbound_connections(self) -> int:
+        """TCP/TLS connections peers hold open to us (0 over UDP)."""
+        return getattr(self._transport, "inbound_connections", 0)
+
+    async def invite(self, target: str, *, sdp: bytes, **options) -> SipCall:
+        """Send an INVITE; options as for `UserAgent.invite`. Returns at once."""
+        call_id = self.ua.invite(target, self._loop.time(), sdp=sdp, **options)
+        call = SipCall(self, call_id)
+        self._calls[call_id] = call
+        self._service()
+        return call
+
+    def call(self, call_id: str) -> SipCall | None:
+        return self._calls.get(call_id)
+
+    @property
+    def calls(self) -> dict[str, SipCall]:
+        return dict(self._calls)
+
+    def _command(self, action: Callable[[UserAgent, float], None]) -> None:
+        action(self.ua, self._loop.time())
+        self._service()
+
+    def _received(self, data: bytes, addr: tuple[str, int]) -> None:
+        if self.closed:
+            return
+        try:
+            self.ua.receive_datagram(data, addr, self._loop.time())
+        except Exception:
+            self.internal_errors += 1
+            logger.exception("SIP message from %s:%s not processed", addr[0], addr[1])
+        self._service()
+
+    def _resolved(self, host: str, address: str) -> None:
+        self.ua.address_resolved(host, address)
+
+    def _transport_error(self, addr: tuple[str, int]) -> None:
+        self.ua.transport_error(addr, self._loop.time())
+        self._service()
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        self.ua.handle_timer(self._loop.time())
+        self._service()
+
+    def _service(self) -> None:
+        if self.closed:
+            return
+        now = self._loop.time()
+        for data, address in self.ua.datagrams_to_send(now):
+            self._transport.send(data, address)
+        while (event := self.ua.next_event()) is not None:
+            self._dispatch(event)
+        deadline = self.ua.get_timer()
+        if deadline != self._timer_at:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            self._timer_at = deadline
+            if deadline is not None:
+                self._timer = self._loop.call_at(deadline, self._on_timer)
+
+    def _dispatch(self, event: Event | MessageTrace) -> None:
+        if isinstance(event, MessageTrace):
+            if self.on_trace is not None:
+                self.on_trace(event)
+            return
+        if isinstance(event, IncomingCall):
+            call = SipCall(self, event.call_id, incoming=event)
+            self._calls[event.call_id] = call
+            call._deliver(event)
+            if self.on_incoming is not None:
+                self.on_incoming(call)
+            return
+        call = self._calls.get(event.call_id)
+        if call is None:
+            return
+        call._deliver(event)
+        if isinstance(event, CallEnded):
+            del self._calls[event.call_id]
+
+    async def close(self, *, hangup_timeout: float = 2.0) -> None:
+        """Hang up every call (BYE/CANCEL), wait briefly for them to end, then close."""
+        if self.closed:
+            return
+        pending = list(self._calls.values())
+        for call in pending:
+            call.hangup()
+        if pending:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    asyncio.gather(*(c.ended for c in pending), return_exceptions=True),
+                    hangup_timeout,
+                )
+        self.closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._transport is not None:
+            self._transport.close()
+        for call in self._calls.values():
+            if not call.ended.done():
+                call.ended.cancel()
+        self._calls.clear()
+
+    async def __aenter__(self) -> SipEndpoint:
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()
