@@ -4,7 +4,6 @@ without a file) as N worker processes, one per core by default (gateway.process.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import os
 import sys
@@ -12,6 +11,7 @@ import tempfile
 from pathlib import Path
 
 from gateway.config import ConfigError, load_config
+from gateway.process import event_loop
 from gateway.process.gateway import serve
 from gateway.process.supervisor import (
     WorkerConfigError,
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     if workers == 0:
         memory = install_memory_reports()
         try:
-            asyncio.run(serve(config))
+            event_loop.run(serve(config))
         except OSError as exc:
             print(f"cannot start: {exc}", file=sys.stderr)
             return 1

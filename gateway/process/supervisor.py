@@ -24,7 +24,6 @@ starts the worker again.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 import logging
@@ -41,6 +40,7 @@ from typing import TYPE_CHECKING
 from gateway.access.ledger import SharedLedger
 from gateway.callbacks.store import interrupt_orphans
 from gateway.config import AccessConfig, GatewayConfig
+from gateway.process import event_loop
 from gateway.process.journal import DialogJournal, end_orphan_calls, read_journal
 
 if TYPE_CHECKING:
@@ -193,7 +193,7 @@ def _worker_main(config: GatewayConfig, index: int, journal: Path) -> int:
         signal.signal(sig, signal.SIG_DFL)
     memory = install_memory_reports()
     try:
-        asyncio.run(_serve_worker(config, index, journal))
+        event_loop.run(_serve_worker(config, index, journal))
     except OSError as exc:
         print(f"worker {index} cannot start: {exc}", file=sys.stderr, flush=True)
         return 1
