@@ -34,6 +34,7 @@ COLUMNS = [
     ("echo_rtt_ms_p95", "rtt p95", "{:.1f}"),
     ("setup_ms_p50", "setup p50", "{:.0f}"),
     ("setup_ms_p95", "setup p95", "{:.0f}"),
+    ("pss_mb_idle", "PSS idle", "{:.0f}"),
     ("rss_mb_busy", "RSS MB", "{:.0f}"),
     ("rss_mb_per_call", "MB/call", "{:.2f}"),
     ("threads", "threads", "{}"),

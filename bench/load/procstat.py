@@ -65,3 +65,19 @@ def threads(pid: int) -> int:
 
 def total_threads(pids: list[int]) -> int:
     return sum(threads(pid) for pid in pids)
+
+
+def pss_bytes(pid: int) -> int:
+    """Proportional set size of `pid`: pages shared with other processes (a forked
+    worker's inherited modules) count shared (0 if it is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def total_pss(pids: list[int]) -> int:
+    return sum(pss_bytes(pid) for pid in pids)

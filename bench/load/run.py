@@ -122,6 +122,7 @@ def _run_point(spec: PointSpec, workdir: Path, processes: Processes) -> dict:
     operator = start_operator(processes, calls, duration)
     server = start_server(processes, spec, operator.port)
     idle_rss = procstat.total_rss(server.pids())
+    idle_pss = procstat.total_pss(server.pids())
 
     t0 = time.monotonic() + GENERATOR_START
     count = spec.generators or max(1, math.ceil(calls / 50))
@@ -174,6 +175,7 @@ def _run_point(spec: PointSpec, workdir: Path, processes: Processes) -> dict:
     generator_cpu = procstat.total_cpu(generator_pids) - start_generator_cpu
     sipp_cpu = procstat.cpu_seconds(operator.process.pid) - start_sipp_cpu
     busy_rss = procstat.total_rss(pids_now)
+    busy_pss = procstat.total_pss(pids_now)
     workers_now = server.worker_pids()
     restarted = sorted(set(workers_now) ^ set(workers))
     if capture is not None:
@@ -200,6 +202,8 @@ def _run_point(spec: PointSpec, workdir: Path, processes: Processes) -> dict:
         sipp_cpu=sipp_cpu,
         idle_rss=idle_rss,
         busy_rss=busy_rss,
+        idle_pss=idle_pss,
+        busy_pss=busy_pss,
         workers=len(workers_now),
         worker_changes=len(restarted),
         worker_cpu=[each.get(pid, 0.0) for pid in sorted(workers_now)],
@@ -258,6 +262,8 @@ def summarize(spec: PointSpec, results: list[dict], **measured) -> dict:
         "rss_mb_per_call": round((measured["busy_rss"] - measured["idle_rss"]) / live / 2**20, 3),
         "rss_mb_idle": round(measured["idle_rss"] / 2**20, 1),
         "rss_mb_busy": round(measured["busy_rss"] / 2**20, 1),
+        "pss_mb_idle": round(measured["idle_pss"] / 2**20, 1),
+        "pss_mb_busy": round(measured["busy_pss"] / 2**20, 1),
         "threads": measured["threads"],
         "generator_cpu_pct": round(measured["generator_cpu"] / elapsed * 100, 1),
         "generator_processes": len(results),

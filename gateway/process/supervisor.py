@@ -41,6 +41,7 @@ from gateway.access.ledger import SharedLedger
 from gateway.callbacks.store import interrupt_orphans
 from gateway.config import AccessConfig, GatewayConfig
 from gateway.process import event_loop
+from gateway.process.heap import freeze_startup_objects
 from gateway.process.journal import DialogJournal, end_orphan_calls, read_journal
 
 if TYPE_CHECKING:
@@ -266,6 +267,10 @@ class Supervisor:
         journal = self.journal(index)
         sys.stdout.flush()
         sys.stderr.flush()
+        # What the supervisor imported (the whole stack, ~80 MB) is shared with the workers
+        # copy-on-write; kept out of their collections, it stays shared (idle PSS of a
+        # 2-worker gateway 129 -> 93 MB, docs/benchmark.md).
+        freeze_startup_objects()
         pid = os.fork()
         if pid == 0:
             code = 1
