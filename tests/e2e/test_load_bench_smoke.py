@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from bench.load.generator import visitor_seed
 from bench.load.run import PointSpec, run_point
-from bench.load.visitor import FRAME, phase_offset
+from bench.load.visitor import FRAME, Visitor, phase_offset
+from bench.load.window import Window
 
 FIELDS = (
     "calls",
@@ -49,9 +50,13 @@ def test_the_load_benchmark_loads_the_gateway_like_browsers():
     assert result["cpu_ms_per_call_s"] > 0
     to_gateway = result["packets"]["rates"]["to server"]
     rtp = result["packets"]["rtp_to_server"]
-    # Each call on its own clock: the two streams arrive at the phases their seeds gave.
     assert rtp["streams"] == 2
-    assert _circular_ms(*rtp["phases_ms"]) > 3, rtp
+    if result["generator_late_ticks_pct"] < 1:
+        # Each call on its own clock: the two streams arrive at the phases their seeds
+        # gave. (A generator that fell behind, on a busy machine, catches up in bursts:
+        # its arrival times then say more about the machine; the schedule itself is
+        # checked without a socket below.)
+        assert _circular_ms(*rtp["phases_ms"]) > 3, rtp
     # Chromium's header extensions (MID, then audio level) on every packet, and its SRTP
     # profile: 12 + 8 + 160 + a 10-byte tag.
     assert rtp["extension_ids"] == {"4,1": rtp["extension_ids"]["4,1"]}, rtp
@@ -61,3 +66,31 @@ def test_the_load_benchmark_loads_the_gateway_like_browsers():
     assert to_gateway["rtcp-200"]["mean_bytes"] == 70
     assert to_gateway["rtcp-201"]["mean_bytes"] == 46
     assert to_gateway["stun-request"]["per_call_s"] > 0
+
+
+def test_each_call_sends_on_its_own_clock():
+    """The schedule, without sockets: frame k of a call is due at anchor + phase + 20 ms k,
+    the phase drawn from the call's seed, never in the past when the call starts."""
+    anchor = 1000.0
+    visitors = [
+        Visitor(
+            index,
+            signaling=None,
+            codec="pcmu",
+            frames=[b""],
+            levels=[127],
+            window=Window(),
+            lateness=None,
+            jitter=0.0,
+            seed=visitor_seed(SEED, index),
+            anchor=anchor,
+        )
+        for index in range(2)
+    ]
+    for now in (anchor, anchor + 0.0137, anchor + 3.5):
+        due = [v.first_due(now) for v in visitors]
+        assert all(now <= d < now + FRAME for d in due)
+        phases = [((d - anchor) % FRAME) * 1000 for d in due]
+        assert _circular_ms(*phases) > 6
+        for v, phase in zip(visitors, phases, strict=True):
+            assert abs(phase - v.phase * 1000) < 1e-6
