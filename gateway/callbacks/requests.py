@@ -1,11 +1,13 @@
 """Request-a-Call requests: validated, limited and stored (served over HTTP by
 gateway.http.callbacks).
 
-`POST /api/callbacks` `{"site", "number", "name"?, "at"?, "page"?, "reason"?}` -> `201
-{"id", "status", "due_at"}`; `GET /api/callbacks/{id}` -> its status and history;
+`POST /api/callbacks` `{"site", "number", "country"?, "name"?, "at"?, "page"?, "reason"?}`
+-> `201 {"id", "status", "due_at"}`; `GET /api/callbacks/{id}` -> its status and history;
 `DELETE /api/callbacks/{id}` cancels it while it waits for its time. Errors are
 JSON `{"error": {"code", "message"}}` with the reason in words. The number is what the
-visitor typed; `at` is an ISO 8601 time (with its offset) within the site's business hours.
+visitor typed, read as a national number of `country` (an ISO 3166 code among the site's
+countries: the widget's country choice) unless it starts with its `+`; `at` is an ISO 8601
+time (with its offset) within the site's business hours.
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ from dataclasses import dataclass
 
 from gateway.api import CALLBACK_MAX_DAYS_AHEAD, CallbackRefused
 from gateway.callbacks.numbers import NumberRefused, callback_number
-from gateway.callbacks.store import CallbackStore
 from gateway.sites.hours import ALWAYS_OPEN, BusinessHours
+from gateway.storage import Callback, CallbackStore
 from gateway.text import (
     MAX_NAME_CHARS,
     MAX_REASON_CHARS,
@@ -32,7 +34,7 @@ from gateway.text import (
 
 logger = logging.getLogger(__name__)
 
-CALLBACK_FIELDS = frozenset({"site", "number", "name", "at", "page", "reason"})
+CALLBACK_FIELDS = frozenset({"site", "number", "country", "name", "at", "page", "reason"})
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,8 @@ class CallbackRequests:
         *,
         clock: Callable[[], float] = time.time,
         admit: Callable[[str, str], None] | None = None,
-        on_added: Callable[[], None] | None = None,
+        on_added: Callable[[Callback], None] | None = None,
+        on_cancelled: Callable[[Callback], None] | None = None,
     ) -> None:
         """`admit(site, client)` may refuse a valid request just before it is stored, by
         raising CallbackRefused (the visitor's call windows)."""
@@ -68,6 +71,7 @@ class CallbackRequests:
         self.clock = clock
         self.admit = admit
         self.on_added = on_added
+        self.on_cancelled = on_cancelled
 
     async def request(self, payload: object, *, client: str) -> dict:
         """Validate, limit and store a request. A `page` not on one of the policy's
@@ -81,8 +85,11 @@ class CallbackRequests:
         policy = self.policies(site_id) if isinstance(site_id, str) else None
         if policy is None:
             raise CallbackRefused("unknown_site", "This site does not take callbacks.", status=404)
+        country = payload.get("country")
+        if country is not None and (not isinstance(country, str) or len(country) > 8):
+            raise CallbackRefused("bad_request", "country must be a country code.", status=400)
         try:
-            number = callback_number(payload.get("number"), policy.countries)
+            number = callback_number(payload.get("number"), policy.countries, country)
         except NumberRefused as exc:
             raise CallbackRefused(exc.code, exc.message, status=400) from None
         details = {}
@@ -133,7 +140,7 @@ class CallbackRequests:
             due - now,
         )
         if self.on_added is not None:
-            self.on_added()
+            self.on_added(callback)
         return {"id": callback.id, "status": callback.status, "due_at": callback.due_at}
 
     def _due_time(self, at: object, policy: SiteCallbacks, now: float) -> float:
@@ -176,7 +183,12 @@ class CallbackRequests:
         if status != "cancelled":
             raise CallbackRefused("callback_over", "The call back is over already.", status=409)
         logger.info("callback %s cancelled by the visitor", callback_id)
-        return await self.status(callback_id)
+        callback = await self.store.get(callback_id)
+        if callback is not None and self.on_cancelled is not None:
+            self.on_cancelled(callback)
+        if callback is None:
+            raise CallbackRefused("unknown_callback", "No such callback.", status=404)
+        return callback.public()
 
     async def status(self, callback_id: str) -> dict:
         callback = await self.store.get(callback_id)

@@ -31,7 +31,11 @@ def gateway_toml(
     ring_timeout: float = 10,
     site_extra: str = "",
     extra: str = "",
+    health_interval: float = 0,
+    ice_addresses: tuple[str, ...] = ("127.0.0.1",),
 ) -> str:
+    """A gateway on free loopback ports with the site `shop`. Health checks are off unless
+    asked for: a SIPp UAS takes an OPTIONS for a call it did not expect."""
     http, sip = free_udp_port(), free_udp_port()
     rtp = free_port_block(100)
     return f"""
@@ -43,7 +47,7 @@ listen = "127.0.0.1:{sip}"
 rtp_ports = "{rtp}-{rtp + 99}"
 browser_codecs = {json.dumps(list(browser_codecs))}
 [ice]
-host_addresses = ["127.0.0.1"]
+host_addresses = {json.dumps(list(ice_addresses))}
 [demo]
 enabled = false
 {extra}
@@ -51,6 +55,7 @@ enabled = false
 id = "shop"
 {f'destination = "{destination}"' if destination else ""}
 ring_timeout = {ring_timeout}
+health_interval = {health_interval}
 {site_extra}
 """
 
