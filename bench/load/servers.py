@@ -142,6 +142,7 @@ def start_operator(processes: Processes, calls: int, duration: float) -> Operato
 
 
 def gateway_config(http: int, sip: int, rtp: tuple[int, int], sipp: int, codec: str) -> str:
+    """No SIP OPTIONS health checks: SIPp's operator scenario would take each for a call."""
     return f"""
 [http]
 listen = "{HOST}:{http}"
@@ -170,6 +171,7 @@ level = "warning"
 id = "bench"
 destination = "sip:{OPERATOR_USER}@{HOST}:{sipp}"
 ring_timeout = 10
+health_interval = 0
 """
 
 
