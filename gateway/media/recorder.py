@@ -15,7 +15,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from gateway.media.transcoder import AudioCodec, OpusDecoder
+from gateway.media.transcoder import AudioCodec, OpusDecoder, OpusError
 from sip_bridge import codec_by_name
 
 FRAME_SECONDS = 0.02
@@ -33,7 +33,7 @@ class OggOpusRecorder:
         self.frames = 0  # 20 ms frames written, silence for gaps included
         self.full = False
         if codec.name == "opus":
-            self._opus: OpusDecoder | None = OpusDecoder()
+            self._opus: OpusDecoder | None = OpusDecoder(48000)
             self._g711 = None
             self.rate = 48000
         else:
@@ -82,15 +82,10 @@ class OggOpusRecorder:
     def _decode(self, payload: bytes | memoryview) -> np.ndarray | None:
         if self._opus is not None:
             try:
-                decoded = self._opus.decode(payload)
-            except av.error.FFmpegError:
+                pcm = self._opus.decode(payload)
+            except OpusError:
                 return None
-            if not decoded:
-                return None
-            pcm = decoded[0].to_ndarray()
-            if pcm.dtype != np.int16:  # libavcodec's Opus decoder gives float samples
-                pcm = np.clip(pcm * 32767, -32768, 32767).astype(np.int16)
-            return pcm.reshape(-1)[: self._samples]
+            return pcm[: self._samples] if len(pcm) else None
         assert self._g711 is not None
         return self._g711.decode(bytes(payload))
 
