@@ -56,11 +56,18 @@ __all__ = [
     "CallState",
     "CallUpdate",
     "CallbackRefused",
+    "ChatDelivery",
+    "ChatReceipt",
+    "ChatReply",
+    "ChatService",
+    "ChatState",
+    "ChatUpdate",
     "CheckGrant",
     "CheckService",
     "Clock",
     "EndCause",
     "GatewayService",
+    "MessageRefused",
     "Notify",
     "Refusal",
     "SiteInfo",
@@ -163,6 +170,10 @@ class CallRefused(Refusal):
 
 class CallbackRefused(Refusal):
     """A Request-a-Call request, look-up or cancel refused."""
+
+
+class MessageRefused(Refusal):
+    """A message left for the site (click-to-text), or a chat message, refused."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -408,5 +419,74 @@ class VoicemailService(Protocol):
         ...
 
 
-class GatewayService(CallService, TokenService, CheckService, VoicemailService, Protocol):
+class ChatState(enum.StrEnum):
+    """What became of a visitor's chat message, pushed as `chat:state` events."""
+
+    DELIVERED = "delivered"  # one of the site's destinations took it
+    UNANSWERED = "unanswered"  # nobody took it, or no reply came in time (`reason`)
+
+
+@dataclass(frozen=True, slots=True)
+class ChatReply:
+    """A message of the site's operator in the conversation."""
+
+    conversation_id: str
+    message_id: str
+    text: str
+    at: float  # seconds since the epoch
+
+
+@dataclass(frozen=True, slots=True)
+class ChatDelivery:
+    """What became of one of the visitor's messages (`reason` with UNANSWERED:
+    unreachable, no_reply)."""
+
+    conversation_id: str
+    message_id: str
+    state: ChatState
+    reason: str = ""
+
+
+ChatUpdate = ChatReply | ChatDelivery
+
+
+@dataclass(frozen=True, slots=True)
+class ChatReceipt:
+    """A visitor's chat message the gateway took: its conversation and its id."""
+
+    conversation_id: str
+    message_id: str
+
+
+class ChatService(Protocol):
+    """Click-to-chat (gateway.chat): a conversation between a visitor and the site's
+    destinations over SIP MESSAGE."""
+
+    async def chat_send(
+        self,
+        *,
+        site_id: str,
+        client: str,
+        text: str,
+        notify: Callable[[ChatUpdate], None],
+        visitor: VisitorDetails = NO_DETAILS,
+        conversation_id: str | None = None,
+        call_id: str | None = None,
+    ) -> ChatReceipt:
+        """Send the visitor's message (cleaned by the face: `clean_message_text`) to the
+        site's destinations: a new conversation without `conversation_id`, that one's
+        otherwise (this connection's); during the call `call_id`, to whoever answered it.
+        `notify` gets the operator's replies and what became of each message. Raises
+        CallRefused (`chat_off`, `closed`, `conversation_full`; LimitRefused
+        `too_many_messages`, `rate_limited`)."""
+        ...
+
+    async def chat_close(self, conversation_id: str) -> None:
+        """The visitor left: the conversation ends (replies to it are refused)."""
+        ...
+
+
+class GatewayService(
+    CallService, TokenService, CheckService, VoicemailService, ChatService, Protocol
+):
     """What the HTTP face and signaling ask of the gateway."""

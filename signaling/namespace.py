@@ -22,6 +22,9 @@ from gateway.api import (
     CallRefused,
     CallState,
     CallUpdate,
+    ChatDelivery,
+    ChatReply,
+    ChatUpdate,
     GatewayService,
     VisitorDetails,
     VoicemailState,
@@ -37,6 +40,7 @@ from signaling.payloads import (
     Hangup,
     Mute,
     PayloadError,
+    SendChat,
     SendVoicemail,
     StartCall,
     StartCheck,
@@ -166,6 +170,12 @@ class CallNamespace(socketio.AsyncNamespace):
             check, session.check = session.check, None
             if check is not None:
                 await self._service.stop_check(check)
+            conversation, session.conversation = session.conversation, None
+            if conversation is not None:
+                try:
+                    await self._service.chat_close(conversation)
+                except Exception:
+                    logger.exception("conversation %s: closing failed", conversation)
             voicemail, session.voicemail = session.voicemail, None
             if voicemail is not None:  # leaving sends it, as hanging up does
                 try:
@@ -261,12 +271,59 @@ class CallNamespace(socketio.AsyncNamespace):
                     await self._service.stop_check(check)
             case StartVoicemail(sdp=sdp, visitor=visitor):
                 return await self._start_voicemail(session, sdp, visitor)
+            case SendChat(text=text, visitor=visitor):
+                return await self._send_chat(session, text, visitor)
             case SendVoicemail():
                 voicemail, session.voicemail = session.voicemail, None
                 if voicemail is None:
                     raise SignalingError(ErrorCode.NO_VOICEMAIL, "no voicemail is being left")
                 await self._service.send_voicemail(voicemail)
         return {"ok": True}
+
+    async def _send_chat(self, session: ClientSession, text: str, visitor: VisitorDetails) -> Ack:
+        if visitor.page and not self._page_of_site(session.site_id, visitor.page):
+            visitor = replace(visitor, page="")
+        slot = session.call
+        try:
+            receipt = await self._service.chat_send(
+                site_id=session.site_id,
+                client=session.client,
+                text=text,
+                notify=partial(self._on_chat, session),
+                visitor=visitor,
+                conversation_id=session.conversation,
+                call_id=slot.call_id if slot is not None else None,
+            )
+        except CallRefused as exc:
+            raise SignalingError(exc.code, exc.message, retry_after=exc.retry_after) from None
+        session.conversation = receipt.conversation_id
+        return {
+            "ok": True,
+            "conversation_id": receipt.conversation_id,
+            "message_id": receipt.message_id,
+        }
+
+    def _on_chat(self, session: ClientSession, update: ChatUpdate) -> None:
+        """The gateway's `notify` for the connection's conversation: never awaits."""
+        if isinstance(update, ChatReply):
+            session.send(
+                "chat:message",
+                {
+                    "conversation_id": update.conversation_id,
+                    "message_id": update.message_id,
+                    "text": update.text,
+                    "at": update.at,
+                },
+            )
+        elif isinstance(update, ChatDelivery):
+            payload: dict[str, Any] = {
+                "conversation_id": update.conversation_id,
+                "message_id": update.message_id,
+                "state": str(update.state),
+            }
+            if update.reason:
+                payload["reason"] = update.reason
+            session.send("chat:state", payload)
 
     async def _start_voicemail(
         self, session: ClientSession, sdp: str, visitor: VisitorDetails

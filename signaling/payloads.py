@@ -14,10 +14,12 @@ import re
 from dataclasses import dataclass, field
 
 from gateway.api import (
+    MAX_MESSAGE_CHARS,
     MAX_NAME_CHARS,
     MAX_REASON_CHARS,
     NO_DETAILS,
     VisitorDetails,
+    clean_message_text,
     clean_page_url,
     clean_source_tag,
     clean_visitor_name,
@@ -44,6 +46,8 @@ CHECK_START = "check:start"
 CHECK_STOP = "check:stop"
 VOICEMAIL_START = "voicemail:start"
 VOICEMAIL_SEND = "voicemail:send"
+CHAT_SEND = "chat:send"
+MAX_MESSAGE_BYTES = 4 * MAX_MESSAGE_CHARS  # a chat message: every character 4 UTF-8 bytes
 
 _DTMF_DIGITS = re.compile(r"[0-9*#A-D]{1,32}")
 
@@ -126,6 +130,14 @@ class SendVoicemail:
     pass
 
 
+@dataclass(frozen=True, slots=True)
+class SendChat:
+    """A chat message of the visitor, cleaned (several lines, any script, emoji)."""
+
+    text: str
+    visitor: VisitorDetails = field(default=NO_DETAILS)
+
+
 ClientEvent = (
     StartCall
     | Candidate
@@ -136,6 +148,7 @@ ClientEvent = (
     | StopCheck
     | StartVoicemail
     | SendVoicemail
+    | SendChat
 )
 
 
@@ -355,6 +368,20 @@ def _parse_voicemail_start(payload: object) -> StartVoicemail:
     return StartVoicemail(sdp, _parse_visitor(VOICEMAIL_START, fields["visitor"]))
 
 
+def _parse_chat_send(payload: object) -> SendChat:
+    with_visitor = isinstance(payload, dict) and "visitor" in payload
+    keys = frozenset({"text", "visitor"}) if with_visitor else frozenset({"text"})
+    fields = _object(CHAT_SEND, payload, keys)
+    text = _string(CHAT_SEND, "text", fields["text"], MAX_MESSAGE_BYTES)
+    try:
+        text = clean_message_text(text, MAX_MESSAGE_CHARS)
+    except ValueError as exc:
+        raise PayloadError(f"{CHAT_SEND}: text {exc}") from None
+    if not with_visitor:
+        return SendChat(text)
+    return SendChat(text, _parse_visitor(CHAT_SEND, fields["visitor"]))
+
+
 def _parse_voicemail_send(payload: object) -> SendVoicemail:
     _object(VOICEMAIL_SEND, payload, frozenset())
     return SendVoicemail()
@@ -366,6 +393,7 @@ _PARSERS = {
     CHECK_STOP: _parse_check_stop,
     VOICEMAIL_START: _parse_voicemail_start,
     VOICEMAIL_SEND: _parse_voicemail_send,
+    CHAT_SEND: _parse_chat_send,
     CANDIDATE: _parse_candidate,
     HANGUP: _parse_hangup,
     DTMF: _parse_dtmf,

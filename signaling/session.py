@@ -41,6 +41,7 @@ class ClientSession:
         self.call: CallSlot | None = None
         self.check: str | None = None  # the pre-call check going on: its id
         self.voicemail: str | None = None  # the voicemail being left: its id
+        self.conversation: str | None = None  # the chat of this connection: its id
         # The last call of this connection: a voicemail that follows it is about it.
         self.last_call: str | None = None
         self.closed = False

@@ -44,7 +44,7 @@ from sip_bridge.rtp.codecs import codec_by_name
 from sip_bridge.rtp.concealment import LossConcealer
 from sip_bridge.rtp.dtmf import DtmfDigit
 from sip_bridge.transaction import build_non2xx_ack, same_transaction_request
-from sip_bridge.uri import SipUri, parse_sip_uri, parse_uri
+from sip_bridge.uri import SipUri, parse_name_address, parse_sip_uri, parse_uri
 from sip_bridge.useragent import (
     CallError,
     ConfirmedDialog,
@@ -91,6 +91,7 @@ __all__ = [
     "codec_by_name",
     "paced_ticks",
     "parse_message",
+    "parse_name_address",
     "parse_sip_uri",
     "parse_uri",
     "play_pcm",

@@ -290,6 +290,11 @@ class CallHistory:
         return list(self._calls.values())
 
     # ------------------------------------------------------------------ writing
+    def write(self, action: Callable[[Database], Awaitable[object]]) -> None:
+        """Queue a write of another record kept off a visitor's path (a chat's messages),
+        in order with the calls' (nothing without a database)."""
+        self._write(action)
+
     def _write(self, action: Callable[[Database], Awaitable[object]]) -> None:
         database = self.database
         if database is None:

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from functools import partial
+from typing import Protocol
 
 from gateway.access.admission import AdmittedCall, CallAdmission, LimitRefused
 from gateway.access.challenge import ChallengeVerifier
@@ -22,6 +23,8 @@ from gateway.api import (
     CallRefused,
     CallState,
     CallUpdate,
+    ChatReceipt,
+    ChatUpdate,
     CheckGrant,
     Clock,
     EndCause,
@@ -48,6 +51,27 @@ from sip_bridge import SipEndpoint
 logger = logging.getLogger(__name__)
 
 RELEASE_WAIT = 10.0  # seconds a call's media may take to close before on_call_ended anyway
+
+
+class Chats(Protocol):
+    """The conversations of click-to-chat (gateway.chat.conversations.Conversations), which
+    the composition root gives the manager so that one service answers every face."""
+
+    async def send(
+        self,
+        site: SiteConfig,
+        client: str,
+        text: str,
+        notify: Callable[[ChatUpdate], None],
+        *,
+        visitor: VisitorDetails = NO_DETAILS,
+        conversation_id: str | None = None,
+        call_id: str | None = None,
+    ) -> ChatReceipt: ...
+
+    async def close(self, conversation_id: str) -> None: ...
+
+    async def close_all(self) -> None: ...
 
 
 class CallManager:
@@ -93,6 +117,8 @@ class CallManager:
         # Which destinations answer their health checks (down ones are not rung), set by
         # the composition root when some site checks them.
         self.health: HealthMonitor | None = None
+        # Click-to-chat's conversations, set by the composition root (None: no chat).
+        self.chats: Chats | None = None
         self._sip_leg = sip_leg_settings(config)
         self._browser_leg = browser_leg_settings(config)
         # Visitors' ratings of their answered calls (INTERIM store: gateway.calls.ratings).
@@ -339,6 +365,47 @@ class CallManager:
     async def send_voicemail(self, voicemail_id: str) -> None:
         await self.voicemails.send(voicemail_id)
 
+    # -------------------------------------------------------------- ChatService
+    async def chat_send(
+        self,
+        *,
+        site_id: str,
+        client: str,
+        text: str,
+        notify: Callable[[ChatUpdate], None],
+        visitor: VisitorDetails = NO_DETAILS,
+        conversation_id: str | None = None,
+        call_id: str | None = None,
+    ) -> ChatReceipt:
+        site = self.config.site(site_id)
+        if site is None:
+            raise CallRefused("unknown_site", f"no site {site_id[:40]!r}")
+        if self.chats is None or not site.chat:
+            raise CallRefused("chat_off", "this site offers no chat")
+        try:
+            return await self.chats.send(
+                site,
+                client,
+                text,
+                notify,
+                visitor=visitor,
+                conversation_id=conversation_id,
+                call_id=call_id,
+            )
+        except CallRefused as exc:
+            logger.info(
+                "chat message refused (%s): site %s, client %s: %s",
+                exc.code,
+                site.id,
+                loggable(client, 64),
+                loggable(exc.detail if isinstance(exc, LimitRefused) else exc.message),
+            )
+            raise
+
+    async def chat_close(self, conversation_id: str) -> None:
+        if self.chats is not None:
+            await self.chats.close(conversation_id)
+
     # -------------------------------------------------------------- internals
     def _call(self, call_id: str) -> Call:
         call = self.calls.get(call_id)
@@ -388,6 +455,9 @@ class CallManager:
             done.exception()  # a release that took too long: collect what there is anyway
         if self.on_call_ended is not None:
             self.on_call_ended(call)
+
+    def reachable(self, site: SiteConfig) -> tuple[SiteDestination, ...]:
+        return self._reachable(site)
 
     def _reachable(self, site: SiteConfig) -> tuple[SiteDestination, ...]:
         """The site's destinations that are not down (all of them without health checks)."""

@@ -8,6 +8,7 @@ must hold. Each test has its own gateway and peers.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -18,6 +19,7 @@ import av
 import numpy as np
 import pytest
 import pytest_asyncio
+import socketio
 from playwright.async_api import Browser, BrowserContext, expect
 
 from gateway.config import parse_config
@@ -275,3 +277,152 @@ async def test_a_closed_site_takes_a_voicemail_sent_with_send(
     assert 1.0 <= voicemail.seconds < 10.0 and voicemail.call_id is None
     samples, rate = decoded(gateway.config.storage.state_directory / "voicemail" / voicemail.file)
     assert abs(dominant_frequency(samples, rate) - MIC_HZ) < 5
+
+
+# --------------------------------------------------------------------------- chat
+
+CHAT_TEXT = "Is order 42 ready? 👋 شكرا — שלום"
+REPLY_TEXT = "On my way 🚚 — شكرا"
+
+
+async def test_chat_reaches_a_sip_phone_as_message_and_its_reply_appears(
+    context: BrowserContext, host: HostPages, start_gateway: StartGateway, sipp_factory
+) -> None:
+    phone = sipp_factory("uas_message_reply")
+    gateway = await start_gateway(phone.uri, site="chat = true", widget='position = "inline"')
+    page = await context.new_page()
+    await page.goto(host.url("script", gateway.url, source="spring"))
+    write = page.get_by_role("button", name="Write to us")
+    await expect(write).to_be_visible(timeout=TIMEOUT_MS)
+    await write.click()
+    await expect(write).to_have_attribute("aria-expanded", "true")
+    log = page.get_by_role("log", name="Conversation")
+    box = page.get_by_role("textbox", name="Your message")
+    await expect(box).to_be_focused()
+    await box.fill(CHAT_TEXT)
+    await page.get_by_role("button", name="Send", exact=True).click()
+    await expect(log.get_by_text(CHAT_TEXT)).to_be_visible()
+    await expect(log.get_by_text(REPLY_TEXT)).to_be_visible(timeout=TIMEOUT_MS)
+    await expect(log).to_contain_text("Delivered")
+    violations = await axe_violations(page)
+    assert violations == [], violations
+    await snap(page, "chat")
+    await phone.assert_passed_async()
+
+    (message,) = [m for m in phone.trace() if not m.sent and m.method == "MESSAGE"]
+    assert message.header("Content-Type") == "text/plain; charset=UTF-8"
+    assert message.header("X-Site") == "shop" and message.header("X-Visitor-Source") == "spring"
+    assert "Contact" not in dict(message.headers)
+    body = CHAT_TEXT.encode()
+    assert message.header("Content-Length") == str(len(body))
+    assert b"\r\n\r\n" + body in phone.messages_path.read_bytes()  # byte for byte
+
+    await gateway.history.flush()
+    (conversation,) = await gateway.database.conversations.find(site="shop")
+    stored = await gateway.database.conversations.get(conversation.id)
+    assert [(m.sender, m.text) for m in stored.messages] == [
+        ("visitor", CHAT_TEXT),
+        ("operator", REPLY_TEXT),
+    ]
+    assert stored.operator == phone.uri and stored.visitor_source == "spring"
+
+
+async def test_fifty_chat_messages_in_a_second_are_limited_with_a_reason(
+    context: BrowserContext, host: HostPages, start_gateway: StartGateway
+) -> None:
+    gateway = await start_gateway(
+        "sip:nobody@127.0.0.1:9", site="chat = true", widget='position = "inline"'
+    )
+    origin = {"Origin": host.origin}
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{gateway.url}/api/token", json={"site": "shop"}, headers=origin) as answer,
+    ):
+        token = (await answer.json())["token"]
+    client = socketio.AsyncClient(reconnection=False)
+    await client.connect(
+        gateway.url,
+        transports=["websocket"],
+        headers=origin,
+        auth={"site": "shop", "token": token},
+        wait_timeout=5,
+    )
+    try:
+        acks = await asyncio.gather(
+            *(client.call("chat:send", {"text": f"message {i}"}, timeout=10) for i in range(50))
+        )
+    finally:
+        await client.disconnect()
+    taken = [ack for ack in acks if ack["ok"]]
+    refused = [ack["error"] for ack in acks if not ack["ok"]]
+    assert len(taken) == 10 and len({ack["conversation_id"] for ack in taken}) == 1
+    assert len(refused) == 40
+    assert {error["code"] for error in refused} == {"too_many_messages"}
+    assert all(error["retry_after"] >= 1 for error in refused)
+    assert "too many messages from this address" in refused[0]["message"]
+
+    # The same visitor's widget is told why, in words.
+    page = await context.new_page()
+    await page.goto(host.url("script", gateway.url))
+    await page.get_by_role("button", name="Write to us").click()
+    await page.get_by_role("textbox", name="Your message").fill("one more")
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_text("You are sending messages too fast.")).to_be_visible()
+
+
+# --------------------------------------------------------------------------- click-to-text
+
+
+async def test_a_closed_sites_visitor_leaves_a_message_delivered_by_webhook_and_email(
+    context: BrowserContext,
+    host: HostPages,
+    start_gateway: StartGateway,
+    mailbox: Mailbox,
+    receiver: WebhookReceiver,
+) -> None:
+    gateway = await start_gateway(
+        "sip:nobody@127.0.0.1:9",
+        site=(
+            f'fallback = ["text"]\n{closed_today()}\n'
+            'notify_email = ["owner@shop.example"]\n'
+            f'[[sites.webhooks]]\nurl = "{receiver.url}"\nsecret = "{SECRET}"\n'
+            'events = ["message.received"]\n'
+        ),
+        widget='position = "inline"',
+        extra=f'[email]\nsmtp_url = "{mailbox.url}"\nfrom = "calls@gateway.example"\n',
+    )
+    page = await context.new_page()
+    await page.goto(host.url("script", gateway.url, source="newsletter"))
+    status = page.get_by_role("status")
+    await expect(status).to_have_text("We are closed.", timeout=TIMEOUT_MS)
+    await page.get_by_role("button", name="Write a message").click()
+    form = page.get_by_role("form", name="Leave your message and a way to reach you")
+    await expect(form).to_be_visible()
+    # Without a way back, the field says what is missing.
+    await form.get_by_role("textbox", name="Your message").fill(CHAT_TEXT + "\nThanks")
+    await form.get_by_role("button", name="Send the message").click()
+    contact = form.get_by_role("textbox", name="Your phone number or email")
+    await expect(contact).to_have_attribute("aria-invalid", "true")
+    await expect(contact).to_be_focused()
+    await contact.fill("ana@example.com")
+    await snap(page, "message-form")
+    await form.get_by_role("button", name="Send the message").click()
+    await expect(status).to_have_text(
+        "We received your message. We will get back to you at ana@example.com.",
+        timeout=TIMEOUT_MS,
+    )
+    await expect(form).to_be_hidden()
+
+    await receiver.wait_for(lambda found: receiver.of_type("message.received"))
+    (delivery,) = receiver.of_type("message.received")
+    assert delivery.verified
+    data = delivery.body["data"]
+    assert data["text"] == CHAT_TEXT + "\nThanks"
+    assert (data["contact"], data["contact_kind"]) == ("ana@example.com", "email")
+    assert data["visitor_source"] == "newsletter" and "client" not in data
+    (mail,) = await mailbox.wait_for(1)
+    assert mail.recipients == ("owner@shop.example",)
+    assert mail.subject == "Message from ana@example.com on shop"
+    assert CHAT_TEXT in mail.part("plain") and "ana@example.com" in mail.part("html")
+    (stored,) = await gateway.database.messages.find(site="shop")
+    assert stored.id == data["id"] and stored.text == data["text"]

@@ -9,10 +9,12 @@
 // callbackstatechange / precheckstatechange / quality / rated), described in
 // docs/embedding.md.
 import { CallbackForm } from './callback-form.js';
+import { ChatPanel } from './chat.js';
 import { fallbacks } from './fallback.js';
 import { CallPanel, IN_CALL, PROBLEMS, TALKING, problemWords } from './call-panel.js';
 import { CheckPanel } from './check-panel.js';
 import { h, icon } from './dom.js';
+import { MessageForm } from './message-form.js';
 import { TimeWords, renderHours } from './hours.js';
 import { CallSession, micBlockedByPage } from './session.js';
 import { RatingForm } from './rating.js';
@@ -59,6 +61,8 @@ export class ClickToCall extends HTMLElement {
     this.checkPanel = null;
     this.ratingForm = null;
     this.voicemailPanel = null;
+    this.chatPanel = null;
+    this.messageForm = null;
   }
 
   // ------------------------------------------------------------------ public API
@@ -116,6 +120,7 @@ export class ClickToCall extends HTMLElement {
     this.session = session;
     session.addEventListener('status', (event) => this.show(event.detail));
     session.addEventListener('microphone', (event) => this.callPanel.meter(this.audio, event.detail.stream));
+    this.chatPanel.attach(session);
     // The end of a call the visitor hung up, confirmed by the gateway: a rating may follow.
     session.addEventListener('rating', (event) => {
       if (this.detail.phase !== 'ended') return;
@@ -251,12 +256,18 @@ export class ClickToCall extends HTMLElement {
     this.checkPanel.label(w);
     this.ratingForm.label(w);
     this.voicemailPanel.label(w);
+    this.chatPanel.label(w);
+    this.messageForm.label(w);
     this.orderOffers(settings);
   }
 
   /** The fallbacks' offers in the order the site lists them. */
   orderOffers(settings) {
-    const buttons = { voicemail: this.voicemailPanel.ui.offer, callback: this.callbackForm.ui.offer };
+    const buttons = {
+      voicemail: this.voicemailPanel.ui.offer,
+      text: this.messageForm.ui.offer,
+      callback: this.callbackForm.ui.offer,
+    };
     const order = fallbacks(settings).filter((name) => buttons[name]);
     const rest = Object.keys(buttons).filter((name) => !order.includes(name));
     this.ui.offers.replaceChildren(...[...order, ...rest].map((name) => buttons[name]));
@@ -290,7 +301,10 @@ export class ClickToCall extends HTMLElement {
     this.callPanel.onState(detail);
     if (phase === 'ended') this.ratingForm.offer(detail);
     if (phase === 'ended' && detail.cause === 'refused' && detail.code === 'closed') this.learnClosed();
-    if (IN_CALL.has(phase)) this.callbackForm.shown = false; // a call takes the status line over
+    if (IN_CALL.has(phase) || phase === 'voicemail') {
+      this.callbackForm.shown = false; // a call takes the status line over
+      this.messageForm.forget();
+    }
     this.refresh();
     if (phase === 'ended') this.emit('ended', { cause: detail.cause, text: this.lastStatus });
     if (phase === 'unavailable' || (phase === 'ended' && PROBLEMS.has(detail.cause))) {
@@ -340,6 +354,9 @@ export class ClickToCall extends HTMLElement {
     if (form.shown && phase !== 'loading') {
       status = form.text; // the callback's progress, until the next call
       help = '';
+    } else if (this.messageForm.shown && phase !== 'loading') {
+      status = this.messageForm.text; // the message left was received
+      help = '';
     }
     this.writeStatus(status, help);
     this.ui.root.dataset.phase = phase;
@@ -383,6 +400,8 @@ export class ClickToCall extends HTMLElement {
     this.checkPanel.update(phase, canCall, this.settings);
     this.ratingForm.update(phase);
     this.callbackForm.update();
+    this.messageForm.update();
+    this.chatPanel.update(phase);
     // Without Call, the first of the site's fallbacks offered is the main action.
     const offers = [...this.ui.offers.children].filter((offer) => !offer.hidden);
     offers.forEach((offer, index) => offer.classList.toggle('primary', index === 0 && !canCall && !calling));
@@ -433,7 +452,7 @@ export class ClickToCall extends HTMLElement {
     if (this.detail.phase === 'closed') {
       const offer = [...ui.offers.children].find((button) => !button.hidden);
       if (offer === this.callbackForm.ui.offer) return this.callbackForm.firstControl();
-      return offer || ui.panel;
+      return offer || (this.chatPanel.ui.toggle.hidden ? ui.panel : this.chatPanel.ui.toggle);
     }
     const typing = !this.smallScreen();
     if (typing && !call.details.hidden && !call.name.value) return call.name;
@@ -504,7 +523,11 @@ export class ClickToCall extends HTMLElement {
     this.checkPanel = new CheckPanel(this);
     this.ratingForm = new RatingForm(this);
     this.voicemailPanel = new VoicemailPanel(this);
+    this.chatPanel = new ChatPanel(this);
+    this.messageForm = new MessageForm(this);
     const voicemail = this.voicemailPanel.ui;
+    const chat = this.chatPanel.ui;
+    const message = this.messageForm.ui;
     const ui = {};
     ui.launcherLabel = h('span', { class: 'launcher-label' });
     ui.launcher = h(
@@ -523,7 +546,7 @@ export class ClickToCall extends HTMLElement {
     ui.hours = h('table', { class: 'hours', hidden: '' }); // filled by renderHours
     const call = this.callPanel;
     const form = this.callbackForm;
-    ui.offers = h('div', { class: 'offers' }, voicemail.offer, form.ui.offer); // orderOffers
+    ui.offers = h('div', { class: 'offers' }, voicemail.offer, message.offer, form.ui.offer); // orderOffers
     const check = this.checkPanel.ui;
     const rating = this.ratingForm.ui;
     ui.panel = h(
@@ -542,10 +565,13 @@ export class ClickToCall extends HTMLElement {
         ui.hours,
         h('div', { class: 'actions' }, ...call.actions, voicemail.send, check.start, ui.offers),
         ...call.after,
+        chat.toggle,
+        chat.view,
         rating.form,
         rating.thanks,
         form.ui.form,
         form.ui.cancel,
+        message.form,
       ),
     );
     // Hidden until the stylesheet is in, so that nothing flashes unstyled.
@@ -567,7 +593,10 @@ export class ClickToCall extends HTMLElement {
       this.closePanel();
       return;
     }
-    const typing = event.target instanceof HTMLInputElement && TYPED_INPUTS.has(event.target.type);
+    const target = event.target;
+    // Digits typed in a field (a number, a chat message) stay there: no DTMF.
+    const typing =
+      target instanceof HTMLTextAreaElement || (target instanceof HTMLInputElement && TYPED_INPUTS.has(target.type));
     if (typing || event.ctrlKey || event.metaKey || event.altKey) return;
     if (/^[0-9*#]$/.test(event.key) && TALKING.has(this.detail.phase)) {
       event.preventDefault();

@@ -16,6 +16,8 @@
 // gateway ended comes with its id and `ratingProof`, for the visitor's rating. A voicemail
 // ends as 'voicemail_sent' (seconds) or 'voicemail_failed' (reason: empty, connection,
 // error), or as a call does ('refused', 'connection_lost', a microphone problem, 'error').
+// The chat of the connection ("Write to us") is told with `chat` events: {kind: 'reply',
+// text, at} (an operator's message), {kind: 'delivered' | 'unanswered', messageId, reason?}.
 // The events and payloads on the wire are described in docs/signaling.md.
 import { io } from '../vendor/socket.io.esm.min.js';
 import { Refused, fetchCallToken } from './token.js';
@@ -45,6 +47,8 @@ export class CallSession extends EventTarget {
     // the visitor may have hung up (or the socket dropped) meanwhile.
     this.call = null;
     this.endedCallId = null; // the last call's id, whose end the gateway confirms later
+    this.conversationId = null; // the chat of this connection, once it has one
+    this.heldChat = [];
     this.closed = false;
   }
 
@@ -77,6 +81,7 @@ export class CallSession extends EventTarget {
       }
     });
     socket.on('disconnect', () => {
+      this.conversationId = null; // the gateway ends a conversation whose socket is gone
       // The gateway hangs up a call whose socket is gone; a reconnection starts afresh.
       if (this.call) this.endCall({ cause: 'connection_lost' });
       else if (!this.closed) this.emitStatus({ phase: 'loading', step: 'reconnecting' });
@@ -86,8 +91,10 @@ export class CallSession extends EventTarget {
     });
     socket.on('call:state', (update) => this.onState(update));
     socket.on('voicemail:state', (update) => this.onVoicemailState(update));
+    socket.on('chat:message', (message) => this.onChat('reply', message));
+    socket.on('chat:state', (update) => this.onChat(update.state, update));
     socket.on('error', (error) => {
-      if (['call:start', 'call:candidate', 'voicemail:start'].includes(error.event)) return; // in acks
+      if (['call:start', 'call:candidate', 'voicemail:start', 'chat:send'].includes(error.event)) return; // in acks
       console.warn('click-to-call:', error.message);
     });
   }
@@ -287,6 +294,51 @@ export class CallSession extends EventTarget {
     }
     if (this.call && this.call.started && this.ready) this.socket.emit('call:hangup', {});
     this.endCall(why);
+  }
+
+  // ------------------------------------------------------------------ chat
+
+  /** Send a chat message; resolves to {ok: true, messageId} or {ok: false, code, message,
+   * retryAfter?}. The first starts the connection's conversation. */
+  async sendChat(text, visitor) {
+    if (!this.ready) {
+      this.connect();
+      if (!(await this.whenReady())) return { ok: false, code: 'offline', message: '' };
+    }
+    const payload = { text };
+    if (visitor) payload.visitor = visitor;
+    let reply;
+    try {
+      reply = await this.socket.timeout(START_TIMEOUT_MS).emitWithAck('chat:send', payload);
+    } catch {
+      return { ok: false, code: 'offline', message: '' };
+    }
+    if (!reply || !reply.ok) {
+      const error = (reply && reply.error) || {};
+      return { ok: false, code: error.code || 'error', message: error.message || '', retryAfter: Number(error.retry_after) || 0 };
+    }
+    this.conversationId = reply.conversation_id;
+    const held = this.heldChat || [];
+    this.heldChat = [];
+    for (const [kind, update] of held) this.onChat(kind, update);
+    return { ok: true, messageId: reply.message_id, conversationId: reply.conversation_id };
+  }
+
+  onChat(kind, update) {
+    if (!update || typeof update !== 'object') return;
+    if (!this.conversationId) {
+      (this.heldChat = this.heldChat || []).push([kind, update]); // overtook the first ack
+      return;
+    }
+    if (update.conversation_id !== this.conversationId) return;
+    const detail = { kind, messageId: String(update.message_id || '') };
+    if (kind === 'reply') {
+      detail.text = String(update.text || '');
+      detail.at = Number(update.at) || Date.now() / 1000;
+    } else if (update.reason) {
+      detail.reason = String(update.reason);
+    }
+    this.dispatchEvent(new CustomEvent('chat', { detail }));
   }
 
   // ------------------------------------------------------------------ voicemail
