@@ -604,16 +604,16 @@ class UserAgent:
         request = pending.tx.request
         pending.tx.respond(new_response(request, status, reason, to_tag=_new_tag()), now)
 
-    def sent_from(self, target: str, source: Address) -> bool:
+    def sent_from(self, target: str, source: Address, *, match_port: bool = False) -> bool:
         """Whether a datagram from `source` comes from the host `target` (a SIP URI) routes
-        to (its IP, through the names the I/O layer resolved; any port: phones answer from
-        other ports than they listen on)."""
+        to (its IP, through the names the I/O layer resolved; any port unless `match_port`:
+        phones may answer from other ports than they listen on)."""
         try:
             uri = parse_uri(target)
             address = self._destination(uri)
         except ValueError:
             return False
-        return self._names.is_same(address, source, match_port=False)
+        return self._names.is_same(address, source, match_port=match_port)
 
     def _start_probe(
         self,

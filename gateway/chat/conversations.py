@@ -309,23 +309,29 @@ class Conversations:
         self, conversation: _Conversation, event: MessageReceived
     ) -> SiteDestination | None:
         """The destination of the conversation's site the MESSAGE comes from: from the host
-        it is reached at (itself, or its proxy, or the gateway's), told apart by the user
-        of its From when several share one host."""
+        it is reached at (itself, or its proxy, or the gateway's); when several share that
+        host, the one at the very address it came from, else the one its From names."""
         ua = self.endpoint.ua
         gateway_proxy = self.config.sip.outbound_proxy
         hosts = []
         for destination in conversation.site.destinations:
-            hop = destination.proxy or gateway_proxy or destination.uri
-            if ua.sent_from(str(hop), event.source):
-                hosts.append(destination)
+            hop = str(destination.proxy or gateway_proxy or destination.uri)
+            if ua.sent_from(hop, event.source):
+                hosts.append((destination, hop))
         if len(hosts) <= 1:
-            return hosts[0] if hosts else None
+            return hosts[0][0] if hosts else None
+        for destination, hop in hosts:
+            if ua.sent_from(hop, event.source, match_port=True):
+                return destination
         try:
             sender = parse_name_address(event.sender).uri
         except ValueError:
-            return hosts[0]
-        user = sender.user if isinstance(sender, SipUri) else None
-        return next((d for d in hosts if d.uri.user == user), hosts[0])
+            return hosts[0][0]
+        if isinstance(sender, SipUri):
+            for destination, _ in hosts:
+                if (destination.uri.user, destination.uri.host) == (sender.user, sender.host):
+                    return destination
+        return hosts[0][0]
 
     # ------------------------------------------------------------------ the rest
     def _tell(self, conversation: _Conversation, update: ChatUpdate) -> None:
