@@ -56,6 +56,7 @@ class PayloadError(SignalingError):
 class StartCall:
     sdp: str
     visitor: VisitorDetails = field(default=NO_DETAILS)
+    candidates: int = 0  # a=candidate lines of the offer: they count against the call's limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,9 +178,16 @@ def _parse_start(payload: object) -> StartCall:
     if not sdp.startswith("v=0"):
         # Not the gateway's SDP parser's job to see JSON junk; an offer starts with v=0.
         raise PayloadError(f"{START}: sdp is not an SDP offer (it must start with v=0)")
-    if not with_visitor:
-        return StartCall(sdp)
-    return StartCall(sdp, _parse_visitor(fields["visitor"]))
+    candidates = sdp.count("\na=candidate:")
+    if candidates > MAX_CANDIDATES_PER_CALL:
+        # The same limit as trickled candidates: each is an address the gateway would check.
+        raise PayloadError(
+            f"{START}: the offer has {candidates} candidates, more than "
+            f"{MAX_CANDIDATES_PER_CALL} for one call",
+            code=ErrorCode.TOO_MANY_CANDIDATES,
+        )
+    visitor = _parse_visitor(fields["visitor"]) if with_visitor else NO_DETAILS
+    return StartCall(sdp, visitor, candidates)
 
 
 def _parse_visitor(value: object) -> VisitorDetails:

@@ -24,6 +24,7 @@ from gateway.config import GatewayConfig
 from gateway.demo_phone import DemoPhone
 from gateway.http.app import build_app
 from gateway.http.callbacks import callback_routes
+from gateway.media.ice_servers import IceServers
 from gateway.media.webrtc_leg import use_host_addresses
 from gateway.process.heap import HeapTrimmer, freeze_startup_objects
 from signaling import attach, create_signaling
@@ -97,16 +98,16 @@ class Gateway:
         # RSS would otherwise grow with the calls served (gateway/process/heap.py).
         heap = HeapTrimmer()
         calls.on_call_ended = heap.call_ended
-        ice_servers = [
-            {
-                "urls": list(s.urls),
-                **({"username": s.username} if s.username else {}),
-                **({"credential": s.credential} if s.credential else {}),
-            }
-            for s in config.ice.servers
-        ]
+        ice_servers = IceServers(config.ice.servers, config.ice.turn_credential_lifetime)
+        for url in ice_servers.withheld:
+            logger.info(
+                "ice.servers: %s has static credentials: the gateway relays through it, "
+                "pages never get them (give `secret`, the TURN REST API shared secret, for "
+                "visitors to use it)",
+                url,
+            )
         sio = create_signaling(
-            calls, ice_servers=ice_servers, page_origins=[config.http.public_origin]
+            calls, ice_servers=ice_servers.for_page, page_origins=[config.http.public_origin]
         )
         app = build_app(
             service=calls,
