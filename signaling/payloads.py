@@ -22,6 +22,7 @@ from gateway.api import (
     clean_visitor_text,
 )
 from signaling.errors import ErrorCode, SignalingError
+from signaling.json_codec import MALFORMED
 
 # Limits (bytes are UTF-8 bytes). A browser's audio-only offer is 2-6 KiB; a candidate line is
 # under 200 bytes, and one call gathers a handful of candidates per network interface.
@@ -109,6 +110,9 @@ def show(value: object) -> str:
 
 def parse_client_event(event: object, args: tuple[object, ...]) -> ClientEvent:
     """Validate one client event. `args` are the socket.io arguments after the event name."""
+    if event is MALFORMED:  # signaling.json_codec: the message was not JSON
+        reason = args[0] if args and isinstance(args[0], str) else "the message is not JSON"
+        raise PayloadError(reason)
     parser = _PARSERS.get(event) if isinstance(event, str) else None
     if parser is None:
         raise PayloadError(f"unknown event {show(event)}", code=ErrorCode.UNKNOWN_EVENT)

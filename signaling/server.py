@@ -8,6 +8,7 @@ import socketio
 from aiohttp import web
 
 from gateway.api import GatewayService
+from signaling import json_codec
 from signaling.namespace import CallNamespace, IceServersForPage
 
 # The hard cap on one websocket message. Our own limits (SDP 64 KiB, candidate 1 KiB) answer
@@ -38,6 +39,7 @@ def create_signaling(
         transports=["websocket"],
         cors_allowed_origins=[],
         max_http_buffer_size=MAX_MESSAGE_BYTES,
+        json=json_codec,  # an undecodable message is the client's error, not a traceback
         logger=False,
         engineio_logger=False,
     )
