@@ -24,6 +24,8 @@ from gateway.config import GatewayConfig
 from gateway.demo_phone import DemoPhone
 from gateway.http.app import build_app
 from gateway.http.callbacks import callback_routes
+from gateway.http.forwarded import parse_networks
+from gateway.http.listener import ConnectionCap, listen
 from gateway.media.ice_servers import IceServers
 from gateway.media.webrtc_leg import use_host_addresses
 from gateway.process.heap import HeapTrimmer, freeze_startup_objects
@@ -62,6 +64,7 @@ class Gateway:
     sio: socketio.AsyncServer
     callbacks: RequestACall | None = None
     heap: HeapTrimmer | None = None
+    server: asyncio.Server | None = None  # the HTTP listening socket (gateway.http.listener)
 
     @classmethod
     async def start(cls, config: GatewayConfig, *, ledger: SharedLedger | None = None) -> Gateway:
@@ -109,12 +112,15 @@ class Gateway:
         sio = create_signaling(
             calls, ice_servers=ice_servers.for_page, page_origins=[config.http.public_origin]
         )
+        http = config.http
         app = build_app(
             service=calls,
             web_dir=WEB_DIR,
             node_modules=NODE_MODULES,
-            sites=[s.id for s in config.sites],
-            trusted_proxies=config.http.trusted_proxies,
+            trusted_proxies=http.trusted_proxies,
+            sockets_per_client=http.sockets_per_client,
+            tokens_per_client_minute=config.access.tokens_per_client_minute,
+            request_timeout=http.request_timeout,
         )
         # Each worker claims and recovers its own callbacks: its name must be its own.
         owner = ledger.owner if ledger is not None else "gateway"
@@ -122,18 +128,24 @@ class Gateway:
         if callbacks is not None:
             app.add_routes(callback_routes(callbacks.requests, authorize=callbacks.authorize))
         attach(app, sio)
-        runner = web.AppRunner(app, access_log=None)
+        # A client that has not sent a whole request head this long after connecting (or
+        # after the previous response) is disconnected: aiohttp's keep-alive timeout.
+        runner = web.AppRunner(app, access_log=None, keepalive_timeout=http.request_timeout)
         await runner.setup()
-        host, port = config.http.listen
-        await web.TCPSite(runner, host, port, reuse_port=True).start()
+        host, port = http.listen
+        cap = ConnectionCap(http.connections_per_client, parse_networks(http.trusted_proxies))
+        assert runner.server is not None  # made by setup()
+        server = await listen(runner.server, host, port, cap)
         return cls(
-            config, endpoint, calls, runner, demo, config.http.public_url, sio, callbacks, heap
+            config, endpoint, calls, runner, demo, http.public_url, sio, callbacks, heap, server
         )
 
     async def stop(self) -> None:
         if self.callbacks is not None:
             await self.callbacks.stop()
         await self.calls.close()
+        if self.server is not None:
+            self.server.close()  # no new connections; runner.cleanup closes the open ones
         await self.runner.cleanup()
         await self.endpoint.close()
         if self.demo is not None:

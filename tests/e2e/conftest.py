@@ -32,12 +32,14 @@ def gateway_toml(
     site_extra: str = "",
     extra: str = "",
     ice_extra: str = "",
+    http_extra: str = "",
 ) -> str:
     http, sip = free_udp_port(), free_udp_port()
     rtp = free_port_block(100)
     return f"""
 [http]
 listen = "127.0.0.1:{http}"
+{http_extra}
 [sip]
 listen = "127.0.0.1:{sip}"
 [media]
