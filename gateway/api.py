@@ -96,11 +96,9 @@ class CallUpdate:
 class Refusal(Exception):
     """Base of every refusal a page can get. `code` is stable (the widget translates it);
     `message` says it in words; `status` is the HTTP status it is answered with (each
-    subclass has its default, a raiser may pick another). `retry_after`, when set, is the
-    seconds the client should wait before asking again (HTTP `Retry-After`)."""
+    subclass has its default, a raiser may pick another)."""
 
     status = 400
-    retry_after: int | None = None
 
     def __init__(
         self,

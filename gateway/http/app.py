@@ -13,7 +13,7 @@ import aiohttp.web_response
 from aiohttp import web
 
 from gateway.api import BadRequest, GatewayService, SiteInfo
-from gateway.http.client_limits import OpenPerClient, RatePerClient, TooManyRequests, socket_cap
+from gateway.http.client_limits import ClientLimitRefused, OpenPerClient, RatePerClient, socket_cap
 from gateway.http.forwarded import Network, parse_networks, visitor_address
 from gateway.http.json_api import (
     BODY_TIMEOUT,
@@ -171,7 +171,7 @@ def build_app(
             now = asyncio.get_running_loop().time()
             wait = token_rate.take(request.remote or "unknown", now)
             if wait:
-                raise TooManyRequests(
+                raise ClientLimitRefused(
                     "too_many_requests",
                     "too many call tokens asked for from this address; try again shortly",
                     retry_after=wait,

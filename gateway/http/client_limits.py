@@ -17,7 +17,6 @@ workers, so a machine holds up to workers x `limit`.
 from __future__ import annotations
 
 import logging
-import math
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 
@@ -34,14 +33,13 @@ SOCKET_IO_PREFIX = "/socket.io/"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-class TooManyRequests(Refusal):
+class ClientLimitRefused(Refusal):
     """A client past one of these limits (HTTP 429, with Retry-After)."""
 
     status = 429
 
     def __init__(self, code: str, message: str, *, retry_after: float) -> None:
-        super().__init__(code, message)
-        self.retry_after = max(1, math.ceil(retry_after))
+        super().__init__(code, message, retry_after=retry_after)
 
 
 class OpenPerClient:
@@ -121,7 +119,7 @@ def socket_cap(sockets: OpenPerClient) -> Callable[[web.Request, Handler], Await
             return await handler(request)
         address = request.remote or "unknown"
         if not sockets.open(address):
-            raise TooManyRequests(
+            raise ClientLimitRefused(
                 "too_many_sockets",
                 f"at most {sockets.limit} connections from one address; close one first",
                 retry_after=5,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import re
 from collections.abc import Awaitable, Callable, Collection
 
@@ -110,8 +111,8 @@ def api_response(request: web.Request, payload: object, status: int = 200) -> we
 
 def refusal_response(request: web.Request, refusal: Refusal) -> web.Response:
     response = api_response(request, refusal.payload(), refusal.status)
-    if refusal.retry_after is not None:
-        response.headers["Retry-After"] = str(refusal.retry_after)
+    if refusal.retry_after is not None:  # HTTP's is whole seconds
+        response.headers["Retry-After"] = str(max(1, math.ceil(refusal.retry_after)))
     return response
 
 

@@ -220,9 +220,15 @@ async def test_call_tokens_of_one_visitor_are_throttled(gateway_factory):
 DEEP = "[" * 4000
 
 
-async def test_every_json_route_answers_400_to_deeply_nested_json(gateway_factory, caplog):
+async def test_every_json_route_answers_400_to_deeply_nested_json(
+    gateway_factory, caplog, tmp_path
+):
     caplog.set_level(logging.INFO)
-    gateway = await gateway_factory(destination=NOWHERE, site_extra=CALLBACKS)
+    gateway = await gateway_factory(
+        destination=NOWHERE,
+        site_extra=CALLBACKS,
+        extra=f'[callbacks]\ndatabase = "{tmp_path / "callbacks.db"}"',
+    )
     routes = sorted(
         {
             (route.method, route.resource.canonical)
