@@ -17,7 +17,7 @@ import contextlib
 import logging
 from dataclasses import dataclass
 
-from gateway.api import CallState, CallUpdate, EndCause, Notify
+from gateway.api import CallState, CallUpdate, EndCause, Notify, loggable
 from gateway.config import RingbackTone
 from gateway.config.legs import BrowserLegSettings, SipLegSettings
 from gateway.media.bridge import MediaBridge, RtpLeg
@@ -285,7 +285,9 @@ class Call:
         try:
             media.accept_answer(answer)
         except sdp.SdpError as exc:
-            logger.info("call %s: unusable SDP answer from the operator side: %s", self.id, exc)
+            logger.info(
+                "call %s: unusable SDP answer from the operator side: %s", self.id, loggable(exc)
+            )
             self.hangup(EndCause.FAILED, "no common codec with the operator's phone")
             return False
         if self.bridge is None:

@@ -79,15 +79,17 @@ async def listen(
     host: str,
     port: int,
     cap: ConnectionCap,
+    *,
+    reuse_port: bool = False,
 ) -> asyncio.Server:
-    """Serve `protocol_factory` (aiohttp's `runner.server`) on host:port, SO_REUSEPORT so
-    that the workers of a machine share the port."""
+    """Serve `protocol_factory` (aiohttp's `runner.server`) on host:port; `reuse_port`
+    (SO_REUSEPORT) when the workers of a supervisor share the port."""
     loop = asyncio.get_running_loop()
     return await loop.create_server(
         lambda: _Counted(protocol_factory(), cap),
         host,
         port,
         reuse_address=True,
-        reuse_port=True,
+        reuse_port=reuse_port,
         family=socket.AF_UNSPEC,
     )
