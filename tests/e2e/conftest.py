@@ -31,6 +31,7 @@ def gateway_toml(
     ring_timeout: float = 10,
     site_extra: str = "",
     extra: str = "",
+    ice_addresses: tuple[str, ...] = ("127.0.0.1",),
     ice_extra: str = "",
     http_extra: str = "",
 ) -> str:
@@ -46,7 +47,7 @@ listen = "127.0.0.1:{sip}"
 rtp_ports = "{rtp}-{rtp + 99}"
 browser_codecs = {json.dumps(list(browser_codecs))}
 [ice]
-host_addresses = ["127.0.0.1"]
+host_addresses = {json.dumps(list(ice_addresses))}
 {ice_extra}
 [demo]
 enabled = false
