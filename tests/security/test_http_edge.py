@@ -228,7 +228,8 @@ async def test_every_json_route_answers_400_to_deeply_nested_json(
     gateway = await gateway_factory(
         destination=NOWHERE,
         site_extra=CALLBACKS,
-        extra=f'[callbacks]\ndatabase = "{tmp_path / "callbacks.db"}"',
+        extra=f'[storage]\nstate_directory = "{tmp_path}"\n'
+        f'database = "sqlite:///{tmp_path / "gateway.db"}"',
     )
     routes = sorted(
         {
