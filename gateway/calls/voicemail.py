@@ -45,7 +45,6 @@ from gateway.api import (
 )
 from gateway.config import GatewayConfig, SiteConfig
 from gateway.config.legs import BrowserLegSettings, browser_leg_settings
-from gateway.media.echo import without_mdns_candidates
 from gateway.media.greeting import greeting_pcm, play_greeting
 from gateway.media.recorder import OggOpusRecorder
 from gateway.media.webrtc_leg import WebRtcLeg
@@ -119,13 +118,13 @@ class Voicemails:
         if not site.public_info.offers_voicemail:
             raise CallRefused("voicemail_off", "this site takes no voicemail")
         admitted = self.admission.admit_voicemail(site, address, self.clock())
-        leg = WebRtcLeg(self.leg_settings.ice_servers, self.leg_settings.codecs)
+        leg = WebRtcLeg(self.leg_settings)
         recording = _Recording(
             secrets.token_urlsafe(12), site, address, visitor, after_call, admitted, leg, notify
         )
         self.recordings[recording.id] = recording
         try:
-            answer = await leg.answer(without_mdns_candidates(offer_sdp))
+            answer = await leg.answer(offer_sdp)  # held to a call's ICE rules
         except ValueError as exc:
             await self._release(recording)
             raise CallRefused("bad_offer", str(exc)) from None
