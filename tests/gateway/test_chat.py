@@ -190,3 +190,19 @@ async def test_sites_and_bounds_refuse_with_their_codes(endpoints) -> None:
     with pytest.raises(LimitRefused) as limited:
         await chats.send(site, "192.0.2.10", "hi", lambda u: None)
     assert limited.value.code == "rate_limited"
+
+
+async def test_during_a_call_messages_go_to_whoever_answered_it(endpoints) -> None:
+    alice, bob = Phone(await open_endpoint(endpoints)), Phone(await open_endpoint(endpoints))
+    chats = await chat_service(endpoints, [alice.uri, bob.uri])
+
+    class AnsweredCall:  # what the manager knows of the visitor's call: who answered
+        answered_by = bob.uri
+
+    chats.calls.calls["call-1"] = AnsweredCall()  # type: ignore[assignment]
+    told: list[ChatUpdate] = []
+    await chats.send(
+        chats.config.site("shop"), "192.0.2.7", "order 42", told.append, call_id="call-1"
+    )
+    await until(lambda: told)
+    assert [m.text for m in bob.received] == ["order 42"] and alice.received == []
