@@ -246,6 +246,25 @@ async def test_a_busy_operators_visitor_leaves_a_voicemail_the_site_gets_it_thre
     assert attached.get_content() == audio
 
 
+async def test_a_call_that_reaches_nobody_offers_the_fallbacks(
+    context: BrowserContext, host: HostPages, start_gateway: StartGateway, sipp_factory
+) -> None:
+    """A phone that cannot take calls (503) ends the call `unreachable`: every destination
+    down, as far as the call could tell, so nobody can answer and the offers follow."""
+    uas = sipp_factory("uas_unavailable")
+    gateway = await start_gateway(uas.uri, site='fallback = ["text"]', widget='position = "inline"')
+    page = await context.new_page()
+    await page.goto(host.url("script", gateway.url))
+    call = page.get_by_role("button", name="Call", exact=True)
+    await expect(call).to_be_enabled(timeout=TIMEOUT_MS)
+    await call.click()
+    await expect(page.get_by_role("status")).to_contain_text(
+        "Call ended: unreachable", timeout=TIMEOUT_MS
+    )
+    await uas.assert_passed_async()
+    await expect(page.get_by_role("button", name="Write a message")).to_be_visible()
+
+
 def closed_today() -> str:
     """Open all week but closed on today's (UTC) date: closed, deterministically."""
     today = dt.datetime.now(dt.UTC).date().isoformat()
