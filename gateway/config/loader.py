@@ -63,6 +63,7 @@ from gateway.config.values import (
     _Invalid,
     _is_unspecified,
     _list,
+    _member,
     _networks,
     _no_controls,
     _non_negative_number,
@@ -95,7 +96,7 @@ from gateway.config.values import (
 )
 from gateway.sites.routing import (
     FALLBACKS,
-    RING_STRATEGIES,
+    RingStrategy,
     SiteDestination,
     parse_callback,
     parse_destinations,
@@ -223,7 +224,11 @@ _SECTIONS: dict[str, dict[str, Converter]] = {
         "media_timeout": _positive_seconds,
         "rtp_latching": _choice("sdp", "any"),
     },
-    "ice": {"servers": _ice_servers, "host_addresses": _host_addresses},
+    "ice": {
+        "servers": _ice_servers,
+        "host_addresses": _host_addresses,
+        "connect_timeout": _positive_seconds,
+    },
     "demo": {"enabled": _boolean, "sip_listen": _host_port},
     "access": {
         "token_secret": _token_secret,
@@ -268,7 +273,7 @@ _SITE_KEYS: dict[str, tuple[Converter, object]] = {
     **{key: (_inheriting(_SECTIONS["limits"][key]), _INHERIT) for key in _INHERITED_SITE_KEYS},
     "challenge": (_challenge, "none"),
     "destinations": (_routing(parse_destinations), []),
-    "ring": (_choice(*RING_STRATEGIES), "sequential"),
+    "ring": (_member(RingStrategy), "sequential"),
     "ring_total": (_optional_seconds, 0),
     "hours": (_routing(parse_hours), {}),
     "fallback": (_choice(*FALLBACKS), "callback"),

@@ -6,6 +6,7 @@ the objects calls and callbacks use. `gateway.config.loader` wraps them with the
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 
 import phonenumbers
@@ -13,7 +14,16 @@ import phonenumbers
 from gateway.sites.hours import DAYS, BusinessHours
 from sip_bridge import SipUri, parse_sip_uri
 
-RING_STRATEGIES = ("parallel", "sequential", "round-robin")
+
+class RingStrategy(enum.StrEnum):
+    """How a site's destinations are rung (`ring`): the ringing core, gateway.calls.ringing,
+    plays it out."""
+
+    PARALLEL = "parallel"  # all at once; the first to answer gets the call
+    SEQUENTIAL = "sequential"  # one after the other, in the order given
+    ROUND_ROBIN = "round-robin"  # in order, each call starting one further along
+
+
 FALLBACKS = ("callback", "message")
 
 
