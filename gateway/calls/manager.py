@@ -250,6 +250,7 @@ class CallManager:
             caller_name=name or site.caller_name,
             from_user=site.from_user,
             ring_timeout=site.ring_timeout,
+            connect_timeout=config.ice.connect_timeout,
             sip_leg=self._sip_leg,
             browser_leg=self._browser_leg,
             ringback=config.media.ringback,

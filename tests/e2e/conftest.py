@@ -31,6 +31,7 @@ def gateway_toml(
     ring_timeout: float = 10,
     site_extra: str = "",
     extra: str = "",
+    ice: str = "",
 ) -> str:
     http, sip = free_udp_port(), free_udp_port()
     rtp = free_port_block(100)
@@ -44,6 +45,7 @@ rtp_ports = "{rtp}-{rtp + 99}"
 browser_codecs = {json.dumps(list(browser_codecs))}
 [ice]
 host_addresses = ["127.0.0.1"]
+{ice}
 [demo]
 enabled = false
 {extra}
