@@ -2,7 +2,7 @@
 gateway.http.callbacks).
 
 `POST /api/callbacks` `{"site", "number", "name"?, "at"?, "page"?, "reason"?}` -> `201
-{"id", "status", "due_at"}`; `GET /api/callbacks/{id}` -> its status and history;
+{"id", "status", "final", "due_at"}`; `GET /api/callbacks/{id}` -> its status and history;
 `DELETE /api/callbacks/{id}` cancels it while it waits for its time. Errors are
 JSON `{"error": {"code", "message"}}` with the reason in words. The number is what the
 visitor typed; `at` is an ISO 8601 time (with its offset) within the site's business hours.
@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from gateway.api import CallbackRefused
+from gateway.callbacks.lifecycle import CallbackStatus
 from gateway.callbacks.numbers import NumberRefused, callback_number
 from gateway.callbacks.store import CallbackStore
 from gateway.sites.hours import ALWAYS_OPEN, BusinessHours
@@ -130,7 +131,12 @@ class CallbackRequests:
         )
         if self.on_added is not None:
             self.on_added()
-        return {"id": callback.id, "status": callback.status, "due_at": callback.due_at}
+        return {
+            "id": callback.id,
+            "status": callback.status.value,
+            "final": callback.status.final,
+            "due_at": callback.due_at,
+        }
 
     def _due_time(self, at: object, policy: SiteCallbacks, now: float) -> float:
         current = dt.datetime.fromtimestamp(now, dt.UTC)
@@ -165,11 +171,11 @@ class CallbackRequests:
         status = await self.store.cancel(callback_id, self.clock())
         if status is None:
             raise CallbackRefused("unknown_callback", "No such callback.", status=404)
-        if status == "dialing":
+        if status is CallbackStatus.DIALING:
             raise CallbackRefused(
                 "callback_in_progress", "The call back is being placed already.", status=409
             )
-        if status != "cancelled":
+        if status is not CallbackStatus.CANCELLED:
             raise CallbackRefused("callback_over", "The call back is over already.", status=409)
         logger.info("callback %s cancelled by the visitor", callback_id)
         return await self.status(callback_id)

@@ -5,14 +5,15 @@ A callback is placed at most once, whatever happens to the process: it is claime
 store opens belonged to a process that died mid-call: it becomes `interrupted` and is never
 dialled again on its own (the site sees it in its history and can ask again).
 
-Statuses: scheduled -> dialing -> done | failed | cancelled; dialing -> scheduled (a retry
-later); dialing -> interrupted (after a crash).
+Statuses and the moves between them are gateway.callbacks.lifecycle's: a move it does not
+list is not made (`finish`, `retry_at` and `cancel` answer whether it was).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import secrets
 import sqlite3
 import threading
@@ -21,6 +22,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
+
+from gateway.callbacks.lifecycle import CallbackEvent, CallbackStatus, sources
+
+logger = logging.getLogger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS callbacks (
@@ -45,8 +50,6 @@ CREATE TABLE IF NOT EXISTS callback_events (
 );
 """
 
-FINAL = ("done", "failed", "cancelled", "interrupted")
-
 
 @dataclass(frozen=True)
 class Callback:
@@ -55,7 +58,7 @@ class Callback:
     number: str
     details: dict
     due_at: float
-    status: str
+    status: CallbackStatus
     attempts: int
     created_at: float
     history: tuple[tuple[float, str, str], ...] = field(default=())
@@ -65,7 +68,8 @@ class Callback:
         return {
             "id": self.id,
             "site": self.site,
-            "status": self.status,
+            "status": self.status.value,
+            "final": self.status.final,
             "due_at": self.due_at,
             "attempts": self.attempts,
             # The reason's words only ("operator not reached"): what follows a colon can
@@ -84,11 +88,20 @@ class CallbackStore(Protocol):
         self, *, site: str, number: str, details: dict, due_at: float, now: float
     ) -> Callback: ...
     async def get(self, callback_id: str) -> Callback | None: ...
+    async def due(
+        self, now: float, limit: int = 10, skip_sites: frozenset[str] = frozenset()
+    ) -> list[Callback]: ...
+    async def claim(self, callback_id: str, owner: str, now: float) -> Callback | None: ...
     async def claim_due(self, now: float, owner: str, limit: int = 10) -> list[Callback]: ...
-    async def record(self, callback_id: str, event: str, detail: str, now: float) -> None: ...
-    async def finish(self, callback_id: str, status: str, detail: str, now: float) -> None: ...
-    async def retry_at(self, callback_id: str, due_at: float, detail: str, now: float) -> None: ...
-    async def cancel(self, callback_id: str, now: float) -> str | None: ...
+    async def record(
+        self, callback_id: str, event: CallbackEvent, detail: str, now: float
+    ) -> None: ...
+    async def note_waiting(self, callback_id: str, detail: str, now: float) -> None: ...
+    async def finish(
+        self, callback_id: str, status: CallbackStatus, detail: str, now: float
+    ) -> bool: ...
+    async def retry_at(self, callback_id: str, due_at: float, detail: str, now: float) -> bool: ...
+    async def cancel(self, callback_id: str, now: float) -> CallbackStatus | None: ...
     async def count_for_number(self, number: str, since: float) -> int: ...
     async def close(self) -> None: ...
 
@@ -141,17 +154,23 @@ class SqliteCallbackStore:
             with _transaction(db):
                 db.execute(
                     "INSERT INTO callbacks (id, site, number, details, due_at, status,"
-                    " created_at) VALUES (?, ?, ?, ?, ?, 'scheduled', ?)",
-                    (callback_id, site, number, json.dumps(details), due_at, now),
+                    " created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        callback_id,
+                        site,
+                        number,
+                        json.dumps(details),
+                        due_at,
+                        CallbackStatus.SCHEDULED,
+                        now,
+                    ),
                 )
-                db.execute(
-                    "INSERT INTO callback_events (callback_id, at, event) VALUES"
-                    " (?, ?, 'requested')",
-                    (callback_id, now),
-                )
+                _event(db, callback_id, now, CallbackEvent.REQUESTED)
 
         await self._run(insert)
-        return await self.get(callback_id)
+        added = await self.get(callback_id)
+        assert added is not None
+        return added
 
     async def get(self, callback_id: str) -> Callback | None:
         return await self._run(self._get, callback_id)
@@ -172,98 +191,134 @@ class SqliteCallbackStore:
             )
         )
         return Callback(
-            row[0], row[1], row[2], json.loads(row[3]), row[4], row[5], row[6], row[7], history
+            row[0],
+            row[1],
+            row[2],
+            json.loads(row[3]),
+            row[4],
+            CallbackStatus(row[5]),
+            row[6],
+            row[7],
+            history,
         )
 
+    async def due(
+        self, now: float, limit: int = 10, skip_sites: frozenset[str] = frozenset()
+    ) -> list[Callback]:
+        """Scheduled callbacks whose time has come, oldest first, but those of `skip_sites`
+        (not claimed: see `claim`)."""
+
+        def select() -> list[str]:
+            marks = ", ".join("?" * len(skip_sites))
+            return [
+                row[0]
+                for row in self._connection().execute(
+                    "SELECT id FROM callbacks WHERE status = ? AND due_at <= ?"
+                    + (f" AND site NOT IN ({marks})" if skip_sites else "")
+                    + " ORDER BY due_at LIMIT ?",
+                    (CallbackStatus.SCHEDULED, now, *sorted(skip_sites), limit),
+                )
+            ]
+
+        ids = await self._run(select)
+        return [c for c in [await self.get(i) for i in ids] if c is not None]
+
+    async def claim(self, callback_id: str, owner: str, now: float) -> Callback | None:
+        """Claim a due callback for `owner` (`dialing`, one more attempt), in one
+        transaction: None when another worker claimed it first (or it was cancelled)."""
+
+        def update() -> bool:
+            db = self._connection()
+            with _transaction(db):
+                return _claim(db, callback_id, owner, now)
+
+        return await self.get(callback_id) if await self._run(update) else None
+
     async def claim_due(self, now: float, owner: str, limit: int = 10) -> list[Callback]:
+        """Claim up to `limit` due callbacks at once (oldest first)."""
+
         def claim() -> list[str]:
             db = self._connection()
             with _transaction(db):
                 ids = [
                     row[0]
                     for row in db.execute(
-                        "SELECT id FROM callbacks WHERE status = 'scheduled' AND due_at <= ?"
+                        "SELECT id FROM callbacks WHERE status = ? AND due_at <= ?"
                         " ORDER BY due_at LIMIT ?",
-                        (now, limit),
+                        (CallbackStatus.SCHEDULED, now, limit),
                     )
                 ]
-                for callback_id in ids:
-                    db.execute(
-                        "UPDATE callbacks SET status = 'dialing', claimed_by = ?,"
-                        " attempts = attempts + 1 WHERE id = ?",
-                        (owner, callback_id),
-                    )
-                    db.execute(
-                        "INSERT INTO callback_events (callback_id, at, event) VALUES"
-                        " (?, ?, 'dialing')",
-                        (callback_id, now),
-                    )
-            return ids
+                return [i for i in ids if _claim(db, i, owner, now)]
 
         ids = await self._run(claim)
         return [c for c in [await self.get(i) for i in ids] if c is not None]
 
-    async def record(self, callback_id: str, event: str, detail: str, now: float) -> None:
+    async def record(self, callback_id: str, event: CallbackEvent, detail: str, now: float) -> None:
         def insert() -> None:
-            self._connection().execute(
-                "INSERT INTO callback_events (callback_id, at, event, detail) VALUES (?, ?, ?, ?)",
-                (callback_id, now, event, detail),
-            )
+            _event(self._connection(), callback_id, now, event, detail)
 
         await self._run(insert)
 
-    async def finish(self, callback_id: str, status: str, detail: str, now: float) -> None:
-        if status not in FINAL:
-            raise ValueError(f"not a final status: {status}")
-        await self._set_status(callback_id, status, None, detail, now)
+    async def note_waiting(self, callback_id: str, detail: str, now: float) -> None:
+        """Record that a due callback waits for a free line, once per wait (workers that
+        find it waiting again add nothing)."""
 
-    async def retry_at(self, callback_id: str, due_at: float, detail: str, now: float) -> None:
-        await self._set_status(callback_id, "scheduled", due_at, detail, now)
-
-    async def _set_status(
-        self, callback_id: str, status: str, due_at: float | None, detail: str, now: float
-    ) -> None:
-        def update() -> None:
+        def insert() -> None:
             db = self._connection()
             with _transaction(db):
-                if due_at is None:
-                    db.execute(
-                        "UPDATE callbacks SET status = ? WHERE id = ?", (status, callback_id)
-                    )
-                else:
-                    db.execute(
-                        "UPDATE callbacks SET status = ?, due_at = ? WHERE id = ?",
-                        (status, due_at, callback_id),
-                    )
-                db.execute(
-                    "INSERT INTO callback_events (callback_id, at, event, detail)"
-                    " VALUES (?, ?, ?, ?)",
-                    (callback_id, now, status, detail),
-                )
+                last = db.execute(
+                    "SELECT event, detail FROM callback_events WHERE callback_id = ?"
+                    " ORDER BY seq DESC LIMIT 1",
+                    (callback_id,),
+                ).fetchone()
+                if last != (CallbackEvent.WAITING, detail):
+                    _event(db, callback_id, now, CallbackEvent.WAITING, detail)
 
-        await self._run(update)
+        await self._run(insert)
 
-    async def cancel(self, callback_id: str, now: float) -> str | None:
+    async def finish(
+        self, callback_id: str, status: CallbackStatus, detail: str, now: float
+    ) -> bool:
+        """Move to a final status; whether it was made (never from another final one)."""
+        status = CallbackStatus(status)
+        if not status.final:
+            raise ValueError(f"not a final status: {status}")
+        return await self._move(callback_id, status, None, detail, now)
+
+    async def retry_at(self, callback_id: str, due_at: float, detail: str, now: float) -> bool:
+        """Back to `scheduled` for another try at `due_at`; whether it was made."""
+        return await self._move(callback_id, CallbackStatus.SCHEDULED, due_at, detail, now)
+
+    async def _move(
+        self,
+        callback_id: str,
+        status: CallbackStatus,
+        due_at: float | None,
+        detail: str,
+        now: float,
+    ) -> bool:
+        def update() -> bool:
+            db = self._connection()
+            with _transaction(db):
+                moved = _move(db, callback_id, status, now, detail, due_at=due_at)
+                if not moved:
+                    logger.warning("callback %s: not moved to %s", callback_id, status)
+                return moved
+
+        return await self._run(update)
+
+    async def cancel(self, callback_id: str, now: float) -> CallbackStatus | None:
         """Cancel a callback that is still waiting for its time. Returns its status after
         (`cancelled`, or the one that kept it from being cancelled), None if unknown."""
 
-        def update() -> str | None:
+        def update() -> CallbackStatus | None:
             db = self._connection()
             with _transaction(db):
-                changed = db.execute(
-                    "UPDATE callbacks SET status = 'cancelled' WHERE id = ? AND status = ?",
-                    (callback_id, "scheduled"),
-                ).rowcount
-                if changed:
-                    db.execute(
-                        "INSERT INTO callback_events (callback_id, at, event, detail)"
-                        " VALUES (?, ?, 'cancelled', 'by the visitor')",
-                        (callback_id, now),
-                    )
+                _move(db, callback_id, CallbackStatus.CANCELLED, now, "by the visitor")
                 row = db.execute(
                     "SELECT status FROM callbacks WHERE id = ?", (callback_id,)
                 ).fetchone()
-            return None if row is None else row[0]
+            return None if row is None else CallbackStatus(row[0])
 
         return await self._run(update)
 
@@ -314,17 +369,62 @@ def _mark_interrupted(db: sqlite3.Connection, now: float, where: str, args: Sequ
         stale = [
             row[0]
             for row in db.execute(
-                f"SELECT id FROM callbacks WHERE status = 'dialing' AND {where}", args
+                f"SELECT id FROM callbacks WHERE status = ? AND {where}",
+                (CallbackStatus.DIALING, *args),
             )
         ]
         for callback_id in stale:
-            db.execute("UPDATE callbacks SET status = 'interrupted' WHERE id = ?", (callback_id,))
-            db.execute(
-                "INSERT INTO callback_events (callback_id, at, event, detail) "
-                "VALUES (?, ?, 'interrupted', ?)",
-                (callback_id, now, "the gateway stopped during the call"),
+            _move(
+                db,
+                callback_id,
+                CallbackStatus.INTERRUPTED,
+                now,
+                "the gateway stopped during the call",
             )
     return len(stale)
+
+
+def _move(
+    db: sqlite3.Connection,
+    callback_id: str,
+    status: CallbackStatus,
+    now: float,
+    detail: str = "",
+    *,
+    due_at: float | None = None,
+) -> bool:
+    """Move a callback to `status` if the lifecycle allows it from where it is, recording
+    the move in its history (inside the caller's transaction); whether it moved."""
+    allowed = sorted(sources(status))
+    marks = ", ".join("?" * len(allowed))
+    moved = db.execute(
+        f"UPDATE callbacks SET status = ?, due_at = coalesce(?, due_at)"
+        f" WHERE id = ? AND status IN ({marks})",
+        (status, due_at, callback_id, *allowed),
+    ).rowcount
+    if moved:
+        _event(db, callback_id, now, CallbackEvent(status.value), detail)
+    return bool(moved)
+
+
+def _claim(db: sqlite3.Connection, callback_id: str, owner: str, now: float) -> bool:
+    moved = db.execute(
+        "UPDATE callbacks SET status = ?, claimed_by = ?, attempts = attempts + 1"
+        " WHERE id = ? AND status = ?",
+        (CallbackStatus.DIALING, owner, callback_id, CallbackStatus.SCHEDULED),
+    ).rowcount
+    if moved:
+        _event(db, callback_id, now, CallbackEvent.DIALING)
+    return bool(moved)
+
+
+def _event(
+    db: sqlite3.Connection, callback_id: str, now: float, event: CallbackEvent, detail: str = ""
+) -> None:
+    db.execute(
+        "INSERT INTO callback_events (callback_id, at, event, detail) VALUES (?, ?, ?, ?)",
+        (callback_id, now, event, detail),
+    )
 
 
 class _transaction:

@@ -117,7 +117,8 @@ class Gateway:
         )
         # Each worker claims and recovers its own callbacks: its name must be its own.
         owner = ledger.owner if ledger is not None else "gateway"
-        callbacks = await RequestACall.start(config, endpoint, calls, owner=owner)
+        # Callbacks pass the calls' admission, counted in the same ledger.
+        callbacks = await RequestACall.start(config, endpoint, calls, calls.admission, owner=owner)
         if callbacks is not None:
             app.add_routes(callback_routes(callbacks.requests, authorize=callbacks.authorize))
         attach(app, sio)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
+from gateway.callbacks.lifecycle import CallbackStatus
 from gateway.callbacks.store import SqliteCallbackStore, interrupt_orphans
 
 
@@ -78,3 +81,43 @@ async def test_claims_of_workers_that_no_longer_exist_are_interrupted_at_start(t
     assert statuses == {"worker-0": "dialing", "worker-2": "interrupted", "gateway": "dialing"}
     await store.close()
     assert interrupt_orphans(tmp_path / "missing.db", workers=2, now=5) == 0
+
+
+async def test_the_store_makes_only_the_moves_of_the_lifecycle(tmp_path):
+    store = await SqliteCallbackStore.open(tmp_path / "cb.db", now=0)
+    cb = await store.add(site="s", number="+441632960123", details={}, due_at=0, now=0)
+    # Not placed yet: it cannot end, nor be tried again.
+    assert await store.finish(cb.id, CallbackStatus.DONE, "", now=1) is False
+    assert await store.retry_at(cb.id, 50, "", now=1) is False
+    assert len(await store.claim_due(1, "w1")) == 1
+    assert await store.cancel(cb.id, now=2) is CallbackStatus.DIALING  # too late
+    assert await store.finish(cb.id, CallbackStatus.FAILED, "busy", now=3) is True
+    # Final: nothing moves it any more.
+    assert await store.finish(cb.id, CallbackStatus.DONE, "", now=4) is False
+    assert await store.retry_at(cb.id, 50, "", now=4) is False
+    assert await store.cancel(cb.id, now=4) is CallbackStatus.FAILED
+    with pytest.raises(ValueError):
+        await store.finish(cb.id, CallbackStatus.SCHEDULED, "", now=4)
+    final = await store.get(cb.id)
+    assert [e for _, e, _ in final.history] == ["requested", "dialing", "failed"]
+    assert final.public()["status"] == "failed" and final.public()["final"] is True
+    await store.close()
+
+
+async def test_waiting_is_recorded_once_per_wait_and_due_skips_sites(tmp_path):
+    store = await SqliteCallbackStore.open(tmp_path / "cb.db", now=0)
+    a = await store.add(site="a", number="+441632960123", details={}, due_at=0, now=0)
+    b = await store.add(site="b", number="+441632960124", details={}, due_at=1, now=0)
+    assert [c.id for c in await store.due(5)] == [a.id, b.id]
+    assert [c.id for c in await store.due(5, skip_sites=frozenset({"a"}))] == [b.id]
+    for now in (5, 6, 7):
+        await store.note_waiting(a.id, "all lines are busy", now)
+    await store.note_waiting(a.id, "the site is closed", 8)
+    history = (await store.get(a.id)).history
+    assert [(at, e, d) for at, e, d in history][1:] == [
+        (5, "waiting", "all lines are busy"),
+        (8, "waiting", "the site is closed"),
+    ]
+    shown = (await store.get(a.id)).public()
+    assert shown["status"] == "scheduled" and shown["final"] is False
+    await store.close()
