@@ -32,6 +32,7 @@ def gateway_toml(
     site_extra: str = "",
     extra: str = "",
     ice: str = "",
+    media: str = "",
 ) -> str:
     http, sip = free_udp_port(), free_udp_port()
     rtp = free_port_block(100)
@@ -43,6 +44,7 @@ listen = "127.0.0.1:{sip}"
 [media]
 rtp_ports = "{rtp}-{rtp + 99}"
 browser_codecs = {json.dumps(list(browser_codecs))}
+{media}
 [ice]
 host_addresses = ["127.0.0.1"]
 {ice}
