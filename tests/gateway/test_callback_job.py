@@ -29,7 +29,9 @@ async def gateway_side(tmp_path):
     return endpoint, store, claimed
 
 
-def settings(operator: str, dial: str, **extra) -> CallbackSettings:
+def settings(
+    operator: str, dial: str, media_timeout: float | None = None, **extra
+) -> CallbackSettings:
     low = free_port_block(20)
     return CallbackSettings(
         operator=operator,
@@ -42,7 +44,7 @@ def settings(operator: str, dial: str, **extra) -> CallbackSettings:
             rtp_announce="127.0.0.1",
             rtp_ports=(low, low + 19),
             codecs=("PCMU", "PCMA", "G722"),
-            media_timeout=None,
+            media_timeout=media_timeout,
             latch_any_source=False,
         ),
         retry_after=60,
@@ -124,4 +126,37 @@ async def test_a_callback_that_cannot_be_placed_fails_instead_of_staying_dialing
         await endpoint.close()
     assert (await store.get(callback.id)).status == "failed"
     assert endpoint.ua.active_calls == 0
+    await store.close()
+
+
+async def test_an_operator_leg_without_audio_while_the_visitor_rings_is_a_failed_try(
+    tmp_path, sipp_factory
+):
+    operator = sipp_factory("uas_answer_echo")  # answers, then never sends RTP
+    visitor = sipp_factory("uas_no_answer")  # rings until cancelled
+    endpoint, store, callback = await gateway_side(tmp_path)
+    job = CallbackJob(
+        callback,
+        settings(
+            operator.uri,
+            f"sip:{{number}}@127.0.0.1:{visitor.port}",
+            media_timeout=1,
+            visitor_ring_timeout=15,
+            whisper=False,
+        ),
+        endpoint,
+        store,
+        clock=lambda: 1000.0,
+    )
+    try:
+        assert await job.run() == "scheduled"
+    finally:
+        await endpoint.close()
+    await operator.assert_passed_async()  # BYE
+    await visitor.assert_passed_async()  # CANCEL, long before its ring timeout
+    stored = await store.get(callback.id)
+    assert stored.history[-1][1:] == (
+        "scheduled",
+        "operator not reached: no audio from the operator for 1 s",
+    )
     await store.close()
