@@ -131,6 +131,7 @@ class CallbackScheduler:
 
     def _launch(self, callback: Callback, slot: Slot | None) -> None:
         job = self.make_job(callback, slot)
+        task: asyncio.Task[object]
         if job is None:
             if slot is not None:
                 slot.release()

@@ -45,7 +45,7 @@ from gateway.config.legs import BrowserLegSettings, SipLegSettings
 from gateway.media.bridge import MediaBridge, RtpLeg
 from gateway.media.sip_leg import open_sip_media
 from gateway.media.tones import cadence_for, play_ringback
-from gateway.media.transcoder import audio_codec
+from gateway.media.transcoder import AudioCodec, audio_codec
 from gateway.media.webrtc_leg import WebRtcLeg
 from gateway.sites.routing import RingStrategy
 from sip_bridge import (
@@ -127,7 +127,6 @@ class Call:
         self.webrtc: WebRtcLeg | None = None
         self.ringing: Ringing | None = None  # the core, once the offer is answered
         self.attempts: dict[int, _Attempt] = {}  # by destination index
-        self._dialing: set[int] = set()  # Ring taken, INVITE not sent yet
         self.bridge: MediaBridge | None = None
         self._bridged: _Attempt | None = None  # whose media the bridge carries
         self._sip_codecs: list[str] = []
@@ -145,6 +144,17 @@ class Call:
         """The destination that answered."""
         index = self.ringing.winner if self.ringing is not None else None
         return self.attempts.get(index) if index is not None else None
+
+    @property
+    def _browser(self) -> WebRtcLeg:
+        assert self.webrtc is not None, "the browser's offer is answered first"
+        return self.webrtc
+
+    @property
+    def _browser_codec(self) -> AudioCodec:
+        codec = self._browser.codec
+        assert codec is not None, "the browser's offer is answered first"
+        return codec
 
     @property
     def media(self) -> CallMedia | None:
@@ -173,7 +183,7 @@ class Call:
         if self._ending:
             return answer  # hung up while the offer was being answered
         # Offer the browser's codec first when SIP can take it: no transcoding.
-        browser_codec = self.webrtc.codec.name.upper()
+        browser_codec = self._browser_codec.name.upper()
         self._sip_codecs = sorted(s.sip_leg.codecs, key=lambda c: c.upper() != browser_codec)
         self.ringing = Ringing(s.ring_plan(), self._loop.time())
         self._spawn(self._wait_for_browser(self.webrtc))
@@ -233,7 +243,6 @@ class Call:
             return
         while (action := ringing.next_action()) is not None:
             if isinstance(action, Ring):
-                self._dialing.add(action.destination)
                 self._spawn(self._dial(action.destination))
             elif isinstance(action, Cancel):
                 attempt = self.attempts.get(action.destination)
@@ -257,7 +266,6 @@ class Call:
         try:
             media = await open_sip_media(s.sip_leg, self._sip_codecs)
         except OSError as exc:
-            self._dialing.discard(index)
             logger.warning("call %s: cannot open RTP for a destination: %s", self.id, exc)
             self._feed(DestinationEnded(index, EndReason.FAILED, "no RTP ports"))
             return
@@ -272,7 +280,6 @@ class Call:
                 headers=list(s.headers),
             )
         except Exception as exc:
-            self._dialing.discard(index)
             await media.close()
             logger.warning("call %s: cannot ring a destination: %s", self.id, exc)
             self._feed(DestinationEnded(index, EndReason.FAILED, "the INVITE could not be sent"))
@@ -280,7 +287,6 @@ class Call:
         except BaseException:
             await media.close()
             raise
-        self._dialing.discard(index)
         attempt = _Attempt(index, media, sip)
         media.rtp.on_media_timeout = lambda: self._on_media_timeout(attempt)
         self.attempts[index] = attempt
@@ -313,7 +319,7 @@ class Call:
             elif isinstance(event, CallEnded):
                 self._feed(DestinationEnded(index, event.reason, event.detail))
                 if attempt is self._bridged and self.winner is not attempt:
-                    self._unbridge()  # its early media is over; another may ring next
+                    self._unbridge(ringback=True)  # its early media is over; another may ring
                 return
 
     def _connect(self, attempt: _Attempt, answered: bool) -> None:
@@ -325,18 +331,20 @@ class Call:
             logger.info("call %s: unusable SDP answer from the operator side: %s", self.id, exc)
             self._feed(HangUp(EndCause.FAILED, "no common codec with the operator's phone"))
             return
+        negotiated = media.negotiated
+        assert negotiated is not None  # the answer was just accepted
         if self._bridged is not attempt:
-            self._unbridge()
-            sip_leg = RtpLeg(media.rtp, audio_codec(media.negotiated.codec))
-            self.bridge = MediaBridge(self.webrtc, sip_leg)
+            self._unbridge(ringback=False)
+            sip_leg = RtpLeg(media.rtp, audio_codec(negotiated.codec))
+            self.bridge = MediaBridge(self._browser, sip_leg)
             self.bridge.a_to_b.muted = self._muted
             self.bridge.start()
             self._bridged = attempt
             logger.info(
                 "call %s: media %s <-> %s%s",
                 self.id,
-                self.webrtc.codec.name,
-                media.negotiated.codec,
+                self._browser_codec.name,
+                negotiated.codec,
                 " (transcoding)" if self.bridge.transcoding else "",
             )
         self._stop_ringback()
@@ -344,12 +352,12 @@ class Call:
         if self.state != state:
             self._push(state)
 
-    def _unbridge(self) -> None:
+    def _unbridge(self, *, ringback: bool) -> None:
         if self.bridge is not None:
             self.bridge.stop()
         self.bridge = None
         self._bridged = None
-        if self.state == CallState.EARLY_MEDIA and not self._ending:
+        if ringback and self.state == CallState.EARLY_MEDIA and not self._ending:
             self._push(CallState.RINGING)  # back to our own ringback for the next one
             self._start_ringback()
 
@@ -385,10 +393,9 @@ class Call:
         if self.settings.ringback is None or self._ringback is not None or self.bridge:
             return
         tone = self.settings.ringback
-        cadence = cadence_for(
-            tone.frequencies, tone.on_ms, tone.off_ms, self.webrtc.codec.sample_rate
-        )
-        self._ringback = asyncio.create_task(play_ringback(self.webrtc, self.webrtc.codec, cadence))
+        codec = self._browser_codec
+        cadence = cadence_for(tone.frequencies, tone.on_ms, tone.off_ms, codec.sample_rate)
+        self._ringback = asyncio.create_task(play_ringback(self._browser, codec, cadence))
 
     def _stop_ringback(self) -> None:
         if self._ringback is not None:
