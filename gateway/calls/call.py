@@ -24,7 +24,7 @@ from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.api import CallState, CallUpdate, EndCause, Notify
+from gateway.api import CallState, CallUpdate, EndCause, Notify, loggable
 from gateway.calls.ringing import (
     BrowserConnected,
     Cancel,
@@ -281,7 +281,7 @@ class Call:
             )
         except Exception as exc:
             await media.close()
-            logger.warning("call %s: cannot ring a destination: %s", self.id, exc)
+            logger.warning("call %s: cannot ring a destination: %s", self.id, loggable(exc))
             self._feed(DestinationEnded(index, EndReason.FAILED, "the INVITE could not be sent"))
             return
         except BaseException:
@@ -328,7 +328,9 @@ class Call:
         try:
             media.accept_answer(attempt.remote_sdp or b"")
         except sdp.SdpError as exc:
-            logger.info("call %s: unusable SDP answer from the operator side: %s", self.id, exc)
+            logger.info(
+                "call %s: unusable SDP answer from the operator side: %s", self.id, loggable(exc)
+            )
             self._feed(HangUp(EndCause.FAILED, "no common codec with the operator's phone"))
             return
         negotiated = media.negotiated
