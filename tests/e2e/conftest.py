@@ -31,6 +31,7 @@ def gateway_toml(
     ring_timeout: float = 10,
     site_extra: str = "",
     extra: str = "",
+    ice_addresses: tuple[str, ...] = ("127.0.0.1",),
     ice: str = "",
     media: str = "",
 ) -> str:
@@ -46,7 +47,7 @@ rtp_ports = "{rtp}-{rtp + 99}"
 browser_codecs = {json.dumps(list(browser_codecs))}
 {media}
 [ice]
-host_addresses = ["127.0.0.1"]
+host_addresses = {json.dumps(list(ice_addresses))}
 {ice}
 [demo]
 enabled = false
