@@ -34,6 +34,7 @@ from sip_bridge.events import (
     IncomingCall,
     InfoReceived,
     OfferReceived,
+    OptionsResult,
 )
 from sip_bridge.message import Request, Response, parse_message
 from sip_bridge.rate_limit import RateLimit
@@ -70,6 +71,7 @@ __all__ = [
     "InfoReceived",
     "LossConcealer",
     "OfferReceived",
+    "OptionsResult",
     "RateLimit",
     "Request",
     "Response",

@@ -24,12 +24,15 @@ from typing import Protocol
 
 import numpy as np
 
-from gateway.callbacks.lifecycle import STATUS_EVENTS, CallbackEvent, CallbackStatus
-from gateway.callbacks.store import Callback, CallbackStore
+from gateway.api import VisitorDetails
+from gateway.calls.history import CallHistory
 from gateway.config.legs import SipLegSettings
 from gateway.media.bridge import MediaBridge, RtpLeg
+from gateway.media.quality import LegQuality, sip_leg_quality
 from gateway.media.sip_leg import open_sip_media
 from gateway.media.transcoder import audio_codec
+from gateway.storage import Callback, CallbackEvent, CallbackStatus, CallbackStore
+from gateway.storage.callback_lifecycle import STATUS_EVENTS
 from gateway.text import MAX_REASON_CHARS, clean_visitor_name, clean_visitor_text, loggable
 from sip_bridge import (
     CallAnswered,
@@ -121,8 +124,10 @@ class CallbackJob:
         on_progress: Progress | None = None,
         clock: Callable[[], float] = time.time,
         slot: Slot | None = None,
+        history: CallHistory | None = None,
     ) -> None:
         self.callback = callback
+        self.history = history  # the record, the call in progress, the metrics
         self.settings = settings
         self.endpoint = endpoint
         self.store = store
@@ -135,13 +140,15 @@ class CallbackJob:
         # media_timeout seconds. Silence while ringing (early media) does not count.
         self._silent: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._answered: set[str] = set()
+        self._legs: dict[str, CallMedia] = {}  # operator, visitor: for the record's quality
 
     async def run(self) -> CallbackStatus:
         """Place the callback; returns the status it leaves in the store."""
         try:
+            self._started()
             return await self._run()
         except asyncio.CancelledError:
-            # Shut down during the call: never redialled on its own (see gateway.callbacks.store).
+            # Shut down during the call: never redialled on its own (see gateway.storage.callbacks).
             await self._finish(CallbackStatus.INTERRUPTED, "the gateway stopped during the call")
             raise
         except Exception:
@@ -153,6 +160,21 @@ class CallbackJob:
             if self.slot is not None:
                 self.slot.release()
 
+    def _started(self) -> None:
+        cb, history = self.callback, self.history
+        if history is not None:
+            details = cb.details
+            history.started(
+                cb.id,
+                cb.site,
+                kind="callback",
+                number=cb.number,
+                visitor=VisitorDetails(
+                    details.get("name", ""), details.get("reason", ""), details.get("page", "")
+                ),
+                state=CallbackEvent.CALLING_OPERATOR.value,
+            )
+
     async def _run(self) -> CallbackStatus:
         s = self.settings
         cb = self.callback
@@ -160,6 +182,7 @@ class CallbackJob:
         reason = shown_text(cb.details.get("reason"), MAX_REASON_CHARS)
         await self._progress(CallbackEvent.CALLING_OPERATOR, "")
         operator_media = await self._open_media(s.leg.codecs, "operator")
+        self._legs["operator"] = operator_media
         headers = [("X-Site", cb.site), ("X-Callback-Number", cb.number), ("X-Callback-Id", cb.id)]
         if name:
             headers.append(("X-Visitor-Name", name))
@@ -186,6 +209,7 @@ class CallbackJob:
         visitor_media = await self._open_media(
             [op_codec, *(c for c in s.leg.codecs if c != op_codec)], "visitor"
         )
+        self._legs["visitor"] = visitor_media
         visitor = await self._invite(
             s.dial.format(number=cb.number), visitor_media, display_name=s.caller_name
         )
@@ -209,6 +233,8 @@ class CallbackJob:
 
         self._answered.add("visitor")
         await self._progress(CallbackEvent.CONNECTED, "")
+        if self.history is not None:
+            self.history.answered(cb.id, s.operator)
         bridge = MediaBridge(
             RtpLeg(operator_media.rtp, audio_codec(op_codec)),
             RtpLeg(visitor_media.rtp, audio_codec(visitor_media.negotiated.codec)),
@@ -307,25 +333,55 @@ class CallbackJob:
         source.rtp.on_dtmf = forward
 
     async def _retry_or_fail(self, why: str) -> CallbackStatus:
+        """Nobody reached (or someone hung up too soon): try again later, or give up."""
         cb = self.callback
         if cb.attempts < self.settings.attempts:
             await self.store.retry_at(
                 cb.id, self.clock() + self.settings.retry_after, why, self.clock()
             )
+            if self.history is not None:
+                self.history.forget(cb.id)  # the record is written when it is over
+                self.history.metrics.callbacks.labels("retry_scheduled").inc()
             await self._progress(CallbackEvent.SCHEDULED, why)
             return CallbackStatus.SCHEDULED
-        return await self._finish(CallbackStatus.FAILED, why)
+        return await self._finish(CallbackStatus.FAILED, why, outcome="missed")
 
-    async def _finish(self, status: CallbackStatus, detail: str) -> CallbackStatus:
+    async def _finish(
+        self, status: CallbackStatus, detail: str, outcome: str | None = None
+    ) -> CallbackStatus:
+        if self.history is not None:  # queued before the status shows: the record is first
+            self.history.metrics.callbacks.labels(status.value).inc()
+            self.history.ended(
+                self.callback.id,
+                outcome or ("answered" if status is CallbackStatus.DONE else "failed"),
+                cause=status.value,
+                detail=detail,
+                codecs={
+                    leg: media.negotiated.codec
+                    for leg, media in self._legs.items()
+                    if media.negotiated is not None
+                },
+                quality=self._quality(),
+            )
         await self.store.finish(self.callback.id, status, detail, self.clock())
         await self._progress(CallbackEvent(status.value), detail)
         logger.info("callback %s: %s (%s)", self.callback.id, status, loggable(detail))
         return status
 
+    def _quality(self) -> dict[str, LegQuality | None]:
+        return {
+            leg: sip_leg_quality(media.rtp, media.negotiated.codec)
+            if media.negotiated is not None
+            else None
+            for leg, media in self._legs.items()
+        }
+
     async def _progress(self, event: CallbackEvent, detail: str) -> None:
         """Tell `on_progress`; record the event unless a move of the store records it."""
         if event not in STATUS_EVENTS:
             await self.store.record(self.callback.id, event, detail, self.clock())
+            if self.history is not None:
+                self.history.changed(self.callback.id, event.value)
         if self.on_progress is not None:
             result = self.on_progress(event, detail)
             if asyncio.iscoroutine(result):

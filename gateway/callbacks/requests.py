@@ -20,10 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from gateway.api import CALLBACK_MAX_DAYS_AHEAD, CallbackRefused
-from gateway.callbacks.lifecycle import CallbackStatus
 from gateway.callbacks.numbers import NumberRefused, callback_number
-from gateway.callbacks.store import CallbackStore
 from gateway.sites.hours import ALWAYS_OPEN, BusinessHours
+from gateway.storage import Callback, CallbackStatus, CallbackStore
 from gateway.text import (
     MAX_NAME_CHARS,
     MAX_REASON_CHARS,
@@ -63,7 +62,8 @@ class CallbackRequests:
         *,
         clock: Callable[[], float] = time.time,
         admit: Callable[[str, str], None] | None = None,
-        on_added: Callable[[], None] | None = None,
+        on_added: Callable[[Callback], None] | None = None,
+        on_cancelled: Callable[[Callback], None] | None = None,
     ) -> None:
         """`admit(site, client)` may refuse a valid request just before it is stored, by
         raising CallbackRefused (the visitor's call windows)."""
@@ -72,6 +72,7 @@ class CallbackRequests:
         self.clock = clock
         self.admit = admit
         self.on_added = on_added
+        self.on_cancelled = on_cancelled
 
     async def request(self, payload: object, *, client: str) -> dict:
         """Validate, limit and store a request. A `page` not on one of the policy's
@@ -140,7 +141,7 @@ class CallbackRequests:
             due - now,
         )
         if self.on_added is not None:
-            self.on_added()
+            self.on_added(callback)
         return {
             "id": callback.id,
             "status": callback.status.value,
@@ -188,7 +189,12 @@ class CallbackRequests:
         if status is not CallbackStatus.CANCELLED:
             raise CallbackRefused("callback_over", "The call back is over already.", status=409)
         logger.info("callback %s cancelled by the visitor", callback_id)
-        return await self.status(callback_id)
+        callback = await self.store.get(callback_id)
+        if callback is not None and self.on_cancelled is not None:
+            self.on_cancelled(callback)
+        if callback is None:
+            raise CallbackRefused("unknown_callback", "No such callback.", status=404)
+        return callback.public()
 
     async def status(self, callback_id: str) -> dict:
         callback = await self.store.get(callback_id)

@@ -1,4 +1,4 @@
-"""Runs stored callbacks when they fall due, each exactly once (see gateway.callbacks.store),
+"""Runs stored callbacks when they fall due, each exactly once (see gateway.storage.callbacks),
 each only with its place in the limits taken.
 
 A round (`run_once`, every `interval` seconds and whenever woken): the due callbacks, oldest
@@ -18,8 +18,7 @@ import time
 from collections.abc import Callable
 
 from gateway.callbacks.job import CallbackJob, Slot
-from gateway.callbacks.lifecycle import CallbackStatus
-from gateway.callbacks.store import Callback, CallbackStore
+from gateway.storage import Callback, CallbackStatus, CallbackStore
 
 logger = logging.getLogger(__name__)
 

@@ -26,10 +26,12 @@ from gateway.api import CallbackRefused, TokenService, loggable
 from gateway.callbacks.job import CallbackJob, CallbackSettings, Slot
 from gateway.callbacks.requests import CallbackRequests, SiteCallbacks
 from gateway.callbacks.scheduler import CallbackScheduler, MustWait
-from gateway.callbacks.store import Callback, SqliteCallbackStore
+from gateway.calls.history import CallHistory
 from gateway.config import GatewayConfig, SiteConfig
 from gateway.config.legs import sip_leg_settings
+from gateway.notify.publisher import Notifier
 from gateway.sites.hours import ALWAYS_OPEN
+from gateway.storage import Callback, CallbackEvent, CallbackStatus, CallbackStore, Database
 from sip_bridge import SipEndpoint
 
 logger = logging.getLogger(__name__)
@@ -40,6 +42,10 @@ WAITS = {
     "busy": "the gateway is at its call limit",
     "budget_exhausted": "the site's call minutes for today are spent",
 }
+
+
+# The events of a job that end a callback's life, told to the site owner (`callback.ended`).
+_ENDS = frozenset({CallbackEvent.DONE, CallbackEvent.FAILED, CallbackEvent.INTERRUPTED})
 
 
 @dataclass(eq=False)
@@ -64,17 +70,21 @@ class RequestACall:
         endpoint: SipEndpoint,
         tokens: TokenService,
         admission: CallAdmission,
-        store: SqliteCallbackStore,
+        store: CallbackStore,
         *,
         owner: str,
         clock: Callable[[], float] = time.time,
+        history: CallHistory | None = None,
+        notifier: Notifier | None = None,
     ) -> None:
         self.config = config
+        self.notifier = notifier
         self.endpoint = endpoint
         self.tokens = tokens
         self.admission = admission
         self.store = store
         self.clock = clock
+        self.history = history
         self.scheduler = CallbackScheduler(
             store, self._job, admit=self._admit_placement, owner=owner, clock=clock
         )
@@ -83,7 +93,8 @@ class RequestACall:
             self._policy,
             clock=clock,
             admit=self._admit,
-            on_added=self.scheduler.wake.set,
+            on_added=self._added,
+            on_cancelled=self._cancelled,
         )
 
     @classmethod
@@ -93,23 +104,49 @@ class RequestACall:
         endpoint: SipEndpoint,
         tokens: TokenService,
         admission: CallAdmission,
+        database: Database,
         *,
         owner: str = "gateway",
         clock: Callable[[], float] = time.time,
+        history: CallHistory | None = None,
+        notifier: Notifier | None = None,
     ) -> RequestACall | None:
-        """None when no site takes callbacks (no database is then created)."""
+        """None when no site takes callbacks. What an earlier life of `owner` left
+        `dialing` becomes `interrupted` first (gateway.storage.callbacks)."""
         if not any(site.callback for site in config.sites):
             return None
-        path = config.callbacks.database
-        path.parent.mkdir(parents=True, exist_ok=True)
-        store = await SqliteCallbackStore.open(path, now=clock(), owner=owner)
-        service = cls(config, endpoint, tokens, admission, store, owner=owner, clock=clock)
+        store = database.callbacks
+        await store.interrupt_left_dialing(clock(), owner)
+        service = cls(
+            config,
+            endpoint,
+            tokens,
+            admission,
+            store,
+            owner=owner,
+            clock=clock,
+            history=history,
+            notifier=notifier,
+        )
         service.scheduler.start()
         return service
 
     async def stop(self) -> None:
         await self.scheduler.stop()
-        await self.store.close()
+
+    async def cancel(self, callback_id: str) -> CallbackStatus | None:
+        """The site owner cancels a scheduled callback (its status after, None if unknown)."""
+        status = await self.store.cancel(callback_id, self.clock(), by="by the site")
+        if status is CallbackStatus.CANCELLED and self.history is not None:
+            self.history.metrics.callbacks.labels(status.value).inc()
+        return status
+
+    async def place_again(self, callback_id: str) -> CallbackStatus | None:
+        """The site owner places a failed or interrupted callback again, now."""
+        status = await self.store.place_again(callback_id, self.clock())
+        if status is CallbackStatus.SCHEDULED:
+            self.scheduler.wake.set()
+        return status
 
     def _site(self, site_id: object) -> SiteConfig | None:
         site = self.config.site(site_id) if isinstance(site_id, str) else None
@@ -170,8 +207,30 @@ class RequestACall:
             leg=sip_leg_settings(config),
         )
         return CallbackJob(
-            callback, settings, self.endpoint, self.store, clock=self.clock, slot=slot
+            callback,
+            settings,
+            self.endpoint,
+            self.store,
+            on_progress=lambda event, detail: self._progress(callback, event, detail),
+            clock=self.clock,
+            slot=slot,
+            history=self.history,
         )
+
+    # ------------------------------------------------------------------ the owner's side
+    def _added(self, callback: Callback) -> None:
+        self.scheduler.wake.set()
+        if self.notifier is not None:
+            self.notifier.callback_requested(callback)
+
+    def _cancelled(self, callback: Callback) -> None:
+        if self.notifier is not None:
+            self.notifier.callback_ended(callback, CallbackStatus.CANCELLED.value, "", self.clock())
+
+    def _progress(self, callback: Callback, event: CallbackEvent, detail: str) -> None:
+        """A job's progress; its end (`done`, `failed`, `interrupted`) tells the owner."""
+        if self.notifier is not None and event in _ENDS:
+            self.notifier.callback_ended(callback, event.value, detail, self.clock())
 
     def authorize(self, site: object, token: str, origin: str) -> None:
         """A request needs a call token (`Authorization: Bearer ...`) for the site it names,

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +43,7 @@ from gateway.calls.ringing import (
 from gateway.config import RingbackTone
 from gateway.config.legs import BrowserLegSettings, SipLegSettings
 from gateway.media.bridge import MediaBridge, RtpLeg
+from gateway.media.quality import LegQuality, sip_leg_quality
 from gateway.media.sip_leg import open_sip_media
 from gateway.media.tones import cadence_for, play_ringback
 from gateway.media.transcoder import AudioCodec, audio_codec
@@ -52,6 +53,7 @@ from sip_bridge import (
     CallAnswered,
     CallEnded,
     CallMedia,
+    CallProgress,
     CallRinging,
     EarlyMedia,
     EndReason,
@@ -138,6 +140,8 @@ class Call:
         self._finished = asyncio.Event()
         self._ending = False
         self._muted = False
+        # Told the status of every response to our INVITEs (the metrics count them).
+        self.on_sip_response: Callable[[int], None] | None = None
 
     @property
     def winner(self) -> _Attempt | None:
@@ -304,6 +308,7 @@ class Call:
         sip, index = attempt.sip, attempt.index
         while True:
             event = await sip.events.get()
+            self._count_response(event)
             if isinstance(event, CallRinging):
                 if self.state == CallState.CONNECTING and not self._ending:
                     self._push(CallState.RINGING)
@@ -321,6 +326,40 @@ class Call:
                 if attempt is self._bridged and self.winner is not attempt:
                     self._unbridge(ringback=True)  # its early media is over; another may ring
                 return
+
+    def _count_response(self, event: object) -> None:
+        if self.on_sip_response is None:
+            return
+        if isinstance(event, CallProgress):
+            self.on_sip_response(event.status)
+        elif isinstance(event, CallAnswered):
+            self.on_sip_response(200)
+        elif isinstance(event, CallEnded) and event.status is not None:
+            self.on_sip_response(event.status)
+
+    def quality(self) -> dict[str, LegQuality | None]:
+        """Each leg's media so far: the browser's, and the answered destination's."""
+        media = self.winner.media if self.winner is not None else None
+        sip = None
+        if media is not None and media.negotiated is not None:
+            sip = sip_leg_quality(media.rtp, media.negotiated.codec)
+        return {"browser": self.webrtc.quality() if self.webrtc else None, "sip": sip}
+
+    def codecs(self) -> dict[str, str]:
+        """The codec of each leg (the SIP one once a destination answered)."""
+        codecs = {}
+        if self.webrtc is not None and self.webrtc.codec is not None:
+            codecs["browser"] = self.webrtc.codec.name
+        media = self.winner.media if self.winner is not None else None
+        if media is not None and media.negotiated is not None:
+            codecs["sip"] = media.negotiated.codec
+        return codecs
+
+    @property
+    def answered_by(self) -> str | None:
+        """The URI of the destination that answered (the ringing core's winner)."""
+        winner = self.winner
+        return self.settings.destinations[winner.index].uri if winner is not None else None
 
     def _connect(self, attempt: _Attempt, answered: bool) -> None:
         """Bridge the attempt's media (its answer, or its early media) to the browser."""

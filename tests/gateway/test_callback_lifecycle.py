@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gateway.callbacks.lifecycle import (
+from gateway.storage.callback_lifecycle import (
     FINAL,
+    PLACEABLE_AGAIN,
     STATUS_EVENTS,
     TRANSITIONS,
     CallbackEvent,
@@ -39,6 +40,9 @@ def test_statuses_and_their_moves() -> None:
                 frontier.append(target)
     assert reached == set(CallbackStatus)
     assert all(not TRANSITIONS[s] for s in FINAL)
+    # The site owner's one way out of a final status.
+    assert {CallbackStatus.FAILED, CallbackStatus.INTERRUPTED} == PLACEABLE_AGAIN
+    assert PLACEABLE_AGAIN <= FINAL
 
 
 def test_every_status_has_its_history_event() -> None:

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import asyncio
 
-from gateway.callbacks.lifecycle import CallbackStatus
 from gateway.callbacks.scheduler import CallbackScheduler, MustWait
-from gateway.callbacks.store import Callback, SqliteCallbackStore
+from gateway.storage import Callback, CallbackStatus
+from tests.support.database import CallbackStoreHandle, open_callback_store
 
 from .clock import FakeClock
 
@@ -62,13 +62,13 @@ async def test_scheduled_callback_fires_on_time_after_a_restart_once(tmp_path):
     runs: list = []
     clock = FakeClock(1000.0)
     path = tmp_path / "cb.db"
-    store = await SqliteCallbackStore.open(path, now=clock(), owner="w0")
+    store = await open_callback_store(path)
     callback = await store.add(
         site="shop", number="+441632960123", details={}, due_at=1060.0, now=clock()
     )
     await store.close()  # the gateway restarts before it is due
 
-    store = await SqliteCallbackStore.open(path, now=clock(), owner="w0")
+    store = await open_callback_store(path)
     first = scheduler(store, clock, runs)
     assert await first.run_once() == 0  # not yet due
     clock.now = 1060.0
@@ -86,7 +86,7 @@ async def test_scheduled_callback_fires_on_time_after_a_restart_once(tmp_path):
 
 async def test_callback_of_a_removed_site_fails_with_a_reason(tmp_path):
     clock = FakeClock(10.0)
-    store = await SqliteCallbackStore.open(tmp_path / "cb.db", now=0)
+    store = await open_callback_store(tmp_path / "cb.db")
     callback = await store.add(site="gone", number="+15005550006", details={}, due_at=5, now=0)
     slot = Slot("gone")
     gone = CallbackScheduler(
@@ -103,7 +103,7 @@ async def test_callback_of_a_removed_site_fails_with_a_reason(tmp_path):
 async def test_a_callback_that_must_wait_stays_scheduled_and_goes_when_a_line_frees(tmp_path):
     runs: list = []
     clock = FakeClock(100.0)
-    store = await SqliteCallbackStore.open(tmp_path / "cb.db", now=0)
+    store = await open_callback_store(tmp_path / "cb.db")
     callback = await store.add(site="shop", number="+441632960123", details={}, due_at=0, now=0)
     lines = {"free": False}
 
@@ -137,7 +137,7 @@ async def test_a_callback_that_must_wait_stays_scheduled_and_goes_when_a_line_fr
 async def test_a_site_that_must_wait_holds_up_no_other_site(tmp_path):
     runs: list = []
     clock = FakeClock(100.0)
-    store = await SqliteCallbackStore.open(tmp_path / "cb.db", now=0)
+    store = await open_callback_store(tmp_path / "cb.db")
     busy = [
         await store.add(site="busy", number="+441632960123", details={}, due_at=i, now=0)
         for i in range(3)
@@ -162,7 +162,7 @@ async def test_a_site_that_must_wait_holds_up_no_other_site(tmp_path):
 
 async def test_a_full_gateway_claims_nothing(tmp_path):
     runs: list = []
-    store = await SqliteCallbackStore.open(tmp_path / "cb.db", now=0)
+    store = await open_callback_store(tmp_path / "cb.db")
     for site in ("a", "b"):
         await store.add(site=site, number="+441632960123", details={}, due_at=0, now=0)
     asked: list[str] = []
@@ -181,7 +181,7 @@ async def test_a_full_gateway_claims_nothing(tmp_path):
 async def test_a_slot_taken_for_a_callback_another_worker_claimed_is_given_back(tmp_path):
     runs: list = []
     clock = FakeClock(5.0)
-    store = await SqliteCallbackStore.open(tmp_path / "cb.db", now=0)
+    store = await open_callback_store(tmp_path / "cb.db")
     callback = await store.add(site="shop", number="+441632960123", details={}, due_at=0, now=0)
     slots: list[Slot] = []
 
@@ -189,7 +189,7 @@ async def test_a_slot_taken_for_a_callback_another_worker_claimed_is_given_back(
         slots.append(Slot(cb.site))
         return slots[-1]
 
-    other = await SqliteCallbackStore.open(tmp_path / "cb.db", now=0)
+    other = await open_callback_store(tmp_path / "cb.db")
     late = scheduler(store, clock, runs, admit=admit)
     (due,) = await store.due(clock())
     assert await other.claim(due.id, "w1", clock()) is not None
@@ -206,7 +206,7 @@ class _StaleDue:
     """The store as a worker sees it that read the due list before another worker's
     claim: `due` answers that list once."""
 
-    def __init__(self, store: SqliteCallbackStore, due: list[Callback]) -> None:
+    def __init__(self, store: CallbackStoreHandle, due: list[Callback]) -> None:
         self._store, self._due = store, due
 
     async def due(self, now, limit=10, skip_sites=frozenset()):
