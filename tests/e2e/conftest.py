@@ -33,7 +33,8 @@ def gateway_toml(
     extra: str = "",
     health_interval: float = 0,
     ice_addresses: tuple[str, ...] = ("127.0.0.1",),
-    ice: str = "",
+    ice_extra: str = "",
+    http_extra: str = "",
     media: str = "",
 ) -> str:
     """A gateway on free loopback ports with the site `shop`. Health checks are off unless
@@ -43,6 +44,7 @@ def gateway_toml(
     return f"""
 [http]
 listen = "127.0.0.1:{http}"
+{http_extra}
 [sip]
 listen = "127.0.0.1:{sip}"
 [media]
@@ -51,7 +53,7 @@ browser_codecs = {json.dumps(list(browser_codecs))}
 {media}
 [ice]
 host_addresses = {json.dumps(list(ice_addresses))}
-{ice}
+{ice_extra}
 [demo]
 enabled = false
 {extra}

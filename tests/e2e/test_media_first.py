@@ -105,7 +105,7 @@ async def test_calls_whose_ice_never_completes_ring_nobody_and_free_their_slots(
     gateway = await gateway_factory(
         destination=uas.uri,
         site_extra="max_site_calls = 2",
-        ice=f"connect_timeout = {CONNECT_TIMEOUT}",
+        ice_extra=f"connect_timeout = {CONNECT_TIMEOUT}",
     )
     # One address fills the site with two calls (its max_calls_per_client).
     offer = await unreachable_offer(black_hole)
