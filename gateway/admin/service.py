@@ -19,6 +19,7 @@ from gateway.calls.voicemail import voicemail_folder
 from gateway.config import GatewayConfig
 from gateway.storage import (
     OUTCOMES,
+    CallbackStatus,
     CallRecord,
     Conversation,
     Database,
@@ -32,7 +33,7 @@ MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100
 STATS_DAYS = 7
 MAX_STATS_DAYS = 92
-CALLBACK_STATUSES = ("scheduled", "dialing", "done", "failed", "cancelled", "interrupted")
+CALLBACK_STATUSES = tuple(status.value for status in CallbackStatus)
 CSV_FIELDS = (
     "id",
     "kind",
@@ -58,8 +59,8 @@ CSV_FIELDS = (
 class Callbacks(Protocol):
     """The running Request-a-Call (gateway.callbacks.service.RequestACall)."""
 
-    async def cancel(self, callback_id: str) -> str | None: ...
-    async def place_again(self, callback_id: str) -> str | None: ...
+    async def cancel(self, callback_id: str) -> CallbackStatus | None: ...
+    async def place_again(self, callback_id: str) -> CallbackStatus | None: ...
 
 
 @dataclass(frozen=True)

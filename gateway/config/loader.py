@@ -77,6 +77,7 @@ from gateway.config.values import (
     _is_unspecified,
     _list,
     _max_checks,
+    _member,
     _networks,
     _no_controls,
     _non_negative_number,
@@ -120,7 +121,7 @@ from gateway.sites.notifications import (
 )
 from gateway.sites.problems import unknown_key_reason
 from gateway.sites.routing import (
-    RING_STRATEGIES,
+    RingStrategy,
     SiteDestination,
     parse_callback,
     parse_destinations,
@@ -296,6 +297,7 @@ _SECTIONS: dict[str, dict[str, Converter]] = {
     "ice": {
         "servers": _ice_servers,
         "host_addresses": _host_addresses,
+        "connect_timeout": _positive_seconds,
         "turn_credential_lifetime": _turn_credential_lifetime,
         "denied_candidate_networks": _candidate_networks,
         "max_checks_per_call": _max_checks,
@@ -370,7 +372,7 @@ _SITE_KEYS: dict[str, tuple[Converter, object]] = {
     **{key: (_inheriting(_SECTIONS["limits"][key]), _INHERIT) for key in _INHERITED_SITE_KEYS},
     "challenge": (_challenge, "none"),
     "destinations": (_routing(parse_destinations), []),
-    "ring": (_choice(*RING_STRATEGIES), "sequential"),
+    "ring": (_member(RingStrategy), "sequential"),
     "ring_total": (_optional_seconds, 0),
     "hours": (_routing(parse_hours), {}),
     "fallback": (_routing(parse_fallback), "callback"),

@@ -4,12 +4,13 @@ raises `_Invalid` saying why. None of them echoes a value of a secret key."""
 
 from __future__ import annotations
 
+import enum
 import ipaddress
 import math
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import argon2
@@ -21,6 +22,7 @@ from gateway.storage.engine import DatabaseUrl
 from sip_bridge import SipParseError, SipUri, parse_sip_uri
 
 Converter = Callable[[object], Any]
+_E = TypeVar("_E", bound=enum.StrEnum)
 
 
 class _Invalid(Exception):
@@ -239,6 +241,20 @@ def _choice(*allowed: str) -> Callable[[object], str]:
         if text not in allowed:
             raise _Invalid(f"must be one of {', '.join(allowed)}, not {value!r}")
         return text
+
+    return convert
+
+
+def _member(kind: type[_E]) -> Callable[[object], _E]:
+    """One of a closed choice defined as a StrEnum (say, `RingStrategy`)."""
+    allowed = ", ".join(member.value for member in kind)
+
+    def convert(value: object) -> _E:
+        text = _string(value).strip().lower()
+        try:
+            return kind(text)
+        except ValueError:
+            raise _Invalid(f"must be one of {allowed}, not {value!r}") from None
 
     return convert
 
@@ -519,13 +535,6 @@ def _optional_seconds(value: object) -> float | None:
     if value == 0:
         return None
     return _positive_seconds(value)
-
-
-def _relative_path(text: str, base_dir: Path | None) -> Path:
-    path = Path(text).expanduser()
-    if not path.is_absolute() and base_dir is not None:
-        path = base_dir / path
-    return path
 
 
 def _directory(value: object) -> Path:

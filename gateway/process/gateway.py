@@ -201,7 +201,7 @@ class Gateway:
             left = LeftMessages(
                 config,
                 database,
-                lambda site, client: calls.admission.count_request(site, client, time.time()),
+                lambda site, client: calls.admission.count_contact(site, client, time.time()),
                 page_origins=[config.http.public_origin],
             )
             left.notifier = notifier
@@ -230,10 +230,12 @@ class Gateway:
                 tokens_per_client_minute=config.access.tokens_per_client_minute,
                 request_timeout=http.request_timeout,
             )
+            # Callbacks pass the calls' admission, counted in the same ledger.
             callbacks = await RequestACall.start(
                 config,
                 endpoint,
                 calls,
+                calls.admission,
                 database,
                 owner=owner,
                 history=history,

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from gateway.storage import migrate
 from gateway.storage.admin import AdminSession, AdminStore
-from gateway.storage.callbacks import FINAL, Callback, CallbackStore
+from gateway.storage.callback_lifecycle import FINAL, CallbackEvent, CallbackStatus
+from gateway.storage.callbacks import Callback, CallbackStore
 from gateway.storage.conversations import ChatMessage, Conversation, ConversationStore
 from gateway.storage.database import Database
 from gateway.storage.engine import DatabaseUrl, StorageError
@@ -27,6 +28,8 @@ __all__ = [
     "AdminStore",
     "CallRecord",
     "Callback",
+    "CallbackEvent",
+    "CallbackStatus",
     "CallbackStore",
     "ChatMessage",
     "Conversation",
