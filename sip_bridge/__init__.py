@@ -40,6 +40,7 @@ from sip_bridge.rate_limit import RateLimit
 from sip_bridge.rtp.codecs import codec_by_name
 from sip_bridge.rtp.concealment import LossConcealer
 from sip_bridge.rtp.dtmf import DtmfDigit
+from sip_bridge.rtp.opus import OPUS_INPUT_RATES, OpusDecoder, OpusEncoder
 from sip_bridge.transaction import build_non2xx_ack, same_transaction_request
 from sip_bridge.uri import SipUri, parse_sip_uri, parse_uri
 from sip_bridge.useragent import (
@@ -51,6 +52,7 @@ from sip_bridge.useragent import (
 )
 
 __all__ = [
+    "OPUS_INPUT_RATES",
     "AckReceived",
     "CallAnswered",
     "CallEnded",
@@ -70,6 +72,8 @@ __all__ = [
     "InfoReceived",
     "LossConcealer",
     "OfferReceived",
+    "OpusDecoder",
+    "OpusEncoder",
     "RateLimit",
     "Request",
     "Response",

@@ -1,8 +1,8 @@
 """Frame-by-frame transcoding between the browser leg's codec and the SIP leg's codec.
 
-Used only when the two legs share no codec (the codec policy prefers G.711 end to end, which
-needs none). One 20 ms frame in, zero or more 20 ms frames out; codecs come from libavcodec
-through PyAV (Opus, G.722) or from our G.711 tables.
+Used only when the two legs share no codec (the codec policy prefers G.711 or Opus end to
+end, which needs none). One 20 ms frame in, zero or more 20 ms frames out; codecs come from
+libavcodec through PyAV (Opus, G.722: sip_bridge.rtp) or from our G.711 tables.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import av
 import numpy as np
 
-from sip_bridge import LossConcealer, codec_by_name
+from sip_bridge import OPUS_INPUT_RATES, LossConcealer, OpusEncoder, codec_by_name
+from sip_bridge import OpusDecoder as SipOpusDecoder
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,54 +45,11 @@ def audio_codec(name: str) -> AudioCodec:
     return AudioCodec(info.name, info.sample_rate, info.clock_rate)
 
 
-# Input rates libopus takes as they are (it resamples inside, cheaply, where it must).
-OPUS_INPUT_RATES = (8000, 12000, 16000, 24000, 48000)
+class OpusDecoder(SipOpusDecoder):
+    """sip_bridge's Opus decoder, giving PyAV frames: the transcoder resamples them."""
 
-
-class OpusEncoder:
-    """libopus in mono at a voice bitrate: the browser plays it as it plays any Opus.
-
-    `input_rate` is the rate of the PCM given to `encode`: audio from a G.711 phone is
-    encoded from 8 kHz as it is, without upsampling to 48 kHz first. `application` is
-    libopus's: "voip" (SILK/hybrid, tuned for speech) or "lowdelay" (CELT only: 2.5 ms of
-    lookahead instead of 6.5, and for G.711 audio from 8 kHz about 30 us a frame here
-    against 66 us for "voip" at 8 kHz and 155 us at 48 kHz, measured on speech-like audio).
-    """
-
-    def __init__(
-        self, bitrate: int = 32000, input_rate: int = 48000, application: str = "voip"
-    ) -> None:
-        if input_rate not in OPUS_INPUT_RATES:
-            raise ValueError(f"libopus takes PCM at {OPUS_INPUT_RATES} Hz, not {input_rate}")
-        context = av.CodecContext.create("libopus", "w")
-        context.sample_rate = input_rate
-        context.layout = "mono"
-        context.format = "s16"
-        context.bit_rate = bitrate
-        context.options = {"application": application, "frame_duration": "20"}
-        context.open()
-        self._context = context
-        self._rate = input_rate
-        self._pts = 0
-
-    def encode(self, pcm: np.ndarray) -> bytes | None:
-        frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
-        frame.sample_rate = self._rate
-        frame.pts = self._pts
-        self._pts += len(pcm)
-        packets = self._context.encode(frame)
-        return bytes(packets[0]) if packets else None
-
-
-class OpusDecoder:
-    def __init__(self) -> None:
-        context = av.CodecContext.create("opus", "r")
-        context.sample_rate = 48000
-        context.layout = "mono"
-        self._context = context
-
-    def decode(self, payload: bytes | memoryview) -> list[av.AudioFrame]:
-        return self._context.decode(av.Packet(bytes(payload)))
+    def decode(self, payload: bytes | memoryview) -> list[av.AudioFrame]:  # type: ignore[override]
+        return self.decode_frames(payload)
 
 
 class _Resampler:
