@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -58,6 +59,10 @@ __all__ = [
     "origin_of",
 ]
 
+# How far ahead a visitor may ask for a callback; the widget learns it from the site's
+# public settings (`callback.max_days_ahead`).
+CALLBACK_MAX_DAYS_AHEAD = 14
+
 
 class CallState(enum.StrEnum):
     """What the page shows; pushed as `call:state` events."""
@@ -95,16 +100,28 @@ class Refusal(Exception):
 
     status = 400
 
-    def __init__(self, code: str, message: str, *, status: int | None = None) -> None:
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.retry_after = retry_after  # seconds until the same request may work, if known
         if status is not None:
             self.status = status
 
     def payload(self) -> dict[str, Any]:
-        """The JSON body of the refusal: `{"error": {"code": ..., "message": ...}}`."""
-        return {"error": {"code": self.code, "message": self.message}}
+        """The JSON body of the refusal: `{"error": {"code": ..., "message": ...}}`, with
+        `retry_after` (whole seconds) when the refusal knows when it lifts."""
+        error: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.retry_after is not None:
+            error["retry_after"] = max(1, math.ceil(self.retry_after))
+        return {"error": error}
 
 
 class BadRequest(Refusal):
@@ -159,7 +176,10 @@ class SiteInfo:
             "hours": hours,
             "fallback": self.fallback,
             "callback": (
-                {"countries": list(self.callback_countries)}
+                {
+                    "countries": list(self.callback_countries),
+                    "max_days_ahead": CALLBACK_MAX_DAYS_AHEAD,
+                }
                 if self.callback_countries is not None
                 else None
             ),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import math
 
 
 class ErrorCode(enum.StrEnum):
@@ -22,10 +23,14 @@ class SignalingError(ValueError):
     """A client event cannot be processed. `code` is an `ErrorCode` (or, for a call the
     gateway refused, the gateway's own code); `message` says what was wrong, in words."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.retry_after = retry_after  # seconds before the same request may work
 
-    def to_payload(self) -> dict[str, str]:
-        return {"code": self.code, "message": self.message}
+    def to_payload(self) -> dict[str, object]:
+        payload: dict[str, object] = {"code": self.code, "message": self.message}
+        if self.retry_after is not None:
+            payload["retry_after"] = max(1, math.ceil(self.retry_after))
+        return payload

@@ -259,7 +259,7 @@ class CallNamespace(socketio.AsyncNamespace):
             )
         except CallRefused as exc:
             self._forget(session, slot, exc.code)
-            raise SignalingError(exc.code, exc.message) from None
+            raise SignalingError(exc.code, exc.message, retry_after=exc.retry_after) from None
         except ValueError as exc:
             self._forget(session, slot, ErrorCode.REJECTED)
             raise SignalingError(ErrorCode.REJECTED, _reason(exc)) from None

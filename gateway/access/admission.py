@@ -54,8 +54,16 @@ class LimitRefused(CallRefused):
 
     status = 429
 
-    def __init__(self, code: str, message: str, detail: str, *, warning: bool = False) -> None:
-        super().__init__(code, message)
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        detail: str,
+        *,
+        warning: bool = False,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(code, message, retry_after=retry_after)
         self.detail = detail
         self.warning = warning
 
@@ -206,6 +214,7 @@ class CallAdmission:
                 f"try again in {_duration(retry_after)}",
                 f"{client} started {len(recent)} calls of site {site.id} in the last "
                 f"{window.label} ({_WINDOW_KEYS[window.label]} = {window.limit:g})",
+                retry_after=retry_after if math.isfinite(retry_after) else None,
             )
 
 

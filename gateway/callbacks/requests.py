@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from gateway.api import CallbackRefused
+from gateway.api import CALLBACK_MAX_DAYS_AHEAD, CallbackRefused
 from gateway.callbacks.numbers import NumberRefused, callback_number
 from gateway.callbacks.store import CallbackStore
 from gateway.sites.hours import ALWAYS_OPEN, BusinessHours
@@ -41,7 +41,7 @@ class SiteCallbacks:
     countries: tuple[str, ...]
     hours: BusinessHours = ALWAYS_OPEN
     per_number_daily: int = 3  # requests per destination number per day
-    max_days_ahead: int = 14
+    max_days_ahead: int = CALLBACK_MAX_DAYS_AHEAD
     # Origins whose pages the operator may be told of: the site's and the gateway's own
     # (the iframe's page is the gateway's; it sends the site's page it is framed in).
     page_origins: frozenset[str] = frozenset()

@@ -47,6 +47,7 @@ async def test_call_to_a_desk_phone_carries_audio_both_ways(
     assert call.bridge.transcoding == (codec == "opus")
     samples, rate = await capture_remote_audio(page, 2.0)
     assert_tone(samples, rate, PHONE_HZ, skip_seconds=0.2, what="audio the page received")
+    await page.get_by_role("button", name="Keypad").click()
     for digit in ("1", "pound"):
         await page.get_by_role("button", name=digit, exact=True).click()
         await asyncio.sleep(0.3)

@@ -139,7 +139,8 @@ async def test_the_widget_api_says_whether_a_site_is_open_and_takes_callbacks(
     status, headers, shown = await get_json(f"{gateway.url}/api/widget/shop")
     assert status == 200 and headers["Cache-Control"] == "no-store"
     assert shown["open"] is True and shown["next_opening"] is None and shown["hours"] is None
-    assert shown["fallback"] == "callback" and shown["callback"] == {"countries": ["GB"]}
+    assert shown["fallback"] == "callback"
+    assert shown["callback"] == {"countries": ["GB"], "max_days_ahead": 14}
     assert shown["label"] == ""  # the widget settings are still there
 
     _, _, closed = await get_json(f"{gateway.url}/api/widget/closed")
@@ -147,7 +148,7 @@ async def test_the_widget_api_says_whether_a_site_is_open_and_takes_callbacks(
     assert closed["open"] is False
     assert dt.datetime.fromisoformat(closed["next_opening"]) == tomorrow
     assert closed["next_opening"].endswith("+00:00")  # with its offset
-    assert closed["callback"] == {"countries": ["GB"]}
+    assert closed["callback"] == {"countries": ["GB"], "max_days_ahead": 14}
     week = {day: [["00:00", "24:00"]] for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
     assert closed["hours"] == {"timezone": "UTC", "week": week}  # no closed dates
 
@@ -265,6 +266,40 @@ async def test_a_closed_site_offers_a_callback_and_schedules_it(
     cancelled_id = (await callback_events(page))[-1]["id"]
     _, _, shown = await get_json(f"{gateway.url}/api/callbacks/{cancelled_id}")
     assert shown["status"] == "cancelled"
+
+
+async def test_the_next_opening_is_in_the_sites_zone_with_the_visitors_in_brackets(
+    browser: Browser, host: HostPages, start_gateway: StartGateway
+) -> None:
+    # A London site, closed today (London's date): it opens tomorrow at midnight, London
+    # time. One sentence, one zone: the site's, then the visitor's own time in brackets
+    # if it reads differently (the same day: the time; another day: the day too).
+    london = ZoneInfo("Europe/London")
+    today_there = dt.datetime.now(london).date()
+    hours = f'hours = {{timezone = "Europe/London", {ALL_WEEK}, closed = ["{today_there}"]}}'
+    gateway = await start_gateway(site=f"{hours}\n{callback_table()}", widget='position = "inline"')
+    opening = dt.datetime.combine(today_there + dt.timedelta(days=1), dt.time(), london)
+    there = f"{opening:%A} {opening.day} {opening:%B} at 00:00 London time"
+    paris = opening.astimezone(ZoneInfo("Europe/Paris"))
+    new_york = opening.astimezone(ZoneInfo("America/New_York"))
+    cases = {
+        "Europe/London": f"We open again {there}.",
+        "Europe/Paris": f"We open again {there} ({paris:%H:%M} your time).",
+        "America/New_York": f"We open again {there} ({new_york:%A %H:%M} your time).",
+    }
+    for zone, sentence in cases.items():
+        context = await browser.new_context(locale="en-GB", timezone_id=zone)
+        page = await context.new_page()
+        await page.goto(host.url("script", gateway.url))
+        await wait_for_status(page, "We are closed.")
+        await expect(page.get_by_text("We open again")).to_have_text(sentence)
+        # The table is in the site's zone, and says so.
+        await expect(page.get_by_role("table", name="Opening hours (London time)")).to_be_visible()
+        # So is the form's "when we open" choice.
+        await page.get_by_role("button", name="Call me back").click()
+        when = sentence.removeprefix("We open again ").removesuffix(".")
+        await expect(page.get_by_role("radio", name=f"When we open ({when})")).to_be_checked()
+        await context.close()
 
 
 async def test_a_closed_site_with_the_message_fallback_only_says_so(

@@ -25,7 +25,7 @@ ARTIFACTS = ROOT / "tests" / "artifacts" / "widget"
 AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 INSECURE_HOST = "insecure.test"  # resolved to 127.0.0.1 by the browser; http: not secure
 DESKTOP = {"width": 1280, "height": 800}
-PHONE = {"width": 360, "height": 740}
+PHONE = {"width": 375, "height": 740}
 
 
 def widget_browser_args(fake_audio: Path | None) -> list[str]:
@@ -36,10 +36,10 @@ def widget_browser_args(fake_audio: Path | None) -> list[str]:
 
 
 @contextlib.asynccontextmanager
-async def launch(args: list[str]) -> AsyncIterator[Browser]:
+async def launch(args: list[str], env: dict[str, str] | None = None) -> AsyncIterator[Browser]:
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=args
+            executable_path=CHROMIUM, headless=True, args=args, env=env
         )
         try:
             yield browser
@@ -226,13 +226,13 @@ async def focused(page: Page) -> dict[str, object] | None:
 
 
 async def snap(page: Page, name: str) -> None:
-    """Screenshots of the page as it is now, at desktop width and at 360 px, saved as
-    tests/artifacts/widget/<name>-desktop.png and <name>-360.png."""
+    """Screenshots of the page as it is now, at desktop width and at 375 px, saved as
+    tests/artifacts/widget/<name>-desktop.png and <name>-375.png."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     size = page.viewport_size or DESKTOP
     await page.screenshot(path=ARTIFACTS / f"{name}-desktop.png")
     await page.set_viewport_size(PHONE)
-    await page.screenshot(path=ARTIFACTS / f"{name}-360.png")
+    await page.screenshot(path=ARTIFACTS / f"{name}-375.png")
     await page.set_viewport_size(size)
 
 

@@ -67,6 +67,8 @@ def test_the_n_plus_first_call_in_15_minutes_is_refused_with_its_reason() -> Non
         "(calls_per_client_15min = 3)"
     )
     assert not refusal.warning
+    # The page is told when one more call fits: when the first one leaves the window.
+    assert refusal.retry_after == 10 * MINUTE
     # Another visitor, or the same visitor on another site, is not affected.
     gate.admit(shop, "192.0.2.11", 5 * MINUTE)
     gate.admit(sites()["demo"], VISITOR, 5 * MINUTE)

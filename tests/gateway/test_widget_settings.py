@@ -23,6 +23,12 @@ def test_an_empty_table_gives_the_defaults() -> None:
         "label": "",
         "colour": "#0a7d32",
         "text_colour": "#ffffff",
+        "dark_colour": "",
+        "dark_text_colour": "",
+        "logo": "",
+        "promise": "",
+        "font": "",
+        "radius": 14,
         "position": "bottom-right",
         "language": "auto",
         "visitor_details": "off",
@@ -52,6 +58,36 @@ def test_every_key_is_read_and_colours_are_normalized() -> None:
     assert settings.asks_details
 
 
+def test_the_look_keys_are_read() -> None:
+    settings = parse_widget(
+        {
+            "logo": "https://shop.example/logo.png",
+            "promise": "  We answer in   about 30 seconds ",
+            "font": "Inter, 'Helvetica Neue', sans-serif",
+            "radius": 0,
+            "dark_colour": "#8AB4F8",
+            "dark_text_colour": "#202124",
+        }
+    )
+    shown = settings.public_settings()
+    assert shown["logo"] == "https://shop.example/logo.png"
+    assert shown["promise"] == "We answer in about 30 seconds"
+    assert shown["font"] == "Inter, 'Helvetica Neue', sans-serif"
+    assert (shown["radius"], shown["dark_colour"], shown["dark_text_colour"]) == (
+        0,
+        "#8ab4f8",
+        "#202124",
+    )
+
+
+def test_every_problem_of_the_table_is_reported_at_once() -> None:
+    with pytest.raises(ValueError) as caught:
+        parse_widget({"colur": "#000", "radius": -1, "language": "sv", "logo": "ftp://x"})
+    lines = str(caught.value).splitlines()
+    assert len(lines) == 4, lines
+    assert "did you mean 'colour'?" in lines[0]
+
+
 def test_contrast_ratio_matches_wcag() -> None:
     assert contrast_ratio("#000000", "#ffffff") == pytest.approx(21.0)
     assert contrast_ratio("#ffffff", "#ffffff") == pytest.approx(1.0)
@@ -68,12 +104,21 @@ def test_contrast_ratio_matches_wcag() -> None:
         ([], "must be a table of widget settings"),
         ({"colour": "#fff", "text_colour": "#ffff00"}, "contrast of 1.07:1"),
         ({"colour": "#777777"}, "at least 4.5:1 is needed"),
-        ({"color": "#000"}, "unknown key 'color'"),
+        ({"color": "#000"}, "unknown key 'color'; did you mean 'colour'?"),
+        ({"dark_colour": "#ffffff"}, "text_colour #ffffff on dark_colour #ffffff"),
+        ({"dark_colour": "#202124", "dark_text_colour": "#303134"}, "contrast of 1.24:1"),
+        ({"logo": "http://example.com/a.png"}, "logo must be an https:// URL"),
+        ({"logo": "https://example.com/a b.png"}, "logo must not contain spaces"),
+        ({"promise": "x" * 81}, "promise is longer than 80 characters"),
+        ({"promise": "a\nb"}, "promise contains control characters"),
+        ({"font": "Inter; color: red"}, "font must be CSS font families"),
+        ({"radius": 40}, "radius must be a whole number of px from 0 to 32"),
+        ({"radius": True}, "radius must be a whole number"),
         ({"colour": "green"}, "colour must be a colour written #rrggbb or #rgb"),
         ({"text_colour": "#12345"}, "text_colour must be a colour"),
         ({"colour": 7}, "colour must be a colour"),
         ({"position": "top"}, "position must be one of bottom-right, bottom-left, inline"),
-        ({"language": "es"}, "language must be one of auto, en, fr, de"),
+        ({"language": "sv"}, "language must be one of auto, en, fr, de, es, it, nl, pt, pl"),
         ({"visitor_details": True}, "visitor_details must be one of off, optional, required"),
         ({"label": 3}, "label must be a string"),
         ({"label": "Call\nus"}, "label contains control characters"),
@@ -115,7 +160,7 @@ def test_the_public_settings_say_whether_the_site_is_open_and_takes_callbacks() 
     shown = site.public_info.public_settings(monday_10_utc)
     assert shown["open"] is True and shown["next_opening"] is None
     assert shown["fallback"] == "message"
-    assert shown["callback"] == {"countries": ["FR", "BE"]}
+    assert shown["callback"] == {"countries": ["FR", "BE"], "max_days_ahead": 14}
     lunch = site.public_info.public_settings(monday_10_utc + dt.timedelta(hours=2))
     assert lunch["open"] is False
     assert lunch["next_opening"] == "2026-03-02T14:00:00+01:00"  # the site's own offset

@@ -209,11 +209,15 @@ async def test_a_call_from_the_page(page: Page, signaling_server: SignalingServe
     assert candidates[-1] == ""
     assert not any(".local" in line for line in candidates)
 
+    await page.get_by_role("button", name="Keypad").click()  # the keypad is behind it
     await page.get_by_role("button", name="5", exact=True).click()
     await page.get_by_role("button", name="pound").click()
-    mute = page.get_by_role("button", name="Mute")
+    mute = page.get_by_role("button", name="Mute", exact=True)
     await mute.click()
-    await expect(mute).to_have_attribute("aria-pressed", "true")
+    # Mute became Unmute, pressed, and the visitor is told the far end hears nothing.
+    unmute = page.get_by_role("button", name="Unmute", exact=True)
+    await expect(unmute).to_have_attribute("aria-pressed", "true")
+    await expect(page.get_by_text("Your microphone is off: we cannot hear you.")).to_be_visible()
     await wait_for(lambda: ("set_mute", True) in service.requests)
     assert [r for r in service.requests if r[0] == "send_dtmf"] == [
         ("send_dtmf", "5"),
@@ -227,7 +231,7 @@ async def test_a_call_from_the_page(page: Page, signaling_server: SignalingServe
     assert await audio.evaluate("(element) => element.srcObject") is None
     # Ready for another call.
     await expect(page.get_by_role("button", name="Call", exact=True)).to_be_enabled()
-    await expect(page.get_by_role("button", name="Hang up")).to_be_disabled()
+    await expect(page.get_by_role("button", name="Hang up")).to_be_hidden()
 
 
 async def test_the_page_says_why_a_call_ended(
@@ -291,11 +295,11 @@ async def test_a_refused_call_is_said_in_words(
         "Call failed: Calls are paused for today. Please try again later.",
         timeout=STATE_TIMEOUT_MS,
     )
-    # A code the page has no words for: the gateway's own message.
-    service.refusal = CallRefused("rate_limited", "too many calls; try again in 9 minutes")
+    # A code the page has no words for (a newer gateway's): the gateway's own message.
+    service.refusal = CallRefused("code_of_tomorrow", "not today; try again tomorrow")
     await page.get_by_role("button", name="Call", exact=True).click()
     await expect(status).to_have_text(
-        "Call failed: too many calls; try again in 9 minutes", timeout=STATE_TIMEOUT_MS
+        "Call failed: not today; try again tomorrow", timeout=STATE_TIMEOUT_MS
     )
     await expect(page.get_by_role("button", name="Call", exact=True)).to_be_enabled()
 
@@ -356,7 +360,8 @@ async def test_a_challenge_the_page_cannot_solve_is_said_in_words(
         page = await browser.new_page()
         await page.goto(f"{signaling_server.url}/embed/demo")
         await expect(page.get_by_role("status")).to_have_text(
-            "Cannot call: this page cannot solve a captcha challenge", timeout=STATE_TIMEOUT_MS
+            "Cannot call: This page cannot pass the site's browser check.",
+            timeout=STATE_TIMEOUT_MS,
         )
-        await expect(page.get_by_role("button", name="Call", exact=True)).to_be_disabled()
+        await expect(page.get_by_role("button", name="Call", exact=True)).to_be_hidden()
     assert signaling_server.namespace.client_count == 0

@@ -283,6 +283,11 @@ async def test_mdns_candidates_never_reach_the_service(
             {"code": "busy_here", "message": "too many calls for this site"},
         ),
         (
+            # A limit that knows when it lifts: whole seconds, rounded up.
+            CallRefused("rate_limited", "too many calls", retry_after=419.2),
+            {"code": "rate_limited", "message": "too many calls", "retry_after": 420},
+        ),
+        (
             ValueError("offer has no audio section"),
             {"code": "rejected", "message": "offer has no audio section"},
         ),

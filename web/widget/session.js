@@ -3,13 +3,13 @@
 // tells the widget what happens with `status` events, whose `detail` is
 //   {phase: 'loading', step?: 'checking' | 'reconnecting'}
 //   {phase: 'ready'}
-//   {phase: 'unavailable', cause: 'refused', message}          (final: no call possible)
+//   {phase: 'unavailable', cause: 'refused', code, message}    (final: no call possible)
 //   {phase: 'microphone' | 'connecting' | 'ringing' | 'in-call' | 'on-hold'}
 //   {phase: 'ended', cause, code?, message?}
 // where an ended call's cause is one of the gateway's (busy, no_answer, declined,
 // unreachable, failed, operator_hung_up, visitor_hung_up, time_limit), or 'hangup' (the
-// visitor, here), 'network' (ICE failed), 'connection_lost', 'refused' (code, message:
-// call:start refused), 'error' (message), or a microphone problem: 'mic-denied',
+// visitor, here), 'network' (ICE failed), 'connection_lost', 'refused' (code, message,
+// retry_after?: call:start refused), 'error' (message), or a microphone problem: 'mic-denied',
 // 'mic-blocked', 'no-mic', 'mic-busy', 'mic-failed' (message).
 // The events and payloads on the wire are described in docs/signaling.md.
 import { io } from '../vendor/socket.io.esm.min.js';
@@ -64,11 +64,9 @@ export class CallSession extends EventTarget {
       if (socket.active) {
         if (!this.call) this.emitStatus({ phase: 'loading' });
       } else {
-        this.emitStatus({
-          phase: 'unavailable',
-          cause: 'refused',
-          message: this.tokenProblem || err.message,
-        });
+        // The token's refusal says why (with a code the widget has words for).
+        const problem = this.tokenProblem || { code: (err.data && err.data.code) || '', message: err.message };
+        this.emitStatus({ phase: 'unavailable', cause: 'refused', code: problem.code, message: problem.message });
       }
     });
     socket.on('disconnect', () => {
@@ -99,7 +97,7 @@ export class CallSession extends EventTarget {
         return { site: this.siteId, token };
       } catch (err) {
         if (err instanceof Refused) {
-          this.tokenProblem = err.message;
+          this.tokenProblem = { code: err.code, message: err.message };
           return { site: this.siteId, token: '' };
         }
         this.emitStatus({ phase: 'loading' });
@@ -173,11 +171,14 @@ export class CallSession extends EventTarget {
     if (this.call !== c) return;
     if (!reply || !reply.ok) {
       const error = (reply && reply.error) || {};
-      this.endCall({
+      const why = {
         cause: 'refused',
         code: error.code || 'no_answer',
         message: error.message || 'no answer from the gateway',
-      });
+      };
+      // How long the gateway will refuse new calls (a rate limit), when it says.
+      if (Number(error.retry_after) > 0) why.retry_after = Number(error.retry_after);
+      this.endCall(why);
       return;
     }
     c.callId = reply.call_id;

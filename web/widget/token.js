@@ -35,12 +35,12 @@ export async function fetchCallToken(base, siteId, onChallenge) {
     }
     throw new Refused(error.message || `the call service answered ${response.status}`, error.code);
   }
-  throw new Refused('the challenge was not accepted');
+  throw new Refused('the challenge was not accepted', 'challenge_failed');
 }
 
 async function solve(challenge) {
   if (challenge.kind !== 'pow') {
-    throw new Refused(`this page cannot solve a ${challenge.kind} challenge`);
+    throw new Refused(`this page cannot solve a ${challenge.kind} challenge`, 'challenge_unsupported');
   }
   const solution = await inWorker(challenge).catch(() =>
     // A page of another origin may not start our worker: solve here, in batches.
