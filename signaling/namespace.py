@@ -315,6 +315,8 @@ class CallNamespace(socketio.AsyncNamespace):
         if update.state is CallState.ENDED:
             cause = update.cause
             payload["cause"] = str(cause) if cause is not None else "failed"
+            if update.reason:
+                payload["reason"] = update.reason  # the SIP status in standard words
             logger.info(
                 "call %s ended (%s): site=%s client=%s",
                 slot.call_id,

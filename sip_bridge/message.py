@@ -106,6 +106,15 @@ REASON_PHRASES = {
 }
 
 
+def status_words(status: int) -> str:
+    """A status in standard words, "421 Extension Required" (never a peer's own text)."""
+    phrase = REASON_PHRASES.get(status)
+    if phrase is None:
+        classes = {3: "Redirection", 4: "Request Failure", 5: "Server Failure", 6: "Global Failure"}
+        phrase = classes.get(status // 100, "")
+    return f"{status} {phrase}".strip()
+
+
 class _MessageBase:
     headers: Headers
     body: bytes

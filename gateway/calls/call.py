@@ -18,6 +18,8 @@ import logging
 from dataclasses import dataclass
 
 from gateway.api import CallState, CallUpdate, EndCause, Notify
+from gateway.calls.causes import cause_of
+from gateway.calls.transfer import Transfer
 from gateway.config import RingbackTone
 from gateway.config.legs import BrowserLegSettings, SipLegSettings
 from gateway.media.bridge import MediaBridge, RtpLeg
@@ -25,16 +27,18 @@ from gateway.media.sip_leg import open_sip_media
 from gateway.media.tones import cadence_for, play_ringback
 from gateway.media.transcoder import audio_codec
 from gateway.media.webrtc_leg import WebRtcLeg
+from gateway.sites.routing import TargetPatterns
 from sip_bridge import (
     CallAnswered,
     CallEnded,
     CallMedia,
+    CallRedirected,
     CallRinging,
     EarlyMedia,
-    EndReason,
     OfferReceived,
     SipCall,
     SipEndpoint,
+    TransferRequested,
     sdp,
 )
 
@@ -43,16 +47,8 @@ logger = logging.getLogger(__name__)
 # How long to wait for the far end to confirm our BYE/CANCEL before freeing everything.
 SIP_END_GRACE = 5.0
 
-CAUSES = {
-    EndReason.BUSY: EndCause.BUSY,
-    EndReason.NO_ANSWER: EndCause.NO_ANSWER,
-    EndReason.DECLINED: EndCause.DECLINED,
-    EndReason.UNREACHABLE: EndCause.UNREACHABLE,
-    EndReason.NOT_FOUND: EndCause.UNREACHABLE,
-    EndReason.REMOTE_HANGUP: EndCause.OPERATOR_HUNG_UP,
-    EndReason.LOCAL_HANGUP: EndCause.VISITOR_HUNG_UP,
-    EndReason.CANCELLED: EndCause.VISITOR_HUNG_UP,
-}
+MAX_REDIRECTS = 3  # 3xx followed in a row for one destination
+NOWHERE = TargetPatterns()  # no transfer or redirect target allowed
 
 RING_STRATEGIES = ("parallel", "sequential", "round-robin")
 
@@ -81,6 +77,9 @@ class CallSettings:
     ring: str = "sequential"  # parallel | sequential | round-robin
     ring_total: float | None = None  # overall ring time; None: no overall limit
     first: int = 0  # round-robin: index to start from
+    # Where the operator may send the call (REFER, 3xx); empty: nowhere.
+    transfer_to: TargetPatterns = NOWHERE
+    from_domain: str | None = None  # host of From (a registered trunk's domain)
 
 
 class _Attempt:
@@ -111,6 +110,8 @@ class Call:
         self._tasks: set[asyncio.Task] = set()
         self._cause: EndCause | None = None  # decided by us before SIP confirms the end
         self._detail = ""
+        self._reason = ""  # the SIP status that ended it, in words, for the page
+        self._transfer: Transfer | None = None
         self._finished = asyncio.Event()
         self._ending = False
         self._muted = False
@@ -158,25 +159,41 @@ class Call:
         return destinations
 
     async def _dial(self, destination: Destination) -> _Attempt:
+        attempt = await self.open_attempt(destination)
+        self._spawn(self._follow(attempt))
+        return attempt
+
+    async def open_attempt(
+        self,
+        destination: Destination,
+        *,
+        uri: str | None = None,
+        headers: list[tuple[str, str]] | None = None,
+    ) -> _Attempt:
+        """A SIP leg to `destination` (or to `uri` through its credentials and proxy: a
+        transfer target): its RTP session and INVITE. The caller follows its events."""
         s = self.settings
         media = await open_sip_media(s.sip_leg, self._sip_codecs)
         try:
             sip = await self._endpoint.invite(
-                destination.uri,
+                uri or destination.uri,
                 sdp=media.offer(),
                 credentials=destination.credentials,
                 display_name=s.caller_name,
                 from_user=s.from_user,
+                from_domain=s.from_domain,
                 proxy=destination.proxy,
-                headers=list(s.headers),
+                headers=list(s.headers) if headers is None else headers,
+                redirect_policy=s.transfer_to.allows,
+                max_redirects=MAX_REDIRECTS,
             )
         except BaseException:
             await media.close()
             raise
         attempt = _Attempt(destination, media, sip)
         media.rtp.on_media_timeout = lambda: self._on_media_timeout(attempt)
+        media.on_codec_change = lambda _: self._sip_codec_changed(attempt)
         self.attempts.append(attempt)
-        self._spawn(self._follow(attempt))
         return attempt
 
     async def _ring(self, rest: list[Destination]) -> None:
@@ -259,7 +276,11 @@ class Call:
             elif isinstance(event, CallAnswered):
                 self._answered(attempt, event.sdp)
             elif isinstance(event, OfferReceived):
-                self._answer_reoffer(attempt, event)
+                self.answer_reoffer(attempt, event)
+            elif isinstance(event, TransferRequested):
+                self._transfer_requested(attempt, event)
+            elif isinstance(event, CallRedirected):
+                logger.info("call %s: redirected (%s) to %s", self.id, event.status, event.target)
             elif isinstance(event, CallEnded):
                 attempt.ended = event
                 self._attempt_ended(attempt, event)
@@ -286,7 +307,7 @@ class Call:
             media.accept_answer(answer)
         except sdp.SdpError as exc:
             logger.info("call %s: unusable SDP answer from the operator side: %s", self.id, exc)
-            self.hangup(EndCause.FAILED, "no common codec with the operator's phone")
+            self.hangup(EndCause.NO_COMMON_CODEC, "no common codec with the operator's phone")
             return False
         if self.bridge is None:
             sip_leg = RtpLeg(media.rtp, audio_codec(media.negotiated.codec))
@@ -302,14 +323,18 @@ class Call:
             )
         return True
 
-    def _answer_reoffer(self, attempt: _Attempt, event: OfferReceived) -> None:
+    def answer_reoffer(self, attempt: _Attempt, event: OfferReceived) -> None:
+        """A re-INVITE/UPDATE of a SIP leg: hold, resume, or another codec (which the
+        RTP session and the bridge then follow); 488 when it offers no codec we have, and
+        the call goes on as it was."""
         media, sip = attempt.media, attempt.sip
         if event.sdp is None:
             sip.answer_offer(media.offer())
             return
         try:
             answer = media.answer(event.sdp)
-        except sdp.SdpError:
+        except sdp.SdpError as exc:
+            logger.info("call %s: re-offer refused (488): %s", self.id, exc)
             sip.reject_offer(488)
             return
         sip.answer_offer(answer)
@@ -323,14 +348,16 @@ class Call:
 
     def _attempt_ended(self, attempt: _Attempt, event: CallEnded) -> None:
         if self.winner is not None and attempt is not self.winner:
-            return  # a cancelled loser
+            return  # a cancelled loser, or the operator after a transfer
+        if self._transfer is not None and not self._transfer.done:
+            return  # the operator left during a transfer: the target may still answer
         if self.winner is None and not self._ending:
             waiting = any(a.ended is None for a in self.attempts)
             if waiting or self._more_to_ring(attempt):
                 # Another destination may still answer; a busy one does not end the call.
                 return
         if self._cause is None:
-            self._cause = CAUSES.get(event.reason, EndCause.FAILED)
+            self._cause, self._reason = cause_of(event)
             self._detail = event.detail
         self._ending = True
         self._spawn(self._finish())
@@ -340,6 +367,93 @@ class Call:
         return self.settings.ring != "parallel" and len(self.attempts) < len(
             self.settings.destinations
         )
+
+    # ------------------------------------------------------------------ codec, transfer
+    def _sip_codec_changed(self, attempt: _Attempt) -> None:
+        """A re-INVITE moved a SIP leg to another codec: relay or transcode anew."""
+        media = attempt.media
+        if attempt is not self.winner or self.bridge is None or media.negotiated is None:
+            return
+        if self._transfer is not None and not self._transfer.done:
+            return  # the visitor hears ringback; the bridge is re-planned on reconnecting
+        self.bridge.replace_b(RtpLeg(media.rtp, audio_codec(media.negotiated.codec)))
+        logger.info(
+            "call %s: the phone side moved to %s%s",
+            self.id,
+            media.negotiated.codec,
+            " (transcoding)" if self.bridge.transcoding else "",
+        )
+
+    def _transfer_requested(self, attempt: _Attempt, event: TransferRequested) -> None:
+        if (
+            attempt is not self.winner
+            or self._ending
+            or (self._transfer is not None and not self._transfer.done)
+        ):
+            attempt.sip.reject_transfer(491 if self._transfer is not None else 403)
+            return
+        self._transfer = Transfer(self, attempt, event)
+        self._spawn(self._transfer.run())
+
+    def begin_transfer(self) -> None:
+        """The transfer is accepted: the visitor hears ringback while the target rings."""
+        if self.bridge is not None:
+            self.bridge.stop()
+        self._play_ringback()
+        self._push(CallState.TRANSFERRING)
+
+    def transfer_early_media(self, attempt: _Attempt, answer: bytes) -> None:
+        try:
+            attempt.media.accept_answer(answer)
+        except sdp.SdpError:
+            return
+        self._stop_ringback()
+        self._bridge_to(attempt)
+
+    def transfer_answered(self, attempt: _Attempt, answer: bytes) -> None:
+        """The target answered: the visitor talks to it; the operator's leg is hung up."""
+        if self._ending:
+            attempt.sip.hangup()
+            return
+        try:
+            attempt.media.accept_answer(answer)
+        except sdp.SdpError as exc:
+            logger.info("call %s: unusable SDP answer from the transfer target: %s", self.id, exc)
+            attempt.sip.hangup()
+            self.transfer_failed(self._transfer, "no common codec with the transfer target")
+            return
+        previous, self.winner = self.winner, attempt
+        self._stop_ringback()
+        self._bridge_to(attempt)
+        self._spawn(self._follow(attempt))
+        if previous is not None and not previous.sip.ended.done():
+            previous.sip.hangup()  # BYE: the operator's part is done
+        self._push(CallState.ANSWERED)
+
+    def transfer_failed(self, transfer: Transfer | None, detail: str) -> None:
+        """The target did not answer: back to the operator, or the end if it left."""
+        if self._ending:
+            return
+        operator = transfer.transferor if transfer is not None else self.winner
+        if operator is None or transfer is None or transfer.transferor_left:
+            self.hangup(EndCause.TRANSFER_FAILED, detail)
+            return
+        self._stop_ringback()
+        self._bridge_to(operator)
+        media = operator.media
+        self._push(CallState.ON_HOLD if media.on_hold else CallState.ANSWERED)
+
+    def _bridge_to(self, attempt: _Attempt) -> None:
+        media = attempt.media
+        if media.negotiated is None or self.webrtc is None:
+            return
+        leg = RtpLeg(media.rtp, audio_codec(media.negotiated.codec))
+        if self.bridge is None:
+            self.bridge = MediaBridge(self.webrtc, leg)
+            self.bridge.a_to_b.muted = self._muted
+            self.bridge.start()
+        else:
+            self.bridge.replace_b(leg)
 
     # ------------------------------------------------------------------ failures
     def _on_ice_failed(self, state: str) -> None:
@@ -351,7 +465,12 @@ class Call:
 
     # ------------------------------------------------------------------ ringback
     def _start_ringback(self) -> None:
-        if self.settings.ringback is None or self._ringback is not None or self.bridge:
+        if self.bridge:
+            return
+        self._play_ringback()
+
+    def _play_ringback(self) -> None:
+        if self.settings.ringback is None or self._ringback is not None or self.webrtc is None:
             return
         tone = self.settings.ringback
         cadence = cadence_for(
@@ -365,12 +484,14 @@ class Call:
             self._ringback = None
 
     # ------------------------------------------------------------------ ending
-    def _push(self, state: CallState, cause: EndCause | None = None, detail: str = "") -> None:
+    def _push(
+        self, state: CallState, cause: EndCause | None = None, detail: str = "", reason: str = ""
+    ) -> None:
         if self.state == CallState.ENDED:
             return
         self.state = state
         try:
-            self._notify(CallUpdate(state, cause, detail))
+            self._notify(CallUpdate(state, cause, detail, reason))
         except Exception:  # a page gone away must not break the call's cleanup
             logger.exception("call %s: notify failed", self.id)
 
@@ -384,7 +505,7 @@ class Call:
     async def _finish(self) -> None:
         if self._finished.is_set() or self.state == CallState.ENDED:
             return
-        self._push(CallState.ENDED, self._cause or EndCause.FAILED, self._detail)
+        self._push(CallState.ENDED, self._cause or EndCause.FAILED, self._detail, self._reason)
         await self._release()
         self._finished.set()
 

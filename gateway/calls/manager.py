@@ -239,16 +239,21 @@ class CallManager:
         name = visitor.name if site.widget.asks_details else ""
         first = self._next_first.get(site.id, 0)
         self._next_first[site.id] = (first + 1) % max(len(site.destinations), 1)
+        # A registered trunk takes the site's calls through its registrar, from its AOR.
+        aor = site.address_of_record
+        via_registrar = str(site.registrar) if aor is not None and site.registrar else None
         return CallSettings(
             destinations=tuple(
-                Destination(str(d.uri), d.credentials, str(d.proxy) if d.proxy else None)
+                Destination(str(d.uri), d.credentials, str(d.proxy) if d.proxy else via_registrar)
                 for d in site.destinations
             ),
+            transfer_to=site.transfer_to,
+            from_domain=aor.host if aor is not None else None,
             ring=site.ring,
             ring_total=site.ring_total,
             first=first,
             caller_name=name or site.caller_name,
-            from_user=site.from_user,
+            from_user=site.from_user or (aor.user if aor is not None else None),
             ring_timeout=site.ring_timeout,
             sip_leg=self._sip_leg,
             browser_leg=self._browser_leg,

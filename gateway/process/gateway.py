@@ -20,6 +20,7 @@ from aiohttp import web
 from gateway.access.ledger import SharedLedger
 from gateway.callbacks.service import RequestACall
 from gateway.calls.manager import CallManager
+from gateway.calls.registrations import register_sites
 from gateway.config import GatewayConfig
 from gateway.demo_phone import DemoPhone
 from gateway.http.app import build_app
@@ -27,7 +28,7 @@ from gateway.http.callbacks import callback_routes
 from gateway.media.webrtc_leg import use_host_addresses
 from gateway.process.heap import HeapTrimmer, freeze_startup_objects
 from signaling import attach, create_signaling
-from sip_bridge import ConnectionLimits, RateLimit, SipEndpoint, UserAgentConfig
+from sip_bridge import ConnectionLimits, DnsResolver, RateLimit, SipEndpoint, UserAgentConfig
 
 logger = logging.getLogger("gateway")
 
@@ -85,14 +86,19 @@ class Gateway:
                     if sip.requests_per_second
                     else None
                 ),
+                session_expires=sip.session_expires,
+                min_se=sip.min_se,
+                resolve_names=True,
             ),
             bind=sip.listen,
+            resolver=DnsResolver(sip.dns_servers or None),
             server_ssl=server_ssl,
             client_ssl=client_ssl,
             connection_limits=ConnectionLimits(
                 per_source=sip.connections_per_source, total=sip.max_connections
             ),
         )
+        register_sites(endpoint, config.sites)
         calls = CallManager(config, endpoint, ledger=ledger)
         # RSS would otherwise grow with the calls served (gateway/process/heap.py).
         heap = HeapTrimmer()
