@@ -1812,10 +1812,13 @@ class UserAgent:
             response.headers.add("Retry-After", "1")
             tx.respond(response, now)
             return
+        # An interval the peer's answer already set (below our Min-SE, as some PBXs do)
+        # stays acceptable in its refreshes.
+        min_se = self.config.min_se
+        if call.timer is not None:
+            min_se = min(min_se, call.timer.interval)
         timer, too_small = timer_for_request(
-            request.headers,
-            local_interval=self.config.session_expires,
-            local_min_se=self.config.min_se,
+            request.headers, local_interval=self.config.session_expires, local_min_se=min_se
         )
         if too_small is not None:
             response = new_response(request, 422)

@@ -31,11 +31,13 @@ from typing import Any
 import pytest
 
 from .baresip import BaresipPhone
+from .dnsmasq import Dnsmasq
 from .sipp import Sipp
 
 __all__ = [
     "baresip_factory",
     "baresip_phone",
+    "dnsmasq_factory",
     "pytest_configure",
     "sipp_factory",
     "sipp_uas",
@@ -110,3 +112,18 @@ def baresip_phone(
     """A baresip phone with the options of ``@pytest.mark.baresip_options(**options)``."""
     marker = request.node.get_closest_marker("baresip_options")
     return baresip_factory(**(dict(marker.kwargs) if marker else {}))
+
+
+@pytest.fixture
+def dnsmasq_factory(tmp_path: Path) -> Iterator[Callable[..., Dnsmasq]]:
+    """Start DNS servers: ``dnsmasq_factory(records, ttl=60) -> Dnsmasq`` (listening)."""
+    started: list[Dnsmasq] = []
+
+    def start(records: list[str], **options: Any) -> Dnsmasq:
+        server = Dnsmasq(_peer_dir(tmp_path, "dnsmasq"), records, **options)
+        started.append(server)
+        return server.start()
+
+    yield start
+    for server in started:
+        server.stop()
