@@ -6,6 +6,7 @@ and redirects only where the site allows."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 
 import numpy as np
@@ -53,7 +54,8 @@ async def test_reinvite_to_pcma_switches_what_the_gateway_sends_and_ptime_is_hon
     # Before: relayed PCMU re-cut to the 30 ms the phone asked for; after: PCMA at 20 ms,
     # and never PCMU again once the phone switched.
     assert {len(p.payload) for p in pcmu[1:-1]} == {240}
-    assert {(b.timestamp - a.timestamp) & 0xFFFFFFFF for a, b in zip(pcmu, pcmu[1:])} <= {240}
+    steps = {(b.timestamp - a.timestamp) & 0xFFFFFFFF for a, b in itertools.pairwise(pcmu)}
+    assert steps <= {240}
     assert {len(p.payload) for p in pcma} == {160}
     assert sink.packets.index(pcma[0]) > sink.packets.index(pcmu[-1])
     assert pcma[0].marker and pcma[0].ssrc == pcmu[0].ssrc

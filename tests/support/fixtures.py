@@ -32,12 +32,14 @@ import pytest
 
 from .baresip import BaresipPhone
 from .dnsmasq import Dnsmasq
+from .kamailio import Kamailio
 from .sipp import Sipp
 
 __all__ = [
     "baresip_factory",
     "baresip_phone",
     "dnsmasq_factory",
+    "kamailio_factory",
     "pytest_configure",
     "sipp_factory",
     "sipp_uas",
@@ -121,6 +123,21 @@ def dnsmasq_factory(tmp_path: Path) -> Iterator[Callable[..., Dnsmasq]]:
 
     def start(records: list[str], **options: Any) -> Dnsmasq:
         server = Dnsmasq(_peer_dir(tmp_path, "dnsmasq"), records, **options)
+        started.append(server)
+        return server.start()
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def kamailio_factory(tmp_path: Path) -> Iterator[Callable[..., Kamailio]]:
+    """Start registrars: ``kamailio_factory(user=..., password=..., realm=...)`` (listening)."""
+    started: list[Kamailio] = []
+
+    def start(**options: Any) -> Kamailio:
+        server = Kamailio(_peer_dir(tmp_path, "kamailio"), **options)
         started.append(server)
         return server.start()
 
