@@ -1416,7 +1416,7 @@ class UserAgent:
             return False
         redirects.hops += 1
         redirects.status = response.status
-        fresh = []
+        fresh: list[SipUri] = []
         for uri in redirect_targets(response):
             if any(uri.equivalent(seen) for seen in [*redirects.tried, *redirects.queue, *fresh]):
                 continue
@@ -1461,7 +1461,7 @@ class UserAgent:
             and to_tag is not None
             and any(tag.lower() == "100rel" for tag in response.headers.tokens("Require"))
         )
-        if reliable and not self._acknowledge_reliable(call, response, to_tag, now):
+        if reliable and to_tag and not self._acknowledge_reliable(call, response, to_tag, now):
             return  # a retransmission, or out of order: already handled or to be dropped
         if call.state == CallState.CALLING:
             call.progress.move(CallState.PROCEEDING)

@@ -36,7 +36,8 @@ class SiteDestination:
 
 @dataclass(frozen=True, slots=True)
 class TargetPattern:
-    """One `transfer_to` entry: a SIP URI whose user part may hold `*` (any characters).
+    """One `transfer_to` entry: a SIP URI whose user part may hold `*` (one or more
+    characters).
 
     A target matches when the scheme and host are the same (host case-insensitively), the
     port is the same when the pattern gives one, and the user part matches. A target with
@@ -91,7 +92,7 @@ def target_pattern(text: str, what: str = "transfer_to") -> TargetPattern:
     user = None
     if uri.user:
         parts = [re.escape(part) for part in uri.user.split(stand_in)]
-        user = re.compile(".*".join(parts), re.DOTALL)
+        user = re.compile(".+".join(parts), re.DOTALL)
     return TargetPattern(uri.scheme.lower(), user, uri.host.lower(), uri.port, raw)
 
 

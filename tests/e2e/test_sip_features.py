@@ -1,7 +1,7 @@
 """What real PBXs and trunks do to a call, with a visitor in Chromium: a re-INVITE that
 changes the codec and a peer's packet time (checked on the RTP the gateway sends), a
 transfer from one baresip operator to another (the visitor's tone heard by the target),
-and redirects only where the site allows."""
+redirects only where the site allows, and Opus relayed to a PBX that speaks it."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import numpy as np
 
 from sip_bridge.rtp.packet import parse_rtp
 from tests.support.audio import alaw_decode, assert_tone, assert_wav_has_tone, ulaw_decode
+from tests.support.browser import capture_remote_audio
 
 from .conftest import MIC_HZ, open_call_page, wait_for_status
 from .test_browser_call import assert_all_released
@@ -104,7 +105,6 @@ async def test_redirects_are_followed_only_where_the_site_allows(
     await wait_for_status(page, "Call ended")
     await refused.assert_passed_async()
     assert "redirect_failed (302 Moved Temporarily: no target we may call)" in caplog.text
-    await gateway.stop()
     target = sipp_factory("uas_answer_echo", rtp_echo=True)
     followed = sipp_factory("uas_redirect", keys={"redirect_to": target.uri})
     gateway = await gateway_factory(
@@ -116,3 +116,37 @@ async def test_redirects_are_followed_only_where_the_site_allows(
     await page.get_by_role("button", name="Hang up").click()
     await target.assert_passed_async()
     await followed.assert_passed_async()
+
+
+async def test_opus_from_the_browser_is_relayed_to_a_pbx_that_speaks_opus(
+    gateway_factory, sipp_factory, page
+):
+    uas = sipp_factory("uas_answer_opus_echo", rtp_echo=True)
+    gateway = await gateway_factory(destination=uas.uri, browser_codecs=["opus"])
+    await open_call_page(page, gateway)
+    await page.get_by_role("button", name="Call").click()
+    await wait_for_status(page, "In call")
+    (call,) = gateway.calls.calls.values()
+    assert call.media.negotiated.codec == "opus"
+    assert not call.bridge.transcoding  # Opus end to end: nothing decoded
+    samples, rate = await capture_remote_audio(page, 1.5)
+    assert_tone(samples, rate, MIC_HZ, skip_seconds=0.3, what="the visitor's Opus, echoed")
+    await page.get_by_role("button", name="Hang up").click()
+    await uas.assert_passed_async()
+
+
+async def test_a_transfer_elsewhere_is_refused_and_a_failed_one_goes_back_to_the_operator(
+    gateway_factory, sipp_factory, page
+):
+    busy = sipp_factory("uas_busy")  # 180, then 486
+    operator = sipp_factory("uas_refer", rtp_echo=True, keys={"refer_to": busy.uri}, timeout=20)
+    gateway = await gateway_factory(
+        destination=operator.uri, site_extra=f'transfer_to = ["{operator.uri}", "{busy.uri}"]'
+    )
+    await open_call_page(page, gateway)
+    await page.get_by_role("button", name="Call").click()
+    await wait_for_status(page, "In call")
+    # The operator's BYE ends the call: it was never handed anywhere, nor dropped.
+    await wait_for_status(page, "Call ended: the other side hung up", timeout=15)
+    await operator.assert_passed_async()
+    await busy.assert_passed_async()
