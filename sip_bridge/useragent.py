@@ -319,6 +319,7 @@ class _Call:
         self.timer_expiry_at: float | None = None  # the peer's refresh is due by then
         self.refresh_tx: ClientTransaction | None = None
         self.refresh_uses_invite = False  # the peer does not allow UPDATE
+        self.transfers_allowed = False  # the owner acts on REFERs (`invite(transfers=)`)
         self.transfers = 0  # REFERs received in this dialog
         self.transfer: _Transfer | None = None
 
@@ -585,12 +586,15 @@ class UserAgent:
         proxy: str | None = None,
         redirect_policy: RedirectPolicy | None = None,
         max_redirects: int = 3,
+        transfers: bool = False,
     ) -> str:
         """Start a call to `target` with our SDP offer; returns its Call-ID.
 
         `proxy` (a SIP URI) overrides the configured outbound proxy for this call.
         `redirect_policy` says which targets of a 3xx may be called (none without one);
-        `max_redirects` bounds how many 3xx deep the call may go.
+        `max_redirects` bounds how many 3xx deep the call may go. With `transfers`, a REFER
+        from the far end is offered to the owner (`TransferRequested`); without, it is
+        declined (603) at once.
         """
         uri = parse_uri(target)
         if not isinstance(uri, SipUri):
@@ -601,6 +605,7 @@ class UserAgent:
             raise CallError(f"call {call_id} exists")
         call = _Call(call_id, outgoing=True, state=CallState.CALLING)
         call.extra_headers = extra
+        call.transfers_allowed = transfers
         if credentials is not None:
             call.credentials = _Credentials(credentials)
         if redirect_policy is not None and max_redirects > 0:
@@ -1773,6 +1778,9 @@ class UserAgent:
     ) -> None:
         if dialog is not call.dialog or call.state != CallState.CONFIRMED:
             tx.respond(new_response(request, 481), now)  # no transfer before the answer
+            return
+        if not call.transfers_allowed:
+            tx.respond(new_response(request, 603), now)  # this call's owner takes none
             return
         if call.transfer is not None:
             # One transfer at a time: the transferor may try again once this one ended.

@@ -186,6 +186,7 @@ class Call:
                 headers=list(s.headers) if headers is None else headers,
                 redirect_policy=s.transfer_to.allows,
                 max_redirects=MAX_REDIRECTS,
+                transfers=True,
             )
         except BaseException:
             await media.close()

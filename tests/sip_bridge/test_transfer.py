@@ -32,7 +32,7 @@ def peer(wire: Wire, caller: UserAgent) -> ScriptedPeer:
 
 @pytest.fixture
 def answered(wire, caller, peer):
-    call_id = caller.invite("sip:op@127.0.0.1:5090", wire.now, sdp=OFFER)
+    call_id = caller.invite("sip:op@127.0.0.1:5090", wire.now, sdp=OFFER, transfers=True)
     wire.flush()
     invite = peer.last("INVITE")
     peer.respond(invite, 200, body=ANSWER)
@@ -167,3 +167,13 @@ def test_a_refer_pending_when_the_call_ends_is_answered(wire, caller, peer, answ
     caller.hangup(call_id, wire.now)
     wire.flush()
     assert peer.responses("REFER")[-1].status == 487
+
+
+def test_a_call_whose_owner_takes_no_transfers_declines_refer(wire, caller, peer):
+    call_id = caller.invite("sip:op@127.0.0.1:5090", wire.now, sdp=OFFER)
+    wire.flush()
+    invite = peer.last("INVITE")
+    peer.respond(invite, 200, body=ANSWER)
+    peer.send_in_dialog(invite, "REFER", headers=(("Refer-To", "<sip:a@127.0.0.1:5091>"),))
+    assert peer.responses("REFER")[-1].status == 603
+    assert not transfers(wire) and caller.call_state(call_id).value == "confirmed"
