@@ -127,7 +127,9 @@ from sip_bridge.transaction import (
 from sip_bridge.uri import NameAddress, SipUri, Uri, parse_sip_uri, parse_uri, quote_display_name
 
 ALLOWED_METHODS = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, REFER"
+# As the caller we take reliable provisional responses; as the answerer we send none.
 SUPPORTED = "100rel, timer, norefersub"
+SUPPORTED_AS_UAS = "timer, norefersub"
 KNOWN_UNSUPPORTED = frozenset({"REGISTER", "SUBSCRIBE", "NOTIFY", "MESSAGE", "PUBLISH", "PRACK"})
 SDP = "application/sdp"
 MAX_SESSION_RETRIES = 2  # 422s followed for one request
@@ -1057,7 +1059,7 @@ class UserAgent:
         request = dialog.next_request(method, self._via(), contact=self._contact(self.config.user))
         request.headers.add("Session-Expires", f"{interval};refresher=uac")
         request.headers.add("Min-SE", str(max(self.config.min_se, call.min_se)))
-        request.headers.add("Supported", SUPPORTED)
+        request.headers.add("Supported", SUPPORTED_AS_UAS)
         request.headers.add("Allow", ALLOWED_METHODS)
         if self.config.user_agent:
             request.headers.add("User-Agent", self.config.user_agent)
@@ -1707,7 +1709,7 @@ class UserAgent:
             response = new_response(request, 200, to_tag=_new_tag())
             response.headers.add("Allow", ALLOWED_METHODS)
             response.headers.add("Accept", SDP)
-            response.headers.add("Supported", SUPPORTED)
+            response.headers.add("Supported", SUPPORTED_AS_UAS)
             tx.respond(response, now)
         elif method == "INVITE" and self.config.accept_incoming:
             self._incoming_invite(request, tx, now)  # type: ignore[arg-type]
@@ -1763,7 +1765,7 @@ class UserAgent:
         elif method == "OPTIONS":
             response = new_response(request, 200)
             response.headers.add("Allow", ALLOWED_METHODS)
-            response.headers.add("Supported", SUPPORTED)
+            response.headers.add("Supported", SUPPORTED_AS_UAS)
             tx.respond(response, now)
         elif method == "INFO":
             tx.respond(new_response(request, 200), now)
@@ -1857,7 +1859,7 @@ class UserAgent:
     def _add_timer_to_response(
         self, response: Response, request: Request, timer: SessionTimer | None
     ) -> None:
-        response.headers.add("Supported", SUPPORTED)
+        response.headers.add("Supported", SUPPORTED_AS_UAS)
         if timer is None:
             return
         response.headers.add("Session-Expires", timer.header_in_response())
