@@ -25,12 +25,15 @@ from typing import Any, Protocol
 from gateway.sites.hours import BusinessHours
 from gateway.sites.widget import WidgetSettings
 
-# How a face cleans what a visitor typed before it becomes `VisitorDetails` (gateway.text).
+# How a face cleans what a visitor typed before it becomes `VisitorDetails`, and any
+# string from outside before it is logged (gateway.text).
 from gateway.text import (
     MAX_NAME_CHARS,
     MAX_REASON_CHARS,
     clean_page_url,
+    clean_visitor_name,
     clean_visitor_text,
+    loggable,
     origin_of,
 )
 
@@ -55,7 +58,9 @@ __all__ = [
     "TokenService",
     "VisitorDetails",
     "clean_page_url",
+    "clean_visitor_name",
     "clean_visitor_text",
+    "loggable",
     "origin_of",
 ]
 

@@ -39,6 +39,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from gateway.text import loggable
 from sip_bridge import (
     AckReceived,
     CallEnded,
@@ -96,6 +97,7 @@ class DemoPhone:
         media_timeout: float | None,
         codecs: Sequence[str],
         max_calls: int,
+        latch_any_source: bool,
     ) -> None:
         """Internal: use `await DemoPhone.start(...)`, which binds the SIP socket first."""
         self._endpoint = endpoint
@@ -107,6 +109,7 @@ class DemoPhone:
         self.media_timeout = media_timeout
         self.codecs = tuple(codecs)
         self.max_calls = max_calls
+        self.latch_any_source = latch_any_source
         self._calls: dict[str, asyncio.Task[None]] = {}
         self._closed = False
         endpoint.on_incoming = self._on_incoming
@@ -123,6 +126,7 @@ class DemoPhone:
         media_timeout: float | None = 30.0,
         codecs: Sequence[str] = DEFAULT_CODECS,
         max_calls: int = 20,
+        latch_any_source: bool = False,
     ) -> DemoPhone:
         """Bind the SIP socket on `sip_listen` (port 0: any free port) and take calls.
 
@@ -130,6 +134,9 @@ class DemoPhone:
         `beep_every` None: no beeps. `media_timeout` None: never hang up for lack of RTP.
         `codecs` in order of preference (the first the caller offers is used). A call
         beyond `max_calls` at once gets 486 Busy Here; with no free RTP port pair, 503.
+        `latch_any_source` as the gateway's own SIP legs (`media.rtp_latching`): False
+        takes RTP only from the address the caller's SDP names, so that packets sprayed at
+        the port range cannot take a call's stream.
         """
         host, _ = sip_listen
         if host in _UNSPECIFIED_HOSTS:
@@ -169,6 +176,7 @@ class DemoPhone:
             media_timeout=media_timeout,
             codecs=codecs,
             max_calls=max_calls,
+            latch_any_source=latch_any_source,
         )
         logger.info("demo phone: listening at %s", phone.uri_for())
         return phone
@@ -212,6 +220,7 @@ class DemoPhone:
             self.rtp_ports,
             codecs=self.codecs,
             media_timeout=self.media_timeout,
+            latch_any_source=self.latch_any_source,
         )
 
     async def close(self) -> None:
@@ -239,6 +248,7 @@ class _DemoCall:
     def __init__(self, phone: DemoPhone, call: SipCall) -> None:
         self.phone = phone
         self.call = call
+        self.label = loggable(call.call_id, 64)  # the caller chose the Call-ID
         self.media: CallMedia | None = None
         self._echo: asyncio.Task[None] | None = None
         self._limit: asyncio.TimerHandle | None = None
@@ -250,7 +260,7 @@ class _DemoCall:
         try:
             await self._serve()
         except Exception:
-            logger.exception("demo phone: call %s failed", self.call.call_id)
+            logger.exception("demo phone: call %s failed", self.label)
         finally:
             await self._release()
 
@@ -268,10 +278,10 @@ class _DemoCall:
         try:
             body = media.answer(incoming.sdp) if incoming.sdp else self._make_offer()
         except sdp.SdpError as exc:
-            logger.info("demo phone: refusing a call with unusable SDP: %s", exc)
+            logger.info("demo phone: refusing a call with unusable SDP: %s", loggable(exc))
             call.hangup(status=488)
             return
-        logger.info("demo phone: call from %s, ringing", incoming.caller)
+        logger.info("demo phone: call from %s, ringing", loggable(incoming.caller))
         if not self._command(call.ring):
             return
         await asyncio.wait((call.ended,), timeout=self.phone.ring_seconds)
@@ -279,7 +289,7 @@ class _DemoCall:
             return
         logger.info(
             "demo phone: answered %s with %s",
-            call.call_id,
+            self.label,
             media.negotiated.codec if media.negotiated else "an offer",
         )
         media.rtp.on_media_timeout = functools.partial(
@@ -300,9 +310,9 @@ class _DemoCall:
             if isinstance(event, CallEnded):
                 logger.info(
                     "demo phone: call %s ended: %s %s",
-                    self.call.call_id,
+                    self.label,
                     event.reason.value,
-                    event.detail,
+                    loggable(event.detail),
                 )
                 return
             if isinstance(event, OfferReceived):
@@ -324,13 +334,13 @@ class _DemoCall:
         try:
             answer = media.answer(event.sdp)
         except sdp.SdpError as exc:
-            logger.info("demo phone: refusing a re-offer: %s", exc)
+            logger.info("demo phone: refusing a re-offer: %s", loggable(exc))
             self._command(self.call.reject_offer, 488)
             return
         if self._command(self.call.answer_offer, answer):
             logger.info(
                 "demo phone: call %s %s",
-                self.call.call_id,
+                self.label,
                 "on hold" if media.on_hold else "resumed",
             )
             self._start_echo()
@@ -360,7 +370,7 @@ class _DemoCall:
 
     def _hang_up(self, why: str) -> None:
         if not self.call.ended.done():
-            logger.info("demo phone: hanging up %s: %s", self.call.call_id, why)
+            logger.info("demo phone: hanging up %s: %s", self.label, why)
             self.call.hangup()
 
     def _start_echo(self) -> None:
@@ -378,7 +388,7 @@ class _DemoCall:
         try:
             await _echo_loop(rtp, beeps)
         except Exception:
-            logger.exception("demo phone: echo of %s failed", self.call.call_id)
+            logger.exception("demo phone: echo of %s failed", self.label)
             self._hang_up("the echo failed")
 
     async def _release(self) -> None:

@@ -1,15 +1,24 @@
-"""What a visitor tells the operator: their name, the reason, the page they are on.
+"""Text from outside, cleaned and bounded before it reaches a phone, a page or a log.
 
-These reach the operator's phone in SIP headers and its display name, from two faces:
-call:start (signaling/payloads.py) and `POST /api/callbacks` (gateway/callbacks/requests.py), which
-both clean them here. Text is one line of real Unicode: whitespace runs become one space,
-bidirectional controls (which could make the display lie) are dropped, and any other
-control character, or a lone surrogate (JSON can carry one), is refused.
+What a visitor tells the operator (their name, the reason, the page they are on) reaches
+the operator's phone in SIP headers and its display name, from two faces: call:start
+(signaling/payloads.py) and `POST /api/callbacks` (gateway/callbacks/requests.py), which
+both clean it here. Text is one line of visible Unicode: whitespace runs become one space;
+format characters (Unicode category Cf: bidirectional controls, zero-width spaces and
+joiners, U+061C, U+FEFF, tag characters...) and other invisible characters (fillers,
+variation selectors, private-use and unassigned code points) are dropped, since they could
+make the display read as something else or hide text in it; any other control character, or
+a lone surrogate (JSON can carry one), is refused. A name may not look like a phone number
+(at most `MAX_NAME_DIGITS` digits): the operator's phone shows it next to the number it
+would call back.
 
 A page's address is shown to the operator (an `X-Visitor-Page` header), so only a plain
 http(s) URL passes, and without its query and fragment: they may hold a visitor's search
-or a session token. Both faces that take one, call:start (signaling/payloads.py) and
-`POST /api/callbacks` (gateway/callbacks/requests.py), clean it here.
+or a session token.
+
+`loggable` makes any string from outside (a visitor's name or address, a candidate's host
+name, a SIP header, a peer's error text) safe to log: control, format and invisible
+characters written as escapes, the length bounded.
 """
 
 from __future__ import annotations
@@ -19,12 +28,37 @@ from urllib.parse import urlsplit, urlunsplit
 
 MAX_PAGE_CHARS = 1024
 MAX_NAME_CHARS = 64
+MAX_NAME_DIGITS = 3  # more, and a name could pass for a phone number on the phone's display
 MAX_REASON_CHARS = 200
-_BIDI_CONTROLS = dict.fromkeys(
-    map(ord, "\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-)
 MAX_SHOWN_CHARS = 80
+MAX_LOGGED_CHARS = 200  # a value from outside in a log line
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+
+# Default_Ignorable_Code_Point (Unicode's DerivedCoreProperties) that are not format
+# characters (Cf) already: they show nothing, or change how their neighbours show.
+_INVISIBLE_RANGES = (
+    (0x034F, 0x034F),  # combining grapheme joiner
+    (0x115F, 0x1160),  # Hangul fillers
+    (0x17B4, 0x17B5),  # Khmer inherent vowels
+    (0x180B, 0x180F),  # Mongolian variation selectors, vowel separator
+    (0x2800, 0x2800),  # braille pattern blank: looks like a space, is a letter
+    (0x3164, 0x3164),  # Hangul filler
+    (0xFE00, 0xFE0F),  # variation selectors
+    (0xFFA0, 0xFFA0),  # halfwidth Hangul filler
+    (0xFFF0, 0xFFF8),
+    (0x1BCA0, 0x1BCA3),  # shorthand format controls
+    (0x1D173, 0x1D17A),  # musical symbol beams and slurs
+    (0xE0000, 0xE0FFF),  # tags, variation selectors supplement
+)
+_HIDDEN_CATEGORIES = frozenset({"Cf", "Co", "Cn"})  # format, private use, unassigned
+
+
+def is_invisible(char: str) -> bool:
+    """Whether `char` shows nothing (or changes how others show) but is no whitespace."""
+    if unicodedata.category(char) in _HIDDEN_CATEGORIES:
+        return True
+    code = ord(char)
+    return any(low <= code <= high for low, high in _INVISIBLE_RANGES)
 
 
 def clean_visitor_text(value: str, max_chars: int) -> str:
@@ -32,15 +66,25 @@ def clean_visitor_text(value: str, max_chars: int) -> str:
     "name ..." (or "reason ...") with what is wrong."""
     if len(value) > 4 * max_chars:  # before any work on a huge string
         raise ValueError(f"is longer than {max_chars} characters")
-    text = " ".join(value.translate(_BIDI_CONTROLS).split())
+    for char in value:
+        if unicodedata.category(char) == "Cs":
+            raise ValueError("is not valid Unicode")
+    visible = "".join(char for char in value if not is_invisible(char))
+    text = " ".join(visible.split())
     if len(text) > max_chars:
         raise ValueError(f"is longer than {max_chars} characters")
-    for char in text:
-        category = unicodedata.category(char)
-        if category == "Cc":
-            raise ValueError("contains control characters")
-        if category == "Cs":
-            raise ValueError("is not valid Unicode")
+    if any(unicodedata.category(char) == "Cc" for char in text):
+        raise ValueError("contains control characters")
+    return text
+
+
+def clean_visitor_name(value: str) -> str:
+    """A visitor's name, cleaned as `clean_visitor_text`, that cannot pass for a phone
+    number; ValueError finishes the sentence "name ..." with what is wrong."""
+    text = clean_visitor_text(value, MAX_NAME_CHARS)
+    # Any script's digits, and the superscript, circled and fullwidth ones.
+    if sum(char.isdigit() for char in text) > MAX_NAME_DIGITS:
+        raise ValueError(f"must not look like a phone number (at most {MAX_NAME_DIGITS} digits)")
     return text
 
 
@@ -77,3 +121,35 @@ def origin_of(page: str) -> str:
 def _shown(value: str) -> str:
     text = repr(value)
     return text if len(text) <= MAX_SHOWN_CHARS else text[: MAX_SHOWN_CHARS - 3] + "..."
+
+
+def loggable(value: object, max_chars: int = MAX_LOGGED_CHARS) -> str:
+    """`value` as text that is safe in a log line: backslashes doubled, control, format and
+    invisible characters (and line separators) written as escapes (`\\x1b`, `\\u200b`),
+    and at most `max_chars` characters of it, the rest counted. A terminal showing the log
+    runs no escape sequence, a line cannot be split or forged, and one value cannot flood."""
+    text = value if isinstance(value, str) else str(value)
+    if text.isascii() and text.isprintable() and "\\" not in text:  # the common case
+        if len(text) <= max_chars:
+            return text
+        return f"{text[:max_chars]}... ({len(text) - max_chars} more characters)"
+    parts: list[str] = []
+    length = 0
+    for index, char in enumerate(text):
+        if length >= max_chars:
+            return f"{''.join(parts)}... ({len(text) - index} more characters)"
+        part = _escaped(char)
+        parts.append(part)
+        length += len(part)
+    return "".join(parts)
+
+
+def _escaped(char: str) -> str:
+    if char == "\\":
+        return "\\\\"
+    if char.isprintable() and not is_invisible(char):
+        return char
+    code = ord(char)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"

@@ -267,7 +267,9 @@ class CallNamespace(socketio.AsyncNamespace):
             self._forget(session, slot, ErrorCode.INTERNAL)
             raise
         slot.call_id = call_id
-        logger.info("call %s started: site=%s client=%s", call_id, session.site_id, session.client)
+        # The gateway logs the call's start, end and refusals (one line each); these are
+        # the socket's side of them.
+        logger.debug("call %s started on client %s", call_id, session.sid)
         held, slot.held = slot.held, []
         for update in held:
             self._deliver(session, slot, update)
@@ -282,7 +284,7 @@ class CallNamespace(socketio.AsyncNamespace):
     def _forget(self, session: ClientSession, slot: CallSlot, code: str) -> None:
         if session.call is slot:
             session.call = None
-        logger.info("call refused (%s): site=%s client=%s", code, session.site_id, session.client)
+        logger.debug("client %s: call refused (%s)", session.sid, code)
 
     async def _candidate(self, session: ClientSession, candidate: Candidate) -> Ack:
         call_id, slot = _active_call(session)
@@ -317,12 +319,8 @@ class CallNamespace(socketio.AsyncNamespace):
             payload["cause"] = str(cause) if cause is not None else "failed"
             if update.reason:
                 payload["reason"] = update.reason  # the SIP status in standard words
-            logger.info(
-                "call %s ended (%s): site=%s client=%s",
-                slot.call_id,
-                payload["cause"],
-                session.site_id,
-                session.client,
+            logger.debug(
+                "call %s ended (%s) on client %s", slot.call_id, payload["cause"], session.sid
             )
         session.send("call:state", payload)
 

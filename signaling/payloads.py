@@ -19,6 +19,7 @@ from gateway.api import (
     NO_DETAILS,
     VisitorDetails,
     clean_page_url,
+    clean_visitor_name,
     clean_visitor_text,
 )
 from signaling.errors import ErrorCode, SignalingError
@@ -191,6 +192,8 @@ def _parse_visitor(value: object) -> VisitorDetails:
         shown = ", ".join(sorted(show(k) for k in extra))
         raise PayloadError(f"{START}: unexpected key visitor.{shown}")
     name = _visitor_text("name", value.get("name", ""), MAX_NAME_CHARS)
+    if name:
+        name = _visitor_name(name)
     reason = _visitor_text("reason", value.get("reason", ""), MAX_REASON_CHARS)
     page = _visitor_page(value.get("page", ""))
     return VisitorDetails(name=name, reason=reason, page=page)
@@ -204,6 +207,14 @@ def _visitor_text(key: str, value: object, max_chars: int) -> str:
         return clean_visitor_text(value, max_chars)
     except ValueError as exc:
         raise PayloadError(f"{START}: visitor.{key} {exc}") from None
+
+
+def _visitor_name(text: str) -> str:
+    """A name shown on the operator's phone: never one that passes for a number."""
+    try:
+        return clean_visitor_name(text)
+    except ValueError as exc:
+        raise PayloadError(f"{START}: visitor.name {exc}") from None
 
 
 def _visitor_page(value: object) -> str:

@@ -95,15 +95,15 @@ class Processes:
 
     def start(self, name: str, argv: list[str], cwd: Path | None = None) -> subprocess.Popen:
         log = open(self.workdir / f"{name}.log", "wb")  # noqa: SIM115 (closed with the process)
-        # TMPDIR: the gateway's supervisor keeps its journals and ledger in the point's
-        # directory, removed with it, not in /tmp.
+        # The gateway keeps its ledger and journals in the point's directory, removed with
+        # it: each point starts with fresh rate windows.
         process = subprocess.Popen(
             argv,
             cwd=cwd or ROOT,
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            env={**os.environ, "TMPDIR": str(self.workdir)},
+            env={**os.environ, "GATEWAY_STORAGE_STATE_DIRECTORY": str(self.workdir / "state")},
         )
         log.close()
         self.started.append(process)

@@ -23,6 +23,7 @@ from gateway.config.legs import SipLegSettings
 from gateway.media.bridge import MediaBridge, RtpLeg
 from gateway.media.sip_leg import open_sip_media
 from gateway.media.transcoder import audio_codec
+from gateway.text import MAX_REASON_CHARS, clean_visitor_name, clean_visitor_text, loggable
 from sip_bridge import (
     CallAnswered,
     CallEnded,
@@ -37,6 +38,29 @@ from sip_bridge import (
 )
 
 logger = logging.getLogger(__name__)
+
+
+def operator_display(number: str, name: str) -> str:
+    """What the operator's phone shows: the number to call back first, then the visitor's
+    name in parentheses, visibly apart (a name can never pass for a number:
+    gateway/text.py), e.g. `Callback +447400200009 (Ann Smith)`."""
+    return f"Callback {number}" + (f" ({name})" if name else "")
+
+
+def shown_name(stored: object) -> str:
+    """A stored name, cleaned again as today's rules say (it may predate them); '' if it
+    no longer passes."""
+    try:
+        return clean_visitor_name(stored) if isinstance(stored, str) else ""
+    except ValueError:
+        return ""
+
+
+def shown_text(stored: object, max_chars: int) -> str:
+    try:
+        return clean_visitor_text(stored, max_chars) if isinstance(stored, str) else ""
+    except ValueError:
+        return ""
 
 
 @dataclass(frozen=True)
@@ -106,7 +130,8 @@ class CallbackJob:
     async def _run(self) -> str:
         s = self.settings
         cb = self.callback
-        name = cb.details.get("name") or ""
+        name = shown_name(cb.details.get("name"))
+        reason = shown_text(cb.details.get("reason"), MAX_REASON_CHARS)
         await self._progress("calling_operator", "")
         operator_media = await self._open_media(s.leg.codecs)
         headers = [("X-Site", cb.site), ("X-Callback-Number", cb.number), ("X-Callback-Id", cb.id)]
@@ -114,9 +139,9 @@ class CallbackJob:
             headers.append(("X-Visitor-Name", name))
         if cb.details.get("page"):
             headers.append(("X-Visitor-Page", cb.details["page"]))
-        if cb.details.get("reason"):
-            headers.append(("X-Visitor-Reason", cb.details["reason"]))
-        display = f"Callback {cb.number}" + (f" {name}" if name else "")
+        if reason:
+            headers.append(("X-Visitor-Reason", reason))
+        display = operator_display(cb.number, name)
         operator = await self._invite(
             s.operator, operator_media, display_name=display, headers=headers
         )
@@ -245,7 +270,7 @@ class CallbackJob:
     async def _finish(self, status: str, detail: str) -> str:
         await self.store.finish(self.callback.id, status, detail, self.clock())
         await self._progress(status, detail)
-        logger.info("callback %s: %s (%s)", self.callback.id, status, detail)
+        logger.info("callback %s: %s (%s)", self.callback.id, status, loggable(detail))
         return status
 
     async def _progress(self, event: str, detail: str) -> None:

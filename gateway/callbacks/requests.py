@@ -24,7 +24,9 @@ from gateway.text import (
     MAX_NAME_CHARS,
     MAX_REASON_CHARS,
     clean_page_url,
+    clean_visitor_name,
     clean_visitor_text,
+    loggable,
     origin_of,
 )
 
@@ -101,7 +103,9 @@ class CallbackRequests:
             if not isinstance(value, str):
                 raise CallbackRefused("bad_request", f"{key} must be text.", status=400)
             try:
-                details[key] = clean_visitor_text(value, most)
+                details[key] = (
+                    clean_visitor_name(value) if key == "name" else clean_visitor_text(value, most)
+                )
             except ValueError as exc:
                 raise CallbackRefused("bad_request", f"{key} {exc}.", status=400) from None
         now = self.clock()
@@ -111,7 +115,7 @@ class CallbackRequests:
             logger.warning(
                 "callback refused: daily limit for a number reached (site %s, %s)",
                 policy.site,
-                client,
+                loggable(client, 64),
             )
             raise CallbackRefused(
                 "number_limit", "This number has asked for enough callbacks today.", status=429
@@ -125,7 +129,7 @@ class CallbackRequests:
             "callback %s requested: site %s from %s, due in %.0f s",
             callback.id,
             policy.site,
-            client,
+            loggable(client, 64),
             due - now,
         )
         if self.on_added is not None:

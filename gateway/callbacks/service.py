@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from gateway.access.admission import LimitRefused
-from gateway.api import CallbackRefused, TokenService
+from gateway.api import CallbackRefused, TokenService, loggable
 from gateway.callbacks.job import CallbackJob, CallbackSettings
 from gateway.callbacks.requests import CallbackRequests, SiteCallbacks
 from gateway.callbacks.scheduler import CallbackScheduler
@@ -138,5 +138,7 @@ class RequestACall:
         try:
             self.tokens.admit_callback_request(site_id, client)
         except LimitRefused as exc:
-            logger.warning("callback refused (%s): site=%s %s", exc.code, site_id, exc.detail)
+            logger.warning(
+                "callback refused (%s): site=%s %s", exc.code, loggable(site_id, 40), exc.detail
+            )
             raise

@@ -17,7 +17,7 @@ import contextlib
 import logging
 from dataclasses import dataclass
 
-from gateway.api import CallState, CallUpdate, EndCause, Notify
+from gateway.api import CallState, CallUpdate, EndCause, Notify, loggable
 from gateway.calls.causes import cause_of
 from gateway.calls.transfer import Transfer
 from gateway.config import RingbackTone
@@ -281,7 +281,9 @@ class Call:
             elif isinstance(event, TransferRequested):
                 self._transfer_requested(attempt, event)
             elif isinstance(event, CallRedirected):
-                logger.info("call %s: redirected (%s) to %s", self.id, event.status, event.target)
+                logger.info(
+                    "call %s: redirected (%s) to %s", self.id, event.status, loggable(event.target)
+                )
             elif isinstance(event, CallEnded):
                 attempt.ended = event
                 self._attempt_ended(attempt, event)
@@ -307,7 +309,9 @@ class Call:
         try:
             media.accept_answer(answer)
         except sdp.SdpError as exc:
-            logger.info("call %s: unusable SDP answer from the operator side: %s", self.id, exc)
+            logger.info(
+                "call %s: unusable SDP answer from the operator side: %s", self.id, loggable(exc)
+            )
             self.hangup(EndCause.NO_COMMON_CODEC, "no common codec with the operator's phone")
             return False
         if self.bridge is None:
@@ -335,7 +339,7 @@ class Call:
         try:
             answer = media.answer(event.sdp)
         except sdp.SdpError as exc:
-            logger.info("call %s: re-offer refused (488): %s", self.id, exc)
+            logger.info("call %s: re-offer refused (488): %s", self.id, loggable(exc))
             sip.reject_offer(488)
             return
         sip.answer_offer(answer)
@@ -419,7 +423,9 @@ class Call:
         try:
             attempt.media.accept_answer(answer)
         except sdp.SdpError as exc:
-            logger.info("call %s: unusable SDP answer from the transfer target: %s", self.id, exc)
+            logger.info(
+                "call %s: unusable SDP answer from the transfer target: %s", self.id, loggable(exc)
+            )
             attempt.sip.hangup()
             self.transfer_failed(self._transfer, "no common codec with the transfer target")
             return

@@ -27,6 +27,7 @@ from gateway.api import (
     SiteInfo,
     TokenGrant,
     VisitorDetails,
+    loggable,
 )
 from gateway.calls.call import Call, CallSettings, Destination
 from gateway.config import GatewayConfig, SiteConfig
@@ -114,9 +115,31 @@ class CallManager:
         notify: Notify,
         visitor: VisitorDetails = NO_DETAILS,
     ) -> tuple[str, str]:
+        try:
+            return await self._start_call(site_id, client, offer_sdp, notify, visitor)
+        except CallRefused as exc:
+            # One line per refusal, naming the limit and its key when a limit refused it.
+            warning = isinstance(exc, LimitRefused) and exc.warning
+            (logger.warning if warning else logger.info)(
+                "call refused (%s): site %s, client %s: %s",
+                exc.code,
+                loggable(site_id, 40),
+                loggable(client, 64),
+                loggable(exc.detail if isinstance(exc, LimitRefused) else exc.message),
+            )
+            raise
+
+    async def _start_call(
+        self,
+        site_id: str,
+        client: str,
+        offer_sdp: str,
+        notify: Notify,
+        visitor: VisitorDetails,
+    ) -> tuple[str, str]:
         site = self.config.site(site_id)
         if site is None:
-            raise CallRefused("unknown_site", f"no site {site_id!r}")
+            raise CallRefused("unknown_site", f"no site {site_id[:40]!r}")
         if site.widget.visitor_details == "required" and not visitor.name:
             # The widget asks first; this holds for any page that skips it.
             raise CallRefused("name_required", "this site asks for your name before a call")
@@ -129,12 +152,7 @@ class CallManager:
                 "We are closed now."
                 + (" Leave your number and we will call you back." if site.callback else ""),
             )
-        try:
-            admitted = self.admission.admit(site, client, now)
-        except LimitRefused as exc:
-            log = logger.warning if exc.warning else logger.info
-            log("call refused (%s): site %s, client %s: %s", exc.code, site.id, client, exc.detail)
-            raise
+        admitted = self.admission.admit(site, client, now)
         call_id = secrets.token_urlsafe(12)
         self._admitted[call_id] = admitted
 
@@ -144,11 +162,12 @@ class CallManager:
             elif update.state == CallState.ENDED:
                 talked = self._forget(call_id)
                 logger.info(
-                    "call %s ended: site %s, %s%s, talked %.1f s",
+                    "call %s ended: site %s, client %s, %s%s, talked %.1f s",
                     call_id,
                     site.id,
+                    loggable(client, 64),
                     update.cause,
-                    f" ({update.detail})" if update.detail else "",
+                    f" ({loggable(update.detail)})" if update.detail else "",
                     talked,
                 )
             notify(update)
@@ -162,8 +181,9 @@ class CallManager:
             raise CallRefused("bad_offer", str(exc)) from None
         except OSError as exc:
             self._forget(call_id)
-            logger.warning("call %s: cannot start: %s", call_id, exc)
+            logger.warning("call %s: cannot start: %s", call_id, loggable(exc))
             raise CallRefused("unavailable", "the gateway cannot take a call now") from None
+        logger.info("call %s started: site %s, client %s", call_id, site.id, loggable(client, 64))
         return call_id, answer
 
     async def add_candidate(

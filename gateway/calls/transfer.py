@@ -24,6 +24,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
+from gateway.api import loggable
 from sip_bridge import (
     CallAnswered,
     CallEnded,
@@ -64,15 +65,15 @@ class Transfer:
             return
         if not call.settings.transfer_to.allows(target):
             logger.info(
-                "call %s: transfer to %r refused: not in the site's transfer_to",
+                "call %s: transfer to %s refused: not in the site's transfer_to",
                 call.id,
-                request.target[:200],
+                loggable(request.target),
             )
             sip.reject_transfer(403)
             self.done = True
             return
         sip.accept_transfer()
-        logger.info("call %s: operator transfers the call to %s", call.id, target)
+        logger.info("call %s: operator transfers the call to %s", call.id, loggable(target))
         call.begin_transfer()
         headers = list(call.settings.headers)
         if request.replaces:
@@ -84,7 +85,7 @@ class Transfer:
                 self.transferor.destination, uri=str(target), headers=headers
             )
         except (OSError, ValueError) as exc:
-            logger.info("call %s: transfer target not called: %s", call.id, exc)
+            logger.info("call %s: transfer target not called: %s", call.id, loggable(exc))
             sip.notify_transfer(503, "Service Unavailable")
             self._failed(None)
             return
@@ -126,5 +127,5 @@ class Transfer:
     def _failed(self, event: CallEnded | None) -> None:
         self.done = True
         detail = event.detail if event is not None else "the target could not be called"
-        logger.info("call %s: transfer failed: %s", self.call.id, detail)
+        logger.info("call %s: transfer failed: %s", self.call.id, loggable(detail))
         self.call.transfer_failed(self, detail)

@@ -24,6 +24,7 @@ from gateway.config.schema import (
     RingbackTone,
     SipConfig,
     SiteConfig,
+    StorageConfig,
 )
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "RingbackTone",
     "SipConfig",
     "SiteConfig",
+    "StorageConfig",
     "load_config",
     "parse_config",
 ]

@@ -44,6 +44,7 @@ from gateway.config.schema import (
     RingbackTone,
     SipConfig,
     SiteConfig,
+    StorageConfig,
 )
 from gateway.config.values import (
     _BROWSER_CODECS,
@@ -55,6 +56,7 @@ from gateway.config.values import (
     _challenge,
     _choice,
     _codec_list,
+    _directory,
     _dns_servers,
     _host,
     _host_addresses,
@@ -204,6 +206,8 @@ def _ice_servers(value: object) -> tuple[IceServer, ...]:
 
 # --------------------------------------------------------------------------- keys
 
+_LOG_LEVEL = _choice("debug", "info", "warning", "error")
+
 # Every section key and its converter. The keys must match DEFAULT_CONFIG (a test checks).
 _SECTIONS: dict[str, dict[str, Converter]] = {
     "http": {"listen": _host_port, "public_url": _public_url, "trusted_proxies": _networks},
@@ -251,7 +255,12 @@ _SECTIONS: dict[str, dict[str, Converter]] = {
         "max_call_duration": _positive_seconds,
         "daily_call_minutes": _positive_minutes,
     },
-    "log": {"level": _choice("debug", "info", "warning", "error")},
+    "log": {
+        "level": _LOG_LEVEL,
+        "library_level": _LOG_LEVEL,
+        "format": _choice("text", "json"),
+    },
+    "storage": {"state_directory": _directory},
     "callbacks": {"database": _string},
 }
 
@@ -353,6 +362,12 @@ def _merge(document: dict[str, Any], problems: _Problems) -> dict[str, Any]:
             close = difflib.get_close_matches(name, known_sections, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             problems.add(name, f"unknown section{hint}")
+    demo = document.get("demo")
+    if "sites" in document and not (isinstance(demo, dict) and "enabled" in demo):
+        # A file with its own sites runs the demo phone only if it asks for it: a
+        # production gateway must not carry a test phone nobody configured. A file without
+        # [[sites]] keeps the demo site, and with it the phone that site rings.
+        merged["demo"]["enabled"] = False
     return merged
 
 
@@ -637,6 +652,7 @@ def _build(
         access=AccessConfig(**sections["access"]),
         limits=LimitsConfig(**sections["limits"]),
         log=LogConfig(**sections["log"]),
+        storage=StorageConfig(**sections["storage"]),
         callbacks=CallbacksConfig(_relative_path(sections["callbacks"]["database"], base_dir)),
         sites=tuple(SiteConfig(**site) for site in sites),
         source=source,

@@ -150,7 +150,14 @@ class LimitsConfig:
 
 @dataclass(frozen=True, slots=True)
 class LogConfig:
-    level: str  # debug | info | warning | error
+    level: str  # debug | info | warning | error: the gateway's own loggers
+    library_level: str  # the same, for the libraries' loggers (aioice, aiohttp, ...)
+    format: str  # text | json
+
+
+@dataclass(frozen=True, slots=True)
+class StorageConfig:
+    state_directory: Path  # the instance's state files; relative: to the working directory
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,6 +248,7 @@ class GatewayConfig:
     access: AccessConfig
     limits: LimitsConfig
     log: LogConfig
+    storage: StorageConfig
     callbacks: CallbacksConfig
     sites: tuple[SiteConfig, ...]
     source: str = "<defaults>"

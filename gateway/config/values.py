@@ -481,6 +481,18 @@ def _relative_path(text: str, base_dir: Path | None) -> Path:
     return path
 
 
+def _directory(value: object) -> Path:
+    """A directory the gateway writes to; `~` expanded, a relative one kept relative (to
+    the working directory of the process)."""
+    text = _no_controls(_string(value).strip())
+    if not text:
+        raise _Invalid("must name a directory")
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:  # ~user of an unknown user
+        raise _Invalid(f"cannot expand '~' in {text!r}") from None
+
+
 def _caller_name(value: object) -> str | None:
     text = _optional_text(value)
     if text is not None and len(text) > 100:

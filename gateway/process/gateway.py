@@ -22,10 +22,12 @@ from gateway.callbacks.service import RequestACall
 from gateway.calls.manager import CallManager
 from gateway.calls.registrations import register_sites
 from gateway.config import GatewayConfig
+from gateway.config.legs import sip_leg_settings
 from gateway.demo_phone import DemoPhone
 from gateway.http.app import build_app
 from gateway.http.callbacks import callback_routes
 from gateway.media.webrtc_leg import use_host_addresses
+from gateway.process.binding import bind, check_udp_range
 from gateway.process.heap import HeapTrimmer, freeze_startup_objects
 from signaling import attach, create_signaling
 from sip_bridge import ConnectionLimits, DnsResolver, RateLimit, SipEndpoint, UserAgentConfig
@@ -49,6 +51,36 @@ def sip_tls_contexts(config: GatewayConfig) -> tuple[ssl.SSLContext | None, ssl.
     return server, client
 
 
+async def _open_endpoint(config: GatewayConfig) -> SipEndpoint:
+    server_ssl, client_ssl = sip_tls_contexts(config)
+    sip = config.sip
+    return await SipEndpoint.open(
+        UserAgentConfig(
+            address=sip.public_address,
+            transport=sip.transport,
+            user=sip.user,
+            from_domain=sip.from_domain,
+            outbound_proxy=str(sip.outbound_proxy) if sip.outbound_proxy else None,
+            allowed_peers=sip.allowed_peers or None,
+            request_rate=(
+                RateLimit(sip.requests_per_second, sip.request_burst)
+                if sip.requests_per_second
+                else None
+            ),
+            session_expires=sip.session_expires,
+            min_se=sip.min_se,
+            resolve_names=True,
+        ),
+        bind=sip.listen,
+        resolver=DnsResolver(sip.dns_servers or None),
+        server_ssl=server_ssl,
+        client_ssl=client_ssl,
+        connection_limits=ConnectionLimits(
+            per_source=sip.connections_per_source, total=sip.max_connections
+        ),
+    )
+
+
 @dataclass
 class Gateway:
     """A running gateway; `await Gateway.start(config)`, then `await stop()`."""
@@ -64,73 +96,77 @@ class Gateway:
     heap: HeapTrimmer | None = None
 
     @classmethod
-    async def start(cls, config: GatewayConfig, *, ledger: SharedLedger | None = None) -> Gateway:
+    async def start(
+        cls,
+        config: GatewayConfig,
+        *,
+        ledger: SharedLedger | None = None,
+        share_http_port: bool = False,
+    ) -> Gateway:
         """`ledger`: what this process counts with the other workers of the machine
-        (gateway/access/ledger.py); None for a gateway on its own."""
+        (gateway/access/ledger.py); None for a gateway on its own. `share_http_port`: the
+        workers of a supervisor share `http.listen` (SO_REUSEPORT); a gateway on its own
+        holds it alone. Raises StartError (naming the key) when an address cannot be bound;
+        whatever was opened by then is closed again."""
         use_host_addresses(config.ice.host_addresses)
-        demo = None
-        if config.demo.enabled:
-            demo = await DemoPhone.start(config.demo.sip_listen, config.media.rtp_ports)
-        server_ssl, client_ssl = sip_tls_contexts(config)
-        sip = config.sip
-        endpoint = await SipEndpoint.open(
-            UserAgentConfig(
-                address=sip.public_address,
-                transport=sip.transport,
-                user=sip.user,
-                from_domain=sip.from_domain,
-                outbound_proxy=str(sip.outbound_proxy) if sip.outbound_proxy else None,
-                allowed_peers=sip.allowed_peers or None,
-                request_rate=(
-                    RateLimit(sip.requests_per_second, sip.request_burst)
-                    if sip.requests_per_second
-                    else None
-                ),
-                session_expires=sip.session_expires,
-                min_se=sip.min_se,
-                resolve_names=True,
-            ),
-            bind=sip.listen,
-            resolver=DnsResolver(sip.dns_servers or None),
-            server_ssl=server_ssl,
-            client_ssl=client_ssl,
-            connection_limits=ConnectionLimits(
-                per_source=sip.connections_per_source, total=sip.max_connections
-            ),
-        )
-        register_sites(endpoint, config.sites)
-        calls = CallManager(config, endpoint, ledger=ledger)
-        # RSS would otherwise grow with the calls served (gateway/process/heap.py).
-        heap = HeapTrimmer()
-        calls.on_call_ended = heap.call_ended
-        ice_servers = [
-            {
-                "urls": list(s.urls),
-                **({"username": s.username} if s.username else {}),
-                **({"credential": s.credential} if s.credential else {}),
-            }
-            for s in config.ice.servers
-        ]
-        sio = create_signaling(
-            calls, ice_servers=ice_servers, page_origins=[config.http.public_origin]
-        )
-        app = build_app(
-            service=calls,
-            web_dir=WEB_DIR,
-            node_modules=NODE_MODULES,
-            sites=[s.id for s in config.sites],
-            trusted_proxies=config.http.trusted_proxies,
-        )
-        # Each worker claims and recovers its own callbacks: its name must be its own.
-        owner = ledger.owner if ledger is not None else "gateway"
-        callbacks = await RequestACall.start(config, endpoint, calls, owner=owner)
-        if callbacks is not None:
-            app.add_routes(callback_routes(callbacks.requests, authorize=callbacks.authorize))
-        attach(app, sio)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        host, port = config.http.listen
-        await web.TCPSite(runner, host, port, reuse_port=True).start()
+        async with contextlib.AsyncExitStack() as opened:
+            leg = sip_leg_settings(config)
+            check_udp_range("media.rtp_ports", leg.rtp_host, config.media.rtp_ports)
+            demo = None
+            if config.demo.enabled:
+                demo_host = config.demo.sip_listen[0]
+                if demo_host != leg.rtp_host:
+                    check_udp_range("media.rtp_ports", demo_host, config.media.rtp_ports)
+                demo = await bind(
+                    "demo.sip_listen",
+                    config.demo.sip_listen,
+                    DemoPhone.start(
+                        config.demo.sip_listen,
+                        config.media.rtp_ports,
+                        latch_any_source=leg.latch_any_source,
+                    ),
+                )
+                opened.push_async_callback(demo.close)
+            endpoint = await bind("sip.listen", config.sip.listen, _open_endpoint(config))
+            opened.push_async_callback(endpoint.close)
+            register_sites(endpoint, config.sites)
+            calls = CallManager(config, endpoint, ledger=ledger)
+            # RSS would otherwise grow with the calls served (gateway/process/heap.py).
+            heap = HeapTrimmer()
+            opened.callback(heap.close)
+            calls.on_call_ended = heap.call_ended
+            ice_servers = [
+                {
+                    "urls": list(s.urls),
+                    **({"username": s.username} if s.username else {}),
+                    **({"credential": s.credential} if s.credential else {}),
+                }
+                for s in config.ice.servers
+            ]
+            sio = create_signaling(
+                calls, ice_servers=ice_servers, page_origins=[config.http.public_origin]
+            )
+            app = build_app(
+                service=calls,
+                web_dir=WEB_DIR,
+                node_modules=NODE_MODULES,
+                sites=[s.id for s in config.sites],
+                trusted_proxies=config.http.trusted_proxies,
+            )
+            # Each worker claims and recovers its own callbacks: its name must be its own.
+            owner = ledger.owner if ledger is not None else "gateway"
+            callbacks = await RequestACall.start(config, endpoint, calls, owner=owner)
+            if callbacks is not None:
+                opened.push_async_callback(callbacks.stop)
+                app.add_routes(callback_routes(callbacks.requests, authorize=callbacks.authorize))
+            attach(app, sio)
+            runner = web.AppRunner(app, access_log=None)
+            await runner.setup()
+            opened.push_async_callback(runner.cleanup)
+            host, port = config.http.listen
+            site = web.TCPSite(runner, host, port, reuse_port=share_http_port)
+            await bind("http.listen", config.http.listen, site.start())
+            opened.pop_all()  # started: stop() closes them from now on
         return cls(
             config, endpoint, calls, runner, demo, config.http.public_url, sio, callbacks, heap
         )
@@ -153,11 +189,12 @@ async def serve(
     ledger: SharedLedger | None = None,
     on_started: Callable[[Gateway], None] | None = None,
     announce: bool = True,
+    share_http_port: bool = False,
 ) -> None:
     """Run until SIGINT/SIGTERM; hang up every call on the way out. A worker passes the
-    machine's `ledger`, `on_started` (its journal) and `announce` (worker 0 prints the
-    address, the others do not)."""
-    gateway = await Gateway.start(config, ledger=ledger)
+    machine's `ledger`, `on_started` (its journal), `announce` (worker 0 prints the
+    address, the others do not) and `share_http_port`. Raises StartError."""
+    gateway = await Gateway.start(config, ledger=ledger, share_http_port=share_http_port)
     freeze_startup_objects()  # full collections walk only what calls allocate (heap.py)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

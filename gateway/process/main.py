@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import sys
-import tempfile
 from pathlib import Path
 
-from gateway.config import ConfigError, load_config
+from gateway.config import ConfigError, GatewayConfig, load_config
+from gateway.process.binding import StartError
 from gateway.process.gateway import serve
+from gateway.process.logs import configure_logging
+from gateway.process.state import StateDirectory, StateDirectoryError
 from gateway.process.supervisor import (
     WorkerConfigError,
     default_worker_count,
@@ -43,26 +44,37 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         print(f"cannot read {args.config}: {exc.strerror}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=config.log.level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(config.log)
     workers = default_worker_count() if args.workers is None else args.workers
-    if workers == 0:
-        memory = install_memory_reports()
-        try:
-            asyncio.run(serve(config))
-        except OSError as exc:
-            print(f"cannot start: {exc}", file=sys.stderr)
-            return 1
-        finally:
-            if memory is not None:
-                memory.report("stopping")
-        return 0
-    # Journals of each worker's calls, found again by a supervisor restarted on this port.
-    journal_dir = Path(tempfile.gettempdir()) / f"gateway-{os.getuid()}-{config.http.listen[1]}"
     try:
-        return run_workers(config, workers, journal_dir)
+        # Held for as long as this process (and the workers it forks) runs.
+        state = StateDirectory.claim(config.storage.state_directory)
+    except StateDirectoryError as exc:
+        print(f"cannot start: {exc}", file=sys.stderr)
+        return 1
+    try:
+        if workers == 0:
+            return _serve_here(config)
+        return run_workers(config, workers, state)
+    except StartError as exc:
+        print(f"cannot start: {exc}", file=sys.stderr)
+        return 1
     except WorkerConfigError as exc:
         print(f"configuration error:\n  {exc}", file=sys.stderr)
         return 2
+    finally:
+        state.release()
+
+
+def _serve_here(config: GatewayConfig) -> int:
+    """One gateway in this process (`--workers 0`)."""
+    memory = install_memory_reports()
+    try:
+        asyncio.run(serve(config))
+    except (StartError, OSError) as exc:
+        print(f"cannot start: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if memory is not None:
+            memory.report("stopping")
+    return 0

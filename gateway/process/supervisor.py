@@ -12,8 +12,9 @@ dies. Worker i of N gets, derived from the one configuration:
 - the demo phone only in worker 0 (it has one SIP address); call tokens signed with one
   secret shared by all workers (made by the supervisor when the file sets none), so a
   token from one worker is good at another, and used once on the whole machine.
-- one SharedLedger (an SQLite file next to the journals): the visitor, site and budget
-  limits and single-use tokens count over all workers (gateway/access/ledger.py).
+- one SharedLedger (an SQLite file in the state directory, next to the journals): the
+  visitor, site and budget limits and single-use tokens count over all workers
+  (gateway/access/ledger.py; the directory: gateway/process/state.py).
 `limits.max_calls` stays per worker: the machine carries N times as many.
 
 A worker that dies (crash, OOM kill) takes its calls with it: the browsers see their
@@ -31,17 +32,17 @@ import logging
 import os
 import secrets
 import signal
-import stat
 import sys
 import time
 import traceback
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gateway.access.ledger import SharedLedger
 from gateway.callbacks.store import interrupt_orphans
 from gateway.config import AccessConfig, GatewayConfig
+from gateway.process.binding import StartError, check_tcp_free
 from gateway.process.journal import DialogJournal, end_orphan_calls, read_journal
+from gateway.process.state import StateDirectory
 
 if TYPE_CHECKING:
     from gateway.process.gateway import Gateway
@@ -54,7 +55,9 @@ logger = logging.getLogger(__name__)
 QUICK_FAILURE = 5.0
 MAX_QUICK_FAILURES = 5
 STOP_GRACE = 10.0  # seconds workers get to hang up their calls on SIGTERM
-LEDGER_FILE = "ledger.sqlite3"  # in the journal directory: what the workers count together
+# A worker's exit status when it cannot bind an address of its configuration: a new worker
+# would fail the same way, so the supervisor stops the gateway instead of restarting it.
+EXIT_CANNOT_START = 3
 
 
 class WorkerConfigError(ValueError):
@@ -123,27 +126,6 @@ def worker_configs(config: GatewayConfig, count: int) -> list[GatewayConfig]:
     return configs
 
 
-def private_directory(path: Path) -> None:
-    """Create `path` for this user only, or check that it is so. The journals and the
-    ledger are written there and trusted when read back: in a shared /tmp another user
-    must not be able to create the directory first, nor plant files or links in it.
-    Raises WorkerConfigError when it belongs to someone else or others may write to it."""
-    try:
-        path.mkdir(mode=0o700, parents=True)
-    except FileExistsError:
-        pass
-    except OSError as exc:
-        raise WorkerConfigError(f"cannot create {path}: {exc.strerror}") from None
-    info = path.lstat()
-    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o022:
-        raise WorkerConfigError(
-            f"{path} is not a directory of this user that only it may write to; "
-            "remove it and start again"
-        )
-    if info.st_mode & 0o077:
-        path.chmod(0o700)  # ours and written by us alone so far: keep it so
-
-
 def _shared_token_secret(config: GatewayConfig) -> AccessConfig | None:
     """The [access] section with a secret all workers share, if the file sets none."""
     if config.access.token_secret is not None:
@@ -152,11 +134,12 @@ def _shared_token_secret(config: GatewayConfig) -> AccessConfig | None:
 
 
 # ---------------------------------------------------------------------------- the worker
-async def _serve_worker(config: GatewayConfig, index: int, journal: Path) -> None:
+async def _serve_worker(config: GatewayConfig, index: int, state: StateDirectory) -> None:
     from gateway.process.gateway import serve  # the supervisor itself needs none of the application
 
     # The supervisor released what this worker's predecessor left in the ledger.
-    ledger = SharedLedger.open(journal.parent / LEDGER_FILE, owner=f"worker-{index}")
+    ledger = SharedLedger.open(state.ledger, owner=f"worker-{index}")
+    journal = state.journal(index)
     recorders: list[DialogJournal] = []
 
     def started(gateway: Gateway) -> None:
@@ -171,7 +154,9 @@ async def _serve_worker(config: GatewayConfig, index: int, journal: Path) -> Non
         )
 
     try:
-        await serve(config, ledger=ledger, on_started=started, announce=index == 0)
+        await serve(
+            config, ledger=ledger, on_started=started, announce=index == 0, share_http_port=True
+        )
     finally:
         for recorder in recorders:  # every call hung up by now: the journal is left empty
             await recorder.stop()
@@ -188,12 +173,15 @@ def install_memory_reports() -> MemoryReporter | None:
     return memory_debug.install_from_environment()
 
 
-def _worker_main(config: GatewayConfig, index: int, journal: Path) -> int:
+def _worker_main(config: GatewayConfig, index: int, state: StateDirectory) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD):
         signal.signal(sig, signal.SIG_DFL)
     memory = install_memory_reports()
     try:
-        asyncio.run(_serve_worker(config, index, journal))
+        asyncio.run(_serve_worker(config, index, state))
+    except StartError as exc:
+        print(f"worker {index} cannot start: {exc}", file=sys.stderr, flush=True)
+        return EXIT_CANNOT_START
     except OSError as exc:
         print(f"worker {index} cannot start: {exc}", file=sys.stderr, flush=True)
         return 1
@@ -210,22 +198,21 @@ def _worker_main(config: GatewayConfig, index: int, journal: Path) -> int:
 class Supervisor:
     """Forks the workers, restarts those that die, stops them all on SIGINT/SIGTERM."""
 
-    def __init__(self, configs: list[GatewayConfig], journal_dir: Path) -> None:
+    def __init__(self, configs: list[GatewayConfig], state: StateDirectory) -> None:
         self.configs = configs
-        self.journal_dir = journal_dir
+        self.state = state
         self._pids: dict[int, int] = {}  # pid -> worker index
         self._started: dict[int, float] = {}  # worker index -> when
         self._quick_failures = [0] * len(configs)
         self._stopping = False
 
-    def journal(self, index: int) -> Path:
-        return self.journal_dir / f"worker-{index}.json"
-
     def run(self) -> int:
-        """Until a signal asks to stop (0) or a worker keeps failing at start (1)."""
+        """Until a signal asks to stop (0), or a worker cannot start or keeps failing (1).
+        Raises StartError when the HTTP port is taken."""
+        # The workers share it (SO_REUSEPORT): it must be nobody else's before they do.
+        check_tcp_free("http.listen", self.configs[0].http.listen)
         signal.signal(signal.SIGTERM, self._on_stop_signal)
         signal.signal(signal.SIGINT, self._on_stop_signal)
-        private_directory(self.journal_dir)
         self._release_calls(None)  # a supervisor killed before may have left live rows
         interrupt_orphans(self.configs[0].callbacks.database, len(self.configs), time.time())
         for index in range(len(self.configs)):
@@ -243,6 +230,12 @@ class Supervisor:
             if self._stopping:
                 continue
             code = os.waitstatus_to_exitcode(wait_status)
+            if code == EXIT_CANNOT_START:
+                print(f"worker {index} cannot start; stopping the gateway", flush=True)
+                self._release_calls(index)
+                self._stop_workers()
+                status = 1
+                continue
             how = f"signal {-code}" if code < 0 else f"exit status {code}"
             print(f"worker {index} (pid {pid}) died: {how}; ending its calls", flush=True)
             self._release_calls(index)
@@ -263,14 +256,13 @@ class Supervisor:
 
     def _spawn(self, index: int) -> None:
         config = self.configs[index]
-        journal = self.journal(index)
         sys.stdout.flush()
         sys.stderr.flush()
         pid = os.fork()
         if pid == 0:
             code = 1
             try:
-                code = _worker_main(config, index, journal)
+                code = _worker_main(config, index, self.state)
             finally:
                 sys.stdout.flush()
                 sys.stderr.flush()
@@ -282,14 +274,14 @@ class Supervisor:
         """End in the shared ledger the calls of worker `index` (of all with None), so
         that they stop counting against the limits. Opened and closed each time: an
         SQLite connection must not cross a fork."""
-        ledger = SharedLedger.open(self.journal_dir / LEDGER_FILE, owner="supervisor")
+        ledger = SharedLedger.open(self.state.ledger, owner="supervisor")
         try:
             ledger.release(None if index is None else f"worker-{index}", time.time())
         finally:
             ledger.close()
 
     def _end_left_calls(self, index: int) -> None:
-        journal = self.journal(index)
+        journal = self.state.journal(index)
         entries = read_journal(journal)
         if entries:
             config = self.configs[index]
@@ -324,7 +316,8 @@ class Supervisor:
                 os.kill(pid, signal.SIGKILL)
 
 
-def run_workers(config: GatewayConfig, count: int, journal_dir: Path) -> int:
-    """Run `count` workers of `config` until SIGINT/SIGTERM. Raises WorkerConfigError."""
+def run_workers(config: GatewayConfig, count: int, state: StateDirectory) -> int:
+    """Run `count` workers of `config` until SIGINT/SIGTERM, keeping their ledger and
+    journals in `state`. Raises WorkerConfigError."""
     configs = worker_configs(config, count)
-    return Supervisor(configs, journal_dir).run()
+    return Supervisor(configs, state).run()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -436,10 +435,8 @@ async def test_starting_a_call_before_the_connection_is_up_waits_for_it(
     await asyncio.sleep(0.5)
     assert await page.evaluate("() => document.querySelector('click-to-call').state") == "loading"
     assert call_namespace(gateway.sio).client_count == 0  # not connected
-    started = time.monotonic()
     await page.get_by_role("button", name="Talk to us").click()
     await wait_for_status(page, "Call ended: busy")
-    assert time.monotonic() - started < 5
     await uas.assert_passed_async()
 
 

@@ -75,7 +75,7 @@ async def test_callback_joins_operator_and_visitor(tmp_path, baresip_factory):
     # The operator's phone was told who is calling back.
     invite = operator.output().split("INVITE sip:", 1)[1].split("\n\n", 1)[0]
     assert f"X-Callback-Number: {VISITOR}" in invite
-    assert re.search(r'From: "Callback \+441632960123 Ann Smith"', invite)
+    assert re.search(r'From: "Callback \+441632960123 \(Ann Smith\)"', invite)
     assert "X-Visitor-Page: https://shop/x" in invite
     stored = await store.get(callback.id)
     assert stored.status == "done"
@@ -110,10 +110,12 @@ async def test_visitor_not_answering_is_retried_later(tmp_path, baresip_factory,
 
 
 async def test_a_callback_that_cannot_be_placed_fails_instead_of_staying_dialing(tmp_path):
-    # Stored by an older version without today's checks: a name the wire cannot carry.
+    # Stored by an older version without today's checks: a page the wire cannot carry (a
+    # name or reason like that is cleaned again, and dropped, when the callback is placed).
     endpoint = await SipEndpoint.open(UserAgentConfig(address=("127.0.0.1", 0)))
     store = await SqliteCallbackStore.open(tmp_path / "cb.db", now=0)
-    await store.add(site="shop", number=VISITOR, details={"name": "Ann\ud800"}, due_at=0, now=0)
+    details = {"name": "Ann\ud800", "page": "https://shop/\ud800"}
+    await store.add(site="shop", number=VISITOR, details=details, due_at=0, now=0)
     (callback,) = await store.claim_due(1, "test")
     job = CallbackJob(
         callback, settings("sip:op@127.0.0.1:9", "sip:{number}@127.0.0.1:9"), endpoint, store

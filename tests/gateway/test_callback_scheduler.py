@@ -8,6 +8,16 @@ from gateway.callbacks.scheduler import CallbackScheduler
 from gateway.callbacks.store import SqliteCallbackStore
 
 
+async def eventually(predicate, what: str, timeout: float = 10.0) -> None:
+    """Until `predicate()` holds: the scheduler polls every 10 ms and its store works in a
+    thread, so how soon depends on the machine; only the deadline is generous."""
+    for _ in range(int(timeout / 0.01)):
+        if await predicate():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"never: {what}")
+
+
 class Clock:
     def __init__(self, now: float) -> None:
         self.now = now
@@ -49,10 +59,13 @@ async def test_scheduled_callback_fires_on_time_after_a_restart_once(tmp_path):
     await asyncio.sleep(0.1)
     assert RecordingJob.runs == []  # not yet due
     clock.now = 1060.0
-    await asyncio.sleep(0.1)
+
+    async def done() -> bool:
+        return (await store.get(callback.id)).status == "done"
+
+    await eventually(done, "the callback ran once due")
     assert RecordingJob.runs == [(callback.id, 1060.0)]
     clock.now = 2000.0
-    await asyncio.sleep(0.1)
     second = CallbackScheduler(
         store, lambda cb: RecordingJob(cb, store, clock), owner="w1", clock=clock, interval=0.01
     )
@@ -71,8 +84,12 @@ async def test_callback_of_a_removed_site_fails_with_a_reason(tmp_path):
     callback = await store.add(site="gone", number="+15005550006", details={}, due_at=5, now=0)
     scheduler = CallbackScheduler(store, lambda cb: None, owner="w0", clock=clock, interval=0.01)
     scheduler.start()
-    await asyncio.sleep(0.1)
+
+    async def failed() -> bool:
+        return (await store.get(callback.id)).status == "failed"
+
+    await eventually(failed, "the callback of a removed site failed")
     await scheduler.stop()
     stored = await store.get(callback.id)
-    assert stored.status == "failed" and "no longer configured" in stored.history[-1][2]
+    assert "no longer configured" in stored.history[-1][2]
     await store.close()

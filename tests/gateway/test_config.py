@@ -30,6 +30,7 @@ from gateway.config import (
     RingbackTone,
     SipConfig,
     SiteConfig,
+    StorageConfig,
     load_config,
     parse_config,
 )
@@ -48,6 +49,7 @@ SECTION_CLASSES = {
     "access": AccessConfig,
     "limits": LimitsConfig,
     "log": LogConfig,
+    "storage": StorageConfig,
     "callbacks": CallbacksConfig,
 }
 

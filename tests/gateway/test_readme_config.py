@@ -39,7 +39,7 @@ def test_readme_config_parses_and_has_every_key():
     assert keys(tomllib.loads(DEFAULT_CONFIG)) <= shown
     documented = set(
         re.findall(
-            r"`((?:sites|http|sip|media|ice|demo|access|limits|log)[.\w\[\]]*)`",
+            r"`((?:sites|http|sip|media|ice|demo|access|limits|log|storage)[.\w\[\]]*)`",
             (README.parent / "docs" / "configuration.md").read_text(),
         )
     )

@@ -9,12 +9,9 @@ import asyncio
 import dataclasses
 import itertools
 import os
-import shutil
 import signal
-import stat
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -25,7 +22,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
 from gateway.config import parse_config
 from gateway.process.journal import OrphanCallEnder
-from gateway.process.supervisor import WorkerConfigError, private_directory, worker_configs
+from gateway.process.supervisor import WorkerConfigError, worker_configs
 from sip_bridge.message import Request, Response, parse_message
 from tests.e2e.conftest import gateway_toml
 from tests.support.sipp import Sipp
@@ -256,12 +253,13 @@ async def test_a_crashed_workers_calls_end_on_both_legs_and_it_is_restarted(tmp_
     use_host_addresses(["127.0.0.1"])
     sipp = Sipp("uas_answer_echo", tmp_path / "sipp", rtp_echo=True, calls=1, timeout=30)
     sipp.start()
-    toml = gateway_toml(destination=sipp.uri)
+    state = tmp_path / "state"
+    journal_dir = state / "workers"
+    toml = gateway_toml(destination=sipp.uri, extra=f'[storage]\nstate_directory = "{state}"\n')
     (tmp_path / "gateway.toml").write_text(toml)
     base = parse_config(toml, {})
     url, origin = base.http.public_url, base.http.public_origin
     log = tmp_path / "gateway.log"
-    journal_dir = Path(tempfile.gettempdir()) / f"gateway-{os.getuid()}-{base.http.listen[1]}"
     gateway = subprocess.Popen(
         [
             sys.executable,
@@ -295,11 +293,11 @@ async def test_a_crashed_workers_calls_end_on_both_legs_and_it_is_restarted(tmp_
         )
         os.kill(victim, signal.SIGKILL)
         killed = time.monotonic()
-        await asyncio.wait_for(dropped.wait(), 5)  # the browser sees its socket drop...
-        await sipp.assert_passed_async(timeout=10)  # ...and the operator gets a BYE
-        assert time.monotonic() - killed < 6
+        await asyncio.wait_for(dropped.wait(), 10)  # the browser sees its socket drop...
+        # ...and the operator gets a BYE from the supervisor (SIPp's own -timeout is 30 s).
+        await sipp.assert_passed_async(timeout=15)
         while log.read_text().count(f"worker {index} ready: pid") < 2:
-            assert time.monotonic() - killed < 15, log.read_text()
+            assert time.monotonic() - killed < 30, log.read_text()  # a deadline, not a speed
             await asyncio.sleep(0.1)
         text = log.read_text()
         assert f"worker {index}: sent 1 BYE and 0 CANCEL; 1 answered" in text, text
@@ -315,21 +313,4 @@ async def test_a_crashed_workers_calls_end_on_both_legs_and_it_is_restarted(tmp_
         except subprocess.TimeoutExpired:
             gateway.kill()
         sipp.stop()
-        shutil.rmtree(journal_dir, ignore_errors=True)
     assert gateway.returncode == 0, log.read_text()
-
-
-def test_the_journal_directory_is_private_and_a_foreign_one_is_refused(tmp_path):
-    mine = tmp_path / "journals"
-    private_directory(mine)
-    assert stat.S_IMODE(mine.stat().st_mode) == 0o700
-    private_directory(mine)  # again: fine
-    shared = tmp_path / "shared"
-    shared.mkdir()
-    shared.chmod(0o777)  # anyone could have planted a journal or a link in it
-    with pytest.raises(WorkerConfigError, match="only it may write"):
-        private_directory(shared)
-    link = tmp_path / "link"
-    link.symlink_to(mine)
-    with pytest.raises(WorkerConfigError):
-        private_directory(link)

@@ -6,11 +6,18 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from sip_bridge.asyncio.endpoint import SipEndpoint
 from sip_bridge.asyncio.transport import ConnectionLimits
 from sip_bridge.useragent import UserAgentConfig
 
 HOST = "127.0.0.1"
+
+# The first-message deadline and the waits for a close are loop timers: on looptime's fake
+# clock, a peer is "silent for 0.5 s" exactly, however busy the machine (loopback TCP
+# delivers as it is written; only time is faked).
+pytestmark = pytest.mark.looptime
 
 
 def options(port: int, n: int) -> bytes:
@@ -39,6 +46,13 @@ async def closed_by_server(reader: asyncio.StreamReader, within: float = 2.0) ->
         return True
 
 
+async def until(condition, timeout: float = 10.0) -> None:
+    """Until `condition()` holds (the server notices a close on its own schedule)."""
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.01)
+
+
 async def answered(reader, writer, port: int, n: int) -> bool:
     writer.write(options(port, n))
     await writer.drain()
@@ -59,7 +73,7 @@ async def test_more_connections_from_one_source_than_allowed_are_closed_at_once(
         # One closes: a new one fits.
         kept[0][1].close()
         await kept[0][1].wait_closed()
-        await asyncio.sleep(0.1)
+        await until(lambda: endpoint.inbound_connections == 2)  # the server saw it close
         reader, writer = await asyncio.open_connection(HOST, port)
         assert await answered(reader, writer, port, 9)
         for _, w in [*kept[1:], (reader, writer), *extra]:
@@ -124,8 +138,7 @@ async def test_over_tls_the_limits_hold_before_any_handshake(tmp_path):
         assert endpoint.inbound_connections == 2
         for reader, _ in silent:  # no handshake within the deadline
             assert await closed_by_server(reader, within=2.0)
-        await asyncio.sleep(0.1)
-        assert endpoint.inbound_connections == 0
+        await until(lambda: endpoint.inbound_connections == 0)
         reader, writer = await asyncio.open_connection(
             HOST, port, ssl=client_ssl, server_hostname=HOST
         )

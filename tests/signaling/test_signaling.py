@@ -655,10 +655,13 @@ async def test_a_message_over_the_hard_cap_closes_the_connection(
 # --- logging -----------------------------------------------------------------------------
 
 
-async def test_one_log_line_per_call_start_and_end_without_sdp(
+async def test_calls_are_logged_by_the_gateway_not_twice_and_never_with_sdp(
     connect: Connect, signaling_server: SignalingServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="signaling")
+    # The gateway logs one line when a call starts and one when it ends, with its talk
+    # time (gateway.calls.manager; tests/security/test_log_injection.py counts them in a
+    # real gateway's log): signaling adds only DEBUG lines of its own.
+    caplog.set_level(logging.DEBUG, logger="signaling")
     client = await connect()
     call_id = await client.start_call()
     await client.call("call:candidate", candidate())
@@ -666,12 +669,9 @@ async def test_one_log_line_per_call_start_and_end_without_sdp(
     await client.call("call:hangup", {})
     await client.next_state(call_id)  # connecting
     await client.next_state(call_id)  # ended
-    info = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
-    assert info == [
-        f"call {call_id} started: site=demo client=127.0.0.1",
-        f"call {call_id} ended (visitor_hung_up): site=demo client=127.0.0.1",
-    ]
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO] == []
     everything = "\n".join(r.getMessage() for r in caplog.records)
+    assert f"call {call_id} started" in everything
     assert "m=audio" not in everything and "a=ice-pwd" not in everything
 
 

@@ -17,7 +17,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 __all__ = ["PeerProcess", "PeerStartError", "is_port_bound", "tail"]
@@ -58,10 +58,19 @@ def tail(path: Path, limit: int = 6000) -> str:
 class PeerProcess:
     """One child process with stdout/stderr in files under ``workdir``."""
 
-    def __init__(self, name: str, argv: Sequence[str], workdir: Path) -> None:
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        workdir: Path,
+        *,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        """`env`: the child's environment (default: this process's)."""
         self.name = name
         self.argv = list(argv)
         self.workdir = workdir
+        self.env = dict(env) if env is not None else None
         self.stdout_path = workdir / f"{name}.stdout"
         self.stderr_path = workdir / f"{name}.stderr"
         self._process: subprocess.Popen[bytes] | None = None
@@ -75,6 +84,7 @@ class PeerProcess:
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=err,
+                env=self.env,
                 start_new_session=True,  # its own process group, killed as one at teardown
             )
 

@@ -18,6 +18,12 @@ from .tones import dominant_frequency, rms, tone
 HOST = "127.0.0.1"
 PORTS = (42000, 42999)
 
+# The session's timers (media timeout, RTCP interval, DTMF event pacing) and its RTP clock
+# run on the event loop's time: here looptime's fake one, which jumps to the next timer.
+# Datagrams on loopback arrive as they are sent, so only time is faked: a pause is exactly
+# as long as the test says, whatever else the machine is doing.
+pytestmark = pytest.mark.looptime
+
 
 def open_fds() -> set[str]:
     return set(os.listdir("/proc/self/fd"))
