@@ -1,6 +1,7 @@
 """The contract between the gateway and its faces (signaling/, http/): what a page may ask
-(`GatewayService`: call tokens, then calls), what it is told (`CallState`, `EndCause`,
-`CallUpdate`, `SiteInfo`), what it sends (`VisitorDetails`), and the refusal family.
+(`GatewayService`: call tokens, then calls and pre-call checks), what it is told
+(`CallState`, `EndCause`, `CallUpdate`, `SiteInfo`), what it sends (`VisitorDetails`),
+and the refusal family.
 
 Signaling imports this module and nothing else of the gateway: never the configuration,
 aiortc or SIP objects (docs/architecture.md). The gateway's `CallManager` implements
@@ -22,6 +23,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from gateway.sites.countries import calling_codes
 from gateway.sites.hours import BusinessHours
 from gateway.sites.widget import WidgetSettings
 
@@ -48,6 +50,8 @@ __all__ = [
     "CallState",
     "CallUpdate",
     "CallbackRefused",
+    "CheckGrant",
+    "CheckService",
     "Clock",
     "EndCause",
     "GatewayService",
@@ -104,6 +108,9 @@ class CallUpdate:
     state: CallState
     cause: EndCause | None = None  # only with ENDED
     detail: str = ""  # words for logs and the call record, never secrets
+    # With the ENDED of an answered call: the proof that lets the page rate it
+    # (`POST /api/calls/<call id>/rating`, gateway.calls.ratings).
+    rating_proof: str = ""
     # For the page: the SIP status that ended the call, as "421 Extension Required" (the
     # standard words of the status, never the peer's own text or an address); "" if none.
     reason: str = ""
@@ -179,8 +186,9 @@ class SiteInfo:
         widget settings, whether the site is open and when it opens next (ISO 8601 in the
         site's time zone, or None when open or never), its weekly opening hours
         (`{"timezone": ..., "week": {"mon": [["09:00", "12:30"], ...], ...}}`, or None when
-        always open), its fallback, and Request-a-Call (`{"countries": [...]}`, or None when
-        the site takes no callbacks). Nothing secret: no destination, trunk or operator."""
+        always open), its fallback, and Request-a-Call (`{"countries": [...], "calling_codes":
+        {"GB": 44, ...}, "max_days_ahead": 14}`, or None when the site takes no callbacks).
+        Nothing secret: no destination, trunk or operator."""
         is_open = self.hours is None or self.hours.is_open(now)
         opening = None if is_open or self.hours is None else self.hours.next_opening(now)
         week = self.hours.weekly() if self.hours is not None else None
@@ -194,6 +202,7 @@ class SiteInfo:
             "callback": (
                 {
                     "countries": list(self.callback_countries),
+                    "calling_codes": calling_codes(self.callback_countries),
                     "max_days_ahead": CALLBACK_MAX_DAYS_AHEAD,
                 }
                 if self.callback_countries is not None
@@ -302,5 +311,29 @@ class TokenService(Protocol):
         ...
 
 
-class GatewayService(CallService, TokenService, Protocol):
+@dataclass(frozen=True, slots=True)
+class CheckGrant:
+    """A pre-call check the gateway took: its id, its SDP answer, and how many seconds the
+    gateway keeps it before ending it."""
+
+    check_id: str
+    answer_sdp: str
+    seconds: float
+
+
+class CheckService(Protocol):
+    """Pre-call checks ("Test my microphone and connection"): a WebRTC connection whose
+    audio the gateway echoes back, no call (gateway.calls.precheck)."""
+
+    async def start_check(self, *, site_id: str, client: str, offer_sdp: str) -> CheckGrant:
+        """Answer an offer that carries its candidates. Raises CallRefused
+        (`precheck_off`, `bad_offer`; LimitRefused `precheck_limited`, `busy`)."""
+        ...
+
+    async def stop_check(self, check_id: str) -> None:
+        """End the check now (the page is done, or went away); unknown ids are ignored."""
+        ...
+
+
+class GatewayService(CallService, TokenService, CheckService, Protocol):
     """What the HTTP face and signaling ask of the gateway."""

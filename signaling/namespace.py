@@ -36,6 +36,8 @@ from signaling.payloads import (
     Mute,
     PayloadError,
     StartCall,
+    StartCheck,
+    StopCheck,
     parse_client_event,
     show,
 )
@@ -157,6 +159,9 @@ class CallNamespace(socketio.AsyncNamespace):
         # Events still queued see `closed` and return at once; only one already running
         # (typically a call:start waiting for the answer) is waited for.
         async with session.lock:
+            check, session.check = session.check, None
+            if check is not None:
+                await self._service.stop_check(check)
             slot, session.call = session.call, None
             if slot is None or slot.call_id is None:
                 return
@@ -238,11 +243,40 @@ class CallNamespace(socketio.AsyncNamespace):
             case Mute(muted=muted):
                 call_id, _ = _active_call(session)
                 await _ask(self._service.set_mute(call_id, muted))
+            case StartCheck(sdp=sdp):
+                return await self._start_check(session, sdp)
+            case StopCheck():
+                check, session.check = session.check, None
+                if check is not None:
+                    await self._service.stop_check(check)
         return {"ok": True}
+
+    async def _start_check(self, session: ClientSession, sdp: str) -> Ack:
+        if session.call is not None:
+            raise SignalingError(ErrorCode.CALL_ACTIVE, "a call is going on; no test now")
+        if session.check is not None:  # a new test replaces the one going on
+            check, session.check = session.check, None
+            await self._service.stop_check(check)
+        try:
+            grant = await self._service.start_check(
+                site_id=session.site_id, client=session.client, offer_sdp=sdp
+            )
+        except CallRefused as exc:
+            raise SignalingError(exc.code, exc.message, retry_after=exc.retry_after) from None
+        session.check = grant.check_id
+        return {
+            "ok": True,
+            "check_id": grant.check_id,
+            "sdp": grant.answer_sdp,
+            "seconds": grant.seconds,
+        }
 
     async def _start(self, session: ClientSession, sdp: str, visitor: VisitorDetails) -> Ack:
         if session.call is not None:
             raise SignalingError(ErrorCode.CALL_ACTIVE, "a call is already active; hang up first")
+        if session.check is not None:  # the visitor calls: the test is over
+            check, session.check = session.check, None
+            await self._service.stop_check(check)
         slot = CallSlot()
         session.call = slot
         if visitor.page and not self._page_of_site(session.site_id, visitor.page):
@@ -317,6 +351,8 @@ class CallNamespace(socketio.AsyncNamespace):
         if update.state is CallState.ENDED:
             cause = update.cause
             payload["cause"] = str(cause) if cause is not None else "failed"
+            if update.rating_proof:  # an answered call: the page may rate it
+                payload["rating_proof"] = update.rating_proof
             if update.reason:
                 payload["reason"] = update.reason  # the SIP status in standard words
             logger.debug(

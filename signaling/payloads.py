@@ -39,6 +39,8 @@ CANDIDATE = "call:candidate"
 HANGUP = "call:hangup"
 DTMF = "call:dtmf"
 MUTE = "call:mute"
+CHECK_START = "check:start"
+CHECK_STOP = "check:stop"
 
 _DTMF_DIGITS = re.compile(r"[0-9*#A-D]{1,32}")
 
@@ -96,7 +98,19 @@ class Mute:
     muted: bool
 
 
-ClientEvent = StartCall | Candidate | Hangup | Dtmf | Mute
+@dataclass(frozen=True, slots=True)
+class StartCheck:
+    """A pre-call check: an offer with its candidates (no trickle)."""
+
+    sdp: str
+
+
+@dataclass(frozen=True, slots=True)
+class StopCheck:
+    pass
+
+
+ClientEvent = StartCall | Candidate | Hangup | Dtmf | Mute | StartCheck | StopCheck
 
 
 def show(value: object) -> str:
@@ -171,13 +185,18 @@ _DTMF_KEYS = frozenset({"digits"})
 _MUTE_KEYS = frozenset({"muted"})
 
 
+def _offer(event: str, value: object) -> str:
+    sdp = _string(event, "sdp", value, MAX_SDP_BYTES)
+    if not sdp.startswith("v=0"):
+        # Not the gateway's SDP parser's job to see JSON junk; an offer starts with v=0.
+        raise PayloadError(f"{event}: sdp is not an SDP offer (it must start with v=0)")
+    return sdp
+
+
 def _parse_start(payload: object) -> StartCall:
     with_visitor = isinstance(payload, dict) and "visitor" in payload
     fields = _object(START, payload, _START_KEYS_WITH_VISITOR if with_visitor else _START_KEYS)
-    sdp = _string(START, "sdp", fields["sdp"], MAX_SDP_BYTES)
-    if not sdp.startswith("v=0"):
-        # Not the gateway's SDP parser's job to see JSON junk; an offer starts with v=0.
-        raise PayloadError(f"{START}: sdp is not an SDP offer (it must start with v=0)")
+    sdp = _offer(START, fields["sdp"])
     if not with_visitor:
         return StartCall(sdp)
     return StartCall(sdp, _parse_visitor(fields["visitor"]))
@@ -283,8 +302,20 @@ def _parse_mute(payload: object) -> Mute:
     return Mute(muted)
 
 
+def _parse_check_start(payload: object) -> StartCheck:
+    fields = _object(CHECK_START, payload, _START_KEYS)
+    return StartCheck(_offer(CHECK_START, fields["sdp"]))
+
+
+def _parse_check_stop(payload: object) -> StopCheck:
+    _object(CHECK_STOP, payload, frozenset())
+    return StopCheck()
+
+
 _PARSERS = {
     START: _parse_start,
+    CHECK_START: _parse_check_start,
+    CHECK_STOP: _parse_check_stop,
     CANDIDATE: _parse_candidate,
     HANGUP: _parse_hangup,
     DTMF: _parse_dtmf,

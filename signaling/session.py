@@ -21,8 +21,9 @@ class CallSlot:
 
 
 class ClientSession:
-    """One socket.io connection: its site, its address, the call it has (at most one), and
-    the two things that keep its traffic in order.
+    """One socket.io connection: its site, its address, the call it has (at most one), its
+    pre-call check (at most one, never during a call), and the two things that keep its
+    traffic in order.
 
     - `lock` serializes the client's events: python-socketio runs every event as its own
       task, so without it a candidate could reach the gateway before the offer, or a hangup
@@ -38,6 +39,7 @@ class ClientSession:
         self.lock = asyncio.Lock()
         self.waiting = 0  # events queued on `lock` or running
         self.call: CallSlot | None = None
+        self.check: str | None = None  # the pre-call check going on: its id
         self.closed = False
         self.outbox: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
         self.writer: asyncio.Task[None] | None = None

@@ -10,6 +10,8 @@ that every worker opens:
   ended). Live calls per site and per visitor, call starts in the rate windows and the
   talk minutes of the spend guard are queries over it.
 - `used`: single-use things (call-token nonces, solved challenges) until they expire.
+- `checks`: one row per pre-call check (owner worker, visitor, started, ended): not calls,
+  with limits of their own (gateway.calls.precheck).
 
 Admission reads and writes in one `BEGIN IMMEDIATE` transaction (`transaction()`), so two
 workers cannot both admit the last call a limit allows. WAL mode with `synchronous=OFF`:
@@ -45,6 +47,14 @@ CREATE TABLE IF NOT EXISTS calls (
 CREATE INDEX IF NOT EXISTS calls_started ON calls (site, client, started);
 CREATE INDEX IF NOT EXISTS calls_live ON calls (owner) WHERE ended IS NULL;
 CREATE INDEX IF NOT EXISTS calls_talk ON calls (site, ended);
+CREATE TABLE IF NOT EXISTS checks (
+    id INTEGER PRIMARY KEY,
+    owner TEXT NOT NULL,
+    client TEXT NOT NULL,
+    started REAL NOT NULL,
+    ended REAL
+);
+CREATE INDEX IF NOT EXISTS checks_client ON checks (client, started);
 CREATE TABLE IF NOT EXISTS used (
     key TEXT PRIMARY KEY,
     expires REAL NOT NULL
@@ -155,14 +165,47 @@ class SharedLedger:
         return max(0.0, row[1] - row[0])
 
     def release(self, owner: str | None, now: float) -> int:
-        """End the live calls `owner` left (every owner's with None); how many."""
-        if owner is None:
-            cursor = self._db.execute("UPDATE calls SET ended = ? WHERE ended IS NULL", (now,))
-        else:
-            cursor = self._db.execute(
-                "UPDATE calls SET ended = ? WHERE ended IS NULL AND owner = ?", (now, owner)
-            )
-        return cursor.rowcount
+        """End the live calls (and pre-call checks) `owner` left (every owner's with None);
+        how many calls."""
+        ended = 0
+        for table in ("checks", "calls"):
+            if owner is None:
+                cursor = self._db.execute(
+                    f"UPDATE {table} SET ended = ? WHERE ended IS NULL", (now,)
+                )
+            else:
+                cursor = self._db.execute(
+                    f"UPDATE {table} SET ended = ? WHERE ended IS NULL AND owner = ?",
+                    (now, owner),
+                )
+            ended = cursor.rowcount
+        return ended
+
+    # ------------------------------------------------------------------ pre-call checks
+    def live_checks(self, client: str) -> int:
+        """Pre-call checks of `client` going on, on any worker."""
+        query = "SELECT count(*) FROM checks WHERE client = ? AND ended IS NULL"
+        return self._db.execute(query, (client,)).fetchone()[0]
+
+    def check_starts(self, client: str, since: float) -> list[float]:
+        """When the pre-call checks of `client` started after `since`, oldest first."""
+        rows = self._db.execute(
+            "SELECT started FROM checks WHERE client = ? AND started > ? ORDER BY started",
+            (client, since),
+        )
+        return [started for (started,) in rows]
+
+    def add_check(self, client: str, now: float) -> int:
+        """A pre-call check started now; returns its row for `check_ended`."""
+        self._prune(now)
+        cursor = self._db.execute(
+            "INSERT INTO checks (owner, client, started) VALUES (?, ?, ?)",
+            (self.owner, client, now),
+        )
+        return cursor.lastrowid
+
+    def check_ended(self, check: int, now: float) -> None:
+        self._db.execute("UPDATE checks SET ended = ? WHERE id = ? AND ended IS NULL", (now, check))
 
     # ------------------------------------------------------------------ single use
     def first_use(self, key: str, expires: float, now: float) -> bool:
@@ -188,4 +231,5 @@ class SharedLedger:
             "DELETE FROM calls WHERE ended IS NOT NULL AND ended < ? AND started < ?",
             (now - DAY, now - DAY),
         )
+        self._db.execute("DELETE FROM checks WHERE ended IS NOT NULL AND started < ?", (now - DAY,))
         self._db.execute("DELETE FROM used WHERE expires < ?", (now,))

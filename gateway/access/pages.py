@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 
 from gateway.access.challenge import ChallengeError, ChallengeVerifier, ProofOfWork
 from gateway.access.ledger import SharedLedger
+from gateway.access.ratings import RatingProofs
 from gateway.access.tokens import CallTokens, TokenError
 from gateway.api import AccessRefused, Clock, SiteInfo, TokenGrant
 from gateway.config import GatewayConfig
@@ -34,8 +35,11 @@ class PageAccess:
         page_origins: Iterable[str] = (),
         verifiers: Mapping[str, ChallengeVerifier] | None = None,
         clock: Clock = time.time,
+        ratings: RatingProofs | None = None,
     ) -> None:
         self.tokens = tokens
+        # Proofs that let a visitor rate the call they had (signed with the same secret).
+        self.ratings = ratings or RatingProofs(secrets.token_bytes(32))
         self.page_origins = frozenset(origin.lower() for origin in page_origins)
         self.verifiers = dict(verifiers or {})
         self.clock = clock
@@ -124,6 +128,7 @@ def page_access_from_config(
         page_origins=[config.http.public_origin],
         verifiers=installed,
         clock=clock,
+        ratings=RatingProofs(secret),
     )
 
 

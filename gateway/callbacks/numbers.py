@@ -43,17 +43,23 @@ class NumberRefused(ValueError):
         self.message = message
 
 
-def callback_number(text: str, countries: Iterable[str]) -> str:
+def callback_number(text: str, countries: Iterable[str], country: str | None = None) -> str:
     """The E.164 form (`+441632960123`) of a number a visitor typed, or `NumberRefused`.
 
-    A number without a leading `+` is read as a national number of the site's first country.
+    A number without a leading `+` is read as a national number of `country` (the one the
+    visitor chose, which must be one of `countries`), else of the site's first country. A
+    number with its `+` and country code is read as it says, whatever was chosen.
     """
     allowed = [c.upper() for c in countries]
+    if country is not None and country.upper() not in allowed:
+        raise NumberRefused(
+            "country_not_allowed", f"We can only call back numbers in {', '.join(allowed)}."
+        )
     if not isinstance(text, str) or not text.strip():
         raise NumberRefused("number_missing", "Please enter your phone number.")
     if len(text) > MAX_INPUT or any(c < " " for c in text):
         raise NumberRefused("number_invalid", "That does not look like a phone number.")
-    default_region = allowed[0] if allowed else None
+    default_region = country.upper() if country is not None else (allowed[0] if allowed else None)
     try:
         number = phonenumbers.parse(text.strip(), default_region)
     except NumberParseException:

@@ -1,11 +1,13 @@
 """Request-a-Call requests: validated, limited and stored (served over HTTP by
 gateway.http.callbacks).
 
-`POST /api/callbacks` `{"site", "number", "name"?, "at"?, "page"?, "reason"?}` -> `201
-{"id", "status", "due_at"}`; `GET /api/callbacks/{id}` -> its status and history;
+`POST /api/callbacks` `{"site", "number", "country"?, "name"?, "at"?, "page"?, "reason"?}`
+-> `201 {"id", "status", "due_at"}`; `GET /api/callbacks/{id}` -> its status and history;
 `DELETE /api/callbacks/{id}` cancels it while it waits for its time. Errors are
 JSON `{"error": {"code", "message"}}` with the reason in words. The number is what the
-visitor typed; `at` is an ISO 8601 time (with its offset) within the site's business hours.
+visitor typed, read as a national number of `country` (an ISO 3166 code among the site's
+countries: the widget's country choice) unless it starts with its `+`; `at` is an ISO 8601
+time (with its offset) within the site's business hours.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from gateway.text import (
 
 logger = logging.getLogger(__name__)
 
-CALLBACK_FIELDS = frozenset({"site", "number", "name", "at", "page", "reason"})
+CALLBACK_FIELDS = frozenset({"site", "number", "country", "name", "at", "page", "reason"})
 
 
 @dataclass(frozen=True)
@@ -81,8 +83,11 @@ class CallbackRequests:
         policy = self.policies(site_id) if isinstance(site_id, str) else None
         if policy is None:
             raise CallbackRefused("unknown_site", "This site does not take callbacks.", status=404)
+        country = payload.get("country")
+        if country is not None and (not isinstance(country, str) or len(country) > 8):
+            raise CallbackRefused("bad_request", "country must be a country code.", status=400)
         try:
-            number = callback_number(payload.get("number"), policy.countries)
+            number = callback_number(payload.get("number"), policy.countries, country)
         except NumberRefused as exc:
             raise CallbackRefused(exc.code, exc.message, status=400) from None
         details = {}

@@ -498,7 +498,7 @@ class Call:
             return
         self.state = state
         try:
-            self._notify(CallUpdate(state, cause, detail, reason))
+            self._notify(CallUpdate(state, cause, detail, reason=reason))
         except Exception:  # a page gone away must not break the call's cleanup
             logger.exception("call %s: notify failed", self.id)
 

@@ -1,5 +1,5 @@
 """`CallManager`: the gateway's calls, behind the interface the page's faces use
-(`gateway.access.pages.GatewayService`: call tokens, then calls)."""
+(`gateway.api.GatewayService`: call tokens, then calls and pre-call checks)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from functools import partial
 
 from gateway.access.admission import AdmittedCall, CallAdmission, LimitRefused
@@ -21,6 +22,7 @@ from gateway.api import (
     CallRefused,
     CallState,
     CallUpdate,
+    CheckGrant,
     Clock,
     EndCause,
     Notify,
@@ -30,6 +32,8 @@ from gateway.api import (
     loggable,
 )
 from gateway.calls.call import Call, CallSettings, Destination
+from gateway.calls.precheck import PreCallChecks
+from gateway.calls.ratings import RATINGS_FILE, CallRatings, RatingStore, SqliteRatingStore
 from gateway.config import GatewayConfig, SiteConfig
 from gateway.config.legs import browser_leg_settings, sip_leg_settings
 from sip_bridge import SipEndpoint
@@ -56,6 +60,7 @@ class CallManager:
         clock: Clock = time.time,
         verifiers: Mapping[str, ChallengeVerifier] | None = None,
         ledger: SharedLedger | None = None,
+        ratings: RatingStore | None = None,
     ) -> None:
         self.config = config
         self.endpoint = endpoint
@@ -77,6 +82,16 @@ class CallManager:
         self.on_call_ended: Callable[[Call], None] | None = None
         self._sip_leg = sip_leg_settings(config)
         self._browser_leg = browser_leg_settings(config)
+        # Visitors' ratings of their answered calls (INTERIM store: gateway.calls.ratings).
+        store = ratings or SqliteRatingStore(config.storage.state_directory / RATINGS_FILE)
+        self.ratings = CallRatings(self.access.ratings, store, ledger, clock=clock)
+        self.checks = PreCallChecks(
+            config,
+            ledger,
+            clock=clock,
+            busy=lambda: self.admission.live_calls,
+            leg_settings=self._browser_leg,
+        )
 
     # -------------------------------------------------------------- TokenService
     async def issue_token(
@@ -160,6 +175,9 @@ class CallManager:
             if update.state == CallState.ANSWERED:
                 self._answered(call_id, site)
             elif update.state == CallState.ENDED:
+                admitted = self._admitted.get(call_id)
+                if admitted is not None and admitted.answered:
+                    update = replace(update, rating_proof=self.ratings.proof(call_id, site.id))
                 talked = self._forget(call_id)
                 logger.info(
                     "call %s ended: site %s, client %s, %s%s, talked %.1f s",
@@ -201,6 +219,26 @@ class CallManager:
 
     async def set_mute(self, call_id: str, muted: bool) -> None:
         self._call(call_id).set_mute(muted)
+
+    # -------------------------------------------------------------- CheckService
+    async def start_check(self, *, site_id: str, client: str, offer_sdp: str) -> CheckGrant:
+        site = self.config.site(site_id)
+        if site is None:
+            raise CallRefused("unknown_site", f"no site {site_id[:40]!r}")
+        try:
+            return await self.checks.start(site, client, offer_sdp)
+        except CallRefused as exc:
+            logger.info(
+                "pre-call check refused (%s): site %s, client %s: %s",
+                exc.code,
+                site.id,
+                loggable(client, 64),
+                loggable(exc.detail if isinstance(exc, LimitRefused) else exc.message),
+            )
+            raise
+
+    async def stop_check(self, check_id: str) -> None:
+        await self.checks.stop(check_id)
 
     # -------------------------------------------------------------- internals
     def _call(self, call_id: str) -> Call:
@@ -282,7 +320,8 @@ class CallManager:
         )
 
     async def close(self) -> None:
-        """End every call (BYE/CANCEL) and wait for them to finish."""
+        """End every call (BYE/CANCEL) and check, and wait for them to finish."""
+        await self.checks.close()
         calls = list(self.calls.values())
         for call in calls:
             call.hangup()

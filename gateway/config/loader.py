@@ -11,8 +11,10 @@ reports them all:
 3. validation: each key is converted to its useful type (addresses as (host, port), ranges
    as (low, high), timeouts as float seconds), then rules that span keys run.
 
-Any problem raises one `ConfigError` naming each key path (`sites[1].destination`; indexes
-count from 0) and, for a value that came from the environment, the variable.
+Any problem raises one `ConfigError` naming each key path (`sites["shop"].hours.mon`: a
+site by its id, or by its place in the file, from 0, when its id is missing, invalid or
+repeated) and, for a value that came from the environment, the variable. Problems inside a
+site's tables (`hours`, `callback`, `destinations`, `widget`) are each reported too.
 
 Secrets (a site's password, an ICE server's credential) never appear in a repr, a str or an
 error message.
@@ -50,6 +52,7 @@ from gateway.config.values import (
     _BROWSER_CODECS,
     _INHERIT,
     _SIP_CODECS,
+    _SITE_ID,
     Converter,
     _boolean,
     _caller_name,
@@ -99,6 +102,7 @@ from gateway.config.values import (
     _token_secret,
     _type_name,
 )
+from gateway.sites.problems import unknown_key_reason
 from gateway.sites.routing import (
     FALLBACKS,
     RING_STRATEGIES,
@@ -169,7 +173,7 @@ def _ice_server(item: object) -> IceServer:
         raise _Invalid(f"expected a table or a URL string, got {_type_name(item)}")
     for key in item:
         if key not in _ICE_SERVER_KEYS:
-            raise _Invalid(_unknown_key_reason(key, _ICE_SERVER_KEYS), f".{key}")
+            raise _Invalid(unknown_key_reason(key, _ICE_SERVER_KEYS), f".{key}")
     if "urls" not in item:
         raise _Invalid("required", ".urls")
     raw_urls = item["urls"]
@@ -195,13 +199,24 @@ def _ice_server(item: object) -> IceServer:
 
 
 def _ice_servers(value: object) -> tuple[IceServer, ...]:
+    """Every server's problems are reported, not only the first server's."""
     servers = []
+    problems: list[tuple[str, str]] = []
     for i, item in enumerate(_list(value)):
         try:
             servers.append(_ice_server(item))
         except _Invalid as exc:
-            raise _Invalid(exc.reason, f"[{i}]{exc.where}") from None
+            problems.append((f"[{i}]{exc.where}", exc.reason))
+    if problems:
+        raise _Invalid(problems[0][1], problems[0][0], tuple(problems))
     return tuple(servers)
+
+
+def _precheck_duration(value: object) -> float:
+    seconds = _positive_seconds(value)
+    if not 3 <= seconds <= 60:
+        raise _Invalid(f"must be 3-60 seconds (a check measures a few seconds), not {value!r}")
+    return seconds
 
 
 # --------------------------------------------------------------------------- keys
@@ -254,6 +269,8 @@ _SECTIONS: dict[str, dict[str, Converter]] = {
         "calls_per_client_day": _positive_int,
         "max_call_duration": _positive_seconds,
         "daily_call_minutes": _positive_minutes,
+        "prechecks_per_client_hour": _positive_int,
+        "max_precheck_duration": _precheck_duration,
     },
     "log": {
         "level": _LOG_LEVEL,
@@ -301,10 +318,18 @@ _SITE_KEYS: dict[str, tuple[Converter, object]] = {
 }
 
 
-def _unknown_key_reason(key: str, known: Sequence[str]) -> str:
-    close = difflib.get_close_matches(key, list(known), n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else f" (known: {', '.join(known)})"
-    return f"unknown key{hint}"
+def site_labels(sites: Sequence[object]) -> list[str]:
+    """How problems name each site: by its id (`sites["shop"]`) when that is a valid id no
+    other site has, else by its place in the file (`sites[3]`, counted from 0)."""
+    ids = [site.get("id") if isinstance(site, dict) else None for site in sites]
+    labels = []
+    for index, site_id in enumerate(ids):
+        usable = isinstance(site_id, str) and _SITE_ID.fullmatch(site_id) is not None
+        if usable and ids.count(site_id) == 1:
+            labels.append(f'sites["{site_id}"]')
+        else:
+            labels.append(f"sites[{index}]")
+    return labels
 
 
 # --------------------------------------------------------------------------- loading
@@ -324,11 +349,12 @@ class _Problems:
         self.lines.append(f"{label}: {reason}")
 
     def convert(self, path: str, convert: Converter, value: object) -> Any:
-        """The converted value, or _FAILED after recording why."""
+        """The converted value, or _FAILED after recording why (every problem of a table)."""
         try:
             return convert(value)
         except _Invalid as exc:
-            self.add(path, exc.reason, exc.where)
+            for where, reason in exc.more or ((exc.where, exc.reason),):
+                self.add(path, reason, where)
             return _FAILED
 
 
@@ -357,7 +383,7 @@ def _merge(document: dict[str, Any], problems: _Problems) -> dict[str, Any]:
                 if key in _SECTIONS[name]:
                     merged[name][key] = item
                 else:
-                    problems.add(f"{name}.{key}", _unknown_key_reason(key, list(_SECTIONS[name])))
+                    problems.add(f"{name}.{key}", unknown_key_reason(key, list(_SECTIONS[name])))
         else:
             close = difflib.get_close_matches(name, known_sections, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
@@ -408,12 +434,14 @@ def _from_env_text(text: str, like: object) -> object:
     return text
 
 
-def _apply_env(merged: dict[str, Any], env: Mapping[str, str], problems: _Problems) -> None:
+def _apply_env(
+    merged: dict[str, Any], env: Mapping[str, str], problems: _Problems, labels: list[str]
+) -> None:
     for variable in sorted(env):
         if not variable.startswith(_ENV_PREFIX):
             continue
         if variable.startswith(_SITE_ENV_PREFIX):
-            _apply_site_env(merged["sites"], variable, env[variable], problems)
+            _apply_site_env(merged["sites"], variable, env[variable], problems, labels)
             continue
         section, _, key = variable[len(_ENV_PREFIX) :].lower().partition("_")
         if section not in _SECTIONS:
@@ -423,7 +451,7 @@ def _apply_env(merged: dict[str, Any], env: Mapping[str, str], problems: _Proble
             )
             continue
         if key not in _SECTIONS[section]:
-            reason = _unknown_key_reason(key, list(_SECTIONS[section]))
+            reason = unknown_key_reason(key, list(_SECTIONS[section]))
             problems.lines.append(f"{variable}: {section}.{key}: {reason}")
             continue
         path = f"{section}.{key}"
@@ -436,7 +464,7 @@ def _apply_env(merged: dict[str, Any], env: Mapping[str, str], problems: _Proble
 
 
 def _apply_site_env(
-    sites: list[dict[str, Any]], variable: str, text: str, problems: _Problems
+    sites: list[dict[str, Any]], variable: str, text: str, problems: _Problems, labels: list[str]
 ) -> None:
     rest = variable[len(_SITE_ENV_PREFIX) :]
     # Both ids and keys may hold '_' (an id's '-' becomes '_'), so try every site.
@@ -451,17 +479,14 @@ def _apply_site_env(
             if key in _SITE_KEYS and key != "id":
                 matches.append((index, key))
     if not matches:
-        problems.lines.append(
-            f"{variable}: no site id and key match it (GATEWAY_SITE_<ID>_<KEY>, site keys: "
-            f"{', '.join(k for k in _SITE_KEYS if k != 'id')})"
-        )
+        problems.lines.append(f"{variable}: {_site_env_hint(sites, rest)}")
         return
     if len(matches) > 1:
-        named = ", ".join(f"sites[{i}].{key}" for i, key in matches)
+        named = ", ".join(f"{labels[i]}.{key}" for i, key in matches)
         problems.lines.append(f"{variable}: ambiguous, matches {named}")
         return
     index, key = matches[0]
-    path = f"sites[{index}].{key}"
+    path = f"{labels[index]}.{key}"
     problems.from_env[path] = variable
     like = _SITE_KEYS[key][1]
     if like is _INHERIT:
@@ -471,6 +496,20 @@ def _apply_site_env(
     except _Invalid as exc:
         problems.add(path, exc.reason)
         sites[index][key] = _FAILED
+
+
+def _site_env_hint(sites: list[dict[str, Any]], rest: str) -> str:
+    """Why GATEWAY_SITE_<rest> names nothing: with the site key meant when the id matched."""
+    keys = [k for k in _SITE_KEYS if k != "id"]
+    for site in sites:
+        site_id = site.get("id")
+        token = site_id.upper().replace("-", "_") + "_" if isinstance(site_id, str) else None
+        if token and rest.upper().startswith(token):
+            key = rest[len(token) :].lower()
+            if key == "id":
+                return "a site's id cannot be changed from the environment"
+            return f"site {site_id!r} has no key {key!r}: {unknown_key_reason(key, keys)}"
+    return f"no site id and key match it (GATEWAY_SITE_<ID>_<KEY>, site keys: {', '.join(keys)})"
 
 
 def _convert_section(name: str, raw: dict[str, Any], problems: _Problems) -> dict[str, Any]:
@@ -483,13 +522,13 @@ def _convert_section(name: str, raw: dict[str, Any], problems: _Problems) -> dic
     return converted
 
 
-def _convert_site(index: int, raw: dict[str, Any], problems: _Problems) -> dict[str, Any]:
+def _convert_site(label: str, raw: dict[str, Any], problems: _Problems) -> dict[str, Any]:
     converted: dict[str, Any] = {}
     for key in raw:
         if key not in _SITE_KEYS:
-            problems.add(f"sites[{index}].{key}", _unknown_key_reason(key, list(_SITE_KEYS)))
+            problems.add(f"{label}.{key}", unknown_key_reason(key, list(_SITE_KEYS)))
     for key, (convert, default) in _SITE_KEYS.items():
-        path = f"sites[{index}].{key}"
+        path = f"{label}.{key}"
         if key not in raw and default is None:
             problems.add(path, "required")
             converted[key] = _FAILED
@@ -498,21 +537,21 @@ def _convert_site(index: int, raw: dict[str, Any], problems: _Problems) -> dict[
         converted[key] = _FAILED if value is _FAILED else problems.convert(path, convert, value)
     for present, missing in (("password", "username"), ("username", "password")):
         if converted[present] not in (None, _FAILED) and converted[missing] is None:
-            problems.add(f"sites[{index}].{missing}", f"required when {present} is set")
-    _resolve_destinations(index, converted, problems)
-    _finish_transfers_and_registration(index, converted, problems)
+            problems.add(f"{label}.{missing}", f"required when {present} is set")
+    _resolve_destinations(label, converted, problems)
+    _finish_transfers_and_registration(label, converted, problems)
     return converted
 
 
-def _resolve_destinations(index: int, site: dict[str, Any], problems: _Problems) -> None:
+def _resolve_destinations(label: str, site: dict[str, Any], problems: _Problems) -> None:
     """One `destination` (with the site's credentials and proxy) or a `destinations` list."""
     single, many = site["destination"], site["destinations"]
     if _FAILED in (single, many):
         return
     if single is not None and many:
-        problems.add(f"sites[{index}].destinations", "give destination or destinations, not both")
+        problems.add(f"{label}.destinations", "give destination or destinations, not both")
     elif single is None and not many:
-        problems.add(f"sites[{index}].destination", "required (or a destinations list)")
+        problems.add(f"{label}.destination", "required (or a destinations list)")
     elif single is not None:
         credentials = site["username"], site["password"]
         if _FAILED not in credentials and site["proxy"] is not _FAILED:
@@ -522,7 +561,7 @@ def _resolve_destinations(index: int, site: dict[str, Any], problems: _Problems)
 
 
 def _finish_transfers_and_registration(
-    index: int, site: dict[str, Any], problems: _Problems
+    label: str, site: dict[str, Any], problems: _Problems
 ) -> None:
     """`transfer_to` defaults to the site's destinations; `register` needs credentials and
     a registrar (default: the destination's host)."""
@@ -534,7 +573,7 @@ def _finish_transfers_and_registration(
     if site["register"] is not True:
         return
     if site["username"] is None or site["password"] is None:
-        problems.add(f"sites[{index}].register", "needs the site's username and password")
+        problems.add(f"{label}.register", "needs the site's username and password")
     if site["registrar"] is None and _ok(site["destination"]) and site["destination"] is not None:
         destination = site["destination"]
         site["registrar"] = SipUri(
@@ -617,10 +656,14 @@ def _check_ports(sections: dict[str, dict[str, Any]], problems: _Problems) -> No
 
 
 def _build(
-    merged: dict[str, Any], problems: _Problems, base_dir: Path | None, source: str
+    merged: dict[str, Any],
+    problems: _Problems,
+    base_dir: Path | None,
+    source: str,
+    labels: list[str],
 ) -> GatewayConfig | None:
     sections = {name: _convert_section(name, merged[name], problems) for name in _SECTIONS}
-    sites = [_convert_site(i, raw, problems) for i, raw in enumerate(merged["sites"])]
+    sites = [_convert_site(labels[i], raw, problems) for i, raw in enumerate(merged["sites"])]
     if not merged["sites"]:
         problems.add("sites", "at least one [[sites]] table is required")
     _finish_http(sections["http"], problems)
@@ -678,8 +721,9 @@ def parse_config(
         raise ConfigError([f"not valid TOML: {exc}"], source=source) from None
     problems = _Problems()
     merged = _merge(document, problems)
-    _apply_env(merged, env or {}, problems)
-    config = _build(merged, problems, base_dir, source)
+    labels = site_labels(merged["sites"])
+    _apply_env(merged, env or {}, problems, labels)
+    config = _build(merged, problems, base_dir, source, labels)
     if config is None:
         raise ConfigError(problems.lines, source=source)
     return config

@@ -146,6 +146,9 @@ class LimitsConfig:
     calls_per_client_day: int
     max_call_duration: float
     daily_call_minutes: float
+    # Pre-call checks (gateway.calls.precheck): one at a time per visitor address.
+    prechecks_per_client_hour: int
+    max_precheck_duration: float
 
 
 @dataclass(frozen=True, slots=True)

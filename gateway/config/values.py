@@ -12,19 +12,23 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from gateway.sites.hours import HoursError
+from gateway.sites.problems import SettingsProblems
 from sip_bridge import SipParseError, SipUri, parse_sip_uri
 
 Converter = Callable[[object], Any]
 
 
 class _Invalid(Exception):
-    """A value failed its conversion; `where` extends the key path (`[2].urls`)."""
+    """A value failed its conversion; `where` extends the key path (`[2].urls`). A table
+    with several problems gives them all in `more`, each (where, reason)."""
 
-    def __init__(self, reason: str, where: str = "") -> None:
+    def __init__(
+        self, reason: str, where: str = "", more: tuple[tuple[str, str], ...] = ()
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.where = where
+        self.more = more
 
 
 # Each takes a raw TOML value and returns the typed value or raises _Invalid. None of them
@@ -450,12 +454,16 @@ def _inheriting(convert: Converter) -> Converter:
 
 
 def _routing(convert: Callable[[object], Any]) -> Callable[[object], Any]:
-    """A gateway.sites.routing converter, its ValueError told as a problem of the key."""
+    """A converter of one of a site's tables (gateway.sites), each of its problems told
+    under the table's key path."""
 
     def converter(value: object) -> Any:
         try:
             return convert(value)
-        except (ValueError, HoursError) as exc:
+        except SettingsProblems as exc:
+            where, reason = exc.problems[0]
+            raise _Invalid(reason, where, exc.problems) from None
+        except ValueError as exc:
             raise _Invalid(str(exc)) from None
 
     return converter

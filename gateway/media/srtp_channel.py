@@ -9,7 +9,10 @@ ICE pair aioice nominated, and moves the audio itself:
 
 - receiving: SRTP datagrams on the pair's socket are unprotected in place in one buffer and
   handed on (payload, RTP timestamp) within the same call; STUN, DTLS and SRTCP still go to
-  aiortc, which keeps ICE consent, the DTLS close and RTCP working.
+  aiortc, which keeps ICE consent, the DTLS close and RTCP working. Each packet is counted
+  (sequence, arrival: loss and jitter) in the statistics aiortc's RTCP receiver reports are
+  built from, so the browser learns how its audio reaches us (getStats' remote-inbound-rtp:
+  loss, jitter and round trip), as it would from any WebRTC peer.
 - sending: the header (with the MID extension when negotiated) is written once into one
   buffer; per frame only sequence number, timestamp and payload change, the packet is
   protected in place and sent from that buffer.
@@ -30,6 +33,7 @@ from collections.abc import Callable
 from aioice.turn import TurnTransport
 from aiortc import RTCRtpTransceiver
 from aiortc.clock import current_ntp_time
+from aiortc.rtcrtpreceiver import StreamStatistics
 from pylibsrtp._binding import ffi, lib
 
 __all__ = ["SrtpAudioChannel"]
@@ -48,6 +52,16 @@ _REPORT_EVERY = 50
 PacketHandler = Callable[[memoryview, int], None]
 
 
+class _Arrived:
+    """What aiortc's StreamStatistics reads of a received packet; one reused per channel."""
+
+    __slots__ = ("sequence_number", "timestamp")
+
+    def __init__(self) -> None:
+        self.sequence_number = 0
+        self.timestamp = 0
+
+
 class SrtpAudioChannel:
     """Sends and receives the audio RTP of one transceiver, bypassing aiortc's media path.
 
@@ -62,10 +76,17 @@ class SrtpAudioChannel:
         transceiver: RTCRtpTransceiver,
         payload_type: int,
         on_packet: PacketHandler | None,
+        *,
+        clock_rate: int = 8000,
     ) -> None:
         self._transceiver = transceiver
         self._payload_type = payload_type
         self.on_packet = on_packet
+        # The browser's stream as it reached us (RFC 3550 A.1, A.8), reported over RTCP.
+        self._clock_rate = clock_rate
+        self.reception: StreamStatistics | None = None
+        self._reception_ssrc = -1
+        self._arrived = _Arrived()
         self.attached = False
         self.packets_sent = 0
         # Frames `send` dropped once attached: too big for one datagram, or not sendable.
@@ -193,9 +214,15 @@ class SrtpAudioChannel:
         if lib.srtp_unprotect(self._rx_session, self._rx, length) != 0:
             return  # replayed, forged, or not for this session
         end = length[0]
-        first, second, _sequence, timestamp, _ssrc = _HEADER.unpack_from(view)
+        first, second, sequence, timestamp, ssrc = _HEADER.unpack_from(view)
         if (second & 0x7F) != self._payload_type:
             return
+        if ssrc != self._reception_ssrc:
+            self._count_source(ssrc)
+        arrived = self._arrived
+        arrived.sequence_number = sequence
+        arrived.timestamp = timestamp
+        self.reception.add(arrived)  # type: ignore[union-attr,arg-type]
         offset = 12 + 4 * (first & 0x0F)
         if first & 0x10:
             if offset + 4 > end:
@@ -206,6 +233,16 @@ class SrtpAudioChannel:
         if offset >= end:
             return
         on_packet(view[offset:end], timestamp)
+
+    def _count_source(self, ssrc: int) -> None:
+        """A new stream from the browser: counted where aiortc's RTCP receiver reports
+        look (when a changed aiortc has moved that table, counted but not reported)."""
+        self.reception = StreamStatistics(self._clock_rate)
+        self._reception_ssrc = ssrc
+        streams = getattr(self._transceiver.receiver, "_RTCRtpReceiver__remote_streams", None)
+        if isinstance(streams, dict):
+            streams.clear()  # the stream it replaces is over: no more reports of it
+            streams[ssrc] = self.reception
 
     # ------------------------------------------------------------------ sending
     def send(self, payload: bytes | memoryview, timestamp: int, marker: bool = False) -> bool:

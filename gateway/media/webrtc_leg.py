@@ -134,7 +134,9 @@ class WebRtcLeg:
         self.codec = audio_codec(chosen.mimeType.split("/", 1)[1])
         self._track = OutboundAudioTrack(chosen.clockRate)
         transceiver.sender.replaceTrack(self._track)
-        self._channel = SrtpAudioChannel(transceiver, chosen.payloadType, self.on_packet)
+        self._channel = SrtpAudioChannel(
+            transceiver, chosen.payloadType, self.on_packet, clock_rate=chosen.clockRate
+        )
         transceiver.direction = "sendrecv"
         self._tap_receiver(transceiver.receiver)
         answer = await self.pc.createAnswer()

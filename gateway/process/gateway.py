@@ -26,6 +26,7 @@ from gateway.config.legs import sip_leg_settings
 from gateway.demo_phone import DemoPhone
 from gateway.http.app import build_app
 from gateway.http.callbacks import callback_routes
+from gateway.http.ratings import rating_routes
 from gateway.media.webrtc_leg import use_host_addresses
 from gateway.process.binding import bind, check_udp_range
 from gateway.process.heap import HeapTrimmer, freeze_startup_objects
@@ -159,6 +160,7 @@ class Gateway:
             if callbacks is not None:
                 opened.push_async_callback(callbacks.stop)
                 app.add_routes(callback_routes(callbacks.requests, authorize=callbacks.authorize))
+            app.add_routes(rating_routes(calls.ratings))
             attach(app, sio)
             runner = web.AppRunner(app, access_log=None)
             await runner.setup()
@@ -181,6 +183,29 @@ class Gateway:
             await self.demo.close()
         if self.heap is not None:
             self.heap.close()
+
+
+# Below this many calls per visitor in 15 minutes, someone trying the gateway from this
+# machine soon meets the limit: the start says how to raise it.
+TRYING_CALLS = 20
+
+
+def limits_hint(config: GatewayConfig) -> str | None:
+    """When the gateway serves this machine only (a trial) and a site's visitors may start
+    few calls, how to raise the limit; None otherwise."""
+    host = config.http.listen[0]
+    if not (host == "localhost" or host.startswith("127.") or host == "::1"):
+        return None
+    tight = [site for site in config.sites if site.calls_per_client_15min < TRYING_CALLS]
+    if not tight:
+        return None
+    site = tight[0]
+    return (
+        f"Site {site.id!r} lets one visitor start {site.calls_per_client_15min} calls in 15 "
+        f"minutes (calls_per_client_15min); to test more, raise it in [limits] or the site, "
+        f"or start with GATEWAY_LIMITS_CALLS_PER_CLIENT_15MIN=100 "
+        f"(and GATEWAY_LIMITS_CALLS_PER_CLIENT_HOUR, _DAY)."
+    )
 
 
 async def serve(
@@ -206,6 +231,8 @@ async def serve(
         print(f"Gateway ready on {gateway.url}", flush=True)
         if config.sites:
             print(f"Open {gateway.url}/embed/{config.sites[0].id} and click Call.", flush=True)
+        if (hint := limits_hint(config)) is not None:
+            print(hint, flush=True)
     try:
         await stop.wait()
     finally:

@@ -1,5 +1,9 @@
 """`python -m gateway [--config FILE] [--workers N]`: run the gateway (embedded defaults
-without a file) as N worker processes, one per core by default (gateway.process.supervisor)."""
+without a file) as N worker processes, one per core by default (gateway.process.supervisor).
+
+`python -m gateway --check FILE [--workers N]` validates FILE (with the environment's
+overrides, as a start would) without starting anything: it prints every problem and exits
+2, or says the configuration is good and exits 0."""
 
 from __future__ import annotations
 
@@ -19,12 +23,38 @@ from gateway.process.supervisor import (
     default_worker_count,
     install_memory_reports,
     run_workers,
+    worker_configs,
 )
+
+
+def check(path: Path, workers: int | None) -> int:
+    """`--check FILE`: 0 when the gateway would start with it, else 2 after every problem."""
+    try:
+        config = load_config(path, os.environ)
+        count = default_worker_count() if workers is None else workers
+        if count > 0:
+            worker_configs(config, count)  # the split into workers a start would make
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    except WorkerConfigError as exc:
+        print(f"{path}: {exc}", file=sys.stderr)
+        return 2
+    sites = ", ".join(site.id for site in config.sites)
+    print(f"{path}: the configuration is valid ({len(config.sites)} site(s): {sites})")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gateway", description=__doc__)
     parser.add_argument("--config", type=Path, help="TOML configuration file")
+    parser.add_argument(
+        "--check",
+        type=Path,
+        metavar="FILE",
+        help="validate FILE (and GATEWAY_* overrides) without starting: print every problem "
+        "and exit 2, or exit 0 when it is good",
+    )
     parser.add_argument(
         "--workers",
         type=int,
@@ -36,6 +66,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.workers is not None and args.workers < 0:
         parser.error("--workers must be 0 or more")
+    if args.check is not None:
+        if args.config is not None:
+            parser.error("give --check FILE or --config FILE, not both")
+        return check(args.check, args.workers)
     try:
         config = load_config(args.config, os.environ)
     except ConfigError as exc:

@@ -8,17 +8,39 @@ instant.
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import itertools
 import re
 from dataclasses import dataclass
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _SHIFT = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")
 
 
 class HoursError(ValueError):
-    """A schedule that cannot be understood; the message names the part."""
+    """A schedule that cannot be understood: `where` names the part ("mon", "timezone"),
+    `reason` says what is wrong; the message is both."""
+
+    def __init__(self, where: str, reason: str) -> None:
+        super().__init__(f"{where}: {reason}")
+        self.where = where
+        self.reason = reason
+
+
+def time_zone(name: str) -> ZoneInfo:
+    """The IANA time zone `name`, or HoursError naming the one probably meant."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, TypeError):
+        pass
+    zones = {zone.lower(): zone for zone in available_timezones()}
+    meant = zones.get(name.lower().replace(" ", "_"))
+    if meant is None:
+        close = difflib.get_close_matches(name.lower(), list(zones), n=1, cutoff=0.75)
+        meant = zones[close[0]] if close else None
+    hint = f"; did you mean {meant!r}?" if meant else ' (an IANA name such as "Europe/London")'
+    raise HoursError("timezone", f"unknown time zone {name!r}{hint}")
 
 
 @dataclass(frozen=True)
@@ -38,19 +60,19 @@ def parse_shifts(text: str, where: str) -> tuple[Shift, ...]:
             continue
         m = _SHIFT.match(part)
         if not m:
-            raise HoursError(f"{where}: {part!r} is not HH:MM-HH:MM")
+            raise HoursError(where, f"{part!r} is not HH:MM-HH:MM")
         h1, m1, h2, m2 = (int(x) for x in m.groups())
         if h1 > 23 or m1 > 59 or h2 > 24 or m2 > 59 or (h2 == 24 and m2):
-            raise HoursError(f"{where}: {part!r} is not a time of day")
+            raise HoursError(where, f"{part!r} is not a time of day")
         start = dt.time(h1, m1)
         end = dt.time.max if h2 == 24 else dt.time(h2, m2)
         if end <= start:
-            raise HoursError(f"{where}: {part!r} ends before it starts")
+            raise HoursError(where, f"{part!r} ends before it starts")
         shifts.append(Shift(start, end))
     shifts.sort(key=lambda s: s.start)
     for a, b in itertools.pairwise(shifts):
         if b.start < a.end:
-            raise HoursError(f"{where}: shifts overlap")
+            raise HoursError(where, "shifts overlap")
     return tuple(shifts)
 
 
@@ -70,21 +92,12 @@ class BusinessHours:
         closed: list[str] | None = None,
         always_open: bool = False,
     ) -> BusinessHours:
-        try:
-            zone = ZoneInfo(timezone)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise HoursError(f"timezone: unknown timezone {timezone!r}") from None
+        zone = time_zone(timezone)
         unknown = set(week) - set(DAYS)
         if unknown:
-            raise HoursError(f"week: unknown day(s) {sorted(unknown)}; use {', '.join(DAYS)}")
+            raise HoursError("week", f"unknown day(s) {sorted(unknown)}; use {', '.join(DAYS)}")
         parsed = {day: parse_shifts(week.get(day, ""), f"week.{day}") for day in DAYS}
-        dates = set()
-        for text in closed or ():
-            try:
-                dates.add(dt.date.fromisoformat(text))
-            except (TypeError, ValueError):
-                raise HoursError(f"closed: {text!r} is not a date (YYYY-MM-DD)") from None
-        return cls(zone, parsed, frozenset(dates), always_open)
+        return cls(zone, parsed, frozenset(closed_date(t) for t in closed or ()), always_open)
 
     def is_open(self, moment: dt.datetime) -> bool:
         if self.always_open:
@@ -117,6 +130,14 @@ class BusinessHours:
         if self.always_open:
             return None
         return {day: [[_clock(s.start), _clock(s.end)] for s in self.week[day]] for day in DAYS}
+
+
+def closed_date(text: object) -> dt.date:
+    """A closed day, written YYYY-MM-DD."""
+    try:
+        return dt.date.fromisoformat(text)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise HoursError("closed", f"{text!r} is not a date (YYYY-MM-DD)") from None
 
 
 def _clock(moment: dt.time) -> str:

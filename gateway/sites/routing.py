@@ -1,18 +1,33 @@
 """A site's routing settings as read from the configuration: operators, hours, callbacks.
 
-Converters from the raw TOML values (raising ValueError with words that name the part) to
-the objects calls and callbacks use. `gateway.config.loader` wraps them with the key path.
+Converters from the raw TOML values to the objects calls and callbacks use. Each reports
+every problem of its table at once (`SettingsProblems`, each with where in the table it
+is); `gateway.config.loader` puts the key path of the table in front.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
+from zoneinfo import ZoneInfo
 
-import phonenumbers
-
-from gateway.sites.hours import DAYS, BusinessHours
+from gateway.sites.countries import country_code
+from gateway.sites.hours import (
+    DAYS,
+    BusinessHours,
+    HoursError,
+    Shift,
+    closed_date,
+    parse_shifts,
+    time_zone,
+)
+from gateway.sites.problems import SettingsProblems, unknown_key_reason
 from sip_bridge import SipUri, parse_sip_uri
+
+T = TypeVar("T")
 
 RING_STRATEGIES = ("parallel", "sequential", "round-robin")
 FALLBACKS = ("callback", "message")
@@ -134,141 +149,245 @@ class CallbackPolicy:
 
 def _text(value: object, what: str) -> str:
     if not isinstance(value, str):
-        raise ValueError(f"{what} must be a string")
+        raise ValueError(f"{what} must be a string" if what else "must be a string")
     if any(c < " " or c == "\x7f" for c in value):
-        raise ValueError(f"{what} contains control characters")
+        raise ValueError(
+            f"{what} contains control characters" if what else "contains control characters"
+        )
     return value.strip()
 
 
-def _uri(value: object, what: str) -> SipUri:
+def _uri(value: object, what: str = "") -> SipUri:
     text = _text(value, what)
+    prefix = f"{what}: " if what else ""
     try:
         uri = parse_sip_uri(text)
     except ValueError as exc:
-        raise ValueError(f"{what}: not a SIP URI: {text!r} ({exc})") from None
+        raise ValueError(f"{prefix}not a SIP URI: {text!r} ({exc})") from None
     if uri.password is not None:
-        raise ValueError(f"{what}: put credentials in username/password, not in the URI")
+        raise ValueError(f"{prefix}put credentials in username/password, not in the URI")
     return uri
 
 
+class _Collector:
+    """Gathers the problems of one table; `check` runs one part's parser and keeps its
+    value, or records its ValueError at `where`."""
+
+    def __init__(self) -> None:
+        self.problems: list[tuple[str, str]] = []
+
+    def check(self, where: str, parse: Callable[[], T]) -> T | None:
+        try:
+            return parse()
+        except HoursError as exc:
+            self.problems.append((where, exc.reason))
+        except ValueError as exc:
+            self.problems.append((where, str(exc)))
+        return None
+
+    def unknown_keys(self, table: dict, known: Sequence[str], where: str = "") -> None:
+        for key in table:
+            if key not in known:
+                self.problems.append((f"{where}.{key}", unknown_key_reason(str(key), known)))
+
+    def raise_any(self) -> None:
+        if self.problems:
+            raise SettingsProblems(self.problems)
+
+
+_DESTINATION_KEYS = ("uri", "username", "password", "proxy")
+MAX_DESTINATIONS = 20
+
+
 def parse_destinations(value: object) -> tuple[SiteDestination, ...]:
-    """`["sip:a@host", {uri = "sip:b@host", username = "...", password = "..."}]`."""
+    """`["sip:a@host", {uri = "sip:b@host", username = "...", password = "..."}]`; raises
+    SettingsProblems with every problem of the list."""
     if not isinstance(value, list):
-        raise ValueError("must be a list of SIP URIs or tables")
+        raise SettingsProblems([("", "must be a list of SIP URIs or tables with uri")])
+    found = _Collector()
+    if len(value) > MAX_DESTINATIONS:
+        found.problems.append(("", f"at most {MAX_DESTINATIONS} destinations"))
     result = []
     for index, item in enumerate(value):
         where = f"[{index}]"
         if isinstance(item, str):
-            result.append(SiteDestination(_uri(item, where)))
+            uri = found.check(where, lambda item=item: _uri(item))
+            if uri is not None:
+                result.append(SiteDestination(uri))
             continue
         if not isinstance(item, dict):
-            raise ValueError(f"{where} must be a SIP URI or a table with uri")
-        unknown = set(item) - {"uri", "username", "password", "proxy"}
-        if unknown:
-            raise ValueError(f"{where}: unknown key(s) {sorted(unknown)}")
+            found.problems.append((where, "must be a SIP URI or a table with uri"))
+            continue
+        before = len(found.problems)
+        found.unknown_keys(item, _DESTINATION_KEYS, where)
         if "uri" not in item:
-            raise ValueError(f"{where}: uri is required")
-        username = _text(item.get("username", ""), f"{where}.username") or None
-        password = _text(item.get("password", ""), f"{where}.password") or None
-        if (username is None) != (password is None):
-            raise ValueError(f"{where}: username and password go together")
+            found.problems.append((f"{where}.uri", "required"))
+        uri = (
+            found.check(f"{where}.uri", lambda item=item: _uri(item["uri"]))
+            if "uri" in item
+            else None
+        )
+        username = found.check(
+            f"{where}.username", lambda item=item: _text(item.get("username", ""), "") or None
+        )
+        password = found.check(
+            f"{where}.password", lambda item=item: _text(item.get("password", ""), "") or None
+        )
+        if (username is None) != (password is None) and len(found.problems) == before:
+            found.problems.append((where, "username and password go together"))
         proxy_text = item.get("proxy", "")
-        proxy = _uri(proxy_text, f"{where}.proxy") if proxy_text else None
-        result.append(SiteDestination(_uri(item["uri"], f"{where}.uri"), username, password, proxy))
-    if len(result) > 20:
-        raise ValueError("at most 20 destinations")
+        proxy = found.check(f"{where}.proxy", lambda p=proxy_text: _uri(p)) if proxy_text else None
+        if uri is not None and len(found.problems) == before:
+            result.append(SiteDestination(uri, username, password, proxy))
+    found.raise_any()
     return tuple(result)
+
+
+HOURS_KEYS = ("timezone", *DAYS, "closed", "always_open")
 
 
 def parse_hours(value: object) -> BusinessHours | None:
     """`{timezone = "Europe/London", mon = "09:00-17:00", ..., closed = ["2026-12-25"]}`;
-    an empty table (the default) means always open."""
+    an empty table (the default) means always open. The time zone is required: opening
+    times without one would silently be UTC's. Raises SettingsProblems with every problem
+    of the table."""
     if not isinstance(value, dict):
-        raise ValueError("must be a table")
+        raise SettingsProblems(
+            [("", 'must be a table, e.g. {timezone = "Europe/London", mon = "09:00-17:00"}')]
+        )
     if not value:
         return None
-    unknown = set(value) - {"timezone", "always_open", "closed", *DAYS}
-    if unknown:
-        raise ValueError(f"unknown key(s) {sorted(unknown)}; days are {', '.join(DAYS)}")
-    week = {day: _text(value[day], day) for day in DAYS if day in value}
-    closed = value.get("closed", [])
-    if not isinstance(closed, list):
-        raise ValueError("closed must be a list of dates")
+    found = _Collector()
+    found.unknown_keys(value, HOURS_KEYS)
     always_open = value.get("always_open", False)
     if not isinstance(always_open, bool):
-        raise ValueError("always_open must be true or false")
+        found.problems.append((".always_open", "must be true or false"))
+        always_open = False
+    week: dict[str, tuple[Shift, ...]] = {}
+    for day in DAYS:
+        if day in value:
+            shifts = found.check(
+                f".{day}", lambda day=day: parse_shifts(_text(value[day], ""), day)
+            )
+            week[day] = shifts or ()
+    closed = value.get("closed", [])
+    dates: set[dt.date] = set()
+    if not isinstance(closed, list):
+        found.problems.append((".closed", 'must be a list of dates, e.g. ["2026-12-25"]'))
+    else:
+        for index, text in enumerate(closed):
+            date = found.check(f".closed[{index}]", lambda text=text: closed_date(text))
+            if date is not None:
+                dates.add(date)
+    zone = None
+    if "timezone" in value:
+        zone = found.check(".timezone", lambda: time_zone(_text(value["timezone"], "")))
+    elif not always_open or dates or week:
+        found.problems.append(
+            (
+                ".timezone",
+                'required: the IANA time zone the hours are in, e.g. "Europe/London" '
+                "(without one they would silently be UTC)",
+            )
+        )
     if not week and not always_open:
-        raise ValueError("give opening times for some days (mon..sun) or always_open = true")
-    return BusinessHours.build(
-        timezone=_text(value.get("timezone", "UTC"), "timezone"),
-        week=week,
-        closed=closed,
-        always_open=always_open,
+        found.problems.append(
+            ("", "give opening times for some days (mon..sun) or always_open = true")
+        )
+    found.raise_any()
+    return BusinessHours(
+        zone or ZoneInfo("UTC"),
+        {day: week.get(day, ()) for day in DAYS},
+        frozenset(dates),
+        always_open,
     )
 
 
+CALLBACK_KEYS = (
+    "dial",
+    "countries",
+    "operator",
+    "attempts",
+    "retry_after",
+    "per_number_daily",
+    "visitor_ring_timeout",
+    "whisper",
+)
+
+
 def parse_callback(value: object) -> CallbackPolicy | None:
-    """`[sites.callback]`: absent or empty means the site takes no callbacks."""
+    """`[sites.callback]`: absent or empty means the site takes no callbacks. Raises
+    SettingsProblems with every problem of the table."""
     if not isinstance(value, dict):
-        raise ValueError("must be a table")
+        raise SettingsProblems([("", "must be a table")])
     if not value:
         return None
-    known = {
-        "dial",
-        "countries",
-        "operator",
-        "attempts",
-        "retry_after",
-        "per_number_daily",
-        "visitor_ring_timeout",
-        "whisper",
-    }
-    unknown = set(value) - known
-    if unknown:
-        raise ValueError(f"unknown key(s) {sorted(unknown)}")
-    if "dial" not in value:
-        raise ValueError("dial is required: how a visitor's number is called, with {number}")
-    dial = _text(value["dial"], "dial")
-    if "{number}" not in dial:
-        raise ValueError("dial must contain {number}")
-    try:
-        _uri(dial.replace("{number}", "+15550000000"), "dial")
-    except (ValueError, KeyError, IndexError) as exc:
-        raise ValueError(f"dial does not make a SIP URI: {exc}") from None
+    found = _Collector()
+    found.unknown_keys(value, CALLBACK_KEYS)
+    if "dial" in value:
+        dial = found.check(".dial", lambda: _dial(value["dial"]))
+    else:
+        dial = None
+        found.problems.append(
+            (".dial", "required: how a visitor's number is called, with {number}")
+        )
     countries = value.get("countries")
+    codes: list[str] = []
     if not isinstance(countries, list) or not countries:
-        raise ValueError("countries is required: the ISO codes of the countries called back")
-    codes = []
-    for code in countries:
-        if not isinstance(code, str) or code.upper() not in phonenumbers.SUPPORTED_REGIONS:
-            raise ValueError(f"countries: {code!r} is not an ISO 3166 country code")
-        codes.append(code.upper())
+        found.problems.append(
+            (".countries", 'required: the ISO codes of the countries called back, e.g. ["GB"]')
+        )
+    else:
+        for index, code in enumerate(countries):
+            checked = found.check(f".countries[{index}]", lambda code=code: country_code(code))
+            if checked is not None and checked not in codes:
+                codes.append(checked)
     operator_text = value.get("operator", "")
-    operator = _uri(operator_text, "operator") if operator_text else None
+    operator = found.check(".operator", lambda: _uri(operator_text)) if operator_text else None
     whisper = value.get("whisper", True)
     if not isinstance(whisper, bool):
-        raise ValueError("whisper must be true or false")
+        found.problems.append((".whisper", "must be true or false"))
+    attempts = found.check(".attempts", lambda: _count(value.get("attempts", 3), 1, 10))
+    retry_after = found.check(".retry_after", lambda: _seconds(value.get("retry_after", 300)))
+    per_number_daily = found.check(
+        ".per_number_daily", lambda: _count(value.get("per_number_daily", 3), 1, 100)
+    )
+    visitor_ring_timeout = found.check(
+        ".visitor_ring_timeout", lambda: _seconds(value.get("visitor_ring_timeout", 45))
+    )
+    found.raise_any()
+    assert dial is not None and attempts is not None and per_number_daily is not None
+    assert retry_after is not None and visitor_ring_timeout is not None
     return CallbackPolicy(
         dial=dial,
         countries=tuple(codes),
         operator=operator,
-        attempts=_count(value.get("attempts", 3), "attempts", 1, 10),
-        retry_after=_seconds(value.get("retry_after", 300), "retry_after"),
-        per_number_daily=_count(value.get("per_number_daily", 3), "per_number_daily", 1, 100),
-        visitor_ring_timeout=_seconds(
-            value.get("visitor_ring_timeout", 45), "visitor_ring_timeout"
-        ),
+        attempts=attempts,
+        retry_after=retry_after,
+        per_number_daily=per_number_daily,
+        visitor_ring_timeout=visitor_ring_timeout,
         whisper=whisper,
     )
 
 
-def _count(value: object, what: str, low: int, high: int) -> int:
+def _dial(value: object) -> str:
+    dial = _text(value, "")
+    if "{number}" not in dial:
+        raise ValueError("must contain {number}, where the visitor's number goes")
+    try:
+        _uri(dial.replace("{number}", "+15550000000"))
+    except (ValueError, KeyError, IndexError) as exc:
+        raise ValueError(f"does not make a SIP URI: {exc}") from None
+    return dial
+
+
+def _count(value: object, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ValueError(f"{what} must be a whole number from {low} to {high}")
+        raise ValueError(f"must be a whole number from {low} to {high}")
     return value
 
 
-def _seconds(value: object, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise ValueError(f"{what} must be a positive number of seconds")
+def _seconds(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1e9:
+        raise ValueError("must be a positive number of seconds")
     return float(value)

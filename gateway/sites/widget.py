@@ -7,13 +7,14 @@ public: the widget reads them from `GET /api/widget/<site>` (`public_settings`).
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
+
+from gateway.sites.problems import SettingsProblems, unknown_key_reason
 
 LANGUAGES = ("en", "fr", "de", "es", "it", "nl", "pt", "pl")  # web/widget/lang/<code>.js
 POSITIONS = ("bottom-right", "bottom-left", "inline")
@@ -41,6 +42,7 @@ _KEYS = (
     "position",
     "language",
     "visitor_details",
+    "precheck",
 )
 
 
@@ -60,6 +62,7 @@ class WidgetSettings:
     position: str = "bottom-right"  # bottom-right | bottom-left (floating) | inline
     language: str = "auto"  # auto (the browser's, else English) | one of LANGUAGES
     visitor_details: str = "off"  # off | optional | required (name and reason before a call)
+    precheck: bool = False  # offer "Test my microphone and connection" before a call
 
     @property
     def asks_details(self) -> bool:
@@ -73,20 +76,18 @@ class WidgetSettings:
 def parse_widget(value: object) -> WidgetSettings:
     """`{label = "Call us", colour = "#0a7d32", text_colour = "#ffffff", logo = "https://…",
     promise = "…", font = "Inter, sans-serif", radius = 14, position = "bottom-right",
-    language = "auto", visitor_details = "off", dark_colour = "", dark_text_colour = ""}`,
+    language = "auto", visitor_details = "off", dark_colour = "", dark_text_colour = "",
+    precheck = false}`,
     every key optional.
 
-    Raises ValueError listing every part that is wrong (one per line), including colour
+    Raises SettingsProblems (a ValueError) listing every part that is wrong, including colour
     pairs whose contrast is below WCAG AA (4.5:1) in the light or the dark scheme, so that
     no site can configure an unreadable header or button.
     """
     if not isinstance(value, dict):
-        raise ValueError("must be a table of widget settings")
+        raise SettingsProblems([("", "must be a table of widget settings")])
+    unknown = [(f".{key}", unknown_key_reason(key, _KEYS)) for key in value if key not in _KEYS]
     problems: list[str] = []
-    for key in sorted(set(value) - set(_KEYS)):
-        close = difflib.get_close_matches(key, _KEYS, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else f" (known: {', '.join(_KEYS)})"
-        problems.append(f"unknown key {key!r}{hint}")
     defaults = WidgetSettings()
     parsed: dict[str, Any] = {}
 
@@ -108,8 +109,10 @@ def parse_widget(value: object) -> WidgetSettings:
     check("position", partial(_one_of, key="position", allowed=POSITIONS))
     check("language", partial(_one_of, key="language", allowed=("auto", *LANGUAGES)))
     check("visitor_details", partial(_one_of, key="visitor_details", allowed=VISITOR_DETAILS))
+    check("precheck", _precheck)
     pairs = [("colour", "text_colour", "", "")]
-    pairs.append(("dark_colour", "dark_text_colour", "colour", "text_colour"))
+    if parsed.get("dark_colour") or parsed.get("dark_text_colour"):  # else the same pair
+        pairs.append(("dark_colour", "dark_text_colour", "colour", "text_colour"))
     for background_key, text_key, background_default, text_default in pairs:
         background = parsed.get(background_key) or parsed.get(background_default)
         text = parsed.get(text_key) or parsed.get(text_default)
@@ -121,8 +124,8 @@ def parse_widget(value: object) -> WidgetSettings:
                 f"{text_key} {text} on {background_key} {background} has a contrast of "
                 f"{ratio:.2f}:1; at least {MIN_CONTRAST}:1 is needed to be readable (WCAG AA)"
             )
-    if problems:
-        raise ValueError("\n".join(problems))
+    if unknown or problems:
+        raise SettingsProblems([*unknown, *(("", problem) for problem in problems)])
     return WidgetSettings(**parsed)
 
 
@@ -202,6 +205,12 @@ def _font(value: object) -> str:
 def _radius(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_RADIUS_PX:
         raise ValueError(f"radius must be a whole number of px from 0 to {MAX_RADIUS_PX}")
+    return value
+
+
+def _precheck(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"precheck must be true or false, not {value!r}")
     return value
 
 

@@ -31,6 +31,7 @@ def gateway_toml(
     ring_timeout: float = 10,
     site_extra: str = "",
     extra: str = "",
+    ice_addresses: tuple[str, ...] = ("127.0.0.1",),
 ) -> str:
     http, sip = free_udp_port(), free_udp_port()
     rtp = free_port_block(100)
@@ -43,7 +44,7 @@ listen = "127.0.0.1:{sip}"
 rtp_ports = "{rtp}-{rtp + 99}"
 browser_codecs = {json.dumps(list(browser_codecs))}
 [ice]
-host_addresses = ["127.0.0.1"]
+host_addresses = {json.dumps(list(ice_addresses))}
 [demo]
 enabled = false
 {extra}

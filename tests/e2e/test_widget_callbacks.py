@@ -54,11 +54,13 @@ def closed_today() -> str:
     return f'hours = {{timezone = "UTC", {ALL_WEEK}, closed = ["{today().isoformat()}"]}}'
 
 
-def callback_table(dial_port: int = 9, operator: str | None = None) -> str:
+def callback_table(
+    dial_port: int = 9, operator: str | None = None, countries: tuple[str, ...] = ("GB",)
+) -> str:
     options = f', operator = "{operator}"' if operator else ""
     return (
-        f'callback = {{dial = "sip:{{number}}@127.0.0.1:{dial_port}", countries = ["GB"], '
-        f"whisper = false{options}}}"
+        f'callback = {{dial = "sip:{{number}}@127.0.0.1:{dial_port}", '
+        f"countries = {json.dumps(list(countries))}, whisper = false{options}}}"
     )
 
 
@@ -140,7 +142,11 @@ async def test_the_widget_api_says_whether_a_site_is_open_and_takes_callbacks(
     assert status == 200 and headers["Cache-Control"] == "no-store"
     assert shown["open"] is True and shown["next_opening"] is None and shown["hours"] is None
     assert shown["fallback"] == "callback"
-    assert shown["callback"] == {"countries": ["GB"], "max_days_ahead": 14}
+    assert shown["callback"] == {
+        "countries": ["GB"],
+        "calling_codes": {"GB": 44},
+        "max_days_ahead": 14,
+    }
     assert shown["label"] == ""  # the widget settings are still there
 
     _, _, closed = await get_json(f"{gateway.url}/api/widget/closed")
@@ -148,7 +154,11 @@ async def test_the_widget_api_says_whether_a_site_is_open_and_takes_callbacks(
     assert closed["open"] is False
     assert dt.datetime.fromisoformat(closed["next_opening"]) == tomorrow
     assert closed["next_opening"].endswith("+00:00")  # with its offset
-    assert closed["callback"] == {"countries": ["GB"], "max_days_ahead": 14}
+    assert closed["callback"] == {
+        "countries": ["GB"],
+        "calling_codes": {"GB": 44},
+        "max_days_ahead": 14,
+    }
     week = {day: [["00:00", "24:00"]] for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
     assert closed["hours"] == {"timezone": "UTC", "week": week}  # no closed dates
 
@@ -266,6 +276,47 @@ async def test_a_closed_site_offers_a_callback_and_schedules_it(
     cancelled_id = (await callback_events(page))[-1]["id"]
     _, _, shown = await get_json(f"{gateway.url}/api/callbacks/{cancelled_id}")
     assert shown["status"] == "cancelled"
+
+
+async def test_an_irish_national_number_is_taken_with_ireland_chosen(
+    browser: Browser, host: HostPages, start_gateway: StartGateway
+) -> None:
+    # A site calling back the UK and Ireland; the visitor types their number as they know
+    # it, without +353. The country choice says how to read it: the browser's region
+    # (en-IE) chooses Ireland; a British visitor's (en-GB) reads it as British, refused,
+    # until they choose Ireland.
+    gateway = await start_gateway(
+        site=f"{closed_today()}\n{callback_table(countries=('GB', 'IE'))}",
+        widget='position = "inline"',
+    )
+    for locale in ("en-IE", "en-GB"):
+        context = await browser.new_context(locale=locale, timezone_id=VISITOR_ZONE)
+        page = await context.new_page()
+        await page.goto(host.url("script", gateway.url))
+        await page.get_by_role("button", name="Call me back").click(timeout=TIMEOUT_MS)
+        country = page.get_by_role("combobox", name="Country")
+        options = country.get_by_role("option")
+        await expect(options).to_have_text(
+            ["\U0001f1ec\U0001f1e7 +44 United Kingdom", "\U0001f1ee\U0001f1ea +353 Ireland"]
+        )
+        await expect(country).to_have_value(locale[-2:])
+        number = page.get_by_role("textbox", name="Your phone number")
+        await number.fill("087 123 4567")
+        send = page.get_by_role("button", name="Request the call back")
+        await send.click()
+        if locale == "en-GB":
+            words = "That is not a valid phone number: check the digits."
+            await expect(page.get_by_text(words)).to_be_visible(timeout=TIMEOUT_MS)
+            await expect(number).to_have_attribute("aria-invalid", "true")
+            assert len(stored_callbacks(gateway)) == 1  # only the Irish visitor's
+            await country.select_option("IE")
+            await send.click()
+        await wait_for_status(page, "Call back scheduled for")
+        assert stored_callbacks(gateway)[-1][1] == "+353871234567"
+        violations = await axe_violations(page)
+        assert violations == [], violations
+        await context.close()
+    assert [row[1] for row in stored_callbacks(gateway)] == ["+353871234567"] * 2
 
 
 async def test_the_next_opening_is_in_the_sites_zone_with_the_visitors_in_brackets(

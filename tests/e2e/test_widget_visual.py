@@ -69,7 +69,8 @@ async def visual_browser(browser: Browser) -> AsyncIterator[Browser]:
 
 def sites(host: HostPages, busy_uri: str) -> str:
     """Besides `shop`: `busy` (its operator is busy; one call per visitor in 15 minutes)
-    and `closed` (closed today, London hours), both taking callbacks."""
+    and `closed` (closed today, London hours), both taking callbacks; `brand` (the site's
+    own look) and `checked` (offering the pre-call check)."""
     origins = json.dumps([host.origin])
     london_today = dt.datetime.now(ZoneInfo("Europe/London")).date()
     return (
@@ -81,6 +82,8 @@ def sites(host: HostPages, busy_uri: str) -> str:
         f'closed = ["{london_today.isoformat()}"]}}\n'
         f'[[sites]]\nid = "brand"\ndestination = "sip:nobody@127.0.0.1:9"\n'
         f"origins = {origins}\n[sites.widget]\n{BRAND}\n"
+        f'[[sites]]\nid = "checked"\ndestination = "sip:nobody@127.0.0.1:9"\n'
+        f"origins = {origins}\n[sites.widget]\nprecheck = true\n"
     )
 
 
@@ -104,7 +107,8 @@ class Album:
         self.violations: dict[str, list[dict[str, object]]] = {}
 
     async def shoot(self, page: Page, name: str, *, axe: bool = True) -> None:
-        meter = page.locator("click-to-call meter")  # a live level: masked
+        # Live values are masked: a microphone's level, a connection test's figures.
+        meter = page.locator("click-to-call meter, click-to-call .precheck-measured")
         panel = page.locator("click-to-call .panel")
         target = panel if await panel.is_visible() else page.locator("click-to-call .launcher")
         self.check.compare(
@@ -167,7 +171,8 @@ async def test_every_state_looks_as_approved(
     gateway = await start_gateway(
         phone.uri,
         site_extra=sites(host, busy.uri),
-        extra=f'[callbacks]\ndatabase = "{tmp_path / "callbacks.db"}"',
+        extra=f'[callbacks]\ndatabase = "{tmp_path / "callbacks.db"}"\n'
+        f'[storage]\nstate_directory = "{tmp_path / "state"}"',
     )
     album = Album(VisualCheck())
     shoot = album.shoot
@@ -211,8 +216,15 @@ async def test_every_state_looks_as_approved(
     await status_is(page, "In call")
     await page.get_by_role("button", name="Hang up").click()
     await status_is(page, "Call ended")
-    assert await visible_buttons(page) == ["Close", "Call"]
+    # An answered call: the visitor may rate it.
+    await expect(page.get_by_role("group", name="How was the call?")).to_be_visible()
+    assert await visible_buttons(page) == ["Close", "Call", "Send"]
     await shoot(page, "ended")
+    await page.get_by_role("radio", name="4 out of 5").check()
+    await page.get_by_role("button", name="Send").click()
+    await expect(page.get_by_text("Thank you for your feedback.")).to_be_visible()
+    assert await visible_buttons(page) == ["Close", "Call"]
+    await shoot(page, "rated")
 
     # Busy: the callback offer and form; then the second call is refused by the rate
     # limit, and Call says from when it works again (10:00 + 15 minutes).
@@ -268,6 +280,22 @@ async def test_every_state_looks_as_approved(
         await expect(page.get_by_text("We answer in about 30 seconds")).to_be_visible()
         await shoot(page, f"brand-{scheme}")
         await page.context.close()
+
+    # The site offers the pre-call check: its link under Call, then its verdict.
+    page = await pinned_page(visual_browser)
+    await page.goto(host.url("script", gateway.url, site="checked"))
+    await page.get_by_role("button", name="Call us", exact=True).click()
+    await status_is(page, "Ready")
+    assert await visible_buttons(page) == [
+        "Close",
+        "Call",
+        "Test my microphone and connection",
+    ]
+    await shoot(page, "precheck-offer")
+    await page.get_by_role("button", name="Test my microphone and connection").click()
+    await status_is(page, "You are ready to call.")
+    await shoot(page, "precheck-good")
+    await page.context.close()
 
     # Calling is impossible here: no buttons but Close.
     page = await pinned_page(visual_browser)

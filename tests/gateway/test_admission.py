@@ -254,3 +254,32 @@ def test_never_more_calls_than_a_window_allows(gaps: list[float], limit: int) ->
         allowed.append(now)
     for t in allowed:
         assert sum(1 for u in allowed if t - window < u <= t) <= limit
+
+
+# ----------------------------------------------------------------------------- trying it
+
+
+def test_someone_trying_the_demo_site_may_call_it_again_and_again() -> None:
+    from gateway.config import load_config
+
+    (demo,) = load_config(None, env={}).sites
+    gate = CallAdmission(max_calls=50, max_calls_per_client=2)
+    now = 0.0
+    for _ in range(60):  # a call a minute for an hour, all from this machine
+        gate.ended(gate.admit(demo, "127.0.0.1", now), now + 30)
+        now += MINUTE
+
+
+def test_a_trial_start_says_how_to_raise_tight_limits() -> None:
+    from gateway.config import load_config
+    from gateway.process.gateway import limits_hint
+
+    assert limits_hint(load_config(None, env={})) is None  # the demo site's are generous
+    own = '[[sites]]\nid = "shop"\ndestination = "sip:desk@pbx.example.com"\n'
+    hint = limits_hint(parse_config(own))
+    assert hint is not None
+    assert "'shop' lets one visitor start 5 calls in 15 minutes" in hint
+    assert "GATEWAY_LIMITS_CALLS_PER_CLIENT_15MIN=100" in hint
+    # Open to the world: its limits are the point, nothing to say.
+    public = '[http]\nlisten = "0.0.0.0:8080"\npublic_url = "https://call.example.com"\n'
+    assert limits_hint(parse_config(public + own)) is None

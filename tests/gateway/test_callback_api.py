@@ -44,7 +44,8 @@ async def api(aiohttp_client, tmp_path):
             HOURS,
             per_number_daily=2,
             page_origins=frozenset({"https://shop.example", "https://gateway.example"}),
-        )
+        ),
+        "isles": SiteCallbacks("isles", ("GB", "IE"), HOURS),
     }
     requests = CallbackRequests(store, policies.get, clock=lambda: clock["now"])
     app = web.Application(middlewares=[refusals])
@@ -180,3 +181,33 @@ async def test_a_callback_being_placed_cannot_be_cancelled(api):
     await api.store.finish(claimed.id, "done", "", MONDAY_10AM + 60)
     over = await api.delete(f"/api/callbacks/{body['id']}")
     assert over.status == 409 and (await over.json())["error"]["code"] == "callback_over"
+
+
+IRISH_NATIONAL = "087 123 4567"  # an Irish mobile as the visitor knows it; not a UK number
+
+
+async def test_a_national_number_is_read_for_the_chosen_country(api):
+    status, body = await post(api, site="isles", number=IRISH_NATIONAL, country="IE")
+    assert status == 201, body
+    assert (await api.store.get(body["id"])).number == "+353871234567"
+    # Without a choice it is read as a number of the site's first country (GB): refused.
+    status, body = await post(api, site="isles", number=IRISH_NATIONAL)
+    assert status == 400 and body["error"]["code"] == "number_invalid"
+    status, body = await post(api, site="isles", number=IRISH_NATIONAL, country="GB")
+    assert status == 400 and body["error"]["code"] == "number_invalid"
+    # A number written with its country code is read as it says, whatever was chosen.
+    status, body = await post(api, site="isles", number="+353 87 123 4567", country="GB")
+    assert status == 201, body
+    with sqlite3.connect(api.db_path) as db:
+        assert db.execute("SELECT number FROM callbacks").fetchall() == [("+353871234567",)] * 2
+
+
+@pytest.mark.parametrize(
+    ("country", "status", "code"),
+    [("FR", 400, "country_not_allowed"), ("ie", 201, None), (44, 400, "bad_request")],
+)
+async def test_the_chosen_country_must_be_one_of_the_sites(api, country, status, code):
+    answer_status, body = await post(api, site="isles", number=IRISH_NATIONAL, country=country)
+    assert answer_status == status, body
+    if code is not None:
+        assert body["error"]["code"] == code

@@ -104,6 +104,8 @@ def test_no_file_gives_the_embedded_defaults() -> None:
         calls_per_client_day=20,
         max_call_duration=1800.0,
         daily_call_minutes=300.0,
+        prechecks_per_client_hour=10,
+        max_precheck_duration=15.0,
     )
     assert config.access == AccessConfig(token_secret=None, token_lifetime=60.0, pow_difficulty=16)
     assert config.log.level == "info"
@@ -114,6 +116,10 @@ def test_no_file_gives_the_embedded_defaults() -> None:
     assert site.origins == ("http://127.0.0.1:8080",)
     assert site.ring_timeout == 30.0
     assert site.credentials is None
+    # Trying it: the demo site's visitors may call again and again.
+    limits = (site.calls_per_client_15min, site.calls_per_client_hour, site.calls_per_client_day)
+    assert limits == (100, 200, 500)
+    assert site.widget.precheck  # and may test the microphone and connection first
     assert config.site("demo") is site
     assert config.site("nope") is None
 
@@ -310,55 +316,59 @@ INVALID = [
     ('[http]\npublic_url = "https://0.0.0.0"', "http.public_url", "no address a browser"),
     (
         SITE.replace('"https://shop.example.com"', '"https://shop.example.com/path"'),
-        "sites[0].origins[0]",
+        'sites["shop"].origins[0]',
         "without a path",
     ),
     (
         SITE.replace('"https://shop.example.com"', '"shop.example.com"'),
-        "sites[0].origins[0]",
+        'sites["shop"].origins[0]',
         "not a origin",
     ),
-    (SITE.replace('"https://shop.example.com"', '"*"'), "sites[0].origins[0]", "not a origin"),
+    (SITE.replace('"https://shop.example.com"', '"*"'), 'sites["shop"].origins[0]', "not a origin"),
     (
         SITE.replace('"https://shop.example.com"', '"https://a.example:0"'),
-        "sites[0].origins[0]",
+        'sites["shop"].origins[0]',
         "port must be",
     ),
     (
         SITE.replace(
             '["https://shop.example.com"]', '["https://a.example", "https://A.example:443"]'
         ),
-        "sites[0].origins[1]",
+        'sites["shop"].origins[1]',
         "duplicate origin",
     ),
     (
         SITE.replace('["https://shop.example.com"]', '"https://a.example"'),
-        "sites[0].origins",
+        'sites["shop"].origins',
         "expected an array",
     ),
     # SIP URIs and users
     (
         SITE.replace("sip:desk@pbx.example.com", "foo"),
-        "sites[0].destination",
+        'sites["shop"].destination',
         "not a SIP URI: 'foo'",
     ),
-    (SITE.replace("sip:desk@pbx.example.com", "tel:+123"), "sites[0].destination", "not a SIP URI"),
+    (
+        SITE.replace("sip:desk@pbx.example.com", "tel:+123"),
+        'sites["shop"].destination',
+        "not a SIP URI",
+    ),
     (
         SITE.replace("sip:desk@pbx.example.com", "sip:desk@pbx.example.com:\u00b2"),
-        "sites[0].destination",
+        'sites["shop"].destination',
         "not a SIP URI",
     ),
     (
         SITE.replace("sip:desk@pbx.example.com", "sip:desk:pw@pbx.example.com"),
-        "sites[0].destination",
+        'sites["shop"].destination',
         "password in the URI",
     ),
     ('[sip]\noutbound_proxy = "proxy.example.com"', "sip.outbound_proxy", "not a SIP URI"),
-    (SITE + 'proxy = "sip:edge example"', "sites[0].proxy", "not a SIP URI"),
+    (SITE + 'proxy = "sip:edge example"', 'sites["shop"].proxy', "not a SIP URI"),
     ('[sip]\nuser = ""', "sip.user", "must not be empty"),
     ('[sip]\nuser = "a b"', "sip.user", "not a valid SIP user part"),
     ('[sip]\nuser = "a@b"', "sip.user", "not a valid SIP user part"),
-    (SITE + 'from_user = "x:y"', "sites[0].from_user", "not a valid SIP user part"),
+    (SITE + 'from_user = "x:y"', 'sites["shop"].from_user', "not a valid SIP user part"),
     ('[sip]\ntransport = "sctp"', "sip.transport", "one of udp, tcp, tls"),
     # port range
     ('[media]\nrtp_ports = "20001-20999"', "media.rtp_ports", "even port"),
@@ -396,8 +406,8 @@ INVALID = [
     ("[media]\nmedia_timeout = nan", "media.media_timeout", "positive number"),
     ("[media]\nmedia_timeout = inf", "media.media_timeout", "positive number"),
     ('[media]\nmedia_timeout = "30"', "media.media_timeout", "expected a number"),
-    (SITE + "ring_timeout = 0", "sites[0].ring_timeout", "positive number"),
-    (SITE + "ring_timeout = true", "sites[0].ring_timeout", "got boolean"),
+    (SITE + "ring_timeout = 0", 'sites["shop"].ring_timeout', "positive number"),
+    (SITE + "ring_timeout = true", 'sites["shop"].ring_timeout', "got boolean"),
     ("[limits]\nmax_calls = 0", "limits.max_calls", "at least 1"),
     ("[limits]\nmax_calls_per_client = 1.5", "limits.max_calls_per_client", "expected an integer"),
     ('[demo]\nenabled = "yes"', "demo.enabled", "expected true or false"),
@@ -423,6 +433,7 @@ INVALID = [
         "did you mean 'username'",
     ),
     ("[ice]\nservers = [3]", "ice.servers[0]", "expected a table or a URL"),
+    ('[ice]\nservers = ["stun:a.example", 3, 4]', "ice.servers[2]", "expected a table or a URL"),
     ("[ice]\nhost_addresses = []", "ice.host_addresses", "at least one"),
     ('[ice]\nhost_addresses = ["example.com"]', "ice.host_addresses[0]", "not an IP address"),
     ('[ice]\nhost_addresses = ["::"]', "ice.host_addresses[0]", "cannot be announced"),
@@ -434,19 +445,19 @@ INVALID = [
     (SITE.replace('"shop"', '"' + "a" * 41 + '"'), "sites[0].id", "1-40 characters"),
     (SITE.replace('"shop"', '""'), "sites[0].id", "1-40 characters"),
     (SITE + SITE, "sites[1].id", "duplicate id 'shop'"),
-    ('[[sites]]\nid = "x"\norigins = []', "sites[0].destination", "required"),
+    ('[[sites]]\nid = "x"\norigins = []', 'sites["x"].destination', "required"),
     ('[[sites]]\ndestination = "sip:a@b.example"', "sites[0].id", "required"),
-    (SITE + 'password = "p"', "sites[0].username", "required when password is set"),
-    (SITE + 'username = "u"', "sites[0].password", "required when username is set"),
-    (SITE + 'caller_name = "a\\nb"', "sites[0].caller_name", "control characters"),
-    (SITE + 'caller_name = "' + "x" * 101 + '"', "sites[0].caller_name", "longer than 100"),
+    (SITE + 'password = "p"', 'sites["shop"].username', "required when password is set"),
+    (SITE + 'username = "u"', 'sites["shop"].password', "required when username is set"),
+    (SITE + 'caller_name = "a\\nb"', 'sites["shop"].caller_name', "control characters"),
+    (SITE + 'caller_name = "' + "x" * 101 + '"', 'sites["shop"].caller_name', "longer than 100"),
     # unknown keys and sections
     ('[http]\nlisen = "127.0.0.1:8080"', "http.lisen", "did you mean 'listen'"),
     ("[htp]\n", "htp", "unknown section; did you mean 'http'"),
     ("[foo]\n", "foo", "unknown section"),
     ("http = 3", "http", "expected a table"),
-    (SITE + "colour = 1", "sites[0].colour", "unknown key"),
-    (SITE + "pasword = 'x'", "sites[0].pasword", "did you mean 'password'"),
+    (SITE + "colour = 1", 'sites["shop"].colour', "unknown key"),
+    (SITE + "pasword = 'x'", 'sites["shop"].pasword', "did you mean 'password'"),
     # TLS
     ('[sip]\ntransport = "tls"', "sip.tls_certificate", "required when sip.transport is 'tls'"),
     ('[sip]\ntransport = "tls"', "sip.tls_private_key", "required when sip.transport is 'tls'"),
@@ -498,8 +509,8 @@ origins = ["ftp://x"]
         "http.listen",
         "media.rtp_ports",
         "media.sip_codecs[0]",
-        "sites[0].destination",
-        "sites[1].origins[0]",
+        'sites["a"].destination',
+        'sites["b"].origins[0]',
     ]
     assert str(error).startswith("gw.toml: 5 problems:\n  http.listen: ")
 
@@ -628,8 +639,17 @@ def test_load_config_reads_the_process_environment(monkeypatch: pytest.MonkeyPat
         ("GATEWAY_HTTPS_LISTEN", "127.0.0.1:1", "GATEWAY_HTTPS_LISTEN: unknown section 'https'"),
         ("GATEWAY_FOO", "1", "GATEWAY_FOO: unknown section 'foo'"),
         ("GATEWAY_SITE_NOPE_PASSWORD", "x", "GATEWAY_SITE_NOPE_PASSWORD: no site id and key"),
-        ("GATEWAY_SITE_DEMO_PASWORD", "x", "GATEWAY_SITE_DEMO_PASWORD: no site id and key"),
-        ("GATEWAY_SITE_DEMO_ID", "other", "GATEWAY_SITE_DEMO_ID: no site id and key"),
+        (
+            "GATEWAY_SITE_DEMO_PASWORD",
+            "x",
+            "GATEWAY_SITE_DEMO_PASWORD: site 'demo' has no key 'pasword': unknown key; "
+            "did you mean 'password'?",
+        ),
+        (
+            "GATEWAY_SITE_DEMO_ID",
+            "other",
+            "GATEWAY_SITE_DEMO_ID: a site's id cannot be changed from the environment",
+        ),
         ("GATEWAY_SITES", "[]", "GATEWAY_SITES: unknown section 'sites'"),
         ("GATEWAY_HTTP_LISTEN", "nohost", "http.listen (from GATEWAY_HTTP_LISTEN): expected"),
         ("GATEWAY_DEMO_ENABLED", "maybe", "demo.enabled (from GATEWAY_DEMO_ENABLED): expected"),
@@ -651,7 +671,7 @@ def test_load_config_reads_the_process_environment(monkeypatch: pytest.MonkeyPat
         (
             "GATEWAY_SITE_DEMO_RING_TIMEOUT",
             "-1",
-            "sites[0].ring_timeout (from GATEWAY_SITE_DEMO_RING_TIMEOUT): must be a positive",
+            'sites["demo"].ring_timeout (from GATEWAY_SITE_DEMO_RING_TIMEOUT): must be a positive',
         ),
     ],
 )
@@ -707,7 +727,7 @@ def test_secrets_never_appear_in_error_messages() -> None:
     text += '[ice]\nservers = [{urls = "turn:t.example", username = "u", '
     text += f'credential = "{TURN_SECRET}\\n"}}]\n'
     message = problems_of(text, {"GATEWAY_SITE_SHOP_PASSWORD": SECRET + "\x01"})
-    assert "sites[0].password (from GATEWAY_SITE_SHOP_PASSWORD): contains control" in message
+    assert 'sites["shop"].password (from GATEWAY_SITE_SHOP_PASSWORD): contains control' in message
     assert "ice.servers[0].credential: contains control characters" in message
     assert SECRET not in message
     assert TURN_SECRET not in message
@@ -761,7 +781,7 @@ def test_env_sets_limits_of_the_gateway_and_of_a_site() -> None:
     assert config.access.token_secret == TOKEN_SECRET
     assert config.http.trusted_proxies == ("127.0.0.1/32", "10.0.0.0/8")
     message = problems_of(SITE, {"GATEWAY_SITE_SHOP_MAX_SITE_CALLS": "many"})
-    assert "sites[0].max_site_calls (from GATEWAY_SITE_SHOP_MAX_SITE_CALLS): not a number" in (
+    assert 'sites["shop"].max_site_calls (from GATEWAY_SITE_SHOP_MAX_SITE_CALLS): not a number' in (
         message
     )
 
@@ -777,8 +797,10 @@ def test_env_sets_limits_of_the_gateway_and_of_a_site() -> None:
         ("[limits]\ncalls_per_client_hour = 1.5", "limits.calls_per_client_hour", "an integer"),
         ("[limits]\nmax_call_duration = -1", "limits.max_call_duration", "positive number of se"),
         ("[limits]\ndaily_call_minutes = 0", "limits.daily_call_minutes", "number of minutes"),
-        (SITE + "calls_per_client_day = 0", "sites[0].calls_per_client_day", "at least 1"),
-        (SITE + 'challenge = "Pow!"', "sites[0].challenge", "none, pow, or the name"),
+        ("[limits]\nmax_precheck_duration = 120", "limits.max_precheck_duration", "3-60 seconds"),
+        ("[limits]\nprechecks_per_client_hour = 0", "limits.prechecks_per_client_hour", "least 1"),
+        (SITE + "calls_per_client_day = 0", 'sites["shop"].calls_per_client_day', "at least 1"),
+        (SITE + 'challenge = "Pow!"', 'sites["shop"].challenge', "none, pow, or the name"),
         ('[http]\ntrusted_proxies = ["proxy"]', "http.trusted_proxies[0]", "not an IP address"),
         (
             '[http]\ntrusted_proxies = ["10.0.0.1", "10.0.0.1/32"]',

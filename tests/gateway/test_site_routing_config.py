@@ -61,18 +61,18 @@ def test_hours_and_callback():
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        ("", "sites[0].destination: required"),
+        ("", 'sites["shop"].destination: required'),
         ('destination = "sip:a@b"\ndestinations = ["sip:c@d"]', "not both"),
-        ('destinations = ["nope"]', "sites[0].destinations: [0]: not a SIP URI"),
+        ('destinations = ["nope"]', 'sites["shop"].destinations[0]: not a SIP URI'),
         ('destinations = [{uri = "sip:a@b", password = "x"}]', "go together"),
-        ('destination = "sip:a@b"\nring = "random"', "sites[0].ring"),
+        ('destination = "sip:a@b"\nring = "random"', 'sites["shop"].ring: must be one of'),
         (
             'destination = "sip:a@b"\nhours = {timezone = "Nowhere/City", mon = "09:00-10:00"}',
-            "sites[0].hours: timezone",
+            'sites["shop"].hours.timezone: unknown time zone',
         ),
-        ('destination = "sip:a@b"\nhours = {mon = "9-5"}', "sites[0].hours: week.mon"),
+        ('destination = "sip:a@b"\nhours = {mon = "9-5"}', "sites[\"shop\"].hours.mon: '9-5'"),
         ('destination = "sip:a@b"\nhours = {timezone = "UTC"}', "always_open"),
-        ('destination = "sip:a@b"\ncallback = {countries = ["GB"]}', "dial is required"),
+        ('destination = "sip:a@b"\ncallback = {countries = ["GB"]}', ".callback.dial: required"),
         ('destination = "sip:a@b"\ncallback = {dial = "sip:x@y", countries = ["GB"]}', "{number}"),
         (
             'destination = "sip:a@b"\ncallback = {dial = "sip:{number}@y", countries = ["XX"]}',
@@ -138,10 +138,10 @@ def test_register_needs_credentials_and_defaults_the_registrar_to_the_destinatio
 @pytest.mark.parametrize(
     ("extra", "key", "words"),
     [
-        ("register = true", "sites[0].register", "needs the site's username and password"),
-        ('transfer_to = ["sip:a@*.example.com"]', "sites[0].transfer_to", "only in the user"),
-        ('transfer_to = ["http://x"]', "sites[0].transfer_to", "not a SIP URI"),
-        ("register_expires = 10", "sites[0].register_expires", "60-86400"),
+        ("register = true", 'sites["shop"].register', "needs the site's username and password"),
+        ('transfer_to = ["sip:a@*.example.com"]', 'sites["shop"].transfer_to', "only in the user"),
+        ('transfer_to = ["http://x"]', 'sites["shop"].transfer_to', "not a SIP URI"),
+        ("register_expires = 10", 'sites["shop"].register_expires', "60-86400"),
     ],
 )
 def test_transfer_and_registration_errors_name_the_key(extra, key, words):

@@ -32,6 +32,7 @@ def test_an_empty_table_gives_the_defaults() -> None:
         "position": "bottom-right",
         "language": "auto",
         "visitor_details": "off",
+        "precheck": False,
     }
     assert not settings.asks_details
 
@@ -104,7 +105,7 @@ def test_contrast_ratio_matches_wcag() -> None:
         ([], "must be a table of widget settings"),
         ({"colour": "#fff", "text_colour": "#ffff00"}, "contrast of 1.07:1"),
         ({"colour": "#777777"}, "at least 4.5:1 is needed"),
-        ({"color": "#000"}, "unknown key 'color'; did you mean 'colour'?"),
+        ({"color": "#000"}, "color: unknown key; did you mean 'colour'?"),
         ({"dark_colour": "#ffffff"}, "text_colour #ffffff on dark_colour #ffffff"),
         ({"dark_colour": "#202124", "dark_text_colour": "#303134"}, "contrast of 1.24:1"),
         ({"logo": "http://example.com/a.png"}, "logo must be an https:// URL"),
@@ -121,6 +122,7 @@ def test_contrast_ratio_matches_wcag() -> None:
         ({"language": "sv"}, "language must be one of auto, en, fr, de, es, it, nl, pt, pl"),
         ({"visitor_details": True}, "visitor_details must be one of off, optional, required"),
         ({"label": 3}, "label must be a string"),
+        ({"precheck": "yes"}, "precheck must be true or false"),
         ({"label": "Call\nus"}, "label contains control characters"),
         ({"label": "x" * 41}, "longer than 40 characters"),
     ],
@@ -146,7 +148,7 @@ def test_a_bad_widget_table_is_a_config_problem_of_its_key() -> None:
     with pytest.raises(ConfigError) as caught:
         parse_config(SITE + '[sites.widget]\ncolour = "#eeeeee"\n')
     (problem,) = caught.value.problems
-    assert problem.startswith("sites[0].widget: text_colour #ffffff on colour #eeeeee")
+    assert problem.startswith('sites["shop"].widget: text_colour #ffffff on colour #eeeeee')
 
 
 def test_the_public_settings_say_whether_the_site_is_open_and_takes_callbacks() -> None:
@@ -160,7 +162,11 @@ def test_the_public_settings_say_whether_the_site_is_open_and_takes_callbacks() 
     shown = site.public_info.public_settings(monday_10_utc)
     assert shown["open"] is True and shown["next_opening"] is None
     assert shown["fallback"] == "message"
-    assert shown["callback"] == {"countries": ["FR", "BE"], "max_days_ahead": 14}
+    assert shown["callback"] == {
+        "countries": ["FR", "BE"],
+        "calling_codes": {"FR": 33, "BE": 32},
+        "max_days_ahead": 14,
+    }
     lunch = site.public_info.public_settings(monday_10_utc + dt.timedelta(hours=2))
     assert lunch["open"] is False
     assert lunch["next_opening"] == "2026-03-02T14:00:00+01:00"  # the site's own offset

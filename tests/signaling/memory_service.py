@@ -21,6 +21,7 @@ from gateway.api import (
     CallRefused,
     CallState,
     CallUpdate,
+    CheckGrant,
     EndCause,
     Notify,
     SiteInfo,
@@ -147,6 +148,17 @@ class InMemoryCallService(RealTokens):
 
     async def set_mute(self, call_id: str, muted: bool) -> None:
         await self._request("set_mute", call_id, muted)
+
+    async def start_check(self, *, site_id: str, client: str, offer_sdp: str) -> CheckGrant:
+        self._record("start_check", site_id, client, offer_sdp)
+        if self.refusal is not None:
+            refusal, self.refusal = self.refusal, None
+            raise refusal
+        self._next_id += 1
+        return CheckGrant(f"check-{self._next_id}", ANSWER_SDP, 15.0)
+
+    async def stop_check(self, check_id: str) -> None:
+        self._record("stop_check", check_id)
 
     # What the gateway would do on its own: states from the SIP leg.
     def push(self, call_id: str, update: CallUpdate) -> None:

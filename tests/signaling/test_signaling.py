@@ -685,3 +685,49 @@ async def test_an_internal_error_is_logged_with_its_traceback_but_not_sent(
     [record] = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert record.exc_info is not None
     assert "secret detail" in str(record.exc_info[1])
+
+
+# --- pre-call checks ---------------------------------------------------------------------
+
+
+async def test_a_check_is_started_stopped_and_ended_with_its_client(
+    connect: Connect, signaling_server: SignalingServer
+) -> None:
+    service = signaling_server.service
+    client = await connect()
+    ack = await client.call("check:start", {"sdp": OFFER_SDP})
+    assert ack == {"ok": True, "check_id": "check-1", "sdp": ANSWER_SDP, "seconds": 15.0}
+    assert service.calls_to("start_check") == [("demo", "127.0.0.1", OFFER_SDP)]
+    assert await client.call("check:stop", {}) == {"ok": True}
+    assert service.calls_to("stop_check") == [("check-1",)]
+    assert await client.call("check:stop", {}) == {"ok": True}  # none going on: nothing
+    assert service.calls_to("stop_check") == [("check-1",)]
+    # A call ends the check going on; a client that leaves ends its check.
+    await client.call("check:start", {"sdp": OFFER_SDP})
+    await client.start_call()
+    assert service.calls_to("stop_check")[-1] == ("check-2",)
+    await client.call("call:hangup", {})
+    await client.call("check:start", {"sdp": OFFER_SDP})
+    await client.sio.disconnect()
+    await service.wait_for_request("stop_check", 3)
+    assert service.calls_to("stop_check")[-1] == ("check-4",)
+
+
+async def test_a_check_is_refused_during_a_call_and_with_the_gateways_reason(
+    connect: Connect, signaling_server: SignalingServer
+) -> None:
+    service = signaling_server.service
+    client = await connect()
+    service.refusal = CallRefused("precheck_limited", "too many tests", retry_after=61.5)
+    ack = await client.call("check:start", {"sdp": OFFER_SDP})
+    assert ack == {
+        "ok": False,
+        "error": {"code": "precheck_limited", "message": "too many tests", "retry_after": 62},
+    }
+    await client.start_call()
+    ack = await client.call("check:start", {"sdp": OFFER_SDP})
+    assert ack["error"]["code"] == "call_active"
+    bad = await client.call("check:start", {"sdp": "hello"})
+    assert bad["error"]["code"] == "bad_payload"
+    assert "check:start: sdp is not an SDP offer" in bad["error"]["message"]
+    assert service.calls_to("start_check") == [("demo", "127.0.0.1", OFFER_SDP)]

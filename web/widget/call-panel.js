@@ -2,8 +2,10 @@
 // action of each state (Call, or Hang up during a call), Mute ⇄ Unmute, the keypad behind
 // its button, the call timer, the microphone level and the volume. It says in words what a
 // call state means (status and help), and after a refusal that names when calling works
-// again (the gateway's `retry_after`), keeps Call disabled until then, saying so.
+// again (the gateway's `retry_after`), keeps Call disabled until then, saying so. During a
+// call it watches the connection (quality.js) and says when it is weak.
 import { h, icon } from './dom.js';
+import { QualityWatch } from './quality.js';
 import { fill } from './words.js';
 
 const DIGITS = ['1', '2', '3', '4', '5', '6', '7', '8', '9', '*', '0', '#'];
@@ -26,12 +28,16 @@ export class CallPanel {
     this.stopMeter = () => {};
     this.retryAt = 0; // ms since the epoch before which the gateway refuses a new call
     this.retryTimer = null;
+    this.quality = null; // the QualityWatch of the call going on
+    this.weak = false; // whether the call's connection is weak now
     this.render();
   }
 
   render() {
     const ui = {};
     ui.timer = h('p', { class: 'timer', role: 'timer', hidden: '' });
+    ui.qualityText = h('span');
+    ui.quality = h('p', { class: 'quality', 'aria-live': 'polite', hidden: '' }, icon('warning'), ui.qualityText);
     ui.nameLabel = h('span');
     ui.name = h('input', { type: 'text', name: 'name', autocomplete: 'name', maxlength: '64', enterkeyhint: 'go' });
     ui.reasonLabel = h('span');
@@ -71,7 +77,7 @@ export class CallPanel {
     ui.tools = h('div', { class: 'tools', hidden: '' }, ui.mute, ui.keypadToggle);
     ui.audio = h('audio', { class: 'remote' });
     this.ui = ui;
-    this.before = [ui.timer, ui.details]; // under the status line
+    this.before = [ui.timer, ui.quality, ui.details]; // under the status line
     this.actions = [ui.call, ui.hangup]; // the primary action
     this.after = [ui.tools, ui.keypad, ui.audioControls, ui.audio];
 
@@ -105,6 +111,7 @@ export class CallPanel {
       if (name) key.setAttribute('aria-label', words[name]);
     }
     ui.meterLabel.textContent = words.micLevel;
+    ui.qualityText.textContent = words.weakConnection;
     ui.volumeLabel.textContent = words.volume;
     ui.timer.setAttribute('aria-label', words.callTime);
     ui.reasonLabel.textContent = `${words.reason} ${words.optional}`;
@@ -171,7 +178,10 @@ export class CallPanel {
 
   /** A new state from the session: timer, meter, refusal's retry time. */
   onState(detail) {
-    if (detail.phase === 'in-call') this.startTimer();
+    if (detail.phase === 'in-call') {
+      this.startTimer();
+      this.watchQuality();
+    }
     if (detail.phase === 'ended') {
       this.stop();
       const wait = Number(detail.retry_after);
@@ -216,6 +226,7 @@ export class CallPanel {
     ui.keypadToggle.setAttribute('aria-expanded', String(!ui.keypad.hidden));
     ui.audioControls.hidden = !calling || phase === 'microphone';
     ui.timer.hidden = !talking;
+    ui.quality.hidden = !talking || !this.weak;
     ui.details.hidden = settings.visitor_details === 'off' || !canCall;
     this.labelToggles();
     if (calling) return ui.hangup;
@@ -240,7 +251,26 @@ export class CallPanel {
     });
   }
 
+  /** Once answered: warn in words while the call's connection is weak (with hysteresis,
+   * quality.js), and tell the page (`quality` events). */
+  watchQuality() {
+    const pc = this.host.session && this.host.session.peerConnection;
+    if (this.quality || !pc) return;
+    this.quality = new QualityWatch(pc);
+    this.quality.addEventListener('change', (event) => {
+      this.weak = event.detail.weak;
+      this.ui.quality.hidden = !this.weak;
+      this.host.ui.root.dataset.quality = this.weak ? 'weak' : '';
+      this.host.emit('quality', event.detail);
+    });
+  }
+
   stop() {
+    if (this.quality) this.quality.stop();
+    this.quality = null;
+    this.weak = false;
+    this.ui.quality.hidden = true;
+    if (this.host.ui) this.host.ui.root.dataset.quality = '';
     if (this.timer !== null) clearInterval(this.timer);
     this.timer = null;
     this.stopMeter();

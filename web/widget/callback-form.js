@@ -1,4 +1,5 @@
-// "Call me back" in the panel (Request-a-Call): the offer, the form (number, name, when),
+// "Call me back" in the panel (Request-a-Call): the offer, the form (country, number, name,
+// when),
 // its refusals next to the field they are about, and the accepted callback's progress in
 // the status line until it is over. The requests and the polling are in callback.js; the
 // gateway's limits (countries, how many days ahead) come from the site's settings.
@@ -41,6 +42,10 @@ export class CallbackForm {
       type: 'tel', id: 'cb-number', name: 'tel', autocomplete: 'tel', inputmode: 'tel', maxlength: '40',
       required: '', enterkeyhint: 'send', 'aria-describedby': 'cb-number-hint cb-number-error',
     });
+    // The number's country (a flag and its calling code), among the site's; the gateway
+    // reads a national number (no +) as one of it.
+    ui.country = h('select', { id: 'cb-country', name: 'country', autocomplete: 'country' });
+    ui.numberRow = h('div', { class: 'number-row' }, ui.country, ui.number);
     ui.numberHint = h('p', { class: 'hint', id: 'cb-number-hint' });
     ui.numberError = h('p', { class: 'error', id: 'cb-number-error', 'aria-live': 'polite' });
     ui.nameLabel = h('label', { for: 'cb-name' });
@@ -63,7 +68,7 @@ export class CallbackForm {
       'form',
       { class: 'callback', id: 'callback-form', novalidate: '', 'aria-labelledby': 'callback-intro', hidden: '' },
       ui.intro,
-      h('div', { class: 'field' }, ui.numberLabel, ui.number, ui.numberHint, ui.numberError),
+      h('div', { class: 'field' }, ui.numberLabel, ui.numberRow, ui.numberHint, ui.numberError),
       h('div', { class: 'field' }, ui.nameLabel, ui.name),
       h('fieldset', { class: 'when' }, ui.whenLegend, ui.soonOption, h('label', { class: 'choice' }, ui.atTime, ui.atTimeLabel), ui.atField),
       ui.error,
@@ -88,6 +93,8 @@ export class CallbackForm {
     ui.intro.textContent = c.intro;
     ui.numberLabel.textContent = c.number;
     ui.numberHint.textContent = settings.callback ? fill(c.countries, { countries: this.countryNames() }) : '';
+    ui.country.setAttribute('aria-label', c.country);
+    this.fillCountries(settings);
     ui.nameLabel.textContent = `${c.name} ${words.optional}`;
     ui.whenLegend.textContent = c.when;
     ui.atTimeLabel.textContent = c.atTime;
@@ -97,19 +104,41 @@ export class CallbackForm {
     ui.cancel.textContent = c.cancel;
   }
 
+  /** The choice of the number's country: one option per site country (flag, calling
+   * code, name in the visitor's language), the visitor's own country first chosen when it
+   * is one of them (their browser's region), else the site's first. Only shown when the
+   * site calls back more than one country. */
+  fillCountries(settings) {
+    const select = this.ui.country;
+    const codes = callbackCountries(settings);
+    const calling = (settings.callback && settings.callback.calling_codes) || {};
+    const names = this.regionNames(codes);
+    const chosen = codes.includes(select.value) ? select.value : preferredCountry(codes);
+    select.replaceChildren(
+      ...codes.map((code, index) => {
+        const prefix = calling[code] ? ` +${calling[code]}` : '';
+        return h('option', { value: code }, `${flag(code)}${prefix} ${names[index]}`);
+      }),
+    );
+    select.value = chosen || '';
+    select.hidden = codes.length < 2;
+  }
+
+  /** `codes` named in the visitor's language (the codes in an old browser). */
+  regionNames(codes) {
+    try {
+      const regions = new Intl.DisplayNames([this.host.time.locale], { type: 'region' });
+      return codes.map((code) => regions.of(code) || code);
+    } catch {
+      return codes;
+    }
+  }
+
   /** The site's callback countries, named in the visitor's language ("the United
    * Kingdom and Ireland"). */
   countryNames() {
-    const settings = this.host.settings;
-    const codes = (settings.callback && settings.callback.countries) || [];
     const locale = this.host.time.locale;
-    let names = codes;
-    try {
-      const regions = new Intl.DisplayNames([locale], { type: 'region' });
-      names = codes.map((code) => regions.of(code) || code);
-    } catch {
-      // An old browser: the codes.
-    }
+    const names = this.regionNames(callbackCountries(this.host.settings));
     try {
       return new Intl.ListFormat(locale, { style: 'long', type: 'conjunction' }).format(names);
     } catch {
@@ -211,6 +240,7 @@ export class CallbackForm {
       return;
     }
     const fields = { site: host.session.siteId, number };
+    if (ui.country.value) fields.country = ui.country.value;
     const name = ui.name.value.trim();
     if (name) fields.name = name;
     const page = host.pageAddress();
@@ -355,6 +385,32 @@ export class CallbackForm {
   dispose() {
     if (this.watch) this.watch.stop();
   }
+}
+
+/** The ISO 3166 codes of the countries the site calls back. */
+function callbackCountries(settings) {
+  const codes = (settings.callback && settings.callback.countries) || [];
+  return codes.filter((code) => /^[A-Z]{2}$/.test(code));
+}
+
+/** The country of `codes` the visitor's browser says they are in (the region of its
+ * language, en-IE: IE), else the first of `codes`. */
+function preferredCountry(codes, languages = [navigator.language, ...(navigator.languages || [])]) {
+  for (const tag of languages) {
+    let region = '';
+    try {
+      region = new Intl.Locale(String(tag)).region || ''; // only one the tag names: en-IE
+    } catch {
+      region = '';
+    }
+    if (codes.includes(region)) return region;
+  }
+  return codes[0] || '';
+}
+
+/** The flag emoji of a country code: its two regional indicator symbols. */
+function flag(code) {
+  return String.fromCodePoint(...[...code].map((letter) => 0x1f1e6 + letter.charCodeAt(0) - 65));
 }
 
 function pad(n) {

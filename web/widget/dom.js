@@ -27,6 +27,13 @@ const ICONS = {
     shapes: [6, 12, 18].flatMap((y) => [6, 12, 18].map((x) => ['circle', { cx: String(x), cy: String(y), r: '2' }])),
   },
   close: { shapes: [['path', { d: 'M6 6l12 12M18 6L6 18' }]] },
+  check: { shapes: [['path', { d: 'M5 12.5l4.5 4.5L19 7.5' }]] },
+  cross: { shapes: [['path', { d: 'M7 7l10 10M17 7L7 17' }]] },
+  warning: { shapes: [['path', { d: 'M12 3.5L2.5 20h19zM12 10v4.5M12 17.5v.01' }]] },
+  star: {
+    fill: true,
+    shapes: [['path', { d: 'M12 2.5l2.9 6.1 6.6.8-4.9 4.6 1.3 6.5L12 17.3l-5.9 3.2 1.3-6.5-4.9-4.6 6.6-.8z' }]],
+  },
 };
 
 /** An icon of ICONS, hidden from assistive technology (its button has words). */

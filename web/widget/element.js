@@ -3,14 +3,18 @@
 // and lays out the panel: a floating launcher and its card (a bottom sheet on a phone), or
 // the panel inline or as a whole page; a header band with the site's logo, name and
 // promise; the status line; then the parts by concern: the call (call-panel.js), the
-// opening hours (hours.js) and "Call me back" (callback-form.js). It owns the state, the
-// focus and the events of the JavaScript API (call(), hangup(), state, and statechange /
-// ended / error / callbackstatechange), described in docs/embedding.md.
+// pre-call check (check-panel.js), the rating after a call (rating.js), the opening hours
+// (hours.js) and "Call me back" (callback-form.js). It owns the state, the focus and the
+// events of the JavaScript API (call(), hangup(), state, and statechange / ended / error /
+// callbackstatechange / precheckstatechange / quality / rated), described in
+// docs/embedding.md.
 import { CallbackForm } from './callback-form.js';
 import { CallPanel, IN_CALL, PROBLEMS, TALKING, problemWords } from './call-panel.js';
+import { CheckPanel } from './check-panel.js';
 import { h, icon } from './dom.js';
 import { TimeWords, renderHours } from './hours.js';
 import { CallSession, micBlockedByPage } from './session.js';
+import { RatingForm } from './rating.js';
 import { DEFAULT_SETTINGS, applyLook, fetchSettings } from './settings.js';
 import { WidgetAudio } from './sounds.js';
 import { ENGLISH, loadWords, pickLanguage } from './words.js';
@@ -45,6 +49,8 @@ export class ClickToCall extends HTMLElement {
     this.ui = null;
     this.callPanel = null;
     this.callbackForm = null;
+    this.checkPanel = null;
+    this.ratingForm = null;
   }
 
   // ------------------------------------------------------------------ public API
@@ -86,6 +92,7 @@ export class ClickToCall extends HTMLElement {
       this.session = null;
       this.callPanel.dispose();
       this.callbackForm.dispose();
+      this.checkPanel.cancel();
       clearTimeout(this.reopenTimer);
     });
   }
@@ -97,6 +104,12 @@ export class ClickToCall extends HTMLElement {
     this.session = session;
     session.addEventListener('status', (event) => this.show(event.detail));
     session.addEventListener('microphone', (event) => this.callPanel.meter(this.audio, event.detail.stream));
+    // The end of a call the visitor hung up, confirmed by the gateway: a rating may follow.
+    session.addEventListener('rating', (event) => {
+      if (this.detail.phase !== 'ended') return;
+      this.ratingForm.offer(event.detail);
+      this.updateControls();
+    });
     // Safari may start a media element only once it has a track: try again then.
     session.addEventListener('track', () => this.callPanel.ui.audio.play().catch(() => {}));
 
@@ -216,6 +229,8 @@ export class ClickToCall extends HTMLElement {
     ui.launcher.setAttribute('aria-expanded', String(this.mode === 'floating' && !ui.panel.hidden));
     this.callPanel.label(w, settings);
     this.callbackForm.label(w, settings);
+    this.checkPanel.label(w);
+    this.ratingForm.label(w);
   }
 
   /** The site's logo (or operator's picture) in the header: decorative, the name is
@@ -244,6 +259,7 @@ export class ClickToCall extends HTMLElement {
     if (phase === 'ready' && this.pendingCall) queueMicrotask(() => this.startCall());
     if (phase === 'unavailable' || phase === 'closed') this.pendingCall = false;
     this.callPanel.onState(detail);
+    if (phase === 'ended') this.ratingForm.offer(detail);
     if (phase === 'ended' && detail.cause === 'refused' && detail.code === 'closed') this.learnClosed();
     if (IN_CALL.has(phase)) this.callbackForm.shown = false; // a call takes the status line over
     this.refresh();
@@ -279,6 +295,10 @@ export class ClickToCall extends HTMLElement {
       default:
         [status, help] = this.callPanel.stateWords(detail);
     }
+    const testing = phase === 'ready' || phase === 'ended';
+    const test = testing ? this.checkPanel.statusWords() : null;
+    if (test) [status, help] = test; // the connection test's progress, then its verdict
+    this.ui.root.dataset.precheck = testing ? this.checkPanel.verdict : '';
     this.baseWords = [status, help];
     const form = this.callbackForm;
     if (form.shown && phase !== 'loading') {
@@ -322,6 +342,8 @@ export class ClickToCall extends HTMLElement {
     const canCall = this.canConnect && Boolean(this.session) && ['loading', 'ready', 'ended'].includes(phase);
     const focused = this.shadowRoot.activeElement; // before its control may go away
     const target = this.callPanel.update(phase, canCall, this.settings);
+    this.checkPanel.update(phase, canCall, this.settings);
+    this.ratingForm.update(phase);
     this.callbackForm.update(!canCall && !calling);
     ui.hours.hidden = phase !== 'closed' || !this.hoursShown;
     ui.launcher.classList.toggle('active', calling);
@@ -379,6 +401,8 @@ export class ClickToCall extends HTMLElement {
     const { phase } = this.detail;
     if (!session || session.call || IN_CALL.has(phase) || phase === 'unavailable' || phase === 'closed') return;
     if (this.callPanel.retryAt > Date.now()) return; // the gateway would refuse it
+    this.checkPanel.cancel(); // a call ends the connection test (the gateway does too)
+    this.ratingForm.clear();
     const ui = this.callPanel.ui;
     const visitor = this.callPanel.visitorDetails(this.pageAddress());
     if (visitor === null) {
@@ -420,6 +444,8 @@ export class ClickToCall extends HTMLElement {
     const stylesheet = h('link', { rel: 'stylesheet', href: new URL('widget/widget.css', BASE).href });
     this.callPanel = new CallPanel(this);
     this.callbackForm = new CallbackForm(this);
+    this.checkPanel = new CheckPanel(this);
+    this.ratingForm = new RatingForm(this);
     const ui = {};
     ui.launcherLabel = h('span', { class: 'launcher-label' });
     ui.launcher = h(
@@ -438,6 +464,8 @@ export class ClickToCall extends HTMLElement {
     ui.hours = h('table', { class: 'hours', hidden: '' }); // filled by renderHours
     const call = this.callPanel;
     const form = this.callbackForm;
+    const check = this.checkPanel.ui;
+    const rating = this.ratingForm.ui;
     ui.panel = h(
       'section',
       { class: 'panel', id: 'panel', part: 'panel', 'aria-labelledby': 'title', tabindex: '-1', hidden: '' },
@@ -447,9 +475,14 @@ export class ClickToCall extends HTMLElement {
         { class: 'body' },
         h('div', { class: 'state' }, ui.status, ui.help),
         ...call.before,
+        check.level,
+        check.results,
+        check.measured,
         ui.hours,
-        h('div', { class: 'actions' }, ...call.actions, form.ui.offer),
+        h('div', { class: 'actions' }, ...call.actions, check.start, form.ui.offer),
         ...call.after,
+        rating.form,
+        rating.thanks,
         form.ui.form,
         form.ui.cancel,
       ),

@@ -5,12 +5,13 @@
 //   {phase: 'ready'}
 //   {phase: 'unavailable', cause: 'refused', code, message}    (final: no call possible)
 //   {phase: 'microphone' | 'connecting' | 'ringing' | 'in-call' | 'on-hold'}
-//   {phase: 'ended', cause, code?, message?}
+//   {phase: 'ended', cause, code?, message?, callId?, ratingProof?}
 // where an ended call's cause is one of the gateway's (busy, no_answer, declined,
 // unreachable, failed, operator_hung_up, visitor_hung_up, time_limit), or 'hangup' (the
 // visitor, here), 'network' (ICE failed), 'connection_lost', 'refused' (code, message,
 // retry_after?: call:start refused), 'error' (message), or a microphone problem: 'mic-denied',
-// 'mic-blocked', 'no-mic', 'mic-busy', 'mic-failed' (message).
+// 'mic-blocked', 'no-mic', 'mic-busy', 'mic-failed' (message). An answered call that the
+// gateway ended comes with its id and `ratingProof`, for the visitor's rating.
 // The events and payloads on the wire are described in docs/signaling.md.
 import { io } from '../vendor/socket.io.esm.min.js';
 import { Refused, fetchCallToken } from './token.js';
@@ -38,6 +39,7 @@ export class CallSession extends EventTarget {
     // heldStates, endSent}. Every async step checks `call === c` after awaiting, because
     // the visitor may have hung up (or the socket dropped) meanwhile.
     this.call = null;
+    this.endedCallId = null; // the last call's id, whose end the gateway confirms later
     this.closed = false;
   }
 
@@ -215,7 +217,14 @@ export class CallSession extends EventTarget {
 
   onState(update) {
     const c = this.call;
-    if (!c) return;
+    if (!c) {
+      // The call the visitor hung up: the gateway's end of it may let them rate it.
+      const proof = update.rating_proof;
+      if (update.state === 'ended' && update.call_id === this.endedCallId && typeof proof === 'string' && proof) {
+        this.dispatchEvent(new CustomEvent('rating', { detail: { callId: update.call_id, ratingProof: proof } }));
+      }
+      return;
+    }
     if (c.callId === null) {
       // Normally the answer comes first; keep a state that overtook it until it has.
       if (c.started) c.heldStates.push(update);
@@ -223,7 +232,10 @@ export class CallSession extends EventTarget {
     }
     if (update.call_id !== c.callId) return; // from an earlier call
     if (update.state === 'ended') {
-      this.endCall({ cause: update.cause || 'failed' });
+      const why = { cause: update.cause || 'failed', callId: c.callId };
+      // An answered call: the proof that lets the visitor rate it (rating.js).
+      if (typeof update.rating_proof === 'string' && update.rating_proof) why.ratingProof = update.rating_proof;
+      this.endCall(why);
       return;
     }
     const phase = GATEWAY_STATES[update.state];
@@ -250,6 +262,11 @@ export class CallSession extends EventTarget {
     return Boolean(this.call && this.call.muted);
   }
 
+  /** The call's RTCPeerConnection (for its getStats()), or null. */
+  get peerConnection() {
+    return this.call ? this.call.pc : null;
+  }
+
   /** The visitor hangs up (or something here ends the call): tell the gateway. */
   hangUp(why = { cause: 'hangup' }) {
     if (this.call && this.call.started && this.ready) this.socket.emit('call:hangup', {});
@@ -259,6 +276,7 @@ export class CallSession extends EventTarget {
   endCall(why) {
     const c = this.call;
     this.call = null;
+    this.endedCallId = c ? c.callId : null;
     if (c) {
       if (c.pc) c.pc.close();
       if (c.mic) stopTracks(c.mic);
@@ -278,7 +296,7 @@ export class CallSession extends EventTarget {
   }
 }
 
-function microphoneProblem(err) {
+export function microphoneProblem(err) {
   switch (err && err.name) {
     case 'NotAllowedError':
     case 'SecurityError':
@@ -300,7 +318,7 @@ export function micBlockedByPage() {
   return Boolean(policy && policy.allowsFeature && !policy.allowsFeature('microphone'));
 }
 
-function stopTracks(stream) {
+export function stopTracks(stream) {
   for (const track of stream.getTracks()) track.stop();
 }
 

@@ -1,0 +1,52 @@
+"""The media of a pre-call check: a browser peer connection (ICE, DTLS-SRTP, as a call's)
+whose audio goes straight back to the browser, and no SIP. The browser measures the round
+trip of its own audio: how much of what it sent came back (loss on the way there and back)
+and how late (RTCP's round trip), before its visitor calls.
+
+The offer comes with its candidates (the page gathers first, no trickle); mDNS names among
+them are dropped, as a call drops trickled ones (DESIGN.md: the gateway is not on the
+visitor's LAN, and each would cost a lookup timeout).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from gateway.config.legs import BrowserLegSettings
+from gateway.media.webrtc_leg import WebRtcLeg
+
+# An a=candidate line whose address (the fifth field) is an mDNS name.
+_MDNS_CANDIDATE = re.compile(r"^a=candidate:(?:\S+ ){4}\S+\.local \S+.*$\r?\n?", re.M | re.I)
+
+
+def without_mdns_candidates(sdp: str) -> str:
+    return _MDNS_CANDIDATE.sub("", sdp)
+
+
+class EchoLeg:
+    """Answers the browser's offer, then sends each audio frame it receives back at once.
+    `on_failed(state)` is told when the connection fails or closes under it."""
+
+    def __init__(self, settings: BrowserLegSettings) -> None:
+        self.webrtc = WebRtcLeg(settings.ice_servers, settings.codecs)
+        self.on_failed: Callable[[str], None] | None = None
+        self.webrtc.on_failed = self._failed
+        self.echoed = 0
+
+    async def answer(self, offer_sdp: str) -> str:
+        """Our SDP answer (ICE gathered). Raises ValueError for an unusable offer."""
+        answer = await self.webrtc.answer(without_mdns_candidates(offer_sdp))
+        self.webrtc.listen(self._echo)
+        return answer
+
+    def _echo(self, payload: memoryview, timestamp: int) -> None:
+        self.webrtc.send(payload)  # copied into the outgoing packet before this returns
+        self.echoed += 1
+
+    def _failed(self, state: str) -> None:
+        if self.on_failed is not None:
+            self.on_failed(state)
+
+    async def close(self) -> None:
+        await self.webrtc.close()
