@@ -46,6 +46,10 @@ async def test_register_true_registers_with_the_trunk_and_unregisters_on_stop(
             registered.set_result(change)
 
     gateway.endpoint.on_registration = on_change
+    # The REGISTER went out during start: its answer may have come in already.
+    current = gateway.endpoint.registrations["site:shop"]
+    if current.state in ("registered", "failed"):
+        registered.set_result(current)
     try:
         change = await asyncio.wait_for(registered, 10)
         assert (change.key, change.state, change.expires) == ("site:shop", "registered", 120)
