@@ -150,3 +150,45 @@ async def test_a_transfer_elsewhere_is_refused_and_a_failed_one_goes_back_to_the
     await wait_for_status(page, "Call ended: the other side hung up", timeout=15)
     await operator.assert_passed_async()
     await busy.assert_passed_async()
+
+
+async def test_a_blind_transfer_whose_operator_left_ends_when_the_target_does_not_answer(
+    gateway_factory, sipp_factory, page, caplog
+):
+    caplog.set_level(logging.INFO)
+    target = sipp_factory("uas_ring_later")  # rings after 1 s, never answers: CANCEL at 2 s
+    operator = sipp_factory("uas_refer_and_leave", rtp_echo=True, keys={"refer_to": target.uri})
+    gateway = await gateway_factory(
+        destination=operator.uri,
+        ring_timeout=2,
+        site_extra=f'transfer_to = ["{operator.uri}", "{target.uri}"]',
+    )
+    await open_call_page(page, gateway)
+    await page.get_by_role("button", name="Call").click()
+    await wait_for_status(page, "Call ended", timeout=15)
+    await operator.assert_passed_async()  # it left right after the 202: the call went on
+    await target.assert_passed_async()  # CANCELled at the ring timeout
+    assert ", transfer_failed (" in caplog.text
+
+
+async def test_a_blind_transfer_whose_operator_left_hands_the_visitor_to_the_target(
+    gateway_factory, sipp_factory, page
+):
+    target = sipp_factory("uas_answer_echo", rtp_echo=True)
+    operator = sipp_factory("uas_refer_and_leave", rtp_echo=True, keys={"refer_to": target.uri})
+    gateway = await gateway_factory(
+        destination=operator.uri, site_extra=f'transfer_to = ["{operator.uri}", "{target.uri}"]'
+    )
+    await open_call_page(page, gateway)
+    await page.get_by_role("button", name="Call").click()
+    await operator.assert_passed_async()
+    (call,) = gateway.calls.calls.values()
+    for _ in range(100):  # the target answers as soon as it is called
+        if call.winner is not None and call.winner is not call.attempts[0]:
+            break
+        await asyncio.sleep(0.05)
+    assert call.winner is not call.attempts[0], "the visitor was not handed to the target"
+    samples, rate = await capture_remote_audio(page, 1.0)
+    assert_tone(samples, rate, MIC_HZ, skip_seconds=0.2, what="the visitor echoed by the target")
+    await page.get_by_role("button", name="Hang up").click()
+    await target.assert_passed_async()  # our BYE ended it
