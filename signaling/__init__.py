@@ -1,6 +1,6 @@
 """The socket.io face of the gateway: browser events in, call states out (docs/signaling.md).
 
-It calls the narrow `gateway.access.pages.GatewayService` interface (call tokens, then calls) and
+It calls the narrow `gateway.api.GatewayService` interface (call tokens, then calls) and
 never touches aiortc or SIP.
 """
 

@@ -3,8 +3,8 @@
 `POST /api/token` (gateway.http.app) asks `issue_token`: the page's Origin must be one of the
 site's origins or the gateway's own, and a site with a `challenge` first answers
 `challenge_required` with what to solve. The socket.io connect (signaling) then hands the
-token to `redeem_token`. `GatewayService` is the whole interface the page's two faces use;
-the gateway's `CallManager` implements it.
+token to `redeem_token`. `gateway.api.GatewayService` is the whole interface the page's
+two faces use; the gateway's `CallManager` implements it.
 """
 
 from __future__ import annotations

@@ -117,7 +117,7 @@ class CallbackJob:
         try:
             return await self._run()
         except asyncio.CancelledError:
-            # Shut down during the call: never redialled on its own (see callback_store).
+            # Shut down during the call: never redialled on its own (see gateway.callbacks.store).
             await self._finish("interrupted", "the gateway stopped during the call")
             raise
         except Exception:

@@ -1,4 +1,4 @@
-"""Runs stored callbacks when they fall due, each exactly once (see callback_store)."""
+"""Runs stored callbacks when they fall due, each exactly once (see gateway.callbacks.store)."""
 
 from __future__ import annotations
 

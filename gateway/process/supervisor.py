@@ -18,7 +18,7 @@ dies. Worker i of N gets, derived from the one configuration:
 `limits.max_calls` stays per worker: the machine carries N times as many.
 
 A worker that dies (crash, OOM kill) takes its calls with it: the browsers see their
-sockets close at once, and the supervisor ends the SIP side (see `worker_journal`: BYE for
+sockets close at once, and the supervisor ends the SIP side (see gateway.process.journal: BYE for
 answered calls, CANCEL for ringing ones, from the dead worker's own SIP port) before it
 starts the worker again.
 """

@@ -88,7 +88,7 @@ async def test_static_files_have_their_types(signaling_server: SignalingServer) 
         "/static/../pyproject.toml",
         "/static/%2e%2e/pyproject.toml",
         "/static/%2E%2E%2Fpyproject.toml",
-        "/static/..%2fgateway/http_app.py",
+        "/static/..%2fgateway/http/app.py",
         "/static/....//pyproject.toml",
         "/vendor/",
         "/vendor/../package.json",

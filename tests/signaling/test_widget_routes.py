@@ -106,7 +106,7 @@ async def test_the_demo_host_page(signaling_server: SignalingServer) -> None:
         "/widget/",
         "/widget",
         "/widget/../pyproject.toml",
-        "/widget/%2e%2e/gateway/http_app.py",
+        "/widget/%2e%2e/%2e%2e/gateway/http/app.py",
         "/widget/..%2f..%2fpyproject.toml",
         "/vendor/package.json",
         "/vendor/..%2f..%2fpackage.json",

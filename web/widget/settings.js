@@ -31,7 +31,7 @@ const FONT_FAMILIES = /^[\w ,'"-]{1,200}$/;
  * is open changes with the time. */
 export async function fetchSettings(base, siteId) {
   try {
-    const url = new URL(`api/widget/${siteId}`, base);
+    const url = new URL(`api/widget/${encodeURIComponent(siteId)}`, base);
     const response = await fetch(url, { credentials: 'omit', cache: 'no-store' });
     const reply = await response.json();
     if (response.ok) return { settings: { ...DEFAULT_SETTINGS, ...reply }, refusal: null };
