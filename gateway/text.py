@@ -123,6 +123,22 @@ def _shown(value: str) -> str:
     return text if len(text) <= MAX_SHOWN_CHARS else text[: MAX_SHOWN_CHARS - 3] + "..."
 
 
+def one_line(value: object, max_chars: int) -> str:
+    """Any text from outside as one printable line of at most `max_chars` characters, for a
+    mail's subject or body: never an error, whatever it holds (control and invisible
+    characters dropped, bidirectional controls among them, whitespace runs made one space,
+    the end cut with '…')."""
+    text = "" if value is None else str(value)[: 4 * max_chars]
+    text = "".join(
+        char
+        for char in text
+        if char in "\t\n"
+        or (unicodedata.category(char) not in ("Cc", "Cs") and not is_invisible(char))
+    )
+    text = " ".join(text.split())
+    return text if len(text) <= max_chars else text[: max_chars - 1] + "…"
+
+
 def loggable(value: object, max_chars: int = MAX_LOGGED_CHARS) -> str:
     """`value` as text that is safe in a log line: backslashes doubled, control, format and
     invisible characters (and line separators) written as escapes (`\\x1b`, `\\u200b`),

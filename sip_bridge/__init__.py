@@ -36,6 +36,7 @@ from sip_bridge.events import (
     IncomingCall,
     InfoReceived,
     OfferReceived,
+    OptionsResult,
     RegistrationChanged,
     TransferRequested,
 )
@@ -79,6 +80,7 @@ __all__ = [
     "InfoReceived",
     "LossConcealer",
     "OfferReceived",
+    "OptionsResult",
     "OpusDecoder",
     "OpusEncoder",
     "RateLimit",

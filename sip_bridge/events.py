@@ -172,6 +172,17 @@ class RegistrationChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class OptionsResult:
+    """The outcome of an OPTIONS sent outside any dialog (`UserAgent.options`): the final
+    response's `status`, or None when none came (no response before the deadline or timer
+    F, or the transport could not send). `key` is the one the owner gave."""
+
+    key: str
+    status: int | None
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class MessageTrace:
     """One SIP message sent or received, when tracing is on (`UserAgentConfig.trace`)."""
 

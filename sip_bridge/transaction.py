@@ -121,6 +121,11 @@ class ClientTransaction(Transaction):
             self.tu.transaction_timeout(self, now)
             self._terminate()
 
+    def abandon(self) -> None:
+        """Stop retransmitting and forget the request: its user gave up waiting (a probe
+        past its deadline). Nothing more is reported but `transaction_terminated`."""
+        self._terminate()
+
 
 class InviteClientTransaction(ClientTransaction):
     """RFC 3261 §17.1.1 with RFC 6026's Accepted state (timer M)."""

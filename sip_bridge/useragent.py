@@ -1,4 +1,5 @@
-"""The sans-I/O SIP user agent: calls out (and, optionally, in) over one transport.
+"""The sans-I/O SIP user agent: calls out (and, optionally, in) over one transport, and
+asks whether a peer is there (OPTIONS outside any dialog, `options`).
 
 Shaped like aioquic's `QuicConnection`: the owner feeds `receive_datagram(data, addr, now)`,
 sends what `datagrams_to_send(now)` returns, wakes it at `get_timer()` with
@@ -74,6 +75,7 @@ from sip_bridge.events import (
     LocateRequest,
     MessageTrace,
     OfferReceived,
+    OptionsResult,
     RegistrationChanged,
     TransferRequested,
     reason_for_status,
@@ -271,6 +273,15 @@ class _Transfer:
     active: bool = False  # the subscription is up: NOTIFYs are due
 
 
+@dataclass
+class _Probe:
+    """An OPTIONS outside any dialog (`UserAgent.options`), until its final response."""
+
+    key: str
+    tx: NonInviteClientTransaction
+    deadline: float | None  # give up then, before timer F; None: timer F only
+
+
 class _Call:
     """What the UA keeps for one call (one Call-ID)."""
 
@@ -338,7 +349,9 @@ class UserAgent:
     def __init__(self, config: UserAgentConfig) -> None:
         self.config = config
         self._outbox: list[tuple[bytes, Address]] = []
-        self._events: deque[Event | MessageTrace | LocateRequest | RegistrationChanged] = deque()
+        self._events: deque[
+            Event | MessageTrace | LocateRequest | RegistrationChanged | OptionsResult
+        ] = deque()
         self._calls: dict[str, _Call] = {}
         self._registrations: dict[str, Registration] = {}
         self._registration_credentials: dict[str, _Credentials] = {}
@@ -346,6 +359,8 @@ class UserAgent:
         self._client_txs: dict[tuple, ClientTransaction] = {}
         self._server_txs: dict[tuple, ServerTransaction] = {}
         self._tx_owner: dict[int, _Call | Registration] = {}
+        self._probes: dict[str, _Probe] = {}  # by the owner's key
+        self._tx_probe: dict[int, _Probe] = {}
         self._proxy: SipUri | None = (
             parse_sip_uri(config.outbound_proxy) if config.outbound_proxy else None
         )
@@ -476,6 +491,7 @@ class UserAgent:
         for registration in self._registrations.values():
             if registration.next_action is not None:
                 deadlines.append(registration.next_action)
+        deadlines.extend(p.deadline for p in self._probes.values() if p.deadline is not None)
         return min(deadlines) if deadlines else None
 
     def handle_timer(self, now: float) -> None:
@@ -509,7 +525,14 @@ class UserAgent:
                 registration.next_action = None
                 self._start_register(registration, now)
 
-    def next_event(self) -> Event | MessageTrace | LocateRequest | RegistrationChanged | None:
+        for probe in list(self._probes.values()):
+            if probe.deadline is not None and probe.deadline <= now:
+                self._probe_done(probe, None, "no response in time")
+                probe.tx.abandon()
+
+    def next_event(
+        self,
+    ) -> Event | MessageTrace | LocateRequest | RegistrationChanged | OptionsResult | None:
         return self._events.popleft() if self._events else None
 
     @property
@@ -676,6 +699,64 @@ class UserAgent:
         elif state == CallState.PROCEEDING:
             self._send_cancel(call, now)
         # CANCEL_PENDING, CANCELLING, TERMINATING: already on its way out.
+
+    def options(
+        self,
+        key: str,
+        target: str,
+        now: float,
+        *,
+        proxy: str | None = None,
+        from_user: str | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        """Send OPTIONS to `target` outside any dialog (is it there? RFC 3261 §11); its
+        outcome comes as `OptionsResult(key, ...)`. `timeout` gives up sooner than timer F
+        (the request stops being retransmitted). `proxy` (a SIP URI) overrides the
+        configured outbound proxy. Raises ValueError for a target that is not sip:/sips:,
+        CallError when `key` is still waiting for its answer."""
+        uri = parse_uri(target)
+        if not isinstance(uri, SipUri):
+            raise ValueError(f"can only send OPTIONS to sip: or sips: URIs, not {target!r}")
+        if key in self._probes:
+            raise CallError(f"OPTIONS {key!r} is still waiting for its answer")
+        user = from_user or self.config.user
+        domain = self.config.from_domain or self.config.address[0]
+        from_uri = SipUri.build(_host_for_uri(domain), user=_escape_user(user))
+        route = parse_sip_uri(proxy) if proxy else self._proxy
+        target_uri = uri.without_headers()
+        headers = Headers()
+        headers.add("Via", self._via())
+        if route is not None:
+            headers.add("Route", f"<{route.with_params(lr=None)}>")
+        headers.add("Max-Forwards", "70")
+        headers.add("From", f"<{from_uri}>;tag={_new_tag()}")
+        headers.add("To", f"<{target_uri}>")
+        headers.add("Call-ID", f"{secrets.token_hex(12)}@{_host_for_uri(self.config.address[0])}")
+        headers.add("CSeq", "1 OPTIONS")
+        headers.add("Contact", self._contact(user))
+        headers.add("Accept", SDP)
+        if self.config.user_agent:
+            headers.add("User-Agent", self.config.user_agent)
+        request = Request("OPTIONS", target_uri, headers)
+        tx = NonInviteClientTransaction(
+            request,
+            self._destination(route or uri),
+            self._send,
+            self,
+            reliable=self.config.reliable,
+            timers=self.config.timers,
+        )
+        probe = _Probe(key, tx, None if timeout is None else now + timeout)
+        self._probes[key] = probe
+        self._tx_probe[id(tx)] = probe
+        self._client_txs[tx.key] = tx
+        tx.start(now)
+
+    def _probe_done(self, probe: _Probe, status: int | None, reason: str) -> None:
+        if self._probes.get(probe.key) is probe:
+            del self._probes[probe.key]
+            self._events.append(OptionsResult(probe.key, status, reason))
 
     # ------------------------------------------------------------- commands: incoming
     def ring(self, call_id: str, now: float, *, sdp: bytes | None = None) -> None:
@@ -1273,6 +1354,11 @@ class UserAgent:
 
     # ------------------------------------------------------ transaction user callbacks
     def transaction_response(self, tx: ClientTransaction, response: Response, now: float) -> None:
+        probe = self._tx_probe.get(id(tx))
+        if probe is not None:
+            if response.status >= 200:
+                self._probe_done(probe, response.status, response.reason)
+            return
         owner = self._tx_owner.get(id(tx))
         if owner is None:
             return
@@ -1299,6 +1385,10 @@ class UserAgent:
         # CANCEL and PRACK responses need no action: the INVITE's final response decides.
 
     def transaction_timeout(self, tx: Transaction, now: float) -> None:
+        probe = self._tx_probe.get(id(tx))
+        if probe is not None:
+            self._probe_done(probe, None, "no response")
+            return
         owner = self._tx_owner.get(id(tx))
         if owner is None:
             return
@@ -1348,6 +1438,7 @@ class UserAgent:
         else:
             self._server_txs.pop(tx.key, None)
         self._tx_owner.pop(id(tx), None)
+        self._tx_probe.pop(id(tx), None)
 
     # ------------------------------------------------------------- INVITE responses
     def _invite_response(

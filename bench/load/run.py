@@ -83,6 +83,7 @@ level = "warning"
 id = "bench"
 destination = "sip:operator@{HOST}:{sipp}"
 ring_timeout = 10
+health_interval = 0               # SIPp's scenario takes no OPTIONS
 """
 
 

@@ -18,11 +18,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gateway.callbacks.store import Callback, CallbackStore
+from gateway.api import VisitorDetails
+from gateway.calls.history import CallHistory
 from gateway.config.legs import SipLegSettings
 from gateway.media.bridge import MediaBridge, RtpLeg
+from gateway.media.quality import LegQuality, sip_leg_quality
 from gateway.media.sip_leg import open_sip_media
 from gateway.media.transcoder import audio_codec
+from gateway.storage import Callback, CallbackStore
 from gateway.text import MAX_REASON_CHARS, clean_visitor_name, clean_visitor_text, loggable
 from sip_bridge import (
     CallAnswered,
@@ -102,8 +105,10 @@ class CallbackJob:
         store: CallbackStore,
         on_progress: Progress | None = None,
         clock: Callable[[], float] = time.time,
+        history: CallHistory | None = None,
     ) -> None:
         self.callback = callback
+        self.history = history  # the record, the call in progress, the metrics
         self.settings = settings
         self.endpoint = endpoint
         self.store = store
@@ -111,13 +116,15 @@ class CallbackJob:
         self.clock = clock
         self._media: list[CallMedia] = []
         self._calls: list[SipCall] = []
+        self._legs: dict[str, CallMedia] = {}  # operator, visitor: for the record's quality
 
     async def run(self) -> str:
         """Place the callback; returns the status it leaves in the store."""
         try:
+            self._started()
             return await self._run()
         except asyncio.CancelledError:
-            # Shut down during the call: never redialled on its own (see gateway.callbacks.store).
+            # Shut down during the call: never redialled on its own (see gateway.storage.callbacks).
             await self._finish("interrupted", "the gateway stopped during the call")
             raise
         except Exception:
@@ -126,6 +133,21 @@ class CallbackJob:
             return await self._finish("failed", "the call back could not be placed")
         finally:
             await self._release()
+
+    def _started(self) -> None:
+        cb, history = self.callback, self.history
+        if history is not None:
+            details = cb.details
+            history.started(
+                cb.id,
+                cb.site,
+                kind="callback",
+                number=cb.number,
+                visitor=VisitorDetails(
+                    details.get("name", ""), details.get("reason", ""), details.get("page", "")
+                ),
+                state="calling_operator",
+            )
 
     async def _run(self) -> str:
         s = self.settings
@@ -142,6 +164,7 @@ class CallbackJob:
         if reason:
             headers.append(("X-Visitor-Reason", reason))
         display = operator_display(cb.number, name)
+        self._legs["operator"] = operator_media
         operator = await self._invite(
             s.operator, operator_media, display_name=display, headers=headers
         )
@@ -157,6 +180,7 @@ class CallbackJob:
         visitor_media = await self._open_media(
             [op_codec, *(c for c in s.leg.codecs if c != op_codec)]
         )
+        self._legs["visitor"] = visitor_media
         visitor = await self._invite(
             s.dial.format(number=cb.number), visitor_media, display_name=s.caller_name
         )
@@ -177,6 +201,8 @@ class CallbackJob:
             return await self._retry_or_fail(f"visitor not reached: {visitor_answered}")
 
         await self._progress("connected", "")
+        if self.history is not None:
+            self.history.answered(cb.id, s.operator)
         bridge = MediaBridge(
             RtpLeg(operator_media.rtp, audio_codec(op_codec)),
             RtpLeg(visitor_media.rtp, audio_codec(visitor_media.negotiated.codec)),
@@ -258,24 +284,52 @@ class CallbackJob:
         source.rtp.on_dtmf = forward
 
     async def _retry_or_fail(self, why: str) -> str:
+        """Nobody reached (or someone hung up too soon): try again later, or give up."""
         cb = self.callback
         if cb.attempts < self.settings.attempts:
             await self.store.retry_at(
                 cb.id, self.clock() + self.settings.retry_after, why, self.clock()
             )
+            if self.history is not None:
+                self.history.forget(cb.id)  # the record is written when it is over
+                self.history.metrics.callbacks.labels("retry_scheduled").inc()
             await self._progress("retry_scheduled", why)
             return "scheduled"
-        return await self._finish("failed", why)
+        return await self._finish("failed", why, outcome="missed")
 
-    async def _finish(self, status: str, detail: str) -> str:
+    async def _finish(self, status: str, detail: str, outcome: str | None = None) -> str:
+        if self.history is not None:  # queued before the status shows: the record is first
+            self.history.metrics.callbacks.labels(status).inc()
+            self.history.ended(
+                self.callback.id,
+                outcome or ("answered" if status == "done" else "failed"),
+                cause=status,
+                detail=detail,
+                codecs={
+                    leg: media.negotiated.codec
+                    for leg, media in self._legs.items()
+                    if media.negotiated is not None
+                },
+                quality=self._quality(),
+            )
         await self.store.finish(self.callback.id, status, detail, self.clock())
         await self._progress(status, detail)
         logger.info("callback %s: %s (%s)", self.callback.id, status, loggable(detail))
         return status
 
+    def _quality(self) -> dict[str, LegQuality | None]:
+        return {
+            leg: sip_leg_quality(media.rtp, media.negotiated.codec)
+            if media.negotiated is not None
+            else None
+            for leg, media in self._legs.items()
+        }
+
     async def _progress(self, event: str, detail: str) -> None:
         if event not in ("done", "failed", "interrupted", "retry_scheduled"):
             await self.store.record(self.callback.id, event, detail, self.clock())
+            if self.history is not None:
+                self.history.changed(self.callback.id, event)
         if self.on_progress is not None:
             result = self.on_progress(event, detail)
             if asyncio.iscoroutine(result):

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 from gateway.api import CALLBACK_MAX_DAYS_AHEAD, CallbackRefused
 from gateway.callbacks.numbers import NumberRefused, callback_number
-from gateway.callbacks.store import CallbackStore
 from gateway.sites.hours import ALWAYS_OPEN, BusinessHours
+from gateway.storage import Callback, CallbackStore
 from gateway.text import (
     MAX_NAME_CHARS,
     MAX_REASON_CHARS,
@@ -61,7 +61,8 @@ class CallbackRequests:
         *,
         clock: Callable[[], float] = time.time,
         admit: Callable[[str, str], None] | None = None,
-        on_added: Callable[[], None] | None = None,
+        on_added: Callable[[Callback], None] | None = None,
+        on_cancelled: Callable[[Callback], None] | None = None,
     ) -> None:
         """`admit(site, client)` may refuse a valid request just before it is stored, by
         raising CallbackRefused (the visitor's call windows)."""
@@ -70,6 +71,7 @@ class CallbackRequests:
         self.clock = clock
         self.admit = admit
         self.on_added = on_added
+        self.on_cancelled = on_cancelled
 
     async def request(self, payload: object, *, client: str) -> dict:
         """Validate, limit and store a request. A `page` not on one of the policy's
@@ -138,7 +140,7 @@ class CallbackRequests:
             due - now,
         )
         if self.on_added is not None:
-            self.on_added()
+            self.on_added(callback)
         return {"id": callback.id, "status": callback.status, "due_at": callback.due_at}
 
     def _due_time(self, at: object, policy: SiteCallbacks, now: float) -> float:
@@ -181,7 +183,12 @@ class CallbackRequests:
         if status != "cancelled":
             raise CallbackRefused("callback_over", "The call back is over already.", status=409)
         logger.info("callback %s cancelled by the visitor", callback_id)
-        return await self.status(callback_id)
+        callback = await self.store.get(callback_id)
+        if callback is not None and self.on_cancelled is not None:
+            self.on_cancelled(callback)
+        if callback is None:
+            raise CallbackRefused("unknown_callback", "No such callback.", status=404)
+        return callback.public()
 
     async def status(self, callback_id: str) -> dict:
         callback = await self.store.get(callback_id)

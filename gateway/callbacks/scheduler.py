@@ -1,4 +1,4 @@
-"""Runs stored callbacks when they fall due, each exactly once (see gateway.callbacks.store)."""
+"""Runs stored callbacks when they fall due, each exactly once (see gateway.storage.callbacks)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 
 from gateway.callbacks.job import CallbackJob
-from gateway.callbacks.store import Callback, CallbackStore
+from gateway.storage import Callback, CallbackStore
 
 logger = logging.getLogger(__name__)
 

@@ -17,10 +17,12 @@ from gateway.api import CallbackRefused, TokenService, loggable
 from gateway.callbacks.job import CallbackJob, CallbackSettings
 from gateway.callbacks.requests import CallbackRequests, SiteCallbacks
 from gateway.callbacks.scheduler import CallbackScheduler
-from gateway.callbacks.store import Callback, SqliteCallbackStore
+from gateway.calls.history import CallHistory
 from gateway.config import GatewayConfig, SiteConfig
 from gateway.config.legs import sip_leg_settings
+from gateway.notify.publisher import Notifier
 from gateway.sites.hours import ALWAYS_OPEN
+from gateway.storage import Callback, CallbackStore, Database
 from sip_bridge import SipEndpoint
 
 
@@ -42,23 +44,28 @@ class RequestACall:
         config: GatewayConfig,
         endpoint: SipEndpoint,
         tokens: CallbackAccess,
-        store: SqliteCallbackStore,
+        store: CallbackStore,
         *,
         owner: str,
         clock: Callable[[], float] = time.time,
+        history: CallHistory | None = None,
+        notifier: Notifier | None = None,
     ) -> None:
         self.config = config
+        self.notifier = notifier
         self.endpoint = endpoint
         self.tokens = tokens
         self.store = store
         self.clock = clock
+        self.history = history
         self.scheduler = CallbackScheduler(store, self._job, owner=owner, clock=clock)
         self.requests = CallbackRequests(
             store,
             self._policy,
             clock=clock,
             admit=self._admit,
-            on_added=self.scheduler.wake.set,
+            on_added=self._added,
+            on_cancelled=self._cancelled,
         )
 
     @classmethod
@@ -67,23 +74,48 @@ class RequestACall:
         config: GatewayConfig,
         endpoint: SipEndpoint,
         tokens: CallbackAccess,
+        database: Database,
         *,
         owner: str = "gateway",
         clock: Callable[[], float] = time.time,
+        history: CallHistory | None = None,
+        notifier: Notifier | None = None,
     ) -> RequestACall | None:
-        """None when no site takes callbacks (no database is then created)."""
+        """None when no site takes callbacks. What an earlier life of `owner` left
+        `dialing` becomes `interrupted` first (gateway.storage.callbacks)."""
         if not any(site.callback for site in config.sites):
             return None
-        path = config.callbacks.database
-        path.parent.mkdir(parents=True, exist_ok=True)
-        store = await SqliteCallbackStore.open(path, now=clock(), owner=owner)
-        service = cls(config, endpoint, tokens, store, owner=owner, clock=clock)
+        store = database.callbacks
+        await store.interrupt_left_dialing(clock(), owner)
+        service = cls(
+            config,
+            endpoint,
+            tokens,
+            store,
+            owner=owner,
+            clock=clock,
+            history=history,
+            notifier=notifier,
+        )
         service.scheduler.start()
         return service
 
     async def stop(self) -> None:
         await self.scheduler.stop()
-        await self.store.close()
+
+    async def cancel(self, callback_id: str) -> str | None:
+        """The site owner cancels a scheduled callback (its status after, None if unknown)."""
+        status = await self.store.cancel(callback_id, self.clock(), by="by the site")
+        if status == "cancelled" and self.history is not None:
+            self.history.metrics.callbacks.labels("cancelled").inc()
+        return status
+
+    async def place_again(self, callback_id: str) -> str | None:
+        """The site owner places a failed or interrupted callback again, now."""
+        status = await self.store.place_again(callback_id, self.clock())
+        if status == "scheduled":
+            self.scheduler.wake.set()
+        return status
 
     def _site(self, site_id: object) -> SiteConfig | None:
         site = self.config.site(site_id) if isinstance(site_id, str) else None
@@ -124,7 +156,30 @@ class RequestACall:
             whisper=policy.whisper,
             leg=sip_leg_settings(config),
         )
-        return CallbackJob(callback, settings, self.endpoint, self.store, clock=self.clock)
+        return CallbackJob(
+            callback,
+            settings,
+            self.endpoint,
+            self.store,
+            on_progress=lambda event, detail: self._progress(callback, event, detail),
+            clock=self.clock,
+            history=self.history,
+        )
+
+    # ------------------------------------------------------------------ the owner's side
+    def _added(self, callback: Callback) -> None:
+        self.scheduler.wake.set()
+        if self.notifier is not None:
+            self.notifier.callback_requested(callback)
+
+    def _cancelled(self, callback: Callback) -> None:
+        if self.notifier is not None:
+            self.notifier.callback_ended(callback, "cancelled", "", self.clock())
+
+    def _progress(self, callback: Callback, event: str, detail: str) -> None:
+        """A job's progress; its end (`done`, `failed`, `interrupted`) tells the owner."""
+        if self.notifier is not None and event in ("done", "failed", "interrupted"):
+            self.notifier.callback_ended(callback, event, detail, self.clock())
 
     def authorize(self, site: object, token: str, origin: str) -> None:
         """A request needs a call token (`Authorization: Bearer ...`) for the site it names,

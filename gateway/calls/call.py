@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from gateway.api import CallState, CallUpdate, EndCause, Notify, loggable
@@ -23,6 +24,7 @@ from gateway.calls.transfer import Transfer
 from gateway.config import RingbackTone
 from gateway.config.legs import BrowserLegSettings, SipLegSettings
 from gateway.media.bridge import MediaBridge, RtpLeg
+from gateway.media.quality import LegQuality, sip_leg_quality
 from gateway.media.sip_leg import open_sip_media
 from gateway.media.tones import cadence_for, play_ringback
 from gateway.media.transcoder import audio_codec
@@ -32,6 +34,7 @@ from sip_bridge import (
     CallAnswered,
     CallEnded,
     CallMedia,
+    CallProgress,
     CallRedirected,
     CallRinging,
     EarlyMedia,
@@ -115,6 +118,8 @@ class Call:
         self._finished = asyncio.Event()
         self._ending = False
         self._muted = False
+        # Told the status of every response to our INVITEs (the metrics count them).
+        self.on_sip_response: Callable[[int], None] | None = None
 
     @property
     def media(self) -> CallMedia | None:
@@ -164,19 +169,16 @@ class Call:
         return attempt
 
     async def open_attempt(
-        self,
-        destination: Destination,
-        *,
-        uri: str | None = None,
-        headers: list[tuple[str, str]] | None = None,
+        self, destination: Destination, *, headers: list[tuple[str, str]] | None = None
     ) -> _Attempt:
-        """A SIP leg to `destination` (or to `uri` through its credentials and proxy: a
-        transfer target): its RTP session and INVITE. The caller follows its events."""
+        """A SIP leg to `destination` (a site's, or a transfer target with the credentials
+        and proxy of the operator's): its RTP session and INVITE. The caller follows its
+        events."""
         s = self.settings
         media = await open_sip_media(s.sip_leg, self._sip_codecs)
         try:
             sip = await self._endpoint.invite(
-                uri or destination.uri,
+                destination.uri,
                 sdp=media.offer(),
                 credentials=destination.credentials,
                 display_name=s.caller_name,
@@ -264,6 +266,7 @@ class Call:
         sip = attempt.sip
         while True:
             event = await sip.events.get()
+            self._count_response(event)
             if isinstance(event, CallRinging):
                 if self.state == CallState.CONNECTING:
                     self._push(CallState.RINGING)
@@ -288,6 +291,39 @@ class Call:
                 attempt.ended = event
                 self._attempt_ended(attempt, event)
                 return
+
+    def _count_response(self, event: object) -> None:
+        if self.on_sip_response is None:
+            return
+        if isinstance(event, CallProgress):
+            self.on_sip_response(event.status)
+        elif isinstance(event, CallAnswered):
+            self.on_sip_response(200)
+        elif isinstance(event, CallEnded) and event.status is not None:
+            self.on_sip_response(event.status)
+
+    def quality(self) -> dict[str, LegQuality | None]:
+        """Each leg's media so far: the browser's, and the answered destination's."""
+        media = self.winner.media if self.winner is not None else None
+        sip = None
+        if media is not None and media.negotiated is not None:
+            sip = sip_leg_quality(media.rtp, media.negotiated.codec)
+        return {"browser": self.webrtc.quality() if self.webrtc else None, "sip": sip}
+
+    def codecs(self) -> dict[str, str]:
+        """The codec of each leg (the SIP one once a destination answered)."""
+        codecs = {}
+        if self.webrtc is not None and self.webrtc.codec is not None:
+            codecs["browser"] = self.webrtc.codec.name
+        media = self.winner.media if self.winner is not None else None
+        if media is not None and media.negotiated is not None:
+            codecs["sip"] = media.negotiated.codec
+        return codecs
+
+    @property
+    def answered_by(self) -> str | None:
+        """The URI of the destination that answered."""
+        return self.winner.destination.uri if self.winner is not None else None
 
     def _lone(self, attempt: _Attempt) -> bool:
         return all(a is attempt or a.ended is not None for a in self.attempts)

@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from gateway.api import EndCause
+from gateway.api import CallUpdate, EndCause
 from sip_bridge import CallEnded, EndReason, status_words
 
 _BY_REASON = {
@@ -55,3 +55,14 @@ def describe(cause: EndCause, reason: str = "") -> str:
     """`the phone system refused the call (421 Extension Required)`, for records and logs."""
     words = WORDS.get(cause, str(cause).replace("_", " "))
     return f"{words} ({reason})" if reason else words
+
+
+def record_detail(update: CallUpdate) -> str:
+    """What a call record says of an end: the cause in words with its SIP status for the
+    causes the page words that way, then the leg's own detail (for the site owner)."""
+    if update.cause not in WORDS:
+        return update.detail
+    words = describe(update.cause, update.reason)
+    if update.detail and update.detail not in words:
+        return f"{words}: {update.detail}"
+    return words

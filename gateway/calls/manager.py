@@ -32,10 +32,15 @@ from gateway.api import (
     loggable,
 )
 from gateway.calls.call import Call, CallSettings, Destination
+from gateway.calls.causes import record_detail
+from gateway.calls.history import CallHistory
 from gateway.calls.precheck import PreCallChecks
 from gateway.calls.ratings import RATINGS_FILE, CallRatings, RatingStore, SqliteRatingStore
 from gateway.config import GatewayConfig, SiteConfig
 from gateway.config.legs import browser_leg_settings, sip_leg_settings
+from gateway.health.monitor import HealthMonitor
+from gateway.monitoring.metrics import Metrics
+from gateway.sites.routing import SiteDestination
 from sip_bridge import SipEndpoint
 
 logger = logging.getLogger(__name__)
@@ -60,9 +65,12 @@ class CallManager:
         clock: Clock = time.time,
         verifiers: Mapping[str, ChallengeVerifier] | None = None,
         ledger: SharedLedger | None = None,
+        history: CallHistory | None = None,
         ratings: RatingStore | None = None,
     ) -> None:
         self.config = config
+        # Records, calls in progress and metrics (none in the database without one).
+        self.history = history if history is not None else CallHistory(None, Metrics())
         self.endpoint = endpoint
         self.clock = clock
         self.calls: dict[str, Call] = {}
@@ -80,6 +88,9 @@ class CallManager:
         self._time_limits: dict[str, asyncio.TimerHandle] = {}
         self._next_first: dict[str, int] = {}  # round-robin: where each site's next call starts
         self.on_call_ended: Callable[[Call], None] | None = None
+        # Which destinations answer their health checks (down ones are not rung), set by
+        # the composition root when some site checks them.
+        self.health: HealthMonitor | None = None
         self._sip_leg = sip_leg_settings(config)
         self._browser_leg = browser_leg_settings(config)
         # Visitors' ratings of their answered calls (INTERIM store: gateway.calls.ratings).
@@ -155,26 +166,38 @@ class CallManager:
         site = self.config.site(site_id)
         if site is None:
             raise CallRefused("unknown_site", f"no site {site_id[:40]!r}")
-        if site.widget.visitor_details == "required" and not visitor.name:
-            # The widget asks first; this holds for any page that skips it.
-            raise CallRefused("name_required", "this site asks for your name before a call")
-        now = self.clock()
-        if site.hours is not None and not site.hours.is_open(
-            datetime.datetime.fromtimestamp(now, datetime.UTC)
-        ):
-            raise CallRefused(
-                "closed",
-                "We are closed now."
-                + (" Leave your number and we will call you back." if site.callback else ""),
-            )
-        admitted = self.admission.admit(site, client, now)
         call_id = secrets.token_urlsafe(12)
+        history = self.history
+        try:
+            admitted = self._admit(site, client, visitor)
+        except CallRefused as exc:
+            history.refused(call_id, site.id, exc.code, exc.message, client=client, visitor=visitor)
+            raise
         self._admitted[call_id] = admitted
+        history.started(call_id, site.id, client=client, visitor=visitor)
 
         def on_update(update: CallUpdate) -> None:
-            if update.state == CallState.ANSWERED:
+            if update.state in (CallState.RINGING, CallState.EARLY_MEDIA):
+                history.ringing(call_id)
+            elif update.state == CallState.ANSWERED:
+                if call_id in self._time_limits:
+                    history.changed(call_id, "answered")  # back from hold
+                else:
+                    history.answered(call_id, call.answered_by)
                 self._answered(call_id, site)
+            elif update.state == CallState.ON_HOLD:
+                history.changed(call_id, "on_hold")
+            elif update.state == CallState.TRANSFERRING:
+                history.changed(call_id, "transferring")
             elif update.state == CallState.ENDED:
+                history.ended(
+                    call_id,
+                    None,  # from whether it was answered, and its cause
+                    cause=update.cause,
+                    detail=record_detail(update),
+                    codecs=call.codecs(),
+                    quality=call.quality(),
+                )
                 admitted = self._admitted.get(call_id)
                 if admitted is not None and admitted.answered:
                     update = replace(update, rating_proof=self.ratings.proof(call_id, site.id))
@@ -190,19 +213,54 @@ class CallManager:
                 )
             notify(update)
 
-        call = Call(call_id, self._settings(site, visitor), self.endpoint, on_update)
+        call = Call(
+            call_id, self._settings(site, visitor, self._reachable(site)), self.endpoint, on_update
+        )
+        call.on_sip_response = history.sip_response
         self.calls[call_id] = call
         try:
             answer = await call.start(offer_sdp)
         except ValueError as exc:
             self._forget(call_id)
+            history.metrics.refusals.labels("bad_offer").inc()
+            history.ended(call_id, "refused", cause="bad_offer", detail=str(exc)[:200])
             raise CallRefused("bad_offer", str(exc)) from None
         except OSError as exc:
             self._forget(call_id)
             logger.warning("call %s: cannot start: %s", call_id, loggable(exc))
+            history.ended(call_id, "failed", cause="unavailable", detail=str(exc))
             raise CallRefused("unavailable", "the gateway cannot take a call now") from None
+        except BaseException:
+            # Whatever else stopped it (cancelled, a bug): its slot and its history end too.
+            self._forget(call_id)
+            history.ended(call_id, "failed", cause="failed", detail="the call could not start")
+            raise
         logger.info("call %s started: site %s, client %s", call_id, site.id, loggable(client, 64))
         return call_id, answer
+
+    def _admit(self, site: SiteConfig, client: str, visitor: VisitorDetails) -> AdmittedCall:
+        """The call's place in every limit, or CallRefused (LimitRefused) saying why."""
+        if site.widget.visitor_details == "required" and not visitor.name:
+            # The widget asks first; this holds for any page that skips it.
+            raise CallRefused("name_required", "this site asks for your name before a call")
+        now = self.clock()
+        if site.hours is not None and not site.hours.is_open(
+            datetime.datetime.fromtimestamp(now, datetime.UTC)
+        ):
+            raise CallRefused(
+                "closed",
+                "We are closed now."
+                + (" Leave your number and we will call you back." if site.callback else ""),
+            )
+        if not self._reachable(site):
+            # Every destination failed its health checks: say so at once, not after the
+            # ring timeout, and let the page offer the fallback (a callback).
+            raise CallRefused(
+                "nobody_available",
+                "Nobody can answer right now."
+                + (" Leave your number and we will call you back." if site.callback else ""),
+            )
+        return self.admission.admit(site, client, now)
 
     async def add_candidate(
         self, call_id: str, candidate: str, sdp_mid: str | None, sdp_mline_index: int | None
@@ -290,20 +348,32 @@ class CallManager:
         if self.on_call_ended is not None:
             self.on_call_ended(call)
 
-    def _settings(self, site: SiteConfig, visitor: VisitorDetails = NO_DETAILS) -> CallSettings:
+    def _reachable(self, site: SiteConfig) -> tuple[SiteDestination, ...]:
+        """The site's destinations that are not down (all of them without health checks)."""
+        if self.health is None:
+            return site.destinations
+        return tuple(d for d in site.destinations if not self.health.is_down(site.id, str(d.uri)))
+
+    def _settings(
+        self,
+        site: SiteConfig,
+        visitor: VisitorDetails = NO_DETAILS,
+        destinations: tuple[SiteDestination, ...] | None = None,
+    ) -> CallSettings:
         config = self.config
+        destinations = site.destinations if destinations is None else destinations
         headers = [("X-Site", site.id), *_visitor_headers(site, visitor)]
         # The visitor's name, when the site asks for it, is who calls; else the site's name.
         name = visitor.name if site.widget.asks_details else ""
         first = self._next_first.get(site.id, 0)
-        self._next_first[site.id] = (first + 1) % max(len(site.destinations), 1)
+        self._next_first[site.id] = (first + 1) % max(len(destinations), 1)
         # A registered trunk takes the site's calls through its registrar, from its AOR.
         aor = site.address_of_record
         via_registrar = str(site.registrar) if aor is not None and site.registrar else None
         return CallSettings(
             destinations=tuple(
                 Destination(str(d.uri), d.credentials, str(d.proxy) if d.proxy else via_registrar)
-                for d in site.destinations
+                for d in destinations
             ),
             transfer_to=site.transfer_to,
             from_domain=aor.host if aor is not None else None,

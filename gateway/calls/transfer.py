@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from gateway.api import loggable
@@ -81,9 +82,8 @@ class Transfer:
         if request.referred_by:
             headers.append(("Referred-By", request.referred_by))
         try:
-            self.target = await call.open_attempt(
-                self.transferor.destination, uri=str(target), headers=headers
-            )
+            destination = replace(self.transferor.destination, uri=str(target))
+            self.target = await call.open_attempt(destination, headers=headers)
         except (OSError, ValueError) as exc:
             logger.info("call %s: transfer target not called: %s", call.id, loggable(exc))
             sip.notify_transfer(503, "Service Unavailable")

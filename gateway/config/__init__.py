@@ -8,10 +8,11 @@ checked, every problem reported at once.
 the settings of one call leg built from them.
 """
 
+from gateway.config.email import EmailConfig, SmtpServer
 from gateway.config.loader import DEFAULT_CONFIG, load_config, parse_config
 from gateway.config.schema import (
     AccessConfig,
-    CallbacksConfig,
+    AdminConfig,
     ConfigError,
     DemoConfig,
     GatewayConfig,
@@ -21,6 +22,7 @@ from gateway.config.schema import (
     LimitsConfig,
     LogConfig,
     MediaConfig,
+    NotificationsConfig,
     RingbackTone,
     SipConfig,
     SiteConfig,
@@ -30,9 +32,10 @@ from gateway.config.schema import (
 __all__ = [
     "DEFAULT_CONFIG",
     "AccessConfig",
-    "CallbacksConfig",
+    "AdminConfig",
     "ConfigError",
     "DemoConfig",
+    "EmailConfig",
     "GatewayConfig",
     "HttpConfig",
     "IceConfig",
@@ -40,9 +43,11 @@ __all__ = [
     "LimitsConfig",
     "LogConfig",
     "MediaConfig",
+    "NotificationsConfig",
     "RingbackTone",
     "SipConfig",
     "SiteConfig",
+    "SmtpServer",
     "StorageConfig",
     "load_config",
     "parse_config",

@@ -31,9 +31,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from gateway.config.email import EmailConfig
 from gateway.config.schema import (
     AccessConfig,
-    CallbacksConfig,
+    AdminConfig,
     ConfigError,
     DemoConfig,
     GatewayConfig,
@@ -43,6 +44,7 @@ from gateway.config.schema import (
     LimitsConfig,
     LogConfig,
     MediaConfig,
+    NotificationsConfig,
     RingbackTone,
     SipConfig,
     SiteConfig,
@@ -54,11 +56,14 @@ from gateway.config.values import (
     _SIP_CODECS,
     _SITE_ID,
     Converter,
+    _admin_users,
+    _api_keys,
     _boolean,
     _caller_name,
     _challenge,
     _choice,
     _codec_list,
+    _database_url,
     _directory,
     _dns_servers,
     _host,
@@ -73,8 +78,10 @@ from gateway.config.values import (
     _networks,
     _no_controls,
     _non_negative_number,
+    _optional_email_address,
     _optional_host,
     _optional_host_port,
+    _optional_listen,
     _optional_path,
     _optional_seconds,
     _optional_secret,
@@ -91,16 +98,24 @@ from gateway.config.values import (
     _pow_difficulty,
     _public_url,
     _register_expires,
-    _relative_path,
+    _retention_days,
     _routing,
     _session_interval,
     _sip_user,
     _site_id,
+    _smtp_url,
     _split_host_port,
     _string,
     _token_lifetime,
     _token_secret,
     _type_name,
+)
+from gateway.sites.notifications import (
+    DEFAULT_MAIL_EVENTS,
+    parse_events,
+    parse_health_interval,
+    parse_recipients,
+    parse_webhooks,
 )
 from gateway.sites.problems import unknown_key_reason
 from gateway.sites.routing import (
@@ -277,8 +292,26 @@ _SECTIONS: dict[str, dict[str, Converter]] = {
         "library_level": _LOG_LEVEL,
         "format": _choice("text", "json"),
     },
-    "storage": {"state_directory": _directory},
-    "callbacks": {"database": _string},
+    "email": {
+        "smtp_url": _smtp_url,
+        "from": _optional_email_address,
+        "username": _optional_text,
+        "password": _optional_secret,
+    },
+    "notifications": {"retry_backoff": _positive_seconds},
+    "storage": {"state_directory": _directory, "database": _database_url},
+    "admin": {
+        "api_keys": _api_keys,
+        "users": _admin_users,
+        "metrics_listen": _optional_listen,
+        "session_lifetime": _positive_seconds,
+    },
+}
+
+# Keys that moved: a file (or variable) still setting one gets told where it went.
+_MOVED = {
+    "callbacks.database": '[storage] database = "sqlite:///<file>" (one database for '
+    "callbacks, call records and the admin side; docs/configuration.md)",
 }
 
 # Site keys whose default is the [limits] key of the same name.
@@ -315,6 +348,11 @@ _SITE_KEYS: dict[str, tuple[Converter, object]] = {
     "register": (_boolean, False),
     "registrar": (_optional_sip_uri, ""),
     "register_expires": (_register_expires, 3600),
+    "health_interval": (_routing(parse_health_interval), 30),
+    "webhooks": (_routing(parse_webhooks), []),
+    "notify_email": (_routing(parse_recipients), []),
+    "notify_events": (_routing(parse_events), list(DEFAULT_MAIL_EVENTS)),
+    "retention_days": (_retention_days, 90),
 }
 
 
@@ -375,15 +413,19 @@ def _merge(document: dict[str, Any], problems: _Problems) -> dict[str, Any]:
                 problems.add("sites", "expected an array of tables ([[sites]])")
                 continue
             merged["sites"] = [dict(site) for site in value]
-        elif name in _SECTIONS:
+        elif name in _SECTIONS or any(moved.startswith(f"{name}.") for moved in _MOVED):
             if not isinstance(value, dict):
                 problems.add(name, f"expected a table ([{name}]), got {_type_name(value)}")
                 continue
             for key, item in value.items():
-                if key in _SECTIONS[name]:
+                if f"{name}.{key}" in _MOVED:
+                    problems.add(f"{name}.{key}", f"moved: use {_MOVED[f'{name}.{key}']}")
+                elif key in _SECTIONS.get(name, {}):
                     merged[name][key] = item
                 else:
-                    problems.add(f"{name}.{key}", unknown_key_reason(key, list(_SECTIONS[name])))
+                    problems.add(
+                        f"{name}.{key}", unknown_key_reason(key, list(_SECTIONS.get(name, {})))
+                    )
         else:
             close = difflib.get_close_matches(name, known_sections, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
@@ -444,6 +486,9 @@ def _apply_env(
             _apply_site_env(merged["sites"], variable, env[variable], problems, labels)
             continue
         section, _, key = variable[len(_ENV_PREFIX) :].lower().partition("_")
+        if f"{section}.{key}" in _MOVED:
+            problems.lines.append(f"{variable}: moved: use {_MOVED[f'{section}.{key}']}")
+            continue
         if section not in _SECTIONS:
             problems.lines.append(
                 f"{variable}: unknown section {section!r} (known: {', '.join(_SECTIONS)}, "
@@ -655,6 +700,21 @@ def _check_ports(sections: dict[str, dict[str, Any]], problems: _Problems) -> No
             problems.add("media.rtp_ports", f"{low}-{high} contains the port of {name} ({port})")
 
 
+def _check_email(
+    email: dict[str, Any], sites: list[dict[str, Any]], labels: list[str], problems: _Problems
+) -> None:
+    """Mail needs a server and a sender; a site that wants mail needs the server."""
+    if email["smtp_url"] not in (None, _FAILED) and email["from"] is None:
+        problems.add("email.from", "required when email.smtp_url is set (the sender address)")
+    if email["smtp_url"] is None:
+        for label, site in zip(labels, sites, strict=True):
+            if site.get("notify_email") not in (None, (), _FAILED):
+                problems.add(
+                    f"{label}.notify_email",
+                    "needs [email] smtp_url (the server the mails go through)",
+                )
+
+
 def _build(
     merged: dict[str, Any],
     problems: _Problems,
@@ -684,6 +744,7 @@ def _build(
         for key in _INHERITED_SITE_KEYS:
             if site[key] is _INHERIT:
                 site[key] = sections["limits"][key]
+    _check_email(sections["email"], sites, labels, problems)
     if problems.lines:
         return None
     return GatewayConfig(
@@ -696,7 +757,14 @@ def _build(
         limits=LimitsConfig(**sections["limits"]),
         log=LogConfig(**sections["log"]),
         storage=StorageConfig(**sections["storage"]),
-        callbacks=CallbacksConfig(_relative_path(sections["callbacks"]["database"], base_dir)),
+        email=EmailConfig.build(
+            sections["email"]["smtp_url"],
+            sections["email"]["from"],
+            sections["email"]["username"],
+            sections["email"]["password"],
+        ),
+        notifications=NotificationsConfig(**sections["notifications"]),
+        admin=AdminConfig(**sections["admin"]),
         sites=tuple(SiteConfig(**site) for site in sites),
         source=source,
     )

@@ -10,14 +10,17 @@ from pathlib import Path
 from typing import Any
 
 from gateway.api import SiteInfo
+from gateway.config.email import EmailConfig
 from gateway.config.values import _Invalid, _origin, _origin_of_url
 from gateway.sites.hours import BusinessHours
+from gateway.sites.notifications import SiteNotifications, WebhookEndpoint
 from gateway.sites.routing import (
     CallbackPolicy,
     SiteDestination,
     TargetPatterns,
 )
 from gateway.sites.widget import WidgetSettings
+from gateway.storage.engine import DatabaseUrl
 from sip_bridge import SipUri
 
 
@@ -160,12 +163,39 @@ class LogConfig:
 
 @dataclass(frozen=True, slots=True)
 class StorageConfig:
+    """Where state lives: files (ledger, journals, metrics) and the database."""
+
+    _SECRET_FIELDS = frozenset({"database"})  # a PostgreSQL URL may carry a password
+
     state_directory: Path  # the instance's state files; relative: to the working directory
+    database: DatabaseUrl
+
+    __repr__ = _redacted_repr
 
 
 @dataclass(frozen=True, slots=True)
-class CallbacksConfig:
-    database: Path  # the SQLite file of stored callbacks
+class AdminConfig:
+    """The site owner's side (docs/admin.md): API keys, page users, metrics listener."""
+
+    _SECRET_FIELDS = frozenset({"api_keys", "users"})
+
+    api_keys: tuple[str, ...]  # Bearer keys of /api/admin/... and /metrics; empty: no API
+    users: tuple[tuple[str, str], ...]  # (name, Argon2id hash); empty: no admin page
+    metrics_listen: tuple[str, int] | None  # /metrics without a key there; None: not served
+    session_lifetime: float  # seconds an admin page login lasts
+
+    __repr__ = _redacted_repr
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.api_keys or self.users)
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationsConfig:
+    """How the outbox delivers webhooks and mails (gateway.notify)."""
+
+    retry_backoff: float  # seconds before the first retry; doubled each time, up to an hour
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,8 +234,19 @@ class SiteConfig:
     register: bool  # keep a registration with `registrar` (a trunk or PBX)
     registrar: SipUri | None  # default: the destination's host (when register is on)
     register_expires: int  # seconds asked for each registration
+    # The site owner's side (gateway.sites.notifications): destination checks, webhooks
+    # (their secrets are not in a repr), mail recipients and the events mailed.
+    health_interval: float  # seconds between OPTIONS to each destination; 0: off
+    webhooks: tuple[WebhookEndpoint, ...]
+    notify_email: tuple[str, ...]
+    notify_events: tuple[str, ...]
+    retention_days: int  # call records (and finished callbacks) are kept this long
 
     __repr__ = _redacted_repr
+
+    @property
+    def notifications(self) -> SiteNotifications:
+        return SiteNotifications(self.webhooks, self.notify_email, self.notify_events)
 
     @property
     def public_info(self) -> SiteInfo:
@@ -252,7 +293,9 @@ class GatewayConfig:
     limits: LimitsConfig
     log: LogConfig
     storage: StorageConfig
-    callbacks: CallbacksConfig
+    admin: AdminConfig
+    email: EmailConfig
+    notifications: NotificationsConfig
     sites: tuple[SiteConfig, ...]
     source: str = "<defaults>"
 

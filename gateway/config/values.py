@@ -10,9 +10,14 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
+import argon2
+
+from gateway.config.email import SmtpServer
+from gateway.sites.notifications import email_address
 from gateway.sites.problems import SettingsProblems
+from gateway.storage.engine import DatabaseUrl
 from sip_bridge import SipParseError, SipUri, parse_sip_uri
 
 Converter = Callable[[object], Any]
@@ -546,3 +551,113 @@ def _register_expires(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 60 <= value <= 86400:
         raise _Invalid(f"must be 60-86400 seconds, not {value!r}")
     return value
+
+
+def _smtp_url(value: object) -> SmtpServer | None:
+    """`smtp://[user:password@]host[:port]` (STARTTLS when offered) or `smtps://...` (TLS
+    from the start); "" is None (no mail). The password is never echoed."""
+    text = _no_controls(_string(value), secret=True).strip()
+    if not text:
+        return None
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError:
+        raise _Invalid("not an smtp:// or smtps:// URL (check the host and port)") from None
+    scheme = parts.scheme.lower()
+    if scheme not in ("smtp", "smtps") or not parts.hostname:
+        raise _Invalid("expected smtp://host[:port] or smtps://host[:port]")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise _Invalid("an SMTP URL takes no path, query or fragment")
+    host_text = parts.hostname
+    host = _host(f"[{host_text}]" if ":" in host_text else host_text)
+    return SmtpServer(
+        host=host,
+        port=port or (465 if scheme == "smtps" else 25),
+        implicit_tls=scheme == "smtps",
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password is not None else None,
+    )
+
+
+def _optional_email_address(value: object) -> str | None:
+    text = _string(value).strip()
+    if not text:
+        return None
+    try:
+        return email_address(text, "from")
+    except ValueError as exc:
+        raise _Invalid(str(exc)) from None
+
+
+def _database_url(value: object) -> DatabaseUrl:
+    text = _no_controls(_string(value), secret=True).strip()
+    try:
+        return DatabaseUrl.parse(text)
+    except ValueError as exc:
+        raise _Invalid(str(exc)) from None
+
+
+MIN_API_KEY_CHARS = 24
+
+
+def _api_keys(value: object) -> tuple[str, ...]:
+    keys: list[str] = []
+    for i, item in enumerate(_list(value)):
+        try:
+            key = _no_controls(_string(item), secret=True).strip()
+        except _Invalid as exc:
+            raise _Invalid(exc.reason, f"[{i}]") from None
+        if len(key) < MIN_API_KEY_CHARS or not key.isascii() or " " in key:
+            raise _Invalid(
+                f"an API key is at least {MIN_API_KEY_CHARS} ASCII characters without spaces "
+                "(make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))')",
+                f"[{i}]",
+            )
+        keys.append(key)
+    return tuple(keys)
+
+
+_ADMIN_USER = re.compile(r"^[A-Za-z0-9._@-]{1,64}$")
+
+
+def _admin_users(value: object) -> tuple[tuple[str, str], ...]:
+    users: list[tuple[str, str]] = []
+    for i, item in enumerate(_list(value)):
+        if not isinstance(item, dict):
+            raise _Invalid(
+                "expected a table ([[admin.users]]) with name and password_hash", f"[{i}]"
+            )
+        unknown = sorted(set(item) - {"name", "password_hash"})
+        if unknown:
+            raise _Invalid(f"unknown key {unknown[0]!r} (known: name, password_hash)", f"[{i}]")
+        name, hashed = item.get("name"), item.get("password_hash")
+        if not isinstance(name, str) or not _ADMIN_USER.match(name):
+            raise _Invalid("name: 1-64 letters, digits or . _ @ -", f"[{i}]")
+        if any(name == known for known, _ in users):
+            raise _Invalid(f"duplicate user {name!r}", f"[{i}]")
+        if not isinstance(hashed, str) or not hashed.startswith("$argon2id$"):
+            raise _Invalid(
+                "password_hash: an Argon2id hash ($argon2id$...); make one with "
+                "`python -m gateway hash-password`",
+                f"[{i}]",
+            )
+        try:
+            argon2.extract_parameters(hashed)
+        except argon2.exceptions.InvalidHashError:
+            raise _Invalid("password_hash: not a valid Argon2id hash", f"[{i}]") from None
+        users.append((name, hashed))
+    return tuple(users)
+
+
+def _optional_listen(value: object) -> tuple[str, int] | None:
+    if value == "":
+        return None
+    return _host_port(value)
+
+
+def _retention_days(value: object) -> int:
+    days = _positive_int(value)
+    if days > 36500:
+        raise _Invalid("at most 36500 days")
+    return days

@@ -30,6 +30,7 @@ from aiortc.exceptions import InvalidAccessError, InvalidStateError, OperationEr
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.sdp import candidate_from_sdp
 
+from gateway.media.quality import LegQuality
 from gateway.media.srtp_channel import SrtpAudioChannel
 from gateway.media.transcoder import AudioCodec, audio_codec
 
@@ -214,6 +215,31 @@ class WebRtcLeg:
             self.connected.set()
         elif state in ("failed", "closed") and not self._closed and self.on_failed is not None:
             self.on_failed(state)
+
+    def quality(self) -> LegQuality | None:
+        """The browser leg's media so far (None before an answer): what reached us, and
+        what the browser reported over RTCP about what we sent (aiortc keeps its last
+        reception report and the round trip it measured from it)."""
+        channel, codec = self._channel, self.codec
+        if channel is None or codec is None:
+            return None
+        remote = None
+        sender = channel._transceiver.sender
+        stats = getattr(sender, "_RTCRtpSender__stats", None)
+        if stats is not None:
+            remote = next((s for s in stats.values() if s.type == "remote-inbound-rtp"), None)
+        sent = channel.packets_sent
+        reception = channel.reception  # aiortc's statistics of the browser's stream
+        return LegQuality.measure(
+            codec.name,
+            sent=sent,
+            received=reception.packets_received if reception is not None else 0,
+            lost_here=reception.packets_lost if reception is not None else 0,
+            jitter_here=reception.jitter / codec.clock_rate if reception is not None else 0.0,
+            lost_there=(remote.packetsLost / sent) if remote is not None and sent else None,
+            jitter_there=(remote.jitter / codec.clock_rate) if remote is not None else None,
+            round_trip=remote.roundTripTime if remote is not None else None,
+        )
 
     async def close(self) -> None:
         if self._closed:

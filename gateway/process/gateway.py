@@ -10,6 +10,7 @@ import contextlib
 import logging
 import signal
 import ssl
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,18 +19,28 @@ import socketio
 from aiohttp import web
 
 from gateway.access.ledger import SharedLedger
+from gateway.admin.api import admin_api_routes, metrics_routes
+from gateway.admin.auth import Sessions
+from gateway.admin.page import admin_page_routes
+from gateway.admin.service import AdminService
 from gateway.callbacks.service import RequestACall
+from gateway.calls.history import CallHistory
 from gateway.calls.manager import CallManager
 from gateway.calls.registrations import register_sites
 from gateway.config import GatewayConfig
 from gateway.config.legs import sip_leg_settings
 from gateway.demo_phone import DemoPhone
+from gateway.health.monitor import HealthMonitor
 from gateway.http.app import build_app
 from gateway.http.callbacks import callback_routes
+from gateway.http.json_api import refusals
 from gateway.http.ratings import rating_routes
 from gateway.media.webrtc_leg import use_host_addresses
+from gateway.monitoring.metrics import Metrics
+from gateway.notify.service import Notifications
 from gateway.process.binding import bind, check_udp_range
 from gateway.process.heap import HeapTrimmer, freeze_startup_objects
+from gateway.storage import Database
 from signaling import attach, create_signaling
 from sip_bridge import ConnectionLimits, DnsResolver, RateLimit, SipEndpoint, UserAgentConfig
 
@@ -95,6 +106,16 @@ class Gateway:
     sio: socketio.AsyncServer
     callbacks: RequestACall | None = None
     heap: HeapTrimmer | None = None
+    database: Database | None = None
+    history: CallHistory | None = None
+    admin: AdminService | None = None
+    metrics: Metrics | None = None
+    maintenance: asyncio.Task | None = None
+    metrics_runner: web.AppRunner | None = None
+    # The site owner's side: destinations' health (`snapshot()`), and webhooks and mails
+    # (`notifications.notifier.deliveries()`).
+    health: HealthMonitor | None = None
+    notifications: Notifications | None = None
 
     @classmethod
     async def start(
@@ -107,10 +128,20 @@ class Gateway:
         """`ledger`: what this process counts with the other workers of the machine
         (gateway/access/ledger.py); None for a gateway on its own. `share_http_port`: the
         workers of a supervisor share `http.listen` (SO_REUSEPORT); a gateway on its own
-        holds it alone. Raises StartError (naming the key) when an address cannot be bound;
-        whatever was opened by then is closed again."""
+        holds it alone. Raises StartError (naming the key) when an address cannot be bound,
+        StorageError when the database cannot be used; whatever was opened by then is
+        closed again."""
         use_host_addresses(config.ice.host_addresses)
+        # Each worker claims and recovers its own callbacks and calls: its name is its own.
+        owner = ledger.owner if ledger is not None else "gateway"
         async with contextlib.AsyncExitStack() as opened:
+            database = await Database.open(config.storage.database)
+            opened.push_async_callback(database.close)
+            await database.live.forget_worker(owner)  # an earlier life of this worker's
+            await database.admin.set_users(config.admin.users)
+            metrics = Metrics()
+            history = CallHistory(database, metrics, worker=owner)
+            opened.push_async_callback(history.close)
             leg = sip_leg_settings(config)
             check_udp_range("media.rtp_ports", leg.rtp_host, config.media.rtp_ports)
             demo = None
@@ -131,7 +162,27 @@ class Gateway:
             endpoint = await bind("sip.listen", config.sip.listen, _open_endpoint(config))
             opened.push_async_callback(endpoint.close)
             register_sites(endpoint, config.sites)
-            calls = CallManager(config, endpoint, ledger=ledger)
+            calls = CallManager(config, endpoint, ledger=ledger, history=history)
+            notifications = await Notifications.start(
+                config, outbox=database.outbox, on_outcome=_count_deliveries(metrics)
+            )
+            notifier = None
+            if notifications is not None:
+                opened.push_async_callback(notifications.stop)
+                notifier = history.notifier = notifications.notifier
+            health = None
+            if any(site.health_interval > 0 for site in config.sites):
+                # Every worker checks, for its own calls; worker 0 alone tells (monitor.py).
+                health = HealthMonitor(
+                    config,
+                    endpoint,
+                    report=owner in ("gateway", "worker-0"),
+                    listener=notifier,
+                    metrics=metrics,
+                )
+                health.start()
+                opened.push_async_callback(health.stop)
+                calls.health = health
             # RSS would otherwise grow with the calls served (gateway/process/heap.py).
             heap = HeapTrimmer()
             opened.callback(heap.close)
@@ -154,12 +205,20 @@ class Gateway:
                 sites=[s.id for s in config.sites],
                 trusted_proxies=config.http.trusted_proxies,
             )
-            # Each worker claims and recovers its own callbacks: its name must be its own.
-            owner = ledger.owner if ledger is not None else "gateway"
-            callbacks = await RequestACall.start(config, endpoint, calls, owner=owner)
+            callbacks = await RequestACall.start(
+                config,
+                endpoint,
+                calls,
+                database,
+                owner=owner,
+                history=history,
+                notifier=notifier,
+            )
             if callbacks is not None:
                 opened.push_async_callback(callbacks.stop)
                 app.add_routes(callback_routes(callbacks.requests, authorize=callbacks.authorize))
+            admin = AdminService(config, database, callbacks, health=health, notifier=notifier)
+            _add_admin_routes(app, config, admin, database, metrics)
             app.add_routes(rating_routes(calls.ratings))
             attach(app, sio)
             runner = web.AppRunner(app, access_log=None)
@@ -168,21 +227,118 @@ class Gateway:
             host, port = config.http.listen
             site = web.TCPSite(runner, host, port, reuse_port=share_http_port)
             await bind("http.listen", config.http.listen, site.start())
+            metrics_runner = None
+            if config.admin.metrics_listen is not None:
+                metrics_app = web.Application(middlewares=[refusals])
+                metrics_app.add_routes(metrics_routes(metrics, None))
+                metrics_runner = web.AppRunner(metrics_app, access_log=None)
+                await metrics_runner.setup()
+                opened.push_async_callback(metrics_runner.cleanup)
+                metrics_site = web.TCPSite(
+                    metrics_runner, *config.admin.metrics_listen, reuse_port=share_http_port
+                )
+                await bind(
+                    "admin.metrics_listen", config.admin.metrics_listen, metrics_site.start()
+                )
             opened.pop_all()  # started: stop() closes them from now on
+        # One worker forgets what the sites keep no longer (the others would repeat it).
+        maintenance = (
+            asyncio.create_task(_forget_old_records(admin))
+            if owner in ("gateway", "worker-0")
+            else None
+        )
         return cls(
-            config, endpoint, calls, runner, demo, config.http.public_url, sio, callbacks, heap
+            config,
+            endpoint,
+            calls,
+            runner,
+            demo,
+            config.http.public_url,
+            sio,
+            callbacks,
+            heap,
+            database,
+            history,
+            admin,
+            metrics,
+            maintenance,
+            metrics_runner,
+            health,
+            notifications,
         )
 
     async def stop(self) -> None:
+        if self.health is not None:
+            await self.health.stop()
+        if self.maintenance is not None:
+            # Awaited: a query cut off by the database closing would never finish.
+            self.maintenance.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.maintenance
         if self.callbacks is not None:
             await self.callbacks.stop()
         await self.calls.close()
+        if self.notifications is not None:
+            await self.notifications.stop()  # what the last calls published is stored
         await self.runner.cleanup()
+        if self.metrics_runner is not None:
+            await self.metrics_runner.cleanup()
         await self.endpoint.close()
         if self.demo is not None:
             await self.demo.close()
         if self.heap is not None:
             self.heap.close()
+        if self.history is not None:
+            await self.history.close()
+        if self.database is not None:
+            await self.database.close()
+
+
+def _count_deliveries(metrics: Metrics) -> Callable[[str, str], None]:
+    """`gateway_webhook_deliveries_total{result}`: delivered, failed or given_up."""
+
+    def count(channel: str, result: str) -> None:
+        if channel == "webhook":
+            metrics.webhook_deliveries.labels(result).inc()
+
+    return count
+
+
+RETENTION_PERIOD = 3600.0  # seconds between deletions of records past their retention
+
+
+async def _forget_old_records(admin: AdminService) -> None:
+    while True:
+        try:
+            removed = await admin.purge()
+            if removed:
+                logger.info("retention: %d old records deleted", removed)
+        except Exception as exc:
+            logger.warning("retention: cannot delete old records: %s", exc)
+        await asyncio.sleep(RETENTION_PERIOD)
+
+
+def _add_admin_routes(
+    app: web.Application,
+    config: GatewayConfig,
+    admin: AdminService,
+    database: Database,
+    metrics: Metrics,
+) -> None:
+    """The site owner's side (docs/admin.md): the API and /metrics only with API keys,
+    the page only with users; nothing at all without either."""
+    keys = config.admin.api_keys
+    if keys:
+        app.add_routes(admin_api_routes(admin, keys))
+        app.add_routes(metrics_routes(metrics, keys))
+    if config.admin.users:
+        sessions = Sessions(
+            database.admin,
+            lifetime=config.admin.session_lifetime,
+            secure=config.http.public_url.startswith("https:"),
+            clock=time.time,
+        )
+        app.add_routes(admin_page_routes(admin, sessions))
 
 
 # Below this many calls per visitor in 15 minutes, someone trying the gateway from this

@@ -3,16 +3,22 @@ without a file) as N worker processes, one per core by default (gateway.process.
 
 `python -m gateway --check FILE [--workers N]` validates FILE (with the environment's
 overrides, as a start would) without starting anything: it prints every problem and exits
-2, or says the configuration is good and exits 0."""
+2, or says the configuration is good and exits 0.
+
+`python -m gateway migrate [--config FILE]` brings the database to the newest schema (the
+gateway also does at start); `python -m gateway hash-password` makes an Argon2id hash for
+`[[admin.users]] password_hash` from a password typed twice (or one line on stdin)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import os
 import sys
 from pathlib import Path
 
+from gateway.admin.auth import MIN_PASSWORD_CHARS, hash_password
 from gateway.config import ConfigError, GatewayConfig, load_config
 from gateway.process.binding import StartError
 from gateway.process.gateway import serve
@@ -25,6 +31,7 @@ from gateway.process.supervisor import (
     run_workers,
     worker_configs,
 )
+from gateway.storage import Database, StorageError
 
 
 def check(path: Path, workers: int | None) -> int:
@@ -47,6 +54,13 @@ def check(path: Path, workers: int | None) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gateway", description=__doc__)
+    parser.add_argument(
+        "command",
+        nargs="?",
+        default="run",
+        choices=("run", "migrate", "hash-password"),
+        help="run the gateway (default), migrate its database, or hash an admin password",
+    )
     parser.add_argument("--config", type=Path, help="TOML configuration file")
     parser.add_argument(
         "--check",
@@ -64,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
         "0 runs one gateway in this process, without a supervisor",
     )
     args = parser.parse_args(argv)
+    if args.command == "hash-password":
+        return _hash_password()
     if args.workers is not None and args.workers < 0:
         parser.error("--workers must be 0 or more")
     if args.check is not None:
@@ -78,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         print(f"cannot read {args.config}: {exc.strerror}", file=sys.stderr)
         return 2
+    if args.command == "migrate":
+        return _migrate(config)
     configure_logging(config.log)
     workers = default_worker_count() if args.workers is None else args.workers
     try:
@@ -90,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         if workers == 0:
             return _serve_here(config)
         return run_workers(config, workers, state)
-    except StartError as exc:
+    except (StartError, StorageError) as exc:
         print(f"cannot start: {exc}", file=sys.stderr)
         return 1
     except WorkerConfigError as exc:
@@ -105,10 +123,44 @@ def _serve_here(config: GatewayConfig) -> int:
     memory = install_memory_reports()
     try:
         asyncio.run(serve(config))
-    except (StartError, OSError) as exc:
+    except (StartError, OSError, StorageError) as exc:
         print(f"cannot start: {exc}", file=sys.stderr)
         return 1
     finally:
         if memory is not None:
             memory.report("stopping")
+    return 0
+
+
+def _migrate(config: GatewayConfig) -> int:
+    async def run() -> tuple[str | None, str]:
+        database = await Database.open(config.storage.database)
+        await database.close()
+        return database.schema
+
+    try:
+        before, after = asyncio.run(run())
+    except StorageError as exc:
+        print(f"cannot migrate: {exc}", file=sys.stderr)
+        return 1
+    url = config.storage.database.redacted()
+    if before == after:
+        print(f"{url}: schema {after}, the newest: nothing to do")
+    else:
+        print(f"{url}: schema {before or 'empty'} -> {after}")
+    return 0
+
+
+def _hash_password() -> int:
+    if sys.stdin.isatty():
+        password = getpass.getpass("Password: ")
+        if password != getpass.getpass("Again: "):
+            print("the two passwords differ", file=sys.stderr)
+            return 1
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if len(password) < MIN_PASSWORD_CHARS:
+        print(f"a password has at least {MIN_PASSWORD_CHARS} characters", file=sys.stderr)
+        return 1
+    print(hash_password(password))
     return 0

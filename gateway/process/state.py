@@ -1,6 +1,7 @@
 """The state directory (`[storage] state_directory`): the one place an instance of the
 gateway keeps the files it writes while it runs: in `workers/`, the workers' shared ledger
-(gateway/access/ledger.py) and each worker's call journal (gateway/process/journal.py).
+(gateway/access/ledger.py) and each worker's call journal (gateway/process/journal.py); in
+`metrics/`, their Prometheus values (gateway/monitoring/metrics.py).
 
 Never a shared /tmp: two gateways of one user on one host (two configurations, two
 containers sharing /tmp) would count each other's visitors and spend, and end each other's
@@ -23,6 +24,7 @@ from pathlib import Path
 LOCK_FILE = "gateway.lock"
 WORKERS = "workers"  # the supervisor's files: the workers' ledger and their journals
 LEDGER_FILE = "ledger.sqlite3"
+METRICS = "metrics"  # the workers' Prometheus files (gateway.monitoring.metrics)
 
 
 class StateDirectoryError(Exception):

@@ -38,11 +38,12 @@ import traceback
 from typing import TYPE_CHECKING
 
 from gateway.access.ledger import SharedLedger
-from gateway.callbacks.store import interrupt_orphans
 from gateway.config import AccessConfig, GatewayConfig
+from gateway.monitoring import metrics
 from gateway.process.binding import StartError, check_tcp_free
 from gateway.process.journal import DialogJournal, end_orphan_calls, read_journal
-from gateway.process.state import StateDirectory
+from gateway.process.state import METRICS, StateDirectory
+from gateway.storage import Database
 
 if TYPE_CHECKING:
     from gateway.process.gateway import Gateway
@@ -214,7 +215,11 @@ class Supervisor:
         signal.signal(signal.SIGTERM, self._on_stop_signal)
         signal.signal(signal.SIGINT, self._on_stop_signal)
         self._release_calls(None)  # a supervisor killed before may have left live rows
-        interrupt_orphans(self.configs[0].callbacks.database, len(self.configs), time.time())
+        # The schema brought up to date once, before any worker opens the database; then
+        # what no worker of this many will find again: callbacks and calls in progress.
+        asyncio.run(_prepare_storage(self.configs[0], len(self.configs)))
+        # Every worker's metrics in files there, summed by whichever answers /metrics.
+        metrics.use_multiprocess_directory(self.state.path / METRICS)
         for index in range(len(self.configs)):
             self._end_left_calls(index)  # a supervisor killed before may have left some
             self._spawn(index)
@@ -238,6 +243,7 @@ class Supervisor:
                 continue
             how = f"signal {-code}" if code < 0 else f"exit status {code}"
             print(f"worker {index} (pid {pid}) died: {how}; ending its calls", flush=True)
+            metrics.worker_died(pid)
             self._release_calls(index)
             self._end_left_calls(index)
             if time.monotonic() - self._started[index] < QUICK_FAILURE:
@@ -279,6 +285,11 @@ class Supervisor:
             ledger.release(None if index is None else f"worker-{index}", time.time())
         finally:
             ledger.close()
+        if index is not None:
+            try:  # its calls are no longer in progress (the records say what is known)
+                asyncio.run(_forget_live_calls(self.configs[0], f"worker-{index}"))
+            except Exception as exc:
+                print(f"cannot update the calls in progress: {exc}", flush=True)
 
     def _end_left_calls(self, index: int) -> None:
         journal = self.state.journal(index)
@@ -314,6 +325,23 @@ class Supervisor:
         for pid in list(self._pids):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+
+
+async def _prepare_storage(config: GatewayConfig, workers: int) -> None:
+    database = await Database.open(config.storage.database)
+    try:
+        await database.callbacks.interrupt_orphans(workers, time.time())
+        await database.live.forget_worker(None)
+    finally:
+        await database.close()
+
+
+async def _forget_live_calls(config: GatewayConfig, worker: str) -> None:
+    database = await Database.open(config.storage.database)
+    try:
+        await database.live.forget_worker(worker)
+    finally:
+        await database.close()
 
 
 def run_workers(config: GatewayConfig, count: int, state: StateDirectory) -> int:

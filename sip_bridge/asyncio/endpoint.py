@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import itertools
 import logging
 import ssl
 from collections.abc import Callable
@@ -32,6 +33,7 @@ from sip_bridge.events import (
     IncomingCall,
     LocateRequest,
     MessageTrace,
+    OptionsResult,
     RegistrationChanged,
 )
 from sip_bridge.registration import RegistrationSettings
@@ -131,6 +133,8 @@ class SipEndpoint:
         self._tasks: set[asyncio.Task] = set()
         self.closed = False
         self.internal_errors = 0
+        self._probes: dict[str, asyncio.Future[OptionsResult]] = {}
+        self._probe_keys = itertools.count(1)
 
     @classmethod
     async def open(
@@ -211,6 +215,22 @@ class SipEndpoint:
     def unregister(self, key: str) -> None:
         self._command(lambda ua, now: ua.unregister(key, now))
 
+    async def options(
+        self, target: str, *, timeout: float, proxy: str | None = None
+    ) -> OptionsResult:
+        """Send OPTIONS to `target` outside any dialog and wait for the outcome: the final
+        response's status, or None when nothing came within `timeout` seconds (or the
+        transport could not send). Raises ValueError for a target that is not sip:/sips:."""
+        key = f"options-{next(self._probe_keys)}"
+        future: asyncio.Future[OptionsResult] = self._loop.create_future()
+        self._probes[key] = future
+        try:
+            self.ua.options(key, target, self._loop.time(), proxy=proxy, timeout=timeout)
+            self._service()
+            return await future
+        finally:
+            self._probes.pop(key, None)
+
     def call(self, call_id: str) -> SipCall | None:
         return self._calls.get(call_id)
 
@@ -262,7 +282,9 @@ class SipEndpoint:
             if deadline is not None:
                 self._timer = self._loop.call_at(deadline, self._on_timer)
 
-    def _dispatch(self, event: Event | MessageTrace | LocateRequest | RegistrationChanged) -> None:
+    def _dispatch(
+        self, event: Event | MessageTrace | LocateRequest | RegistrationChanged | OptionsResult
+    ) -> None:
         if isinstance(event, MessageTrace):
             if self.on_trace is not None:
                 self.on_trace(event)
@@ -280,6 +302,11 @@ class SipEndpoint:
                 self.registrations[event.key] = event
             if self.on_registration is not None:
                 self.on_registration(event)
+            return
+        if isinstance(event, OptionsResult):
+            future = self._probes.get(event.key)
+            if future is not None and not future.done():
+                future.set_result(event)
             return
         if isinstance(event, IncomingCall):
             call = SipCall(self, event.call_id, incoming=event)
@@ -336,10 +363,15 @@ class SipEndpoint:
             self._timer = None
         if self._transport is not None:
             self._transport.close()
+            # asyncio closes the socket on the loop's next turn: let it, so that the port
+            # is free when close() returns (a restarted gateway binds it again).
+            await asyncio.sleep(0)
         for call in self._calls.values():
             if not call.ended.done():
                 call.ended.cancel()
         self._calls.clear()
+        for future in self._probes.values():
+            future.cancel()
 
     async def __aenter__(self) -> SipEndpoint:
         return self

@@ -31,8 +31,11 @@ def gateway_toml(
     ring_timeout: float = 10,
     site_extra: str = "",
     extra: str = "",
+    health_interval: float = 0,
     ice_addresses: tuple[str, ...] = ("127.0.0.1",),
 ) -> str:
+    """A gateway on free loopback ports with the site `shop`. Health checks are off unless
+    asked for: a SIPp UAS takes an OPTIONS for a call it did not expect."""
     http, sip = free_udp_port(), free_udp_port()
     rtp = free_port_block(100)
     return f"""
@@ -52,6 +55,7 @@ enabled = false
 id = "shop"
 {f'destination = "{destination}"' if destination else ""}
 ring_timeout = {ring_timeout}
+health_interval = {health_interval}
 {site_extra}
 """
 

@@ -23,7 +23,7 @@ def callback_site(operator: str, visitor_port: int, database) -> dict:
             f'callback = {{dial = "sip:{{number}}@127.0.0.1:{visitor_port}", '
             f'countries = ["GB"], whisper = false}}'
         ),
-        "extra": f'[callbacks]\ndatabase = "{database}"',
+        "extra": f'[storage]\ndatabase = "sqlite:///{database}"',
     }
 
 
@@ -84,6 +84,17 @@ async def test_request_a_call_joins_operator_and_visitor(
     await visitor.wait_for_calls_ended_async(1, timeout=10)
     assert_wav_has_tone(operator.last_recording().decoded, 700, skip_seconds=0.5)
     assert_wav_has_tone(visitor.last_recording().decoded, 440, skip_seconds=0.5)
+    # The callback leaves its record: the operator answered, the visitor talked.
+    await gateway.history.flush()
+    record = await gateway.database.records.get(body["id"])
+    assert record.kind == "callback" and record.outcome == "answered"
+    assert record.number == VISITOR and record.visitor_name == "Ann"
+    assert record.destination == operator.uri and record.talk_seconds > 0
+    assert record.started_at < record.answered_at < record.ended_at
+    assert set(record.quality) == {"operator", "visitor"}
+    assert record.quality["visitor"]["packets_received"] > 20
+    assert record.codecs == {"operator": "PCMU", "visitor": "PCMU"}
+    assert await gateway.database.live.all() == []
 
 
 async def test_refused_numbers_make_no_sip_traffic(gateway_factory, baresip_factory, tmp_path):
@@ -168,7 +179,7 @@ async def test_a_call_outside_business_hours_is_refused_with_the_callback_offer(
             f'sat = "00:00-24:00", sun = "00:00-24:00", closed = ["{today}"]}}\n'
             f'callback = {{dial = "sip:{{number}}@127.0.0.1:9", countries = ["GB"]}}'
         ),
-        extra=f'[callbacks]\ndatabase = "{tmp_path / "cb.db"}"',
+        extra=f'[storage]\ndatabase = "sqlite:///{tmp_path / "cb.db"}"',
     )
     client = socketio.AsyncClient(reconnection=False)
     pc = RTCPeerConnection()
@@ -188,3 +199,54 @@ async def test_a_call_outside_business_hours_is_refused_with_the_callback_offer(
     finally:
         await client.disconnect()
         await pc.close()
+
+
+async def test_the_site_owner_hears_of_requests_cancels_and_failures(
+    gateway_factory, sipp_factory, tmp_path
+):
+    from tests.support.mailbox import Mailbox
+    from tests.support.webhook_receiver import WebhookReceiver
+
+    secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    busy = sipp_factory("uas_busy")
+    receiver = await WebhookReceiver(secret).start()
+    mailbox = Mailbox().start()
+    try:
+        site = callback_site(busy.uri, 9, tmp_path / "cb.db")
+        gateway = await gateway_factory(
+            destination=site["destination"],
+            site_extra=site["site_extra"].replace(
+                "whisper = false", "whisper = false, attempts = 1"
+            )
+            + '\nnotify_email = ["owner@shop.example"]\n'
+            f'[[sites.webhooks]]\nurl = "{receiver.url}"\nsecret = "{secret}"\n',
+            extra=f'{site["extra"]}\n[email]\nsmtp_url = "{mailbox.url}"\nfrom = "gw@shop.example"',
+        )
+        later = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=2)).isoformat(timespec="seconds")
+        status, waiting = await request_callback(gateway, number="020 7946 0123", at=later)
+        assert status == 201, waiting
+        async with (
+            aiohttp.ClientSession() as session,
+            session.delete(f"{gateway.url}/api/callbacks/{waiting['id']}") as response,
+        ):
+            assert response.status == 200, await response.text()
+        status, now = await request_callback(gateway, number="020 7946 0123", name="Ann")
+        assert status == 201, now
+        await wait_for_status(gateway, now["id"], "failed")  # the operator is busy
+        await busy.assert_passed_async()
+        await receiver.wait_for(lambda d: len(d) >= 4)
+        (mail,) = await mailbox.wait_for(1)
+    finally:
+        await receiver.stop()
+        mailbox.stop()
+    assert all(d.verified for d in receiver.deliveries)
+    requested = [d.body["data"]["id"] for d in receiver.of_type("callback.requested")]
+    assert sorted(requested) == sorted([waiting["id"], now["id"]])  # delivered concurrently
+    ended = {d.body["data"]["id"]: d.body["data"] for d in receiver.of_type("callback.ended")}
+    assert ended[waiting["id"]]["status"] == "cancelled"
+    assert ended[now["id"]]["status"] == "failed"
+    assert ended[now["id"]]["detail"] == "operator not reached"  # no more than the words
+    assert ended[now["id"]]["number"] == VISITOR and ended[now["id"]]["visitor_name"] == "Ann"
+    # Mail only for the failure (notify_events' default callback.failed), not the cancel.
+    assert mail.subject == f"Callback to {VISITOR} on shop: failed"
+    assert "Visitor: Ann" in mail.part("plain")

@@ -77,7 +77,7 @@ async def start_gateway(host: HostPages, tmp_path: Path) -> AsyncIterator[StartG
         toml = gateway_toml(
             destination=destination,
             site_extra=f"origins = {origins}\n{site}\n[sites.widget]\n{widget}\n",
-            extra=f'[callbacks]\ndatabase = "{tmp_path / "cb.db"}"\n{extra}',
+            extra=f'[storage]\ndatabase = "sqlite:///{tmp_path / "cb.db"}"\n{extra}',
         )
         gateway = await Gateway.start(parse_config(toml, {}))
         started.append(gateway)
@@ -105,7 +105,7 @@ async def get_json(url: str) -> tuple[int, dict[str, str], dict]:
 
 
 def stored_callbacks(gateway: Gateway) -> list[tuple[str, str, float]]:
-    with sqlite3.connect(gateway.config.callbacks.database) as db:
+    with sqlite3.connect(gateway.config.storage.database.path) as db:
         return db.execute("SELECT id, number, due_at FROM callbacks ORDER BY created_at").fetchall()
 
 

@@ -277,6 +277,7 @@ async def test_an_answered_call_may_be_rated_once_and_the_rating_is_kept(
         widget='position = "inline"',
         extra=f'[storage]\nstate_directory = "{state}"',
         site_extra=f'[[sites]]\nid = "busy"\ndestination = "{busy.uri}"\n'
+        "health_interval = 0\n"  # SIPp takes no OPTIONS
         f'origins = {json.dumps([host.origin])}\n[sites.widget]\nposition = "inline"\n',
     )
     page = await context.new_page()

@@ -75,6 +75,7 @@ def sites(host: HostPages, busy_uri: str) -> str:
     london_today = dt.datetime.now(ZoneInfo("Europe/London")).date()
     return (
         f'[[sites]]\nid = "busy"\ndestination = "{busy_uri}"\norigins = {origins}\n'
+        "health_interval = 0\n"
         f"calls_per_client_15min = 1\n{CALLBACK}\n"
         f'[[sites]]\nid = "closed"\ndestination = "sip:nobody@127.0.0.1:9"\n'
         f"origins = {origins}\n{CALLBACK}\n"
@@ -171,8 +172,8 @@ async def test_every_state_looks_as_approved(
     gateway = await start_gateway(
         phone.uri,
         site_extra=sites(host, busy.uri),
-        extra=f'[callbacks]\ndatabase = "{tmp_path / "callbacks.db"}"\n'
-        f'[storage]\nstate_directory = "{tmp_path / "state"}"',
+        extra=f'[storage]\ndatabase = "sqlite:///{tmp_path / "gateway.db"}"\n'
+        f'state_directory = "{tmp_path / "state"}"',
     )
     album = Album(VisualCheck())
     shoot = album.shoot

@@ -11,10 +11,10 @@ from aiohttp import web
 from phonenumbers import PhoneNumberType
 
 from gateway.callbacks.requests import CallbackRequests, SiteCallbacks
-from gateway.callbacks.store import SqliteCallbackStore
 from gateway.http.callbacks import callback_routes
 from gateway.http.json_api import refusals
 from gateway.sites.hours import BusinessHours
+from tests.support.database import open_callback_store
 
 # Monday 2026-11-23 10:00 in London (UTC in winter).
 MONDAY_10AM = dt.datetime(2026, 11, 23, 10, 0, tzinfo=dt.UTC).timestamp()
@@ -35,7 +35,7 @@ MOBILE = number("GB", PhoneNumberType.MOBILE)
 
 @pytest.fixture
 async def api(aiohttp_client, tmp_path):
-    store = await SqliteCallbackStore.open(tmp_path / "cb.db", now=0)
+    store = await open_callback_store(tmp_path / "cb.db")
     clock = {"now": MONDAY_10AM}
     policies = {
         "shop": SiteCallbacks(

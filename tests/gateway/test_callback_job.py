@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 
 from gateway.callbacks.job import CallbackJob, CallbackSettings
-from gateway.callbacks.store import SqliteCallbackStore
 from gateway.config.legs import SipLegSettings
 from sip_bridge.asyncio.endpoint import SipEndpoint
 from sip_bridge.useragent import UserAgentConfig
 from tests.support.audio import assert_wav_has_tone
+from tests.support.database import open_callback_store
 from tests.support.ports import free_port_block
 
 VISITOR = "+441632960123"
@@ -17,7 +17,7 @@ VISITOR = "+441632960123"
 
 async def gateway_side(tmp_path):
     endpoint = await SipEndpoint.open(UserAgentConfig(address=("127.0.0.1", 0)))
-    store = await SqliteCallbackStore.open(tmp_path / "cb.db", now=0)
+    store = await open_callback_store(tmp_path / "cb.db")
     await store.add(
         site="shop",
         number=VISITOR,
@@ -113,7 +113,7 @@ async def test_a_callback_that_cannot_be_placed_fails_instead_of_staying_dialing
     # Stored by an older version without today's checks: a page the wire cannot carry (a
     # name or reason like that is cleaned again, and dropped, when the callback is placed).
     endpoint = await SipEndpoint.open(UserAgentConfig(address=("127.0.0.1", 0)))
-    store = await SqliteCallbackStore.open(tmp_path / "cb.db", now=0)
+    store = await open_callback_store(tmp_path / "cb.db")
     details = {"name": "Ann\ud800", "page": "https://shop/\ud800"}
     await store.add(site="shop", number=VISITOR, details=details, due_at=0, now=0)
     (callback,) = await store.claim_due(1, "test")

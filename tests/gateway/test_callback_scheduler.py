@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from gateway.callbacks.scheduler import CallbackScheduler
-from gateway.callbacks.store import SqliteCallbackStore
+from tests.support.database import open_callback_store
 
 
 async def eventually(predicate, what: str, timeout: float = 10.0) -> None:
@@ -45,13 +45,13 @@ async def test_scheduled_callback_fires_on_time_after_a_restart_once(tmp_path):
     RecordingJob.runs = []
     clock = Clock(1000.0)
     path = tmp_path / "cb.db"
-    store = await SqliteCallbackStore.open(path, now=clock(), owner="w0")
+    store = await open_callback_store(path)
     callback = await store.add(
         site="shop", number="+441632960123", details={}, due_at=1060.0, now=clock()
     )
     await store.close()  # the gateway restarts before it is due
 
-    store = await SqliteCallbackStore.open(path, now=clock(), owner="w0")
+    store = await open_callback_store(path)
     scheduler = CallbackScheduler(
         store, lambda cb: RecordingJob(cb, store, clock), owner="w0", clock=clock, interval=0.01
     )
@@ -70,7 +70,7 @@ async def test_scheduled_callback_fires_on_time_after_a_restart_once(tmp_path):
         store, lambda cb: RecordingJob(cb, store, clock), owner="w1", clock=clock, interval=0.01
     )
     second.start()
-    await asyncio.sleep(0.1)
+    await asyncio.sleep(0.1)  # rounds of both schedulers
     await scheduler.stop()
     await second.stop()
     assert len(RecordingJob.runs) == 1  # once, whoever else looks
@@ -80,7 +80,7 @@ async def test_scheduled_callback_fires_on_time_after_a_restart_once(tmp_path):
 
 async def test_callback_of_a_removed_site_fails_with_a_reason(tmp_path):
     clock = Clock(10.0)
-    store = await SqliteCallbackStore.open(tmp_path / "cb.db", now=0)
+    store = await open_callback_store(tmp_path / "cb.db")
     callback = await store.add(site="gone", number="+15005550006", details={}, due_at=5, now=0)
     scheduler = CallbackScheduler(store, lambda cb: None, owner="w0", clock=clock, interval=0.01)
     scheduler.start()

@@ -17,7 +17,7 @@ from gateway.api import SiteInfo
 from gateway.config import (
     DEFAULT_CONFIG,
     AccessConfig,
-    CallbacksConfig,
+    AdminConfig,
     ConfigError,
     DemoConfig,
     GatewayConfig,
@@ -27,6 +27,7 @@ from gateway.config import (
     LimitsConfig,
     LogConfig,
     MediaConfig,
+    NotificationsConfig,
     RingbackTone,
     SipConfig,
     SiteConfig,
@@ -50,8 +51,11 @@ SECTION_CLASSES = {
     "limits": LimitsConfig,
     "log": LogConfig,
     "storage": StorageConfig,
-    "callbacks": CallbacksConfig,
+    "notifications": NotificationsConfig,
+    "admin": AdminConfig,
 }
+# [email] becomes an EmailConfig (server and sender) built from these keys.
+EMAIL_KEYS = ["smtp_url", "from", "username", "password"]
 
 SITE = """
 [[sites]]
@@ -150,10 +154,13 @@ def test_every_key_is_a_field_and_is_documented() -> None:
         assert keys == [f.name for f in dataclasses.fields(cls)], section
         for key in keys:
             assert f"`{section}.{key}`" in docs, f"{section}.{key} missing from {DOCS.name}"
+    assert list(defaults["email"]) == EMAIL_KEYS
+    for key in EMAIL_KEYS:
+        assert f"`email.{key}`" in docs, f"email.{key} missing from {DOCS.name}"
     site_keys = [f.name for f in dataclasses.fields(SiteConfig)]
     for key in site_keys:
         assert f"`sites[].{key}`" in docs, f"sites[].{key} missing from {DOCS.name}"
-    assert set(defaults) == {*SECTION_CLASSES, "sites"}
+    assert set(defaults) == {*SECTION_CLASSES, "email", "sites"}
 
 
 def test_the_examples_in_the_docs_are_valid() -> None:

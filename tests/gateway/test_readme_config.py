@@ -46,7 +46,9 @@ def leaves(table: dict, prefix: str = "") -> dict[str, object]:
     return out
 
 
-SECTIONS = "sites|http|sip|media|ice|demo|access|limits|log|storage|callbacks|admin|email"
+SECTIONS = (
+    "sites|http|sip|media|ice|demo|access|limits|log|storage|callbacks|admin|email|notifications"
+)
 
 
 def documented_keys() -> set[str]:

@@ -234,6 +234,24 @@ async def call_through(
     return client, pc, answered, dropped
 
 
+ADMIN_KEY = "worker-test-admin-key-0123456789"
+
+
+async def admin_text(url: str, path: str) -> str:
+    async with (
+        aiohttp.ClientSession() as session,  # a new connection: any worker may take it
+        session.get(f"{url}{path}", headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as answer,
+    ):
+        assert answer.status == 200, await answer.text()
+        return await answer.text()
+
+
+async def admin_json(url: str, path: str) -> dict:
+    import json
+
+    return json.loads(await admin_text(url, path))
+
+
 def worker_pids(supervisor: int) -> list[int]:
     pids = []
     for entry in Path("/proc").iterdir():
@@ -255,7 +273,10 @@ async def test_a_crashed_workers_calls_end_on_both_legs_and_it_is_restarted(tmp_
     sipp.start()
     state = tmp_path / "state"
     journal_dir = state / "workers"
-    toml = gateway_toml(destination=sipp.uri, extra=f'[storage]\nstate_directory = "{state}"\n')
+    toml = gateway_toml(
+        destination=sipp.uri,
+        extra=f'[storage]\nstate_directory = "{state}"\n[admin]\napi_keys = ["{ADMIN_KEY}"]\n',
+    )
     (tmp_path / "gateway.toml").write_text(toml)
     base = parse_config(toml, {})
     url, origin = base.http.public_url, base.http.public_origin
@@ -270,7 +291,7 @@ async def test_a_crashed_workers_calls_end_on_both_legs_and_it_is_restarted(tmp_
             "--workers",
             "2",
         ],
-        cwd=ROOT,
+        cwd=tmp_path,
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
     )
@@ -286,6 +307,10 @@ async def test_a_crashed_workers_calls_end_on_both_legs_and_it_is_restarted(tmp_
         busy = [p for p in journal_dir.glob("worker-*.json") if p.read_text() != "[]"]
         assert len(busy) == 1, [p.read_text() for p in journal_dir.glob("*.json")]
         index = int(busy[0].stem.split("-")[1])
+        # Whichever worker answers, the admin API lists the call the other may hold.
+        for _ in range(4):
+            (live,) = (await admin_json(url, "/api/admin/live"))["calls"]
+            assert live["worker"] == f"worker-{index}" and live["state"] == "answered"
         victim = next(
             pid
             for pid in worker_pids(gateway.pid)
@@ -302,6 +327,13 @@ async def test_a_crashed_workers_calls_end_on_both_legs_and_it_is_restarted(tmp_
         text = log.read_text()
         assert f"worker {index}: sent 1 BYE and 0 CANCEL; 1 answered" in text, text
         assert gateway.poll() is None
+        # The dead worker's call is no longer in progress; the metrics of every worker,
+        # the dead one's too, are summed by whichever worker answers.
+        assert (await admin_json(url, "/api/admin/live"))["calls"] == []
+        for _ in range(4):
+            exposition = await admin_text(url, "/metrics")
+            assert "gateway_call_setup_seconds_count 1.0" in exposition, exposition
+            assert 'gateway_calls_active{site="shop"} 1.0' not in exposition, exposition
     finally:
         if pc is not None:
             await pc.close()

@@ -14,9 +14,16 @@ from sip_bridge.events import (
     EndReason,
     IncomingCall,
     OfferReceived,
+    OptionsResult,
 )
 from sip_bridge.message import Request, Response, new_response, parse_message
-from sip_bridge.useragent import ConfirmedDialog, RingingInvite, UserAgent, UserAgentConfig
+from sip_bridge.useragent import (
+    CallError,
+    ConfirmedDialog,
+    RingingInvite,
+    UserAgent,
+    UserAgentConfig,
+)
 
 from .loop import Wire
 
@@ -537,3 +544,92 @@ def test_an_invite_that_cannot_be_encoded_is_refused_before_the_call_exists(wire
     with pytest.raises(ValueError, match="cannot be encoded"):
         caller.invite("sip:op@127.0.0.1:5090", wire.now, sdp=OFFER, display_name="Ann\ud800")
     assert caller.active_calls == 0 and caller.live_calls() == []
+
+
+# ------------------------------------------------------------ OPTIONS outside dialogs
+def options_results(wire: Wire, address) -> list[OptionsResult]:
+    return events_of(wire, address, OptionsResult)
+
+
+def test_options_to_a_phone_reports_its_answer(wire, caller, phone):
+    caller.options("probe-1", "sip:operator@127.0.0.1:5080", wire.now, timeout=5)
+    wire.flush()
+    assert options_results(wire, CALLER) == [OptionsResult("probe-1", 200, "OK")]
+    (request,) = [m for m in wire.messages_from(CALLER) if isinstance(m, Request)]
+    assert request.method == "OPTIONS" and request.to.tag is None
+    assert request.cseq.method == "OPTIONS"
+    assert wire.summary(PHONE) == ["200 OPTIONS"]
+    assert caller.get_timer() is not None  # timer K absorbs retransmitted answers
+    wire.advance(10)
+    assert caller.transaction_count == 0 and caller.get_timer() is None
+
+
+def test_options_any_final_status_is_reported(wire, caller):
+    caller.options("p", "sip:operator@127.0.0.1:5090", wire.now, timeout=5)
+    wire.flush()
+    (sent,) = wire.captured[SCRIPTED]
+    request = parse_message(sent)
+    provisional = new_response(request, 100).serialize()
+    wire.inject(caller, provisional, SCRIPTED)
+    assert options_results(wire, CALLER) == []
+    wire.inject(caller, new_response(request, 404, to_tag="x").serialize(), SCRIPTED)
+    assert options_results(wire, CALLER) == [OptionsResult("p", 404, "Not Found")]
+
+
+def test_options_answer_from_elsewhere_is_ignored(wire, caller):
+    caller.options("p", "sip:operator@127.0.0.1:5090", wire.now, timeout=5)
+    wire.flush()
+    request = parse_message(wire.captured[SCRIPTED][0])
+    wire.inject(caller, new_response(request, 200, to_tag="x").serialize(), ("127.0.0.1", 6666))
+    assert options_results(wire, CALLER) == []
+    assert caller.counters["spoofed_responses"] == 1
+
+
+def test_options_nobody_there_gives_up_at_the_deadline(wire, caller):
+    caller.options("p", "sip:operator@127.0.0.1:5090", wire.now, timeout=3)
+    wire.flush()
+    wire.advance(2.9)
+    assert options_results(wire, CALLER) == []
+    sent_before = len(wire.captured[SCRIPTED])
+    assert sent_before > 1  # retransmitted over UDP (timer E)
+    wire.advance(0.2)
+    assert options_results(wire, CALLER) == [OptionsResult("p", None, "no response in time")]
+    wire.advance(60)
+    assert len(wire.captured[SCRIPTED]) == sent_before  # abandoned: no more retransmissions
+    assert caller.transaction_count == 0 and caller.get_timer() is None
+
+
+def test_options_without_a_deadline_ends_at_timer_f(wire, caller):
+    caller.options("p", "sip:operator@127.0.0.1:5090", wire.now)
+    wire.flush()
+    wire.advance(31.9)
+    assert options_results(wire, CALLER) == []
+    wire.advance(0.2)
+    assert options_results(wire, CALLER) == [OptionsResult("p", None, "no response")]
+
+
+def test_options_transport_error_is_reported_at_once(wire, caller):
+    caller.options("p", "sip:operator@127.0.0.1:5090", wire.now, timeout=5)
+    wire.flush()
+    caller.transport_error(SCRIPTED, wire.now)
+    assert caller.next_event() == OptionsResult("p", None, "no response")
+    assert caller.transaction_count == 0
+
+
+def test_options_key_in_use_and_bad_target_are_refused(wire, caller):
+    caller.options("p", "sip:operator@127.0.0.1:5090", wire.now, timeout=5)
+    with pytest.raises(CallError):
+        caller.options("p", "sip:operator@127.0.0.1:5090", wire.now, timeout=5)
+    with pytest.raises(ValueError):
+        caller.options("q", "tel:+15550100", wire.now)
+    wire.advance(6)
+    caller.options("p", "sip:operator@127.0.0.1:5090", wire.now, timeout=5)  # free again
+
+
+def test_options_go_through_the_outbound_proxy(wire):
+    ua = wire.add(UserAgent(UserAgentConfig(address=CALLER, outbound_proxy="sip:127.0.0.1:5090")))
+    ua.options("p", "sip:operator@pbx.example", wire.now, timeout=5)
+    wire.flush()
+    request = parse_message(wire.captured[SCRIPTED][0])
+    assert str(request.uri) == "sip:operator@pbx.example"
+    assert request.headers.get("Route") == "<sip:127.0.0.1:5090;lr>"

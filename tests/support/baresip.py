@@ -87,10 +87,13 @@ class BaresipPhone:
         lifetime: float = 120.0,
         extra_config: Sequence[str] = (),
         answermode: str = "auto",
+        port: int = 0,
     ) -> None:
         """``codecs`` is the account's ``audio_codecs`` list, in preference order; the tone
         WAV is at the first codec's rate. ``auth`` = (user, password) for challenges to the
-        calls it makes. ``lifetime`` is baresip's ``-t``, a safety net."""
+        calls it makes. ``lifetime`` is baresip's ``-t``, a safety net. ``port``: its SIP
+        port (a block of 14 from ``free_port_block(14, align=2)``), for a phone that appears
+        where a configuration already points; 0 picks one."""
         unknown = [codec for codec in codecs if codec not in CODEC_RATES]
         if unknown or not codecs:
             raise ValueError(f"codecs must be some of {sorted(CODEC_RATES)}, got {codecs}")
@@ -110,6 +113,7 @@ class BaresipPhone:
         self.extra_config = list(extra_config)
         self.answermode = answermode  # "manual": it rings until `answer()` is called
         self.port = 0
+        self._wanted_port = port
         self._process: PeerProcess | None = None
 
     # --- addresses ---------------------------------------------------------------------
@@ -189,7 +193,7 @@ class BaresipPhone:
         self.recordings_dir.mkdir(exist_ok=True)
         write_tone_wav(self.tone_path, self.tone_hz, self.tone_seconds, self.rate, self.amplitude)
         for attempt in range(attempts):
-            self.port = free_port_block(14, align=2)
+            self.port = self._wanted_port or free_port_block(14, align=2)
             (self.workdir / "config").write_text(self._config())
             (self.workdir / "accounts").write_text(self._account())
             argv = ["baresip", "-f", str(self.workdir), "-t", str(round(self.lifetime))]

@@ -31,6 +31,7 @@ from typing import Any
 import pytest
 
 from .baresip import BaresipPhone
+from .database import database_url, postgres_server
 from .dnsmasq import Dnsmasq
 from .kamailio import Kamailio
 from .sipp import Sipp
@@ -38,8 +39,11 @@ from .sipp import Sipp
 __all__ = [
     "baresip_factory",
     "baresip_phone",
+    "database_url",
     "dnsmasq_factory",
+    "in_temporary_directory",
     "kamailio_factory",
+    "postgres_server",
     "pytest_configure",
     "sipp_factory",
     "sipp_uas",
@@ -54,6 +58,13 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "baresip_options(**options): BaresipPhone options of the baresip_phone fixture"
     )
+
+
+@pytest.fixture(autouse=True)
+def in_temporary_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test runs in its own temporary directory: a gateway's state directory and
+    SQLite database (`var/`, relative to the working directory) are the test's own."""
+    monkeypatch.chdir(tmp_path)
 
 
 def _peer_dir(tmp_path: Path, kind: str) -> Path:

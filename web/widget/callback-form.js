@@ -10,7 +10,7 @@ import { fill } from './words.js';
 
 // With `fallback = "callback"`, the ends of a call after which a callback is offered.
 const CALLBACK_CAUSES = new Set(['busy', 'no_answer', 'declined']);
-const CALLBACK_REFUSALS = new Set(['closed', 'busy', 'site_busy']);
+const CALLBACK_REFUSALS = new Set(['closed', 'busy', 'site_busy', 'nobody_available']);
 // Refusals of a callback request that are about the number, or about the time.
 const NUMBER_CODES = new Set([
   'number_missing', 'number_invalid', 'country_not_allowed', 'number_type_refused', 'number_limit',

@@ -147,6 +147,7 @@ export default {
     rate_limited: 'Zu viele Anrufe von Ihrer Verbindung.',
     budget_exhausted: 'Anrufe sind für heute pausiert. Bitte versuchen Sie es später noch einmal.',
     unavailable: 'Anrufe können gerade nicht angenommen werden. Bitte versuchen Sie es später noch einmal.',
+    nobody_available: 'Gerade kann niemand annehmen. Bitte versuchen Sie es später noch einmal.',
     name_required: 'Bitte geben Sie Ihren Namen ein und drücken Sie dann Anrufen.',
     closed: 'Wir haben gerade geschlossen.',
     unknown_site: 'Dieser Anrufdienst ist für diese Website nicht eingerichtet.',

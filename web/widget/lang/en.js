@@ -150,6 +150,7 @@ export default {
     rate_limited: 'Too many calls from your connection.',
     budget_exhausted: 'Calls are paused for today. Please try again later.',
     unavailable: 'Calls cannot be taken right now. Please try again later.',
+    nobody_available: 'Nobody can answer right now. Please try again later.',
     name_required: 'Please enter your name, then press Call.',
     closed: 'We are closed now.',
     unknown_site: 'This call service is not set up for this site.',

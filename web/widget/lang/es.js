@@ -147,6 +147,7 @@ export default {
     rate_limited: 'Demasiadas llamadas desde su conexión.',
     budget_exhausted: 'Las llamadas están en pausa por hoy. Inténtelo más tarde.',
     unavailable: 'Ahora no se pueden atender llamadas. Inténtelo más tarde.',
+    nobody_available: 'Ahora no puede atenderle nadie. Inténtelo más tarde.',
     name_required: 'Escriba su nombre y pulse Llamar.',
     closed: 'Ahora estamos cerrados.',
     unknown_site: 'Este servicio de llamadas no está configurado para este sitio.',

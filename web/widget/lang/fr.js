@@ -147,6 +147,7 @@ export default {
     rate_limited: 'Trop d’appels depuis votre connexion.',
     budget_exhausted: "Les appels sont suspendus pour aujourd'hui. Réessayez plus tard.",
     unavailable: 'Les appels ne peuvent pas être pris pour le moment. Réessayez plus tard.',
+    nobody_available: 'Personne ne peut répondre pour le moment. Réessayez plus tard.',
     name_required: 'Indiquez votre nom, puis appuyez sur Appeler.',
     closed: 'Nous sommes fermés pour le moment.',
     unknown_site: "Ce service d'appel n'est pas configuré pour ce site.",

@@ -147,6 +147,7 @@ export default {
     rate_limited: 'Troppe chiamate dalla tua connessione.',
     budget_exhausted: 'Le chiamate sono sospese per oggi. Riprova più tardi.',
     unavailable: 'Ora non possiamo ricevere chiamate. Riprova più tardi.',
+    nobody_available: 'Al momento nessuno può rispondere. Riprova più tardi.',
     name_required: 'Scrivi il tuo nome, poi premi Chiama.',
     closed: 'Ora siamo chiusi.',
     unknown_site: 'Questo servizio di chiamata non è configurato per questo sito.',

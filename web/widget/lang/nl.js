@@ -147,6 +147,7 @@ export default {
     rate_limited: 'Te veel gesprekken vanaf uw verbinding.',
     budget_exhausted: 'Gesprekken zijn voor vandaag gepauzeerd. Probeer het later opnieuw.',
     unavailable: 'Er kunnen nu geen gesprekken worden aangenomen. Probeer het later opnieuw.',
+    nobody_available: 'Er kan nu niemand opnemen. Probeer het later opnieuw.',
     name_required: 'Vul uw naam in en druk dan op Bellen.',
     closed: 'Wij zijn nu gesloten.',
     unknown_site: 'Deze beldienst is niet ingesteld voor deze site.',

@@ -147,6 +147,7 @@ export default {
     rate_limited: 'Za dużo połączeń z twojego łącza.',
     budget_exhausted: 'Połączenia są na dziś wstrzymane. Spróbuj ponownie później.',
     unavailable: 'Nie możemy teraz odbierać połączeń. Spróbuj ponownie później.',
+    nobody_available: 'Nikt nie może teraz odebrać. Spróbuj ponownie później.',
     name_required: 'Wpisz swoje imię, a potem naciśnij Zadzwoń.',
     closed: 'Teraz jesteśmy zamknięci.',
     unknown_site: 'Ta usługa połączeń nie jest skonfigurowana dla tej strony.',

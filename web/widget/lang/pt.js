@@ -147,6 +147,7 @@ export default {
     rate_limited: 'Demasiadas chamadas a partir da sua ligação.',
     budget_exhausted: 'As chamadas estão suspensas por hoje. Tente mais tarde.',
     unavailable: 'Não é possível atender chamadas agora. Tente mais tarde.',
+    nobody_available: 'Ninguém pode atender agora. Tente mais tarde.',
     name_required: 'Escreva o seu nome e prima Ligar.',
     closed: 'Agora estamos fechados.',
     unknown_site: 'Este serviço de chamadas não está configurado para este site.',

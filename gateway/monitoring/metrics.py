@@ -1,0 +1,142 @@
+"""The gateway's Prometheus metrics (docs/admin.md lists each), with the official client.
+
+One `Metrics` per gateway process. With several workers the supervisor calls
+`use_multiprocess_directory` before it forks them: every worker's values then live in
+files there (the client's multiprocess mode), and `/metrics` on any worker answers the sum
+over all of them; the supervisor wipes the directory at start and marks a dead worker's
+files as dead. A gateway on its own (or a test) keeps its values in its own registry.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+    multiprocess,
+    values,
+)
+
+ENVIRONMENT = "PROMETHEUS_MULTIPROC_DIR"
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+SETUP_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0)
+RING_BUCKETS = (1.0, 2.0, 5.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 120.0)
+TALK_BUCKETS = (10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0)
+LOSS_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5)
+JITTER_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2)
+
+disable_created_metrics()  # no `_created` series: nobody graphs them
+_multiprocess_directory: str | None = None  # set in the supervisor, inherited by workers
+
+
+def use_multiprocess_directory(directory: Path) -> None:
+    """Make every metric created from now on in this process and its children live in
+    files under `directory`, emptied first. For the supervisor, before its workers."""
+    if directory.exists():
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True, mode=0o700)
+    os.environ[ENVIRONMENT] = str(directory)
+    values.ValueClass = values.MultiProcessValue()
+    global _multiprocess_directory
+    _multiprocess_directory = str(directory)
+
+
+def worker_died(pid: int) -> None:
+    """Drop a dead worker's live gauges (its counters keep counting in the sum)."""
+    if _multiprocess_directory is not None:
+        multiprocess.mark_process_dead(pid, _multiprocess_directory)
+
+
+class Metrics:
+    """The metric objects; names and labels are a contract (docs/admin.md)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.calls = Counter(
+            "gateway_calls", "Calls ended, by site and outcome", ["site", "outcome"], registry=r
+        )
+        self.active = Gauge(
+            "gateway_calls_active",
+            "Calls in progress, by site",
+            ["site"],
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.setup = Histogram(
+            "gateway_call_setup_seconds",
+            "From the visitor's click (call:start) to the operator's phone ringing",
+            registry=r,
+            buckets=SETUP_BUCKETS,
+        )
+        self.ring = Histogram(
+            "gateway_ring_seconds",
+            "How long calls rang before an answer or giving up",
+            registry=r,
+            buckets=RING_BUCKETS,
+        )
+        self.talk = Histogram(
+            "gateway_talk_seconds",
+            "How long answered calls talked",
+            registry=r,
+            buckets=TALK_BUCKETS,
+        )
+        self.sip_responses = Counter(
+            "gateway_sip_responses",
+            "SIP responses received to the gateway's INVITEs, by status code",
+            ["code"],
+            registry=r,
+        )
+        self.loss = Histogram(
+            "gateway_media_loss_ratio",
+            "Packet loss of a call's leg (0-1), by leg (browser, sip)",
+            ["leg"],
+            registry=r,
+            buckets=LOSS_BUCKETS,
+        )
+        self.jitter = Histogram(
+            "gateway_media_jitter_seconds",
+            "Jitter of a call's leg, by leg (browser, sip)",
+            ["leg"],
+            registry=r,
+            buckets=JITTER_BUCKETS,
+        )
+        self.refusals = Counter(
+            "gateway_refusals", "Calls refused before ringing, by reason", ["reason"], registry=r
+        )
+        self.callbacks = Counter(
+            "gateway_callbacks",
+            "Callbacks that reached a status (done, failed, interrupted, cancelled, retry)",
+            ["status"],
+            registry=r,
+        )
+        self.webhook_deliveries = Counter(
+            "gateway_webhook_deliveries",
+            "Webhook delivery attempts, by result",
+            ["result"],
+            registry=r,
+        )
+        self.destination_up = Gauge(
+            "gateway_destination_up",
+            "1 while a destination answers health checks, 0 while it is down",
+            ["site", "destination"],
+            registry=r,
+            multiprocess_mode="livemax",
+        )
+
+    def exposition(self) -> bytes:
+        """The text format: the sum over every worker in multiprocess mode, else ours."""
+        if _multiprocess_directory is not None:
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry, path=_multiprocess_directory)
+            return generate_latest(registry)
+        return generate_latest(self.registry)

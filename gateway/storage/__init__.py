@@ -1,0 +1,35 @@
+"""The gateway's storage: one database (`[storage] database`, SQLite or PostgreSQL) for
+callbacks, call records, calls in progress, the notification outbox, admin users and
+sessions. `await Database.open(url)` migrates the schema to the newest version and gives
+one store per concept; docs/architecture.md places it in the layers.
+"""
+
+from __future__ import annotations
+
+from gateway.storage import migrate
+from gateway.storage.admin import AdminSession, AdminStore
+from gateway.storage.callbacks import FINAL, Callback, CallbackStore
+from gateway.storage.database import Database
+from gateway.storage.engine import DatabaseUrl, StorageError
+from gateway.storage.live import LiveCall, LiveCalls
+from gateway.storage.outbox import Outbox, OutboxEvent
+from gateway.storage.records import OUTCOMES, CallRecord, RecordStore
+
+__all__ = [
+    "FINAL",
+    "OUTCOMES",
+    "AdminSession",
+    "AdminStore",
+    "CallRecord",
+    "Callback",
+    "CallbackStore",
+    "Database",
+    "DatabaseUrl",
+    "LiveCall",
+    "LiveCalls",
+    "Outbox",
+    "OutboxEvent",
+    "RecordStore",
+    "StorageError",
+    "migrate",
+]

@@ -1,0 +1,96 @@
+"""A gateway with the site owner's side switched on (admin API key and a user), several
+sites, and helpers to read its admin API and metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import aiohttp
+
+from gateway.admin.auth import hash_password
+from gateway.config import parse_config
+from gateway.process.gateway import Gateway
+from tests.support.ports import free_port_block, free_udp_port
+
+API_KEY = "k" * 12 + "owner-side-test-key"
+ADMIN_USER = "owner"
+ADMIN_PASSWORD = "a long enough admin password"
+_PASSWORD_HASH = hash_password(ADMIN_PASSWORD)
+
+
+def owner_toml(sites: dict[str, str], site_extra: dict[str, str] | None = None) -> str:
+    """`sites`: id -> destination URI; one config with the admin side on. Health checks
+    are off: a SIPp UAS takes an OPTIONS for a call it did not expect."""
+    http, sip = free_udp_port(), free_udp_port()
+    rtp = free_port_block(100)
+    tables = "".join(
+        f'[[sites]]\nid = "{site}"\ndestination = "{uri}"\nring_timeout = 20\n'
+        "health_interval = 0\n"
+        f"{(site_extra or {}).get(site, '')}\n"
+        for site, uri in sites.items()
+    )
+    return f"""
+[http]
+listen = "127.0.0.1:{http}"
+[sip]
+listen = "127.0.0.1:{sip}"
+[media]
+rtp_ports = "{rtp}-{rtp + 99}"
+browser_codecs = ["PCMU"]
+[ice]
+host_addresses = ["127.0.0.1"]
+[demo]
+enabled = false
+[admin]
+api_keys = ["{API_KEY}"]
+[[admin.users]]
+name = "{ADMIN_USER}"
+password_hash = "{_PASSWORD_HASH}"
+{tables}"""
+
+
+async def start_owner_gateway(sites: dict[str, str], **options: object) -> Gateway:
+    return await Gateway.start(parse_config(owner_toml(sites, **options), {}))  # type: ignore[arg-type]
+
+
+async def admin_get(
+    gateway: Gateway, path: str, *, key: str | None = API_KEY
+) -> tuple[int, object, dict[str, str]]:
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{gateway.url}{path}", headers=headers) as response,
+    ):
+        text = await response.text()
+        try:
+            body: object = json.loads(text)
+        except ValueError:
+            body = text
+        return response.status, body, dict(response.headers)
+
+
+async def wait_for_records(gateway: Gateway, count: int) -> list[dict]:
+    """The records once `count` are written (writes are queued off the call path)."""
+    assert gateway.history is not None
+    for _ in range(100):
+        await gateway.history.flush()
+        status, body, _ = await admin_get(gateway, "/api/admin/calls")
+        assert status == 200, body
+        calls = body["calls"]  # type: ignore[index]
+        if len(calls) >= count:
+            return calls
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{count} records expected, found {calls}")
+
+
+def metric(exposition: str, name: str, **labels: str) -> float:
+    """The value of one sample of the Prometheus text format (0 when absent)."""
+    wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    for line in exposition.splitlines():
+        if line.startswith("#"):
+            continue
+        key, _, value = line.rpartition(" ")
+        if key == (f"{name}{{{wanted}}}" if wanted else name):
+            return float(value)
+    return 0.0

@@ -1,0 +1,239 @@
+"""The storage layer on both engines (SQLite and a real PostgreSQL 15): the callback store's
+claim-once guarantees, call records, calls in progress, the outbox, admin sessions, and
+the schema migrations from an empty database and from the previous version."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+
+import pytest
+from sqlalchemy import text
+
+from gateway.storage import CallRecord, Database, LiveCall, StorageError, migrate
+from gateway.storage.engine import DatabaseUrl, create_engine
+
+
+@pytest.fixture
+async def database(database_url):
+    db = await Database.open(database_url)
+    yield db
+    await db.close()
+
+
+# --------------------------------------------------------------------- callbacks
+async def test_callback_lifecycle_and_history(database):
+    store = database.callbacks
+    cb = await store.add(
+        site="shop", number="+441632960123", details={"name": "Ann"}, due_at=1100, now=1000
+    )
+    assert cb.status == "scheduled" and cb.details == {"name": "Ann"}
+    assert await store.claim_due(1099, "w1") == []
+    (claimed,) = await store.claim_due(1100, "w1")
+    assert claimed.id == cb.id and claimed.status == "dialing" and claimed.attempts == 1
+    assert await store.claim_due(1200, "w2") == []  # never claimed twice
+    await store.retry_at(cb.id, 1300, "visitor did not answer", now=1150)
+    (again,) = await store.claim_due(1300, "w1")
+    assert again.attempts == 2
+    await store.finish(cb.id, "done", "talked 42 s", now=1400)
+    final = await store.get(cb.id)
+    assert final.status == "done"
+    assert [e for _, e, _ in final.history] == [
+        "requested",
+        "dialing",
+        "scheduled",
+        "dialing",
+        "done",
+    ]
+    assert await store.count_for_number("+441632960123", since=0) == 1
+    assert await store.count_for_number("+441632960123", since=1001) == 0
+
+
+async def test_callbacks_left_dialing_by_a_dead_worker_are_never_redialled(database_url):
+    first = await Database.open(database_url)
+    cb = await first.callbacks.add(site="s", number="+15005550006", details={}, due_at=10, now=0)
+    await first.callbacks.claim_due(10, "w1")
+    await first.close()  # the worker "dies" mid-call
+    other = await Database.open(database_url)
+    assert await other.callbacks.interrupt_left_dialing(15, "w2") == 0  # not its claim
+    assert (await other.callbacks.get(cb.id)).status == "dialing"
+    assert await other.callbacks.interrupt_left_dialing(20, "w1") == 1  # w1 starts again
+    assert (await other.callbacks.get(cb.id)).status == "interrupted"
+    assert await other.callbacks.claim_due(100, "w1") == []
+    await other.close()
+
+
+async def test_concurrent_claims_from_two_connections_share_nothing(database_url):
+    one, two = await Database.open(database_url), await Database.open(database_url)
+    for i in range(20):
+        await one.callbacks.add(site="s", number=f"+1500555{i:04d}", details={}, due_at=5, now=0)
+    rounds = [
+        await asyncio.gather(one.callbacks.claim_due(5, "a", 3), two.callbacks.claim_due(5, "b", 3))
+        for _ in range(5)
+    ]
+    ids = [c.id for pair in rounds for claims in pair for c in claims]
+    assert len(ids) == 20 and len(set(ids)) == 20
+    await one.close()
+    await two.close()
+
+
+async def test_claims_of_workers_that_no_longer_exist_are_interrupted(database):
+    store = database.callbacks
+    for _ in range(3):
+        await store.add(site="s", number="+441632960123", details={}, due_at=0, now=0)
+    ids = {}
+    for owner in ("worker-0", "worker-2", "gateway"):
+        (claimed,) = await store.claim_due(1, owner, limit=1)
+        ids[owner] = claimed.id
+    # The supervisor starts again with two workers: worker-2 will never come back.
+    assert await store.interrupt_orphans(workers=2, now=5) == 1
+    statuses = {owner: (await store.get(i)).status for owner, i in ids.items()}
+    assert statuses == {"worker-0": "dialing", "worker-2": "interrupted", "gateway": "dialing"}
+
+
+async def test_the_site_cancels_and_places_again(database):
+    store = database.callbacks
+    waiting = await store.add(site="s", number="+441632960123", details={}, due_at=50, now=0)
+    assert await store.cancel(waiting.id, 1, by="by the site") == "cancelled"
+    assert await store.place_again(waiting.id, 2) == "cancelled"  # only failed/interrupted
+    failed = await store.add(site="s", number="+441632960124", details={}, due_at=0, now=0)
+    await store.claim_due(1, "w")
+    await store.finish(failed.id, "failed", "visitor not reached: busy", 2)
+    assert await store.cancel(failed.id, 3) == "failed"
+    assert await store.place_again(failed.id, 10) == "scheduled"
+    (claimed,) = await store.claim_due(10, "w")
+    assert claimed.id == failed.id and claimed.attempts == 1
+    assert await store.place_again("nope", 10) is None
+    found = await store.find(site="s", status="dialing")
+    assert [c.id for c in found] == [failed.id]
+    assert found[0].admin()["number"] == "+441632960124"
+
+
+# --------------------------------------------------------------------- records
+def record(record_id: str, site: str, started: float, outcome: str, **more) -> CallRecord:
+    return CallRecord(
+        id=record_id, kind="call", site=site, started_at=started, outcome=outcome, **more
+    )
+
+
+async def test_records_filtered_newest_first_deleted_and_purged(database):
+    records = database.records
+    quality = {"sip": {"codec": "PCMU", "mos": 4.3}}
+    await records.add(record("a", "shop", 100, "answered", talk_seconds=30.5, quality=quality))
+    await records.add(record("b", "shop", 200, "missed", end_cause="busy"))
+    await records.add(record("c", "other", 300, "refused"))
+    assert [r.id for r in await records.find()] == ["c", "b", "a"]
+    assert [r.id for r in await records.find(site="shop")] == ["b", "a"]
+    assert [r.id for r in await records.find(outcome="missed")] == ["b"]
+    assert [r.id for r in await records.find(since=200, until=300)] == ["b"]
+    assert [r.id for r in await records.find(limit=1)] == ["c"]
+    got = await records.get("a")
+    assert got.quality == quality and got.talk_seconds == 30.5
+    assert (await records.delete("b")).end_cause == "busy"
+    assert await records.get("b") is None and await records.delete("b") is None
+    assert await records.purge("shop", before=150) == 1  # a: older than the retention
+    assert [r.id for r in await records.find()] == ["c"]
+    with pytest.raises(ValueError):
+        record("d", "shop", 1, "lost")
+
+
+async def test_live_calls_of_every_worker(database):
+    live = database.live
+    for worker, call_id in (("worker-0", "x"), ("worker-1", "y")):
+        await live.started(
+            LiveCall(call_id, "call", worker, "shop", "connecting", started_at=1, updated_at=1)
+        )
+    await live.changed("x", "answered", 5, answered_at=5, destination="sip:op@pbx")
+    calls = {c.id: c for c in await live.all()}
+    assert calls["x"].state == "answered" and calls["x"].destination == "sip:op@pbx"
+    assert await live.forget_worker("worker-1") == 1
+    await live.ended("x")
+    assert await live.all() == []
+
+
+async def test_outbox_leases_retries_and_delivers_once(database):
+    outbox = database.outbox
+    event = await outbox.enqueue("shop", "call.missed", {"id": "call1"}, now=10)
+    assert event.id.startswith("msg_")
+    (claimed,) = await outbox.claim_due(10, lease=30)
+    assert claimed.id == event.id and claimed.attempts == 1 and claimed.payload == {"id": "call1"}
+    assert await outbox.claim_due(20, lease=30) == []  # leased
+    await outbox.failed(event.id, "HTTP 500", retry_at=45)
+    assert await outbox.claim_due(44, lease=30) == []
+    (again,) = await outbox.claim_due(45, lease=30)
+    assert again.id == event.id and again.attempts == 2 and again.last_error == "HTTP 500"
+    await outbox.delivered(event.id, 46)
+    assert await outbox.claim_due(1000, lease=30) == []
+    assert (await outbox.find(site="shop"))[0].delivered_at == 46
+
+
+async def test_admin_users_sessions_and_failed_logins(database):
+    admin = database.admin
+    await admin.set_users([("ann", "$argon2id$hash-a"), ("bob", "$argon2id$hash-b")])
+    assert await admin.password_hash("ann") == "$argon2id$hash-a"
+    token, _ = await admin.create_session("bob", now=100, lifetime=60)
+    assert (await admin.session(token, 150)).user == "bob"
+    assert await admin.session(token, 161) is None  # expired
+    token, _ = await admin.create_session("bob", now=200, lifetime=60)
+    await admin.set_users([("ann", "$argon2id$hash-a")])  # bob removed: his sessions end
+    assert await admin.session(token, 201) is None
+    assert await admin.password_hash("bob") is None
+    for at in (1, 2, 3):
+        await admin.login_failed("10.0.0.1", "ann", at)
+    await admin.login_failed("10.0.0.2", "ann", 4)
+    assert await admin.failed_logins("10.0.0.1", "ann", since=2) == (2, 3)
+
+
+# --------------------------------------------------------------------- migrations
+async def test_schema_from_empty_and_from_the_previous_version(database_url):
+    # Bring a fresh database to the previous version only, with a callback in it.
+    engine = create_engine(DatabaseUrl.parse(database_url))
+    assert await migrate.current_version(engine) is None
+    assert await migrate.upgrade(engine, "0001") == (None, "0001")
+    async with engine.begin() as db:
+        await db.execute(
+            text(
+                "INSERT INTO callbacks (id, site, number, details, due_at, status, created_at)"
+                " VALUES ('old', 'shop', '+441632960123', '{}', 5, 'scheduled', 1)"
+            )
+        )
+    await engine.dispose()
+    with pytest.raises(StorageError, match="python -m gateway migrate"):
+        await Database.open(database_url, upgrade=False)
+    database = await Database.open(database_url)
+    assert database.schema == ("0001", migrate.head())
+    assert (await database.callbacks.get("old")).number == "+441632960123"
+    await database.records.add(record("r", "shop", 1, "answered"))
+    await database.close()
+    again = await Database.open(database_url, upgrade=False)  # the newest: accepted as is
+    assert again.schema == (migrate.head(), migrate.head())
+    await again.close()
+
+
+async def test_a_callback_database_of_the_previous_release_is_adopted(tmp_path):
+    path = tmp_path / "callbacks.db"
+    with sqlite3.connect(path) as old:  # the schema the SQLite-only store created
+        old.executescript(
+            """
+            CREATE TABLE callbacks (id TEXT PRIMARY KEY, site TEXT NOT NULL, number TEXT NOT
+              NULL, details TEXT NOT NULL, due_at REAL NOT NULL, status TEXT NOT NULL,
+              attempts INTEGER NOT NULL DEFAULT 0, created_at REAL NOT NULL, claimed_by TEXT);
+            CREATE TABLE callback_events (seq INTEGER PRIMARY KEY AUTOINCREMENT,
+              callback_id TEXT NOT NULL REFERENCES callbacks (id), at REAL NOT NULL,
+              event TEXT NOT NULL, detail TEXT NOT NULL DEFAULT '');
+            INSERT INTO callbacks VALUES ('kept', 'shop', '+441632960123', '{"name": "Ann"}',
+              5, 'scheduled', 0, 1, NULL);
+            """
+        )
+    database = await Database.open(f"sqlite:///{path}")
+    assert database.schema == ("0001", migrate.head())
+    assert (await database.callbacks.get("kept")).details == {"name": "Ann"}
+    await database.close()
+
+
+async def test_bad_urls_and_unreachable_servers_are_clear_errors(tmp_path):
+    with pytest.raises(StorageError, match="sqlite:///"):
+        await Database.open("mysql://db/x")
+    with pytest.raises(StorageError, match=r"postgresql://gw:\*\*\*@127.0.0.1:9/x") as refused:
+        await Database.open("postgresql://gw:secret@127.0.0.1:9/x")
+    assert "secret" not in str(refused.value)  # the password never reaches a log
