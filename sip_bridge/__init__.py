@@ -46,7 +46,6 @@ from sip_bridge.registration import RegistrationSettings
 from sip_bridge.rtp.codecs import codec_by_name
 from sip_bridge.rtp.concealment import LossConcealer
 from sip_bridge.rtp.dtmf import DtmfDigit
-from sip_bridge.rtp.opus import OPUS_INPUT_RATES, OpusDecoder, OpusEncoder
 from sip_bridge.transaction import build_non2xx_ack, same_transaction_request
 from sip_bridge.uri import SipUri, parse_sip_uri, parse_uri
 from sip_bridge.useragent import (
@@ -58,7 +57,6 @@ from sip_bridge.useragent import (
 )
 
 __all__ = [
-    "OPUS_INPUT_RATES",
     "AckReceived",
     "CallAnswered",
     "CallEnded",
@@ -81,8 +79,6 @@ __all__ = [
     "LossConcealer",
     "OfferReceived",
     "OptionsResult",
-    "OpusDecoder",
-    "OpusEncoder",
     "RateLimit",
     "RegistrationChanged",
     "RegistrationSettings",

@@ -133,21 +133,9 @@ PCMA = CodecInfo(
 G722 = CodecInfo("G722", 9, 8000, 16000, 8000, G722Encoder, G722Decoder)
 
 
-class _OpusFrames:
-    """An Opus encoder in the shape of the others: b"" while libopus fills its first frame."""
-
-    __slots__ = ("_encoder",)
-
-    def __init__(self, _samples: int) -> None:
-        self._encoder = OpusEncoder()
-
-    def encode(self, pcm: np.ndarray) -> bytes:
-        return self._encoder.encode(pcm) or b""
-
-
 # Opus's payload type is dynamic: 111 is what we offer; the SDP says what a peer uses.
 # Its byte rate varies; 4000 bytes/s is the 32 kbit/s we encode at.
-OPUS = CodecInfo("opus", 111, 48000, 48000, 4000, _OpusFrames, OpusDecoder)
+OPUS = CodecInfo("opus", 111, 48000, 48000, 4000, OpusEncoder, OpusDecoder)
 
 CODECS: dict[str, CodecInfo] = {codec.name.upper(): codec for codec in (PCMU, PCMA, G722, OPUS)}
 BYTE_PER_TICK = frozenset({"PCMU", "PCMA", "G722"})  # one payload byte per RTP tick
