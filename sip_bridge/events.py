@@ -83,6 +83,9 @@ class CallEnded(Event):
     reason: EndReason
     status: int | None = None  # the SIP status that ended it, if one did
     detail: str = ""  # words for logs: reason phrase, what failed
+    # A 3xx the user agent did not follow itself (no `redirect_policy`): its Contacts,
+    # highest q first, for the owner to decide where to go next.
+    targets: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,8 @@ What it speaks besides RFC 3261 (docs/sip.md has the table of sections):
   to the owner (`TransferRequested`), who accepts it and reports the new call's progress by
   NOTIFY with a sipfrag (`notify_transfer`);
 - redirects (3xx): the Contacts tried in q order, only those the call's `redirect_policy`
-  allows, at most `max_redirects` deep;
+  allows, at most `max_redirects` deep; without a policy the call ends `REDIRECTED` with the
+  Contacts in `CallEnded.targets`, for an owner that decides itself (the gateway does);
 - locating servers (RFC 3263): with `resolve_names`, a name to route to is asked of the I/O
   layer (`LocateRequest`), whose addresses are tried in order, failing over on a timeout, a
   transport error or a 503 (`sip_bridge.locate` does the DNS part);
@@ -1087,7 +1088,14 @@ class UserAgent:
         )
 
     def _end(
-        self, call: _Call, reason: EndReason, status: int | None, detail: str, *, now: float
+        self,
+        call: _Call,
+        reason: EndReason,
+        status: int | None,
+        detail: str,
+        *,
+        now: float,
+        targets: tuple[str, ...] = (),
     ) -> None:
         if call.ended:
             return
@@ -1103,7 +1111,7 @@ class UserAgent:
             tx.respond(new_response(request, 487), now)
         self._drop_transfer(call, now)
         self._calls.pop(call.call_id, None)
-        self._events.append(CallEnded(call.call_id, reason, status, detail))
+        self._events.append(CallEnded(call.call_id, reason, status, detail, targets))
 
     def _drop_transfer(self, call: _Call, now: float) -> None:
         """The call is ending: a REFER still waiting for the owner gets its final answer."""
@@ -1465,13 +1473,16 @@ class UserAgent:
             return  # that redirect target failed: the next one the 3xx gave
         else:
             detail = f"{status} {response.reason}".strip()
+            targets: tuple[str, ...] = ()
             if 300 <= status < 400:
                 detail += ": " + self._redirect_refusal(call)
+                if call.redirects is None:  # the owner decides: it gets the Contacts
+                    targets = tuple(str(uri) for uri in redirect_targets(response))
             elif status == 421:
                 required = ", ".join(response.headers.tokens("Require"))
                 if required:
                     detail += f" (requires {_bounded(required)})"
-            self._end(call, reason_for_status(status), status, detail, now=now)
+            self._end(call, reason_for_status(status), status, detail, now=now, targets=targets)
 
     def _invite_challenged(
         self, call: _Call, tx: InviteClientTransaction, response: Response, now: float

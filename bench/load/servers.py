@@ -146,6 +146,9 @@ def gateway_config(http: int, sip: int, rtp: tuple[int, int], sipp: int, codec: 
     return f"""
 [http]
 listen = "{HOST}:{http}"
+# Every visitor of the benchmark comes from one address: no per-address caps.
+connections_per_client = 1000000
+sockets_per_client = 1000000
 [sip]
 listen = "{HOST}:{sip}"
 [media]
@@ -157,6 +160,8 @@ ringback = ""
 host_addresses = ["{HOST}"]
 [demo]
 enabled = false
+[access]
+tokens_per_client_minute = 1000000
 [limits]
 max_calls = 10000
 max_calls_per_client = 10000

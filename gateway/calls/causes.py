@@ -37,13 +37,18 @@ WORDS = {
 
 
 def cause_of(ended: CallEnded) -> tuple[EndCause, str]:
-    """The cause of a SIP leg's end, and its status in words ("" when no status ended it).
+    """The cause of a SIP leg's end, and its status in words ("" when no status ended it)."""
+    return cause_for(ended.reason, ended.status)
+
+
+def cause_for(reason: EndReason, status: int | None) -> tuple[EndCause, str]:
+    """The cause of a SIP end with this reason and status, and the status in words.
 
     A failure with a status the named causes do not cover is the phone system refusing
     the call; without a status (our own error) it stays `failed`.
     """
-    cause = _BY_REASON.get(ended.reason)
-    status = ended.status if ended.status is not None and ended.status >= 300 else None
+    cause = _BY_REASON.get(reason)
+    status = status if status is not None and status >= 300 else None
     if cause in (EndCause.VISITOR_HUNG_UP, EndCause.OPERATOR_HUNG_UP):
         status = None  # a hang-up's 487 or BYE says nothing worth showing
     if cause is None:

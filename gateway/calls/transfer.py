@@ -15,7 +15,7 @@ the transferee:
    otherwise ends the call with cause `transfer_failed`.
 
 `Transfer.run` drives one transfer; `Call` gives it the hooks it needs (`begin_transfer`,
-`open_attempt`, `transfer_answered`, `transfer_failed`).
+`open_transfer_target`, `transfer_answered`, `transfer_failed`).
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ class Transfer:
             headers.append(("Referred-By", request.referred_by))
         try:
             destination = replace(self.transferor.destination, uri=str(target))
-            self.target = await call.open_attempt(destination, headers=headers)
+            self.target = await call.open_transfer_target(destination, headers)
         except (OSError, ValueError) as exc:
             logger.info("call %s: transfer target not called: %s", call.id, loggable(exc))
             sip.notify_transfer(503, "Service Unavailable")

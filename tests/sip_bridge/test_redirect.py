@@ -99,6 +99,8 @@ def test_a_redirect_we_may_not_follow_ends_the_call_saying_so(wire, caller, poli
     (ended,) = events(wire, CallEnded)
     assert (ended.reason, ended.status, ended.detail) == (EndReason.REDIRECTED, 302, detail)
     assert SECOND not in wire.captured
+    # Without a policy the owner decides (the gateway's ringing core): it gets the Contacts.
+    assert ended.targets == (("sip:b@127.0.0.1:5091",) if policy is None else ())
 
 
 def test_redirect_loops_stop_at_the_hop_limit(wire, caller):
