@@ -148,6 +148,8 @@ export class CallPanel {
         return [w.inCall, this.mutedHelp()];
       case 'on-hold':
         return [w.onHold, w.onHoldHelp];
+      case 'transferring':
+        return [w.transferring, w.transferringHelp];
       case 'ended':
         return this.endedWords(detail);
       default:
@@ -170,7 +172,9 @@ export class CallPanel {
     }
     if (cause === 'error') return [fill(w.failed, { reason: detail.message }), ''];
     if (w.problems[cause]) return problemWords(w, detail, w.failed);
-    const words = w.causes[cause] || cause;
+    let words = w.causes[cause] || cause;
+    // The phone system's status, in standard words (never the peer's own text).
+    if (detail.reason) words = fill(w.causeWithReason, { cause: words, reason: detail.reason });
     return [fill(w.endedBecause, { cause: words }), w.causeHelp[cause] || ''];
   }
 
