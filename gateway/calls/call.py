@@ -11,9 +11,13 @@ Nobody is rung before the browser's media path is up (ICE connected, DTLS done):
 whose media never comes up ends after `ice.connect_timeout` without ringing a phone.
 
 A redirect (3xx) is the core's too: the Contacts go to it (`DestinationRedirected`), and it
-says which to ring as added destinations. Once answered, the operator's phone may change the
-codec (re-INVITE/UPDATE: the bridge follows, or 488), and may transfer the call (REFER:
-`gateway.calls.transfer` rings the target, this class hands the visitor over).
+says which to ring as added destinations. So is an operator's transfer (REFER, RFC 3515 and
+RFC 5589): the core says whether to take it (`TransferAsked`: `RefuseTransfer` or
+`TransferStarted`), rings the target as an added destination, and hands the call to it or
+back to the operator; here the REFER is answered, the target's INVITE carries `Replaces`
+and `Referred-By`, the operator's phone is told how it goes by NOTIFY (sipfrag), and the
+visitor hears ringback meanwhile. Once answered, the operator's phone may also change the
+codec (re-INVITE/UPDATE: the bridge follows, or 488).
 
 Any end ends both legs: the visitor hangs up or their socket goes away (BYE, or CANCEL while
 ringing), the operator hangs up or SIP fails (the page is told why), ICE fails, or RTP stops.
@@ -30,7 +34,6 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from gateway.api import CallState, CallUpdate, EndCause, Notify, loggable
-from gateway.calls.causes import cause_of
 from gateway.calls.ringing import (
     MAX_REDIRECTS,
     BrowserConnected,
@@ -43,12 +46,14 @@ from gateway.calls.ringing import (
     DestinationState,
     End,
     HangUp,
+    RefuseTransfer,
     Ring,
     Ringing,
     RingingEvent,
     RingPlan,
+    TransferAsked,
+    TransferStarted,
 )
-from gateway.calls.transfer import Transfer
 from gateway.config import RingbackTone
 from gateway.config.legs import BrowserLegSettings, SipLegSettings
 from gateway.media.bridge import MediaBridge, RtpLeg
@@ -119,7 +124,7 @@ class CallSettings:
             ring_total=self.ring_total,
             first=self.first,
             connect_timeout=self.connect_timeout,
-            may_redirect_to=self.may_call,
+            may_send_to=self.may_call,
             max_redirects=MAX_REDIRECTS,
         )
 
@@ -133,17 +138,18 @@ class CallSettings:
 
 
 class _Attempt:
-    """Ringing one destination (or a transfer target): its SIP call and its RTP session."""
+    """Ringing one destination (a site's, a redirect's or a transfer's target): its SIP call
+    and its RTP session."""
 
     def __init__(
-        self, index: int | None, destination: Destination, media: CallMedia, sip: SipCall
+        self, index: int, destination: Destination, media: CallMedia, sip: SipCall
     ) -> None:
-        self.index = index  # the ringing core's; None for a transfer target
+        self.index = index  # the ringing core's
         self.destination = destination
         self.media = media
         self.sip = sip
         self.remote_sdp: bytes | None = None  # of its latest 183/200
-        self.ended: CallEnded | None = None
+        self.answer_taken = False  # its 200's SDP accepted (later ones come by re-INVITE)
 
 
 class Call:
@@ -159,9 +165,8 @@ class Call:
         self.webrtc: WebRtcLeg | None = None
         self.ringing: Ringing | None = None  # the core, once the offer is answered
         self.attempts: dict[int, _Attempt] = {}  # by destination index
-        self.transfer_targets: list[_Attempt] = []  # legs rung for an operator's transfer
-        self._transfer: Transfer | None = None
-        self._transferred_to: _Attempt | None = None  # the target that answered a transfer
+        # Transfer targets (by index): the REFER that asked for them, and who sent it.
+        self._referred: dict[int, tuple[_Attempt, TransferRequested]] = {}
         self.bridge: MediaBridge | None = None
         self._bridged: _Attempt | None = None  # whose media the bridge carries
         self._sip_codecs: list[str] = []
@@ -171,6 +176,7 @@ class Call:
         self._cause: EndCause | None = None
         self._detail = ""
         self._reason = ""  # the SIP status that ended it, in words, for the page
+        self._pending_refer: tuple[_Attempt, TransferRequested] | None = None
         self._finished = asyncio.Event()
         self._ending = False
         self._muted = False
@@ -181,13 +187,8 @@ class Call:
     def winner(self) -> _Attempt | None:
         """The leg the visitor talks to: the destination that answered, or the target it
         transferred the call to."""
-        if self._transferred_to is not None:
-            return self._transferred_to
         index = self.ringing.winner if self.ringing is not None else None
         return self.attempts.get(index) if index is not None else None
-
-    def _all_attempts(self) -> list[_Attempt]:
-        return [*self.attempts.values(), *self.transfer_targets]
 
     @property
     def _browser(self) -> WebRtcLeg:
@@ -205,7 +206,7 @@ class Call:
         """The SIP leg's media: the answered destination's, else the only one ringing."""
         if self.winner is not None:
             return self.winner.media
-        live = [a for a in self._all_attempts() if not a.sip.ended.done()]
+        live = [a for a in self.attempts.values() if not a.sip.ended.done()]
         return live[0].media if len(live) == 1 else None
 
     # ------------------------------------------------------------------ start
@@ -298,6 +299,10 @@ class Call:
                 self._connect(self.attempts[action.destination], action.answered)
             elif isinstance(action, End):
                 self._end(action.cause, action.detail, action.reason)
+            elif isinstance(action, RefuseTransfer):
+                self._refuse_transfer(action)
+            elif isinstance(action, TransferStarted):
+                self._start_transfer(action)
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -316,20 +321,28 @@ class Call:
 
     async def _dial(self, index: int) -> None:
         destination = self._destination(index)
-        if index >= len(self.settings.destinations):
+        referred = self._referred.get(index)
+        headers = None
+        if referred is not None:
+            headers = list(self.settings.headers)
+            if referred[1].replaces:  # attended transfer (RFC 3891)
+                headers.append(("Replaces", referred[1].replaces))
+            if referred[1].referred_by:
+                headers.append(("Referred-By", referred[1].referred_by))
+        elif index >= len(self.settings.destinations):
             logger.info("call %s: redirected to %s", self.id, loggable(destination.uri))
         try:
             media = await open_sip_media(self.settings.sip_leg, self._sip_codecs)
         except OSError as exc:
             logger.warning("call %s: cannot open RTP for a destination: %s", self.id, exc)
-            self._feed(DestinationEnded(index, EndReason.FAILED, "no RTP ports"))
+            self._cannot_ring(index, "no RTP ports")
             return
         try:
-            sip = await self._invite(destination, media)
+            sip = await self._invite(destination, media, headers)
         except Exception as exc:
             await media.close()
             logger.warning("call %s: cannot ring a destination: %s", self.id, loggable(exc))
-            self._feed(DestinationEnded(index, EndReason.FAILED, "the INVITE could not be sent"))
+            self._cannot_ring(index, "the INVITE could not be sent")
             return
         except BaseException:
             await media.close()
@@ -360,29 +373,16 @@ class Call:
         )  # no redirect_policy: a 3xx comes back to the ringing core with its Contacts
 
     def _attempt(
-        self, index: int | None, destination: Destination, media: CallMedia, sip: SipCall
+        self, index: int, destination: Destination, media: CallMedia, sip: SipCall
     ) -> _Attempt:
         attempt = _Attempt(index, destination, media, sip)
         media.rtp.on_media_timeout = lambda: self._on_media_timeout(attempt)
         media.on_codec_change = lambda _: self._sip_codec_changed(attempt)
         return attempt
 
-    async def open_transfer_target(
-        self, destination: Destination, headers: list[tuple[str, str]]
-    ) -> _Attempt:
-        """A SIP leg to a transfer target (with the credentials and proxy of the operator's
-        destination): its RTP session and INVITE. The transfer follows its events."""
-        media = await open_sip_media(self.settings.sip_leg, self._sip_codecs)
-        try:
-            sip = await self._invite(destination, media, headers)
-        except BaseException:
-            await media.close()
-            raise
-        attempt = self._attempt(None, destination, media, sip)
-        self.transfer_targets.append(attempt)
-        if self._ending:
-            sip.hangup()
-        return attempt
+    def _cannot_ring(self, index: int, detail: str) -> None:
+        self._tell_transferor(index, 503, "Service Unavailable")
+        self._feed(DestinationEnded(index, EndReason.FAILED, detail))
 
     def _still_wanted(self, index: int) -> bool:
         return self.ringing is not None and self.ringing.destinations[index] in (
@@ -392,40 +392,39 @@ class Call:
 
     async def _follow(self, attempt: _Attempt) -> None:
         sip, index = attempt.sip, attempt.index
+        told_progress = False
         while True:
             event = await sip.events.get()
             self._count_response(event)
+            if isinstance(event, CallProgress) and event.status > 100 and not told_progress:
+                told_progress = True
+                self._tell_transferor(index, event.status, event.reason)
             if isinstance(event, CallRinging):
                 if self.state == CallState.CONNECTING and not self._ending:
                     self._push(CallState.RINGING)
                     self._start_ringback()
-            elif isinstance(event, EarlyMedia) and index is not None:
+            elif isinstance(event, EarlyMedia):
                 attempt.remote_sdp = event.sdp
                 self._feed(DestinationEarlyMedia(index))
-            elif isinstance(event, CallAnswered) and index is not None:
+            elif isinstance(event, CallAnswered):
                 attempt.remote_sdp = event.sdp
+                self._tell_transferor(index, 200, "OK")
                 self._feed(DestinationAnswered(index))
             elif isinstance(event, OfferReceived):
                 self.answer_reoffer(attempt, event)
             elif isinstance(event, TransferRequested):
                 self._transfer_requested(attempt, event)
             elif isinstance(event, CallEnded):
-                attempt.ended = event
+                if not attempt.answer_taken:
+                    if event.status and event.status >= 300:
+                        self._tell_transferor(index, event.status, "")
+                    else:
+                        self._tell_transferor(index, 487, "Request Terminated")
                 self._leg_ended(attempt, event)
                 return
 
     def _leg_ended(self, attempt: _Attempt, event: CallEnded) -> None:
-        transfer = self._transfer
-        if transfer is not None and attempt is transfer.transferor and not transfer.done:
-            return  # the operator left while the target rings: the target may answer
         index = attempt.index
-        if index is None or self._transferred_to is not None:
-            # After a transfer the ringing core's winner is no longer the visitor's leg:
-            # only the end of the leg the visitor talks to ends the call.
-            if attempt is self.winner:
-                cause, reason = cause_of(event)
-                self.hangup(cause, event.detail, reason)
-            return
         if event.reason is EndReason.REDIRECTED and event.status is not None:
             self._feed(DestinationRedirected(index, event.status, event.targets))
         else:
@@ -470,6 +469,10 @@ class Call:
     def _connect(self, attempt: _Attempt, answered: bool) -> None:
         """Bridge the attempt's media (its answer, or its early media) to the browser."""
         media = attempt.media
+        if attempt.answer_taken:  # back to the operator after a failed transfer
+            self._bridge_to(attempt)
+            self._push(CallState.ON_HOLD if media.on_hold else CallState.ANSWERED)
+            return
         try:
             media.accept_answer(attempt.remote_sdp or b"")
         except sdp.SdpError as exc:
@@ -480,7 +483,10 @@ class Call:
                 HangUp(EndCause.NO_COMMON_CODEC, "no common codec with the operator's phone")
             )
             return
+        attempt.answer_taken = answered
         self._bridge_to(attempt)
+        if self.state == CallState.TRANSFERRING and not answered:
+            return  # the transfer target's early media: still transferring for the page
         state = CallState.ANSWERED if answered else CallState.EARLY_MEDIA
         if self.state != state:
             self._push(state)
@@ -552,57 +558,47 @@ class Call:
         )
 
     def _transfer_requested(self, attempt: _Attempt, event: TransferRequested) -> None:
-        busy = self._transfer is not None and not self._transfer.done
-        if attempt is not self.winner or self._ending or busy:
-            attempt.sip.reject_transfer(491 if busy else 403)
+        try:
+            target = str(parse_sip_uri(event.target))
+        except ValueError:
+            attempt.sip.reject_transfer(400)
             return
-        self._transfer = Transfer(self, attempt, event)
-        self._spawn(self._transfer.run())
+        self._pending_refer = (attempt, event)
+        self._feed(TransferAsked(attempt.index, target))
+        self._pending_refer = None
 
-    def begin_transfer(self) -> None:
-        """The transfer is accepted: the visitor hears ringback while the target rings."""
+    def _refuse_transfer(self, action: RefuseTransfer) -> None:
+        attempt = self.attempts[action.destination]
+        logger.info(
+            "call %s: transfer refused (%d)%s",
+            self.id,
+            action.status,
+            ": not in the site's transfer_to" if action.status == 403 else "",
+        )
+        attempt.sip.reject_transfer(action.status)
+
+    def _start_transfer(self, action: TransferStarted) -> None:
+        """The operator's REFER is taken: the visitor hears ringback while the target
+        rings (the core's `Ring` comes next)."""
+        pending = self._pending_refer
+        operator = self.attempts[action.transferor]
+        assert pending is not None and pending[0] is operator, "a TransferStarted answers a REFER"
+        self._referred[action.target] = pending
+        operator.sip.accept_transfer()
+        logger.info(
+            "call %s: operator transfers the call to %s",
+            self.id,
+            loggable(self._destination(action.target).uri),
+        )
         self._unbridge(ringback=False)
         self._play_ringback()
         self._push(CallState.TRANSFERRING)
 
-    def transfer_early_media(self, attempt: _Attempt, answer: bytes) -> None:
-        try:
-            attempt.media.accept_answer(answer)
-        except sdp.SdpError:
-            return
-        self._bridge_to(attempt)
-
-    def transfer_answered(self, attempt: _Attempt, answer: bytes) -> None:
-        """The target answered: the visitor talks to it; the operator's leg is hung up."""
-        if self._ending:
-            attempt.sip.hangup()
-            return
-        try:
-            attempt.media.accept_answer(answer)
-        except sdp.SdpError as exc:
-            logger.info(
-                "call %s: unusable SDP answer from the transfer target: %s", self.id, loggable(exc)
-            )
-            attempt.sip.hangup()
-            self.transfer_failed(self._transfer, "no common codec with the transfer target")
-            return
-        previous, self._transferred_to = self.winner, attempt
-        self._bridge_to(attempt)
-        self._spawn(self._follow(attempt))
-        if previous is not None and not previous.sip.ended.done():
-            previous.sip.hangup()  # BYE: the operator's part is done
-        self._push(CallState.ANSWERED)
-
-    def transfer_failed(self, transfer: Transfer | None, detail: str) -> None:
-        """The target did not answer: back to the operator, or the end if it left."""
-        if self._ending:
-            return
-        if transfer is None or transfer.transferor_left:
-            self.hangup(EndCause.TRANSFER_FAILED, detail)
-            return
-        operator = transfer.transferor
-        self._bridge_to(operator)
-        self._push(CallState.ON_HOLD if operator.media.on_hold else CallState.ANSWERED)
+    def _tell_transferor(self, index: int, status: int, reason: str) -> None:
+        """NOTIFY the phone that asked for this transfer target how its call goes."""
+        referred = self._referred.get(index)
+        if referred is not None and not referred[0].sip.ended.done():
+            referred[0].sip.notify_transfer(status, reason)
 
     # ------------------------------------------------------------------ failures
     def _on_ice_failed(self, state: str) -> None:
@@ -653,10 +649,7 @@ class Call:
             self._timer.cancel()
             self._timer = None
         self._stop_ringback()
-        for target in self.transfer_targets:
-            if not target.sip.ended.done():
-                target.sip.hangup()  # the core knows only the site's destinations
-        live = [a for a in self._all_attempts() if not a.sip.ended.done()]
+        live = [a for a in self.attempts.values() if not a.sip.ended.done()]
         if live:
             self._spawn(self._finish_after_sip(live))
         else:
@@ -687,12 +680,12 @@ class Call:
         for task in list(self._tasks):
             if task is not current:
                 task.cancel()
-        for attempt in self._all_attempts():
+        for attempt in self.attempts.values():
             if not attempt.sip.ended.done():
                 attempt.sip.hangup()
         if self.webrtc is not None:
             await self.webrtc.close()
-        for attempt in self._all_attempts():
+        for attempt in self.attempts.values():
             await attempt.media.close()
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:

@@ -29,10 +29,16 @@ The rules it keeps:
   `gateway.calls.causes` (a SIP status no named cause covers: `phone_system_refused`, with
   the status in words as the page's `reason`).
 - A destination that redirects (3xx) is replaced by the Contacts it gave that the site may
-  call (`RingPlan.may_redirect_to`, the site's `transfer_to`), rung one after another in
+  call (`RingPlan.may_send_to`, the site's `transfer_to`), rung one after another in
   q order at once, each for `ring_timeout`, at most `max_redirects` 3xx deep; a redirect
   with none of those fails that destination with `redirect_failed`. Redirect targets are
   added destinations (indices after the site's), named by `redirect_target`.
+- Once answered, the operator may transfer the call (`TransferAsked`, a REFER): only to a
+  target the site allows (else refused, 403), one transfer at a time (491). The target is
+  an added destination too, rung for `ring_timeout` while the visitor hears ringback
+  (`TransferStarted`); when it answers it gets the call and the operator's leg is hung up;
+  when it does not, the call goes back to the operator (`Connect`), or ends
+  `transfer_failed` when the operator has left meanwhile (which alone ends nothing).
 - Early media is played only from a destination ringing alone: from one of several it
   would be a guess.
 - After the answer, the destination's end is the call's end (`operator_hung_up`, ...); our
@@ -70,8 +76,9 @@ class RingPlan:
     ring_total: float | None = None  # seconds all of them ring together; None: no limit
     first: int = 0  # round-robin: the index this call starts from
     connect_timeout: float = 5.0  # seconds the browser's media path may take to come up
-    # Whether a redirect (3xx) target may be called: the site's `transfer_to` (toll fraud).
-    may_redirect_to: Callable[[str], bool] = _nowhere
+    # Whether the operator's side may send the call to a URI (a 3xx's Contact, a REFER's
+    # target): the site's `transfer_to` (toll fraud).
+    may_send_to: Callable[[str], bool] = _nowhere
     max_redirects: int = MAX_REDIRECTS
 
     def __post_init__(self) -> None:
@@ -128,6 +135,14 @@ class DestinationRedirected:
 
 
 @dataclass(frozen=True, slots=True)
+class TransferAsked:
+    """The destination that has the call asks us to call `target` in its place (REFER)."""
+
+    destination: int
+    target: str
+
+
+@dataclass(frozen=True, slots=True)
 class HangUp:
     """Our side ends the call: the visitor hung up, the browser's connection failed, no
     RTP, the maximum duration, an unusable answer, a transfer that failed."""
@@ -143,6 +158,7 @@ RingingEvent = (
     | DestinationAnswered
     | DestinationEnded
     | DestinationRedirected
+    | TransferAsked
     | HangUp
 )
 
@@ -176,14 +192,31 @@ class Connect:
 @dataclass(frozen=True, slots=True)
 class End:
     """The call is over: tell the page why, and release everything. Only the hang-up of
-    an answer that comes too late (a `Cancel`) may follow it."""
+    an answer that comes too late (a `Cancel`), or the refusal of a REFER, may follow it."""
 
     cause: EndCause
     detail: str = ""
     reason: str = ""  # the SIP status that ended it, in standard words ("" if none)
 
 
-RingingAction = Ring | Cancel | Connect | End
+@dataclass(frozen=True, slots=True)
+class RefuseTransfer:
+    """Answer the destination's REFER with `status` (403 elsewhere, 491 one at a time)."""
+
+    destination: int
+    status: int
+
+
+@dataclass(frozen=True, slots=True)
+class TransferStarted:
+    """Accept the REFER of `transferor` (202): the visitor hears ringback while `target`, an
+    added destination, rings (its `Ring` follows)."""
+
+    transferor: int
+    target: int
+
+
+RingingAction = Ring | Cancel | Connect | End | RefuseTransfer | TransferStarted
 
 
 # --------------------------------------------------------------------------- states
@@ -228,6 +261,9 @@ class Ringing:
         self._hops: dict[int, int] = {}
         self._alternatives: dict[int, list[int]] = {}
         self._tried: set[str] = set()
+        # The transfer under way: (the destination that asked, its target), or None.
+        self.transfer: tuple[int, int] | None = None
+        self._transfer_targets: dict[int, str] = {}
 
     # ------------------------------------------------------------------ interface
     def handle(self, event: RingingEvent, now: float) -> None:
@@ -245,6 +281,8 @@ class Ringing:
             self._early_media(event.destination)
         elif isinstance(event, DestinationRedirected):
             self._redirected_from(event, now)
+        elif isinstance(event, TransferAsked):
+            self._transfer_asked(event, now)
         elif isinstance(event, HangUp):
             self._end(event.cause, event.detail, event.reason)
         else:
@@ -254,9 +292,13 @@ class Ringing:
         return self._actions.popleft() if self._actions else None
 
     def redirect_target(self, destination: int) -> tuple[int, str] | None:
-        """For a destination a redirect added: the site destination it comes from (whose
-        credentials and proxy it uses) and its URI. None for the site's own."""
+        """For a destination a redirect or a transfer added: the site destination it comes
+        from (whose credentials and proxy it uses) and its URI. None for the site's own."""
         return self._redirected.get(destination)
+
+    def transfer_target(self, destination: int) -> bool:
+        """Whether this destination was added by a transfer."""
+        return destination in self._transfer_targets
 
     def get_timer(self) -> float | None:
         """When `handle_timer` must be called next, or None."""
@@ -264,6 +306,8 @@ class Ringing:
             return self._connect_deadline
         if self.state is RingingState.RINGING and self._deadlines:
             return min(self._ring_deadline, *self._deadlines.values())
+        if self.state is RingingState.CONNECTED and self._deadlines:
+            return min(self._deadlines.values())  # a transfer target's
         return None
 
     def handle_timer(self, now: float) -> None:
@@ -273,6 +317,12 @@ class Ringing:
                     EndCause.FAILED,
                     f"the browser's media did not connect within {self.plan.connect_timeout:g} s",
                 )
+            return
+        if self.state is RingingState.CONNECTED and self.transfer is not None:
+            target = self.transfer[1]
+            if now >= self._deadlines.get(target, math.inf):
+                self._give_up(target)
+                self._transfer_failed("the transfer target did not answer")
             return
         if self.state is not RingingState.RINGING:
             return
@@ -302,6 +352,13 @@ class Ringing:
 
     def _answered(self, destination: int) -> None:
         if (
+            self.transfer is not None
+            and destination == self.transfer[1]
+            and self.destinations[destination] is DestinationState.RINGING
+        ):
+            self._transfer_answered(destination)
+            return
+        if (
             self.state is not RingingState.RINGING
             or self.destinations[destination] is not DestinationState.RINGING
         ):
@@ -320,7 +377,13 @@ class Ringing:
         self._actions.append(Connect(destination, answered=True))
 
     def _early_media(self, destination: int) -> None:
-        if self.state is RingingState.RINGING:
+        if (
+            self.transfer is not None
+            and destination == self.transfer[1]
+            and self.destinations[destination] is DestinationState.RINGING
+        ):
+            self._actions.append(Connect(destination, answered=False))
+        elif self.state is RingingState.RINGING:
             ringing = [d for d, s in enumerate(self.destinations) if s is DestinationState.RINGING]
             if ringing == [destination]:
                 self._actions.append(Connect(destination, answered=False))
@@ -335,6 +398,10 @@ class Ringing:
         if self.state is RingingState.ENDED or state is DestinationState.GIVEN_UP:
             return  # the end of a call we stopped ourselves
         cause, reason = cause_for(event.reason, event.status)
+        if self.transfer is not None and destination in self.transfer:
+            if destination == self.transfer[1]:  # the target: busy, declined, unreachable
+                self._transfer_failed(event.detail or str(cause))
+            return  # the operator left while the target rings: the target may answer
         if state is DestinationState.ANSWERED:
             self._end(cause, event.detail, reason)  # the operator hung up, or their side failed
             return
@@ -374,7 +441,7 @@ class Ringing:
         else:
             fresh = []
             for target in event.targets:
-                if target not in self._tried and self.plan.may_redirect_to(target):
+                if target not in self._tried and self.plan.may_send_to(target):
                     self._tried.add(target)
                     fresh.append(target)
             if fresh:
@@ -393,6 +460,47 @@ class Ringing:
                 return
             failure = f"{words}: no target we may call"
         self._failed(destination, (EndCause.REDIRECT_FAILED, failure, words), now)
+
+    def _transfer_asked(self, event: TransferAsked, now: float) -> None:
+        transferor = event.destination
+        if self.state is not RingingState.CONNECTED or transferor != self.winner:
+            self._actions.append(RefuseTransfer(transferor, 403))
+        elif self.transfer is not None:
+            self._actions.append(RefuseTransfer(transferor, 491))
+        elif not self.plan.may_send_to(event.target):
+            self._actions.append(RefuseTransfer(transferor, 403))
+        else:
+            target = len(self.destinations)
+            self.destinations.append(DestinationState.WAITING)
+            origin = self._redirected.get(transferor, (transferor, ""))[0]
+            self._redirected[target] = (origin, event.target)
+            self._transfer_targets[target] = event.target
+            self.transfer = (transferor, target)
+            self._actions.append(TransferStarted(transferor, target))
+            self.destinations[target] = DestinationState.RINGING
+            self._deadlines[target] = now + self.plan.ring_timeout
+            self._actions.append(Ring(target))
+
+    def _transfer_answered(self, target: int) -> None:
+        assert self.transfer is not None
+        transferor = self.transfer[0]
+        self.transfer = None
+        self._deadlines.clear()
+        self.winner = target
+        self.destinations[target] = DestinationState.ANSWERED
+        self._actions.append(Connect(target, answered=True))
+        if self.destinations[transferor] is DestinationState.ANSWERED:
+            self._give_up(transferor)  # BYE: the operator's part is done
+
+    def _transfer_failed(self, detail: str) -> None:
+        assert self.transfer is not None
+        transferor = self.transfer[0]
+        self.transfer = None
+        self._deadlines.clear()
+        if self.destinations[transferor] is DestinationState.ANSWERED:
+            self._actions.append(Connect(transferor, answered=True))  # back to the operator
+        else:
+            self._end(EndCause.TRANSFER_FAILED, detail)
 
     def _next(self, now: float) -> None:
         """Nobody rings: ring the next destination in order, or end the call."""

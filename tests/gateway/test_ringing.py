@@ -18,11 +18,14 @@ from gateway.calls.ringing import (
     DestinationRedirected,
     End,
     HangUp,
+    RefuseTransfer,
     Ring,
     Ringing,
     RingingAction,
     RingingState,
     RingPlan,
+    TransferAsked,
+    TransferStarted,
 )
 from gateway.sites.routing import RingStrategy
 from sip_bridge import EndReason
@@ -349,7 +352,7 @@ ALLOWED = ("sip:sales@pbx.example", "sip:desk@pbx.example", "sip:night@pbx.examp
 
 def redirecting(strategy: RingStrategy = SEQUENTIAL, destinations: int = 2, **plan: object):
     """A started call whose site allows redirects to ALLOWED only."""
-    return started(strategy, destinations, may_redirect_to=lambda uri: uri in ALLOWED, **plan)
+    return started(strategy, destinations, may_send_to=lambda uri: uri in ALLOWED, **plan)
 
 
 def test_a_redirect_rings_the_allowed_targets_in_order_in_place_of_the_destination() -> None:
@@ -443,6 +446,109 @@ def test_a_redirect_crossing_our_cancel_or_after_the_end_rings_nobody() -> None:
     assert actions(ringing) == [Cancel(1), End(EndCause.VISITOR_HUNG_UP)]
 
 
+# --------------------------------------------------------------------- transfers
+
+SALES = ALLOWED[0]
+
+
+def answered_by(destination: int, destinations: int = 2, **plan: object) -> Ringing:
+    """A call `destination` answered at T0 + 1, in a site that allows ALLOWED."""
+    ringing = redirecting(PARALLEL, destinations, ring_timeout=20, **plan)
+    ringing.handle(DestinationAnswered(destination), T0 + 1)
+    actions(ringing)
+    return ringing
+
+
+def test_a_transfer_rings_the_target_and_hands_it_the_call() -> None:
+    ringing = answered_by(1)
+    ringing.handle(TransferAsked(1, SALES), T0 + 10)
+    assert actions(ringing) == [TransferStarted(1, 2), Ring(2)]
+    assert ringing.redirect_target(2) == (1, SALES) and ringing.transfer_target(2)
+    assert ringing.get_timer() == T0 + 30  # the target rings for ring_timeout
+    ringing.handle(DestinationEarlyMedia(2), T0 + 11)
+    assert actions(ringing) == [Connect(2, answered=False)]
+    ringing.handle(DestinationAnswered(2), T0 + 12)
+    assert actions(ringing) == [Connect(2, answered=True), Cancel(1)]  # BYE to the operator
+    assert ringing.winner == 2 and ringing.get_timer() is None
+    ringing.handle(DestinationEnded(1, EndReason.LOCAL_HANGUP), T0 + 12.1)
+    assert actions(ringing) == []  # the operator's BYE confirmed: nothing ends
+    ringing.handle(DestinationEnded(2, EndReason.REMOTE_HANGUP, "BYE"), T0 + 90)
+    assert actions(ringing) == [End(EndCause.OPERATOR_HUNG_UP, "BYE")]
+
+
+def test_a_transfer_the_target_does_not_take_goes_back_to_the_operator() -> None:
+    ringing = answered_by(0)
+    ringing.handle(TransferAsked(0, SALES), T0 + 10)
+    actions(ringing)
+    ringing.handle(busy(2), T0 + 11)
+    assert actions(ringing) == [Connect(0, answered=True)]
+    assert ringing.transfer is None and ringing.winner == 0
+    # A second transfer may follow; this one rings out.
+    ringing.handle(TransferAsked(0, ALLOWED[1]), T0 + 20)
+    assert actions(ringing) == [TransferStarted(0, 3), Ring(3)]
+    ringing.handle_timer(T0 + 39.9)
+    assert actions(ringing) == []
+    ringing.handle_timer(T0 + 40)
+    assert actions(ringing) == [Cancel(3), Connect(0, answered=True)]
+    ringing.handle(DestinationAnswered(3), T0 + 40.1)  # crossed our CANCEL
+    assert actions(ringing) == [Cancel(3)]
+    assert ringing.winner == 0
+
+
+def test_an_operator_who_leaves_during_a_transfer_ends_nothing_until_the_target_fails() -> None:
+    ringing = answered_by(0)
+    ringing.handle(TransferAsked(0, SALES), T0 + 10)
+    actions(ringing)
+    ringing.handle(DestinationEnded(0, EndReason.REMOTE_HANGUP, "BYE"), T0 + 10.5)
+    assert actions(ringing) == []
+    ringing.handle_timer(T0 + 30)
+    assert actions(ringing) == [
+        Cancel(2),
+        End(EndCause.TRANSFER_FAILED, "the transfer target did not answer"),
+    ]
+
+
+def test_an_operator_who_leaves_during_a_transfer_is_replaced_by_the_target() -> None:
+    ringing = answered_by(0)
+    ringing.handle(TransferAsked(0, SALES), T0 + 10)
+    actions(ringing)
+    ringing.handle(DestinationEnded(0, EndReason.REMOTE_HANGUP, "BYE"), T0 + 10.5)
+    ringing.handle(DestinationAnswered(2), T0 + 12)
+    assert actions(ringing) == [Connect(2, answered=True)]  # nobody left to hang up
+
+
+@pytest.mark.parametrize(
+    ("when", "who", "target", "status"),
+    [
+        ("answered", 0, "sip:premium@elsewhere.example", 403),  # not in transfer_to
+        ("answered", 1, SALES, 403),  # not the destination that has the call
+        ("ringing", 0, SALES, 403),  # not answered yet
+        ("transferring", 0, ALLOWED[1], 491),  # one transfer at a time
+    ],
+)
+def test_transfers_the_site_does_not_allow_are_refused(
+    when: str, who: int, target: str, status: int
+) -> None:
+    if when == "ringing":
+        ringing = redirecting(PARALLEL, 2)
+        actions(ringing)
+    else:
+        ringing = answered_by(0)
+    if when == "transferring":
+        ringing.handle(TransferAsked(0, SALES), T0 + 5)
+        actions(ringing)
+    ringing.handle(TransferAsked(who, target), T0 + 10)
+    assert actions(ringing) == [RefuseTransfer(who, status)]
+
+
+def test_the_visitor_hanging_up_during_a_transfer_stops_both_legs() -> None:
+    ringing = answered_by(0)
+    ringing.handle(TransferAsked(0, SALES), T0 + 10)
+    actions(ringing)
+    ringing.handle(HangUp(EndCause.VISITOR_HUNG_UP), T0 + 11)
+    assert actions(ringing) == [Cancel(0), Cancel(2), End(EndCause.VISITOR_HUNG_UP)]
+
+
 # --------------------------------------------------------------------- misuse
 
 
@@ -476,6 +582,7 @@ EVENT = st.one_of(
     st.tuples(st.just("early"), st.integers(0, 2)),
     st.tuples(st.just("ended"), st.integers(0, 2)),
     st.tuples(st.just("redirected"), st.integers(0, 2)),
+    st.tuples(st.just("transfer"), st.integers(0, 2)),
     st.tuples(st.just("hangup"), st.just(0)),
     st.tuples(st.just("timer"), st.just(0)),
 )
@@ -496,7 +603,7 @@ def test_whatever_happens_the_rules_hold(
         ring_timeout=10,
         ring_total=ring_total,
         connect_timeout=5,
-        may_redirect_to=lambda uri: uri in ALLOWED,
+        may_send_to=lambda uri: uri in ALLOWED,
     )
     ringing = Ringing(plan, 0.0)
     now, browser_up = 0.0, False
@@ -523,6 +630,8 @@ def test_whatever_happens_the_rules_hold(
         elif kind == "redirected":
             live.discard(destination)
             ringing.handle(DestinationRedirected(destination, 302, ALLOWED[destination:]), now)
+        elif kind == "transfer":
+            ringing.handle(TransferAsked(destination, ALLOWED[destination]), now)
         else:
             ringing.handle(HangUp(EndCause.VISITOR_HUNG_UP), now)
         for action in actions(ringing):
@@ -535,13 +644,20 @@ def test_whatever_happens_the_rules_hold(
             elif isinstance(action, Cancel):
                 live.discard(action.destination)
     rung = [a.destination for a in done if isinstance(a, Ring)]
-    answered = {a.destination for a in done if isinstance(a, Connect) and a.answered}
+    # The call's first answer; a transfer's target (or the operator again) may follow.
+    transfers = {a.target for a in done if isinstance(a, TransferStarted)}
+    answered = {
+        a.destination
+        for a in done
+        if isinstance(a, Connect) and a.answered and a.destination not in transfers
+    }
     ends = [a for a in done if isinstance(a, End)]
     assert len(rung) == len(set(rung)), "a destination rung twice"
     assert len(answered) <= 1, "two destinations got the call"
     assert len(ends) <= 1, "ended twice"
     if ends:
         after = done[done.index(ends[0]) + 1 :]
-        assert all(isinstance(a, Cancel) for a in after), "only late answers hung up after End"
+        # After the end: only late answers hung up, and REFERs answered (refused).
+        assert all(isinstance(a, Cancel | RefuseTransfer) for a in after), after
         assert not live, "the call ended with a destination still live"
         assert ringing.get_timer() is None
