@@ -435,6 +435,10 @@ class Ringing:
         self.destinations[destination] = DestinationState.ENDED
         self._deadlines.pop(destination, None)
         words = status_words(event.status)
+        if self.transfer is not None and destination == self.transfer[1]:
+            # A transfer goes where the operator said, or nowhere: no redirects.
+            self._transfer_failed(f"{words}: the transfer target redirected the call")
+            return
         hops = self._hops.get(destination, 0) + 1
         if hops > self.plan.max_redirects:
             failure = f"{words}: more than {self.plan.max_redirects} redirects"

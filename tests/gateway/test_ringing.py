@@ -495,6 +495,15 @@ def test_a_transfer_the_target_does_not_take_goes_back_to_the_operator() -> None
     assert ringing.winner == 0
 
 
+def test_a_transfer_target_that_redirects_fails_the_transfer() -> None:
+    ringing = answered_by(0)
+    ringing.handle(TransferAsked(0, SALES), T0 + 10)
+    actions(ringing)
+    ringing.handle(DestinationRedirected(2, 302, (ALLOWED[1],)), T0 + 11)
+    assert actions(ringing) == [Connect(0, answered=True)]  # back to the operator
+    assert ringing.get_timer() is None
+
+
 def test_an_operator_who_leaves_during_a_transfer_ends_nothing_until_the_target_fails() -> None:
     ringing = answered_by(0)
     ringing.handle(TransferAsked(0, SALES), T0 + 10)
@@ -583,6 +592,7 @@ EVENT = st.one_of(
     st.tuples(st.just("ended"), st.integers(0, 2)),
     st.tuples(st.just("redirected"), st.integers(0, 2)),
     st.tuples(st.just("transfer"), st.integers(0, 2)),
+    st.tuples(st.just("target"), st.just(0)),
     st.tuples(st.just("hangup"), st.just(0)),
     st.tuples(st.just("timer"), st.just(0)),
 )
@@ -617,6 +627,8 @@ def test_whatever_happens_the_rules_hold(
             if deadline is not None:
                 now = max(now, deadline)
                 ringing.handle_timer(now)
+                after = ringing.get_timer()
+                assert after is None or after > now, "a timer due again at once: a busy loop"
         elif kind == "connected":
             browser_up = True
             ringing.handle(BrowserConnected(), now)
@@ -632,6 +644,11 @@ def test_whatever_happens_the_rules_hold(
             ringing.handle(DestinationRedirected(destination, 302, ALLOWED[destination:]), now)
         elif kind == "transfer":
             ringing.handle(TransferAsked(destination, ALLOWED[destination]), now)
+        elif kind == "target":  # the newest added destination (a redirect's, a transfer's)
+            added = len(ringing.destinations) - 1
+            if added > 2:
+                live.discard(added)
+                ringing.handle(DestinationRedirected(added, 302, ALLOWED), now)
         else:
             ringing.handle(HangUp(EndCause.VISITOR_HUNG_UP), now)
         for action in actions(ringing):
