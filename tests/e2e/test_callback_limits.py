@@ -87,15 +87,19 @@ async def test_a_site_at_its_limit_places_no_third_callback_until_a_line_frees(
     gateway_factory, sipp_factory, tmp_path
 ):
     operator = sipp_factory("uas_answer_echo", rtp_echo=True, calls=3)
-    visitors = sipp_factory("uas_far_bye", calls=3)  # answers, hangs up 1 s later
+    visitors = sipp_factory("uas_answer_echo", rtp_echo=True, calls=3)
     site = callback_site(operator.uri, visitors.port, tmp_path / "cb.db")
-    site["site_extra"] += "\nmax_site_calls = 2"
+    # Each callback holds its line until the gateway ends it at the maximum duration.
+    site["site_extra"] += "\nmax_site_calls = 2\nmax_call_duration = 3"
     gateway = await gateway_factory(**site)
     ids = []
     for number in NUMBERS:
         status, body = await request_callback(gateway, number=number)
         assert status == 201, body
         ids.append(body["id"])
+        if len(ids) == 2:  # both lines taken before the third is asked for
+            for taken in ids:
+                await wait_for_status(gateway, taken, "dialing")
     shown = [await wait_for_status(gateway, i, "done", timeout=30) for i in ids]
     # Each placed callback held a line from its claim (`dialing`) to its end (`done`).
     spans = [
@@ -108,7 +112,7 @@ async def test_a_site_at_its_limit_places_no_third_callback_until_a_line_frees(
     for start, _ in spans:
         assert sum(1 for a, b in spans if a <= start < b) <= 2, spans
     waited = [s for s in shown if any(e["event"] == "waiting" for e in s["history"])]
-    assert len(waited) == 1, shown
+    assert [s["id"] for s in waited] == ids[2:], shown
     (wait,) = [e for e in waited[0]["history"] if e["event"] == "waiting"]
     assert wait["detail"] == "all lines are busy"
     assert waited[0]["attempts"] == 1  # waiting was not a try
