@@ -102,7 +102,10 @@ async def test_redirects_are_followed_only_where_the_site_allows(
     gateway = await gateway_factory(destination=refused.uri)  # transfer_to: its destination
     await open_call_page(page, gateway)
     await page.get_by_role("button", name="Call").click()
-    await wait_for_status(page, "Call ended")
+    # The page says why, with the phone system's status in standard words.
+    await wait_for_status(
+        page, "Call ended: the call was redirected and could not follow (302 Moved Temporarily)"
+    )
     await refused.assert_passed_async()
     assert "redirect_failed (302 Moved Temporarily: no target we may call)" in caplog.text
     target = sipp_factory("uas_answer_echo", rtp_echo=True)

@@ -8,6 +8,9 @@ import { h, icon } from './dom.js';
 import { QualityWatch } from './quality.js';
 import { fill } from './words.js';
 
+// Causes shown with the SIP status that ended the call.
+const WITH_STATUS = new Set(['phone_system_refused', 'no_common_codec', 'redirect_failed']);
+
 const DIGITS = ['1', '2', '3', '4', '5', '6', '7', '8', '9', '*', '0', '#'];
 const DIGIT_NAMES = { '*': 'star', '#': 'pound' };
 export const IN_CALL = new Set(['microphone', 'connecting', 'ringing', 'in-call', 'on-hold']);
@@ -173,8 +176,11 @@ export class CallPanel {
     if (cause === 'error') return [fill(w.failed, { reason: detail.message }), ''];
     if (w.problems[cause]) return problemWords(w, detail, w.failed);
     let words = w.causes[cause] || cause;
-    // The phone system's status, in standard words (never the peer's own text).
-    if (detail.reason) words = fill(w.causeWithReason, { cause: words, reason: detail.reason });
+    // The phone system's status, in standard words (never the peer's own text), where it
+    // says what the cause's words cannot ("busy" needs no "486 Busy Here").
+    if (detail.reason && WITH_STATUS.has(cause)) {
+      words = fill(w.causeWithReason, { cause: words, reason: detail.reason });
+    }
     return [fill(w.endedBecause, { cause: words }), w.causeHelp[cause] || ''];
   }
 
