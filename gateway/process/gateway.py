@@ -27,6 +27,7 @@ from gateway.api import AccessRefused, MessageRefused
 from gateway.callbacks.service import RequestACall
 from gateway.calls.history import CallHistory
 from gateway.calls.manager import CallManager
+from gateway.calls.registrations import register_sites
 from gateway.calls.voicemail import voicemail_attachments, voicemail_folder
 from gateway.chat.conversations import Conversations
 from gateway.chat.left import LeftMessages
@@ -50,7 +51,7 @@ from gateway.process.binding import bind, check_udp_range
 from gateway.process.heap import HeapTrimmer, freeze_startup_objects
 from gateway.storage import Database
 from signaling import attach, create_signaling
-from sip_bridge import ConnectionLimits, RateLimit, SipEndpoint, UserAgentConfig
+from sip_bridge import ConnectionLimits, DnsResolver, RateLimit, SipEndpoint, UserAgentConfig
 
 logger = logging.getLogger("gateway")
 
@@ -89,8 +90,12 @@ async def _open_endpoint(config: GatewayConfig) -> SipEndpoint:
                 if sip.requests_per_second
                 else None
             ),
+            session_expires=sip.session_expires,
+            min_se=sip.min_se,
+            resolve_names=True,
         ),
         bind=sip.listen,
+        resolver=DnsResolver(sip.dns_servers or None),
         server_ssl=server_ssl,
         client_ssl=client_ssl,
         connection_limits=ConnectionLimits(
@@ -168,6 +173,7 @@ class Gateway:
                 opened.push_async_callback(demo.close)
             endpoint = await bind("sip.listen", config.sip.listen, _open_endpoint(config))
             opened.push_async_callback(endpoint.close)
+            register_sites(endpoint, config.sites)
             calls = CallManager(config, endpoint, ledger=ledger, history=history)
             notifications = await Notifications.start(
                 config,

@@ -118,9 +118,9 @@ async def wait_for_status(page: Page, text: str, timeout_ms: int = TIMEOUT_MS) -
 
 
 def opening_words(opening: dt.datetime) -> str:
-    """How the widget first names `opening`: in the site's zone (UTC here), a weekday or
-    today (the browser's own time follows in brackets). Not the browser's zone: between
-    23:00 and midnight UTC the two zones' dates differ."""
+    """How the widget names `opening`: in the site's zone (UTC, web/widget/hours.js), a
+    weekday, or today. (In the browser's zone, an hour before midnight UTC, tomorrow's
+    opening would already be today.)"""
     there = opening.astimezone(dt.UTC)
     if there.date() == dt.datetime.now(dt.UTC).date():
         return "today at"
@@ -143,7 +143,7 @@ async def test_the_widget_api_says_whether_a_site_is_open_and_takes_callbacks(
     status, headers, shown = await get_json(f"{gateway.url}/api/widget/shop")
     assert status == 200 and headers["Cache-Control"] == "no-store"
     assert shown["open"] is True and shown["next_opening"] is None and shown["hours"] is None
-    assert shown["fallback"] == ["callback"]
+    assert shown["fallback"] == "callback"
     assert shown["callback"] == {
         "countries": ["GB"],
         "calling_codes": {"GB": 44},
@@ -166,7 +166,7 @@ async def test_the_widget_api_says_whether_a_site_is_open_and_takes_callbacks(
 
     _, _, plain = await get_json(f"{gateway.url}/api/widget/plain")
     assert plain["open"] is False and plain["callback"] is None
-    assert plain["fallback"] == []  # "message": nothing but the reason
+    assert plain["fallback"] == "message"
     # Nothing about the phones: no destination, trunk or operator.
     assert "sip:" not in json.dumps([shown, closed, plain])
 
