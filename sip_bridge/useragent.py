@@ -835,11 +835,7 @@ class UserAgent:
             request.serialize()
         except UnicodeError as exc:
             raise ValueError(f"the MESSAGE cannot be encoded: {exc.reason}") from None
-        creds = (
-            _Credentials(digest.DigestClient(digest.DigestCredentials(*credentials)))
-            if credentials
-            else None
-        )
+        creds = _Credentials(credentials) if credentials else None
         self._start_probe(key, request, self._destination(route or uri), now, timeout, creds)
 
     def reply_message(
@@ -892,27 +888,9 @@ class UserAgent:
         creds = probe.credentials
         if creds is None or probe.tx.method != "MESSAGE":
             return False
-        header = "WWW-Authenticate" if response.status == 401 else "Proxy-Authenticate"
-        try:
-            challenge = digest.choose_challenge(response.headers.get_all(header))
-        except digest.DigestError:
+        retry = creds.retry(probe.tx.request, response, self._via())
+        if isinstance(retry, str):
             return False
-        attempts = creds.attempts.get(challenge.realm, 0)
-        if attempts >= 2 or (attempts == 1 and not challenge.stale):
-            return False
-        creds.attempts[challenge.realm] = attempts + 1
-        original = probe.tx.request
-        retry = Request(original.method, original.uri, original.headers.copy(), original.body)
-        retry.headers.replace_first("Via", self._via())
-        retry.headers.set("CSeq", f"{original.cseq.seq + 1} {original.cseq.method}")
-        name = "Authorization" if response.status == 401 else "Proxy-Authorization"
-        retry.headers.remove(name)
-        retry.headers.add(
-            name,
-            creds.client.authorization(
-                challenge, method=original.method, uri=str(original.uri), body=original.body
-            ),
-        )
         del self._probes[probe.key]
         self._start_probe(probe.key, retry, probe.tx.destination, now, None, creds)
         self._probes[probe.key].deadline = probe.deadline
