@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 from gateway.api import Clock, EndCause, VisitorDetails
@@ -178,7 +178,7 @@ class CallHistory:
         cause: EndCause | str | None,
         detail: str = "",
         codecs: dict[str, str] | None = None,
-        quality: dict[str, LegQuality] | None = None,
+        quality: Mapping[str, LegQuality | None] | None = None,
     ) -> CallRecord | None:
         """The call's record (written in the background), or None for an unknown call.
         `outcome` None: answered if it was, else from the `EndCause`."""
