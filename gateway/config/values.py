@@ -537,13 +537,6 @@ def _optional_seconds(value: object) -> float | None:
     return _positive_seconds(value)
 
 
-def _relative_path(text: str, base_dir: Path | None) -> Path:
-    path = Path(text).expanduser()
-    if not path.is_absolute() and base_dir is not None:
-        path = base_dir / path
-    return path
-
-
 def _directory(value: object) -> Path:
     """A directory the gateway writes to; `~` expanded, a relative one kept relative (to
     the working directory of the process)."""
