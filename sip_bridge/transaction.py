@@ -116,6 +116,10 @@ class ClientTransaction(Transaction):
     def _transmit(self) -> None:
         self._send(self._wire, self.destination)
 
+    def start(self, now: float) -> None:
+        """Send the request and start the timers (the two machines differ)."""
+        raise NotImplementedError
+
     def receive_response(self, response: Response, now: float) -> None:
         """A response to our request (the INVITE and non-INVITE machines differ)."""
         raise NotImplementedError
