@@ -31,6 +31,7 @@ from __future__ import annotations
 import secrets
 from collections import deque
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from sip_bridge import digest
 from sip_bridge.dialog import Dialog
@@ -84,6 +85,8 @@ KNOWN_UNSUPPORTED = frozenset(
     {"REGISTER", "SUBSCRIBE", "NOTIFY", "REFER", "MESSAGE", "PUBLISH", "PRACK"}
 )
 SDP = "application/sdp"
+_ClientTx = TypeVar("_ClientTx", bound=ClientTransaction)
+_ServerTx = TypeVar("_ServerTx", bound=ServerTransaction)
 
 
 class CallError(RuntimeError):
@@ -209,7 +212,7 @@ class UserAgent:
     def __init__(self, config: UserAgentConfig) -> None:
         self.config = config
         self._outbox: list[tuple[bytes, Address]] = []
-        self._events: deque[Event | MessageTrace] = deque()
+        self._events: deque[Event | MessageTrace | OptionsResult] = deque()
         self._calls: dict[str, _Call] = {}
         self._client_txs: dict[tuple, ClientTransaction] = {}
         self._server_txs: dict[tuple, ServerTransaction] = {}
@@ -431,7 +434,7 @@ class UserAgent:
         call.invite = Request("INVITE", uri.without_headers(), headers_, sdp)
         try:  # text that cannot go on the wire (a lone surrogate) fails here, not later
             call.invite.serialize()
-        except UnicodeError as exc:
+        except UnicodeEncodeError as exc:
             raise ValueError(f"the INVITE cannot be encoded: {exc.reason}") from None
         call.route = route
         call.destination = self._destination(route or uri)
@@ -521,6 +524,7 @@ class UserAgent:
     def ring(self, call_id: str, now: float, *, sdp: bytes | None = None) -> None:
         """Send 180 Ringing (or 183 Session Progress with early media when `sdp` is given)."""
         call = self._incoming(call_id)
+        assert call.server_tx is not None  # _incoming checked it
         status = 183 if sdp else 180
         response = self._uas_response(call, status, sdp)
         call.server_tx.respond(response, now)
@@ -528,6 +532,7 @@ class UserAgent:
     def answer(self, call_id: str, now: float, *, sdp: bytes) -> None:
         """Answer an incoming call with 200 OK and our SDP."""
         call = self._incoming(call_id)
+        assert call.server_tx is not None  # _incoming checked it
         invite = call.server_tx.request
         call.dialog = Dialog.as_uas(invite, call.incoming_to_tag or _new_tag(), 0)
         call.dialog.confirmed = True
@@ -544,6 +549,7 @@ class UserAgent:
             raise CallError(f"no offer pending on call {call_id}")
         tx, request = call.pending_offer_tx, call.pending_offer_request
         call.pending_offer_tx = call.pending_offer_request = None
+        assert request is not None  # set with pending_offer_tx
         response = new_response(request, 200)
         response.headers.add("Contact", self._contact(self.config.user))
         response.headers.add("Allow", ALLOWED_METHODS)
@@ -559,6 +565,7 @@ class UserAgent:
             raise CallError(f"no offer pending on call {call_id}")
         tx, request = call.pending_offer_tx, call.pending_offer_request
         call.pending_offer_tx = call.pending_offer_request = None
+        assert request is not None  # set with pending_offer_tx
         tx.respond(new_response(request, status), now)
 
     # ------------------------------------------------------------------ internals: out
@@ -631,8 +638,8 @@ class UserAgent:
         )
 
     def _new_client_tx(
-        self, cls, request: Request, destination: Address, call: _Call, now: float
-    ) -> ClientTransaction:
+        self, cls: type[_ClientTx], request: Request, destination: Address, call: _Call, now: float
+    ) -> _ClientTx:
         tx = cls(
             request,
             destination,
@@ -647,8 +654,8 @@ class UserAgent:
         return tx
 
     def _new_server_tx(
-        self, cls, request: Request, reply_to: Address, source: Address
-    ) -> ServerTransaction:
+        self, cls: type[_ServerTx], request: Request, reply_to: Address, source: Address
+    ) -> _ServerTx:
         tx = cls(
             request,
             reply_to,
@@ -662,6 +669,7 @@ class UserAgent:
         return tx
 
     def _start_invite(self, call: _Call, now: float) -> None:
+        assert call.invite is not None and call.destination is not None  # set by invite()
         call.invite_tx = self._new_client_tx(
             InviteClientTransaction, call.invite, call.destination, call, now
         )
@@ -673,6 +681,7 @@ class UserAgent:
         invite = call.invite
         # §9.1: same Request-URI, Call-ID, From, To, CSeq number, top Via and routes.
         cancel = same_transaction_request(invite, "CANCEL", invite.headers.get("To") or "")
+        assert call.destination is not None  # the INVITE went there
         self._new_client_tx(NonInviteClientTransaction, cancel, call.destination, call, now)
         call.cancel_deadline = now + 64 * self.config.timers.t1
 
@@ -708,6 +717,7 @@ class UserAgent:
             # wait forever, and its sender for a final response (§15.1.2: 487).
             tx, request = call.pending_offer_tx, call.pending_offer_request
             call.pending_offer_tx = call.pending_offer_request = None
+            assert request is not None  # set with pending_offer_tx
             tx.respond(new_response(request, 487), now)
         self._calls.pop(call.call_id, None)
         self._events.append(CallEnded(call.call_id, reason, status, detail))
@@ -723,6 +733,7 @@ class UserAgent:
         if call is None:
             return
         if tx.method == "INVITE":
+            assert isinstance(tx, InviteClientTransaction)  # made for an INVITE
             self._invite_response(call, tx, response, now)
         elif tx.method == "BYE":
             if response.status in (401, 407) and self._retry_with_auth(call, tx, response, now):
@@ -792,6 +803,7 @@ class UserAgent:
             self._end(call, reason_for_status(status), status, detail, now=now)
 
     def _invite_provisional(self, call: _Call, response: Response, now: float) -> None:
+        assert call.invite is not None  # responses come only to the INVITE we sent
         if call.ended:
             return
         call.provisional_seen = True
@@ -814,6 +826,7 @@ class UserAgent:
             self._send_cancel(call, now)
 
     def _invite_success(self, call: _Call, response: Response, now: float) -> None:
+        assert call.invite is not None  # responses come only to the INVITE we sent
         to_tag = response.to.tag or ""
         if call.dialog is not None:
             if to_tag == call.dialog.remote_tag:
@@ -841,6 +854,7 @@ class UserAgent:
         self._events.append(CallAnswered(call.call_id, response.body))
 
     def _send_ack(self, call: _Call, dialog: Dialog, response: Response) -> None:
+        assert call.invite is not None  # responses come only to the INVITE we sent
         ack = dialog.next_request("ACK", self._via(), cseq=call.invite.cseq.seq)
         for name in ("Authorization", "Proxy-Authorization"):
             for value in call.invite.headers.get_all(name):
@@ -851,10 +865,12 @@ class UserAgent:
 
     def _resend_ack(self, call: _Call) -> None:
         if call.ack_wire is not None:
+            assert call.ack_destination is not None  # set with ack_wire
             self._send(call.ack_wire, call.ack_destination)
 
     def _ack_and_bye_fork(self, call: _Call, response: Response, now: float) -> None:
         """A 2xx from another fork, or after we ended: ACK it and hang it up at once."""
+        assert call.invite is not None  # responses come only to the INVITE we sent
         dialog = Dialog.as_uac(call.invite, response)
         ack = dialog.next_request("ACK", self._via(), cseq=call.invite.cseq.seq)
         destination = self._dialog_destination(call, dialog)
@@ -1041,6 +1057,7 @@ class UserAgent:
             response.headers.add("Accept", SDP)
             tx.respond(response, now)
         elif method == "INVITE" and self.config.accept_incoming:
+            assert isinstance(tx, InviteServerTransaction)  # made for an INVITE
             self._incoming_invite(request, tx, now)
         elif method in ("INVITE", "BYE", "UPDATE", "INFO"):
             # Not ours: no dialog, and we are not a proxy or an open relay.
@@ -1174,7 +1191,7 @@ class UserAgent:
         return new_response(invite, 487, to_tag=tag or _new_tag())
 
     # ------------------------------------------------------------------ incoming calls
-    def _incoming_invite(self, request: Request, tx: ServerTransaction, now: float) -> None:
+    def _incoming_invite(self, request: Request, tx: InviteServerTransaction, now: float) -> None:
         if request.call_id in self._calls:
             tx.respond(new_response(request, 482, to_tag=_new_tag()), now)
             return
@@ -1216,6 +1233,7 @@ class UserAgent:
         return call
 
     def _uas_response(self, call: _Call, status: int, sdp: bytes | None) -> Response:
+        assert call.server_tx is not None  # an incoming call's
         response = new_response(call.server_tx.request, status, to_tag=call.incoming_to_tag)
         response.headers.add("Contact", self._contact(self.config.user))
         if status == 200:
@@ -1255,6 +1273,7 @@ class UserAgent:
             call.uas_2xx_next = None
             self._send_bye(call, now, EndReason.FAILED, None, "no ACK for our 2xx")
             return
+        assert call.uas_2xx_wire is not None and call.uas_2xx_to is not None  # set together
         self._send(call.uas_2xx_wire, call.uas_2xx_to)
         call.uas_2xx_interval = min(call.uas_2xx_interval * 2, self.config.timers.t2)
         call.uas_2xx_next = min(now + call.uas_2xx_interval, call.uas_2xx_deadline)
