@@ -161,11 +161,22 @@ class CallHistory:
                 }
             )
 
-    def changed(self, call_id: str, state: str, **values: object) -> None:
+    def changed(
+        self,
+        call_id: str,
+        state: str,
+        *,
+        answered_at: float | None = None,
+        destination: str | None = None,
+    ) -> None:
         if self.database is None or call_id not in self._calls:
             return
         now = self.clock()
-        self._write(lambda db: db.live.changed(call_id, state, now, **values))  # type: ignore[arg-type]
+        self._write(
+            lambda db: db.live.changed(
+                call_id, state, now, answered_at=answered_at, destination=destination
+            )
+        )
 
     def sip_response(self, status: int) -> None:
         self.metrics.sip_responses.labels(str(status)).inc()

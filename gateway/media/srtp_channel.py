@@ -225,6 +225,8 @@ class SrtpAudioChannel:
         arrived = self._arrived
         arrived.sequence_number = sequence
         arrived.timestamp = timestamp
+        # Set by _count_source above (no check per packet); aiortc's add() is typed for an
+        # RtpPacket but reads only the two fields of our reused stand-in.
         self.reception.add(arrived)  # type: ignore[union-attr,arg-type]
         offset = 12 + 4 * (first & 0x0F)
         if first & 0x10:

@@ -123,7 +123,7 @@ class UdpTransport(SipTransport, asyncio.DatagramProtocol):
         return protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = transport  # type: ignore[assignment]
+        self._transport = cast(asyncio.DatagramTransport, transport)  # a datagram endpoint's
         self.local_address = transport.get_extra_info("sockname")[:2]
 
     def datagram_received(self, data: bytes, addr: tuple) -> None:
