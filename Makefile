@@ -6,18 +6,24 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 NODE_INSTALLED := node_modules/.package-lock.json
 
-.PHONY: run test lint bench bench-crosscheck system-deps clean
+.PHONY: run test lint typecheck bench bench-crosscheck system-deps clean
 
 run: $(INSTALLED) $(NODE_INSTALLED)
 	$(PY) -m gateway $(ARGS)
 
-test: system-deps $(INSTALLED) $(NODE_INSTALLED)
+# The type check first: CI (.ci/run) runs `make test`, so a type error fails it too.
+test: system-deps $(INSTALLED) $(NODE_INSTALLED) typecheck
 	scripts/in-loopback-netns $(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
+
+# mypy over gateway/, signaling/ and sip_bridge/ ([tool.mypy] in pyproject.toml).
+typecheck: $(INSTALLED)
+	$(VENV)/bin/mypy
 
 system-deps:
 	scripts/install-system-deps

@@ -154,9 +154,9 @@ class CallbackRequests:
         if at is None or at == "":
             if not policy.hours.is_open(current):
                 opening = policy.hours.next_opening(current)
-                when = f" We open again {opening.isoformat(timespec='minutes')}." if opening else ""
+                note = f" We open again {opening.isoformat(timespec='minutes')}." if opening else ""
                 raise CallbackRefused(
-                    "closed", "We are closed now: choose a time." + when, status=409
+                    "closed", "We are closed now: choose a time." + note, status=409
                 )
             return now
         if not isinstance(at, str):

@@ -157,6 +157,7 @@ class RequestACall:
         if site is None:
             return None
         policy = site.callback
+        assert policy is not None  # _site returns only sites that take callbacks
         return SiteCallbacks(
             site.id,
             policy.countries,
@@ -191,6 +192,7 @@ class RequestACall:
         if site is None:
             return None
         policy, config = site.callback, self.config
+        assert policy is not None  # _site returns only sites that take callbacks
         operator = policy.operator or site.destinations[0].uri
         settings = CallbackSettings(
             operator=str(operator),

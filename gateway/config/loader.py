@@ -704,7 +704,7 @@ def _finish_sip(c: dict[str, Any], base_dir: Path | None, problems: _Problems) -
     for key in ("tls_certificate", "tls_private_key", "tls_ca_certificates"):
         if c[key] not in (None, _FAILED):
             c[key] = problems.convert(
-                f"sip.{key}", lambda text: _existing_file(text, base_dir), c[key]
+                f"sip.{key}", lambda text: _existing_file(str(text), base_dir), c[key]
             )
     if c["transport"] == "tls":
         for key in ("tls_certificate", "tls_private_key"):

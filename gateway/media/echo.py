@@ -32,7 +32,7 @@ class EchoLeg:
         self.webrtc.listen(self._echo)
         return answer
 
-    def _echo(self, payload: memoryview, timestamp: int) -> None:
+    def _echo(self, payload: bytes | memoryview, timestamp: int) -> None:
         self.webrtc.send(payload)  # copied into the outgoing packet before this returns
         self.echoed += 1
 

@@ -29,11 +29,14 @@ import logging
 import random
 import struct
 from collections.abc import Callable
+from typing import Any
 
+from aioice.ice import Connection
 from aioice.turn import TurnTransport
 from aiortc import RTCRtpTransceiver
 from aiortc.clock import current_ntp_time
 from aiortc.rtcrtpreceiver import StreamStatistics
+from pylibsrtp import Session
 from pylibsrtp._binding import ffi, lib
 
 __all__ = ["SrtpAudioChannel"]
@@ -102,11 +105,11 @@ class SrtpAudioChannel:
         self._sequence = 0
         self._octets = 0
         self._last_timestamp = 0
-        self._connection = None
+        self._connection: Connection  # set by attach(); send() checks attached first
         # pylibsrtp's sessions own the libsrtp contexts (freed when they are collected):
         # held here so that the raw pointers below never outlive them.
-        self._tx_srtp = None
-        self._rx_srtp = None
+        self._tx_srtp: Session | None = None
+        self._rx_srtp: Session | None = None
         self._tx_session = None
         self._rx_session = None
         self._protocols: list = []
@@ -222,6 +225,8 @@ class SrtpAudioChannel:
         arrived = self._arrived
         arrived.sequence_number = sequence
         arrived.timestamp = timestamp
+        # Set by _count_source above (no check per packet); aiortc's add() is typed for an
+        # RtpPacket but reads only the two fields of our reused stand-in.
         self.reception.add(arrived)  # type: ignore[union-attr,arg-type]
         offset = 12 + 4 * (first & 0x0F)
         if first & 0x10:
@@ -271,9 +276,9 @@ class SrtpAudioChannel:
             return False
         transport = pair.protocol.transport
         packet = view[: length[0]]
-        transport.sendto(
-            bytes(packet) if type(transport) is TurnTransport else packet, pair.remote_addr
-        )
+        # aioice types it as a DatagramTransport; a relayed pair's is its TurnTransport.
+        is_turn = type(transport) is TurnTransport  # type: ignore[comparison-overlap]
+        transport.sendto(bytes(packet) if is_turn else packet, pair.remote_addr)
         self._sequence = (sequence + 1) & 0xFFFF
         self._last_timestamp = timestamp
         self._octets += size
@@ -284,7 +289,7 @@ class SrtpAudioChannel:
 
     def _update_sender_reports(self) -> None:
         """Keep aiortc's RTCP sender reports (which it still sends) true to what we sent."""
-        sender = self._sender
+        sender: Any = self._sender  # aiortc's name-mangled counters, unseen by mypy
         sender._RTCRtpSender__packet_count = self.packets_sent
         sender._RTCRtpSender__octet_count = self._octets
         sender._RTCRtpSender__rtp_timestamp = self._last_timestamp

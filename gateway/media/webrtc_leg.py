@@ -112,7 +112,7 @@ class WebRtcLeg:
         # aiortc's sender if the channel could not take over.
         self._send_through_aiortc = False
         self._pts = 0
-        self.on_packet: Callable[[bytes, int], None] | None = None
+        self.on_packet: Callable[[bytes | memoryview, int], None] | None = None
         self.on_failed: Callable[[str], None] | None = None
         self.connected = asyncio.Event()
         self._closed = False
@@ -194,7 +194,7 @@ class WebRtcLeg:
 
         receiver.receive = receive
 
-    def listen(self, handler: Callable[[bytes, int], None] | None) -> None:
+    def listen(self, handler: Callable[[bytes | memoryview, int], None] | None) -> None:
         """Hand each received audio payload and its RTP timestamp to `handler` (the payload
         may be a view valid only until the handler returns)."""
         self.on_packet = handler
@@ -204,12 +204,12 @@ class WebRtcLeg:
     def send(self, payload: bytes | memoryview, frames: int | None = 1) -> None:
         """Queue one encoded 20 ms frame for the browser, `frames` slots after the previous
         one (more than 1 leaves a gap for frames lost upstream; None counts as 1)."""
-        if self._closed or self._channel is None:
-            return
+        if self._closed or self._channel is None or self.codec is None:
+            return  # (the codec, the track and the channel are set together by answer())
         self._pts += (frames or 1) * self.codec.frame_ticks
         if self._channel.attached:
             self._channel.send(payload, self._pts, marker=self._channel.packets_sent == 0)
-        elif self._send_through_aiortc:
+        elif self._send_through_aiortc and self._track is not None:
             self._track.push(bytes(payload), self._pts)
 
     async def add_candidate(

@@ -58,6 +58,7 @@ def sip_tls_contexts(config: GatewayConfig) -> tuple[ssl.SSLContext | None, ssl.
     sip = config.sip
     if sip.transport != "tls":
         return None, None
+    assert sip.tls_certificate is not None  # the loader requires it with TLS
     server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server.load_cert_chain(sip.tls_certificate, sip.tls_private_key)
     client = ssl.create_default_context(

@@ -35,7 +35,7 @@ import signal
 import sys
 import time
 import traceback
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gateway.access.ledger import SharedLedger
 from gateway.config import AccessConfig, GatewayConfig
@@ -111,7 +111,7 @@ def worker_configs(config: GatewayConfig, count: int) -> list[GatewayConfig]:
     configs = []
     for i in range(count):
         rtp_low = low + 2 * per_worker * i
-        changes = {
+        changes: dict[str, Any] = {
             "sip": dataclasses.replace(
                 config.sip,
                 listen=(sip_host, sip_port + i),
@@ -231,9 +231,9 @@ class Supervisor:
                 pid, wait_status = os.waitpid(-1, 0)
             except ChildProcessError:
                 break
-            index = self._pids.pop(pid, None)
-            if index is None:
+            if pid not in self._pids:
                 continue
+            index = self._pids.pop(pid)
             if self._stopping:
                 continue
             code = os.waitstatus_to_exitcode(wait_status)
