@@ -33,7 +33,7 @@ from gateway.media.sip_leg import open_sip_media
 from gateway.media.transcoder import audio_codec
 from gateway.storage import Callback, CallbackEvent, CallbackStatus, CallbackStore
 from gateway.storage.callback_lifecycle import STATUS_EVENTS
-from gateway.text import MAX_REASON_CHARS, clean_visitor_name, clean_visitor_text, loggable
+from gateway.text import MAX_REASON_CHARS, clean_visitor_name, clean_visitor_text, clipped
 from sip_bridge import (
     CallAnswered,
     CallEnded,
@@ -366,7 +366,7 @@ class CallbackJob:
             )
         await self.store.finish(self.callback.id, status, detail, self.clock())
         await self._progress(CallbackEvent(status.value), detail)
-        logger.info("callback %s: %s (%s)", self.callback.id, status, loggable(detail))
+        logger.info("callback %s: %s (%s)", self.callback.id, status, clipped(detail))
         return status
 
     def _quality(self) -> dict[str, LegQuality | None]:

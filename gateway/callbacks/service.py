@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from gateway.access.admission import AdmittedCall, CallAdmission, LimitRefused
-from gateway.api import CallbackRefused, TokenService, loggable
+from gateway.api import CallbackRefused, TokenService, clipped
 from gateway.callbacks.job import CallbackJob, CallbackSettings, Slot
 from gateway.callbacks.requests import CallbackRequests, SiteCallbacks
 from gateway.callbacks.scheduler import CallbackScheduler, MustWait
@@ -251,6 +251,6 @@ class RequestACall:
             self.admission.count_request(site, client, self.clock())
         except LimitRefused as exc:
             logger.warning(
-                "callback refused (%s): site=%s %s", exc.code, loggable(site_id, 40), exc.detail
+                "callback refused (%s): site=%s %s", exc.code, clipped(site_id, 40), exc.detail
             )
             raise

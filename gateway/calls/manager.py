@@ -29,7 +29,7 @@ from gateway.api import (
     SiteInfo,
     TokenGrant,
     VisitorDetails,
-    loggable,
+    clipped,
 )
 from gateway.calls.call import Call, CallSettings, Destination
 from gateway.calls.causes import record_detail
@@ -144,9 +144,9 @@ class CallManager:
             (logger.warning if warning else logger.info)(
                 "call refused (%s): site %s, client %s: %s",
                 exc.code,
-                loggable(site_id, 40),
-                loggable(client, 64),
-                loggable(exc.detail if isinstance(exc, LimitRefused) else exc.message),
+                clipped(site_id, 40),
+                clipped(client, 64),
+                clipped(exc.detail if isinstance(exc, LimitRefused) else exc.message),
             )
             raise
 
@@ -201,9 +201,9 @@ class CallManager:
                     "call %s ended: site %s, client %s, %s%s, talked %.1f s",
                     call_id,
                     site.id,
-                    loggable(client, 64),
+                    clipped(client, 64),
                     update.cause,
-                    f" ({loggable(update.detail)})" if update.detail else "",
+                    f" ({clipped(update.detail)})" if update.detail else "",
                     talked,
                 )
             notify(update)
@@ -222,7 +222,7 @@ class CallManager:
             raise CallRefused("bad_offer", str(exc)) from None
         except OSError as exc:
             self._forget(call_id)
-            logger.warning("call %s: cannot start: %s", call_id, loggable(exc))
+            logger.warning("call %s: cannot start: %s", call_id, clipped(exc))
             history.ended(call_id, "failed", cause="unavailable", detail=str(exc))
             raise CallRefused("unavailable", "the gateway cannot take a call now") from None
         except BaseException:
@@ -230,7 +230,7 @@ class CallManager:
             self._forget(call_id)
             history.ended(call_id, "failed", cause="failed", detail="the call could not start")
             raise
-        logger.info("call %s started: site %s, client %s", call_id, site.id, loggable(client, 64))
+        logger.info("call %s started: site %s, client %s", call_id, site.id, clipped(client, 64))
         return call_id, answer
 
     def _admit(self, site: SiteConfig, client: str, visitor: VisitorDetails) -> AdmittedCall:
@@ -285,8 +285,8 @@ class CallManager:
                 "pre-call check refused (%s): site %s, client %s: %s",
                 exc.code,
                 site.id,
-                loggable(client, 64),
-                loggable(exc.detail if isinstance(exc, LimitRefused) else exc.message),
+                clipped(client, 64),
+                clipped(exc.detail if isinstance(exc, LimitRefused) else exc.message),
             )
             raise
 

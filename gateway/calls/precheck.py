@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 from gateway.access.admission import HOUR, LimitRefused, client_key
 from gateway.access.ledger import SharedLedger
-from gateway.api import CallRefused, CheckGrant, Clock, loggable
+from gateway.api import CallRefused, CheckGrant, Clock, clipped
 from gateway.config import GatewayConfig, SiteConfig
 from gateway.config.legs import BrowserLegSettings, browser_leg_settings
 from gateway.media.echo import EchoLeg
@@ -91,7 +91,7 @@ class PreCallChecks:
             raise CallRefused("bad_offer", str(exc)) from None
         except OSError as exc:  # no socket for ICE
             await self._end(check, "failed")
-            logger.warning("pre-call check: cannot answer: %s", loggable(exc))
+            logger.warning("pre-call check: cannot answer: %s", clipped(exc))
             raise CallRefused("unavailable", "the gateway cannot take a test now") from None
         except BaseException:
             await self._end(check, "failed")
@@ -104,7 +104,7 @@ class PreCallChecks:
             "pre-call check %s started: site %s, client %s",
             check.id,
             site.id,
-            loggable(address, 64),
+            clipped(address, 64),
         )
         return CheckGrant(check.id, answer, seconds)
 
