@@ -22,6 +22,7 @@ from gateway.api import CallState, CallUpdate, EndCause, Notify, loggable
 from gateway.config import RingbackTone
 from gateway.config.legs import BrowserLegSettings, SipLegSettings
 from gateway.media.bridge import MediaBridge, RtpLeg
+from gateway.media.ice_mux import IceMux
 from gateway.media.quality import LegQuality, sip_leg_quality
 from gateway.media.sip_leg import open_sip_media
 from gateway.media.tones import cadence_for, play_ringback
@@ -84,6 +85,7 @@ class CallSettings:
     ring: str = "sequential"  # parallel | sequential | round-robin
     ring_total: float | None = None  # overall ring time; None: no overall limit
     first: int = 0  # round-robin: index to start from
+    ice_mux: IceMux | None = None  # the worker's shared ICE port; None: a port per call
 
 
 class _Attempt:
@@ -136,7 +138,7 @@ class Call:
         """
         s = self.settings
         try:
-            self.webrtc = WebRtcLeg(s.browser_leg.ice_servers, s.browser_leg.codecs)
+            self.webrtc = WebRtcLeg(s.browser_leg.ice_servers, s.browser_leg.codecs, s.ice_mux)
             self.webrtc.on_failed = self._on_ice_failed
             answer = await self.webrtc.answer(offer_sdp)
             browser_codec = self.webrtc.codec.name

@@ -113,6 +113,9 @@ class IceServer:
 class IceConfig:
     servers: tuple[IceServer, ...]
     host_addresses: tuple[str, ...]
+    # UDP port of every browser leg's ICE (worker i: port + i) on each host address;
+    # 0: aioice binds an ephemeral port per call.
+    port: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,7 @@ from aiortc.exceptions import InvalidAccessError, InvalidStateError, OperationEr
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.sdp import candidate_from_sdp
 
+from gateway.media.ice_mux import IceMux
 from gateway.media.quality import LegQuality
 from gateway.media.srtp_channel import SrtpAudioChannel
 from gateway.media.transcoder import AudioCodec, audio_codec
@@ -85,13 +86,21 @@ class OutboundAudioTrack(MediaStreamTrack):
 class WebRtcLeg:
     """Answers the browser's offer and exchanges encoded audio frames with it."""
 
-    def __init__(self, ice_servers: Sequence[dict], browser_codecs: Sequence[str]) -> None:
+    def __init__(
+        self,
+        ice_servers: Sequence[dict],
+        browser_codecs: Sequence[str],
+        ice_mux: IceMux | None = None,
+    ) -> None:
+        """`ice_mux`: the worker's shared ICE port (`[ice] port`); None: aioice binds
+        sockets of the leg's own."""
         servers = [
             RTCIceServer(urls=s["urls"], username=s.get("username"), credential=s.get("credential"))
             for s in ice_servers
         ]
         # An explicit list, even empty: aiortc falls back to a public STUN server otherwise.
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=servers))
+        self._ice_mux = ice_mux
         self._browser_codecs = [c.lower() for c in browser_codecs]
         self.codec: AudioCodec | None = None
         self._track: OutboundAudioTrack | None = None
@@ -127,6 +136,9 @@ class WebRtcLeg:
         if len(audio) != 1:
             raise ValueError("the offer must have exactly one audio stream")
         transceiver = audio[0]
+        if self._ice_mux is not None:
+            # Before the answer names our username fragment and gathering binds sockets.
+            self._ice_mux.adopt(transceiver.sender.transport.transport.iceGatherer._connection)
         chosen = self._choose_codec(transceiver._codecs)
         if chosen is None:
             raise ValueError("the offer has no audio codec the gateway accepts")

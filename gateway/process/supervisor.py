@@ -9,6 +9,7 @@ dies. Worker i of N gets, derived from the one configuration:
   stays with the worker that accepted it, and that worker owns the visitor's call.
 - SIP: port `sip.listen` + i (and `sip.public_address` port + i): its own user agent.
 - RTP: the i-th of N equal slices of `media.rtp_ports` (whole even/odd pairs).
+- ICE: port `ice.port` + i, the browser legs' one UDP port (gateway/media/ice_mux.py).
 - the demo phone only in worker 0 (it has one SIP address); call tokens signed with one
   secret shared by all workers (made by the supervisor when the file sets none), so a
   token from one worker is good at another, and used once on the whole machine.
@@ -97,6 +98,22 @@ def worker_configs(config: GatewayConfig, count: int) -> list[GatewayConfig]:
         raise WorkerConfigError(
             f"SIP ports {sip_port}..{sip_port + count - 1} of {count} workers pass 65535"
         )
+    ice_port = config.ice.port
+    if ice_port:
+        ice_ports = range(ice_port, ice_port + count)
+        if ice_ports[-1] > 65535:
+            raise WorkerConfigError(
+                f"ICE ports {ice_port}..{ice_ports[-1]} of {count} workers pass 65535"
+            )
+        for port in ice_ports:
+            if low <= port <= high:
+                raise WorkerConfigError(
+                    f"ICE port {port} (ice.port + {port - ice_port}) is inside media.rtp_ports"
+                )
+            if port in range(sip_port, sip_port + count) or port == demo_port:
+                raise WorkerConfigError(
+                    f"ICE port {port} (ice.port + {port - ice_port}) is a SIP port of a worker"
+                )
     for i in range(count):
         port = sip_port + i
         if low <= port <= high:
@@ -121,6 +138,8 @@ def worker_configs(config: GatewayConfig, count: int) -> list[GatewayConfig]:
                 config.media, rtp_ports=(rtp_low, rtp_low + 2 * per_worker - 1)
             ),
         }
+        if ice_port:
+            changes["ice"] = dataclasses.replace(config.ice, port=ice_port + i)
         if i > 0 and config.demo.enabled:
             changes["demo"] = dataclasses.replace(config.demo, enabled=False)
         if shared is not None:

@@ -48,6 +48,7 @@ rtp_ports = "{rtp}-{rtp + 99}"
 browser_codecs = {json.dumps(list(browser_codecs))}
 [ice]
 host_addresses = {json.dumps(list(ice_addresses))}
+port = {free_udp_port()}
 [demo]
 enabled = false
 {extra}
