@@ -141,7 +141,9 @@ def start_operator(processes: Processes, calls: int, duration: float) -> Operato
     return Operator(port, sipp)
 
 
-def gateway_config(http: int, sip: int, rtp: tuple[int, int], sipp: int, codec: str) -> str:
+def gateway_config(
+    http: int, sip: int, rtp: tuple[int, int], sipp: int, codec: str, ice: int
+) -> str:
     """No SIP OPTIONS health checks: SIPp's operator scenario would take each for a call."""
     return f"""
 [http]
@@ -155,6 +157,7 @@ sip_codecs = ["PCMU"]
 ringback = ""
 [ice]
 host_addresses = ["{HOST}"]
+port = {ice}
 [demo]
 enabled = false
 [limits]
@@ -197,7 +200,8 @@ def start_gateway(
     rtp_low = 40000
     rtp = (rtp_low, rtp_low + 4 * max(calls, 50) * 2 - 1)
     config = processes.workdir / "gateway.toml"
-    config.write_text(gateway_config(http, sip, rtp, operator_port, codec))
+    ice = free_port(worker_count(workers))
+    config.write_text(gateway_config(http, sip, rtp, operator_port, codec, ice))
     argv = [sys.executable, "-m", "gateway", "--config", str(config)]
     if workers is not None:
         argv += ["--workers", str(workers)]
