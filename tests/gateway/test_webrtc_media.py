@@ -145,6 +145,10 @@ async def test_what_stock_aiortc_sends_the_channel_receives_in_order():
         assert numbers == list(range(numbers[0], numbers[0] + len(numbers)))
         steps = {(b[1] - a[1]) & 0xFFFFFFFF for a, b in itertools.pairwise(got)}
         assert steps == {160}
+        # What the receiver reports say of the browser's stream: all of it, none lost.
+        reception = channel.reception
+        assert reception.packets_received == reception.packets_expected >= len(got)
+        assert reception.packets_lost == 0
     finally:
         await ours.close()
         await theirs.close()
