@@ -156,6 +156,9 @@ def gateway_config(
     return f"""
 [http]
 listen = "{HOST}:{http}"
+# Every visitor of the benchmark comes from one address: no per-address caps.
+connections_per_client = 1000000
+sockets_per_client = 1000000
 [sip]
 listen = "{HOST}:{sip}"
 [media]
@@ -168,6 +171,8 @@ host_addresses = ["{HOST}"]
 port = {ice}
 [demo]
 enabled = false
+[access]
+tokens_per_client_minute = 1000000
 [limits]
 max_calls = 10000
 max_calls_per_client = 10000

@@ -17,6 +17,12 @@ carry; every other limit is counted for the whole machine, over all workers, in 
 the calls that ended in the last 24 hours plus the calls talking now; once a site has used
 its budget new calls are refused until older minutes age out, and calls in progress go on
 (each bounded by the maximum call duration). Time is passed in.
+
+A Request-a-Call callback is a call to these limits (docs/callbacks.md): its request passes
+the spend guard and counts against the visitor's windows (`count_request`), and when it is
+placed it takes a slot like a call (`admit_callback`: `busy`, `site_busy`,
+`budget_exhausted`; no per-visitor limits, the visitor is not on the line), answered and
+ended in the same ledger.
 """
 
 from __future__ import annotations
@@ -127,7 +133,14 @@ class CallAdmission:
 
     def admit(self, site: SiteConfig, address: str, now: float) -> AdmittedCall:
         """Count a new call of `site` from the visitor at `address`, or raise LimitRefused."""
-        client = client_key(address)
+        return self._admit(site, client_key(address), now, visitor=True)
+
+    def admit_callback(self, site: SiteConfig, callback_id: str, now: float) -> AdmittedCall:
+        """Count a callback of `site` being placed now, or raise LimitRefused (`busy`,
+        `site_busy`, `budget_exhausted`): it then waits (gateway.callbacks.scheduler)."""
+        return self._admit(site, f"callback {callback_id}", now, visitor=False)
+
+    def _admit(self, site: SiteConfig, client: str, now: float, *, visitor: bool) -> AdmittedCall:
         if len(self._live) >= self.max_calls:
             raise LimitRefused(
                 "busy",
@@ -143,26 +156,30 @@ class CallAdmission:
                     "all lines are busy; try again in a few minutes",
                     f"site {site.id} carries {site_calls} calls (max_site_calls)",
                 )
-            client_calls = ledger.live_calls(client=client)
-            if client_calls >= self.max_calls_per_client:
-                raise LimitRefused(
-                    "too_many_calls",
-                    "too many calls from this address",
-                    f"{client} has {client_calls} calls going (limits.max_calls_per_client)",
-                )
+            if visitor:
+                client_calls = ledger.live_calls(client=client)
+                if client_calls >= self.max_calls_per_client:
+                    raise LimitRefused(
+                        "too_many_calls",
+                        "too many calls from this address",
+                        f"{client} has {client_calls} calls going (limits.max_calls_per_client)",
+                    )
             self._check_budget(site, now)
-            self._check_rate(site, client, now)
+            if visitor:
+                self._check_rate(site, client, now)
             row = ledger.add_call(site.id, client, now)
         call = AdmittedCall(site.id, client, row)
         self._live.add(call)
         return call
 
     def count_request(self, site: SiteConfig, address: str, now: float) -> None:
-        """A Request-a-Call request from the visitor at `address`: it counts against the
-        same windows as the calls they start (`calls_per_client_*`), so a callback form is
-        no way around them. Raises LimitRefused (`rate_limited`) past them."""
+        """A Request-a-Call request from the visitor at `address`: refused while the site's
+        spend guard holds (`budget_exhausted`), and counted against the same windows as the
+        calls they start (`calls_per_client_*`, `rate_limited`), so a callback form is no
+        way around either. Raises LimitRefused."""
         client = client_key(address)
         with self.ledger.transaction():
+            self._check_budget(site, now)
             self._check_rate(site, client, now)
             self.ledger.ended(self.ledger.add_call(site.id, client, now), now)
 

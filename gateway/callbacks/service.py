@@ -3,39 +3,64 @@
 
 Present only when some site has a `callback` table. A callback request must carry a call
 token (`POST /api/token`, bound to the site and the page's Origin), like a call.
+
+A callback passes the admission of a call (gateway.access.admission), in the same ledger:
+when requested, the visitor's call windows and the site's spend guard (`rate_limited`,
+`budget_exhausted`); when placed, the concurrent calls of the site and of the gateway and
+the spend guard again, and the site's business hours: a callback that cannot be placed
+waits, `scheduled`, until it can. Placed, it holds its slot until it ends, its talk time
+counts against the spend guard, and it ends at the maximum call duration or when a leg
+sends no RTP for `media.media_timeout` (gateway.callbacks.job).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 from collections.abc import Callable
-from typing import Protocol
+from dataclasses import dataclass
 
-from gateway.access.admission import LimitRefused
+from gateway.access.admission import AdmittedCall, CallAdmission, LimitRefused
 from gateway.api import CallbackRefused, TokenService, loggable
-from gateway.callbacks.job import CallbackJob, CallbackSettings
+from gateway.callbacks.job import CallbackJob, CallbackSettings, Slot
 from gateway.callbacks.requests import CallbackRequests, SiteCallbacks
-from gateway.callbacks.scheduler import CallbackScheduler
+from gateway.callbacks.scheduler import CallbackScheduler, MustWait
 from gateway.calls.history import CallHistory
 from gateway.config import GatewayConfig, SiteConfig
 from gateway.config.legs import sip_leg_settings
 from gateway.notify.publisher import Notifier
 from gateway.sites.hours import ALWAYS_OPEN
-from gateway.storage import Callback, CallbackStore, Database
+from gateway.storage import Callback, CallbackEvent, CallbackStatus, CallbackStore, Database
 from sip_bridge import SipEndpoint
 
-
-class CallbackAccess(TokenService, Protocol):
-    """What Request-a-Call asks of the call side (the CallManager): call tokens, and the
-    visitor's call windows, which callback requests count against too."""
-
-    def admit_callback_request(self, site_id: str, client: str) -> None:
-        """Count one request of `client` for `site_id`, or raise LimitRefused."""
-        ...
-
-
 logger = logging.getLogger(__name__)
+
+# Why a due callback waits, in words for its history, by the admission's refusal code.
+WAITS = {
+    "site_busy": "all lines are busy",
+    "busy": "the gateway is at its call limit",
+    "budget_exhausted": "the site's call minutes for today are spent",
+}
+
+
+# The events of a job that end a callback's life, told to the site owner (`callback.ended`).
+_ENDS = frozenset({CallbackEvent.DONE, CallbackEvent.FAILED, CallbackEvent.INTERRUPTED})
+
+
+@dataclass(eq=False)
+class _AdmittedSlot:
+    """A placed callback's row in the shared ledger (gateway.access.admission)."""
+
+    admission: CallAdmission
+    call: AdmittedCall
+    clock: Callable[[], float]
+
+    def answered(self) -> None:
+        self.admission.answered(self.call, self.clock())
+
+    def release(self) -> None:
+        self.admission.ended(self.call, self.clock())
 
 
 class RequestACall:
@@ -43,7 +68,8 @@ class RequestACall:
         self,
         config: GatewayConfig,
         endpoint: SipEndpoint,
-        tokens: CallbackAccess,
+        tokens: TokenService,
+        admission: CallAdmission,
         store: CallbackStore,
         *,
         owner: str,
@@ -55,10 +81,13 @@ class RequestACall:
         self.notifier = notifier
         self.endpoint = endpoint
         self.tokens = tokens
+        self.admission = admission
         self.store = store
         self.clock = clock
         self.history = history
-        self.scheduler = CallbackScheduler(store, self._job, owner=owner, clock=clock)
+        self.scheduler = CallbackScheduler(
+            store, self._job, admit=self._admit_placement, owner=owner, clock=clock
+        )
         self.requests = CallbackRequests(
             store,
             self._policy,
@@ -73,7 +102,8 @@ class RequestACall:
         cls,
         config: GatewayConfig,
         endpoint: SipEndpoint,
-        tokens: CallbackAccess,
+        tokens: TokenService,
+        admission: CallAdmission,
         database: Database,
         *,
         owner: str = "gateway",
@@ -91,6 +121,7 @@ class RequestACall:
             config,
             endpoint,
             tokens,
+            admission,
             store,
             owner=owner,
             clock=clock,
@@ -103,17 +134,17 @@ class RequestACall:
     async def stop(self) -> None:
         await self.scheduler.stop()
 
-    async def cancel(self, callback_id: str) -> str | None:
+    async def cancel(self, callback_id: str) -> CallbackStatus | None:
         """The site owner cancels a scheduled callback (its status after, None if unknown)."""
         status = await self.store.cancel(callback_id, self.clock(), by="by the site")
-        if status == "cancelled" and self.history is not None:
-            self.history.metrics.callbacks.labels("cancelled").inc()
+        if status is CallbackStatus.CANCELLED and self.history is not None:
+            self.history.metrics.callbacks.labels(status.value).inc()
         return status
 
-    async def place_again(self, callback_id: str) -> str | None:
+    async def place_again(self, callback_id: str) -> CallbackStatus | None:
         """The site owner places a failed or interrupted callback again, now."""
         status = await self.store.place_again(callback_id, self.clock())
-        if status == "scheduled":
+        if status is CallbackStatus.SCHEDULED:
             self.scheduler.wake.set()
         return status
 
@@ -136,7 +167,26 @@ class RequestACall:
             ),
         )
 
-    def _job(self, callback: Callback) -> CallbackJob | None:
+    def _admit_placement(self, callback: Callback) -> Slot | None:
+        """Take a due callback's slot in the limits, or raise MustWait (it stays
+        scheduled); None for a callback whose site is gone (it fails in `_job`)."""
+        site = self._site(callback.site)
+        if site is None:
+            return None
+        now = self.clock()
+        if site.hours is not None and not site.hours.is_open(
+            dt.datetime.fromtimestamp(now, dt.UTC)
+        ):
+            raise MustWait("the site is closed")
+        try:
+            call = self.admission.admit_callback(site, callback.id, now)
+        except LimitRefused as exc:
+            raise MustWait(
+                WAITS.get(exc.code, exc.message), everywhere=exc.code == "busy"
+            ) from None
+        return _AdmittedSlot(self.admission, call, self.clock)
+
+    def _job(self, callback: Callback, slot: Slot | None) -> CallbackJob | None:
         site = self._site(callback.site)
         if site is None:
             return None
@@ -163,6 +213,7 @@ class RequestACall:
             self.store,
             on_progress=lambda event, detail: self._progress(callback, event, detail),
             clock=self.clock,
+            slot=slot,
             history=self.history,
         )
 
@@ -174,12 +225,12 @@ class RequestACall:
 
     def _cancelled(self, callback: Callback) -> None:
         if self.notifier is not None:
-            self.notifier.callback_ended(callback, "cancelled", "", self.clock())
+            self.notifier.callback_ended(callback, CallbackStatus.CANCELLED.value, "", self.clock())
 
-    def _progress(self, callback: Callback, event: str, detail: str) -> None:
+    def _progress(self, callback: Callback, event: CallbackEvent, detail: str) -> None:
         """A job's progress; its end (`done`, `failed`, `interrupted`) tells the owner."""
-        if self.notifier is not None and event in ("done", "failed", "interrupted"):
-            self.notifier.callback_ended(callback, event, detail, self.clock())
+        if self.notifier is not None and event in _ENDS:
+            self.notifier.callback_ended(callback, event.value, detail, self.clock())
 
     def authorize(self, site: object, token: str, origin: str) -> None:
         """A request needs a call token (`Authorization: Bearer ...`) for the site it names,
@@ -189,9 +240,13 @@ class RequestACall:
         self.tokens.redeem_token(token, site_id=site, origin=origin)
 
     def _admit(self, site_id: str, client: str) -> None:
-        """A valid request about to be stored counts against the visitor's call windows."""
+        """A valid request about to be stored passes the site's spend guard and counts
+        against the visitor's call windows; raises LimitRefused."""
+        site = self._site(site_id)
+        if site is None:
+            raise CallbackRefused("unknown_site", "This site does not take callbacks.", status=404)
         try:
-            self.tokens.admit_callback_request(site_id, client)
+            self.admission.count_request(site, client, self.clock())
         except LimitRefused as exc:
             logger.warning(
                 "callback refused (%s): site=%s %s", exc.code, loggable(site_id, 40), exc.detail

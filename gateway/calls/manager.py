@@ -126,11 +126,6 @@ class CallManager:
             raise AccessRefused("unknown_site", f"no site {site_id[:40]!r}", status=404)
         return site
 
-    def admit_callback_request(self, site_id: str, client: str) -> None:
-        """Count a Request-a-Call request of `client` against the visitor's call windows;
-        raises LimitRefused past them (gateway/access/admission.py)."""
-        self.admission.count_request(self._site(site_id), client, self.clock())
-
     # -------------------------------------------------------------- CallService
     def site(self, site_id: str) -> SiteInfo | None:
         site = self.config.site(site_id)
@@ -380,6 +375,7 @@ class CallManager:
             caller_name=name or site.caller_name,
             from_user=site.from_user,
             ring_timeout=site.ring_timeout,
+            connect_timeout=config.ice.connect_timeout,
             sip_leg=self._sip_leg,
             browser_leg=self._browser_leg,
             ice_mux=self.ice_mux,

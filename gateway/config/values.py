@@ -4,12 +4,13 @@ raises `_Invalid` saying why. None of them echoes a value of a secret key."""
 
 from __future__ import annotations
 
+import enum
 import ipaddress
 import math
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import argon2
@@ -21,6 +22,7 @@ from gateway.storage.engine import DatabaseUrl
 from sip_bridge import SipParseError, SipUri, parse_sip_uri
 
 Converter = Callable[[object], Any]
+_E = TypeVar("_E", bound=enum.StrEnum)
 
 
 class _Invalid(Exception):
@@ -243,6 +245,20 @@ def _choice(*allowed: str) -> Callable[[object], str]:
     return convert
 
 
+def _member(kind: type[_E]) -> Callable[[object], _E]:
+    """One of a closed choice defined as a StrEnum (say, `RingStrategy`)."""
+    allowed = ", ".join(member.value for member in kind)
+
+    def convert(value: object) -> _E:
+        text = _string(value).strip().lower()
+        try:
+            return kind(text)
+        except ValueError:
+            raise _Invalid(f"must be one of {allowed}, not {value!r}") from None
+
+    return convert
+
+
 def _optional_path(value: object) -> str | None:
     text = _string(value).strip()
     return text or None
@@ -411,6 +427,40 @@ def _networks(value: object) -> tuple[str, ...]:
             raise _Invalid(f"duplicate network {str(network)!r}", f"[{i}]")
         result.append(str(network))
     return tuple(result)
+
+
+OWN_NETWORKS = "own"  # in ice.denied_candidate_networks: this machine's networks
+
+
+def _candidate_networks(value: object) -> tuple[str, ...]:
+    """ice.denied_candidate_networks: networks, and "own" (expanded by the loader)."""
+    result: list[str] = []
+    for i, item in enumerate(_list(value)):
+        if isinstance(item, str) and item.strip().lower() == OWN_NETWORKS:
+            name = OWN_NETWORKS
+        else:
+            try:
+                name = _networks([item])[0]
+            except _Invalid as exc:
+                raise _Invalid(exc.reason, f"[{i}]") from None
+        if name in result:
+            raise _Invalid(f"duplicate {name!r}", f"[{i}]")
+        result.append(name)
+    return tuple(result)
+
+
+def _turn_credential_lifetime(value: object) -> float:
+    seconds = _positive_seconds(value)
+    if seconds > 86400:
+        raise _Invalid(f"a TURN credential lives at most 86400 seconds, not {value!r}")
+    return seconds
+
+
+def _max_checks(value: object) -> int:
+    checks = _positive_int(value)
+    if checks > 1000:
+        raise _Invalid(f"must be 1-1000, not {checks}")
+    return checks
 
 
 def _token_secret(value: object) -> str | None:

@@ -33,6 +33,9 @@ def gateway_toml(
     extra: str = "",
     health_interval: float = 0,
     ice_addresses: tuple[str, ...] = ("127.0.0.1",),
+    ice_extra: str = "",
+    http_extra: str = "",
+    media: str = "",
 ) -> str:
     """A gateway on free loopback ports with the site `shop`. Health checks are off unless
     asked for: a SIPp UAS takes an OPTIONS for a call it did not expect."""
@@ -41,14 +44,17 @@ def gateway_toml(
     return f"""
 [http]
 listen = "127.0.0.1:{http}"
+{http_extra}
 [sip]
 listen = "127.0.0.1:{sip}"
 [media]
 rtp_ports = "{rtp}-{rtp + 99}"
 browser_codecs = {json.dumps(list(browser_codecs))}
+{media}
 [ice]
 host_addresses = {json.dumps(list(ice_addresses))}
 port = {free_udp_port()}
+{ice_extra}
 [demo]
 enabled = false
 {extra}
