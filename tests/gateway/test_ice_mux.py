@@ -21,6 +21,7 @@ from aioice import stun
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from gateway.config.legs import BrowserLegSettings
 from gateway.media.ice_mux import IceMux, local_ufrag
 from gateway.media.webrtc_leg import WebRtcLeg, use_host_addresses
 from tests.support.audio import assert_tone, tone, ulaw_decode, ulaw_encode
@@ -79,7 +80,7 @@ class Browser:
 
 
 async def call(mux: IceMux, browser: Browser) -> tuple[WebRtcLeg, str]:
-    leg = WebRtcLeg([], ["PCMU"], ice_mux=mux)
+    leg = WebRtcLeg(BrowserLegSettings(codecs=("PCMU",)), ice_mux=mux)
     answer = await leg.answer(await browser.offer())
     await browser.pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
     return leg, answer
