@@ -37,12 +37,12 @@ $(INSTALLED): pyproject.toml constraints.txt
 # `make bench`: per-packet cost of the SIP leg, click-to-audio latency, then the load sweep,
 # both codecs, each G.711 point against this gateway and against Janus's SIP plugin;
 # `make bench CALLS=100 SECONDS=20 CODEC=pcmu|opus` (CALLS=10,25 for several points;
-# WORKERS=N, SERVER=gateway|janus|both optional): those points only. Results in
+# WORKERS=N, SERVER=gateway|janus|both, NICE=-10 optional): those points only. Results in
 # bench/results/; how to read them: docs/benchmark.md. `make bench-crosscheck`: the load
 # generator against real Chromium calls (CALLS, default 10).
 BENCH_ARGS = $(if $(CALLS),--calls $(CALLS)) $(if $(SECONDS),--seconds $(SECONDS)) \
 	$(if $(CODEC),--codec $(CODEC)) $(if $(WORKERS),--workers $(WORKERS)) \
-	$(if $(SERVER),--server $(SERVER))
+	$(if $(SERVER),--server $(SERVER)) $(if $(NICE),--nice $(NICE))
 
 bench: system-deps $(INSTALLED) $(NODE_INSTALLED)
 	$(if $(CALLS),,scripts/in-loopback-netns $(PY) bench/rtp_packet_cost.py)

@@ -57,6 +57,7 @@ from gateway.calls.ringing import (
 from gateway.config import RingbackTone
 from gateway.config.legs import BrowserLegSettings, SipLegSettings
 from gateway.media.bridge import MediaBridge, RtpLeg
+from gateway.media.ice_mux import IceMux
 from gateway.media.quality import LegQuality, sip_leg_quality
 from gateway.media.sip_leg import open_sip_media
 from gateway.media.tones import cadence_for, play_ringback
@@ -111,6 +112,7 @@ class CallSettings:
     ring: RingStrategy = RingStrategy.SEQUENTIAL
     ring_total: float | None = None  # overall ring time; None: no overall limit
     first: int = 0  # round-robin: index to start from
+    ice_mux: IceMux | None = None  # the worker's shared ICE port; None: a port per call
     connect_timeout: float = 5.0  # seconds the browser's media path may take to come up
     # Where the operator may send the call (REFER, 3xx); empty: nowhere.
     transfer_to: TargetPatterns = NOWHERE
@@ -219,7 +221,7 @@ class Call:
         """
         s = self.settings
         try:
-            self.webrtc = WebRtcLeg(s.browser_leg)
+            self.webrtc = WebRtcLeg(s.browser_leg, ice_mux=s.ice_mux)
             self.webrtc.on_failed = self._on_ice_failed
             answer = await self.webrtc.answer(offer_sdp)
         except BaseException:

@@ -39,6 +39,7 @@ from gateway.calls.ratings import RATINGS_FILE, CallRatings, RatingStore, Sqlite
 from gateway.config import GatewayConfig, SiteConfig
 from gateway.config.legs import browser_leg_settings, sip_leg_settings
 from gateway.health.monitor import HealthMonitor
+from gateway.media.ice_mux import IceMux
 from gateway.monitoring.metrics import Metrics
 from gateway.sites.routing import SiteDestination
 from sip_bridge import SipEndpoint
@@ -67,8 +68,11 @@ class CallManager:
         ledger: SharedLedger | None = None,
         history: CallHistory | None = None,
         ratings: RatingStore | None = None,
+        ice_mux: IceMux | None = None,
     ) -> None:
+        """`ice_mux`: the worker's shared ICE port for browser legs (`[ice] port`)."""
         self.config = config
+        self.ice_mux = ice_mux
         # Records, calls in progress and metrics (none in the database without one).
         self.history = history if history is not None else CallHistory(None, Metrics())
         self.endpoint = endpoint
@@ -102,6 +106,7 @@ class CallManager:
             clock=clock,
             busy=lambda: self.admission.live_calls,
             leg_settings=self._browser_leg,
+            ice_mux=ice_mux,
         )
 
     # -------------------------------------------------------------- TokenService
@@ -381,6 +386,7 @@ class CallManager:
             connect_timeout=config.ice.connect_timeout,
             sip_leg=self._sip_leg,
             browser_leg=self._browser_leg,
+            ice_mux=self.ice_mux,
             ringback=config.media.ringback,
             headers=tuple(headers),
         )

@@ -32,6 +32,7 @@ from gateway.api import CallRefused, CheckGrant, Clock, clipped
 from gateway.config import GatewayConfig, SiteConfig
 from gateway.config.legs import BrowserLegSettings, browser_leg_settings
 from gateway.media.echo import EchoLeg
+from gateway.media.ice_mux import IceMux
 
 logger = logging.getLogger(__name__)
 
@@ -60,12 +61,14 @@ class PreCallChecks:
         clock: Clock = time.time,
         busy: Callable[[], int] = lambda: 0,
         leg_settings: BrowserLegSettings | None = None,
+        ice_mux: IceMux | None = None,
     ) -> None:
         self.limits = config.limits
         self.ledger = ledger
         self.clock = clock
         self.busy = busy
         self.leg_settings = leg_settings or browser_leg_settings(config)
+        self.ice_mux = ice_mux
         self.checks: dict[str, _Check] = {}
 
     async def start(self, site: SiteConfig, address: str, offer_sdp: str) -> CheckGrant:
@@ -81,7 +84,7 @@ class PreCallChecks:
             )
         client = client_key(address)
         row = self._admit(client, self.clock())
-        leg = EchoLeg(self.leg_settings)
+        leg = EchoLeg(self.leg_settings, self.ice_mux)
         check = _Check(secrets.token_urlsafe(12), site.id, client, row, leg, _loop_time())
         self.checks[check.id] = check
         try:

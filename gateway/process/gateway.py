@@ -37,6 +37,7 @@ from gateway.http.forwarded import parse_networks
 from gateway.http.json_api import refusals
 from gateway.http.listener import ConnectionCap, listen
 from gateway.http.ratings import rating_routes
+from gateway.media.ice_mux import IceMux
 from gateway.media.ice_servers import IceServers
 from gateway.media.webrtc_leg import use_host_addresses
 from gateway.monitoring.metrics import Metrics
@@ -120,6 +121,8 @@ class Gateway:
     # (`notifications.notifier.deliveries()`).
     health: HealthMonitor | None = None
     notifications: Notifications | None = None
+    # The browser legs' shared ICE port ([ice] port); None: a port per call.
+    ice_mux: IceMux | None = None
     server: asyncio.Server | None = None  # the HTTP listening socket (gateway.http.listener)
 
     @classmethod
@@ -167,7 +170,17 @@ class Gateway:
             endpoint = await bind("sip.listen", config.sip.listen, _open_endpoint(config))
             opened.push_async_callback(endpoint.close)
             register_sites(endpoint, config.sites)
-            calls = CallManager(config, endpoint, ledger=ledger, history=history)
+            ice_mux = None
+            if config.ice.port:
+                ice_mux = IceMux()
+                opened.callback(ice_mux.close)
+                for address in config.ice.host_addresses:
+                    await bind(
+                        "ice.port",
+                        (address, config.ice.port),
+                        ice_mux.listen(address, config.ice.port),
+                    )
+            calls = CallManager(config, endpoint, ledger=ledger, history=history, ice_mux=ice_mux)
             notifications = await Notifications.start(
                 config, outbox=database.outbox, on_outcome=_count_deliveries(metrics)
             )
@@ -283,6 +296,7 @@ class Gateway:
             health,
             notifications,
             server=server,
+            ice_mux=ice_mux,
         )
 
     async def stop(self) -> None:
@@ -308,6 +322,8 @@ class Gateway:
             await self.demo.close()
         if self.heap is not None:
             self.heap.close()
+        if self.ice_mux is not None:
+            self.ice_mux.close()
         if self.history is not None:
             await self.history.close()
         if self.database is not None:
