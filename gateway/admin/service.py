@@ -38,6 +38,9 @@ CSV_FIELDS = (
     "visitor_name",
     "visitor_reason",
     "source",
+    "rating",
+    "rating_comment",
+    "rated_at",
 )
 
 

@@ -35,7 +35,7 @@ from gateway.calls.call import Call, CallSettings, Destination
 from gateway.calls.causes import record_detail
 from gateway.calls.history import CallHistory
 from gateway.calls.precheck import PreCallChecks
-from gateway.calls.ratings import RATINGS_FILE, CallRatings, RatingStore, SqliteRatingStore
+from gateway.calls.ratings import CallRatings, RatingStore
 from gateway.config import GatewayConfig, SiteConfig
 from gateway.config.legs import browser_leg_settings, sip_leg_settings
 from gateway.health.monitor import HealthMonitor
@@ -97,9 +97,12 @@ class CallManager:
         self.health: HealthMonitor | None = None
         self._sip_leg = sip_leg_settings(config)
         self._browser_leg = browser_leg_settings(config)
-        # Visitors' ratings of their answered calls (INTERIM store: gateway.calls.ratings).
-        store = ratings or SqliteRatingStore(config.storage.state_directory / RATINGS_FILE)
-        self.ratings = CallRatings(self.access.ratings, store, ledger, clock=clock)
+        # Visitors' ratings of their answered calls, kept with the call records (none
+        # without a database).
+        database = self.history.database
+        if ratings is None and database is not None:
+            ratings = database.ratings
+        self.ratings = CallRatings(self.access.ratings, ratings, ledger, clock=clock)
         self.checks = PreCallChecks(
             config,
             ledger,

@@ -1,7 +1,7 @@
 """The gateway's storage: one database (`[storage] database`, SQLite or PostgreSQL) for
-callbacks, call records, calls in progress, the notification outbox, admin users and
-sessions. `await Database.open(url)` migrates the schema to the newest version and gives
-one store per concept; docs/architecture.md places it in the layers.
+callbacks, call records and their ratings, calls in progress, the notification outbox,
+admin users and sessions. `await Database.open(url)` migrates the schema to the newest
+version and gives one store per concept; docs/architecture.md places it in the layers.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from gateway.storage.database import Database
 from gateway.storage.engine import DatabaseUrl, StorageError
 from gateway.storage.live import LiveCall, LiveCalls
 from gateway.storage.outbox import Outbox, OutboxEvent
+from gateway.storage.ratings import CallRating, RatingStore
 from gateway.storage.records import OUTCOMES, CallRecord, RecordStore
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "OUTCOMES",
     "AdminSession",
     "AdminStore",
+    "CallRating",
     "CallRecord",
     "Callback",
     "CallbackEvent",
@@ -32,6 +34,7 @@ __all__ = [
     "LiveCalls",
     "Outbox",
     "OutboxEvent",
+    "RatingStore",
     "RecordStore",
     "StorageError",
     "migrate",

@@ -13,6 +13,7 @@ from gateway.storage.callbacks import CallbackStore
 from gateway.storage.engine import DatabaseUrl, StorageError, create_engine
 from gateway.storage.live import LiveCalls
 from gateway.storage.outbox import Outbox
+from gateway.storage.ratings import RatingStore
 from gateway.storage.records import RecordStore
 
 logger = logging.getLogger(__name__)
@@ -24,6 +25,7 @@ class Database:
         self.engine = engine
         self.callbacks = CallbackStore(engine)
         self.records = RecordStore(engine)
+        self.ratings = RatingStore(engine)
         self.live = LiveCalls(engine)
         self.outbox = Outbox(engine)
         self.admin = AdminStore(engine)

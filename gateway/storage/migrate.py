@@ -11,6 +11,7 @@ version table, so a running gateway's processes never hold it (docs/benchmark.md
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 MIGRATIONS = Path(__file__).with_name("migrations")
 LEGACY_VERSION = "0001"  # what a callbacks-only database of an earlier release is
 ADVISORY_LOCK = 7_262_001  # PostgreSQL advisory lock key held while migrating
+_REVISION = re.compile(r'^revision = "([^"]+)"$', re.MULTILINE)
 
 
 def _config(connection: Connection) -> Config:
@@ -36,10 +38,14 @@ def _config(connection: Connection) -> Config:
 
 
 def head() -> str:
-    """The newest schema version this code knows: the highest of the revision files'
-    numbers (`NNNN_name.py`, each revising the one before; a test checks it is Alembic's
-    head)."""
-    return max(path.name.split("_", 1)[0] for path in (MIGRATIONS / "versions").glob("*.py"))
+    """The newest schema version this code knows: the revision id (`revision = "..."`) of
+    the revision file with the highest number (`NNNN_name.py`, each revising the one
+    before; a test checks it is Alembic's head)."""
+    newest = max((MIGRATIONS / "versions").glob("*.py"), key=lambda p: p.name.split("_", 1)[0])
+    found = _REVISION.search(newest.read_text(encoding="utf-8"))
+    if found is None:
+        raise RuntimeError(f"{newest.name} names no revision")
+    return found.group(1)
 
 
 def _current(connection: Connection) -> str | None:

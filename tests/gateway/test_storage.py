@@ -13,7 +13,15 @@ import sys
 import pytest
 from sqlalchemy import text
 
-from gateway.storage import CallbackStatus, CallRecord, Database, LiveCall, StorageError, migrate
+from gateway.storage import (
+    CallbackStatus,
+    CallRating,
+    CallRecord,
+    Database,
+    LiveCall,
+    StorageError,
+    migrate,
+)
 from gateway.storage.engine import DatabaseUrl, create_engine
 from tests.support.database import claim_due
 
@@ -280,6 +288,27 @@ async def test_schema_from_empty_and_from_the_previous_version(database_url):
     again = await Database.open(database_url, upgrade=False)  # the newest: accepted as is
     assert again.schema == (migrate.head(), migrate.head())
     await again.close()
+
+
+async def test_records_of_0002_gain_ratings(database_url):
+    # 0003_call_ratings: records written before it read as unrated and can be rated.
+    engine = create_engine(DatabaseUrl.parse(database_url))
+    assert await migrate.upgrade(engine, "0002") == (None, "0002")
+    async with engine.begin() as db:
+        await db.execute(
+            text(
+                "INSERT INTO call_records (id, kind, site, started_at, outcome)"
+                " VALUES ('old', 'call', 'shop', 5, 'answered')"
+            )
+        )
+    await engine.dispose()
+    database = await Database.open(database_url)
+    assert database.schema == ("0002", "0003_call_ratings") == ("0002", migrate.head())
+    old = await database.records.get("old")
+    assert (old.rating, old.rating_comment, old.rated_at) == (None, "", None)
+    assert await database.ratings.add(CallRating("old", "shop", 3, "ok", 60))
+    assert (await database.records.get("old")).rating_comment == "ok"
+    await database.close()
 
 
 async def test_a_callback_database_of_the_previous_release_is_adopted(tmp_path):
