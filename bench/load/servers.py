@@ -169,6 +169,9 @@ ringback = ""
 [ice]
 host_addresses = ["{HOST}"]
 port = {ice}
+# The visitors' host candidates are on loopback here, where a browser's are on its network:
+# checked, as a browser's would be (the default denies loopback candidates).
+denied_candidate_networks = []
 [demo]
 enabled = false
 [access]
