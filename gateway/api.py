@@ -28,7 +28,7 @@ from gateway.sites.hours import BusinessHours
 from gateway.sites.widget import WidgetSettings
 
 # How a face cleans what a visitor typed before it becomes `VisitorDetails`, and any
-# string from outside before it is logged (gateway.text).
+# string from outside bounded before it is logged (gateway.text; the log escapes it).
 from gateway.text import (
     MAX_MESSAGE_CHARS,
     MAX_NAME_CHARS,
@@ -39,7 +39,7 @@ from gateway.text import (
     clean_source_tag,
     clean_visitor_name,
     clean_visitor_text,
-    loggable,
+    clipped,
     origin_of,
 )
 
@@ -83,7 +83,7 @@ __all__ = [
     "clean_source_tag",
     "clean_visitor_name",
     "clean_visitor_text",
-    "loggable",
+    "clipped",
     "origin_of",
 ]
 

@@ -119,7 +119,7 @@ def clean_message_text(value: str, max_chars: int = MAX_MESSAGE_CHARS) -> str:
     for char in value:
         if unicodedata.category(char) == "Cs":
             raise ValueError("is not valid Unicode")
-    lines = []
+    lines: list[str] = []
     for line in value.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
         visible = "".join(c for c in line if _kept_in_message(c) or not is_invisible(c))
         text = " ".join(visible.split())
@@ -198,6 +198,17 @@ def one_line(value: object, max_chars: int) -> str:
     )
     text = " ".join(text.split())
     return text if len(text) <= max_chars else text[: max_chars - 1] + "…"
+
+
+def clipped(value: object, max_chars: int = MAX_LOGGED_CHARS) -> str:
+    """`value` as text of at most `max_chars` characters, the rest counted: what one value
+    from outside may take of a log line. It is not escaped here: the log's formatters
+    (gateway.process.logs) pass every record's whole message through `loggable`, once (a
+    value escaped here too would show its backslashes doubled)."""
+    text = value if isinstance(value, str) else str(value)
+    if len(text) <= max_chars:
+        return text
+    return f"{text[:max_chars]}... ({len(text) - max_chars} more characters)"
 
 
 def loggable(value: object, max_chars: int = MAX_LOGGED_CHARS) -> str:

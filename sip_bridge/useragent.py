@@ -60,6 +60,7 @@ import secrets
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from sip_bridge import digest, pager
 from sip_bridge.call_state import CallProgress, CallState
@@ -140,6 +141,8 @@ SUPPORTED = "100rel, timer, norefersub"
 SUPPORTED_AS_UAS = "timer, norefersub"
 KNOWN_UNSUPPORTED = frozenset({"REGISTER", "SUBSCRIBE", "NOTIFY", "MESSAGE", "PUBLISH", "PRACK"})
 SDP = "application/sdp"
+_ClientTx = TypeVar("_ClientTx", bound=ClientTransaction)
+_ServerTx = TypeVar("_ServerTx", bound=ServerTransaction)
 MAX_SESSION_RETRIES = 2  # 422s followed for one request
 MAX_FAILOVER_TARGETS = 8
 SUBSCRIPTION_SECONDS = 180  # how long a transfer's implicit subscription lasts (RFC 3515)
@@ -372,7 +375,13 @@ class UserAgent:
         self.config = config
         self._outbox: list[tuple[bytes, Address]] = []
         self._events: deque[
-            Event | MessageTrace | LocateRequest | RegistrationChanged | OptionsResult
+            Event
+            | MessageTrace
+            | LocateRequest
+            | RegistrationChanged
+            | OptionsResult
+            | MessageResult
+            | MessageReceived
         ] = deque()
         self._calls: dict[str, _Call] = {}
         self._registrations: dict[str, Registration] = {}
@@ -706,7 +715,7 @@ class UserAgent:
         call.local_sdp = sdp
         try:  # text that cannot go on the wire (a lone surrogate) fails here, not later
             call.invite.serialize()
-        except UnicodeError as exc:
+        except UnicodeEncodeError as exc:
             raise ValueError(f"the INVITE cannot be encoded: {exc.reason}") from None
         call.route = route
         if not self._needs_locating(route or uri):
@@ -833,7 +842,7 @@ class UserAgent:
         request = Request("MESSAGE", target_uri, request_headers, body)
         try:  # a display name with a lone surrogate fails here, not later
             request.serialize()
-        except UnicodeError as exc:
+        except UnicodeEncodeError as exc:
             raise ValueError(f"the MESSAGE cannot be encoded: {exc.reason}") from None
         creds = _Credentials(credentials) if credentials else None
         self._start_probe(key, request, self._destination(route or uri), now, timeout, creds)
@@ -908,6 +917,7 @@ class UserAgent:
     def ring(self, call_id: str, now: float, *, sdp: bytes | None = None) -> None:
         """Send 180 Ringing (or 183 Session Progress with early media when `sdp` is given)."""
         call = self._incoming(call_id)
+        assert call.server_tx is not None  # _incoming checked it
         status = 183 if sdp else 180
         response = self._uas_response(call, status, sdp)
         call.server_tx.respond(response, now)
@@ -915,6 +925,7 @@ class UserAgent:
     def answer(self, call_id: str, now: float, *, sdp: bytes) -> None:
         """Answer an incoming call with 200 OK and our SDP."""
         call = self._incoming(call_id)
+        assert call.server_tx is not None  # _incoming checked it
         invite = call.server_tx.request
         call.dialog = Dialog.as_uas(invite, call.incoming_to_tag or _new_tag(), 0)
         call.dialog.confirmed = True
@@ -942,6 +953,7 @@ class UserAgent:
         tx, request = call.pending_offer_tx, call.pending_offer_request
         timer = call.pending_offer_timer
         call.pending_offer_tx = call.pending_offer_request = call.pending_offer_timer = None
+        assert request is not None  # set with pending_offer_tx
         response = new_response(request, 200)
         response.headers.add("Contact", self._contact(self.config.user))
         response.headers.add("Allow", ALLOWED_METHODS)
@@ -961,6 +973,7 @@ class UserAgent:
             raise CallError(f"no offer pending on call {call_id}")
         tx, request = call.pending_offer_tx, call.pending_offer_request
         call.pending_offer_tx = call.pending_offer_request = call.pending_offer_timer = None
+        assert request is not None  # set with pending_offer_tx
         tx.respond(new_response(request, status), now)
 
     # ------------------------------------------------------------- commands: transfer
@@ -968,6 +981,7 @@ class UserAgent:
         """Take the pending REFER: 202 Accepted, then NOTIFY "100 Trying" (RFC 3515 §2.4.4)."""
         _, transfer = self._pending_transfer(call_id)
         tx, request = transfer.tx, transfer.request
+        assert tx is not None  # _pending_transfer checked it
         transfer.tx = None
         response = new_response(request, 202)
         response.headers.add("Contact", self._contact(self.config.user))
@@ -980,6 +994,7 @@ class UserAgent:
     def reject_transfer(self, call_id: str, now: float, *, status: int = 603) -> None:
         """Refuse the pending REFER (the call goes on as it was)."""
         call, transfer = self._pending_transfer(call_id)
+        assert transfer.tx is not None  # _pending_transfer checked it
         transfer.tx.respond(new_response(transfer.request, status), now)
         call.transfer = None
 
@@ -1123,12 +1138,12 @@ class UserAgent:
 
     def _new_client_tx(
         self,
-        cls: type[ClientTransaction],
+        cls: type[_ClientTx],
         request: Request,
         destination: Address,
         owner: _Call | Registration,
         now: float,
-    ) -> ClientTransaction:
+    ) -> _ClientTx:
         tx = cls(
             request,
             destination,
@@ -1139,12 +1154,12 @@ class UserAgent:
         )
         self._client_txs[tx.key] = tx
         self._tx_owner[id(tx)] = owner
-        tx.start(now)  # type: ignore[attr-defined]
+        tx.start(now)
         return tx
 
     def _new_server_tx(
-        self, cls: type[ServerTransaction], request: Request, reply_to: Address, source: Address
-    ) -> ServerTransaction:
+        self, cls: type[_ServerTx], request: Request, reply_to: Address, source: Address
+    ) -> _ServerTx:
         tx = cls(
             request,
             reply_to,
@@ -1170,7 +1185,8 @@ class UserAgent:
         if call.targets:
             call.destination = call.targets[0]
         call.progress.move(CallState.CALLING)
-        call.invite_tx = self._new_client_tx(  # type: ignore[assignment]
+        assert call.destination is not None  # located, or known from the start
+        call.invite_tx = self._new_client_tx(
             InviteClientTransaction, call.invite, call.destination, call, now
         )
 
@@ -1206,6 +1222,7 @@ class UserAgent:
         invite = call.invite
         # §9.1: same Request-URI, Call-ID, From, To, CSeq number, top Via and routes.
         cancel = same_transaction_request(invite, "CANCEL", invite.headers.get("To") or "")
+        assert call.destination is not None  # the INVITE went there
         self._new_client_tx(NonInviteClientTransaction, cancel, call.destination, call, now)
         call.cancel_deadline = now + 64 * self.config.timers.t1
 
@@ -1253,6 +1270,7 @@ class UserAgent:
             # wait forever, and its sender for a final response (§15.1.2: 487).
             tx, request = call.pending_offer_tx, call.pending_offer_request
             call.pending_offer_tx = call.pending_offer_request = None
+            assert request is not None  # set with pending_offer_tx
             tx.respond(new_response(request, 487), now)
         self._drop_transfer(call, now)
         self._calls.pop(call.call_id, None)
@@ -1524,7 +1542,7 @@ class UserAgent:
         call = owner
         method = tx.method
         if tx is call.invite_tx:
-            self._invite_response(call, tx, response, now)  # type: ignore[arg-type]
+            self._invite_response(call, tx, response, now)
         elif tx is call.refresh_tx or (method == "INVITE" and tx.request.to.tag is not None):
             self._refresh_response(call, tx, response, now)
         elif method == "BYE":
@@ -1562,7 +1580,7 @@ class UserAgent:
             if call.state in (CallState.CANCEL_PENDING, CallState.CANCELLING):
                 self._end(call, EndReason.CANCELLED, None, "no response to INVITE", now=now)
             elif not self._fail_over(call, now) and not self._next_redirect(call, now):
-                destination = tx.destination  # type: ignore[attr-defined]
+                destination = tx.destination
                 self._end(
                     call,
                     EndReason.UNREACHABLE,
@@ -1709,6 +1727,7 @@ class UserAgent:
         return "no target we may call"
 
     def _invite_provisional(self, call: _Call, response: Response, now: float) -> None:
+        assert call.invite is not None  # responses come only to the INVITE we sent
         if call.ended or call.state == CallState.TERMINATING:
             return
         to_tag = response.to.tag
@@ -1740,6 +1759,7 @@ class UserAgent:
         self, call: _Call, response: Response, to_tag: str, now: float
     ) -> bool:
         """PRACK a reliable provisional response (RFC 3262 §4); False to ignore it."""
+        assert call.invite is not None  # responses come only to the INVITE we sent
         value = (response.headers.get("RSeq") or "").strip()
         if not value.isdecimal() or len(value) > 10:
             return False
@@ -1761,6 +1781,7 @@ class UserAgent:
         return True
 
     def _invite_success(self, call: _Call, response: Response, now: float) -> None:
+        assert call.invite is not None  # responses come only to the INVITE we sent
         to_tag = response.to.tag or ""
         if call.dialog is not None:
             if to_tag == call.dialog.remote_tag:
@@ -1798,6 +1819,7 @@ class UserAgent:
 
     def _ack_and_bye_fork(self, call: _Call, response: Response, now: float) -> None:
         """A 2xx from another fork, or after we ended: ACK it and hang it up at once."""
+        assert call.invite is not None  # responses come only to the INVITE we sent
         dialog = Dialog.as_uac(call.invite, response)
         ack = dialog.next_request("ACK", self._via(), cseq=call.invite.cseq.seq)
         destination = self._dialog_destination(call, dialog)
@@ -1961,7 +1983,8 @@ class UserAgent:
             response.headers.add("Supported", SUPPORTED_AS_UAS)
             tx.respond(response, now)
         elif method == "INVITE" and self.config.accept_incoming:
-            self._incoming_invite(request, tx, now)  # type: ignore[arg-type]
+            assert isinstance(tx, InviteServerTransaction)  # made for an INVITE
+            self._incoming_invite(request, tx, now)
         elif method == "MESSAGE" and self.config.accept_messages:
             self._incoming_message(request, tx, now)
         elif method in ("INVITE", "BYE", "UPDATE", "INFO", "REFER"):
@@ -2238,6 +2261,7 @@ class UserAgent:
         return call
 
     def _uas_response(self, call: _Call, status: int, sdp: bytes | None) -> Response:
+        assert call.server_tx is not None  # an incoming call's
         response = new_response(call.server_tx.request, status, to_tag=call.incoming_to_tag)
         response.headers.add("Contact", self._contact(self.config.user))
         if status == 200:
@@ -2277,6 +2301,7 @@ class UserAgent:
             call.uas_2xx_next = None
             self._send_bye(call, now, EndReason.FAILED, None, "no ACK for our 2xx")
             return
+        assert call.uas_2xx_wire is not None and call.uas_2xx_to is not None  # set together
         self._send(call.uas_2xx_wire, call.uas_2xx_to)
         call.uas_2xx_interval = min(call.uas_2xx_interval * 2, self.config.timers.t2)
         call.uas_2xx_next = min(now + call.uas_2xx_interval, call.uas_2xx_deadline)

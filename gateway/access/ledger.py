@@ -148,6 +148,7 @@ class SharedLedger:
             "INSERT INTO calls (owner, site, client, started) VALUES (?, ?, ?, ?)",
             (self.owner, site, client, now),
         )
+        assert cursor.lastrowid is not None  # set by every INSERT
         return cursor.lastrowid
 
     def answered(self, call: int, now: float) -> None:
@@ -202,6 +203,7 @@ class SharedLedger:
             "INSERT INTO checks (owner, client, started) VALUES (?, ?, ?)",
             (self.owner, client, now),
         )
+        assert cursor.lastrowid is not None  # set by every INSERT
         return cursor.lastrowid
 
     def check_ended(self, check: int, now: float) -> None:

@@ -53,6 +53,9 @@ CSV_FIELDS = (
     "visitor_reason",
     "visitor_source",
     "source",
+    "rating",
+    "rating_comment",
+    "rated_at",
 )
 
 

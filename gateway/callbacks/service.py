@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from gateway.access.admission import AdmittedCall, CallAdmission, LimitRefused
-from gateway.api import CallbackRefused, TokenService, loggable
+from gateway.api import CallbackRefused, TokenService, clipped
 from gateway.callbacks.job import CallbackJob, CallbackSettings, Slot
 from gateway.callbacks.requests import CallbackRequests, SiteCallbacks
 from gateway.callbacks.scheduler import CallbackScheduler, MustWait
@@ -157,6 +157,7 @@ class RequestACall:
         if site is None:
             return None
         policy = site.callback
+        assert policy is not None  # _site returns only sites that take callbacks
         return SiteCallbacks(
             site.id,
             policy.countries,
@@ -191,6 +192,7 @@ class RequestACall:
         if site is None:
             return None
         policy, config = site.callback, self.config
+        assert policy is not None  # _site returns only sites that take callbacks
         operator = policy.operator or site.destinations[0].uri
         settings = CallbackSettings(
             operator=str(operator),
@@ -249,6 +251,6 @@ class RequestACall:
             self.admission.count_request(site, client, self.clock())
         except LimitRefused as exc:
             logger.warning(
-                "callback refused (%s): site=%s %s", exc.code, loggable(site_id, 40), exc.detail
+                "callback refused (%s): site=%s %s", exc.code, clipped(site_id, 40), exc.detail
             )
             raise

@@ -4,34 +4,28 @@ page got when the call ended (gateway.access.ratings). Each call is rated once, 
 `RATING_WINDOW` of its end; the comment is cleaned and bounded like anything a visitor
 types (gateway.text).
 
-Where ratings are kept: with the call's record once call records are in the gateway's
-database (the call's id is the record's id). Until then, INTERIM: `SqliteRatingStore`, a
-`call_ratings` table in `call-ratings.db` in the state directory (`[storage]
-state_directory`; docs/embedding.md says so); the `RatingStore` interface is what moves.
+The rating is kept with the call's record in the gateway's database
+(gateway.storage.ratings; the call's id is the record's id), at once: the record, written
+from the call history's queue, may come later, and the two meet when read.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import sqlite3
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 
 from gateway.access.ledger import SharedLedger
 from gateway.access.ratings import RatingProofError, RatingProofs
 from gateway.api import Clock, Refusal
+from gateway.storage import CallRating
 from gateway.text import clean_visitor_text
 
 logger = logging.getLogger(__name__)
 
 MAX_COMMENT_CHARS = 500
 RATING_FIELDS = frozenset({"proof", "rating", "comment"})
-RATINGS_FILE = "call-ratings.db"  # INTERIM: in the state directory
 
 
 class RatingRefused(Refusal):
@@ -39,17 +33,10 @@ class RatingRefused(Refusal):
     or `bad_request` (400)."""
 
 
-@dataclass(frozen=True, slots=True)
-class CallRating:
-    call_id: str
-    site: str
-    rating: int  # 1-5
-    comment: str
-    rated_at: float
-
-
 class RatingStore(Protocol):
-    async def add(self, rating: CallRating) -> None: ...
+    """Where ratings are kept (gateway.storage.RatingStore)."""
+
+    async def add(self, rating: CallRating) -> bool: ...
 
     async def get(self, call_id: str) -> CallRating | None: ...
 
@@ -60,7 +47,7 @@ class CallRatings:
     def __init__(
         self,
         proofs: RatingProofs,
-        store: RatingStore,
+        store: RatingStore | None,
         ledger: SharedLedger,
         *,
         clock: Clock = time.time,
@@ -71,11 +58,16 @@ class CallRatings:
         self.clock = clock
 
     def proof(self, call_id: str, site_id: str) -> str:
-        """What the page is given when the answered call `call_id` ends."""
+        """What the page is given when the answered call `call_id` ends ("" when this
+        gateway keeps no ratings: no database; the widget then asks for none)."""
+        if self.store is None:
+            return ""
         return self.proofs.issue(call_id, site_id, self.clock())
 
     async def rate(self, call_id: str, body: object) -> CallRating:
         """Store the rating in `body` (`{"proof", "rating", "comment"?}`) of `call_id`."""
+        if self.store is None:
+            raise RatingRefused("rating_refused", "this gateway keeps no ratings", status=403)
         if not isinstance(body, Mapping):
             raise RatingRefused("bad_request", "send a JSON object")
         rating = body.get("rating")
@@ -96,51 +88,7 @@ class CallRatings:
         if not self.ledger.first_use(f"rating:{rated.call_id}", rated.expires, now):
             raise RatingRefused("already_rated", "this call has been rated already", status=409)
         taken = CallRating(rated.call_id, rated.site, rating, comment, now)
-        await self.store.add(taken)
+        if not await self.store.add(taken):  # taken by another node
+            raise RatingRefused("already_rated", "this call has been rated already", status=409)
         logger.info("call %s rated %d/5 (site %s)", call_id, rating, rated.site)
         return taken
-
-
-class SqliteRatingStore:
-    """INTERIM (see the module's docstring): ratings in their own SQLite table."""
-
-    _SCHEMA = """
-    CREATE TABLE IF NOT EXISTS call_ratings (
-        call_id TEXT PRIMARY KEY,
-        site TEXT NOT NULL,
-        rating INTEGER NOT NULL,
-        comment TEXT NOT NULL,
-        rated_at REAL NOT NULL
-    )
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def _connect(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        connection = sqlite3.connect(self.path, timeout=5.0)
-        connection.execute(self._SCHEMA)
-        return connection
-
-    async def add(self, rating: CallRating) -> None:
-        def write() -> None:
-            with contextlib.closing(self._connect()) as db, db:
-                db.execute(
-                    "INSERT OR IGNORE INTO call_ratings VALUES (?, ?, ?, ?, ?)",
-                    (rating.call_id, rating.site, rating.rating, rating.comment, rating.rated_at),
-                )
-
-        await asyncio.to_thread(write)
-
-    async def get(self, call_id: str) -> CallRating | None:
-        def read() -> CallRating | None:
-            with contextlib.closing(self._connect()) as db:
-                row = db.execute(
-                    "SELECT call_id, site, rating, comment, rated_at FROM call_ratings "
-                    "WHERE call_id = ?",
-                    (call_id,),
-                ).fetchone()
-            return None if row is None else CallRating(*row)
-
-        return await asyncio.to_thread(read)

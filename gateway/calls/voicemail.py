@@ -41,12 +41,13 @@ from gateway.api import (
     VoicemailGrant,
     VoicemailState,
     VoicemailUpdate,
-    loggable,
+    clipped,
 )
 from gateway.config import GatewayConfig, SiteConfig
 from gateway.config.legs import BrowserLegSettings, browser_leg_settings
 from gateway.media.greeting import greeting_pcm, play_greeting
 from gateway.media.recorder import OggOpusRecorder
+from gateway.media.transcoder import AudioCodec
 from gateway.media.webrtc_leg import WebRtcLeg
 from gateway.notify.mail import Attachment, Attachments
 from gateway.notify.publisher import Notifier
@@ -130,7 +131,7 @@ class Voicemails:
             raise CallRefused("bad_offer", str(exc)) from None
         except OSError as exc:
             await self._release(recording)
-            logger.warning("voicemail: cannot answer: %s", loggable(exc))
+            logger.warning("voicemail: cannot answer: %s", clipped(exc))
             raise CallRefused("unavailable", "the gateway cannot take a message now") from None
         except BaseException:
             await self._release(recording)
@@ -141,7 +142,7 @@ class Voicemails:
             "voicemail %s started: site %s, client %s",
             recording.id,
             site.id,
-            loggable(address, 64),
+            clipped(address, 64),
         )
         return VoicemailGrant(recording.id, answer, site.voicemail_max_seconds)
 
@@ -169,20 +170,19 @@ class Voicemails:
                 [done, connected], timeout=CONNECT_TIMEOUT, return_when="FIRST_COMPLETED"
             )
             connected.cancel()
-            if not leg.connected.is_set():
+            codec = leg.codec  # chosen by the answer, before the connection
+            if not leg.connected.is_set() or codec is None:
                 done.cancel()
                 self._fail(recording, "connection")
                 return await self._finish(recording)
             self._tell(recording, VoicemailUpdate(VoicemailState.GREETING))
             greeting = asyncio.ensure_future(
-                play_greeting(
-                    leg, leg.codec, greeting_pcm(site.voicemail_greeting, leg.codec.sample_rate)
-                )
+                play_greeting(leg, codec, greeting_pcm(site.voicemail_greeting, codec.sample_rate))
             )
             await asyncio.wait([done, greeting], return_when="FIRST_COMPLETED")
             greeting.cancel()
             if not recording.done.is_set():
-                self._record(recording)
+                self._record(recording, codec)
                 self._tell(
                     recording,
                     VoicemailUpdate(VoicemailState.RECORDING, seconds=site.voicemail_max_seconds),
@@ -197,11 +197,11 @@ class Voicemails:
             self._fail(recording, "error")
             await self._finish(recording)
 
-    def _record(self, recording: _Recording) -> None:
+    def _record(self, recording: _Recording, codec: AudioCodec) -> None:
         leg = recording.leg
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         max_frames = round(recording.site.voicemail_max_seconds * 50)
-        recorder = OggOpusRecorder(self.directory / f"{recording.id}.ogg", leg.codec, max_frames)
+        recorder = OggOpusRecorder(self.directory / f"{recording.id}.ogg", codec, max_frames)
         recording.recorder = recorder
         recording.started_at = self.clock()
 

@@ -50,7 +50,7 @@ from gateway.api import (
     Clock,
     VisitorDetails,
     clean_message_text,
-    loggable,
+    clipped,
 )
 from gateway.calls.history import CallHistory
 from gateway.calls.manager import CallManager
@@ -143,7 +143,7 @@ class Conversations:
                 "conversation %s started: site %s, client %s",
                 conversation.id,
                 site.id,
-                loggable(client, 64),
+                clipped(client, 64),
             )
         else:
             conversation.notify = notify
@@ -196,7 +196,7 @@ class Conversations:
                     headers=headers,
                 )
             except ValueError as exc:
-                logger.info("conversation %s: cannot send: %s", conversation.id, loggable(exc))
+                logger.info("conversation %s: cannot send: %s", conversation.id, clipped(exc))
                 return None
             return result.status
 
@@ -273,7 +273,7 @@ class Conversations:
                 "MESSAGE from %s:%s for no conversation here (%s)",
                 event.source[0],
                 event.source[1],
-                loggable(event.request_uri, 80),
+                clipped(event.request_uri, 80),
             )
             return 404
         operator = self._sender(conversation, event)

@@ -26,7 +26,7 @@ from gateway.api import (
     clean_page_url,
     clean_source_tag,
     clean_visitor_name,
-    loggable,
+    clipped,
     origin_of,
 )
 from gateway.chat.contact import ContactError, parse_contact
@@ -111,7 +111,7 @@ class LeftMessages:
             "message %s left: site %s, client %s, %d characters",
             message.id,
             site.id,
-            loggable(client, 64),
+            clipped(client, 64),
             len(text),
         )
         return {"id": message.id, "received_at": message.received_at}

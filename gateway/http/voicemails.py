@@ -18,7 +18,7 @@ from pathlib import Path
 from aiohttp import web
 
 from gateway.access.downloads import DownloadLinks, DownloadRefused
-from gateway.api import loggable
+from gateway.api import clipped
 from gateway.storage import Database
 
 logger = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ def voicemail_routes(
             logger.info(
                 "voicemail download refused: %s (%s)",
                 exc,
-                loggable(request.remote or "?", 64),
+                clipped(request.remote or "?", 64),
             )
             raise web.HTTPForbidden(text="This link is not valid (or no longer).") from None
         voicemail = await database.voicemails.get(voicemail_id)

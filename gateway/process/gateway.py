@@ -43,6 +43,7 @@ from gateway.http.listener import ConnectionCap, listen
 from gateway.http.messages import message_routes
 from gateway.http.ratings import rating_routes
 from gateway.http.voicemails import voicemail_routes
+from gateway.media.ice_mux import IceMux
 from gateway.media.ice_servers import IceServers
 from gateway.media.webrtc_leg import use_host_addresses
 from gateway.monitoring.metrics import Metrics
@@ -64,6 +65,7 @@ def sip_tls_contexts(config: GatewayConfig) -> tuple[ssl.SSLContext | None, ssl.
     sip = config.sip
     if sip.transport != "tls":
         return None, None
+    assert sip.tls_certificate is not None  # the loader requires it with TLS
     server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server.load_cert_chain(sip.tls_certificate, sip.tls_private_key)
     client = ssl.create_default_context(
@@ -127,6 +129,8 @@ class Gateway:
     # (`notifications.notifier.deliveries()`).
     health: HealthMonitor | None = None
     notifications: Notifications | None = None
+    # The browser legs' shared ICE port ([ice] port); None: a port per call.
+    ice_mux: IceMux | None = None
     server: asyncio.Server | None = None  # the HTTP listening socket (gateway.http.listener)
 
     @classmethod
@@ -174,7 +178,17 @@ class Gateway:
             endpoint = await bind("sip.listen", config.sip.listen, _open_endpoint(config))
             opened.push_async_callback(endpoint.close)
             register_sites(endpoint, config.sites)
-            calls = CallManager(config, endpoint, ledger=ledger, history=history)
+            ice_mux = None
+            if config.ice.port:
+                ice_mux = IceMux()
+                opened.callback(ice_mux.close)
+                for address in config.ice.host_addresses:
+                    await bind(
+                        "ice.port",
+                        (address, config.ice.port),
+                        ice_mux.listen(address, config.ice.port),
+                    )
+            calls = CallManager(config, endpoint, ledger=ledger, history=history, ice_mux=ice_mux)
             notifications = await Notifications.start(
                 config,
                 outbox=database.outbox,
@@ -310,6 +324,7 @@ class Gateway:
             health,
             notifications,
             server=server,
+            ice_mux=ice_mux,
         )
 
     async def stop(self) -> None:
@@ -337,6 +352,8 @@ class Gateway:
             await self.demo.close()
         if self.heap is not None:
             self.heap.close()
+        if self.ice_mux is not None:
+            self.ice_mux.close()
         if self.history is not None:
             await self.history.close()
         if self.database is not None:

@@ -9,6 +9,7 @@ dies. Worker i of N gets, derived from the one configuration:
   stays with the worker that accepted it, and that worker owns the visitor's call.
 - SIP: port `sip.listen` + i (and `sip.public_address` port + i): its own user agent.
 - RTP: the i-th of N equal slices of `media.rtp_ports` (whole even/odd pairs).
+- ICE: port `ice.port` + i, the browser legs' one UDP port (gateway/media/ice_mux.py).
 - the demo phone only in worker 0 (it has one SIP address); call tokens signed with one
   secret shared by all workers (made by the supervisor when the file sets none), so a
   token from one worker is good at another, and used once on the whole machine.
@@ -35,7 +36,7 @@ import signal
 import sys
 import time
 import traceback
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gateway.access.ledger import SharedLedger
 from gateway.config import AccessConfig, GatewayConfig
@@ -45,7 +46,7 @@ from gateway.process.binding import StartError, check_tcp_free
 from gateway.process.heap import freeze_startup_objects
 from gateway.process.journal import DialogJournal, end_orphan_calls, read_journal
 from gateway.process.state import METRICS, StateDirectory
-from gateway.storage import Database
+from gateway.storage import Database, StorageError
 
 if TYPE_CHECKING:
     from gateway.process.gateway import Gateway
@@ -97,6 +98,22 @@ def worker_configs(config: GatewayConfig, count: int) -> list[GatewayConfig]:
         raise WorkerConfigError(
             f"SIP ports {sip_port}..{sip_port + count - 1} of {count} workers pass 65535"
         )
+    ice_port = config.ice.port
+    if ice_port:
+        ice_ports = range(ice_port, ice_port + count)
+        if ice_ports[-1] > 65535:
+            raise WorkerConfigError(
+                f"ICE ports {ice_port}..{ice_ports[-1]} of {count} workers pass 65535"
+            )
+        for port in ice_ports:
+            if low <= port <= high:
+                raise WorkerConfigError(
+                    f"ICE port {port} (ice.port + {port - ice_port}) is inside media.rtp_ports"
+                )
+            if port in range(sip_port, sip_port + count) or port == demo_port:
+                raise WorkerConfigError(
+                    f"ICE port {port} (ice.port + {port - ice_port}) is a SIP port of a worker"
+                )
     for i in range(count):
         port = sip_port + i
         if low <= port <= high:
@@ -111,7 +128,7 @@ def worker_configs(config: GatewayConfig, count: int) -> list[GatewayConfig]:
     configs = []
     for i in range(count):
         rtp_low = low + 2 * per_worker * i
-        changes = {
+        changes: dict[str, Any] = {
             "sip": dataclasses.replace(
                 config.sip,
                 listen=(sip_host, sip_port + i),
@@ -121,6 +138,8 @@ def worker_configs(config: GatewayConfig, count: int) -> list[GatewayConfig]:
                 config.media, rtp_ports=(rtp_low, rtp_low + 2 * per_worker - 1)
             ),
         }
+        if ice_port:
+            changes["ice"] = dataclasses.replace(config.ice, port=ice_port + i)
         if i > 0 and config.demo.enabled:
             changes["demo"] = dataclasses.replace(config.demo, enabled=False)
         if shared is not None:
@@ -217,8 +236,10 @@ class Supervisor:
         signal.signal(signal.SIGTERM, self._on_stop_signal)
         signal.signal(signal.SIGINT, self._on_stop_signal)
         self._release_calls(None)  # a supervisor killed before may have left live rows
-        # The schema brought up to date once, before any worker opens the database; then
-        # what no worker of this many will find again: callbacks and calls in progress.
+        # The schema brought up to date once, before any worker opens the database (in a
+        # child: Alembic stays out of the processes that run); then what no worker of this
+        # many will find again: callbacks and calls in progress.
+        migrate_in_child(self.configs[0])
         asyncio.run(_prepare_storage(self.configs[0], len(self.configs)))
         # Every worker's metrics in files there, summed by whichever answers /metrics.
         metrics.use_multiprocess_directory(self.state.path / METRICS)
@@ -231,9 +252,9 @@ class Supervisor:
                 pid, wait_status = os.waitpid(-1, 0)
             except ChildProcessError:
                 break
-            index = self._pids.pop(pid, None)
-            if index is None:
+            if pid not in self._pids:
                 continue
+            index = self._pids.pop(pid)
             if self._stopping:
                 continue
             code = os.waitstatus_to_exitcode(wait_status)
@@ -331,6 +352,40 @@ class Supervisor:
         for pid in list(self._pids):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+
+
+def migrate_in_child(config: GatewayConfig) -> None:
+    """Bring the database to the newest schema in a forked child, so that Alembic (~12 MB
+    with Mako and Pygments) is never imported by the supervisor, nor shared into the
+    workers it forks. Raises StorageError with the child's reason."""
+    reader, writer = os.pipe()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        os.close(reader)
+        code = 0
+        try:
+            asyncio.run(_migrate(config))
+        except StorageError as exc:
+            os.write(writer, str(exc).encode()[:4000])
+            code = 1
+        except BaseException as exc:
+            os.write(writer, f"cannot migrate: {exc!r}".encode()[:4000])
+            code = 1
+        finally:
+            os._exit(code)
+    os.close(writer)
+    with os.fdopen(reader, "rb") as pipe:
+        reason = pipe.read().decode(errors="replace")
+    _, status = os.waitpid(pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise StorageError(reason or f"the migration ended with status {status}")
+
+
+async def _migrate(config: GatewayConfig) -> None:
+    database = await Database.open(config.storage.database)
+    await database.close()
 
 
 async def _prepare_storage(config: GatewayConfig, workers: int) -> None:

@@ -1,8 +1,8 @@
 """The gateway's storage: one database (`[storage] database`, SQLite or PostgreSQL) for
-callbacks, call records, calls in progress, the notification outbox, admin users and
-sessions, voicemails, messages left and chat conversations. `await Database.open(url)`
-migrates the schema to the newest version and gives one store per concept;
-docs/architecture.md places it in the layers.
+callbacks, call records and their ratings, calls in progress, the notification outbox,
+admin users and sessions, voicemails, messages left and chat conversations. `await
+Database.open(url)` migrates the schema to the newest version and gives one store per
+concept; docs/architecture.md places it in the layers.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from gateway.storage.engine import DatabaseUrl, StorageError
 from gateway.storage.live import LiveCall, LiveCalls
 from gateway.storage.messages import CONTACT_KINDS, LeftMessage, MessageStore
 from gateway.storage.outbox import Outbox, OutboxEvent
+from gateway.storage.ratings import CallRating, RatingStore
 from gateway.storage.records import OUTCOMES, CallRecord, RecordStore
 from gateway.storage.voicemails import Voicemail, VoicemailStore
 
@@ -26,6 +27,7 @@ __all__ = [
     "OUTCOMES",
     "AdminSession",
     "AdminStore",
+    "CallRating",
     "CallRecord",
     "Callback",
     "CallbackEvent",
@@ -42,6 +44,7 @@ __all__ = [
     "MessageStore",
     "Outbox",
     "OutboxEvent",
+    "RatingStore",
     "RecordStore",
     "StorageError",
     "Voicemail",

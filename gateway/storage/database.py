@@ -15,6 +15,7 @@ from gateway.storage.engine import DatabaseUrl, StorageError, create_engine
 from gateway.storage.live import LiveCalls
 from gateway.storage.messages import MessageStore
 from gateway.storage.outbox import Outbox
+from gateway.storage.ratings import RatingStore
 from gateway.storage.records import RecordStore
 from gateway.storage.voicemails import VoicemailStore
 
@@ -27,6 +28,7 @@ class Database:
         self.engine = engine
         self.callbacks = CallbackStore(engine)
         self.records = RecordStore(engine)
+        self.ratings = RatingStore(engine)
         self.live = LiveCalls(engine)
         self.outbox = Outbox(engine)
         self.admin = AdminStore(engine)

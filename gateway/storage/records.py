@@ -1,5 +1,8 @@
 """Call records: one per browser call and per callback placed, kept `retention_days` per
-site, listed for the site owner (docs/admin.md), and forgotten on a visitor's request."""
+site, listed for the site owner (docs/admin.md), and forgotten on a visitor's request.
+
+A record is read with the visitor's rating of its call, if any (gateway.storage.ratings:
+kept in a table of its own, as it may come before the record), and forgotten with it."""
 
 from __future__ import annotations
 
@@ -7,10 +10,10 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import Select, delete, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.storage.tables import call_records
+from gateway.storage.tables import call_ratings, call_records
 
 # How a call ended, for the site owner: the visitor talked to someone; nobody answered
 # (busy, no answer, declined); the visitor gave up while it rang; a limit or the site's
@@ -45,6 +48,11 @@ class CallRecord:
     worker: str = ""
     codecs: dict[str, str] = field(default_factory=dict)
     quality: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The visitor's rating of the call (1-5) and comment, when they gave one (read only:
+    # kept by gateway.storage.ratings).
+    rating: int | None = None
+    rating_comment: str = ""
+    rated_at: float | None = None
 
     def __post_init__(self) -> None:
         if self.outcome not in OUTCOMES:
@@ -65,6 +73,8 @@ class RecordStore:
 
     async def add(self, record: CallRecord) -> None:
         values = asdict(record)
+        for name in _RATING_FIELDS:
+            del values[name]
         values["codecs"] = json.dumps(record.codecs)
         values["quality"] = json.dumps(record.quality)
         async with self._engine.begin() as db:
@@ -74,9 +84,7 @@ class RecordStore:
 
     async def get(self, record_id: str) -> CallRecord | None:
         async with self._engine.connect() as db:
-            row = (
-                await db.execute(select(call_records).where(call_records.c.id == record_id))
-            ).first()
+            row = (await db.execute(_with_rating().where(call_records.c.id == record_id))).first()
         return None if row is None else _record(row)
 
     async def find(
@@ -90,7 +98,7 @@ class RecordStore:
         kind: str | None = None,
     ) -> list[CallRecord]:
         """Newest first; `since` inclusive, `until` exclusive, on the start time."""
-        query = select(call_records).order_by(call_records.c.started_at.desc()).limit(limit)
+        query = _with_rating().order_by(call_records.c.started_at.desc()).limit(limit)
         if site is not None:
             query = query.where(call_records.c.site == site)
         if outcome is not None:
@@ -108,27 +116,47 @@ class RecordStore:
     async def delete(self, record_id: str) -> CallRecord | None:
         """Forget one record; the record it was, or None when there was none."""
         async with self._engine.begin() as db:
-            row = (
-                await db.execute(select(call_records).where(call_records.c.id == record_id))
-            ).first()
+            row = (await db.execute(_with_rating().where(call_records.c.id == record_id))).first()
+            await db.execute(delete(call_ratings).where(call_ratings.c.call_id == record_id))
             if row is None:
                 return None
             await db.execute(delete(call_records).where(call_records.c.id == record_id))
         return _record(row)
 
     async def purge(self, site: str, before: float) -> int:
-        """Forget the site's records of calls started before `before` (retention)."""
+        """Forget the site's records of calls started before `before` (retention), with
+        their ratings (and ratings taken before `before` whose record never came)."""
+        purged = (call_records.c.site == site) & (call_records.c.started_at < before)
         async with self._engine.begin() as db:
-            result = await db.execute(
-                delete(call_records).where(
-                    (call_records.c.site == site) & (call_records.c.started_at < before)
+            await db.execute(
+                delete(call_ratings).where(
+                    (call_ratings.c.site == site)
+                    & or_(
+                        call_ratings.c.rated_at < before,
+                        call_ratings.c.call_id.in_(select(call_records.c.id).where(purged)),
+                    )
                 )
             )
+            result = await db.execute(delete(call_records).where(purged))
         return result.rowcount
+
+
+_RATING_FIELDS = ("rating", "rating_comment", "rated_at")
+
+
+def _with_rating() -> Select[Any]:
+    """Records, each with its call's rating (NULL when none): still one row per record."""
+    return select(
+        call_records,
+        call_ratings.c.rating,
+        call_ratings.c.comment.label("rating_comment"),
+        call_ratings.c.rated_at,
+    ).select_from(call_records.outerjoin(call_ratings, call_ratings.c.call_id == call_records.c.id))
 
 
 def _record(row: Any) -> CallRecord:
     values = dict(row._mapping)
+    values["rating_comment"] = values["rating_comment"] or ""
     values["codecs"] = json.loads(values["codecs"] or "{}")
     values["quality"] = json.loads(values["quality"] or "{}")
     return CallRecord(**values)

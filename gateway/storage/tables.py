@@ -7,7 +7,18 @@ the same on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Float, ForeignKey, Index, Integer, MetaData, String, Table, Text
+from sqlalchemy import (
+    CheckConstraint,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
 
 metadata = MetaData()
 
@@ -67,6 +78,20 @@ call_records = Table(
     Column("quality", Text, nullable=False, server_default="{}"),  # JSON, per leg
     Index("call_records_started", "started_at"),
     Index("call_records_site_started", "site", "started_at"),
+)
+
+# Visitors' ratings of their calls, one per call, keyed by the record's id; no foreign key:
+# a rating may be taken before the call's record is written (gateway.storage.ratings).
+call_ratings = Table(
+    "call_ratings",
+    metadata,
+    Column("call_id", String(32), primary_key=True),
+    Column("site", Text, nullable=False),
+    Column("rating", Integer, nullable=False),
+    Column("comment", Text, nullable=False, server_default=""),
+    Column("rated_at", Float, nullable=False),
+    CheckConstraint("rating BETWEEN 1 AND 5", name="call_ratings_rating"),
+    Index("call_ratings_site_rated", "site", "rated_at"),
 )
 
 # Calls in progress on every worker and node (gateway.storage.live).

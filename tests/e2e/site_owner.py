@@ -7,6 +7,7 @@ import asyncio
 import json
 
 import aiohttp
+from playwright.async_api import Page
 
 from gateway.admin.auth import hash_password
 from gateway.config import parse_config
@@ -17,6 +18,14 @@ API_KEY = "k" * 12 + "owner-side-test-key"
 ADMIN_USER = "owner"
 ADMIN_PASSWORD = "a long enough admin password"
 _PASSWORD_HASH = hash_password(ADMIN_PASSWORD)
+# The admin side switched on: the API key and one user.
+ADMIN_TOML = f"""
+[admin]
+api_keys = ["{API_KEY}"]
+[[admin.users]]
+name = "{ADMIN_USER}"
+password_hash = "{_PASSWORD_HASH}"
+"""
 
 
 def owner_toml(sites: dict[str, str], site_extra: dict[str, str] | None = None) -> str:
@@ -42,16 +51,20 @@ browser_codecs = ["PCMU"]
 host_addresses = ["127.0.0.1"]
 [demo]
 enabled = false
-[admin]
-api_keys = ["{API_KEY}"]
-[[admin.users]]
-name = "{ADMIN_USER}"
-password_hash = "{_PASSWORD_HASH}"
+{ADMIN_TOML}
 {tables}"""
 
 
 async def start_owner_gateway(sites: dict[str, str], **options: object) -> Gateway:
     return await Gateway.start(parse_config(owner_toml(sites, **options), {}))  # type: ignore[arg-type]
+
+
+async def log_in(page: Page, url: str, password: str = ADMIN_PASSWORD) -> None:
+    """Log in to the admin page in `page`'s browser context."""
+    await page.goto(f"{url}/admin/login")
+    await page.get_by_label("User name").fill(ADMIN_USER)
+    await page.get_by_label("Password").fill(password)
+    await page.get_by_role("button", name="Log in").click()
 
 
 async def admin_get(

@@ -21,14 +21,13 @@ from sip_bridge import codec_by_name
 from tests.e2e.widget_pages import axe_violations
 
 from .conftest import open_call_page, wait_for_status
-from .site_owner import ADMIN_PASSWORD, ADMIN_USER, start_owner_gateway, wait_for_records
-
-
-async def log_in(page: Page, url: str, password: str) -> None:
-    await page.goto(f"{url}/admin/login")
-    await page.get_by_label("User name").fill(ADMIN_USER)
-    await page.get_by_label("Password").fill(password)
-    await page.get_by_role("button", name="Log in").click()
+from .site_owner import (
+    ADMIN_PASSWORD,
+    ADMIN_USER,
+    log_in,
+    start_owner_gateway,
+    wait_for_records,
+)
 
 
 async def assert_accessible(page: Page) -> None:

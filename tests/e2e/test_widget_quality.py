@@ -3,18 +3,18 @@ check ("Test my microphone and connection": a real ICE + DTLS-SRTP connection wh
 the gateway echoes, no SIP) passing on loopback and failing with a reason when the
 gateway's media address cannot be reached; the warning during a call whose browser leg
 loses packets, and its going once the loss stops; and the rating after an answered call,
-kept with the call (an interim store until call records land).
+kept with the call's record: shown by the admin API, the history page and the CSV export.
 
 One browser serves the whole module; each test has its own context, gateway and peers.
 """
 
 from __future__ import annotations
 
-import contextlib
+import csv
+import io
 import json
 import random
 import socket
-import sqlite3
 import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -24,10 +24,10 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
-from gateway.calls.ratings import RATINGS_FILE
 from gateway.media.srtp_channel import SrtpAudioChannel
 from gateway.process.gateway import Gateway
 
+from .site_owner import ADMIN_TOML, admin_get, log_in
 from .widget_pages import NOBODY, HostPages, axe_violations, new_context, snap
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -248,9 +248,10 @@ async def test_a_call_that_loses_packets_is_said_to_be_weak_until_it_recovers(
 # --------------------------------------------------------------------------- after a call
 
 
-def stored_ratings(path: Path) -> list[tuple]:
-    with contextlib.closing(sqlite3.connect(path)) as db:
-        return db.execute("SELECT call_id, site, rating, comment FROM call_ratings").fetchall()
+async def stored_rating(gateway: Gateway, call_id: str) -> tuple | None:
+    assert gateway.database is not None
+    rating = await gateway.database.ratings.get(call_id)
+    return None if rating is None else (rating.call_id, rating.site, rating.rating, rating.comment)
 
 
 async def post_rating(gateway: Gateway, call_id: str, body: dict) -> tuple[int, dict]:
@@ -271,11 +272,11 @@ async def test_an_answered_call_may_be_rated_once_and_the_rating_is_kept(
 ) -> None:
     phone = baresip_factory(codecs=("PCMU",), tone_hz=440, tone_seconds=30)
     busy = sipp_factory("uas_busy")
-    state = tmp_path / "state"
     gateway = await start_gateway(
         phone.uri,
         widget='position = "inline"',
-        extra=f'[storage]\nstate_directory = "{state}"',
+        extra=f'[storage]\nstate_directory = "{tmp_path / "state"}"\n'
+        f'database = "sqlite:///{tmp_path / "gateway.db"}"\n{ADMIN_TOML}',
         site_extra=f'[[sites]]\nid = "busy"\ndestination = "{busy.uri}"\n'
         "health_interval = 0\n"  # SIPp takes no OPTIONS
         f'origins = {json.dumps([host.origin])}\n[sites.widget]\nposition = "inline"\n',
@@ -294,7 +295,7 @@ async def test_an_answered_call_may_be_rated_once_and_the_rating_is_kept(
     await send.click()  # no stars chosen: said so, nothing sent
     await expect(page.get_by_text("Choose from 1 to 5 stars.")).to_be_visible()
     await question.get_by_role("radio", name="4 out of 5").check()
-    await page.get_by_role("textbox", name="Anything to add? (optional)").fill("Clear sound")
+    await page.get_by_role("textbox", name="Anything to add? (optional)").fill("Clear <b>sound</b>")
     violations = await axe_violations(page)
     assert violations == [], violations
     await snap(page, "rating")
@@ -302,9 +303,10 @@ async def test_an_answered_call_may_be_rated_once_and_the_rating_is_kept(
     await send.click()
     await expect(page.get_by_text("Thank you for your feedback.")).to_be_visible()
     await expect(question).to_be_hidden()
-    assert await events(page, "rated") == [{"rating": 4, "comment": "Clear sound"}]
-    ratings = state / RATINGS_FILE
-    assert stored_ratings(ratings) == [(call["id"], "shop", 4, "Clear sound")]
+    comment = "Clear <b>sound</b>"
+    assert await events(page, "rated") == [{"rating": 4, "comment": comment}]
+    kept = (call["id"], "shop", 4, comment)
+    assert await stored_rating(gateway, call["id"]) == kept
 
     # Once per call, with its own proof only.
     status, body = await post_rating(gateway, call["id"], {"proof": call["proof"], "rating": 1})
@@ -313,7 +315,31 @@ async def test_an_answered_call_may_be_rated_once_and_the_rating_is_kept(
     assert (status, body["error"]["code"]) == (403, "rating_refused")
     status, body = await post_rating(gateway, call["id"], {"proof": "x.y", "rating": 5})
     assert (status, body["error"]["code"]) == (403, "rating_refused")
-    assert stored_ratings(ratings) == [(call["id"], "shop", 4, "Clear sound")]
+    assert await stored_rating(gateway, call["id"]) == kept
+
+    # The site owner sees it with the call's record: the admin API, the history page
+    # (the comment as text, not markup) and the CSV export.
+    assert gateway.history is not None
+    await gateway.history.flush()
+    status, record, _ = await admin_get(gateway, f"/api/admin/calls/{call['id']}")
+    assert status == 200, record
+    assert isinstance(record, dict) and record["outcome"] == "answered"
+    assert (record["rating"], record["rating_comment"]) == (4, comment)
+    admin = await context.new_page()
+    await log_in(admin, gateway.url)
+    await admin.goto(f"{gateway.url}/admin/calls")
+    row = admin.locator("#calls tbody tr")
+    await expect(row).to_have_count(1)
+    await expect(row).to_contain_text(f"4/5 {comment}")
+    assert await admin.locator("#calls b").count() == 0
+    exported = await admin.request.get(f"{gateway.url}/admin/calls.csv")
+    (header, values) = list(csv.reader(io.StringIO(await exported.text())))
+    assert values[header.index("id")] == call["id"]
+    assert (values[header.index("rating")], values[header.index("rating_comment")]) == (
+        "4",
+        comment,
+    )
+    await admin.close()
 
     # A call nobody answered is not rated.
     await page.goto(host.url("script", gateway.url, site="busy"))

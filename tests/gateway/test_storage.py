@@ -7,11 +7,21 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import subprocess
+import sys
 
 import pytest
 from sqlalchemy import text
 
-from gateway.storage import CallbackStatus, CallRecord, Database, LiveCall, StorageError, migrate
+from gateway.storage import (
+    CallbackStatus,
+    CallRating,
+    CallRecord,
+    Database,
+    LiveCall,
+    StorageError,
+    migrate,
+)
 from gateway.storage.engine import DatabaseUrl, create_engine
 from tests.support.database import claim_due
 
@@ -280,6 +290,27 @@ async def test_schema_from_empty_and_from_the_previous_version(database_url):
     await again.close()
 
 
+async def test_records_of_0002_gain_ratings(database_url):
+    # 0003_call_ratings: records written before it read as unrated and can be rated.
+    engine = create_engine(DatabaseUrl.parse(database_url))
+    assert await migrate.upgrade(engine, "0002") == (None, "0002")
+    async with engine.begin() as db:
+        await db.execute(
+            text(
+                "INSERT INTO call_records (id, kind, site, started_at, outcome)"
+                " VALUES ('old', 'call', 'shop', 5, 'answered')"
+            )
+        )
+    await engine.dispose()
+    database = await Database.open(database_url)
+    assert database.schema == ("0002", migrate.head())
+    old = await database.records.get("old")
+    assert (old.rating, old.rating_comment, old.rated_at) == (None, "", None)
+    assert await database.ratings.add(CallRating("old", "shop", 3, "ok", 60))
+    assert (await database.records.get("old")).rating_comment == "ok"
+    await database.close()
+
+
 async def test_a_callback_database_of_the_previous_release_is_adopted(tmp_path):
     path = tmp_path / "callbacks.db"
     with sqlite3.connect(path) as old:  # the schema the SQLite-only store created
@@ -307,3 +338,26 @@ async def test_bad_urls_and_unreachable_servers_are_clear_errors(tmp_path):
     with pytest.raises(StorageError, match=r"postgresql://gw:\*\*\*@127.0.0.1:9/x") as refused:
         await Database.open("postgresql://gw:secret@127.0.0.1:9/x")
     assert "secret" not in str(refused.value)  # the password never reaches a log
+
+
+def test_the_newest_version_is_alembics_head():
+    from alembic.script import ScriptDirectory
+
+    assert migrate.head() == ScriptDirectory(str(migrate.MIGRATIONS)).get_current_head()
+
+
+def test_a_database_at_the_newest_version_opens_without_alembic(database_url):
+    # A running gateway's processes never hold Alembic (~12 MB each, docs/benchmark.md):
+    # its version is read with one query. A fresh interpreter, so no other test's import
+    # of Alembic counts.
+    program = (
+        "import asyncio, sys\n"
+        "from gateway.storage import Database\n"
+        "async def main():\n"
+        f"    await (await Database.open({database_url!r})).close()\n"
+        "    print('alembic' in sys.modules)\n"
+        "asyncio.run(main())\n"
+    )
+    first = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True)
+    again = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True)
+    assert (first.stdout, again.stdout) == ("True\n", "False\n"), first.stderr + again.stderr

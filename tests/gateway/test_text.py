@@ -14,6 +14,7 @@ from gateway.text import (
     clean_message_text,
     clean_visitor_name,
     clean_visitor_text,
+    clipped,
     is_invisible,
     loggable,
 )
@@ -138,3 +139,10 @@ def test_a_cleaned_message_is_visible_lines(value):
     for line in text.split("\n"):
         assert line == " ".join(line.split())
         assert not any(unicodedata.category(c) == "Cc" for c in line)
+
+
+def test_clipped_bounds_a_value_without_escaping_it():
+    """The formatter escapes the whole line once (test_log_format.py); call sites bound."""
+    assert clipped("\x1bred") == "\x1bred"
+    assert clipped("x" * 150, 100) == "x" * 100 + "... (50 more characters)"
+    assert clipped(ValueError("bad")) == "bad"

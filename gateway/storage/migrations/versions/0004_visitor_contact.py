@@ -2,15 +2,15 @@
 link in the call records, voicemails, messages left for the site, and chat conversations
 with their messages.
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0004_visitor_contact
+Revises: 0003_call_ratings
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003"
-down_revision = "0002"
+revision = "0004_visitor_contact"
+down_revision = "0003_call_ratings"
 branch_labels = None
 depends_on = None
 
