@@ -149,6 +149,7 @@ class CallManager:
             database=self.history.database,
             clock=clock,
             leg_settings=self._browser_leg,
+            ice_mux=ice_mux,
         )
 
     # -------------------------------------------------------------- TokenService

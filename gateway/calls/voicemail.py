@@ -46,6 +46,7 @@ from gateway.api import (
 from gateway.config import GatewayConfig, SiteConfig
 from gateway.config.legs import BrowserLegSettings, browser_leg_settings
 from gateway.media.greeting import greeting_pcm, play_greeting
+from gateway.media.ice_mux import IceMux
 from gateway.media.recorder import OggOpusRecorder
 from gateway.media.transcoder import AudioCodec
 from gateway.media.webrtc_leg import WebRtcLeg
@@ -94,7 +95,10 @@ class Voicemails:
         notifier: Notifier | None = None,
         clock: Clock = time.time,
         leg_settings: BrowserLegSettings | None = None,
+        ice_mux: IceMux | None = None,
     ) -> None:
+        """`ice_mux`: the worker's shared ICE port for browser legs (`[ice] port`), as
+        calls and pre-call checks use it."""
         self.config = config
         self.admission = admission
         self.directory = directory
@@ -103,6 +107,7 @@ class Voicemails:
         self.notifier = notifier
         self.clock = clock
         self.leg_settings = leg_settings or browser_leg_settings(config)
+        self.ice_mux = ice_mux
         self.recordings: dict[str, _Recording] = {}
         self.saved = 0  # voicemails kept by this worker (tests, logs)
 
@@ -119,7 +124,7 @@ class Voicemails:
         if not site.public_info.offers_voicemail:
             raise CallRefused("voicemail_off", "this site takes no voicemail")
         admitted = self.admission.admit_voicemail(site, address, self.clock())
-        leg = WebRtcLeg(self.leg_settings)
+        leg = WebRtcLeg(self.leg_settings, ice_mux=self.ice_mux)
         recording = _Recording(
             secrets.token_urlsafe(12), site, address, visitor, after_call, admitted, leg, notify
         )
