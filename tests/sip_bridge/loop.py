@@ -10,6 +10,9 @@ from sip_bridge.useragent import UserAgent
 
 Address = tuple[str, int]
 
+CALLER: Address = ("127.0.0.1", 5070)  # the user agent under test, in most tests
+PEER: Address = ("127.0.0.1", 5090)  # the far end it calls
+
 
 class Wire:
     """Delivers datagrams between user agents, and records what each one sent.

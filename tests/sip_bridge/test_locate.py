@@ -10,7 +10,7 @@ from sip_bridge.locate import DnsCache, Locator, NaptrRecord, Query, SrvRecord
 from sip_bridge.uri import parse_sip_uri
 from sip_bridge.useragent import UserAgent, UserAgentConfig
 
-from .loop import Wire
+from .loop import CALLER, Wire
 from .scripted import ANSWER, OFFER, ScriptedPeer
 
 
@@ -100,14 +100,8 @@ def test_the_cache_keeps_answers_for_their_ttl_and_failures_briefly():
     assert cache.get(query, 100) is None
 
 
-CALLER = ("127.0.0.1", 5070)
 FIRST = ("127.0.0.1", 5090)
 SECOND = ("127.0.0.1", 5091)
-
-
-@pytest.fixture
-def wire() -> Wire:
-    return Wire()
 
 
 @pytest.fixture

@@ -8,25 +8,13 @@ import pytest
 from sip_bridge.events import CallAnswered, CallEnded, CallRedirected, EndReason
 from sip_bridge.message import Response
 from sip_bridge.redirect import redirect_targets
-from sip_bridge.useragent import UserAgent, UserAgentConfig
 
-from .loop import Wire
+from .loop import CALLER, Wire
 from .scripted import ANSWER, OFFER, ScriptedPeer
 
-CALLER = ("127.0.0.1", 5070)
 FIRST = ("127.0.0.1", 5090)
 SECOND = ("127.0.0.1", 5091)
 THIRD = ("127.0.0.1", 5092)
-
-
-@pytest.fixture
-def wire() -> Wire:
-    return Wire()
-
-
-@pytest.fixture
-def caller(wire: Wire) -> UserAgent:
-    return wire.add(UserAgent(UserAgentConfig(address=CALLER)))
 
 
 def events(wire: Wire, kind):

@@ -20,11 +20,6 @@ CHALLENGE = 'Digest realm="pbx", nonce="n1", qop="auth", algorithm=MD5'
 
 
 @pytest.fixture
-def wire() -> Wire:
-    return Wire()
-
-
-@pytest.fixture
 def ua(wire: Wire) -> UserAgent:
     return wire.add(UserAgent(UserAgentConfig(address=GATEWAY)))
 

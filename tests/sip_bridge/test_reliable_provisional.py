@@ -3,31 +3,10 @@ fake wire: PRACK per reliable 1xx, in order, and the answer they carry."""
 
 from __future__ import annotations
 
-import pytest
-
 from sip_bridge.events import CallAnswered, CallEnded, EarlyMedia, EndReason
-from sip_bridge.useragent import UserAgent, UserAgentConfig
 
-from .loop import Wire
-from .scripted import ANSWER, OFFER, ScriptedPeer
-
-CALLER = ("127.0.0.1", 5070)
-PEER = ("127.0.0.1", 5090)
-
-
-@pytest.fixture
-def wire() -> Wire:
-    return Wire()
-
-
-@pytest.fixture
-def caller(wire: Wire) -> UserAgent:
-    return wire.add(UserAgent(UserAgentConfig(address=CALLER)))
-
-
-@pytest.fixture
-def peer(wire: Wire, caller: UserAgent) -> ScriptedPeer:
-    return ScriptedPeer(wire, caller, PEER)
+from .loop import CALLER, Wire
+from .scripted import ANSWER, OFFER
 
 
 def events(wire: Wire, kind):

@@ -16,12 +16,10 @@ from sip_bridge.session_timer import (
 )
 from sip_bridge.useragent import UserAgent, UserAgentConfig
 
-from .loop import Wire
+from .loop import CALLER, PEER, Wire
 from .scripted import ANSWER, OFFER, ScriptedPeer
 
-CALLER = ("127.0.0.1", 5070)
 PHONE = ("127.0.0.1", 5080)
-PEER = ("127.0.0.1", 5090)
 
 
 def events(wire: Wire, address, kind):
@@ -76,11 +74,6 @@ def test_headers_and_negotiation_rules():
     assert SessionTimer(1, True).refresh_due(0) == 1  # read as 2 s: never faster
     with pytest.raises(ValueError):
         UserAgentConfig(address=CALLER, min_se=30)
-
-
-@pytest.fixture
-def wire() -> Wire:
-    return Wire()
 
 
 def test_the_answerer_asks_the_caller_to_refresh_and_byes_when_it_stops(wire):

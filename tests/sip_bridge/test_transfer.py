@@ -6,28 +6,10 @@ from __future__ import annotations
 import pytest
 
 from sip_bridge.events import CallEnded, EndReason, TransferRequested
-from sip_bridge.useragent import CallError, UserAgent, UserAgentConfig
+from sip_bridge.useragent import CallError
 
-from .loop import Wire
-from .scripted import ANSWER, OFFER, ScriptedPeer
-
-CALLER = ("127.0.0.1", 5070)
-PEER = ("127.0.0.1", 5090)
-
-
-@pytest.fixture
-def wire() -> Wire:
-    return Wire()
-
-
-@pytest.fixture
-def caller(wire: Wire) -> UserAgent:
-    return wire.add(UserAgent(UserAgentConfig(address=CALLER)))
-
-
-@pytest.fixture
-def peer(wire: Wire, caller: UserAgent) -> ScriptedPeer:
-    return ScriptedPeer(wire, caller, PEER)
+from .loop import CALLER, Wire
+from .scripted import ANSWER, OFFER
 
 
 @pytest.fixture

@@ -25,9 +25,8 @@ from sip_bridge.useragent import (
     UserAgentConfig,
 )
 
-from .loop import Wire
+from .loop import CALLER, Wire
 
-CALLER = ("127.0.0.1", 5070)
 PHONE = ("127.0.0.1", 5080)
 SCRIPTED = ("127.0.0.1", 5090)
 OFFER = (
@@ -39,16 +38,6 @@ ANSWER = OFFER.replace(b"20000", b"30000")
 
 def events_of(wire: Wire, address, kind):
     return [e for e in wire.events[address] if isinstance(e, kind)]
-
-
-@pytest.fixture
-def wire() -> Wire:
-    return Wire()
-
-
-@pytest.fixture
-def caller(wire: Wire) -> UserAgent:
-    return wire.add(UserAgent(UserAgentConfig(address=CALLER)))
 
 
 @pytest.fixture
