@@ -30,7 +30,7 @@ class CallbackAccess(TokenService, Protocol):
     """What Request-a-Call asks of the call side (the CallManager): call tokens, and the
     visitor's call windows, which callback requests count against too."""
 
-    def admit_callback_request(self, site_id: str, client: str) -> None:
+    async def admit_callback_request(self, site_id: str, client: str) -> None:
         """Count one request of `client` for `site_id`, or raise LimitRefused."""
         ...
 
@@ -82,11 +82,10 @@ class RequestACall:
         notifier: Notifier | None = None,
     ) -> RequestACall | None:
         """None when no site takes callbacks. What an earlier life of `owner` left
-        `dialing` becomes `interrupted` first (gateway.storage.callbacks)."""
+        `dialing` was made `interrupted` before (gateway.process.failover)."""
         if not any(site.callback for site in config.sites):
             return None
         store = database.callbacks
-        await store.interrupt_left_dialing(clock(), owner)
         service = cls(
             config,
             endpoint,
@@ -181,17 +180,17 @@ class RequestACall:
         if self.notifier is not None and event in ("done", "failed", "interrupted"):
             self.notifier.callback_ended(callback, event, detail, self.clock())
 
-    def authorize(self, site: object, token: str, origin: str) -> None:
+    async def authorize(self, site: object, token: str, origin: str) -> None:
         """A request needs a call token (`Authorization: Bearer ...`) for the site it names,
         from a page of an origin the site allows, as for a call; raises AccessRefused."""
         if not isinstance(site, str):
             raise CallbackRefused("bad_request", "site is required.", status=400)
-        self.tokens.redeem_token(token, site_id=site, origin=origin)
+        await self.tokens.redeem_token(token, site_id=site, origin=origin)
 
-    def _admit(self, site_id: str, client: str) -> None:
+    async def _admit(self, site_id: str, client: str) -> None:
         """A valid request about to be stored counts against the visitor's call windows."""
         try:
-            self.tokens.admit_callback_request(site_id, client)
+            await self.tokens.admit_callback_request(site_id, client)
         except LimitRefused as exc:
             logger.warning(
                 "callback refused (%s): site=%s %s", exc.code, loggable(site_id, 40), exc.detail

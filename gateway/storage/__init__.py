@@ -11,7 +11,7 @@ from gateway.storage.admin import AdminSession, AdminStore
 from gateway.storage.callbacks import FINAL, Callback, CallbackStore
 from gateway.storage.database import Database
 from gateway.storage.engine import DatabaseUrl, StorageError
-from gateway.storage.live import LiveCall, LiveCalls
+from gateway.storage.live import LiveCall, LiveCalls, LiveRegistry, RedisLiveCalls
 from gateway.storage.outbox import Outbox, OutboxEvent
 from gateway.storage.records import OUTCOMES, CallRecord, RecordStore
 
@@ -27,9 +27,11 @@ __all__ = [
     "DatabaseUrl",
     "LiveCall",
     "LiveCalls",
+    "LiveRegistry",
     "Outbox",
     "OutboxEvent",
     "RecordStore",
+    "RedisLiveCalls",
     "StorageError",
     "migrate",
 ]

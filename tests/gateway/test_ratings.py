@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.access.ledger import SharedLedger
+from gateway.access.ledger import SqliteLedger
 from gateway.access.ratings import RATING_WINDOW, RatingProofs
 from gateway.calls.ratings import CallRating, CallRatings, RatingRefused, SqliteRatingStore
 from tests.gateway.clock import FakeClock
@@ -23,7 +23,7 @@ def clock() -> FakeClock:
 @pytest.fixture
 def ratings(tmp_path: Path, clock: FakeClock) -> CallRatings:
     store = SqliteRatingStore(tmp_path / "state" / "call-ratings.db")
-    return CallRatings(RatingProofs(SECRET), store, SharedLedger.in_memory(), clock=clock)
+    return CallRatings(RatingProofs(SECRET), store, SqliteLedger.in_memory(), clock=clock)
 
 
 async def refused(ratings: CallRatings, call_id: str, body: object) -> RatingRefused:

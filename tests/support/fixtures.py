@@ -32,6 +32,7 @@ import pytest
 
 from .baresip import BaresipPhone
 from .database import database_url, postgres_server
+from .ledgers import ledger, ledger_factory, redis_server, redis_url
 from .sipp import Sipp
 
 __all__ = [
@@ -39,7 +40,11 @@ __all__ = [
     "baresip_phone",
     "database_url",
     "in_temporary_directory",
+    "ledger",
+    "ledger_factory",
     "postgres_server",
+    "redis_server",
+    "redis_url",
     "pytest_configure",
     "sipp_factory",
     "sipp_uas",
