@@ -12,7 +12,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from functools import partial
 
-from gateway.access.admission import AdmittedCall, CallAdmission, LimitRefused
+from gateway.access.admission import (
+    AdmittedCall,
+    CallAdmission,
+    LimitRefused,
+    StorageUnavailable,
+)
 from gateway.access.challenge import ChallengeVerifier
 from gateway.access.ledger import Ledger, SqliteLedger
 from gateway.access.pages import page_access_from_config
@@ -90,6 +95,9 @@ class CallManager:
         # Which destinations answer their health checks (down ones are not rung), set by
         # the composition root when some site checks them.
         self.health: HealthMonitor | None = None
+        # Why the database cannot take a call's record now (None: it can), set by the
+        # composition root: while it says so, new calls are refused (`unavailable`).
+        self.storage_down: Callable[[], str | None] = lambda: None
         self._sip_leg = sip_leg_settings(config)
         self._browser_leg = browser_leg_settings(config)
         # Visitors' ratings of their answered calls (INTERIM store: gateway.calls.ratings).
@@ -123,7 +131,10 @@ class CallManager:
 
     async def admit_callback_request(self, site_id: str, client: str) -> None:
         """Count a Request-a-Call request of `client` against the visitor's call windows;
-        raises LimitRefused past them (gateway/access/admission.py)."""
+        raises LimitRefused past them (gateway/access/admission.py), StorageUnavailable while
+        the database is down (the request could not be stored)."""
+        if (reason := self.storage_down()) is not None:
+            raise StorageUnavailable(reason)
         await self.admission.count_request(self._site(site_id), client, self.clock())
 
     # -------------------------------------------------------------- CallService
@@ -145,12 +156,13 @@ class CallManager:
         except CallRefused as exc:
             # One line per refusal, naming the limit and its key when a limit refused it.
             warning = isinstance(exc, LimitRefused) and exc.warning
+            detail = exc.detail if isinstance(exc, LimitRefused | StorageUnavailable) else None
             (logger.warning if warning else logger.info)(
                 "call refused (%s): site %s, client %s: %s",
                 exc.code,
                 loggable(site_id, 40),
                 loggable(client, 64),
-                loggable(exc.detail if isinstance(exc, LimitRefused) else exc.message),
+                loggable(detail or exc.message),
             )
             raise
 
@@ -249,6 +261,8 @@ class CallManager:
                 "We are closed now."
                 + (" Leave your number and we will call you back." if site.callback else ""),
             )
+        if (reason := self.storage_down()) is not None:
+            raise StorageUnavailable(reason)
         if not self._reachable(site):
             # Every destination failed its health checks: say so at once, not after the
             # ring timeout, and let the page offer the fallback (a callback).

@@ -184,6 +184,8 @@ class Gateway:
             endpoint = await bind("sip.listen", config.sip.listen, _open_endpoint(config))
             opened.push_async_callback(endpoint.close)
             calls = CallManager(config, endpoint, ledger=shared.ledger, history=history)
+            database.reachability.start()
+            calls.storage_down = lambda: database.reachability.down
             heartbeat = watcher = None
             if shared.presence is not None:
                 # Listed as alive before it claims a callback or takes a call.

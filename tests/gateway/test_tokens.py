@@ -125,7 +125,8 @@ def test_used_tokens_are_forgotten_once_expired() -> None:
     ledger = SqliteLedger.in_memory()
     issuer = CallTokens(SECRET, lifetime=60, used=ledger)
     for n in range(100):
-        redeem(issuer, issuer.issue(SITE, ORIGIN, NOW + n), site_id=SITE, origin=ORIGIN, now=NOW + n)
+        token = issuer.issue(SITE, ORIGIN, NOW + n)
+        redeem(issuer, token, site_id=SITE, origin=ORIGIN, now=NOW + n)
     late = NOW + 1000
     redeem(issuer, issuer.issue(SITE, ORIGIN, late), site_id=SITE, origin=ORIGIN, now=late)
     assert ledger.remembered() == 1

@@ -43,9 +43,9 @@ __all__ = [
     "ledger",
     "ledger_factory",
     "postgres_server",
+    "pytest_configure",
     "redis_server",
     "redis_url",
-    "pytest_configure",
     "sipp_factory",
     "sipp_uas",
 ]

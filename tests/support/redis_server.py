@@ -45,6 +45,11 @@ class RedisServer:
 
     def stop(self) -> None:
         if self.process.poll() is None:
+            with contextlib.suppress(OSError):
+                self.command("SHUTDOWN", "NOSAVE", "NOW")  # SIGTERM takes Redis 2 s
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(2)
+        if self.process.poll() is None:
             self.process.terminate()
             try:
                 self.process.wait(5)
