@@ -39,11 +39,11 @@ from aiortc import RTCConfiguration, RTCPeerConnection
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.support import haproxy as haproxies  # noqa: E402
-from tests.support import postgres  # noqa: E402
-from tests.support import redis_server as redis_servers  # noqa: E402
-from tests.support.gateway_process import GatewayProcess  # noqa: E402
-from tests.support.ports import free_port_block, free_udp_port  # noqa: E402
+from tests.support import haproxy as haproxies
+from tests.support import postgres
+from tests.support import redis_server as redis_servers
+from tests.support.gateway_process import GatewayProcess
+from tests.support.ports import free_port_block, free_udp_port
 
 SECRET = "bench-nodes-token-secret-0123456789abcdef"
 
@@ -107,7 +107,9 @@ async def static_offer() -> str:
 async def one_call(session: aiohttp.ClientSession, url: str, sdp: str) -> dict[str, float]:
     """Token, connect, call:start, ringing, hang up: the times of each step (seconds)."""
     started = time.perf_counter()
-    async with session.post(f"{url}/api/token", json={"site": "shop"}, headers={"Origin": url}) as answer:
+    async with session.post(
+        f"{url}/api/token", json={"site": "shop"}, headers={"Origin": url}
+    ) as answer:
         body = await answer.json()
         if answer.status != 200:
             raise RuntimeError(f"token: {answer.status} {body}")

@@ -327,8 +327,7 @@ async def test_a_crashed_workers_calls_end_on_both_legs_and_it_is_restarted(tmp_
             await asyncio.sleep(0.1)
         text = log.read_text()
         assert (
-            f"worker {index}: sent 1 BYE and 0 CANCEL; 1 answered; 1 calls recorded as lost"
-            in text
+            f"worker {index}: sent 1 BYE and 0 CANCEL; 1 answered; 1 calls recorded as lost" in text
         ), text
         assert gateway.poll() is None
         # The dead worker's call is no longer in progress, and its record says how it
