@@ -42,7 +42,7 @@ logger = logging.getLogger(__name__)
 
 BEAT_PERIOD = 0.5  # seconds between heartbeats (and publications of changed dialogs)
 DEAD_AFTER = 5.0  # seconds without a heartbeat before a worker is taken for dead
-WATCH_PERIOD = 1.0  # seconds between looks for dead workers
+WATCH_PERIOD = 0.5  # seconds between looks for dead workers
 SWEEP_PERIOD = 10.0  # seconds between looks for what workers no longer listed left
 LOST = "lost"  # the end cause of a call whose worker died
 
