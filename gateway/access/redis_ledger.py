@@ -289,10 +289,10 @@ class RedisLedger:
                 try:
                     await pipe.watch(live, starts)
                     count = await pipe.zcount(live, f"({_number(now)}", "+inf")
-                    started = await pipe.zrangebyscore(
+                    started: list[Any] = await pipe.zrangebyscore(
                         starts, f"({_number(now - HOUR)}", "+inf", withscores=True
                     )
-                    decide(CheckFacts(int(count), tuple(float(s) for _, s in started)))
+                    decide(CheckFacts(int(count), tuple(float(pair[1]) for pair in started)))
                     pipe.multi()
                     pipe.hset(f"{p}check:{check}", mapping={"client": client, "owner": self.owner})
                     pipe.expire(f"{p}check:{check}", math.ceil(lasts) + 60)

@@ -194,10 +194,10 @@ class RedisLiveCalls:
 
     async def of_worker(self, worker: str) -> list[LiveCall]:
         ids = await self._redis.smembers(f"{PREFIX}live-worker:{worker}")
-        return await self._entries(sorted(ids))
+        return await self._entries(sorted(str(i) for i in ids))
 
     async def forget_worker(self, worker: str) -> int:
-        ids = list(await self._redis.smembers(f"{PREFIX}live-worker:{worker}"))
+        ids = [str(i) for i in await self._redis.smembers(f"{PREFIX}live-worker:{worker}")]
         async with self._redis.pipeline(transaction=True) as pipe:
             for call_id in ids:
                 pipe.delete(self._key(call_id))
@@ -209,10 +209,10 @@ class RedisLiveCalls:
         return len(ids)
 
     async def workers(self) -> set[str]:
-        return set(await self._redis.smembers(f"{PREFIX}live-workers"))
+        return {str(w) for w in await self._redis.smembers(f"{PREFIX}live-workers")}
 
     async def all(self, site: str | None = None) -> list[LiveCall]:
-        ids = await self._redis.zrange(f"{PREFIX}live", 0, -1)
+        ids = [str(i) for i in await self._redis.zrange(f"{PREFIX}live", 0, -1)]
         calls = await self._entries(ids)
         return [c for c in calls if site is None or c.site == site]
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 import redis.asyncio as aioredis
 
@@ -161,9 +162,8 @@ class Presence:
 
     async def alive(self) -> dict[str, float]:
         """Every worker that beats, with its last beat (Redis's clock)."""
-        return {
-            str(w): float(t) for w, t in await self._redis.zrange(ALIVE, 0, -1, withscores=True)
-        }
+        beats: list[Any] = await self._redis.zrange(ALIVE, 0, -1, withscores=True)
+        return {str(pair[0]): float(pair[1]) for pair in beats}
 
     async def being_reaped(self) -> set[str]:
         return {
