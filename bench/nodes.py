@@ -106,9 +106,10 @@ async def static_offer() -> str:
 
 async def one_call(session: aiohttp.ClientSession, url: str, sdp: str) -> dict[str, float]:
     """Token, connect, call:start, ringing, hang up: the times of each step (seconds)."""
+    origin = "http://127.0.0.1:" + url.rsplit(":", 1)[1]  # the gateway's own pages
     started = time.perf_counter()
     async with session.post(
-        f"{url}/api/token", json={"site": "shop"}, headers={"Origin": url}
+        f"{url}/api/token", json={"site": "shop"}, headers={"Origin": origin}
     ) as answer:
         body = await answer.json()
         if answer.status != 200:
@@ -127,7 +128,7 @@ async def one_call(session: aiohttp.ClientSession, url: str, sdp: str) -> dict[s
             url,
             transports=["websocket"],
             auth={"site": "shop", "token": body["token"]},
-            headers={"Origin": url},
+            headers={"Origin": origin},
         )
         connected = time.perf_counter()
         ack = await client.call("call:start", {"sdp": sdp}, timeout=20)
@@ -165,8 +166,10 @@ def median_ms(samples: list[dict[str, float]], key: str) -> float:
 
 
 async def setup_cost(calls: int) -> dict:
+    """Both nodes run at once and take turns, so that the machine's other load falls on
+    both alike; then the ledger's own operations, alone."""
     sdp = await static_offer()
-    results: dict[str, dict[str, float]] = {}
+    samples: dict[str, list[dict[str, float]]] = {}
     root = Path(tempfile.mkdtemp(prefix="bench-nodes-"))
     with postgres.postgres_server() as pg, redis_servers.redis_server() as redis:
         database = pg.create_database("bench_setup")
@@ -174,20 +177,74 @@ async def setup_cost(calls: int) -> dict:
             "sqlite": "",  # the embedded defaults: var/gateway.db, the machine's ledger
             "postgresql+redis": f'database = "{database}"\nredis = "{redis.url}"',
         }
-        for label, storage in storages.items():
-            p = ports()
-            toml = node_toml("127.0.0.2", p, root / label / "state", storage, "a")
-            async with node(root / label, toml, label), aiohttp.ClientSession() as session:
-                url = f"http://127.0.0.2:{p['http']}"
+        urls = {}
+        async with contextlib.AsyncExitStack() as stack:
+            for n, (label, storage) in enumerate(storages.items()):
+                p = ports()
+                host = f"127.0.0.{n + 2}"
+                toml = node_toml(host, p, root / label / "state", storage, label.split("+")[0])
+                await stack.enter_async_context(node(root / label, toml, label))
+                urls[label] = f"http://{host}:{p['http']}"
+            session = await stack.enter_async_context(aiohttp.ClientSession())
+            for label, url in urls.items():
+                samples[label] = []
                 for _ in range(5):  # warm-up: imports, first connections
                     await one_call(session, url, sdp)
-                samples = [await one_call(session, url, sdp) for _ in range(calls)]
-            results[label] = {key: median_ms(samples, key) for key in samples[0]}
+            for i in range(calls):
+                order = list(urls.items()) if i % 2 == 0 else list(urls.items())[::-1]
+                for label, url in order:
+                    samples[label].append(await one_call(session, url, sdp))
+        ledger = await ledger_costs(root / "ledger.sqlite3", redis.url)
+    results = {
+        label: {key: median_ms(taken, key) for key in taken[0]} for label, taken in samples.items()
+    }
     results["added by postgresql+redis"] = {
         key: round(results["postgresql+redis"][key] - results["sqlite"][key], 2)
         for key in results["sqlite"]
     }
-    return {"calls": calls, "median_ms": results}
+    return {"calls": calls, "median_ms": results, "ledger_median_ms": ledger}
+
+
+async def ledger_costs(sqlite_file: Path, redis_url: str, count: int = 300) -> dict:
+    """The ledger's work on a call's set-up path, alone: a token's single use, and a call's
+    admission (the limits read and the call added in one transaction) with its end."""
+    from gateway.access.ledger import CallFacts, SqliteLedger
+    from gateway.access.redis_ledger import RedisLedger
+    from gateway.storage.redis_server import RedisUrl, connect
+
+    client = connect(RedisUrl.parse(redis_url))
+    ledgers = {
+        "sqlite": SqliteLedger.open(sqlite_file, "bench/worker-0"),
+        "redis": RedisLedger(client, "bench/worker-0"),
+    }
+
+    def allow(facts: CallFacts) -> None:
+        return None
+
+    result = {}
+    try:
+        for label, ledger in ledgers.items():
+            uses, admissions = [], []
+            now = time.time()
+            for i in range(count):
+                started = time.perf_counter()
+                await ledger.first_use(f"token:{label}{i}", now + 60, now)
+                uses.append(time.perf_counter() - started)
+                started = time.perf_counter()
+                call = await ledger.admit_call(
+                    "shop", f"198.51.100.{i % 200}", now, allow, lasts=60
+                )
+                admissions.append(time.perf_counter() - started)
+                await ledger.call_ended(call, now + 1, None)
+            result[label] = {
+                "token single use": round(statistics.median(uses) * 1000, 3),
+                "admission": round(statistics.median(admissions) * 1000, 3),
+            }
+    finally:
+        for ledger in ledgers.values():
+            await ledger.close()
+        await client.aclose()
+    return result
 
 
 async def at_rate(url: str, sdp: str, rate: float, seconds: float) -> dict:

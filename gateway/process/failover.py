@@ -147,17 +147,21 @@ class Reaper:
 
     async def _record_calls(self, worker: str, now: float, detail: str) -> int:
         calls = await self.live.of_worker(worker)
+        recorded = 0
         for call in calls:
+            if await self.database.records.get(call.id) is not None:
+                continue  # its worker recorded its end, then died before saying it ended
             number = None
             if call.kind == "callback":
                 callback = await self.database.callbacks.get(call.id)
                 number = callback.number if callback is not None else None
             record = lost_record(call, now, detail, number)
             await self.database.records.add(record)
+            recorded += 1
             if record.kind == "call":
                 self.notifier.call_ended(record.public())
         await self.live.forget_worker(worker)
-        return len(calls)
+        return recorded
 
 
 class Heartbeat:
