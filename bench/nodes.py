@@ -129,6 +129,7 @@ async def one_call(session: aiohttp.ClientSession, url: str, sdp: str) -> dict[s
             transports=["websocket"],
             auth={"site": "shop", "token": body["token"]},
             headers={"Origin": origin},
+            wait_timeout=10,
         )
         connected = time.perf_counter()
         ack = await client.call("call:start", {"sdp": sdp}, timeout=20)

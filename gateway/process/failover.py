@@ -253,6 +253,53 @@ class Heartbeat:
             logger.warning("%s: cannot leave: %s", self.owner, exc)
 
 
+class Lease:
+    """One holder in the whole service for a chore every node's worker 0 could do (telling
+    a site's owner that a destination went down: once, not once per node): held while
+    renewed every `period`, taken over by another `lifetime` after its holder stopped.
+    `on_change(held)` says when this worker starts or stops holding it."""
+
+    def __init__(
+        self,
+        presence: Presence,
+        name: str,
+        holder: str,
+        on_change: Callable[[bool], None],
+        *,
+        period: float = 5.0,
+        lifetime: int = 15,
+    ) -> None:
+        self.presence = presence
+        self.name = name
+        self.holder = holder
+        self.on_change = on_change
+        self.period = period
+        self.lifetime = lifetime
+        self.held = False
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"lease-{self.name}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def renew(self) -> None:
+        held = await self.presence.hold(self.name, self.holder, self.lifetime)
+        if held != self.held:
+            self.held = held
+            self.on_change(held)
+
+    async def _run(self) -> None:
+        while True:
+            with contextlib.suppress(Exception):  # Redis away: as it was, until it is back
+                await self.renew()
+            await asyncio.sleep(self.period)
+
+
 class Watcher:
     """Looks every `WATCH_PERIOD` for workers of any node that stopped beating, and every
     `SWEEP_PERIOD` for entries of workers no longer listed at all (a node that died while

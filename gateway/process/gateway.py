@@ -37,7 +37,7 @@ from gateway.media.webrtc_leg import use_host_addresses
 from gateway.monitoring.metrics import Metrics
 from gateway.notify.service import Notifications
 from gateway.process.binding import bind, check_udp_range
-from gateway.process.failover import Heartbeat, Reaper, SipFrom, Watcher
+from gateway.process.failover import Heartbeat, Lease, Reaper, SipFrom, Watcher
 from gateway.process.heap import HeapTrimmer, freeze_startup_objects
 from gateway.process.journal import snapshot
 from gateway.process.shared import SharedState
@@ -121,6 +121,7 @@ class Gateway:
     owns_shared: bool = False
     heartbeat: Heartbeat | None = None
     watcher: Watcher | None = None
+    lease: Lease | None = None
 
     @classmethod
     async def start(
@@ -227,6 +228,21 @@ class Gateway:
                 health.start()
                 opened.push_async_callback(health.stop)
                 calls.health = health
+            lease = None
+            if shared.presence is not None and first_worker:
+                # Several nodes: one worker 0 of them all tells the sites' owners.
+                if health is not None:
+                    health.report = False
+                monitor = health
+
+                def reporting(held: bool) -> None:
+                    if monitor is not None:
+                        monitor.report = held
+
+                lease = Lease(shared.presence, "health-reports", owner, reporting)
+                await lease.renew()
+                lease.start()
+                opened.push_async_callback(lease.stop)
             # RSS would otherwise grow with the calls served (gateway/process/heap.py).
             heap = HeapTrimmer()
             opened.callback(heap.close)
@@ -311,6 +327,7 @@ class Gateway:
             owns_shared,
             heartbeat,
             watcher,
+            lease,
         )
 
     async def stop(self) -> None:
@@ -337,6 +354,8 @@ class Gateway:
         if self.history is not None:
             await self.history.close()
         await self.calls.admission.flush()
+        if self.lease is not None:
+            await self.lease.stop()
         if self.watcher is not None:
             await self.watcher.stop()
         if self.heartbeat is not None:

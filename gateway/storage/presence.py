@@ -81,6 +81,15 @@ return 1
 """
 
 
+# KEYS: lease:<name>; ARGV: holder, seconds
+_HOLD = """
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', tonumber(ARGV[2]))
+return 1
+"""
+
+
 @dataclass(frozen=True, slots=True)
 class BeatResult:
     claimed: bool  # another node took this worker for dead and ended its calls
@@ -95,6 +104,12 @@ class Presence:
         self._claim = client.register_script(_CLAIM)
         self._claim_absent = client.register_script(_CLAIM_ABSENT)
         self._join = client.register_script(_JOIN)
+        self._hold = client.register_script(_HOLD)
+
+    async def hold(self, lease: str, holder: str, seconds: int) -> bool:
+        """Take or keep `lease` for `seconds` unless another holder has it: what one
+        worker of the whole service does (tell the site's owners of destinations' health)."""
+        return bool(await self._hold([f"{PREFIX}lease:{lease}"], [holder, seconds]))
 
     async def join(self, worker: str) -> bool:
         """`worker` starts: listed as alive, unless its calls from a former life are being

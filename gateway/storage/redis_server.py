@@ -20,6 +20,8 @@ from redis.exceptions import RedisError
 PREFIX = "gateway:"
 CONNECT_TIMEOUT = 2.0  # seconds: a Redis that does not answer is down, for a call's set-up
 COMMAND_TIMEOUT = 2.0
+MAX_CONNECTIONS = 64  # per process
+POOL_WAIT = 5.0  # seconds a command waits for a free connection of the pool
 
 __all__ = ["PREFIX", "RedisError", "RedisUrl", "connect", "describe"]
 
@@ -67,14 +69,19 @@ class RedisUrl:
 
 def connect(url: RedisUrl) -> aioredis.Redis:
     """A client (a pool of connections, opened on first use) with short timeouts: a Redis
-    that does not answer fails a call's admission in seconds, not minutes."""
-    return aioredis.Redis.from_url(
+    that does not answer fails a call's admission in seconds, not minutes. When every
+    pooled connection is busy (a burst of calls), a command waits for one rather than
+    failing."""
+    pool = aioredis.BlockingConnectionPool.from_url(
         url.text,
+        max_connections=MAX_CONNECTIONS,
+        timeout=POOL_WAIT,
         socket_connect_timeout=CONNECT_TIMEOUT,
         socket_timeout=COMMAND_TIMEOUT,
         decode_responses=True,
         health_check_interval=30,
     )
+    return aioredis.Redis.from_pool(pool)  # closing the client closes its pool
 
 
 def describe(url: RedisUrl, exc: BaseException) -> str:

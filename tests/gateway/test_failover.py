@@ -12,7 +12,7 @@ import pytest
 from gateway.access.admission import CallAdmission
 from gateway.access.redis_ledger import RedisLedger
 from gateway.config import parse_config
-from gateway.process.failover import Heartbeat, Reaper, Watcher
+from gateway.process.failover import Heartbeat, Lease, Reaper, Watcher
 from gateway.storage import Database, LiveCall, RedisLiveCalls
 from gateway.storage.presence import Presence
 from gateway.storage.redis_server import RedisUrl, connect
@@ -172,3 +172,20 @@ async def test_leftovers_of_a_worker_listed_nowhere_are_swept(redis, database) -
     await watcher.check()
     assert (await database.records.get("old")).outcome == "failed"
     assert await live.all() == []
+
+
+async def test_one_worker_of_the_service_holds_a_chores_lease(redis) -> None:
+    presence = Presence(redis)
+    changes: dict[str, list[bool]] = {"a/worker-0": [], "b/worker-0": []}
+    leases = [
+        Lease(presence, "health-reports", holder, changes[holder].append)
+        for holder in ("a/worker-0", "b/worker-0")
+    ]
+    for lease in leases:
+        await lease.renew()
+    assert changes == {"a/worker-0": [True], "b/worker-0": []}
+    await leases[0].renew()  # its holder keeps it
+    await redis.delete("gateway:lease:health-reports")  # its holder stopped long ago
+    await leases[1].renew()
+    await leases[0].renew()
+    assert changes == {"a/worker-0": [True, False], "b/worker-0": [True]}
