@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 NODE_INSTALLED := node_modules/.package-lock.json
 
-.PHONY: run test lint bench system-deps clean
+.PHONY: run test lint bench bench-crosscheck system-deps clean
 
 run: $(INSTALLED) $(NODE_INSTALLED)
 	$(PY) -m gateway $(ARGS)
@@ -29,15 +29,23 @@ $(INSTALLED): pyproject.toml constraints.txt
 	touch $@
 
 # `make bench`: per-packet cost of the SIP leg, click-to-audio latency, then the load sweep,
-# both codecs; `make bench CALLS=100 SECONDS=20 CODEC=pcmu|opus` (WORKERS=N optional): one
-# load point only. Results in bench/results/; how to read them: docs/benchmark.md.
+# both codecs, each G.711 point against this gateway and against Janus's SIP plugin;
+# `make bench CALLS=100 SECONDS=20 CODEC=pcmu|opus` (CALLS=10,25 for several points;
+# WORKERS=N, SERVER=gateway|janus|both optional): those points only. Results in
+# bench/results/; how to read them: docs/benchmark.md. `make bench-crosscheck`: the load
+# generator against real Chromium calls (CALLS, default 10).
 BENCH_ARGS = $(if $(CALLS),--calls $(CALLS)) $(if $(SECONDS),--seconds $(SECONDS)) \
-	$(if $(CODEC),--codec $(CODEC)) $(if $(WORKERS),--workers $(WORKERS))
+	$(if $(CODEC),--codec $(CODEC)) $(if $(WORKERS),--workers $(WORKERS)) \
+	$(if $(SERVER),--server $(SERVER))
 
 bench: system-deps $(INSTALLED) $(NODE_INSTALLED)
 	$(if $(CALLS),,scripts/in-loopback-netns $(PY) bench/rtp_packet_cost.py)
 	$(if $(CALLS),,scripts/in-loopback-netns $(PY) bench/call_latency.py --calls 10)
 	scripts/in-loopback-netns $(PY) -m bench.load $(BENCH_ARGS)
+
+bench-crosscheck: system-deps $(INSTALLED) $(NODE_INSTALLED)
+	scripts/in-loopback-netns $(PY) -m bench.crosscheck $(if $(CALLS),--calls $(CALLS)) \
+		$(if $(SECONDS),--seconds $(SECONDS))
 
 $(NODE_INSTALLED): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error

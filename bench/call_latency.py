@@ -254,8 +254,7 @@ def codec_delay(source_name: str, target_name: str) -> float:
         decoder = OpusDecoder()
 
         def decode(payload):
-            frames = decoder.decode(payload)
-            return frames[0].to_ndarray().reshape(-1) if frames else None
+            return decoder.decode(payload)
     else:
         from sip_bridge.rtp.codecs import codec_by_name
 

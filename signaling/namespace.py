@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from functools import partial
 from typing import Any
@@ -53,6 +53,9 @@ MAX_REASON_CHARS = 200  # of a ValueError's text passed back to the page
 MAX_EVENT_NAME_CHARS = 40
 
 Ack = dict[str, Any]
+# The page's RTCPeerConnection `iceServers`: one list for every page, or made per connection
+# (the gateway's: short-lived TURN credentials each, gateway.media.ice_servers).
+IceServersForPage = Sequence[Mapping[str, Any]] | Callable[[], Sequence[Mapping[str, Any]]]
 
 
 class CallNamespace(socketio.AsyncNamespace):
@@ -62,12 +65,16 @@ class CallNamespace(socketio.AsyncNamespace):
         self,
         service: GatewayService,
         *,
-        ice_servers: list[dict[str, Any]],
+        ice_servers: IceServersForPage,
         page_origins: Iterable[str] = (),
     ) -> None:
         super().__init__("/")
         self._service = service
-        self._ice_servers = [dict(server) for server in ice_servers]
+        if callable(ice_servers):
+            self._ice_servers = ice_servers
+        else:
+            fixed = [dict(server) for server in ice_servers]
+            self._ice_servers = lambda: fixed
         self._page_origins = frozenset(origin.lower() for origin in page_origins)
         self._sessions: dict[str, ClientSession] = {}
         self._closing: set[asyncio.Task[None]] = set()
@@ -139,7 +146,8 @@ class CallNamespace(socketio.AsyncNamespace):
         session = ClientSession(sid, site.id, client)
         self._sessions[sid] = session
         session.writer = asyncio.create_task(self._write(session), name=f"signaling-out-{sid}")
-        session.send("session", {"ice_servers": self._ice_servers})
+        ice_servers = [dict(server) for server in self._ice_servers()]
+        session.send("session", {"ice_servers": ice_servers})
         logger.debug("client %s connected: site=%s client=%s", sid, site.id, session.client)
 
     def _disconnect(self, sid: str) -> None:
@@ -229,8 +237,8 @@ class CallNamespace(socketio.AsyncNamespace):
 
     async def _dispatch(self, session: ClientSession, request: ClientEvent) -> Ack:
         match request:
-            case StartCall(sdp=sdp, visitor=visitor):
-                return await self._start(session, sdp, visitor)
+            case StartCall(sdp=sdp, visitor=visitor, candidates=candidates):
+                return await self._start(session, sdp, visitor, candidates)
             case Candidate():
                 return await self._candidate(session, request)
             case Hangup():
@@ -271,13 +279,15 @@ class CallNamespace(socketio.AsyncNamespace):
             "seconds": grant.seconds,
         }
 
-    async def _start(self, session: ClientSession, sdp: str, visitor: VisitorDetails) -> Ack:
+    async def _start(
+        self, session: ClientSession, sdp: str, visitor: VisitorDetails, candidates: int
+    ) -> Ack:
         if session.call is not None:
             raise SignalingError(ErrorCode.CALL_ACTIVE, "a call is already active; hang up first")
         if session.check is not None:  # the visitor calls: the test is over
             check, session.check = session.check, None
             await self._service.stop_check(check)
-        slot = CallSlot()
+        slot = CallSlot(candidates=candidates)
         session.call = slot
         if visitor.page and not self._page_of_site(session.site_id, visitor.page):
             # Told to the operator as where the call comes from: only the site's own pages.

@@ -23,6 +23,7 @@ from gateway.api import (
     clean_visitor_text,
 )
 from signaling.errors import ErrorCode, SignalingError
+from signaling.json_codec import MALFORMED
 
 # Limits (bytes are UTF-8 bytes). A browser's audio-only offer is 2-6 KiB; a candidate line is
 # under 200 bytes, and one call gathers a handful of candidates per network interface.
@@ -59,6 +60,7 @@ class PayloadError(SignalingError):
 class StartCall:
     sdp: str
     visitor: VisitorDetails = field(default=NO_DETAILS)
+    candidates: int = 0  # a=candidate lines of the offer: they count against the call's limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +125,9 @@ def show(value: object) -> str:
 
 def parse_client_event(event: object, args: tuple[object, ...]) -> ClientEvent:
     """Validate one client event. `args` are the socket.io arguments after the event name."""
+    if event is MALFORMED:  # signaling.json_codec: the message was not JSON
+        reason = args[0] if args and isinstance(args[0], str) else "the message is not JSON"
+        raise PayloadError(reason)
     parser = _PARSERS.get(event) if isinstance(event, str) else None
     if parser is None:
         raise PayloadError(f"unknown event {show(event)}", code=ErrorCode.UNKNOWN_EVENT)
@@ -190,16 +195,29 @@ def _offer(event: str, value: object) -> str:
     if not sdp.startswith("v=0"):
         # Not the gateway's SDP parser's job to see JSON junk; an offer starts with v=0.
         raise PayloadError(f"{event}: sdp is not an SDP offer (it must start with v=0)")
+    _candidates(event, sdp)
     return sdp
+
+
+def _candidates(event: str, sdp: str) -> int:
+    """How many a=candidate lines the offer has; more than a call may have is refused (the
+    same limit as trickled candidates: each is an address the gateway would check)."""
+    candidates = sdp.count("\na=candidate:")
+    if candidates > MAX_CANDIDATES_PER_CALL:
+        raise PayloadError(
+            f"{event}: the offer has {candidates} candidates, more than "
+            f"{MAX_CANDIDATES_PER_CALL} for one call",
+            code=ErrorCode.TOO_MANY_CANDIDATES,
+        )
+    return candidates
 
 
 def _parse_start(payload: object) -> StartCall:
     with_visitor = isinstance(payload, dict) and "visitor" in payload
     fields = _object(START, payload, _START_KEYS_WITH_VISITOR if with_visitor else _START_KEYS)
     sdp = _offer(START, fields["sdp"])
-    if not with_visitor:
-        return StartCall(sdp)
-    return StartCall(sdp, _parse_visitor(fields["visitor"]))
+    visitor = _parse_visitor(fields["visitor"]) if with_visitor else NO_DETAILS
+    return StartCall(sdp, visitor, _candidates(START, sdp))
 
 
 def _parse_visitor(value: object) -> VisitorDetails:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 import socketio
 from aiohttp import web
 
 from gateway.api import GatewayService
-from signaling.namespace import CallNamespace
+from signaling import json_codec
+from signaling.namespace import CallNamespace, IceServersForPage
 
 # The hard cap on one websocket message. Our own limits (SDP 64 KiB, candidate 1 KiB) answer
 # with an `error` event and keep the connection; a message past this cap closes the
@@ -21,12 +21,13 @@ MAX_MESSAGE_BYTES = 1024 * 1024
 def create_signaling(
     service: GatewayService,
     *,
-    ice_servers: list[dict[str, Any]],
+    ice_servers: IceServersForPage,
     page_origins: Iterable[str] = (),
 ) -> socketio.AsyncServer:
     """The socket.io server for browsers: websocket transport only.
 
-    `ice_servers` is sent to each client as its RTCPeerConnection `iceServers`.
+    `ice_servers` (a list, or a function called for each connection) is sent to each
+    client as its RTCPeerConnection `iceServers`.
     `page_origins` are origins accepted for every site besides the site's own: the
     gateway's own public origin, since the call page it serves at /embed/<site> (framed by
     the site) opens its socket from there. engine.io's CORS check is off
@@ -38,6 +39,7 @@ def create_signaling(
         transports=["websocket"],
         cors_allowed_origins=[],
         max_http_buffer_size=MAX_MESSAGE_BYTES,
+        json=json_codec,  # an undecodable message is the client's error, not a traceback
         logger=False,
         engineio_logger=False,
     )

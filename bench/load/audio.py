@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gateway.media.transcoder import OpusDecoder, OpusEncoder
+from gateway.media.transcoder import OpusDecoder, OpusEncoder, OpusError
 from sip_bridge.rtp.g711 import ULAW_DECODE_TABLE, ulaw_encode
 
 TONE_HZ = 1000.0
@@ -59,14 +59,10 @@ class EchoDecoder:
         if self._opus is None:
             return ULAW_DECODE_TABLE[np.frombuffer(payload, np.uint8)]
         try:
-            frames = self._opus.decode(payload)
-        except Exception:  # a corrupt frame counts as not received, it does not stop the run
+            pcm = self._opus.decode(payload)
+        except OpusError:  # a corrupt frame counts as not received, it does not stop the run
             return None
-        if not frames:
-            return None
-        pcm = frames[0].to_ndarray().reshape(-1)
-        # libavcodec's Opus decoder gives float samples in [-1, 1].
-        return pcm * 32767 if pcm.dtype.kind == "f" else pcm
+        return pcm if len(pcm) else None
 
 
 def dominant_frequency(pcm: np.ndarray, rate: int) -> float:

@@ -2,9 +2,13 @@
 
   python -m bench.load.generator SPEC.json RESULT.json
 
-The orchestrator (`bench.load.run`) writes SPEC: gateway URL and origin, site, codec, the
-visitors' global indexes, when each starts, when all hang up, and the measurement window
-(monotonic clock, shared by every process on the machine).
+The orchestrator (`bench.load.run`) writes SPEC: the server (how to reach it), codec, the
+visitors' global indexes, when each starts, when all hang up, the measurement window
+(monotonic clock, shared by every process on the machine), the send jitter and a seed.
+
+Every call sends on its own clock, so the event loop runs on `select()`, whose timeout has
+microsecond resolution: epoll's is a millisecond, which would gather the calls due within
+the same millisecond into one burst, and bursts are kinder to the server than browsers are.
 """
 
 from __future__ import annotations
@@ -12,74 +16,26 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import selectors
 import sys
 import time
+import traceback
 from pathlib import Path
 
-from gateway.media.webrtc_leg import use_host_addresses
+import aioice.ice
 
-from .audio import encoded_frames
-from .visitor import Visitor
+from .audio import PERIOD_FRAMES, encoded_frames, pattern_pcm
+from .browser_media import CHROMIUM_PING_INTERVAL, Lateness, audio_levels, browser_like_dtls
+from .signaling import signaling_for
+from .visitor import CODECS, Visitor
+from .window import Window
 
-FRAME = 0.02
-LATE = 0.010  # a tick this much behind its time counts as late
-
-
-class FrameTicker:
-    """One 20 ms clock for every visitor of the process (one timer, not one per call).
-
-    A tick that comes late still sends: overdue ticks are caught up at once, as a browser's
-    capture would have produced those frames meanwhile; how late they went out is counted,
-    so a saturated generator shows in the results instead of passing for gateway jitter.
-    """
-
-    def __init__(self, window: tuple[float, float]) -> None:
-        self.window = window  # lateness is counted only within the measurement window
-        self._visitors: dict[int, Visitor] = {}
-        self.ticks = 0
-        self.late_ticks = 0
-        self.max_late = 0.0
-        self.late_at: list[tuple[float, float]] = []  # (when, ms late): the first 50
-        self._task: asyncio.Task | None = None
-
-    def add(self, visitor: Visitor) -> None:
-        self._visitors[visitor.index] = visitor
-
-    def remove(self, visitor: Visitor) -> None:
-        self._visitors.pop(visitor.index, None)
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run())
-
-    def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-
-    async def _run(self) -> None:
-        start = time.monotonic()
-        n = 0
-        while True:
-            n += 1
-            due = start + n * FRAME
-            delay = due - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            now = time.monotonic()
-            late = now - due
-            for visitor in list(self._visitors.values()):
-                visitor.tick(now)
-            if not self.window[0] <= now <= self.window[1]:
-                continue  # set-up and hang-up bursts are not what is measured
-            self.ticks += 1
-            if late > LATE:
-                self.late_ticks += 1
-                if len(self.late_at) < 50:
-                    self.late_at.append((round(now, 3), round(late * 1000, 1)))
-            self.max_late = max(self.max_late, late)
+HOST = "127.0.0.1"
+STUCK_AFTER = 20.0  # seconds after the last hang-up a call still running counts as stuck
 
 
 class GcPauses:
-    """The longest garbage-collector pause of the process (a pause delays every tick)."""
+    """The longest garbage-collector pause of the process (a pause delays every send)."""
 
     def __init__(self) -> None:
         self.longest = 0.0
@@ -93,56 +49,105 @@ class GcPauses:
             self.longest = max(self.longest, time.perf_counter() - self._started)
 
 
+def visitor_seed(seed: int, index: int) -> int:
+    """Visitor `index`'s own seed (its clock phase, its random choices) in run `seed`."""
+    return seed * 1_000_003 + index
+
+
+def browser_like_ice() -> None:
+    """aioice as Chromium's ICE agent behaves on loopback: host candidates on 127.0.0.1
+    only (aioice skips loopback), and the selected pair checked as often as Chromium pings
+    a stable connection (aioice's consent interval is 5 s)."""
+    aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: [HOST]
+    aioice.ice.CONSENT_INTERVAL = CHROMIUM_PING_INTERVAL
+
+
 async def generate(spec: dict) -> dict:
     pauses = GcPauses()
-    use_host_addresses(["127.0.0.1"])
-    frames = encoded_frames(spec["codec"])
-    window = tuple(spec["window"])
-    ticker = FrameTicker(window)
-    ticker.start()
+    browser_like_ice()
+    browser_like_dtls()
+    codec = spec["codec"]
+    frames = encoded_frames(codec)
+    pcm = pattern_pcm(CODECS[codec][1])
+    samples = len(pcm) // PERIOD_FRAMES
+    levels = audio_levels([pcm[i * samples : (i + 1) * samples] for i in range(PERIOD_FRAMES)])
+    # A fixed window (churn), or the orchestrator's once every call is up.
+    window = Window(*spec["window"]) if spec.get("window") else Window()
+    follow = (
+        None
+        if spec.get("window")
+        else asyncio.create_task(window.follow(Path(spec["window_file"])))
+    )
+    lateness = Lateness(window)
     visitors = [
         Visitor(
             index,
-            url=spec["url"],
-            origin=spec["origin"],
-            site=spec["site"],
-            codec=spec["codec"],
+            signaling=signaling_for(spec["server"], index),
+            codec=codec,
             frames=frames,
+            levels=levels,
             window=window,
+            lateness=lateness,
+            jitter=spec.get("jitter", 0.0005),
+            seed=visitor_seed(spec.get("seed", 0), index),
+            anchor=spec["start_at"],
         )
         for index in spec["indexes"]
     ]
     hold = spec.get("hold")
-
-    def times(visitor: Visitor) -> tuple[float, float]:
-        start = spec["start_at"] + visitor.index / spec["rate"]
-        return start, (start + hold if hold else spec["hangup_at"])
-
-    results = await asyncio.gather(
-        *(v.run(ticker, *times(v)) for v in visitors), return_exceptions=True
+    tasks = [
+        asyncio.ensure_future(v.run(spec["start_at"] + v.index / spec["rate"], hold))
+        for v in visitors
+    ]
+    await asyncio.wait([asyncio.ensure_future(v.settled.wait()) for v in visitors])
+    if spec.get("ready_file"):
+        Path(spec["ready_file"]).write_text("ready\n")
+    # Every call is over a few seconds after the hang-up; one that is not is reported as
+    # stuck (with where it was), not waited for.
+    await window.known.wait()
+    last = (
+        window.end
+        if hold is None
+        else spec["start_at"] + max(v.index for v in visitors) / spec["rate"] + hold
     )
-    ticker.stop()
+    await asyncio.wait(tasks, timeout=max(0.0, last - time.monotonic()) + STUCK_AFTER)
+    if follow is not None:
+        follow.cancel()
     calls = []
-    for visitor, result in zip(visitors, results, strict=True):
-        if isinstance(result, BaseException):
-            calls.append(
-                {"index": visitor.index, "ok": False, "error": f"{type(result).__name__}: {result}"}
-            )
-        else:
+    for visitor, task in zip(visitors, tasks, strict=True):
+        if not task.done():
+            task.cancel()
+            result = visitor.result()
+            result.update(ok=False, error=f"stuck: {visitor.stage}")
             calls.append(result)
+        elif task.exception() is not None:
+            calls.append({"index": visitor.index, "ok": False, "error": _where(task.exception())})
+        else:
+            calls.append(task.result())
     return {
         "calls": calls,
-        "ticks": ticker.ticks,
-        "late_ticks": ticker.late_ticks,
-        "max_late_s": ticker.max_late,
+        "ticks": lateness.sends,
+        "late_ticks": lateness.late,
+        "max_late_s": lateness.max_late,
         "max_gc_pause_s": pauses.longest,
-        "late_ticks_at": ticker.late_at,
+        "late_ticks_at": lateness.late_at,
     }
+
+
+def _where(error: BaseException) -> str:
+    """An unexpected exception and the line that raised it (a bug of the generator)."""
+    frames = traceback.extract_tb(error.__traceback__)
+    at = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
+    return f"{type(error).__name__}: {error}{at}"
 
 
 def main() -> None:
     spec = json.loads(Path(sys.argv[1]).read_text())
-    result = asyncio.run(generate(spec))
+    loop = asyncio.SelectorEventLoop(selectors.SelectSelector())
+    try:
+        result = loop.run_until_complete(generate(spec))
+    finally:
+        loop.close()
     Path(sys.argv[2]).write_text(json.dumps(result))
 
 

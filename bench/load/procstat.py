@@ -50,3 +50,34 @@ def total_cpu(pids: list[int]) -> float:
 
 def total_rss(pids: list[int]) -> int:
     return sum(rss_bytes(pid) for pid in pids)
+
+
+def threads(pid: int) -> int:
+    """Threads of `pid` (0 if it is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("Threads:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def total_threads(pids: list[int]) -> int:
+    return sum(threads(pid) for pid in pids)
+
+
+def pss_bytes(pid: int) -> int:
+    """Proportional set size of `pid`: pages shared with other processes (a forked
+    worker's inherited modules) count shared (0 if it is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def total_pss(pids: list[int]) -> int:
+    return sum(pss_bytes(pid) for pid in pids)

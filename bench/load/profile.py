@@ -15,6 +15,7 @@ from collections import Counter
 from pathlib import Path
 
 IDLE = re.compile(r"\b(select|poll|_run_once)\b.*\(selectors\.py|epoll")
+ROOT = f"{Path(__file__).resolve().parents[2]}/"  # the checkout: paths shown from here
 FRAME = re.compile(r"^(?P<name>.*?) \((?P<file>[^()]*?)(?::\d+)?\)$")
 
 
@@ -24,7 +25,7 @@ def short(frame: str) -> str:
     if not match:
         return frame
     path = match.group("file")
-    for marker in ("site-packages/", "/work/main/", "python3.11/"):
+    for marker in ("site-packages/", ROOT, "python3.11/"):
         if marker in path:
             path = path.split(marker, 1)[1]
     return f"{match.group('name')} ({path})"

@@ -1,12 +1,13 @@
-"""One load point: gateway (all workers) + SIPp echoing + generator processes, measured.
+"""One load point: the server under test + SIPp echoing + generator processes, measured.
 
 Timeline of a point (monotonic clock, shared by all processes):
 
-  t0 ............ t0 + calls/rate ... +SETTLE ===== measurement window (SECONDS) ===== hang up
-  calls start one after another        all set up     CPU, RSS, frames, echo delay
+  t0 ....... t0 + calls/rate .... all up +SETTLE ===== window (SECONDS) ===== hang up
+  calls start one after another  (however long)      CPU, RSS, frames, echo delay
 
-CPU is read from /proc at both ends of the window for every gateway worker, every generator
-and SIPp; memory (RSS) of the workers before any call and at the end of the window.
+The server is this gateway (supervisor and workers) or the Janus SIP plugin (`server`).
+CPU is read from /proc at both ends of the window for every process of the server, every
+generator and SIPp; memory (RSS) of the server before any call and at the end of the window.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import json
 import math
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -25,16 +25,15 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from gateway.process.supervisor import default_worker_count
-
 from . import procstat
+from .capture import Capture
+from .servers import Processes, Server, start_gateway, start_operator
+from .window import publish
 
-ROOT = Path(__file__).resolve().parents[2]
-SCENARIO = Path(__file__).resolve().parent / "uas_echo.xml"
-SETTLE = 1.0  # seconds after the last call started before measuring
+SETTLE = 1.0  # seconds after the last call was set up before measuring
+SETUP_BUDGET = 30.0  # seconds after the last call started: the window opens anyway
 GENERATOR_START = 2.0  # seconds for generator processes to import and get ready
 PLAYOUT_ALLOWANCE = 0.05  # a frame is on time within 50 ms of the call's fastest frame
-HOST = "127.0.0.1"
 
 
 @dataclass(frozen=True)
@@ -46,114 +45,28 @@ class PointSpec:
     rate: float = 20.0  # calls started per second
     generators: int | None = None  # None: one process per 50 calls
     profile: str | None = None  # directory: py-spy records each worker during the window
+    server: str = "gateway"  # or "janus"
+    jitter_ms: float = 0.5  # each frame is sent up to this much after its time
+    seed: int = 0
+    capture: bool = False  # count the packets by kind in the window (bench/load/capture.py)
 
 
-def _free_port(count: int = 1) -> int:
-    from tests.support.ports import free_port_block
-
-    return free_port_block(count, align=2)
-
-
-def gateway_config(http: int, sip: int, rtp: tuple[int, int], sipp: int, codec: str) -> str:
-    return f"""
-[http]
-listen = "{HOST}:{http}"
-[sip]
-listen = "{HOST}:{sip}"
-[media]
-rtp_ports = "{rtp[0]}-{rtp[1]}"
-browser_codecs = ["{"PCMU" if codec == "pcmu" else "opus"}"]
-sip_codecs = ["PCMU"]
-ringback = ""
-[ice]
-host_addresses = ["{HOST}"]
-[demo]
-enabled = false
-[limits]
-max_calls = 10000
-max_calls_per_client = 10000
-max_site_calls = 10000
-calls_per_client_15min = 1000000
-calls_per_client_hour = 1000000
-calls_per_client_day = 1000000
-daily_call_minutes = 1000000
-[log]
-level = "warning"
-[[sites]]
-id = "bench"
-destination = "sip:operator@{HOST}:{sipp}"
-ring_timeout = 10
-health_interval = 0               # SIPp's scenario takes no OPTIONS
-"""
-
-
-class Processes:
-    """The processes of one point; all stopped on exit, whatever happened."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        self.started: list[subprocess.Popen] = []
-
-    def start(self, name: str, argv: list[str], cwd: Path | None = None) -> subprocess.Popen:
-        log = open(self.workdir / f"{name}.log", "wb")  # noqa: SIM115 (closed with the process)
-        # The gateway keeps its ledger and journals in the point's directory, removed with
-        # it: each point starts with fresh rate windows.
-        process = subprocess.Popen(
-            argv,
-            cwd=cwd or ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env={**os.environ, "GATEWAY_STORAGE_STATE_DIRECTORY": str(self.workdir / "state")},
+def start_server(processes: Processes, spec: PointSpec, operator_port: int) -> Server:
+    if spec.server == "gateway":
+        return start_gateway(
+            processes,
+            calls=spec.calls,
+            codec=spec.codec,
+            workers=spec.workers,
+            operator_port=operator_port,
         )
-        log.close()
-        self.started.append(process)
-        return process
+    if spec.server == "janus":
+        from .janus import start_janus
 
-    def stop_all(self) -> None:
-        for process in reversed(self.started):
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        for process in reversed(self.started):
-            try:
-                process.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
-def _workers(asked: int | None) -> int:
-    """How many workers the gateway starts for `--workers asked` (as gateway/process/supervisor.py
-    counts cores: the CPUs this process may use, not the machine's)."""
-    if asked is not None and asked < 1:
-        raise ValueError("the benchmark measures the gateway's workers: --workers 1 or more")
-    return asked if asked is not None else default_worker_count()
-
-
-def _wait_for_lines(path: Path, text: str, count: int, process, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        content = path.read_text(errors="replace") if path.exists() else ""
-        if content.count(text) >= count:
-            return
-        if process.poll() is not None:
-            raise RuntimeError(f"{path.name}: exited with {process.returncode}:\n{content[-3000:]}")
-        time.sleep(0.05)
-    raise RuntimeError(f"{path.name}: not ready after {timeout} s:\n{content[-3000:]}")
-
-
-def _wait_bound(port: int, process, timeout: float = 10) -> None:
-    """Until something listens on UDP `port` (SIPp says nothing when it is ready)."""
-    needle = f":{port:04X} "
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if needle in Path("/proc/net/udp").read_text():
-            return
-        if process.poll() is not None:
-            raise RuntimeError(f"SIPp exited with {process.returncode}")
-        time.sleep(0.05)
-    raise RuntimeError(f"SIPp did not bind UDP {port}")
+        if spec.codec != "pcmu":
+            raise ValueError("the Janus SIP plugin does not transcode: codec pcmu only")
+        return start_janus(processes, calls=spec.calls, operator_port=operator_port)
+    raise ValueError(f"unknown server {spec.server!r}")
 
 
 def _profile(processes: Processes, pids: list[int], directory: Path, seconds: float) -> None:
@@ -165,18 +78,6 @@ def _profile(processes: Processes, pids: list[int], directory: Path, seconds: fl
         argv += ["--rate", "200", "--nonblocking", "--format", "raw"]
         argv += ["--output", str(directory / f"worker-{index}.txt")]
         processes.start(f"py-spy-{index}", argv)
-
-
-def _start_sipp(
-    processes: Processes, workdir: Path, port: int, calls: int, duration: float
-) -> subprocess.Popen:
-    """SIPp as the operator: SIP on `port`, media echo on port + 2 (-rtp_echo also binds
-    port + 4), control port + 5; it ends after `calls` calls."""
-    argv = ["sipp", "-sf", str(SCENARIO), "-i", HOST, "-p", str(port)]
-    argv += ["-mi", HOST, "-mp", str(port + 2), "-rtp_echo", "-ci", HOST, "-cp", str(port + 5)]
-    argv += ["-m", str(calls), "-timeout", f"{int(duration + 60)}s", "-timeout_error"]
-    argv += ["-nostdin", "-s", "operator"]
-    return processes.start("sipp", argv, cwd=workdir)
 
 
 def _generator_argv(spec_path: Path, result_path: Path) -> list[str]:
@@ -196,57 +97,46 @@ def run_point(spec: PointSpec, *, keep: bool = False) -> dict:
         return _run_point(spec, workdir, processes)
     finally:
         processes.stop_all()
-        if not keep:
+        if keep:
+            print(f"logs kept in {workdir}", file=sys.stderr)
+        else:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _generator_spec(server: Server, spec: PointSpec, indexes: list[int], **timeline) -> dict:
+    return {
+        "server": server.signaling,
+        "codec": spec.codec,
+        "indexes": indexes,
+        "rate": spec.rate,
+        "jitter": spec.jitter_ms / 1000,
+        "seed": spec.seed,
+        **timeline,
+    }
 
 
 def _run_point(spec: PointSpec, workdir: Path, processes: Processes) -> dict:
     calls = spec.calls
     ramp = calls / spec.rate
-    duration = GENERATOR_START + ramp + SETTLE + spec.seconds
-    # SIPp: SIP port, media port (+2; -rtp_echo also echoes on +4), control port (+5).
-    sipp_port = _free_port(6)
-    sipp = _start_sipp(processes, workdir, sipp_port, calls, duration)
-    _wait_bound(sipp_port, sipp)
-
-    http, sip = _free_port(), _free_port(40)
-    rtp_low = 40000
-    config = workdir / "gateway.toml"
-    config.write_text(
-        gateway_config(
-            http, sip, (rtp_low, rtp_low + 4 * max(calls, 50) * 2 - 1), sipp_port, spec.codec
-        )
-    )
-    argv = [sys.executable, "-m", "gateway", "--config", str(config)]
-    if spec.workers is not None:
-        argv += ["--workers", str(spec.workers)]
-    gateway = processes.start("gateway", argv)
-    _wait_for_lines(workdir / "gateway.log", "ready: pid", _workers(spec.workers), gateway, 30)
-    workers = procstat.children(gateway.pid)
-    idle_rss = procstat.total_rss(workers)
+    duration = GENERATOR_START + ramp + SETUP_BUDGET + SETTLE + spec.seconds
+    operator = start_operator(processes, calls, duration)
+    server = start_server(processes, spec, operator.port)
+    idle_rss = procstat.total_rss(server.pids())
+    idle_pss = procstat.total_pss(server.pids())
 
     t0 = time.monotonic() + GENERATOR_START
-    window = (t0 + ramp + SETTLE, t0 + ramp + SETTLE + spec.seconds)
-    hangup_at = window[1] + 0.3
     count = spec.generators or max(1, math.ceil(calls / 50))
+    window_file = workdir / "window.json"
     generators = []
     for g in range(count):
         spec_path = workdir / f"generator-{g}.json"
-        spec_path.write_text(
-            json.dumps(
-                {
-                    "url": f"http://{HOST}:{http}",
-                    "origin": f"http://{HOST}:{http}",
-                    "site": "bench",
-                    "codec": spec.codec,
-                    "indexes": list(range(g, calls, count)),
-                    "start_at": t0,
-                    "rate": spec.rate,
-                    "hangup_at": hangup_at,
-                    "window": window,
-                }
-            )
-        )
+        timeline = {
+            "start_at": t0,
+            "window_file": str(window_file),
+            "ready_file": str(workdir / f"ready-{g}"),
+        }
+        indexes = list(range(g, calls, count))
+        spec_path.write_text(json.dumps(_generator_spec(server, spec, indexes, **timeline)))
         generators.append(
             processes.start(
                 f"generator-{g}",
@@ -255,23 +145,41 @@ def _run_point(spec: PointSpec, workdir: Path, processes: Processes) -> dict:
         )
     generator_pids = [p.pid for p in generators]
 
+    # The window opens SETTLE after every call is up (answered or failed), whenever that is.
+    deadline = t0 + ramp + SETUP_BUDGET
+    while time.monotonic() < deadline and not all(
+        (workdir / f"ready-{g}").exists() for g in range(count)
+    ):
+        if any(p.poll() is not None for p in generators):
+            break  # a generator died: its log says why, below
+        time.sleep(0.05)
+    set_up = time.monotonic()
+    window = (set_up + SETTLE, set_up + SETTLE + spec.seconds)
+    publish(window_file, *window)
     _sleep_until(window[0])
-    workers = procstat.children(gateway.pid)
+    pids = server.pids()
+    workers = server.worker_pids()
     if spec.profile:
-        _profile(processes, workers, Path(spec.profile), spec.seconds)
-    start_each = {pid: procstat.cpu_seconds(pid) for pid in workers}
+        _profile(processes, workers or pids, Path(spec.profile), spec.seconds)
+    capture = Capture(pids, ignore_pids=[operator.process.pid]) if spec.capture else None
+    if capture is not None:
+        capture.start()
+    start_each = {pid: procstat.cpu_seconds(pid) for pid in pids}
     start_generator_cpu = procstat.total_cpu(generator_pids)
-    start_sipp_cpu = procstat.cpu_seconds(sipp.pid)
+    start_sipp_cpu = procstat.cpu_seconds(operator.process.pid)
     started = time.monotonic()
     _sleep_until(window[1])
     elapsed = time.monotonic() - started
-    workers_now = procstat.children(gateway.pid)
-    each = [procstat.cpu_seconds(pid) - start_each.get(pid, 0.0) for pid in sorted(workers_now)]
-    cpu = sum(each)
+    pids_now = server.pids()
+    each = {pid: procstat.cpu_seconds(pid) - start_each.get(pid, 0.0) for pid in pids_now}
     generator_cpu = procstat.total_cpu(generator_pids) - start_generator_cpu
-    sipp_cpu = procstat.cpu_seconds(sipp.pid) - start_sipp_cpu
-    busy_rss = procstat.total_rss(workers_now)
+    sipp_cpu = procstat.cpu_seconds(operator.process.pid) - start_sipp_cpu
+    busy_rss = procstat.total_rss(pids_now)
+    busy_pss = procstat.total_pss(pids_now)
+    workers_now = server.worker_pids()
     restarted = sorted(set(workers_now) ^ set(workers))
+    if capture is not None:
+        capture.stop()
 
     results = []
     for g, process in enumerate(generators):
@@ -285,19 +193,27 @@ def _run_point(spec: PointSpec, workdir: Path, processes: Processes) -> dict:
         else:
             log = (workdir / f"generator-{g}.log").read_text(errors="replace")
             raise RuntimeError(f"generator {g} wrote no result:\n{log[-3000:]}")
-    return summarize(
+    result = summarize(
         spec,
         results,
-        cpu=cpu,
+        cpu=sum(each.values()),
         elapsed=elapsed,
         generator_cpu=generator_cpu,
         sipp_cpu=sipp_cpu,
         idle_rss=idle_rss,
         busy_rss=busy_rss,
+        idle_pss=idle_pss,
+        busy_pss=busy_pss,
         workers=len(workers_now),
         worker_changes=len(restarted),
-        worker_cpu=each,
+        worker_cpu=[each.get(pid, 0.0) for pid in sorted(workers_now)],
+        threads=procstat.total_threads(pids_now),
     )
+    result["all_up_s"] = round(set_up - t0, 2)  # first call started -> every call up
+    if capture is not None:
+        result["packets"] = capture.summary(max(result["calls_answered"], 1))
+    result.update(server.notes)
+    return result
 
 
 def _percentile(values: list[float], q: float) -> float | None:
@@ -325,6 +241,7 @@ def summarize(spec: PointSpec, results: list[dict], **measured) -> dict:
     ticks = sum(r["ticks"] for r in results)
     errors = Counter(c["error"] for c in calls if c.get("error"))
     return {
+        "server": spec.server,
         "calls": spec.calls,
         "calls_ok": sum(1 for c in calls if c.get("ok")),
         "calls_answered": len(answered),
@@ -332,7 +249,7 @@ def summarize(spec: PointSpec, results: list[dict], **measured) -> dict:
         "workers": measured["workers"],
         "seconds": spec.seconds,
         "cpu_ms_per_call_s": round(measured["cpu"] * 1000 / (live * elapsed), 2),
-        "gateway_cpu_pct": round(measured["cpu"] / elapsed * 100, 1),
+        "server_cpu_pct": round(measured["cpu"] / elapsed * 100, 1),
         "worker_cpu_pct": [round(c / elapsed * 100, 1) for c in measured["worker_cpu"]],
         "frames_on_time_pct": round(on_time / expected * 100, 3) if expected else None,
         "frames_lost_pct": round((expected - received) / expected * 100, 3) if expected else None,
@@ -345,6 +262,9 @@ def summarize(spec: PointSpec, results: list[dict], **measured) -> dict:
         "rss_mb_per_call": round((measured["busy_rss"] - measured["idle_rss"]) / live / 2**20, 3),
         "rss_mb_idle": round(measured["idle_rss"] / 2**20, 1),
         "rss_mb_busy": round(measured["busy_rss"] / 2**20, 1),
+        "pss_mb_idle": round(measured["idle_pss"] / 2**20, 1),
+        "pss_mb_busy": round(measured["busy_pss"] / 2**20, 1),
+        "threads": measured["threads"],
         "generator_cpu_pct": round(measured["generator_cpu"] / elapsed * 100, 1),
         "generator_processes": len(results),
         "generator_late_ticks_pct": round(
@@ -377,40 +297,22 @@ def run_churn(
     hold: float = 2.5,
     sample_every: float = 5.0,
 ) -> dict:
-    """`total` short calls (`hold` seconds each, `rate` per second): RSS of the workers
+    """`total` short calls (`hold` seconds each, `rate` per second): RSS of the gateway
     sampled as they go, to show whether memory grows with the number of calls served."""
     workdir = Path(tempfile.mkdtemp(prefix="bench-churn-"))
     processes = Processes(workdir)
     try:
-        sipp_port = _free_port(6)
         duration = GENERATOR_START + total / rate + hold + 10
-        sipp = _start_sipp(processes, workdir, sipp_port, total, duration)
-        _wait_bound(sipp_port, sipp)
-        http, sip = _free_port(), _free_port(40)
-        config = workdir / "gateway.toml"
-        config.write_text(gateway_config(http, sip, (40000, 41999), sipp_port, codec))
-        argv = [sys.executable, "-m", "gateway", "--config", str(config)]
-        if workers is not None:
-            argv += ["--workers", str(workers)]
-        gateway = processes.start("gateway", argv)
-        _wait_for_lines(workdir / "gateway.log", "ready: pid", _workers(workers), gateway, 30)
+        operator = start_operator(processes, total, duration)
+        server = start_gateway(
+            processes, calls=25, codec=codec, workers=workers, operator_port=operator.port
+        )
         t0 = time.monotonic() + GENERATOR_START
+        spec = PointSpec(calls=total, codec=codec, workers=workers, rate=rate)
         spec_path = workdir / "generator-0.json"
+        timeline = {"start_at": t0, "hold": hold, "window": [t0, t0 + duration]}
         spec_path.write_text(
-            json.dumps(
-                {
-                    "url": f"http://{HOST}:{http}",
-                    "origin": f"http://{HOST}:{http}",
-                    "site": "bench",
-                    "codec": codec,
-                    "indexes": list(range(total)),
-                    "start_at": t0,
-                    "rate": rate,
-                    "hold": hold,
-                    "hangup_at": 0,
-                    "window": [t0, t0 + duration],
-                }
-            )
+            json.dumps(_generator_spec(server, spec, list(range(total)), **timeline))
         )
         generator = processes.start(
             "generator-0",
@@ -424,12 +326,12 @@ def run_churn(
                 {
                     "t_s": round(elapsed, 1),
                     "calls_started": started,
-                    "rss_mb": round(procstat.total_rss(procstat.children(gateway.pid)) / 2**20, 2),
+                    "rss_mb": round(procstat.total_rss(server.worker_pids()) / 2**20, 2),
                 }
             )
             time.sleep(sample_every)
         time.sleep(2)  # calls finish releasing
-        final = procstat.total_rss(procstat.children(gateway.pid))
+        final = procstat.total_rss(server.worker_pids())
         samples.append({"t_s": round(time.monotonic() - t0, 1), "calls_started": total,
                         "rss_mb": round(final / 2**20, 2)})  # fmt: skip
         result = json.loads((workdir / "result-0.json").read_text())

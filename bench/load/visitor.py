@@ -1,17 +1,19 @@
-"""One visitor: a real WebRTC peer (aiortc for signaling, ICE and DTLS-SRTP) made cheap.
+"""One visitor: a WebRTC peer that looks like Chromium on the wire, made cheap.
 
-After ICE and DTLS, its audio goes through the gateway's own `SrtpAudioChannel`: frames are
-sent pre-encoded by the process's `FrameTicker` and the echo is read at the RTP level (after
-SRTP), never through aiortc's jitter buffer and decoder thread. What it measures per call:
-set-up time (call:start sent -> "answered" received), every echoed frame's arrival against
-its media time (frames on time, gaps), the delay of each tone onset through the echo (round
-trip), and the echo's frequency.
+aiortc does the handshakes (ICE, DTLS-SRTP); the offer is Chromium's (bench/load/offer.py)
+and, once connected, the audio goes as Chromium sends it (bench/load/browser_media.py):
+pre-encoded frames on the call's own clock, Chromium's header extensions, RTCP and consent
+checks at a browser's rate. The echo is read at the RTP level, never through aiortc's jitter
+buffer and decoder thread. What it measures per call: set-up time (offer sent -> answered),
+every echoed frame's arrival against its media time (frames on time, gaps), the delay of
+each tone onset through the echo (round trip), and the echo's frequency.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import math
+import random
 import re
 import time
 from array import array
@@ -23,18 +25,21 @@ import socketio
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from gateway.media.srtp_channel import SrtpAudioChannel
-
+from . import offer as offers
 from .audio import ONSET, PERIOD_FRAMES, QUIET, TONE_HZ, EchoDecoder, dominant_frequency
+from .browser_media import FRAME, BrowserAudio, Lateness
+from .signaling import CallFailed, Signaling
+from .window import Window
 
-CLOCK = {"pcmu": 8000, "opus": 48000}
+CODECS = {"pcmu": ("PCMU", 8000), "opus": ("opus", 48000)}
 FREQUENCY_FRAMES = 30  # 600 ms of tone taken for the frequency check
 FREQUENCY_TOLERANCE_HZ = 10.0
+HANGUP_AFTER = 0.3  # seconds after the window closes
 
 
 class IdleAudioTrack(MediaStreamTrack):
     """A track that never yields a frame: aiortc's sender waits on it without polling,
-    while the frames go out through the channel."""
+    while the frames go out through BrowserAudio."""
 
     kind = "audio"
 
@@ -58,27 +63,34 @@ class Visitor:
         self,
         index: int,
         *,
-        url: str,
-        origin: str,
-        site: str,
+        signaling: Signaling,
         codec: str,
         frames: Sequence[bytes],
-        window: tuple[float, float],
+        levels: Sequence[int],
+        window: Window,
+        lateness: Lateness,
+        jitter: float,
+        seed: int,
+        anchor: float,
     ) -> None:
         self.index = index
-        self.url = url
-        self.origin = origin
-        self.site = site
+        self.signaling = signaling
         self.codec = codec
         self.frames = frames
+        self.levels = levels
         self.window = window
-        self.clock = CLOCK[codec]
+        self.lateness = lateness
+        self.jitter = jitter
+        self.random = random.Random(seed)
+        # The call's clock: frames due at anchor + phase + k * 20 ms (anchor: a time all
+        # generator processes share), the phase drawn from the call's own seed.
+        self.anchor = anchor
+        self.phase = phase_offset(seed)
+        self.encoding, self.clock = CODECS[codec]
         self.ticks = self.clock // 50
-        self.channel: SrtpAudioChannel | None = None
-        self.sending = False
-        self._k = 0  # frames sent
+        self.media: BrowserAudio | None = None
         self._sent_in_window = 0
-        self._timestamp0 = 0
+        self._frames_sent = 0
         self._last_onset_sent: float | None = None
         self._decoder = EchoDecoder(codec)
         self._previous_quiet = False
@@ -88,22 +100,19 @@ class Visitor:
         self.rtt = array("d")  # seconds, onsets seen in the window
         self._frequency_pcm: list[np.ndarray] = []
         self._collect = 0
-        self.states: dict[str, float] = {}
-        self._state_event = asyncio.Event()
         self.error: str | None = None
         self.setup: float | None = None
+        self.stage = "not started"  # where the call is (said when it gets stuck)
+        self.settled = asyncio.Event()  # set once answered, or failed
 
     # ------------------------------------------------------------------ sending
-    def tick(self, now: float) -> None:
-        """Send the next frame (called by the process's FrameTicker every 20 ms)."""
-        k = self._k
-        self._k = k + 1
-        position = k % PERIOD_FRAMES
-        if position == 0:
+    def on_sent(self, k: int, now: float) -> None:
+        """Frame k went out (BrowserAudio calls this on the call's own clock)."""
+        self._frames_sent = k + 1
+        if k % PERIOD_FRAMES == 0:
             self._last_onset_sent = now
-        if self.window[0] <= now <= self.window[1]:
+        if now in self.window:
             self._sent_in_window += 1
-        self.channel.send(self.frames[position], self._timestamp0 + k * self.ticks, k == 0)
 
     # ------------------------------------------------------------------ receiving
     def on_packet(self, payload, timestamp: int) -> None:
@@ -112,7 +121,7 @@ class Visitor:
         if first is None:
             first = self._first_ts = timestamp
         index = ((timestamp - first) & 0xFFFFFFFF) // self.ticks
-        in_window = self.window[0] <= now <= self.window[1]
+        in_window = now in self.window
         if in_window:
             self._arrivals.append(now - index * 0.02)
             self._indexes.append(index)
@@ -135,40 +144,60 @@ class Visitor:
         self._previous_quiet = peak < QUIET
 
     # ------------------------------------------------------------------ the call
-    async def run(self, ticker, start_at: float, hangup_at: float) -> dict:
+    async def run(self, start_at: float, hold: float | None = None) -> dict:
+        """The call, from `start_at`; it hangs up after `hold` seconds, or else once the
+        measurement window is over."""
         await _sleep_until(start_at)
-        client = socketio.AsyncClient(reconnection=False)
-        client.on("call:state", self._on_state)
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         track = IdleAudioTrack()
+        signaling = self.signaling
         try:
-            token = await self._call_token()
-            await client.connect(
-                self.url,
-                transports=["websocket"],
-                auth={"site": self.site, "token": token} if token else {"site": self.site},
-                headers={"Origin": self.origin},
-                wait_timeout=10,
-            )
+            self.stage = "connecting to the server"
+            await signaling.open()
+            self.stage = "offering"
             transceiver = pc.addTransceiver(track, direction="sendrecv")
             await pc.setLocalDescription(await pc.createOffer())
+            local = pc.localDescription.sdp
+            cname = offers.cname(self.random)
+            offer = offers.chromium_offer(local, transceiver.sender._ssrc, cname, self.random)
             started = time.monotonic()
-            ack = await client.call("call:start", {"sdp": pc.localDescription.sdp}, timeout=15)
-            if not ack.get("ok"):
-                raise CallFailed(f"call:start refused: {ack.get('error')}")
-            await pc.setRemoteDescription(RTCSessionDescription(ack["sdp"], "answer"))
-            await self._wait(lambda: pc.connectionState == "connected", pc, 10)
-            self.channel = SrtpAudioChannel(transceiver, _payload_type(ack["sdp"]), self.on_packet)
-            if not self.channel.attach():
+            self.stage = "waiting for the answer"
+            answer = await signaling.call(offer, offers.candidates(local))
+            self.stage = "connecting ICE and DTLS"
+            payload_type = _payload_type(answer, *CODECS[self.codec])
+            await pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+            await self._wait_connected(pc, 10)
+            self.media = BrowserAudio(
+                transceiver,
+                answer,
+                payload_type,
+                self.clock,
+                self.frames,
+                self.levels,
+                cname=cname,
+                on_packet=self.on_packet,
+                on_sent=self.on_sent,
+                lateness=self.lateness,
+                jitter=self.jitter,
+                rng=self.random,
+            )
+            if not self.media.attach():
                 raise CallFailed("could not take over the peer connection's RTP")
-            self._timestamp0 = (self.index * 7919) & 0xFFFFFFFF
-            ticker.add(self)
-            await self._wait_state("answered", 10)
-            self.setup = self.states["answered"] - started
-            await _sleep_until(hangup_at)
-            ticker.remove(self)
-            await client.call("call:hangup", {}, timeout=5)
-            await self._wait_state("ended", 5)
+            self.media.start(self.first_due(time.monotonic()))
+            self.stage = "waiting for the operator to answer"
+            await signaling.wait_state("answered", 10)
+            self.stage = "in call"
+            self.setup = signaling.states["answered"] - started
+            self.settled.set()
+            if hold is not None:
+                await _sleep_until(start_at + hold)
+            else:
+                await self.window.known.wait()
+                await _sleep_until(self.window.end + HANGUP_AFTER)
+            self.media.stop()
+            self.stage = "hanging up"
+            await signaling.hangup()
+            await signaling.wait_state("ended", 5)
         except (
             CallFailed,
             TimeoutError,
@@ -178,53 +207,26 @@ class Visitor:
         ) as exc:
             self.error = f"{type(exc).__name__}: {exc}"
         finally:
-            ticker.remove(self)
-            if self.channel is not None:
-                self.channel.detach()
-            await pc.close()
-            if client.connected:
-                await client.disconnect()
+            self.settled.set()
+            if self.media is not None:
+                self.media.stop()
+            self.stage = "closing"
+            for closing in (pc.close(), signaling.close()):
+                try:
+                    await asyncio.wait_for(closing, 5)
+                except TimeoutError:
+                    self.error = self.error or f"{self.stage}: no end after 5 s"
+            self.stage = "done"
         return self.result()
 
-    async def _call_token(self) -> str | None:
-        """A call token from POST /api/token, as the widget gets one (None from a gateway
-        older than call tokens: lets the benchmark measure an old revision)."""
-        async with (
-            aiohttp.ClientSession() as session,
-            session.post(
-                f"{self.url}/api/token", json={"site": self.site}, headers={"Origin": self.origin}
-            ) as response,
-        ):
-            if response.status == 404:
-                return None
-            answer = await response.json()
-            if response.status != 200:
-                raise CallFailed(f"no call token: {response.status} {answer}")
-            return answer["token"]
+    def first_due(self, now: float) -> float:
+        """The first time on the call's clock that is not in the past."""
+        periods = math.ceil((now - self.anchor - self.phase) / FRAME)
+        return self.anchor + self.phase + max(periods, 0) * FRAME
 
-    async def _on_state(self, payload: dict) -> None:
-        state = payload.get("state")
-        if isinstance(state, str) and state not in self.states:
-            self.states[state] = time.monotonic()
-            if state == "ended" and "answered" not in self.states:
-                self.error = f"ended before answer: {payload.get('cause')}"
-            self._state_event.set()
-
-    async def _wait_state(self, state: str, timeout: float) -> None:
+    async def _wait_connected(self, pc, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        while state not in self.states:
-            if "ended" in self.states:
-                raise CallFailed(f"call ended ({self.error or 'no cause'}) waiting for {state}")
-            self._state_event.clear()
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise CallFailed(f"no {state!r} within {timeout} s")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._state_event.wait(), remaining)
-
-    async def _wait(self, condition, pc, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while not condition():
+        while pc.connectionState != "connected":
             if pc.connectionState in ("failed", "closed"):
                 raise CallFailed(f"peer connection {pc.connectionState}")
             if time.monotonic() > deadline:
@@ -249,11 +251,13 @@ class Visitor:
             if len(self._frequency_pcm) > 1
             else None
         )
-        answered = "answered" in self.states
+        states = self.signaling.states
+        error = self.error or self.signaling.error
+        answered = "answered" in states
         ok = (
-            self.error is None
+            error is None
             and answered
-            and "ended" in self.states
+            and "ended" in states
             and frequency is not None
             and abs(frequency - TONE_HZ) <= FREQUENCY_TOLERANCE_HZ
             and received >= 0.9 * self._sent_in_window
@@ -261,7 +265,7 @@ class Visitor:
         return {
             "index": self.index,
             "ok": bool(ok),
-            "error": self.error,
+            "error": error,
             "answered": answered,
             "setup_s": self.setup,
             "frames_expected": expected,
@@ -270,19 +274,23 @@ class Visitor:
             "gaps": gaps,
             "rtt_s": list(self.rtt),
             "frequency_hz": frequency,
-            "frames_sent": self._k,
+            "frames_sent": self._frames_sent,
             "frames_sent_in_window": self._sent_in_window,
         }
 
 
-class CallFailed(Exception):
-    """A call did not get through or was not carried through (the message says why)."""
+def phase_offset(seed: int) -> float:
+    """Where in the 20 ms a call's frames go out (seconds), from its seed."""
+    return random.Random(seed ^ 0x5EED).random() * FRAME
 
 
-def _payload_type(answer_sdp: str) -> int:
-    match = re.search(r"^m=audio \d+ [A-Z/]+ (\d+)", answer_sdp, re.MULTILINE)
+def _payload_type(answer_sdp: str, encoding: str, clock: int) -> int:
+    """The payload type the answer gave `encoding` (the one the visitor sends)."""
+    match = re.search(
+        rf"^a=rtpmap:(\d+) {re.escape(encoding)}/{clock}\b", answer_sdp, re.MULTILINE | re.I
+    )
     if match is None:
-        raise CallFailed("the answer has no audio payload type")
+        raise CallFailed(f"the answer has no {encoding}/{clock}")
     return int(match.group(1))
 
 
@@ -292,4 +300,4 @@ async def _sleep_until(deadline: float) -> None:
         await asyncio.sleep(delay)
 
 
-__all__ = ["CallFailed", "IdleAudioTrack", "Visitor"]
+__all__ = ["CallFailed", "IdleAudioTrack", "Visitor", "phase_offset"]

@@ -136,7 +136,7 @@ class Call:
         """
         s = self.settings
         try:
-            self.webrtc = WebRtcLeg(s.browser_leg.ice_servers, s.browser_leg.codecs)
+            self.webrtc = WebRtcLeg(s.browser_leg)
             self.webrtc.on_failed = self._on_ice_failed
             answer = await self.webrtc.answer(offer_sdp)
             browser_codec = self.webrtc.codec.name

@@ -4,10 +4,16 @@ opened (ports, codecs, latching, the media timeout)."""
 
 from __future__ import annotations
 
+import ipaddress
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
-from gateway.config.schema import GatewayConfig
+import ifaddr
+
+from gateway.config.schema import GatewayConfig, IceServer
+from gateway.config.values import OWN_NETWORKS
+
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +33,13 @@ class BrowserLegSettings:
     """How a browser's WebRTC leg is answered."""
 
     codecs: tuple[str, ...]  # in preference order
-    ice_servers: tuple[dict[str, Any], ...]  # RTCIceServer-shaped, with credentials
+    # The gateway's own agent uses every server; a `secret` gives it fresh TURN REST
+    # credentials per call (gateway.media.ice_servers).
+    ice_servers: tuple[IceServer, ...] = ()
+    turn_credential_lifetime: float = 600.0
+    # Candidates signalled by the browser (SDP or trickled) into these are dropped.
+    denied_candidate_networks: tuple[IpNetwork, ...] = ()
+    max_checks_per_call: int = 32  # connectivity checks the agent starts for the call
 
 
 def sip_leg_settings(config: GatewayConfig) -> SipLegSettings:
@@ -42,10 +54,49 @@ def sip_leg_settings(config: GatewayConfig) -> SipLegSettings:
 
 
 def browser_leg_settings(config: GatewayConfig) -> BrowserLegSettings:
+    """The browser leg's settings; "own" in `ice.denied_candidate_networks` becomes this
+    machine's networks as they are now (`machine_networks`)."""
+    ice = config.ice
     return BrowserLegSettings(
         codecs=config.media.browser_codecs,
-        ice_servers=tuple(
-            {"urls": list(s.urls), "username": s.username, "credential": s.credential}
-            for s in config.ice.servers
+        ice_servers=ice.servers,
+        turn_credential_lifetime=ice.turn_credential_lifetime,
+        denied_candidate_networks=candidate_networks(
+            ice.denied_candidate_networks, ice.host_addresses
         ),
+        max_checks_per_call=ice.max_checks_per_call,
     )
+
+
+def candidate_networks(
+    names: Iterable[str], host_addresses: Iterable[str] = ()
+) -> tuple[IpNetwork, ...]:
+    """Networks of `ice.denied_candidate_networks`, with "own" expanded to this machine's
+    networks and the gateway's own ICE addresses."""
+    networks: list[IpNetwork] = []
+    for name in names:
+        if name == OWN_NETWORKS:
+            networks += machine_networks()
+            networks += (ipaddress.ip_network(address) for address in host_addresses)
+        else:
+            networks.append(ipaddress.ip_network(name, strict=False))
+    return tuple(dict.fromkeys(networks))  # duplicates dropped, order kept
+
+
+def machine_networks() -> list[IpNetwork]:
+    """The networks of this machine's interfaces (loopback included): where a candidate
+    would have the gateway send STUN into its own host or LAN."""
+    networks: list[IpNetwork] = [
+        ipaddress.ip_network("127.0.0.0/8"),
+        ipaddress.ip_network("::1/128"),
+    ]
+    for adapter in ifaddr.get_adapters():
+        for ip in adapter.ips:
+            address = ip.ip if isinstance(ip.ip, str) else ip.ip[0]
+            try:
+                networks.append(
+                    ipaddress.ip_network(f"{address}/{ip.network_prefix}", strict=False)
+                )
+            except ValueError:  # a scoped or odd address the kernel reported: not ours
+                continue
+    return networks

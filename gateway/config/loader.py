@@ -60,6 +60,7 @@ from gateway.config.values import (
     _api_keys,
     _boolean,
     _caller_name,
+    _candidate_networks,
     _challenge,
     _choice,
     _codec_list,
@@ -73,6 +74,7 @@ from gateway.config.values import (
     _Invalid,
     _is_unspecified,
     _list,
+    _max_checks,
     _networks,
     _no_controls,
     _node_name,
@@ -106,6 +108,7 @@ from gateway.config.values import (
     _string,
     _token_lifetime,
     _token_secret,
+    _turn_credential_lifetime,
     _type_name,
 )
 from gateway.sites.notifications import (
@@ -150,7 +153,7 @@ def _ringback(value: object) -> RingbackTone | None:
 
 
 _ICE_SCHEMES = ("stun", "stuns", "turn", "turns")
-_ICE_SERVER_KEYS = ("urls", "username", "credential")
+_ICE_SERVER_KEYS = ("urls", "username", "credential", "secret")
 
 
 def _ice_url(text: str) -> str:
@@ -201,10 +204,20 @@ def _ice_server(item: object) -> IceServer:
         credential = _no_controls(_string(item.get("credential", "")), secret=True) or None
     except _Invalid as exc:
         raise _Invalid(exc.reason, ".credential") from None
-    if any(url.lower().startswith("turn") for url in checked) and not (username and credential):
+    try:
+        secret = _no_controls(_string(item.get("secret", "")), secret=True) or None
+    except _Invalid as exc:
+        raise _Invalid(exc.reason, ".secret") from None
+    turn = any(url.lower().startswith("turn") for url in checked)
+    if secret is not None:
+        if username or credential:
+            raise _Invalid("give secret, or username and credential, not both")
+        if not turn:
+            raise _Invalid("secret is for turn:/turns: servers (the TURN REST API)")
+    elif turn and not (username and credential):
         # Browsers refuse a TURN server without both (RTCPeerConnection throws).
-        raise _Invalid("a turn:/turns: server needs username and credential")
-    return IceServer(urls=checked, username=username, credential=credential)
+        raise _Invalid("a turn:/turns: server needs secret, or username and credential")
+    return IceServer(urls=checked, username=username, credential=credential, secret=secret)
 
 
 def _ice_servers(value: object) -> tuple[IceServer, ...]:
@@ -234,7 +247,14 @@ _LOG_LEVEL = _choice("debug", "info", "warning", "error")
 
 # Every section key and its converter. The keys must match DEFAULT_CONFIG (a test checks).
 _SECTIONS: dict[str, dict[str, Converter]] = {
-    "http": {"listen": _host_port, "public_url": _public_url, "trusted_proxies": _networks},
+    "http": {
+        "listen": _host_port,
+        "public_url": _public_url,
+        "trusted_proxies": _networks,
+        "connections_per_client": _positive_int,
+        "sockets_per_client": _positive_int,
+        "request_timeout": _positive_seconds,
+    },
     "sip": {
         "listen": _host_port,
         "public_address": _optional_host_port,
@@ -259,12 +279,19 @@ _SECTIONS: dict[str, dict[str, Converter]] = {
         "media_timeout": _positive_seconds,
         "rtp_latching": _choice("sdp", "any"),
     },
-    "ice": {"servers": _ice_servers, "host_addresses": _host_addresses},
+    "ice": {
+        "servers": _ice_servers,
+        "host_addresses": _host_addresses,
+        "turn_credential_lifetime": _turn_credential_lifetime,
+        "denied_candidate_networks": _candidate_networks,
+        "max_checks_per_call": _max_checks,
+    },
     "demo": {"enabled": _boolean, "sip_listen": _host_port},
     "access": {
         "token_secret": _token_secret,
         "token_lifetime": _token_lifetime,
         "pow_difficulty": _pow_difficulty,
+        "tokens_per_client_minute": _positive_int,
     },
     "limits": {
         "max_calls": _positive_int,

@@ -53,6 +53,10 @@ class HttpConfig:
     listen: tuple[str, int]
     public_url: str  # no trailing slash; may carry a path prefix (reverse proxy)
     trusted_proxies: tuple[str, ...]  # addresses/networks, normalized ("127.0.0.1/32")
+    # Per visitor address and worker (gateway.http.client_limits), trusted proxies apart.
+    connections_per_client: int  # open TCP connections
+    sockets_per_client: int  # open socket.io connections
+    request_timeout: float  # seconds to send a request's head, and its body
 
     @property
     def public_origin(self) -> str:
@@ -99,13 +103,16 @@ class MediaConfig:
 
 @dataclass(frozen=True, slots=True)
 class IceServer:
-    """One STUN/TURN server, shaped like RTCIceServer (and aiortc's)."""
+    """One STUN/TURN server, shaped like RTCIceServer (and aiortc's), with static
+    credentials (`username`, `credential`: the gateway's own agent only) or the TURN REST
+    API shared `secret` (short-lived credentials made per use, gateway.media.ice_servers)."""
 
-    _SECRET_FIELDS = frozenset({"credential"})
+    _SECRET_FIELDS = frozenset({"credential", "secret"})
 
     urls: tuple[str, ...]
     username: str | None = None
     credential: str | None = None
+    secret: str | None = None
 
     __repr__ = _redacted_repr
 
@@ -114,6 +121,10 @@ class IceServer:
 class IceConfig:
     servers: tuple[IceServer, ...]
     host_addresses: tuple[str, ...]
+    turn_credential_lifetime: float  # seconds a page's TURN credential is valid
+    # Networks (normalized, "own" expanded at load) no signalled candidate may point into.
+    denied_candidate_networks: tuple[str, ...]
+    max_checks_per_call: int  # connectivity checks the gateway's agent starts per call
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +142,7 @@ class AccessConfig:
     token_secret: str | None  # None: a random secret is made at start
     token_lifetime: float
     pow_difficulty: int
+    tokens_per_client_minute: int  # POST /api/token per visitor address (and worker)
 
     __repr__ = _redacted_repr
 

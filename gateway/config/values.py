@@ -406,6 +406,40 @@ def _networks(value: object) -> tuple[str, ...]:
     return tuple(result)
 
 
+OWN_NETWORKS = "own"  # in ice.denied_candidate_networks: this machine's networks
+
+
+def _candidate_networks(value: object) -> tuple[str, ...]:
+    """ice.denied_candidate_networks: networks, and "own" (expanded by the loader)."""
+    result: list[str] = []
+    for i, item in enumerate(_list(value)):
+        if isinstance(item, str) and item.strip().lower() == OWN_NETWORKS:
+            name = OWN_NETWORKS
+        else:
+            try:
+                name = _networks([item])[0]
+            except _Invalid as exc:
+                raise _Invalid(exc.reason, f"[{i}]") from None
+        if name in result:
+            raise _Invalid(f"duplicate {name!r}", f"[{i}]")
+        result.append(name)
+    return tuple(result)
+
+
+def _turn_credential_lifetime(value: object) -> float:
+    seconds = _positive_seconds(value)
+    if seconds > 86400:
+        raise _Invalid(f"a TURN credential lives at most 86400 seconds, not {value!r}")
+    return seconds
+
+
+def _max_checks(value: object) -> int:
+    checks = _positive_int(value)
+    if checks > 1000:
+        raise _Invalid(f"must be 1-1000, not {checks}")
+    return checks
+
+
 def _token_secret(value: object) -> str | None:
     text = _no_controls(_string(value), secret=True)
     if text and len(text) < 32:

@@ -3,25 +3,36 @@ socket.io and a health check."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
-import html
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from urllib.parse import quote
 
+import aiohttp.web_response
 from aiohttp import web
 
 from gateway.api import BadRequest, GatewayService, SiteInfo
+from gateway.http.client_limits import ClientLimitRefused, OpenPerClient, RatePerClient, socket_cap
 from gateway.http.forwarded import Network, parse_networks, visitor_address
-from gateway.http.json_api import api_response, is_origin, preflight, read_json, refusals
+from gateway.http.json_api import (
+    BODY_TIMEOUT,
+    api_response,
+    is_origin,
+    preflight,
+    read_json,
+    refusals,
+)
 
 SOCKET_IO_CLIENT = Path("socket.io-client/dist/socket.io.min.js")
 SOCKET_IO_CLIENT_ESM = Path("socket.io-client/dist/socket.io.esm.min.js")  # the widget's
 # Files any page may load, from any origin: the widget is an ES module imported across
-# origins (CORS applies to module scripts), and its stylesheet goes into its shadow root.
-_PUBLIC_FILE_PREFIXES = ("/static/", "/vendor/", "/widget/")
+# origins (CORS applies to module scripts), its stylesheet goes into its shadow root, and
+# it imports the socket.io client. Nothing else (/static/ is for the gateway's own pages).
+_PUBLIC_FILE_PREFIXES = ("/vendor/", "/widget/")
 _PUBLIC_FILES = ("/widget.js",)
+# What every response says in its Server header: the product, never a version.
+SERVER_NAME = "click-to-call"
 MAX_SHOWN_SITE_CHARS = 40
 MAX_SITE_ID_CHARS = 64
 # A token request is {"site": ..., "proof": {...}}: a proof of work is ~300 bytes, a
@@ -38,9 +49,12 @@ _PAGE_CSP = (
 )
 # The demo host page frames the call page of its site, from the gateway itself.
 _DEMO_CSP = f"{_PAGE_CSP}; frame-src 'self'; frame-ancestors 'none'"
+# Every other response (static files, the landing page, API answers): framed by nobody.
+_DEFAULT_CSP = f"{_PAGE_CSP}; frame-ancestors 'none'"
 # The call page may use the microphone and play audio, and delegates nothing; a site's
 # <iframe allow="microphone; autoplay"> grants both to it.
 _PAGE_PERMISSIONS = "microphone=(self), autoplay=(self), camera=(), geolocation=(), payment=()"
+_DEFAULT_PERMISSIONS = "microphone=(), autoplay=(), camera=(), geolocation=(), payment=()"
 
 
 def build_app(
@@ -48,13 +62,15 @@ def build_app(
     service: GatewayService,
     web_dir: Path,
     node_modules: Path,
-    sites: Iterable[str] = (),
     trusted_proxies: Iterable[str] = (),
     clock: Callable[[], float] = time.time,
+    sockets_per_client: int | None = None,
+    tokens_per_client_minute: int | None = None,
+    request_timeout: float = 10.0,
 ) -> web.Application:
     """The aiohttp application.
 
-    Routes: `/` (landing page linking the pages of `sites`, e.g. `("demo",)`),
+    Routes: `/` (a landing page that lists no site: a site is reached by its own link),
     `/embed/{site}` (the widget as a full page, for iframes; the site is looked up with
     `service.site`), `/demo/{site}` (a host page showing both embedding snippets),
     `/widget.js` and `/widget/...` (the `<click-to-call>` web component and its modules,
@@ -68,15 +84,28 @@ def build_app(
     Behind reverse proxies listed in `trusted_proxies` (addresses or CIDR networks), a
     request's `remote` is the visitor's address from X-Forwarded-For (gateway.http.forwarded),
     for the token request and signaling alike.
+
+    Per visitor address (gateway.http.client_limits), when given: at most
+    `sockets_per_client` socket.io connections open, `tokens_per_client_minute` call
+    tokens a minute. A request body must arrive within `request_timeout` seconds.
     """
+    hide_server_version()
     trusted = parse_networks(trusted_proxies)
     middlewares = [_forwarded_remote(trusted)] if trusted else []
-    app = web.Application(middlewares=[*middlewares, refusals])
+    middlewares.append(refusals)
+    if sockets_per_client is not None:
+        sockets = OpenPerClient(
+            sockets_per_client, "socket.io connections", "http.sockets_per_client"
+        )
+        middlewares.append(socket_cap(sockets))
+    token_rate = RatePerClient(tokens_per_client_minute) if tokens_per_client_minute else None
+    app = web.Application(middlewares=middlewares)
     app[SERVICE_KEY] = service
+    app[BODY_TIMEOUT] = request_timeout
     embed_page = (web_dir / "embed.html").read_bytes()
     demo_page = (web_dir / "demo.html").read_bytes()
     widget_script = web_dir / "widget.js"
-    landing_page = _landing_page(sites).encode()
+    landing_page = LANDING_PAGE.encode()
     vendor_files = {
         "socket.io.min.js": node_modules / SOCKET_IO_CLIENT,
         "socket.io.esm.min.js": node_modules / SOCKET_IO_CLIENT_ESM,
@@ -138,6 +167,15 @@ def build_app(
         return web.Response(text="ok")
 
     async def token(request: web.Request) -> web.Response:
+        if token_rate is not None:
+            now = asyncio.get_running_loop().time()
+            wait = token_rate.take(request.remote or "unknown", now)
+            if wait:
+                raise ClientLimitRefused(
+                    "too_many_requests",
+                    "too many call tokens asked for from this address; try again shortly",
+                    retry_after=wait,
+                )
         body = await read_json(request, max_bytes=MAX_TOKEN_REQUEST_BYTES)
         site_id, proof = _token_request(body)
         grant = await service.issue_token(
@@ -165,9 +203,19 @@ def build_app(
     return app
 
 
+def hide_server_version() -> None:
+    """No `Server: Python/3.x aiohttp/3.y` banner on any response. aiohttp fills the
+    header from this module attribute when a response has none, its own error answers
+    (malformed requests, which never reach the application's signals) included."""
+    aiohttp.web_response.SERVER_SOFTWARE = SERVER_NAME  # type: ignore[attr-defined]
+
+
 async def _common_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """Security headers on every response; pages set their own CSP and permissions first."""
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "no-referrer")
+    response.headers.setdefault("Content-Security-Policy", _DEFAULT_CSP)
+    response.headers.setdefault("Permissions-Policy", _DEFAULT_PERMISSIONS)
     if request.path.startswith(_PUBLIC_FILE_PREFIXES) or request.path in _PUBLIC_FILES:
         # Public files without cookies: any page may load them (the widget's modules).
         response.headers.setdefault("Access-Control-Allow-Origin", "*")
@@ -205,19 +253,13 @@ def _frame_ancestors(site: SiteInfo) -> str:
     return " ".join(sources)
 
 
-def _landing_page(sites: Iterable[str]) -> str:
-    links = "".join(
-        f'<li><a href="/embed/{quote(site, safe="")}">Call {html.escape(site)}</a> '
-        f'(<a href="/demo/{quote(site, safe="")}">the widget on a demo page, '
-        "with the snippets to embed it</a>)</li>"
-        for site in sites
-    )
-    listing = f"<ul>{links}</ul>" if links else "<p>No demo site is configured.</p>"
-    return (
-        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        '<title>Click-to-call gateway</title><link rel="stylesheet" href="/static/style.css">'
-        '</head><body><main class="landing"><h1>Click-to-call gateway</h1>'
-        "<p>Talk from this browser to a phone.</p>"
-        f"{listing}</main></body></html>"
-    )
+# Sites are not listed: a visitor reaches a site by the link the site gives, and nobody
+# learns from here which sites a gateway serves.
+LANDING_PAGE = (
+    '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+    '<meta name="viewport" content="width=device-width, initial-scale=1">'
+    '<title>Click-to-call gateway</title><link rel="stylesheet" href="/static/style.css">'
+    '</head><body><main class="landing"><h1>Click-to-call gateway</h1>'
+    "<p>This gateway puts visitors of its sites through to their phones. Use the call "
+    "button or link on the site you want to call.</p></main></body></html>"
+)

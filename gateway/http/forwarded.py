@@ -30,7 +30,7 @@ def parse_networks(entries: Iterable[str]) -> tuple[Network, ...]:
 
 def visitor_address(peer: str, forwarded_for: str | None, trusted: Sequence[Network]) -> str:
     """The visitor's address of a request from `peer` with that X-Forwarded-For header."""
-    if not trusted or forwarded_for is None or not _is_trusted(peer, trusted):
+    if not trusted or forwarded_for is None or not is_trusted(peer, trusted):
         return peer
     hops = [hop.strip() for hop in forwarded_for.split(",")][-MAX_HOPS:]
     address = peer
@@ -42,12 +42,12 @@ def visitor_address(peer: str, forwarded_for: str | None, trusted: Sequence[Netw
         if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
             ip = ip.ipv4_mapped
         address = str(ip)
-        if not _is_trusted(address, trusted):
+        if not is_trusted(address, trusted):
             return address
     return address
 
 
-def _is_trusted(address: str, trusted: Sequence[Network]) -> bool:
+def is_trusted(address: str, trusted: Sequence[Network]) -> bool:
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:

@@ -4,14 +4,17 @@ answers with `api_response`; a `Refusal` raised by a handler becomes its JSON er
 
 The reader refuses, each with a clear 4xx and nothing else changed: a body that is not
 `application/json` (415), larger than the route's cap or without a Content-Length (413),
-not JSON or not UTF-8 (400), nested deeper than `MAX_DEPTH` (400: a `[[[[...` body would
-otherwise reach Python's recursion limit), or, with `fields`, an object with keys the route
-does not take (400).
+not whole within the application's `BODY_TIMEOUT` (408: a client sending a byte now and
+then must not hold the handler), not JSON or not UTF-8 (400), nested deeper than
+`MAX_DEPTH` (400: a `[[[[...` body would otherwise reach Python's recursion limit), or,
+with `fields`, an object with keys the route does not take (400).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import math
 import re
 from collections.abc import Awaitable, Callable, Collection
 
@@ -24,6 +27,9 @@ MAX_DEPTH = 8  # the deepest body a route takes is an object holding an object (
 _ORIGIN = re.compile(r"https?://([A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# Seconds a request body may take to arrive (the application's `http.request_timeout`).
+BODY_TIMEOUT = web.AppKey("body_timeout", float)
+DEFAULT_BODY_TIMEOUT = 10.0
 
 
 async def read_json(
@@ -42,7 +48,13 @@ async def read_json(
             code="too_large",
             status=413,
         )
-    data = await request.read()  # no more than the Content-Length checked above
+    try:
+        async with asyncio.timeout(request.config_dict.get(BODY_TIMEOUT, DEFAULT_BODY_TIMEOUT)):
+            data = await request.read()  # no more than the Content-Length checked above
+    except TimeoutError:
+        raise BadRequest(
+            "the request body did not arrive in time", code="request_timeout", status=408
+        ) from None
     if _depth(data) > MAX_DEPTH:
         raise BadRequest(f"the request body is nested deeper than {MAX_DEPTH} levels")
     try:
@@ -98,7 +110,10 @@ def api_response(request: web.Request, payload: object, status: int = 200) -> we
 
 
 def refusal_response(request: web.Request, refusal: Refusal) -> web.Response:
-    return api_response(request, refusal.payload(), refusal.status)
+    response = api_response(request, refusal.payload(), refusal.status)
+    if refusal.retry_after is not None:  # HTTP's is whole seconds
+        response.headers["Retry-After"] = str(max(1, math.ceil(refusal.retry_after)))
+    return response
 
 
 def preflight(methods: str, headers: str = "Content-Type") -> Handler:

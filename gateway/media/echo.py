@@ -3,25 +3,17 @@ whose audio goes straight back to the browser, and no SIP. The browser measures 
 trip of its own audio: how much of what it sent came back (loss on the way there and back)
 and how late (RTCP's round trip), before its visitor calls.
 
-The offer comes with its candidates (the page gathers first, no trickle); mDNS names among
-them are dropped, as a call drops trickled ones (DESIGN.md: the gateway is not on the
-visitor's LAN, and each would cost a lookup timeout).
+The offer comes with its candidates (the page gathers first, no trickle); the browser leg
+holds them to a call's rules (gateway.media.ice_policy): mDNS names and denied networks
+dropped, the connectivity checks capped.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 
 from gateway.config.legs import BrowserLegSettings
 from gateway.media.webrtc_leg import WebRtcLeg
-
-# An a=candidate line whose address (the fifth field) is an mDNS name.
-_MDNS_CANDIDATE = re.compile(r"^a=candidate:(?:\S+ ){4}\S+\.local \S+.*$\r?\n?", re.M | re.I)
-
-
-def without_mdns_candidates(sdp: str) -> str:
-    return _MDNS_CANDIDATE.sub("", sdp)
 
 
 class EchoLeg:
@@ -29,14 +21,14 @@ class EchoLeg:
     `on_failed(state)` is told when the connection fails or closes under it."""
 
     def __init__(self, settings: BrowserLegSettings) -> None:
-        self.webrtc = WebRtcLeg(settings.ice_servers, settings.codecs)
+        self.webrtc = WebRtcLeg(settings)
         self.on_failed: Callable[[str], None] | None = None
         self.webrtc.on_failed = self._failed
         self.echoed = 0
 
     async def answer(self, offer_sdp: str) -> str:
         """Our SDP answer (ICE gathered). Raises ValueError for an unusable offer."""
-        answer = await self.webrtc.answer(without_mdns_candidates(offer_sdp))
+        answer = await self.webrtc.answer(offer_sdp)
         self.webrtc.listen(self._echo)
         return answer
 

@@ -13,6 +13,9 @@ from dataclasses import dataclass
 
 import av
 import numpy as np
+import opuslib_next
+import opuslib_next.exceptions
+from opuslib_next import constants as opus_constants
 
 from sip_bridge import LossConcealer, codec_by_name
 
@@ -44,18 +47,26 @@ def audio_codec(name: str) -> AudioCodec:
     return AudioCodec(info.name, info.sample_rate, info.clock_rate)
 
 
-# Input rates libopus takes as they are (it resamples inside, cheaply, where it must).
+# The rates libopus encodes from and decodes to as they are (it resamples inside, cheaply,
+# where it must): a phone's 8 or 16 kHz audio needs no resampling step of ours either way.
 OPUS_INPUT_RATES = (8000, 12000, 16000, 24000, 48000)
+OPUS_APPLICATIONS = {
+    "voip": opus_constants.APPLICATION_VOIP,
+    "audio": opus_constants.APPLICATION_AUDIO,
+    "lowdelay": opus_constants.APPLICATION_RESTRICTED_LOWDELAY,
+}
 
 
 class OpusEncoder:
     """libopus in mono at a voice bitrate: the browser plays it as it plays any Opus.
 
-    `input_rate` is the rate of the PCM given to `encode`: audio from a G.711 phone is
-    encoded from 8 kHz as it is, without upsampling to 48 kHz first. `application` is
+    libopus itself (through opuslib-next), not libavcodec's wrapper: no frame objects per
+    packet and no threads (PyAV's encoder passes every frame through a filter graph with a
+    thread pool of its own: two threads per call, ~100 in a worker with 25 transcoded
+    calls). `input_rate` is the rate of the PCM given to `encode`: audio from a G.711 phone
+    is encoded from 8 kHz as it is, without upsampling to 48 kHz first. `application` is
     libopus's: "voip" (SILK/hybrid, tuned for speech) or "lowdelay" (CELT only: 2.5 ms of
-    lookahead instead of 6.5, and for G.711 audio from 8 kHz about 30 us a frame here
-    against 66 us for "voip" at 8 kHz and 155 us at 48 kHz, measured on speech-like audio).
+    lookahead instead of 6.5, and for G.711 audio from 8 kHz about 30 us a frame here).
     """
 
     def __init__(
@@ -63,35 +74,32 @@ class OpusEncoder:
     ) -> None:
         if input_rate not in OPUS_INPUT_RATES:
             raise ValueError(f"libopus takes PCM at {OPUS_INPUT_RATES} Hz, not {input_rate}")
-        context = av.CodecContext.create("libopus", "w")
-        context.sample_rate = input_rate
-        context.layout = "mono"
-        context.format = "s16"
-        context.bit_rate = bitrate
-        context.options = {"application": application, "frame_duration": "20"}
-        context.open()
-        self._context = context
-        self._rate = input_rate
-        self._pts = 0
+        self._encoder = opuslib_next.Encoder(input_rate, 1, OPUS_APPLICATIONS[application])
+        self._encoder.bitrate = bitrate
 
     def encode(self, pcm: np.ndarray) -> bytes | None:
-        frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
-        frame.sample_rate = self._rate
-        frame.pts = self._pts
-        self._pts += len(pcm)
-        packets = self._context.encode(frame)
-        return bytes(packets[0]) if packets else None
+        """One 20 ms frame of int16 PCM at `input_rate` -> one Opus packet."""
+        return self._encoder.encode(pcm.astype(np.int16, copy=False).tobytes(), len(pcm))
 
 
 class OpusDecoder:
-    def __init__(self) -> None:
-        context = av.CodecContext.create("opus", "r")
-        context.sample_rate = 48000
-        context.layout = "mono"
-        self._context = context
+    """libopus's decoder, mono int16 PCM at `rate` (8, 12, 16, 24 or 48 kHz) straight
+    out of the decoder: no resampling step to reach a phone's rate, and no threads."""
 
-    def decode(self, payload: bytes | memoryview) -> list[av.AudioFrame]:
-        return self._context.decode(av.Packet(bytes(payload)))
+    def __init__(self, rate: int = 48000) -> None:
+        if rate not in OPUS_INPUT_RATES:
+            raise ValueError(f"libopus decodes to {OPUS_INPUT_RATES} Hz, not {rate}")
+        self.rate = rate
+        self._decoder = opuslib_next.Decoder(rate, 1)
+        self._max_samples = rate * 120 // 1000  # the longest Opus packet: 120 ms
+
+    def decode(self, payload: bytes | memoryview) -> np.ndarray:
+        """PCM of one packet; raises `OpusError` if libopus refuses it."""
+        pcm = self._decoder.decode(bytes(payload), self._max_samples)
+        return np.frombuffer(pcm, np.int16)
+
+
+OpusError = opuslib_next.exceptions.OpusError
 
 
 class _Resampler:
@@ -129,10 +137,10 @@ class Transcoder:
     """Converts one leg's 20 ms frames to the other's: decode, resample, encode.
 
     The PCM in between is at the lower of the two rates when one leg is Opus (libopus
-    encodes 8 or 16 kHz as it is; Opus decodes at 48 kHz, resampled down once), else at the
-    target's rate. `convert(payload)` returns the encoded frame for the other leg (or None
-    while an encoder fills its first frame); `conceal_one()` produces a frame for a packet
-    lost upstream, so the outgoing stream stays continuous.
+    encodes from and decodes to 8 or 16 kHz as it is), else at the target's rate.
+    `convert(payload)` returns the encoded frame for the other leg (or None while an
+    encoder fills its first frame); `conceal_one()` produces a frame for a packet lost
+    upstream, so the outgoing stream stays continuous.
     """
 
     def __init__(self, source: AudioCodec, target: AudioCodec) -> None:
@@ -146,29 +154,28 @@ class Transcoder:
             self.pcm_rate = target.sample_rate
             self._encode = frame_encoder(target)
         self.frame_samples = self.pcm_rate // 50
+        self._resampler: _Resampler | None = None
         if source.name == "opus":
-            self._opus_decoder: OpusDecoder | None = OpusDecoder()
+            # Decoded straight to the phone's rate (libopus does 8 and 16 kHz itself).
+            self._opus_decoder: OpusDecoder | None = OpusDecoder(self.pcm_rate)
             self._decoder = None
         else:
             self._opus_decoder = None
             self._decoder = codec_by_name(source.name).create_decoder()
-        self._resampler = (
-            _Resampler(self.pcm_rate, self.frame_samples)
-            if source.sample_rate != self.pcm_rate
-            else None
-        )
+            if source.sample_rate != self.pcm_rate:
+                self._resampler = _Resampler(self.pcm_rate, self.frame_samples)
         self._concealer = LossConcealer(self.frame_samples, self.pcm_rate)
 
     def _decode(self, payload: bytes | memoryview) -> np.ndarray | None:
         """One frame of PCM at `pcm_rate`, or None if the payload did not decode."""
         if self._opus_decoder is not None:
             try:
-                frames = self._opus_decoder.decode(payload)
-            except av.error.FFmpegError:
+                pcm = self._opus_decoder.decode(payload)
+            except OpusError:
                 return None
-            if not frames:
-                return None
-            return self._resampler.resample(frames[0])
+            if len(pcm) != self.frame_samples:
+                return None  # not a 20 ms frame: concealed instead
+            return pcm
         pcm = self._decoder.decode(bytes(payload))
         if self._resampler is not None:
             return self._resampler.resample(_pcm_frame(pcm, self.source.sample_rate))

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import fractions
 import logging
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 
@@ -30,6 +31,9 @@ from aiortc.exceptions import InvalidAccessError, InvalidStateError, OperationEr
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.sdp import candidate_from_sdp
 
+from gateway.config.legs import BrowserLegSettings
+from gateway.media.ice_policy import CandidatePolicy, CheckBudget
+from gateway.media.ice_servers import IceServers
 from gateway.media.quality import LegQuality
 from gateway.media.srtp_channel import SrtpAudioChannel
 from gateway.media.transcoder import AudioCodec, audio_codec
@@ -83,16 +87,24 @@ class OutboundAudioTrack(MediaStreamTrack):
 
 
 class WebRtcLeg:
-    """Answers the browser's offer and exchanges encoded audio frames with it."""
+    """Answers the browser's offer and exchanges encoded audio frames with it.
 
-    def __init__(self, ice_servers: Sequence[dict], browser_codecs: Sequence[str]) -> None:
+    Candidates the browser signals (in the offer or trickled) pass `CandidatePolicy`, and
+    the agent's connectivity checks are bounded by a `CheckBudget` (gateway.media.ice_policy).
+    """
+
+    def __init__(self, settings: BrowserLegSettings, *, clock: Callable[[], float] = time.time):
         servers = [
             RTCIceServer(urls=s["urls"], username=s.get("username"), credential=s.get("credential"))
-            for s in ice_servers
+            for s in IceServers(
+                settings.ice_servers, settings.turn_credential_lifetime, clock=clock
+            ).for_gateway()
         ]
         # An explicit list, even empty: aiortc falls back to a public STUN server otherwise.
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=servers))
-        self._browser_codecs = [c.lower() for c in browser_codecs]
+        self._browser_codecs = [c.lower() for c in settings.codecs]
+        self.candidates = CandidatePolicy(settings.denied_candidate_networks)
+        self.checks = CheckBudget(settings.max_checks_per_call)
         self.codec: AudioCodec | None = None
         self._track: OutboundAudioTrack | None = None
         self._channel: SrtpAudioChannel | None = None
@@ -108,6 +120,9 @@ class WebRtcLeg:
 
     async def answer(self, offer_sdp: str) -> str:
         """Apply the browser's offer; return our answer (ICE gathered). Raises ValueError."""
+        offer_sdp, dropped = self.candidates.filter_offer(offer_sdp)
+        if dropped:
+            logger.debug("%d candidates of the offer dropped (ice_policy)", dropped)
         try:
             await self.pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
         except OperationError as exc:
@@ -123,6 +138,8 @@ class WebRtcLeg:
         ) as exc:
             # aiortc's SDP parser reports malformed input with whatever it hit.
             raise ValueError(f"malformed SDP offer: {exc!r}") from None
+        # Before the answer starts them: every check of this call is counted.
+        self.checks.apply(self._ice_connections())
         audio = [t for t in self.pc.getTransceivers() if t.kind == "audio"]
         if len(audio) != 1:
             raise ValueError("the offer must have exactly one audio stream")
@@ -143,6 +160,13 @@ class WebRtcLeg:
         answer = await self.pc.createAnswer()
         await self.pc.setLocalDescription(answer)
         return self.pc.localDescription.sdp
+
+    def _ice_connections(self) -> list[aioice.Connection]:
+        """The aioice connections of the peer connection (one with BUNDLE)."""
+        transports = [t.receiver.transport for t in self.pc.getTransceivers()]
+        if self.pc.sctp is not None:
+            transports.append(self.pc.sctp.transport)
+        return [dtls.transport.iceGatherer._connection for dtls in transports if dtls is not None]
 
     def _choose_codec(self, common: Sequence):
         """The first codec of our policy that the browser offered (aiortc has already
@@ -199,8 +223,8 @@ class WebRtcLeg:
             parsed = candidate_from_sdp(text)
         except (AssertionError, ValueError, IndexError) as exc:
             raise ValueError(f"malformed ICE candidate: {exc}") from None
-        if parsed.ip.endswith(".local"):
-            return  # mDNS names would cost a 1 s lookup each: drop them (DESIGN.md)
+        if not self.candidates.allows(parsed.ip):
+            return  # mDNS names, denied networks (gateway.media.ice_policy)
         parsed.sdpMid = sdp_mid
         parsed.sdpMLineIndex = sdp_mline_index
         await self.pc.addIceCandidate(parsed)

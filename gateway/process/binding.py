@@ -45,7 +45,12 @@ def shown_address(host: str, port: int) -> str:
 
 
 def _reason(exc: OSError) -> str:
-    return _REASONS.get(exc.errno or 0, exc.strerror or str(exc))
+    # uvloop's create_datagram_endpoint raises an OSError without errno, caused by the
+    # socket's own (errno 98 and the like).
+    for error in (exc, exc.__cause__, exc.__context__):
+        if isinstance(error, OSError) and error.errno in _REASONS:
+            return _REASONS[error.errno]
+    return exc.strerror or str(exc)
 
 
 async def bind(key: str, address: tuple[str, int], opening: Awaitable[T]) -> T:

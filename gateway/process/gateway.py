@@ -31,8 +31,11 @@ from gateway.demo_phone import DemoPhone
 from gateway.health.monitor import HealthMonitor
 from gateway.http.app import build_app
 from gateway.http.callbacks import callback_routes
+from gateway.http.forwarded import parse_networks
 from gateway.http.json_api import refusals
+from gateway.http.listener import ConnectionCap, listen
 from gateway.http.ratings import rating_routes
+from gateway.media.ice_servers import IceServers
 from gateway.media.webrtc_leg import use_host_addresses
 from gateway.monitoring.metrics import Metrics
 from gateway.notify.service import Notifications
@@ -114,6 +117,7 @@ class Gateway:
     # (`notifications.notifier.deliveries()`).
     health: HealthMonitor | None = None
     notifications: Notifications | None = None
+    server: asyncio.Server | None = None  # the HTTP listening socket (gateway.http.listener)
     # What the workers and nodes share (ledger, live calls, heartbeats: gateway.process.
     # shared), closed at stop when this gateway opened it; and, with several nodes, this
     # worker's heartbeat and (worker 0) the watcher of the others'.
@@ -247,23 +251,26 @@ class Gateway:
             heap = HeapTrimmer()
             opened.callback(heap.close)
             calls.on_call_ended = heap.call_ended
-            ice_servers = [
-                {
-                    "urls": list(s.urls),
-                    **({"username": s.username} if s.username else {}),
-                    **({"credential": s.credential} if s.credential else {}),
-                }
-                for s in config.ice.servers
-            ]
+            ice_servers = IceServers(config.ice.servers, config.ice.turn_credential_lifetime)
+            for url in ice_servers.withheld:
+                logger.info(
+                    "ice.servers: %s has static credentials: the gateway relays through it, "
+                    "pages never get them (give `secret`, the TURN REST API shared secret, "
+                    "for visitors to use it)",
+                    url,
+                )
             sio = create_signaling(
-                calls, ice_servers=ice_servers, page_origins=[config.http.public_origin]
+                calls, ice_servers=ice_servers.for_page, page_origins=[config.http.public_origin]
             )
+            http = config.http
             app = build_app(
                 service=calls,
                 web_dir=WEB_DIR,
                 node_modules=NODE_MODULES,
-                sites=[s.id for s in config.sites],
-                trusted_proxies=config.http.trusted_proxies,
+                trusted_proxies=http.trusted_proxies,
+                sockets_per_client=http.sockets_per_client,
+                tokens_per_client_minute=config.access.tokens_per_client_minute,
+                request_timeout=http.request_timeout,
             )
             callbacks = await RequestACall.start(
                 config,
@@ -283,12 +290,19 @@ class Gateway:
             _add_admin_routes(app, config, admin, database, metrics)
             app.add_routes(rating_routes(calls.ratings))
             attach(app, sio)
-            runner = web.AppRunner(app, access_log=None)
+            # A client that has not sent a whole request head this long after connecting (or
+            # after the previous response) is disconnected: aiohttp's keep-alive timeout.
+            runner = web.AppRunner(app, access_log=None, keepalive_timeout=http.request_timeout)
             await runner.setup()
             opened.push_async_callback(runner.cleanup)
-            host, port = config.http.listen
-            site = web.TCPSite(runner, host, port, reuse_port=share_http_port)
-            await bind("http.listen", config.http.listen, site.start())
+            assert runner.server is not None  # made by setup()
+            cap = ConnectionCap(http.connections_per_client, parse_networks(http.trusted_proxies))
+            server = await bind(
+                "http.listen",
+                http.listen,
+                listen(runner.server, *http.listen, cap, reuse_port=share_http_port),
+            )
+            opened.callback(server.close)
             metrics_runner = None
             if config.admin.metrics_listen is not None:
                 metrics_app = web.Application(middlewares=[refusals])
@@ -311,7 +325,7 @@ class Gateway:
             calls,
             runner,
             demo,
-            config.http.public_url,
+            http.public_url,
             sio,
             callbacks,
             heap,
@@ -323,11 +337,12 @@ class Gateway:
             metrics_runner,
             health,
             notifications,
-            shared,
-            owns_shared,
-            heartbeat,
-            watcher,
-            lease,
+            server=server,
+            shared=shared,
+            owns_shared=owns_shared,
+            heartbeat=heartbeat,
+            watcher=watcher,
+            lease=lease,
         )
 
     async def stop(self) -> None:
@@ -343,6 +358,8 @@ class Gateway:
         await self.calls.close()
         if self.notifications is not None:
             await self.notifications.stop()  # what the last calls published is stored
+        if self.server is not None:
+            self.server.close()  # no new connections; runner.cleanup closes the open ones
         await self.runner.cleanup()
         if self.metrics_runner is not None:
             await self.metrics_runner.cleanup()

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from gateway.admin.auth import MIN_PASSWORD_CHARS, hash_password
 from gateway.config import ConfigError, GatewayConfig, load_config
+from gateway.process import event_loop
 from gateway.process.binding import StartError
 from gateway.process.gateway import serve
 from gateway.process.logs import configure_logging
@@ -122,7 +123,7 @@ def _serve_here(config: GatewayConfig) -> int:
     """One gateway in this process (`--workers 0`)."""
     memory = install_memory_reports()
     try:
-        asyncio.run(serve(config))
+        event_loop.run(serve(config))
     except (StartError, OSError, StorageError) as exc:
         print(f"cannot start: {exc}", file=sys.stderr)
         return 1

@@ -525,7 +525,11 @@ class RtpSession:
                 self._jitter.put(
                     packet.sequence_number, packet.timestamp, packet.payload, now, packet.marker
                 )
-            digits = self._dtmf_receiver.audio_resumed(packet.timestamp)
+            # Audio can only complete a telephone event still waiting for its end.
+            dtmf = self._dtmf_receiver
+            if not dtmf.awaiting_end:
+                return
+            digits = dtmf.audio_resumed(packet.timestamp)
         elif payload_type == self._dtmf_recv_pt:
             # Some gateways send events under an SSRC of their own: events never
             # count as a change of the audio source.

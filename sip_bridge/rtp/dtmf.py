@@ -193,7 +193,9 @@ class DtmfReceiver:
         self._duration = 0  # within the current segment
         self._earlier_segments = 0  # units of completed segments of a long event
         self._event_start = 0
-        self._reported = True
+        # An event is in progress and not reported yet: only then can audio complete it
+        # (callers skip `audio_resumed` otherwise: it runs for every audio packet).
+        self.awaiting_end = False
 
     def receive(
         self, timestamp: int, payload: bytes | bytearray | memoryview
@@ -209,14 +211,14 @@ class DtmfReceiver:
         if current is not None and timestamp == current:
             if report.duration > self._duration:
                 self._duration = report.duration
-            if report.end and not self._reported:
+            if report.end and self.awaiting_end:
                 return (self._complete(end_seen=True),)
             return _NO_DIGITS
         if current is not None and not _is_newer(timestamp, current):
             return _NO_DIGITS  # a late packet of an event already handled
         if (
             current is not None
-            and not self._reported
+            and self.awaiting_end
             and report.event == self._event
             and (timestamp - current) & 0xFFFFFFFF == MAX_DURATION
         ):
@@ -227,22 +229,23 @@ class DtmfReceiver:
             if report.end:
                 return (self._complete(end_seen=True),)
             return _NO_DIGITS
-        unfinished = self._complete(end_seen=False) if not self._reported else None
+        unfinished = self._complete(end_seen=False) if self.awaiting_end else None
         self._timestamp = timestamp
         self._event_start = timestamp
         self._event = report.event
         self._volume = report.volume
         self._duration = report.duration
         self._earlier_segments = 0
-        self._reported = False
+        self.awaiting_end = True
         digits = (unfinished,) if unfinished else _NO_DIGITS
         if report.end:
             digits = (*digits, self._complete(end_seen=True))
         return digits
 
     def audio_resumed(self, timestamp: int) -> tuple[DtmfDigit, ...]:
-        """Tell the receiver an audio packet arrived; may complete an unended event."""
-        if self._reported or self._timestamp is None:
+        """Tell the receiver an audio packet arrived; may complete an unended event.
+        Needed only while `awaiting_end`: a caller may skip it otherwise."""
+        if not self.awaiting_end or self._timestamp is None:
             return _NO_DIGITS
         end = (self._timestamp + self._duration + self._audio_gap) & 0xFFFFFFFF
         if _is_newer(timestamp, end):
@@ -251,12 +254,12 @@ class DtmfReceiver:
 
     def flush(self) -> tuple[DtmfDigit, ...]:
         """Report an event still waiting for its end (e.g. when the stream stops)."""
-        if self._reported or self._timestamp is None:
+        if not self.awaiting_end or self._timestamp is None:
             return _NO_DIGITS
         return (self._complete(end_seen=False),)
 
     def _complete(self, end_seen: bool) -> DtmfDigit:
-        self._reported = True
+        self.awaiting_end = False
         return DtmfDigit(
             DTMF_DIGITS[self._event],
             self._event_start,

@@ -33,6 +33,8 @@ def gateway_toml(
     extra: str = "",
     health_interval: float = 0,
     ice_addresses: tuple[str, ...] = ("127.0.0.1",),
+    ice_extra: str = "",
+    http_extra: str = "",
 ) -> str:
     """A gateway on free loopback ports with the site `shop`. Health checks are off unless
     asked for: a SIPp UAS takes an OPTIONS for a call it did not expect."""
@@ -41,6 +43,7 @@ def gateway_toml(
     return f"""
 [http]
 listen = "127.0.0.1:{http}"
+{http_extra}
 [sip]
 listen = "127.0.0.1:{sip}"
 [media]
@@ -48,6 +51,7 @@ rtp_ports = "{rtp}-{rtp + 99}"
 browser_codecs = {json.dumps(list(browser_codecs))}
 [ice]
 host_addresses = {json.dumps(list(ice_addresses))}
+{ice_extra}
 [demo]
 enabled = false
 {extra}

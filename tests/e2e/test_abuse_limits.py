@@ -23,8 +23,7 @@ from aiortc.mediastreams import AudioStreamTrack
 
 from gateway.config import parse_config
 from gateway.process.gateway import Gateway
-from tests.support.peer_process import PeerProcess
-from tests.support.ports import free_port_block, free_udp_port
+from tests.support.coturn import start_coturn
 
 from .conftest import call_token, gateway_toml
 from .test_browser_call import assert_all_released
@@ -291,25 +290,9 @@ TURN_USER, TURN_CREDENTIAL = "webrtc", "Turn-Cred-4b7e2a91"
 @pytest.fixture
 def turn_server(tmp_path: Path):  # type: ignore[no-untyped-def]
     """coturn on loopback with one long-term credential."""
-    port = free_udp_port()
-    relay = free_port_block(50)
-    workdir = tmp_path / "coturn"
-    process = PeerProcess(
-        "turnserver",
-        [
-            "turnserver", "-n", "--no-cli", "--no-tls", "--no-dtls",
-            "--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1", "--allow-loopback-peers",
-            f"--listening-port={port}", f"--min-port={relay}", f"--max-port={relay + 49}",
-            "--lt-cred-mech", "--realm=gateway.test", f"--user={TURN_USER}:{TURN_CREDENTIAL}",
-            f"--userdb={workdir / 'turndb'}", f"--pidfile={workdir / 'turn.pid'}",
-            "--log-file=stdout", "--simple-log",
-        ],
-        workdir,
-    )  # fmt: skip
-    process.start()
-    process.wait_until_bound(port, timeout=5.0)
-    yield f"turn:127.0.0.1:{port}"
-    process.stop()
+    server = start_coturn(tmp_path / "coturn", user=(TURN_USER, TURN_CREDENTIAL))
+    yield server.url
+    server.stop()
 
 
 async def test_a_full_call_logs_no_secret_and_the_page_gets_nothing_private(
@@ -347,9 +330,14 @@ async def test_a_full_call_logs_no_secret_and_the_page_gets_nothing_private(
     assert len(caplog.records) > 50  # DEBUG really was on
     for secret in (TRUNK_PASSWORD, TOKEN_SECRET, TURN_CREDENTIAL):
         assert secret not in logged
-    # What the page got: its token, the session, acks, states, errors. A TURN credential is
-    # the one secret a browser must have to use the TURN server; nothing else private.
+    # The start says the static TURN credential stays with the gateway.
+    assert f"{turn_server} has static credentials" in logged
+    # What the page got: its token, the session, acks, states, errors: nothing private,
+    # not even the static TURN credential (anyone could relay through it for ever).
     page = json.dumps(visitor.received)
-    assert TURN_CREDENTIAL in page
-    for private in (TRUNK_PASSWORD, TOKEN_SECRET, "alice", uas.uri, f":{uas.port}", "sip:"):
+    assert [p for event, p in visitor.received if event == "session"] == [{"ice_servers": []}]
+    for private in (
+        TRUNK_PASSWORD, TOKEN_SECRET, TURN_CREDENTIAL, TURN_USER, "alice", uas.uri,
+        f":{uas.port}", "sip:", "turn:",
+    ):  # fmt: skip
         assert private not in page, private

@@ -110,7 +110,15 @@ def test_no_file_gives_the_embedded_defaults() -> None:
         prechecks_per_client_hour=10,
         max_precheck_duration=15.0,
     )
-    assert config.access == AccessConfig(token_secret=None, token_lifetime=60.0, pow_difficulty=16)
+    assert config.access == AccessConfig(
+        token_secret=None, token_lifetime=60.0, pow_difficulty=16, tokens_per_client_minute=20
+    )
+    assert config.http.connections_per_client == 32
+    assert config.http.sockets_per_client == 10
+    assert config.http.request_timeout == 10.0
+    assert config.ice.turn_credential_lifetime == 600.0
+    assert config.ice.denied_candidate_networks == ("own", "169.254.0.0/16", "fe80::/10")
+    assert config.ice.max_checks_per_call == 32
     assert config.log.level == "info"
     (site,) = config.sites
     assert site.id == "demo"
@@ -200,8 +208,12 @@ servers = [
   {{ urls = "turns:turn.example.com:5349?transport=tcp", username = "u", \
 credential = "{TURN_SECRET}" }},
   "stun:[2001:db8::1]",
+  {{ urls = "turn:relay.example.com", secret = "{TURN_SECRET}" }},
 ]
 host_addresses = ["203.0.113.7", "2001:db8::7"]
+turn_credential_lifetime = 300
+denied_candidate_networks = ["10.0.0.0/8", "own", "fd00::/8"]
+max_checks_per_call = 20
 
 [demo]
 enabled = false
@@ -251,8 +263,12 @@ def test_a_full_file_parses_into_useful_types() -> None:
             credential=TURN_SECRET,
         ),
         IceServer(urls=("stun:[2001:db8::1]",)),
+        IceServer(urls=("turn:relay.example.com",), secret=TURN_SECRET),
     )
     assert config.ice.host_addresses == ("203.0.113.7", "2001:db8::7")
+    assert config.ice.turn_credential_lifetime == 300.0
+    assert config.ice.denied_candidate_networks == ("10.0.0.0/8", "own", "fd00::/8")
+    assert config.ice.max_checks_per_call == 20
     assert config.demo.enabled is False
     assert config.limits.max_calls == 8
     assert config.log.level == "debug"
@@ -427,6 +443,33 @@ INVALID = [
         "transport=udp or",
     ),
     ('[ice]\nservers = [{urls = "turn:x.example"}]', "ice.servers[0]", "username and credential"),
+    (
+        '[ice]\nservers = [{urls = "stun:x.example", secret = "s"}]',
+        "ice.servers[0]",
+        "turn:/turns:",
+    ),
+    (
+        '[ice]\nservers = [{urls = "turn:x.example", secret = "s", username = "u"}]',
+        "ice.servers[0]",
+        "not both",
+    ),
+    ("[ice]\nturn_credential_lifetime = 0", "ice.turn_credential_lifetime", "positive"),
+    ("[ice]\nturn_credential_lifetime = 90000", "ice.turn_credential_lifetime", "at most"),
+    (
+        '[ice]\ndenied_candidate_networks = ["10.0.0.0/33"]',
+        "ice.denied_candidate_networks[0]",
+        "not an IP",
+    ),
+    (
+        '[ice]\ndenied_candidate_networks = ["own", "Own"]',
+        "ice.denied_candidate_networks[1]",
+        "duplicate",
+    ),
+    ("[ice]\nmax_checks_per_call = 0", "ice.max_checks_per_call", "at least 1"),
+    ("[http]\nconnections_per_client = 0", "http.connections_per_client", "at least 1"),
+    ("[http]\nsockets_per_client = 1.5", "http.sockets_per_client", "expected an integer"),
+    ("[http]\nrequest_timeout = -1", "http.request_timeout", "positive"),
+    ("[access]\ntokens_per_client_minute = 0", "access.tokens_per_client_minute", "at least 1"),
     ("[ice]\nservers = [{urls = []}]", "ice.servers[0].urls", "at least one URL"),
     ('[ice]\nservers = [{username = "u"}]', "ice.servers[0].urls", "required"),
     (
@@ -721,6 +764,7 @@ def test_secrets_never_appear_in_repr_or_str() -> None:
     assert "password=***" in site_repr
     assert "username='acct'" in site_repr
     assert "credential=***" in repr(config.ice.servers[1])
+    assert "secret=***" in repr(config.ice.servers[3])
     assert "password=None" in repr(parse_config("").sites[0])
 
 
@@ -732,6 +776,10 @@ def test_secrets_never_appear_in_error_messages() -> None:
     assert 'sites["shop"].password (from GATEWAY_SITE_SHOP_PASSWORD): contains control' in message
     assert "ice.servers[0].credential: contains control characters" in message
     assert SECRET not in message
+    assert TURN_SECRET not in message
+    text = f'[ice]\nservers = [{{urls = "turn:u.example", secret = "{TURN_SECRET}\\n"}}]\n'
+    message = problems_of(text)
+    assert "ice.servers[0].secret: contains control characters" in message
     assert TURN_SECRET not in message
 
 
@@ -758,7 +806,10 @@ destination = "sip:desk@pbx.example.com"
 """
     config = parse_config(text)
     assert config.access == AccessConfig(
-        token_secret=TOKEN_SECRET, token_lifetime=30.0, pow_difficulty=20
+        token_secret=TOKEN_SECRET,
+        token_lifetime=30.0,
+        pow_difficulty=20,
+        tokens_per_client_minute=20,
     )
     shop, other = config.sites
     assert (shop.max_site_calls, shop.max_call_duration, shop.challenge) == (2, 600.0, "pow")

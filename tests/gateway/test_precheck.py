@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import fractions
+import ipaddress
 
 import av
 import pytest
@@ -19,7 +20,7 @@ from gateway.access.ledger import SqliteLedger
 from gateway.api import CallRefused
 from gateway.calls.precheck import PreCallChecks
 from gateway.config import parse_config
-from gateway.media.echo import without_mdns_candidates
+from gateway.media.ice_policy import CandidatePolicy
 from gateway.media.webrtc_leg import use_host_addresses
 from tests.gateway.clock import FakeClock
 
@@ -206,15 +207,20 @@ async def test_checks_only_where_offered_and_within_the_workers_capacity() -> No
         await checks.close()
 
 
-def test_mdns_candidates_are_dropped_from_the_offer() -> None:
+def test_mdns_and_denied_candidates_are_dropped_from_the_offer() -> None:
     sdp = (
         "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\n"
         "a=candidate:1 1 udp 2122260223 4b1f5a8e-0e5c-4d1e-9f1e-1234567890ab.local 54321 "
         "typ host generation 0\r\n"
         "a=candidate:2 1 udp 2122260223 192.0.2.5 54322 typ host generation 0\r\n"
+        "a=candidate:3 1 udp 2122260223 10.1.2.3 54323 typ host generation 0\r\n"
+        "a=candidate:4 1 udp 2122260223 evil.example 54324 typ host generation 0\r\n"
+        "a=end-of-candidates\r\n"
         "a=mid:0\r\n"
     )
-    kept = without_mdns_candidates(sdp)
-    assert ".local" not in kept
+    kept, dropped = CandidatePolicy((ipaddress.ip_network("10.0.0.0/8"),)).filter_offer(sdp)
+    assert dropped == 3
+    assert ".local" not in kept and "10.1.2.3" not in kept and "evil" not in kept
     assert "a=candidate:2 1 udp 2122260223 192.0.2.5 54322 typ host" in kept
+    assert "end-of-candidates" not in kept  # the browser's checks may still teach us more
     assert kept.endswith("a=mid:0\r\n")

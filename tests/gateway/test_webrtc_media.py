@@ -16,6 +16,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpTransceiver, RTCSe
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcrtpsender import RTCRtpSender
 
+from gateway.config.legs import BrowserLegSettings
 from gateway.media.srtp_channel import SrtpAudioChannel
 from gateway.media.webrtc_leg import WebRtcLeg, use_host_addresses
 from sip_bridge.rtp.g711 import ulaw_encode
@@ -209,7 +210,7 @@ async def test_detach_gives_the_sockets_their_own_datagram_received_back():
 async def test_an_offer_with_an_empty_mid_still_connects_over_the_channel():
     use_host_addresses(["127.0.0.1"])
     browser = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-    leg = WebRtcLeg([], ["pcmu"])
+    leg = WebRtcLeg(BrowserLegSettings(codecs=("pcmu",)))
     try:
         browser.addTransceiver("audio")
         await browser.setLocalDescription(await browser.createOffer())

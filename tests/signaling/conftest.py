@@ -76,7 +76,6 @@ async def signaling_server(call_service: InMemoryCallService) -> AsyncIterator[S
         service=call_service,
         web_dir=ROOT / "web",
         node_modules=ROOT / "node_modules",
-        sites=["demo"],
     )
     attach(app, sio)
     runner = web.AppRunner(app, access_log=None)

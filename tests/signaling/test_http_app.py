@@ -24,12 +24,12 @@ async def fetch(url: str, path: str) -> tuple[int, dict[str, str], str]:
         return response.status, dict(response.headers), await response.text(errors="replace")
 
 
-async def test_landing_page_links_the_demo(signaling_server: SignalingServer) -> None:
+async def test_landing_page_lists_no_site(signaling_server: SignalingServer) -> None:
     status, headers, body = await fetch(signaling_server.url, "/")
     assert status == 200
     assert headers["Content-Type"] == "text/html; charset=utf-8"
-    assert '<a href="/embed/demo">' in body
-    assert "/embed/shop" not in body  # only the sites it was given
+    assert "/embed/" not in body and "/demo/" not in body  # a site is reached by its link
+    assert "demo" not in body and "shop" not in body
 
 
 async def test_embed_page_for_a_site(signaling_server: SignalingServer) -> None:
@@ -56,7 +56,8 @@ async def test_embed_page_for_an_unknown_site_is_404_with_words(
     status, headers, body = await fetch(signaling_server.url, "/embed/nope")
     assert status == 404
     assert body == "No such site: 'nope'. Check the link you followed."
-    assert "Content-Security-Policy" not in headers
+    # Not a page of any site: nobody may frame it.
+    assert headers["Content-Security-Policy"].endswith("frame-ancestors 'none'")
     status, _, body = await fetch(signaling_server.url, "/embed/" + "x" * 500)
     assert status == 404
     assert len(body) < 120
@@ -129,7 +130,6 @@ async def test_a_missing_socket_io_client_says_how_to_install_it(tmp_path: Path)
         service=service,
         web_dir=ROOT / "web",
         node_modules=tmp_path,
-        sites=[],
     )
     attach(app, create_signaling(service, ice_servers=[]))
     runner = web.AppRunner(app)
@@ -140,7 +140,5 @@ async def test_a_missing_socket_io_client_says_how_to_install_it(tmp_path: Path)
     try:
         status, _, body = await fetch(f"http://{host}:{port}", "/vendor/socket.io.min.js")
         assert (status, body) == (404, "socket.io client not installed: run `npm ci`")
-        _, _, landing = await fetch(f"http://{host}:{port}", "/")
-        assert "No demo site is configured." in landing
     finally:
         await runner.cleanup()

@@ -12,7 +12,7 @@ export class Refused extends Error {
 
 /**
  * Resolves to the token; rejects with Refused, or with another Error for trouble worth
- * retrying (network, 5xx). `onChallenge()` is called when a challenge is being solved.
+ * retrying (network, 5xx, 429). `onChallenge()` is called when a challenge is being solved.
  */
 export async function fetchCallToken(base, siteId, onChallenge) {
   let body = { site: siteId };
@@ -27,7 +27,10 @@ export async function fetchCallToken(base, siteId, onChallenge) {
     const reply = await response.json().catch(() => null);
     if (response.ok && reply && reply.token) return reply.token;
     const error = (reply && reply.error) || {};
-    if (response.status >= 500) throw new Error(error.message || `HTTP ${response.status}`);
+    // Server trouble, or too many tokens asked for from this address (429): worth a retry.
+    if (response.status >= 500 || response.status === 429) {
+      throw new Error(error.message || `HTTP ${response.status}`);
+    }
     if (reply && reply.challenge) {
       onChallenge();
       body = { site: siteId, proof: await solve(reply.challenge) };

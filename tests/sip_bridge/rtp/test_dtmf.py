@@ -181,3 +181,15 @@ def test_fuzz_receiver_raises_only_parse_errors(packets):
                 assert digit.digit in "0123456789*#ABCD"
         except DtmfParseError:
             pass
+
+
+def test_receiver_awaits_an_end_only_while_an_event_is_unreported():
+    """`awaiting_end` tells a session when audio packets need `audio_resumed` at all."""
+    receiver = DtmfReceiver()
+    assert not receiver.awaiting_end
+    feed(receiver, dtmf_event_packets("9"), 100, drop={7, 8, 9})
+    assert receiver.awaiting_end  # the end packets were lost
+    assert receiver.audio_resumed(100 + 1600 + 480)
+    assert not receiver.awaiting_end
+    feed(receiver, dtmf_event_packets("5"), 9000)
+    assert not receiver.awaiting_end  # reported at its end packet
