@@ -39,6 +39,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.load.procstat import children, cpu_seconds
 from tests.support import haproxy as haproxies
 from tests.support import postgres
 from tests.support import redis_server as redis_servers
@@ -248,9 +249,63 @@ async def ledger_costs(sqlite_file: Path, redis_url: str, count: int = 300) -> d
     return result
 
 
+def _descendants(pid: int) -> list[int]:
+    found, todo = [], [pid]
+    while todo:
+        for child in children(todo.pop()):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _command(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+POSTGRES_DIRECTORY: list[str] = []  # the bench's own PostgreSQL (its postmaster detaches)
+
+
+def _postmasters() -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and _command(int(entry.name)).startswith("postgres"):
+            try:
+                cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
+            except OSError:
+                continue
+            if any(directory in cmdline for directory in POSTGRES_DIRECTORY):
+                found.append(int(entry.name))
+    return found
+
+
+def cpu_by_program() -> dict[str, float]:
+    """CPU seconds so far of what this bench started, by program: the gateway nodes
+    (python), redis-server, postgres, haproxy (and this client)."""
+    totals: dict[str, float] = {"client": cpu_seconds(os.getpid())}
+    postmasters = _postmasters()
+    pids = _descendants(os.getpid()) + postmasters
+    for postmaster in postmasters:
+        pids += _descendants(postmaster)
+    for pid in pids:
+        command = _command(pid)
+        name = next(
+            (n for n in ("redis-server", "postgres", "haproxy", "python") if command.startswith(n)),
+            None,
+        )
+        if name is not None:
+            label = "nodes" if name == "python" else name
+            totals[label] = totals.get(label, 0.0) + cpu_seconds(pid)
+    return totals
+
+
 async def at_rate(url: str, sdp: str, rate: float, seconds: float) -> dict:
     samples: list[dict[str, float]] = []
     failures: list[str] = []
+    cpu_before = cpu_by_program()
+    wall_before = time.perf_counter()
 
     async def call(session: aiohttp.ClientSession) -> None:
         try:
@@ -267,9 +322,15 @@ async def at_rate(url: str, sdp: str, rate: float, seconds: float) -> dict:
                 await asyncio.sleep(delay)
             tasks.append(asyncio.create_task(call(session)))
         await asyncio.gather(*tasks)
+    wall = time.perf_counter() - wall_before
+    cpu_after = cpu_by_program()
     totals = sorted(s["total"] for s in samples)
     p95 = totals[int(0.95 * (len(totals) - 1))] if totals else float("inf")
     return {
+        "cpu_percent_of_a_core": {
+            name: round(100 * (cpu_after.get(name, 0.0) - cpu_before.get(name, 0.0)) / wall, 1)
+            for name in cpu_after
+        },
         "rate": rate,
         "calls": len(samples) + len(failures),
         "rang": len(samples),
@@ -285,6 +346,7 @@ async def throughput(seconds: float, rates: list[float]) -> dict:
     root = Path(tempfile.mkdtemp(prefix="bench-nodes-"))
     steps = []
     with postgres.postgres_server() as pg, redis_servers.redis_server() as redis:
+        POSTGRES_DIRECTORY.append(str(pg.directory))
         database = pg.create_database("bench_throughput")
         storage = f'database = "{database}"\nredis = "{redis.url}"'
         p = ports()

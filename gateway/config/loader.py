@@ -712,6 +712,18 @@ def _check_email(
                 )
 
 
+def _check_nodes(sections: dict[str, Any], problems: _Problems) -> None:
+    """Several nodes (Redis shared) sign call tokens with one secret: a page's token
+    request and its websocket may reach different nodes."""
+    redis, secret = sections["storage"]["redis"], sections["access"]["token_secret"]
+    if redis not in (None, _FAILED) and secret is None:
+        problems.add(
+            "access.token_secret",
+            "required with storage.redis: every node must sign call tokens with the same "
+            "secret (best given as GATEWAY_ACCESS_TOKEN_SECRET)",
+        )
+
+
 def _build(
     merged: dict[str, Any],
     problems: _Problems,
@@ -742,6 +754,7 @@ def _build(
             if site[key] is _INHERIT:
                 site[key] = sections["limits"][key]
     _check_email(sections["email"], sites, labels, problems)
+    _check_nodes(sections, problems)
     if problems.lines:
         return None
     return GatewayConfig(

@@ -26,7 +26,10 @@ async def test_a_call_up_goes_on_and_new_ones_are_refused_while_storage_is_down(
     caplog.set_level(logging.INFO)
     with postgres.postgres_server() as pg, redis_servers.redis_server() as redis:
         database = pg.create_database("down")
-        storage = f'[storage]\ndatabase = "{database}"\nredis = "{redis.url}"\nnode = "n1"\n'
+        storage = (
+            f'[storage]\ndatabase = "{database}"\nredis = "{redis.url}"\nnode = "n1"\n'
+            f'[access]\ntoken_secret = "{"s" * 32}"\n'
+        )
         gateway = await Gateway.start(
             parse_config(gateway_toml(destination=sipp_uas.uri, extra=storage), {})
         )
