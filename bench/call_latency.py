@@ -10,7 +10,11 @@ B. The time each frame spends in the gateway, per direction: an aiortc peer and 
    exchange frames; k-th frame in, k-th frame out. Median and p95.
 C. The codecs' own algorithmic delay when transcoding (resampler and Opus lookahead): an
    impulse through the gateway's Transcoder, located in the output.
-The added one-way delay is B (+ C when transcoding).
+D. A call whose ICE never completes (its offer's candidates lead nowhere): seconds from
+   call:start until its slot in the limits is free again, and whether the phone was rung
+   (the gateway rings nobody before the browser's media is up: `ice.connect_timeout`).
+The added one-way delay is B (+ C when transcoding). The operator is dialled once the
+browser's media path is up, so A's click -> INVITE includes ICE and DTLS.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
+import socket
 import statistics
 import struct
 import sys
@@ -128,6 +134,52 @@ async def browser_calls(codec: str, calls: int) -> dict:
         "click_to_invite_ms": ms(statistics.median(to_invite)),
         "click_to_first_audio_ms": ms(statistics.median(to_audio)),
     }
+
+
+async def unconnectable_call() -> dict:
+    """D: an offer whose every candidate points at a socket that never answers."""
+    import socketio
+    from aiortc import RTCConfiguration, RTCPeerConnection
+    from aiortc.mediastreams import AudioStreamTrack
+
+    phone = Phone()
+    uri = await phone.start()
+    gateway = await Gateway.start(
+        parse_config(gateway_toml(destination=uri, site_extra=BENCH_LIMITS), {})
+    )
+    hole = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    hole.bind(("127.0.0.1", 0))
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    pc.addTrack(AudioStreamTrack())
+    client = socketio.AsyncClient(reconnection=False)
+    try:
+        await pc.setLocalDescription(await pc.createOffer())
+        offer = re.sub(
+            r"(a=candidate:\S+ \d+ udp \d+ )\S+ \d+",
+            rf"\g<1>127.0.0.1 {hole.getsockname()[1]}",
+            pc.localDescription.sdp,
+        )
+        await pc.close()
+        await client.connect(
+            gateway.url,
+            transports=["websocket"],
+            auth={"site": "shop", "token": await call_token(gateway)},
+            headers={"Origin": gateway.config.http.public_origin},
+        )
+        started = time.monotonic()
+        ack = await client.call("call:start", {"sdp": offer}, timeout=10)
+        assert ack["ok"], ack
+        while not gateway.calls.admission.live_calls:
+            await asyncio.sleep(0.01)
+        while gateway.calls.admission.live_calls:
+            await asyncio.sleep(0.01)
+        held = time.monotonic() - started
+    finally:
+        await client.disconnect()
+        await gateway.stop()
+        await phone.close()
+        hole.close()
+    return {"slot_held_s": round(held, 2), "phone_rung": len(phone.invite_at)}
 
 
 def ms(seconds: float) -> float:
@@ -300,6 +352,8 @@ async def main() -> None:
         "to_browser (PCMU->opus)": codec_delay("PCMU", "opus"),
     }
     print("codec delay when transcoding:", results["opus"]["codec_delay_ms"])
+    results["ice_never_completes"] = await unconnectable_call()
+    print("a call whose ICE never completes:", results["ice_never_completes"])
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, indent=2))
 

@@ -32,9 +32,11 @@ async def measure(url: str, count: int) -> dict[str, float]:
                 CallRecord(id=f"c{i}", kind="call", site="shop", started_at=0.0, outcome="missed")
             )
             timings["record"].append(time.perf_counter() - started)
-            await database.callbacks.add(site="shop", number="+1", details={}, due_at=0, now=0)
+            callback = await database.callbacks.add(
+                site="shop", number="+1", details={}, due_at=0, now=0
+            )
             started = time.perf_counter()
-            await database.callbacks.claim_due(1, "bench", 1)
+            await database.callbacks.claim(callback.id, "bench", 1)
             timings["claim"].append(time.perf_counter() - started)
     finally:
         await database.close()

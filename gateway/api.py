@@ -76,7 +76,7 @@ CALLBACK_MAX_DAYS_AHEAD = 14
 class CallState(enum.StrEnum):
     """What the page shows; pushed as `call:state` events."""
 
-    CONNECTING = "connecting"  # offer accepted, SIP INVITE on its way
+    CONNECTING = "connecting"  # offer answered; the phone rings once the media path is up
     RINGING = "ringing"  # the operator's phone rings (ringback plays)
     EARLY_MEDIA = "early_media"  # audio from the far end before the answer
     ANSWERED = "answered"  # talking

@@ -19,6 +19,12 @@ to end, as a trunk bills it) of the calls that ended in the last 24 hours plus t
 talking now; once a site has used its budget new calls are refused until older minutes age
 out, and calls in progress go on (each bounded by the maximum call duration). Time is
 passed in.
+
+A Request-a-Call callback is a call to these limits (docs/callbacks.md): its request passes
+the spend guard and counts against the visitor's windows (`count_request`), and when it is
+placed it takes a slot like a call (`admit_callback`: `busy`, `site_busy`,
+`budget_exhausted`; no per-visitor limits, the visitor is not on the line), answered and
+ended in the same ledger, so these limits hold over every node too.
 """
 
 from __future__ import annotations
@@ -155,7 +161,17 @@ class CallAdmission:
     async def admit(self, site: SiteConfig, address: str, now: float) -> AdmittedCall:
         """Count a new call of `site` from the visitor at `address`, or raise LimitRefused
         (StorageUnavailable when the ledger cannot be reached)."""
-        client = client_key(address)
+        return await self._admit(site, client_key(address), now, visitor=True)
+
+    async def admit_callback(self, site: SiteConfig, callback_id: str, now: float) -> AdmittedCall:
+        """Count a callback of `site` being placed now, or raise LimitRefused (`busy`,
+        `site_busy`, `budget_exhausted`): it then waits (gateway.callbacks.scheduler);
+        StorageUnavailable when the ledger cannot be reached."""
+        return await self._admit(site, f"callback {callback_id}", now, visitor=False)
+
+    async def _admit(
+        self, site: SiteConfig, client: str, now: float, *, visitor: bool
+    ) -> AdmittedCall:
         if self.live_calls >= self.max_calls:
             raise LimitRefused(
                 "busy",
@@ -170,14 +186,15 @@ class CallAdmission:
                     "all lines are busy; try again in a few minutes",
                     f"site {site.id} carries {facts.site_calls} calls (max_site_calls)",
                 )
-            if facts.client_calls >= self.max_calls_per_client:
+            if visitor and facts.client_calls >= self.max_calls_per_client:
                 raise LimitRefused(
                     "too_many_calls",
                     "too many calls from this address",
                     f"{client} has {facts.client_calls} calls going (limits.max_calls_per_client)",
                 )
             self._check_budget(site, facts.talk_seconds / 60)
-            self._check_rate(site, client, facts.starts, now)
+            if visitor:
+                self._check_rate(site, client, facts.starts, now)
 
         self._admitting += 1
         try:
@@ -192,19 +209,19 @@ class CallAdmission:
         return call
 
     async def count_request(self, site: SiteConfig, address: str, now: float) -> None:
-        """A Request-a-Call request from the visitor at `address`: it counts against the
-        same windows as the calls they start (`calls_per_client_*`), so a callback form is
-        no way around them. Raises LimitRefused (`rate_limited`) past them."""
+        """A Request-a-Call request from the visitor at `address`: refused while the site's
+        spend guard holds (`budget_exhausted`), and counted against the same windows as the
+        calls they start (`calls_per_client_*`, `rate_limited`), so a callback form is no
+        way around either. Raises LimitRefused (StorageUnavailable when the ledger cannot
+        be reached)."""
         client = client_key(address)
+
+        def decide(facts: CallFacts) -> None:
+            self._check_budget(site, facts.talk_seconds / 60)
+            self._check_rate(site, client, facts.starts, now)
+
         await self.flush()
-        await _reachable(
-            self.ledger.count_request(
-                site.id,
-                client,
-                now,
-                lambda facts: self._check_rate(site, client, facts.starts, now),
-            )
-        )
+        await _reachable(self.ledger.count_request(site.id, client, now, decide))
 
     def answered(self, call: AdmittedCall, now: float) -> None:
         """The call is answered: its talk time counts against the site's budget."""

@@ -24,6 +24,7 @@ from gateway.admin.service import (
 )
 from gateway.api import Refusal
 from gateway.storage import OUTCOMES, AdminSession
+from gateway.storage.callback_lifecycle import PLACEABLE_AGAIN
 
 HERE = Path(__file__).parent
 MAX_FORM_BYTES = 4096
@@ -192,6 +193,7 @@ def admin_page_routes(service: AdminService, sessions: Sessions) -> list[web.Rou
             session=session,
             callbacks=await service.callbacks_list(filters),
             statuses=CALLBACK_STATUSES,
+            placeable_again=PLACEABLE_AGAIN,
             query=dict(request.query),
             can_change=service.callbacks is not None,
             active="callbacks",

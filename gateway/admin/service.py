@@ -13,13 +13,13 @@ from typing import Any, Protocol
 
 from gateway.api import BadRequest, Clock
 from gateway.config import GatewayConfig
-from gateway.storage import OUTCOMES, CallRecord, Database, LiveRegistry
+from gateway.storage import OUTCOMES, CallbackStatus, CallRecord, Database, LiveRegistry
 
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100
 STATS_DAYS = 7
 MAX_STATS_DAYS = 92
-CALLBACK_STATUSES = ("scheduled", "dialing", "done", "failed", "cancelled", "interrupted")
+CALLBACK_STATUSES = tuple(status.value for status in CallbackStatus)
 CSV_FIELDS = (
     "id",
     "kind",
@@ -44,8 +44,8 @@ CSV_FIELDS = (
 class Callbacks(Protocol):
     """The running Request-a-Call (gateway.callbacks.service.RequestACall)."""
 
-    async def cancel(self, callback_id: str) -> str | None: ...
-    async def place_again(self, callback_id: str) -> str | None: ...
+    async def cancel(self, callback_id: str) -> CallbackStatus | None: ...
+    async def place_again(self, callback_id: str) -> CallbackStatus | None: ...
 
 
 @dataclass(frozen=True)

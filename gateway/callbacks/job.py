@@ -5,6 +5,11 @@ shows the visitor's number, name and page), hears a short whisper tone, then hea
 visitor's phone ring; when the visitor answers, the two legs are bridged (RTP relayed, DTMF
 passed across) and either hang-up ends both. If the visitor does not answer, the operator
 hears three low beeps and the callback is retried later, as the policy says.
+
+A job runs with its place in the limits taken (a `Slot`, gateway.callbacks.service): its
+talk time counts against the site's spend guard from the operator's answer, and the slot is
+given back when the job ends. It ends both legs at the maximum call duration, and when a
+leg that answered sends no RTP for `media.media_timeout` seconds (`SipLegSettings`).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -25,7 +31,8 @@ from gateway.media.bridge import MediaBridge, RtpLeg
 from gateway.media.quality import LegQuality, sip_leg_quality
 from gateway.media.sip_leg import open_sip_media
 from gateway.media.transcoder import audio_codec
-from gateway.storage import Callback, CallbackStore
+from gateway.storage import Callback, CallbackEvent, CallbackStatus, CallbackStore
+from gateway.storage.callback_lifecycle import STATUS_EVENTS
 from gateway.text import MAX_REASON_CHARS, clean_visitor_name, clean_visitor_text, loggable
 from sip_bridge import (
     CallAnswered,
@@ -84,7 +91,18 @@ class CallbackSettings:
     whisper: bool = True
 
 
-Progress = Callable[[str, str], Awaitable[None] | None]
+Progress = Callable[[CallbackEvent, str], Awaitable[None] | None]
+
+
+class Slot(Protocol):
+    """A callback's place in the limits, taken before it is placed (gateway.access.admission:
+    the same ledger as calls)."""
+
+    def answered(self) -> None:
+        """The operator answered: talk time counts from now."""
+
+    def release(self) -> None:
+        """The callback is over (called once)."""
 
 
 def beeps(
@@ -105,6 +123,7 @@ class CallbackJob:
         store: CallbackStore,
         on_progress: Progress | None = None,
         clock: Callable[[], float] = time.time,
+        slot: Slot | None = None,
         history: CallHistory | None = None,
     ) -> None:
         self.callback = callback
@@ -114,25 +133,32 @@ class CallbackJob:
         self.store = store
         self.on_progress = on_progress
         self.clock = clock
+        self.slot = slot
         self._media: list[CallMedia] = []
         self._calls: list[SipCall] = []
+        # Who went silent ("operator", "visitor"): a leg that answered sent no RTP for
+        # media_timeout seconds. Silence while ringing (early media) does not count.
+        self._silent: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._answered: set[str] = set()
         self._legs: dict[str, CallMedia] = {}  # operator, visitor: for the record's quality
 
-    async def run(self) -> str:
+    async def run(self) -> CallbackStatus:
         """Place the callback; returns the status it leaves in the store."""
         try:
             self._started()
             return await self._run()
         except asyncio.CancelledError:
             # Shut down during the call: never redialled on its own (see gateway.storage.callbacks).
-            await self._finish("interrupted", "the gateway stopped during the call")
+            await self._finish(CallbackStatus.INTERRUPTED, "the gateway stopped during the call")
             raise
         except Exception:
             # A bug or a refused INVITE must not leave the callback `dialing` for good.
             logger.exception("callback %s failed unexpectedly", self.callback.id)
-            return await self._finish("failed", "the call back could not be placed")
+            return await self._finish(CallbackStatus.FAILED, "the call back could not be placed")
         finally:
             await self._release()
+            if self.slot is not None:
+                self.slot.release()
 
     def _started(self) -> None:
         cb, history = self.callback, self.history
@@ -146,16 +172,17 @@ class CallbackJob:
                 visitor=VisitorDetails(
                     details.get("name", ""), details.get("reason", ""), details.get("page", "")
                 ),
-                state="calling_operator",
+                state=CallbackEvent.CALLING_OPERATOR.value,
             )
 
-    async def _run(self) -> str:
+    async def _run(self) -> CallbackStatus:
         s = self.settings
         cb = self.callback
         name = shown_name(cb.details.get("name"))
         reason = shown_text(cb.details.get("reason"), MAX_REASON_CHARS)
-        await self._progress("calling_operator", "")
-        operator_media = await self._open_media(s.leg.codecs)
+        await self._progress(CallbackEvent.CALLING_OPERATOR, "")
+        operator_media = await self._open_media(s.leg.codecs, "operator")
+        self._legs["operator"] = operator_media
         headers = [("X-Site", cb.site), ("X-Callback-Number", cb.number), ("X-Callback-Id", cb.id)]
         if name:
             headers.append(("X-Visitor-Name", name))
@@ -164,21 +191,23 @@ class CallbackJob:
         if reason:
             headers.append(("X-Visitor-Reason", reason))
         display = operator_display(cb.number, name)
-        self._legs["operator"] = operator_media
         operator = await self._invite(
             s.operator, operator_media, display_name=display, headers=headers
         )
         answered = await self._wait_answer(operator, operator_media, s.operator_ring_timeout)
         if answered is not True:
             return await self._retry_or_fail(f"operator not reached: {answered}")
-        await self._progress("operator_answered", "")
+        self._answered.add("operator")
+        if self.slot is not None:
+            self.slot.answered()
+        await self._progress(CallbackEvent.OPERATOR_ANSWERED, "")
         if s.whisper:
             await play_pcm(operator_media.rtp, beeps(operator_media.rtp.codec.sample_rate, 880, 2))
 
-        await self._progress("calling_visitor", "")
+        await self._progress(CallbackEvent.CALLING_VISITOR, "")
         op_codec = operator_media.negotiated.codec
         visitor_media = await self._open_media(
-            [op_codec, *(c for c in s.leg.codecs if c != op_codec)]
+            [op_codec, *(c for c in s.leg.codecs if c != op_codec)], "visitor"
         )
         self._legs["visitor"] = visitor_media
         visitor = await self._invite(
@@ -187,6 +216,8 @@ class CallbackJob:
         visitor_answered = await self._wait_answer(
             visitor, visitor_media, s.visitor_ring_timeout, early_to=operator_media
         )
+        if self._silent.done():  # the operator's leg went silent while the visitor rang
+            return await self._retry_or_fail(f"operator not reached: {self._silence()}")
         if operator.ended.done():
             visitor.hangup()
             return await self._retry_or_fail("the operator hung up before the visitor answered")
@@ -200,7 +231,8 @@ class CallbackJob:
             operator.hangup()
             return await self._retry_or_fail(f"visitor not reached: {visitor_answered}")
 
-        await self._progress("connected", "")
+        self._answered.add("visitor")
+        await self._progress(CallbackEvent.CONNECTED, "")
         if self.history is not None:
             self.history.answered(cb.id, s.operator)
         bridge = MediaBridge(
@@ -212,7 +244,7 @@ class CallbackJob:
         self._pass_dtmf(visitor_media, operator_media)
         started = self.clock()
         done, _ = await asyncio.wait(
-            {operator.ended, visitor.ended},
+            {operator.ended, visitor.ended, self._silent},
             timeout=s.max_seconds,
             return_when=asyncio.FIRST_COMPLETED,
         )
@@ -221,18 +253,35 @@ class CallbackJob:
             if not call.ended.done():
                 call.hangup()
         talked = self.clock() - started
-        who = (
-            "time limit"
-            if not done
-            else ("operator hung up" if operator.ended in done else "visitor hung up")
-        )
-        return await self._finish("done", f"talked {talked:.0f} s; {who}")
+        if not done:
+            who = "time limit"
+            logger.info("callback %s: maximum duration of %g s reached", cb.id, s.max_seconds)
+        elif self._silent in done:
+            who = self._silence()
+            logger.info("callback %s: %s, hanging up", cb.id, who)
+        else:
+            who = "operator hung up" if operator.ended in done else "visitor hung up"
+        return await self._finish(CallbackStatus.DONE, f"talked {talked:.0f} s; {who}")
 
     # ------------------------------------------------------------------ pieces
-    async def _open_media(self, codecs: Iterable[str]) -> CallMedia:
+    async def _open_media(self, codecs: Iterable[str], who: str) -> CallMedia:
         media = await open_sip_media(self.settings.leg, codecs)
         self._media.append(media)
+
+        def silent() -> None:  # no RTP from this leg for media_timeout seconds
+            if who not in self._answered or self._silent.done():
+                return  # ringing (its timer restarts at the answer), or ending already
+            self._silent.set_result(who)
+            for call in self._calls:  # every wait of the job ends now
+                if not call.ended.done():
+                    call.hangup()
+
+        media.rtp.on_media_timeout = silent
         return media
+
+    def _silence(self) -> str:
+        timeout = self.settings.leg.media_timeout
+        return f"no audio from the {self._silent.result()} for {timeout:g} s"
 
     async def _invite(self, uri: str, media: CallMedia, **options) -> SipCall:
         s = self.settings
@@ -283,7 +332,7 @@ class CallbackJob:
 
         source.rtp.on_dtmf = forward
 
-    async def _retry_or_fail(self, why: str) -> str:
+    async def _retry_or_fail(self, why: str) -> CallbackStatus:
         """Nobody reached (or someone hung up too soon): try again later, or give up."""
         cb = self.callback
         if cb.attempts < self.settings.attempts:
@@ -293,17 +342,19 @@ class CallbackJob:
             if self.history is not None:
                 self.history.forget(cb.id)  # the record is written when it is over
                 self.history.metrics.callbacks.labels("retry_scheduled").inc()
-            await self._progress("retry_scheduled", why)
-            return "scheduled"
-        return await self._finish("failed", why, outcome="missed")
+            await self._progress(CallbackEvent.SCHEDULED, why)
+            return CallbackStatus.SCHEDULED
+        return await self._finish(CallbackStatus.FAILED, why, outcome="missed")
 
-    async def _finish(self, status: str, detail: str, outcome: str | None = None) -> str:
+    async def _finish(
+        self, status: CallbackStatus, detail: str, outcome: str | None = None
+    ) -> CallbackStatus:
         if self.history is not None:  # queued before the status shows: the record is first
-            self.history.metrics.callbacks.labels(status).inc()
+            self.history.metrics.callbacks.labels(status.value).inc()
             self.history.ended(
                 self.callback.id,
-                outcome or ("answered" if status == "done" else "failed"),
-                cause=status,
+                outcome or ("answered" if status is CallbackStatus.DONE else "failed"),
+                cause=status.value,
                 detail=detail,
                 codecs={
                     leg: media.negotiated.codec
@@ -313,7 +364,7 @@ class CallbackJob:
                 quality=self._quality(),
             )
         await self.store.finish(self.callback.id, status, detail, self.clock())
-        await self._progress(status, detail)
+        await self._progress(CallbackEvent(status.value), detail)
         logger.info("callback %s: %s (%s)", self.callback.id, status, loggable(detail))
         return status
 
@@ -325,11 +376,12 @@ class CallbackJob:
             for leg, media in self._legs.items()
         }
 
-    async def _progress(self, event: str, detail: str) -> None:
-        if event not in ("done", "failed", "interrupted", "retry_scheduled"):
+    async def _progress(self, event: CallbackEvent, detail: str) -> None:
+        """Tell `on_progress`; record the event unless a move of the store records it."""
+        if event not in STATUS_EVENTS:
             await self.store.record(self.callback.id, event, detail, self.clock())
             if self.history is not None:
-                self.history.changed(self.callback.id, event)
+                self.history.changed(self.callback.id, event.value)
         if self.on_progress is not None:
             result = self.on_progress(event, detail)
             if asyncio.iscoroutine(result):

@@ -2,7 +2,8 @@
 gateway.http.callbacks).
 
 `POST /api/callbacks` `{"site", "number", "country"?, "name"?, "at"?, "page"?, "reason"?}`
--> `201 {"id", "status", "due_at"}`; `GET /api/callbacks/{id}` -> its status and history;
+-> `201 {"id", "status", "final", "due_at"}`; `GET /api/callbacks/{id}` -> its status and
+history;
 `DELETE /api/callbacks/{id}` cancels it while it waits for its time. Errors are
 JSON `{"error": {"code", "message"}}` with the reason in words. The number is what the
 visitor typed, read as a national number of `country` (an ISO 3166 code among the site's
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from gateway.api import CALLBACK_MAX_DAYS_AHEAD, CallbackRefused
 from gateway.callbacks.numbers import NumberRefused, callback_number
 from gateway.sites.hours import ALWAYS_OPEN, BusinessHours
-from gateway.storage import Callback, CallbackStore
+from gateway.storage import Callback, CallbackStatus, CallbackStore
 from gateway.text import (
     MAX_NAME_CHARS,
     MAX_REASON_CHARS,
@@ -141,7 +142,12 @@ class CallbackRequests:
         )
         if self.on_added is not None:
             self.on_added(callback)
-        return {"id": callback.id, "status": callback.status, "due_at": callback.due_at}
+        return {
+            "id": callback.id,
+            "status": callback.status.value,
+            "final": callback.status.final,
+            "due_at": callback.due_at,
+        }
 
     def _due_time(self, at: object, policy: SiteCallbacks, now: float) -> float:
         current = dt.datetime.fromtimestamp(now, dt.UTC)
@@ -176,11 +182,11 @@ class CallbackRequests:
         status = await self.store.cancel(callback_id, self.clock())
         if status is None:
             raise CallbackRefused("unknown_callback", "No such callback.", status=404)
-        if status == "dialing":
+        if status is CallbackStatus.DIALING:
             raise CallbackRefused(
                 "callback_in_progress", "The call back is being placed already.", status=409
             )
-        if status != "cancelled":
+        if status is not CallbackStatus.CANCELLED:
             raise CallbackRefused("callback_over", "The call back is over already.", status=409)
         logger.info("callback %s cancelled by the visitor", callback_id)
         callback = await self.store.get(callback_id)

@@ -1,9 +1,14 @@
 """`Call`: one visitor's call, owning the browser leg, the SIP legs and the bridge between.
 
-The site's destinations are rung as its strategy says: all at once (the first to answer
-wins, the others get CANCEL), in order, or in order from a rotating start (round-robin),
-each for its ring timeout and all within the overall one. Each ring attempt has its own SIP
-call and RTP session; the one that answers is bridged to the browser.
+The asyncio driver of the ringing core (`gateway.calls.ringing`, sans-I/O): it answers the
+browser's offer, feeds the core what happens (the browser's media path up, each
+destination's SIP events, our own hang-ups) with the event loop's time, and does what the
+core says: ring a destination (its own RTP session and INVITE), cancel one, bridge the one
+that answered to the browser, end the call. Which destination, when, and why the call
+ended are the core's decisions; the media and SIP plumbing is here.
+
+Nobody is rung before the browser's media path is up (ICE connected, DTLS done): a call
+whose media never comes up ends after `ice.connect_timeout` without ringing a phone.
 
 Any end ends both legs: the visitor hangs up or their socket goes away (BYE, or CANCEL while
 ringing), the operator hangs up or SIP fails (the page is told why), ICE fails, or RTP stops.
@@ -15,18 +20,35 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 from gateway.api import CallState, CallUpdate, EndCause, Notify, loggable
+from gateway.calls.ringing import (
+    BrowserConnected,
+    Cancel,
+    Connect,
+    DestinationAnswered,
+    DestinationEarlyMedia,
+    DestinationEnded,
+    DestinationState,
+    End,
+    HangUp,
+    Ring,
+    Ringing,
+    RingingEvent,
+    RingPlan,
+)
 from gateway.config import RingbackTone
 from gateway.config.legs import BrowserLegSettings, SipLegSettings
 from gateway.media.bridge import MediaBridge, RtpLeg
 from gateway.media.quality import LegQuality, sip_leg_quality
 from gateway.media.sip_leg import open_sip_media
 from gateway.media.tones import cadence_for, play_ringback
-from gateway.media.transcoder import audio_codec
+from gateway.media.transcoder import AudioCodec, audio_codec
 from gateway.media.webrtc_leg import WebRtcLeg
+from gateway.sites.routing import RingStrategy
 from sip_bridge import (
     CallAnswered,
     CallEnded,
@@ -45,19 +67,6 @@ logger = logging.getLogger(__name__)
 
 # How long to wait for the far end to confirm our BYE/CANCEL before freeing everything.
 SIP_END_GRACE = 5.0
-
-CAUSES = {
-    EndReason.BUSY: EndCause.BUSY,
-    EndReason.NO_ANSWER: EndCause.NO_ANSWER,
-    EndReason.DECLINED: EndCause.DECLINED,
-    EndReason.UNREACHABLE: EndCause.UNREACHABLE,
-    EndReason.NOT_FOUND: EndCause.UNREACHABLE,
-    EndReason.REMOTE_HANGUP: EndCause.OPERATOR_HUNG_UP,
-    EndReason.LOCAL_HANGUP: EndCause.VISITOR_HUNG_UP,
-    EndReason.CANCELLED: EndCause.VISITOR_HUNG_UP,
-}
-
-RING_STRATEGIES = ("parallel", "sequential", "round-robin")
 
 
 @dataclass(frozen=True)
@@ -81,19 +90,30 @@ class CallSettings:
     browser_leg: BrowserLegSettings
     ringback: RingbackTone | None
     headers: tuple[tuple[str, str], ...] = ()
-    ring: str = "sequential"  # parallel | sequential | round-robin
+    ring: RingStrategy = RingStrategy.SEQUENTIAL
     ring_total: float | None = None  # overall ring time; None: no overall limit
     first: int = 0  # round-robin: index to start from
+    connect_timeout: float = 5.0  # seconds the browser's media path may take to come up
+
+    def ring_plan(self) -> RingPlan:
+        return RingPlan(
+            destinations=len(self.destinations),
+            strategy=self.ring,
+            ring_timeout=self.ring_timeout,
+            ring_total=self.ring_total,
+            first=self.first,
+            connect_timeout=self.connect_timeout,
+        )
 
 
 class _Attempt:
     """Ringing one destination: its SIP call and its RTP session."""
 
-    def __init__(self, destination: Destination, media: CallMedia, sip: SipCall) -> None:
-        self.destination = destination
+    def __init__(self, index: int, media: CallMedia, sip: SipCall) -> None:
+        self.index = index
         self.media = media
         self.sip = sip
-        self.ended: CallEnded | None = None
+        self.remote_sdp: bytes | None = None  # of its latest 183/200
 
 
 class Call:
@@ -104,15 +124,18 @@ class Call:
         self.settings = settings
         self._endpoint = endpoint
         self._notify = notify
+        self._loop = asyncio.get_running_loop()
         self.state = CallState.CONNECTING
         self.webrtc: WebRtcLeg | None = None
-        self.attempts: list[_Attempt] = []
-        self.winner: _Attempt | None = None  # the destination that answered
+        self.ringing: Ringing | None = None  # the core, once the offer is answered
+        self.attempts: dict[int, _Attempt] = {}  # by destination index
         self.bridge: MediaBridge | None = None
+        self._bridged: _Attempt | None = None  # whose media the bridge carries
         self._sip_codecs: list[str] = []
         self._ringback: asyncio.Task | None = None
+        self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task] = set()
-        self._cause: EndCause | None = None  # decided by us before SIP confirms the end
+        self._cause: EndCause | None = None
         self._detail = ""
         self._finished = asyncio.Event()
         self._ending = False
@@ -121,94 +144,60 @@ class Call:
         self.on_sip_response: Callable[[int], None] | None = None
 
     @property
+    def winner(self) -> _Attempt | None:
+        """The destination that answered."""
+        index = self.ringing.winner if self.ringing is not None else None
+        return self.attempts.get(index) if index is not None else None
+
+    @property
+    def _browser(self) -> WebRtcLeg:
+        assert self.webrtc is not None, "the browser's offer is answered first"
+        return self.webrtc
+
+    @property
+    def _browser_codec(self) -> AudioCodec:
+        codec = self._browser.codec
+        assert codec is not None, "the browser's offer is answered first"
+        return codec
+
+    @property
     def media(self) -> CallMedia | None:
         """The SIP leg's media: the answered destination's, else the only one ringing."""
         if self.winner is not None:
             return self.winner.media
-        return self.attempts[0].media if len(self.attempts) == 1 else None
+        live = [a for a in self.attempts.values() if not a.sip.ended.done()]
+        return live[0].media if len(live) == 1 else None
 
     # ------------------------------------------------------------------ start
     async def start(self, offer_sdp: str) -> str:
-        """Answer the browser and start ringing. Returns the SDP answer.
+        """Answer the browser; return the SDP answer. Destinations are rung once the
+        browser's media path is up.
 
         On failure everything allocated so far is released and ValueError (bad offer) or
-        OSError (no ports) propagates.
+        OSError propagates.
         """
         s = self.settings
         try:
             self.webrtc = WebRtcLeg(s.browser_leg)
             self.webrtc.on_failed = self._on_ice_failed
             answer = await self.webrtc.answer(offer_sdp)
-            browser_codec = self.webrtc.codec.name
-            # Offer the browser's codec first when SIP can take it: no transcoding.
-            self._sip_codecs = sorted(
-                s.sip_leg.codecs, key=lambda c: c.upper() != browser_codec.upper()
-            )
-            order = self._ring_order()
-            first_wave = order if s.ring == "parallel" else order[:1]
-            for destination in first_wave:
-                await self._dial(destination)
         except BaseException:
             await self._release()
             raise
-        self._spawn(self._ring(order[len(first_wave) :]))
+        if self._ending:
+            return answer  # hung up while the offer was being answered
+        # Offer the browser's codec first when SIP can take it: no transcoding.
+        browser_codec = self._browser_codec.name.upper()
+        self._sip_codecs = sorted(s.sip_leg.codecs, key=lambda c: c.upper() != browser_codec)
+        self.ringing = Ringing(s.ring_plan(), self._loop.time())
+        self._spawn(self._wait_for_browser(self.webrtc))
+        self._service()
         self._push(CallState.CONNECTING)
         return answer
 
-    def _ring_order(self) -> list[Destination]:
-        destinations = list(self.settings.destinations)
-        if self.settings.ring == "round-robin" and destinations:
-            start = self.settings.first % len(destinations)
-            destinations = destinations[start:] + destinations[:start]
-        return destinations
-
-    async def _dial(self, destination: Destination) -> _Attempt:
-        s = self.settings
-        media = await open_sip_media(s.sip_leg, self._sip_codecs)
-        try:
-            sip = await self._endpoint.invite(
-                destination.uri,
-                sdp=media.offer(),
-                credentials=destination.credentials,
-                display_name=s.caller_name,
-                from_user=s.from_user,
-                proxy=destination.proxy,
-                headers=list(s.headers),
-            )
-        except BaseException:
-            await media.close()
-            raise
-        attempt = _Attempt(destination, media, sip)
-        media.rtp.on_media_timeout = lambda: self._on_media_timeout(attempt)
-        self.attempts.append(attempt)
-        self._spawn(self._follow(attempt))
-        return attempt
-
-    async def _ring(self, rest: list[Destination]) -> None:
-        """Ring timeouts, and the next destination when one gives up (in order)."""
-        s = self.settings
-        loop = asyncio.get_running_loop()
-        overall = loop.time() + (s.ring_total or float("inf"))
-        pending = list(rest)
-        while self.winner is None and not self._ending:
-            ringing = [a for a in self.attempts if not a.sip.ended.done()]
-            if not ringing:
-                if not pending:
-                    return  # the last attempt's failure ends the call (_follow)
-                await self._dial(pending.pop(0))
-                continue
-            timeout = min(s.ring_timeout, overall - loop.time())
-            if timeout > 0:
-                done, _ = await asyncio.wait([a.sip.ended for a in ringing], timeout=timeout)
-                if done or self.winner is not None or self._ending:
-                    continue
-            # This round rang out: CANCEL it, then go on to the next destination.
-            if not pending or overall <= loop.time():
-                self.hangup(EndCause.NO_ANSWER, "ring timeout")
-                return
-            for attempt in ringing:
-                attempt.sip.hangup()
-            await asyncio.wait([a.sip.ended for a in ringing], timeout=SIP_END_GRACE)
+    async def _wait_for_browser(self, webrtc: WebRtcLeg) -> None:
+        await webrtc.connected.wait()
+        self._feed(BrowserConnected())
 
     # ------------------------------------------------------------------ commands
     async def add_candidate(
@@ -219,18 +208,11 @@ class Call:
 
     def hangup(self, cause: EndCause = EndCause.VISITOR_HUNG_UP, detail: str = "") -> None:
         """End the call from our side: BYE or CANCEL, then free everything."""
-        if self._ending:
+        if self.ringing is None:
+            if not self._ending:  # never started: nothing rings
+                self._end(cause, detail)
             return
-        self._ending = True
-        self._cause = self._cause or cause
-        self._detail = self._detail or detail
-        live = [a for a in self.attempts if not a.sip.ended.done()]
-        for attempt in live:
-            attempt.sip.hangup()
-        if live:
-            self._spawn(self._finish_after_sip(live))
-        else:
-            self._spawn(self._finish())
+        self._feed(HangUp(cause, detail))
 
     async def send_dtmf(self, digits: str) -> None:
         media = self.media
@@ -246,29 +228,103 @@ class Call:
     async def wait_finished(self) -> None:
         await self._finished.wait()
 
+    # ------------------------------------------------------------------ the core
+    def _feed(self, event: RingingEvent) -> None:
+        if self.ringing is not None:
+            self.ringing.handle(event, self._loop.time())
+            self._service()
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        if self.ringing is not None:
+            self.ringing.handle_timer(self._loop.time())
+            self._service()
+
+    def _service(self) -> None:
+        """Do what the core says, then wake it when it asks to be."""
+        ringing = self.ringing
+        if ringing is None:
+            return
+        while (action := ringing.next_action()) is not None:
+            if isinstance(action, Ring):
+                self._spawn(self._dial(action.destination))
+            elif isinstance(action, Cancel):
+                attempt = self.attempts.get(action.destination)
+                if attempt is not None and not attempt.sip.ended.done():
+                    attempt.sip.hangup()
+            elif isinstance(action, Connect):
+                self._connect(self.attempts[action.destination], action.answered)
+            elif isinstance(action, End):
+                self._end(action.cause, action.detail)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        deadline = ringing.get_timer()
+        if deadline is not None:
+            self._timer = self._loop.call_at(deadline, self._on_timer)
+
     # ------------------------------------------------------------------ SIP side
+    async def _dial(self, index: int) -> None:
+        s = self.settings
+        destination = s.destinations[index]
+        try:
+            media = await open_sip_media(s.sip_leg, self._sip_codecs)
+        except OSError as exc:
+            logger.warning("call %s: cannot open RTP for a destination: %s", self.id, exc)
+            self._feed(DestinationEnded(index, EndReason.FAILED, "no RTP ports"))
+            return
+        try:
+            sip = await self._endpoint.invite(
+                destination.uri,
+                sdp=media.offer(),
+                credentials=destination.credentials,
+                display_name=s.caller_name,
+                from_user=s.from_user,
+                proxy=destination.proxy,
+                headers=list(s.headers),
+            )
+        except Exception as exc:
+            await media.close()
+            logger.warning("call %s: cannot ring a destination: %s", self.id, loggable(exc))
+            self._feed(DestinationEnded(index, EndReason.FAILED, "the INVITE could not be sent"))
+            return
+        except BaseException:
+            await media.close()
+            raise
+        attempt = _Attempt(index, media, sip)
+        media.rtp.on_media_timeout = lambda: self._on_media_timeout(attempt)
+        self.attempts[index] = attempt
+        if self._ending or not self._still_wanted(index):
+            sip.hangup()  # given up on while its INVITE was being built
+        self._spawn(self._follow(attempt))
+
+    def _still_wanted(self, index: int) -> bool:
+        return self.ringing is not None and self.ringing.destinations[index] in (
+            DestinationState.RINGING,
+            DestinationState.ANSWERED,
+        )
+
     async def _follow(self, attempt: _Attempt) -> None:
-        sip = attempt.sip
+        sip, index = attempt.sip, attempt.index
         while True:
             event = await sip.events.get()
             self._count_response(event)
             if isinstance(event, CallRinging):
-                if self.state == CallState.CONNECTING:
+                if self.state == CallState.CONNECTING and not self._ending:
                     self._push(CallState.RINGING)
                     self._start_ringback()
             elif isinstance(event, EarlyMedia):
-                # Early media of one of several parallel destinations would be a guess:
-                # only a lone attempt plays it; otherwise the local ringback goes on.
-                if self._lone(attempt) and self._connect(attempt, event.sdp):
-                    self._stop_ringback()
-                    self._push(CallState.EARLY_MEDIA)
+                attempt.remote_sdp = event.sdp
+                self._feed(DestinationEarlyMedia(index))
             elif isinstance(event, CallAnswered):
-                self._answered(attempt, event.sdp)
+                attempt.remote_sdp = event.sdp
+                self._feed(DestinationAnswered(index))
             elif isinstance(event, OfferReceived):
                 self._answer_reoffer(attempt, event)
             elif isinstance(event, CallEnded):
-                attempt.ended = event
-                self._attempt_ended(attempt, event)
+                self._feed(DestinationEnded(index, event.reason, event.detail))
+                if attempt is self._bridged and self.winner is not attempt:
+                    self._unbridge(ringback=True)  # its early media is over; another may ring
                 return
 
     def _count_response(self, event: object) -> None:
@@ -301,47 +357,50 @@ class Call:
 
     @property
     def answered_by(self) -> str | None:
-        """The URI of the destination that answered."""
-        return self.winner.destination.uri if self.winner is not None else None
+        """The URI of the destination that answered (the ringing core's winner)."""
+        winner = self.winner
+        return self.settings.destinations[winner.index].uri if winner is not None else None
 
-    def _lone(self, attempt: _Attempt) -> bool:
-        return all(a is attempt or a.ended is not None for a in self.attempts)
-
-    def _answered(self, attempt: _Attempt, answer: bytes) -> None:
-        if self.winner is not None or self._ending:
-            attempt.sip.hangup()  # answered too late: someone else has the call
-            return
-        self.winner = attempt
-        for other in self.attempts:
-            if other is not attempt and not other.sip.ended.done():
-                other.sip.hangup()  # CANCEL the others
-        if self._connect(attempt, answer):
-            self._stop_ringback()
-            self._push(CallState.ANSWERED)
-
-    def _connect(self, attempt: _Attempt, answer: bytes) -> bool:
+    def _connect(self, attempt: _Attempt, answered: bool) -> None:
+        """Bridge the attempt's media (its answer, or its early media) to the browser."""
         media = attempt.media
         try:
-            media.accept_answer(answer)
+            media.accept_answer(attempt.remote_sdp or b"")
         except sdp.SdpError as exc:
             logger.info(
                 "call %s: unusable SDP answer from the operator side: %s", self.id, loggable(exc)
             )
-            self.hangup(EndCause.FAILED, "no common codec with the operator's phone")
-            return False
-        if self.bridge is None:
-            sip_leg = RtpLeg(media.rtp, audio_codec(media.negotiated.codec))
-            self.bridge = MediaBridge(self.webrtc, sip_leg)
+            self._feed(HangUp(EndCause.FAILED, "no common codec with the operator's phone"))
+            return
+        negotiated = media.negotiated
+        assert negotiated is not None  # the answer was just accepted
+        if self._bridged is not attempt:
+            self._unbridge(ringback=False)
+            sip_leg = RtpLeg(media.rtp, audio_codec(negotiated.codec))
+            self.bridge = MediaBridge(self._browser, sip_leg)
             self.bridge.a_to_b.muted = self._muted
             self.bridge.start()
+            self._bridged = attempt
             logger.info(
                 "call %s: media %s <-> %s%s",
                 self.id,
-                self.webrtc.codec.name,
-                media.negotiated.codec,
+                self._browser_codec.name,
+                negotiated.codec,
                 " (transcoding)" if self.bridge.transcoding else "",
             )
-        return True
+        self._stop_ringback()
+        state = CallState.ANSWERED if answered else CallState.EARLY_MEDIA
+        if self.state != state:
+            self._push(state)
+
+    def _unbridge(self, *, ringback: bool) -> None:
+        if self.bridge is not None:
+            self.bridge.stop()
+        self.bridge = None
+        self._bridged = None
+        if ringback and self.state == CallState.EARLY_MEDIA and not self._ending:
+            self._push(CallState.RINGING)  # back to our own ringback for the next one
+            self._start_ringback()
 
     def _answer_reoffer(self, attempt: _Attempt, event: OfferReceived) -> None:
         media, sip = attempt.media, attempt.sip
@@ -362,26 +421,6 @@ class Call:
         elif not held and self.state == CallState.ON_HOLD:
             self._push(CallState.ANSWERED)
 
-    def _attempt_ended(self, attempt: _Attempt, event: CallEnded) -> None:
-        if self.winner is not None and attempt is not self.winner:
-            return  # a cancelled loser
-        if self.winner is None and not self._ending:
-            waiting = any(a.ended is None for a in self.attempts)
-            if waiting or self._more_to_ring(attempt):
-                # Another destination may still answer; a busy one does not end the call.
-                return
-        if self._cause is None:
-            self._cause = CAUSES.get(event.reason, EndCause.FAILED)
-            self._detail = event.detail
-        self._ending = True
-        self._spawn(self._finish())
-
-    def _more_to_ring(self, attempt: _Attempt) -> bool:
-        """Sequential ringing goes on after this failure when destinations remain."""
-        return self.settings.ring != "parallel" and len(self.attempts) < len(
-            self.settings.destinations
-        )
-
     # ------------------------------------------------------------------ failures
     def _on_ice_failed(self, state: str) -> None:
         self.hangup(EndCause.FAILED, f"browser connection {state}")
@@ -395,10 +434,9 @@ class Call:
         if self.settings.ringback is None or self._ringback is not None or self.bridge:
             return
         tone = self.settings.ringback
-        cadence = cadence_for(
-            tone.frequencies, tone.on_ms, tone.off_ms, self.webrtc.codec.sample_rate
-        )
-        self._ringback = asyncio.create_task(play_ringback(self.webrtc, self.webrtc.codec, cadence))
+        codec = self._browser_codec
+        cadence = cadence_for(tone.frequencies, tone.on_ms, tone.off_ms, codec.sample_rate)
+        self._ringback = asyncio.create_task(play_ringback(self._browser, codec, cadence))
 
     def _stop_ringback(self) -> None:
         if self._ringback is not None:
@@ -414,6 +452,23 @@ class Call:
             self._notify(CallUpdate(state, cause, detail))
         except Exception:  # a page gone away must not break the call's cleanup
             logger.exception("call %s: notify failed", self.id)
+
+    def _end(self, cause: EndCause, detail: str) -> None:
+        """The core decided the call is over (its Cancels are sent): tell the page once SIP
+        confirmed, or after SIP_END_GRACE, and free everything."""
+        if self._ending:
+            return
+        self._ending = True
+        self._cause, self._detail = cause, detail
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._stop_ringback()
+        live = [a for a in self.attempts.values() if not a.sip.ended.done()]
+        if live:
+            self._spawn(self._finish_after_sip(live))
+        else:
+            self._spawn(self._finish())
 
     async def _finish_after_sip(self, live: list[_Attempt]) -> None:
         with contextlib.suppress(TimeoutError):
@@ -431,21 +486,24 @@ class Call:
 
     async def _release(self) -> None:
         self._stop_ringback()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self.bridge is not None:
             self.bridge.stop()
         current = asyncio.current_task()
         for task in list(self._tasks):
             if task is not current:
                 task.cancel()
-        for attempt in self.attempts:
+        for attempt in self.attempts.values():
             if not attempt.sip.ended.done():
                 attempt.sip.hangup()
         if self.webrtc is not None:
             await self.webrtc.close()
-        for attempt in self.attempts:
+        for attempt in self.attempts.values():
             await attempt.media.close()
 
-    def _spawn(self, coroutine) -> None:
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

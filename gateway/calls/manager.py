@@ -130,9 +130,9 @@ class CallManager:
         return site
 
     async def admit_callback_request(self, site_id: str, client: str) -> None:
-        """Count a Request-a-Call request of `client` against the visitor's call windows;
-        raises LimitRefused past them (gateway/access/admission.py), StorageUnavailable while
-        the database is down (the request could not be stored)."""
+        """Count a Request-a-Call request of `client` against the visitor's call windows and
+        the site's spend guard; raises LimitRefused past them (gateway/access/admission.py),
+        StorageUnavailable while the database is down (the request could not be stored)."""
         if (reason := self.storage_down()) is not None:
             raise StorageUnavailable(reason)
         await self.admission.count_request(self._site(site_id), client, self.clock())
@@ -389,6 +389,7 @@ class CallManager:
             caller_name=name or site.caller_name,
             from_user=site.from_user,
             ring_timeout=site.ring_timeout,
+            connect_timeout=config.ice.connect_timeout,
             sip_leg=self._sip_leg,
             browser_leg=self._browser_leg,
             ringback=config.media.ringback,

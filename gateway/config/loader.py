@@ -75,6 +75,7 @@ from gateway.config.values import (
     _is_unspecified,
     _list,
     _max_checks,
+    _member,
     _networks,
     _no_controls,
     _node_name,
@@ -121,7 +122,7 @@ from gateway.sites.notifications import (
 from gateway.sites.problems import unknown_key_reason
 from gateway.sites.routing import (
     FALLBACKS,
-    RING_STRATEGIES,
+    RingStrategy,
     SiteDestination,
     parse_callback,
     parse_destinations,
@@ -282,6 +283,7 @@ _SECTIONS: dict[str, dict[str, Converter]] = {
     "ice": {
         "servers": _ice_servers,
         "host_addresses": _host_addresses,
+        "connect_timeout": _positive_seconds,
         "turn_credential_lifetime": _turn_credential_lifetime,
         "denied_candidate_networks": _candidate_networks,
         "max_checks_per_call": _max_checks,
@@ -361,7 +363,7 @@ _SITE_KEYS: dict[str, tuple[Converter, object]] = {
     **{key: (_inheriting(_SECTIONS["limits"][key]), _INHERIT) for key in _INHERITED_SITE_KEYS},
     "challenge": (_challenge, "none"),
     "destinations": (_routing(parse_destinations), []),
-    "ring": (_choice(*RING_STRATEGIES), "sequential"),
+    "ring": (_member(RingStrategy), "sequential"),
     "ring_total": (_optional_seconds, 0),
     "hours": (_routing(parse_hours), {}),
     "fallback": (_choice(*FALLBACKS), "callback"),

@@ -16,6 +16,7 @@ from gateway.sites.hours import BusinessHours
 from gateway.sites.notifications import SiteNotifications, WebhookEndpoint
 from gateway.sites.routing import (
     CallbackPolicy,
+    RingStrategy,
     SiteDestination,
 )
 from gateway.sites.widget import WidgetSettings
@@ -121,6 +122,7 @@ class IceServer:
 class IceConfig:
     servers: tuple[IceServer, ...]
     host_addresses: tuple[str, ...]
+    connect_timeout: float  # seconds the browser's media path may take; then the call ends
     turn_credential_lifetime: float  # seconds a page's TURN credential is valid
     # Networks (normalized, "own" expanded at load) no signalled candidate may point into.
     denied_candidate_networks: tuple[str, ...]
@@ -235,7 +237,7 @@ class SiteConfig:
     challenge: str | None  # kind of challenge before a call token ("pow"); None: none
     # Routing (gateway.sites.routing): whom to ring, how, when, and callbacks.
     destinations: tuple[SiteDestination, ...]  # `destination` alone gives one
-    ring: str  # parallel | sequential | round-robin
+    ring: RingStrategy
     ring_total: float | None  # overall ring time; None: no limit beyond ring_timeout
     hours: BusinessHours | None  # None: always open
     fallback: str  # callback | message: what the page offers when busy/no answer/closed

@@ -4,12 +4,13 @@ raises `_Invalid` saying why. None of them echoes a value of a secret key."""
 
 from __future__ import annotations
 
+import enum
 import ipaddress
 import math
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import argon2
@@ -22,6 +23,7 @@ from gateway.storage.redis_server import RedisUrl
 from sip_bridge import SipParseError, SipUri, parse_sip_uri
 
 Converter = Callable[[object], Any]
+_E = TypeVar("_E", bound=enum.StrEnum)
 
 
 class _Invalid(Exception):
@@ -240,6 +242,20 @@ def _choice(*allowed: str) -> Callable[[object], str]:
         if text not in allowed:
             raise _Invalid(f"must be one of {', '.join(allowed)}, not {value!r}")
         return text
+
+    return convert
+
+
+def _member(kind: type[_E]) -> Callable[[object], _E]:
+    """One of a closed choice defined as a StrEnum (say, `RingStrategy`)."""
+    allowed = ", ".join(member.value for member in kind)
+
+    def convert(value: object) -> _E:
+        text = _string(value).strip().lower()
+        try:
+            return kind(text)
+        except ValueError:
+            raise _Invalid(f"must be one of {allowed}, not {value!r}") from None
 
     return convert
 

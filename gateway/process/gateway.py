@@ -272,10 +272,12 @@ class Gateway:
                 tokens_per_client_minute=config.access.tokens_per_client_minute,
                 request_timeout=http.request_timeout,
             )
+            # Callbacks pass the calls' admission, counted in the same ledger.
             callbacks = await RequestACall.start(
                 config,
                 endpoint,
                 calls,
+                calls.admission,
                 database,
                 owner=owner,
                 history=history,

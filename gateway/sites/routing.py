@@ -8,6 +8,7 @@ is); `gateway.config.loader` puts the key path of the table in front.
 from __future__ import annotations
 
 import datetime as dt
+import enum
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -26,9 +27,18 @@ from gateway.sites.hours import (
 from gateway.sites.problems import SettingsProblems, unknown_key_reason
 from sip_bridge import SipUri, parse_sip_uri
 
+
+class RingStrategy(enum.StrEnum):
+    """How a site's destinations are rung (`ring`): the ringing core, gateway.calls.ringing,
+    plays it out."""
+
+    PARALLEL = "parallel"  # all at once; the first to answer gets the call
+    SEQUENTIAL = "sequential"  # one after the other, in the order given
+    ROUND_ROBIN = "round-robin"  # in order, each call starting one further along
+
+
 T = TypeVar("T")
 
-RING_STRATEGIES = ("parallel", "sequential", "round-robin")
 FALLBACKS = ("callback", "message")
 
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from gateway.storage import migrate
 from gateway.storage.admin import AdminSession, AdminStore
-from gateway.storage.callbacks import FINAL, Callback, CallbackStore
+from gateway.storage.callback_lifecycle import FINAL, CallbackEvent, CallbackStatus
+from gateway.storage.callbacks import Callback, CallbackStore
 from gateway.storage.database import Database
 from gateway.storage.engine import DatabaseUrl, StorageError
 from gateway.storage.live import LiveCall, LiveCalls, LiveRegistry, RedisLiveCalls
@@ -22,6 +23,8 @@ __all__ = [
     "AdminStore",
     "CallRecord",
     "Callback",
+    "CallbackEvent",
+    "CallbackStatus",
     "CallbackStore",
     "Database",
     "DatabaseUrl",

@@ -35,6 +35,7 @@ def gateway_toml(
     ice_addresses: tuple[str, ...] = ("127.0.0.1",),
     ice_extra: str = "",
     http_extra: str = "",
+    media: str = "",
 ) -> str:
     """A gateway on free loopback ports with the site `shop`. Health checks are off unless
     asked for: a SIPp UAS takes an OPTIONS for a call it did not expect."""
@@ -49,6 +50,7 @@ listen = "127.0.0.1:{sip}"
 [media]
 rtp_ports = "{rtp}-{rtp + 99}"
 browser_codecs = {json.dumps(list(browser_codecs))}
+{media}
 [ice]
 host_addresses = {json.dumps(list(ice_addresses))}
 {ice_extra}

@@ -93,6 +93,8 @@ async def test_admin_page_in_chromium(sipp_factory, page):
         failed = await callbacks.add(
             site="shop", number="+442079460124", details={}, due_at=now + 86400, now=now
         )
+        # Tried at its time (tomorrow, as a worker would then) and not reached.
+        assert await callbacks.claim(failed.id, "test", failed.due_at) is not None
         await callbacks.finish(failed.id, "failed", "visitor not reached: busy", now)
         await admin.get_by_role("link", name="Callbacks").click()
         await admin.get_by_role("button", name="Cancel callback to +442079460123").click()
@@ -101,7 +103,7 @@ async def test_admin_page_in_chromium(sipp_factory, page):
         await admin.get_by_role("button", name="Place callback to +442079460124 again").click()
         await expect(admin.get_by_role("heading", name="Callbacks")).to_be_visible()
         events = [event for _, event, detail in (await callbacks.get(failed.id)).history]
-        assert events[:3] == ["requested", "failed", "scheduled"]
+        assert events[:4] == ["requested", "dialing", "failed", "scheduled"]
         for section in ("Callbacks", "Destinations", "Daily figures"):
             await admin.get_by_role("link", name=section).click()
             await expect(admin.get_by_role("heading", level=1)).to_have_text(

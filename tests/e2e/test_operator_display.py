@@ -9,7 +9,7 @@ import asyncio
 import unicodedata
 
 from gateway.text import is_invisible
-from tests.support.signaling_client import aiortc_offer, start_call, visitor_socket
+from tests.support.signaling_client import aiortc_offer, live_call, start_call, visitor_socket
 
 from .test_request_a_call import VISITOR, callback_site, request_callback
 
@@ -71,10 +71,12 @@ async def test_a_callers_name_reaches_the_phone_clean_and_never_as_a_number(
         refused = await start_call(client, offer, {"name": "+44 909 876 5432"})
     assert refused["error"]["code"] == "bad_payload", refused
     assert "visitor.name must not look like a phone number" in refused["error"]["message"]
-    async with visitor_socket(url, origin) as client:
-        ack = await start_call(client, offer, {"name": DIRTY_NAME, "reason": "Order\u200b 42"})
+    async with (
+        visitor_socket(url, origin) as client,
+        live_call(client, {"name": DIRTY_NAME, "reason": "Order\u200b 42"}) as ack,
+    ):
         assert ack["ok"], ack
-        invite = await received_invite(operator)
+        invite = await received_invite(operator)  # once the visitor's media is up
     assert display_name(invite.header("From")) == "Ann Smith"
     assert invite.header("X-Visitor-Name") == "Ann Smith"
     assert invite.header("X-Visitor-Reason") == "Order 42"

@@ -10,7 +10,7 @@ import asyncio
 
 import pytest
 import socketio
-from aiortc import RTCPeerConnection
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import AudioStreamTrack
 
 from .conftest import call_token
@@ -18,10 +18,18 @@ from .test_browser_call import assert_all_released
 
 
 async def real_offer() -> tuple[RTCPeerConnection, str]:
-    pc = RTCPeerConnection()
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     pc.addTrack(AudioStreamTrack())
     await pc.setLocalDescription(await pc.createOffer())
     return pc, pc.localDescription.sdp
+
+
+async def start_call(client: socketio.AsyncClient, pc: RTCPeerConnection, offer: str) -> dict:
+    """call:start, and the answer applied: the gateway rings once the media path is up."""
+    ack = await client.call("call:start", {"sdp": offer}, timeout=10)
+    if ack["ok"]:
+        await pc.setRemoteDescription(RTCSessionDescription(ack["sdp"], "answer"))
+    return ack
 
 
 async def connect(gateway, site: str = "shop") -> socketio.AsyncClient:
@@ -93,7 +101,7 @@ async def test_malformed_offer_is_refused_and_leaves_nothing(gateway_factory, si
         await assert_all_released(gateway)
         # The same connection still places a normal call afterwards.
         pc, offer = await real_offer()
-        ack = await client.call("call:start", {"sdp": offer}, timeout=10)
+        ack = await start_call(client, pc, offer)
         assert ack["ok"] is True and ack["sdp"].startswith("v=0")
         await answered(client)
         await client.call("call:hangup", {}, timeout=5)
@@ -133,7 +141,7 @@ async def test_candidate_flood_is_cut_off_and_the_call_still_ends_cleanly(
     client = await connect(gateway)
     pc, offer = await real_offer()
     try:
-        ack = await client.call("call:start", {"sdp": offer}, timeout=10)
+        ack = await start_call(client, pc, offer)
         assert ack["ok"]
         await answered(client)
         refused = 0
@@ -161,7 +169,7 @@ async def test_disconnect_mid_call_hangs_up(gateway_factory, sipp_factory):
     gateway = await gateway_factory(destination=uas.uri)
     client = await connect(gateway)
     pc, offer = await real_offer()
-    ack = await client.call("call:start", {"sdp": offer}, timeout=10)
+    ack = await start_call(client, pc, offer)
     assert ack["ok"]
     await answered(client)
     await client.disconnect()

@@ -260,6 +260,51 @@ async def _window_run(shop: SiteConfig, gaps: list[float], limit: int) -> None:
         assert sum(1 for u in allowed if t - window < u <= t) <= limit
 
 
+# --- callbacks: the same limits, in the same ledger -----------------------------------------
+
+
+async def test_a_callback_request_is_refused_by_the_spend_guard_and_counts_in_the_windows(
+    gate: CallAdmission,
+) -> None:
+    shop = sites(daily_call_minutes=10)["shop"]
+    await gate.count_request(shop, VISITOR, 0)
+    await gate.count_request(shop, VISITOR, 1)
+    await gate.admit(shop, VISITOR, 2)  # requests and calls share calls_per_client_15min = 3
+    with pytest.raises(LimitRefused) as caught:
+        await gate.count_request(shop, VISITOR, 3)
+    assert caught.value.code == "rate_limited"
+    await talk(gate, shop, 10, 10, 1)  # the day's minutes are spent
+    with pytest.raises(LimitRefused) as caught:
+        await gate.count_request(shop, "198.51.100.7", 700)
+    assert caught.value.code == "budget_exhausted"
+
+
+async def test_a_placed_callback_takes_a_slot_like_a_call_and_its_talk_is_billed(
+    gate: CallAdmission,
+) -> None:
+    all_sites = sites(daily_call_minutes=10)
+    shop, demo = all_sites["shop"], all_sites["demo"]
+    calls = [await gate.admit(shop, f"192.0.2.{n}", 0) for n in range(3)]
+    callback = await gate.admit_callback(shop, "cb1", 0)  # the site's fourth line
+    with pytest.raises(LimitRefused) as caught:
+        await gate.admit_callback(shop, "cb2", 0)
+    assert caught.value.code == "site_busy"
+    assert (await refused(gate, shop, "192.0.2.99", 0)).code == "site_busy"  # for calls too
+    await gate.admit_callback(demo, "cb3", 0)
+    await gate.admit_callback(demo, "cb4", 0)  # no per-visitor limit: nobody's address
+    with pytest.raises(LimitRefused) as caught:
+        await gate.admit_callback(demo, "cb5", 0)
+    assert caught.value.code == "busy"  # max_calls = 6: calls and callbacks together
+    for call in calls:
+        gate.ended(call, 1)
+    gate.answered(callback, 10)
+    assert gate.ended(callback, 10 + 10 * MINUTE) == 10 * MINUTE
+    with pytest.raises(LimitRefused) as caught:
+        await gate.admit_callback(shop, "cb6", 11 * MINUTE)
+    assert caught.value.code == "budget_exhausted"
+    assert (await refused(gate, shop, "192.0.2.50", 11 * MINUTE)).code == "budget_exhausted"
+
+
 # ----------------------------------------------------------------------------- trying it
 
 

@@ -14,7 +14,7 @@ from gateway.callbacks.requests import CallbackRequests, SiteCallbacks
 from gateway.http.callbacks import callback_routes
 from gateway.http.json_api import refusals
 from gateway.sites.hours import BusinessHours
-from tests.support.database import open_callback_store
+from tests.support.database import claim_due, open_callback_store
 
 # Monday 2026-11-23 10:00 in London (UTC in winter).
 MONDAY_10AM = dt.datetime(2026, 11, 23, 10, 0, tzinfo=dt.UTC).timestamp()
@@ -162,7 +162,7 @@ async def test_a_scheduled_callback_can_be_cancelled_and_is_then_never_dialled(a
     shown = await response.json()
     assert shown["status"] == "cancelled" and shown["history"][-1]["event"] == "cancelled"
     tomorrow = dt.datetime(2026, 11, 24, 9, 31, tzinfo=dt.UTC).timestamp()
-    assert await api.store.claim_due(tomorrow, owner="test") == []
+    assert await claim_due(api.store, tomorrow, owner="test") == []
     again = await api.delete(f"/api/callbacks/{body['id']}")  # DELETE is idempotent
     assert again.status == 200 and (await again.json())["status"] == "cancelled"
     unknown = await api.delete("/api/callbacks/nope")
@@ -171,7 +171,7 @@ async def test_a_scheduled_callback_can_be_cancelled_and_is_then_never_dialled(a
 
 async def test_a_callback_being_placed_cannot_be_cancelled(api):
     _, body = await post(api, site="shop", number=MOBILE)
-    (claimed,) = await api.store.claim_due(MONDAY_10AM, owner="test")
+    (claimed,) = await claim_due(api.store, MONDAY_10AM, owner="test")
     assert claimed.id == body["id"]
     response = await api.delete(f"/api/callbacks/{body['id']}")
     assert response.status == 409

@@ -9,7 +9,7 @@ from gateway.config.legs import SipLegSettings
 from sip_bridge.asyncio.endpoint import SipEndpoint
 from sip_bridge.useragent import UserAgentConfig
 from tests.support.audio import assert_wav_has_tone
-from tests.support.database import open_callback_store
+from tests.support.database import claim_due, open_callback_store
 from tests.support.ports import free_port_block
 
 VISITOR = "+441632960123"
@@ -25,11 +25,13 @@ async def gateway_side(tmp_path):
         due_at=0,
         now=0,
     )
-    (claimed,) = await store.claim_due(1, "test")
+    (claimed,) = await claim_due(store, 1, "test")
     return endpoint, store, claimed
 
 
-def settings(operator: str, dial: str, **extra) -> CallbackSettings:
+def settings(
+    operator: str, dial: str, media_timeout: float | None = None, **extra
+) -> CallbackSettings:
     low = free_port_block(20)
     return CallbackSettings(
         operator=operator,
@@ -42,7 +44,7 @@ def settings(operator: str, dial: str, **extra) -> CallbackSettings:
             rtp_announce="127.0.0.1",
             rtp_ports=(low, low + 19),
             codecs=("PCMU", "PCMA", "G722"),
-            media_timeout=None,
+            media_timeout=media_timeout,
             latch_any_source=False,
         ),
         retry_after=60,
@@ -116,7 +118,7 @@ async def test_a_callback_that_cannot_be_placed_fails_instead_of_staying_dialing
     store = await open_callback_store(tmp_path / "cb.db")
     details = {"name": "Ann\ud800", "page": "https://shop/\ud800"}
     await store.add(site="shop", number=VISITOR, details=details, due_at=0, now=0)
-    (callback,) = await store.claim_due(1, "test")
+    (callback,) = await claim_due(store, 1, "test")
     job = CallbackJob(
         callback, settings("sip:op@127.0.0.1:9", "sip:{number}@127.0.0.1:9"), endpoint, store
     )
@@ -126,4 +128,37 @@ async def test_a_callback_that_cannot_be_placed_fails_instead_of_staying_dialing
         await endpoint.close()
     assert (await store.get(callback.id)).status == "failed"
     assert endpoint.ua.active_calls == 0
+    await store.close()
+
+
+async def test_an_operator_leg_without_audio_while_the_visitor_rings_is_a_failed_try(
+    tmp_path, sipp_factory
+):
+    operator = sipp_factory("uas_answer_echo")  # answers, then never sends RTP
+    visitor = sipp_factory("uas_no_answer")  # rings until cancelled
+    endpoint, store, callback = await gateway_side(tmp_path)
+    job = CallbackJob(
+        callback,
+        settings(
+            operator.uri,
+            f"sip:{{number}}@127.0.0.1:{visitor.port}",
+            media_timeout=1,
+            visitor_ring_timeout=15,
+            whisper=False,
+        ),
+        endpoint,
+        store,
+        clock=lambda: 1000.0,
+    )
+    try:
+        assert await job.run() == "scheduled"
+    finally:
+        await endpoint.close()
+    await operator.assert_passed_async()  # BYE
+    await visitor.assert_passed_async()  # CANCEL, long before its ring timeout
+    stored = await store.get(callback.id)
+    assert stored.history[-1][1:] == (
+        "scheduled",
+        "operator not reached: no audio from the operator for 1 s",
+    )
     await store.close()

@@ -16,6 +16,7 @@ from gateway.process.failover import Heartbeat, Lease, Reaper, Watcher
 from gateway.storage import Database, LiveCall, RedisLiveCalls
 from gateway.storage.presence import Presence
 from gateway.storage.redis_server import RedisUrl, connect
+from tests.support.database import claim_due
 
 NOW = 1_800_000_000.0
 CONFIG = """
@@ -121,7 +122,7 @@ async def test_the_reaper_ends_what_a_dead_worker_left(redis, database) -> None:
     callback = await database.callbacks.add(
         site="shop", number="+442079460123", details={}, due_at=NOW, now=NOW
     )
-    await database.callbacks.claim_due(NOW, "a/worker-0")
+    await claim_due(database.callbacks, NOW, "a/worker-0")
     await live.started(
         LiveCall(callback.id, "callback", "a/worker-0", "shop", "calling_operator", NOW, NOW)
     )

@@ -1,6 +1,7 @@
 """The storage layer on both engines (SQLite and a real PostgreSQL 15): the callback store's
-claim-once guarantees, call records, calls in progress, the outbox, admin sessions, and
-the schema migrations from an empty database and from the previous version."""
+claim-once guarantees and the moves of its lifecycle, call records, calls in progress, the
+outbox, admin sessions, and the schema migrations from an empty database and from the
+previous version."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ import sqlite3
 import pytest
 from sqlalchemy import text
 
-from gateway.storage import CallRecord, Database, LiveCall, StorageError, migrate
+from gateway.storage import CallbackStatus, CallRecord, Database, LiveCall, StorageError, migrate
 from gateway.storage.engine import DatabaseUrl, create_engine
+from tests.support.database import claim_due
 
 
 @pytest.fixture
@@ -27,17 +29,20 @@ async def test_callback_lifecycle_and_history(database):
     cb = await store.add(
         site="shop", number="+441632960123", details={"name": "Ann"}, due_at=1100, now=1000
     )
-    assert cb.status == "scheduled" and cb.details == {"name": "Ann"}
-    assert await store.claim_due(1099, "w1") == []
-    (claimed,) = await store.claim_due(1100, "w1")
+    assert cb.status is CallbackStatus.SCHEDULED and cb.details == {"name": "Ann"}
+    assert await claim_due(store, 1099, "w1") == []
+    assert await store.claim(cb.id, "w1", 1099) is None  # not due yet
+    (claimed,) = await claim_due(store, 1100, "w1")
     assert claimed.id == cb.id and claimed.status == "dialing" and claimed.attempts == 1
-    assert await store.claim_due(1200, "w2") == []  # never claimed twice
-    await store.retry_at(cb.id, 1300, "visitor did not answer", now=1150)
-    (again,) = await store.claim_due(1300, "w1")
+    assert await claim_due(store, 1200, "w2") == []  # never claimed twice
+    assert await store.claim(cb.id, "w2", 1200) is None
+    assert await store.retry_at(cb.id, 1300, "visitor did not answer", now=1150) is True
+    assert await store.claim(cb.id, "w2", 1299) is None  # tried again at its new time only
+    (again,) = await claim_due(store, 1300, "w1")
     assert again.attempts == 2
-    await store.finish(cb.id, "done", "talked 42 s", now=1400)
+    assert await store.finish(cb.id, CallbackStatus.DONE, "talked 42 s", now=1400) is True
     final = await store.get(cb.id)
-    assert final.status == "done"
+    assert final.status is CallbackStatus.DONE
     assert [e for _, e, _ in final.history] == [
         "requested",
         "dialing",
@@ -49,33 +54,94 @@ async def test_callback_lifecycle_and_history(database):
     assert await store.count_for_number("+441632960123", since=1001) == 0
 
 
+async def test_the_store_makes_only_the_moves_of_the_lifecycle(database):
+    store = database.callbacks
+    cb = await store.add(site="s", number="+441632960123", details={}, due_at=0, now=0)
+    # Not placed yet: it cannot end, nor be tried again.
+    assert await store.finish(cb.id, CallbackStatus.DONE, "", now=1) is False
+    assert await store.retry_at(cb.id, 50, "", now=1) is False
+    assert len(await claim_due(store, 1, "w1")) == 1
+    assert await store.cancel(cb.id, now=2) is CallbackStatus.DIALING  # too late
+    assert await store.place_again(cb.id, now=2) is CallbackStatus.DIALING  # not over
+    assert await store.finish(cb.id, CallbackStatus.FAILED, "busy", now=3) is True
+    # Final: nothing moves it any more on its own.
+    assert await store.finish(cb.id, CallbackStatus.DONE, "", now=4) is False
+    assert await store.retry_at(cb.id, 50, "", now=4) is False
+    assert await store.cancel(cb.id, now=4) is CallbackStatus.FAILED
+    assert await store.claim(cb.id, "w1", now=4) is None
+    with pytest.raises(ValueError):
+        await store.finish(cb.id, CallbackStatus.SCHEDULED, "", now=4)
+    final = await store.get(cb.id)
+    assert [e for _, e, _ in final.history] == ["requested", "dialing", "failed"]
+    assert final.public()["status"] == "failed" and final.public()["final"] is True
+    assert final.admin()["final"] is True
+
+
+async def test_waiting_is_recorded_once_per_wait_and_due_skips_sites(database):
+    store = database.callbacks
+    a = await store.add(site="a", number="+441632960123", details={}, due_at=0, now=0)
+    b = await store.add(site="b", number="+441632960124", details={}, due_at=1, now=0)
+    await store.add(site="b", number="+441632960125", details={}, due_at=6, now=0)  # later
+    assert [c.id for c in await store.due(5)] == [a.id, b.id]
+    assert [c.id for c in await store.due(5, limit=1)] == [a.id]
+    assert [c.id for c in await store.due(5, skip_sites=frozenset({"a"}))] == [b.id]
+    assert await store.due(5, skip_sites=frozenset({"a", "b"})) == []
+    for now in (5, 6, 7):
+        await store.note_waiting(a.id, "all lines are busy", now)
+    await store.note_waiting(a.id, "the site is closed", 8)
+    history = (await store.get(a.id)).history
+    assert [(at, e, d) for at, e, d in history][1:] == [
+        (5, "waiting", "all lines are busy"),
+        (8, "waiting", "the site is closed"),
+    ]
+    shown = (await store.get(a.id)).public()
+    assert shown["status"] == "scheduled" and shown["final"] is False
+    await store.claim(a.id, "w1", 9)
+    await store.note_waiting(a.id, "all lines are busy", 10)  # claimed meanwhile: no wait
+    assert (await store.get(a.id)).history[-1][1] == "dialing"
+
+
 async def test_callbacks_left_dialing_by_a_dead_worker_are_never_redialled(database_url):
     first = await Database.open(database_url)
     cb = await first.callbacks.add(site="s", number="+15005550006", details={}, due_at=10, now=0)
-    await first.callbacks.claim_due(10, "w1")
+    await claim_due(first.callbacks, 10, "w1")
     await first.close()  # the worker "dies" mid-call
     other = await Database.open(database_url)
     assert await other.callbacks.dialing_claimers() == {"w1"}
     assert await other.callbacks.interrupt_left_dialing(15, "w2") == []  # not its claim
     assert (await other.callbacks.get(cb.id)).status == "dialing"
     (interrupted,) = await other.callbacks.interrupt_left_dialing(20, "w1", "w1 died")
-    assert interrupted.id == cb.id and interrupted.status == "interrupted"
+    assert interrupted.id == cb.id
+    assert interrupted.status is CallbackStatus.INTERRUPTED and interrupted.status.final
     assert interrupted.history[-1] == (20, "interrupted", "w1 died")
-    assert await other.callbacks.claim_due(100, "w1") == []
+    assert await claim_due(other.callbacks, 100, "w1") == []
     assert await other.callbacks.dialing_claimers() == set()
     await other.close()
 
 
-async def test_concurrent_claims_from_two_connections_share_nothing(database_url):
+async def test_concurrent_claimers_on_two_connections_each_get_a_callback_once(database_url):
     one, two = await Database.open(database_url), await Database.open(database_url)
-    for i in range(20):
+    added = [
         await one.callbacks.add(site="s", number=f"+1500555{i:04d}", details={}, due_at=5, now=0)
-    rounds = [
-        await asyncio.gather(one.callbacks.claim_due(5, "a", 3), two.callbacks.claim_due(5, "b", 3))
-        for _ in range(5)
+        for i in range(20)
     ]
-    ids = [c.id for pair in rounds for claims in pair for c in claims]
-    assert len(ids) == 20 and len(set(ids)) == 20
+    # Both read the same due list, then race for every callback in it.
+    first, second = await asyncio.gather(
+        claim_due(one.callbacks, 5, "a", 20), claim_due(two.callbacks, 5, "b", 20)
+    )
+    ids = [c.id for c in first] + [c.id for c in second]
+    assert sorted(ids) == sorted(c.id for c in added)  # each one claimed, by one claimer
+    # And head to head on one callback at a time.
+    more = [
+        await one.callbacks.add(site="s", number=f"+1500556{i:04d}", details={}, due_at=5, now=0)
+        for i in range(10)
+    ]
+    for callback in more:
+        got = await asyncio.gather(
+            one.callbacks.claim(callback.id, "a", 5), two.callbacks.claim(callback.id, "b", 5)
+        )
+        assert len([c for c in got if c is not None]) == 1
+        assert (await one.callbacks.get(callback.id)).attempts == 1
     await one.close()
     await two.close()
 
@@ -86,7 +152,7 @@ async def test_claims_name_their_node_and_worker_and_each_is_interrupted_alone(d
         await store.add(site="s", number="+441632960123", details={}, due_at=0, now=0)
     ids = {}
     for owner in ("a/worker-0", "b/worker-0", "a/worker-1"):
-        (claimed,) = await store.claim_due(1, owner, limit=1)
+        (claimed,) = await claim_due(store, 1, owner, limit=1)
         ids[owner] = claimed.id
     assert await store.dialing_claimers() == set(ids)
     # Node a's worker 0 died: node b's worker of the same number is not touched.
@@ -104,16 +170,19 @@ async def test_claims_name_their_node_and_worker_and_each_is_interrupted_alone(d
 async def test_the_site_cancels_and_places_again(database):
     store = database.callbacks
     waiting = await store.add(site="s", number="+441632960123", details={}, due_at=50, now=0)
-    assert await store.cancel(waiting.id, 1, by="by the site") == "cancelled"
+    assert await store.cancel(waiting.id, 1, by="by the site") is CallbackStatus.CANCELLED
+    assert (await store.get(waiting.id)).history[-1][1:] == ("cancelled", "by the site")
     assert await store.place_again(waiting.id, 2) == "cancelled"  # only failed/interrupted
     failed = await store.add(site="s", number="+441632960124", details={}, due_at=0, now=0)
-    await store.claim_due(1, "w")
-    await store.finish(failed.id, "failed", "visitor not reached: busy", 2)
+    await claim_due(store, 1, "w")
+    await store.finish(failed.id, CallbackStatus.FAILED, "visitor not reached: busy", 2)
     assert await store.cancel(failed.id, 3) == "failed"
-    assert await store.place_again(failed.id, 10) == "scheduled"
-    (claimed,) = await store.claim_due(10, "w")
+    assert await store.place_again(failed.id, 10) is CallbackStatus.SCHEDULED
+    assert (await store.get(failed.id)).history[-1][1:] == ("scheduled", "placed again by the site")
+    (claimed,) = await claim_due(store, 10, "w")
     assert claimed.id == failed.id and claimed.attempts == 1
     assert await store.place_again("nope", 10) is None
+    assert await store.cancel("nope", 10) is None
     found = await store.find(site="s", status="dialing")
     assert [c.id for c in found] == [failed.id]
     assert found[0].admin()["number"] == "+441632960124"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.storage import Database
+from gateway.storage import Callback, CallbackStore, Database
 
 from . import postgres
 
@@ -48,3 +48,16 @@ class CallbackStoreHandle:
 
 async def open_callback_store(path: Path) -> CallbackStoreHandle:
     return CallbackStoreHandle(await Database.open(f"sqlite:///{path}"))
+
+
+async def claim_due(
+    store: CallbackStore | CallbackStoreHandle, now: float, owner: str, limit: int = 10
+) -> list[Callback]:
+    """Claim what is due at `now` as a scheduler with no limits would (`due`, then `claim`
+    each): the callbacks this claimer got."""
+    claimed = []
+    for callback in await store.due(now, limit):
+        mine = await store.claim(callback.id, owner, now)
+        if mine is not None:
+            claimed.append(mine)
+    return claimed

@@ -10,9 +10,9 @@ from typing import Any
 
 import aiohttp
 import socketio
-from aiortc import RTCPeerConnection
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
-__all__ = ["aiortc_offer", "call_token", "start_call", "visitor_socket"]
+__all__ = ["aiortc_offer", "call_token", "live_call", "start_call", "visitor_socket"]
 
 
 async def call_token(url: str, origin: str, site: str = "shop") -> str:
@@ -66,3 +66,22 @@ async def start_call(
     if visitor is not None:
         payload["visitor"] = visitor
     return await client.call("call:start", payload, timeout=15)
+
+
+@contextlib.asynccontextmanager
+async def live_call(
+    client: socketio.AsyncClient, visitor: dict[str, str] | None = None
+) -> AsyncIterator[dict[str, Any]]:
+    """`call:start` from a live aiortc peer that applies the gateway's answer, so that its
+    media path comes up and the gateway rings the phone (it rings nobody before); yields
+    the acknowledgement, and closes the peer connection on exit."""
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    try:
+        pc.addTransceiver("audio", direction="sendrecv")
+        await pc.setLocalDescription(await pc.createOffer())
+        ack = await start_call(client, pc.localDescription.sdp, visitor)
+        if ack.get("ok"):
+            await pc.setRemoteDescription(RTCSessionDescription(ack["sdp"], "answer"))
+        yield ack
+    finally:
+        await pc.close()

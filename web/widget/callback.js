@@ -11,12 +11,12 @@
 //   retrying          not reached this time, tried again at due_at; missed: 'you' | 'us'
 //   done | failed (missed: 'you' | 'us') | interrupted | cancelled   (final)
 // A callback the gateway no longer knows (404) ends as `interrupted`.
-// The gateway's statuses and history events are described in docs/embedding.md.
+// The gateway's statuses and history events are described in docs/callbacks.md; whether a
+// status is final comes from the gateway too (`final` in each answer), never from a list here.
 import { Refused, fetchCallToken } from './token.js';
 
 const POLL_MS = 2000; // while the callback is due or under way
 const FAR_POLL_MS = 30000; // while it is scheduled for more than a minute ahead
-const FINAL = new Set(['done', 'failed', 'cancelled', 'interrupted']);
 
 /** The gateway refused the request; `code` is its machine-readable reason. */
 export class CallbackRefused extends Error {
@@ -67,11 +67,12 @@ export class CallbackWatch extends EventTarget {
 
   /** Report the callback as created, then poll. */
   start() {
-    this.update({ status: this.created.status, due_at: this.created.due_at, history: [] });
+    const { status, final, due_at } = this.created;
+    this.update({ status, final, due_at, history: [] });
   }
 
   update(callback) {
-    const final = FINAL.has(callback.status);
+    const final = callback.final === true;
     if (final) this.stop(); // before the event: listeners see `stopped`
     const detail = { id: this.id, ...progress(callback) };
     const key = JSON.stringify(detail);
@@ -96,7 +97,7 @@ export class CallbackWatch extends EventTarget {
       const response = await fetch(url, { cache: 'no-store', credentials: 'omit' });
       if (response.status === 404) {
         // The gateway no longer knows it (unknown_callback): over, shown as interrupted.
-        callback = { status: 'interrupted', due_at: this.created.due_at };
+        callback = { status: 'interrupted', final: true, due_at: this.created.due_at };
       } else if (response.ok) {
         callback = await response.json();
       }
