@@ -107,7 +107,7 @@ async def test_a_heartbeat_publishes_dialogs_when_they_change_and_leaves_cleanly
 
 async def test_the_reaper_ends_what_a_dead_worker_left(redis, database) -> None:
     """Its call and its callback in progress become a record and an interrupted callback,
-    the site is told of both, and its place in the limits is freed."""
+    the site is told of both, and their places in the limits are freed."""
     config = parse_config(CONFIG)
     (site,) = config.sites
     live = RedisLiveCalls(redis)
@@ -122,10 +122,12 @@ async def test_the_reaper_ends_what_a_dead_worker_left(redis, database) -> None:
     callback = await database.callbacks.add(
         site="shop", number="+442079460123", details={}, due_at=NOW, now=NOW
     )
+    await gate.admit_callback(site, callback.id, NOW)  # its slot, in the shared ledger
     await claim_due(database.callbacks, NOW, "a/worker-0")
     await live.started(
         LiveCall(callback.id, "callback", "a/worker-0", "shop", "calling_operator", NOW, NOW)
     )
+    assert await ledger.live_calls(NOW + 1, site="shop") == 2
     # Another node's worker of the same number is not touched.
     await live.started(LiveCall("call2", "call", "b/worker-0", "shop", "ringing", NOW, NOW))
     presence = Presence(redis)
