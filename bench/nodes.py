@@ -10,9 +10,10 @@ setup-cost: one node, calls one after the other, first with the embedded default
   (SQLite file, the machine's ledger), then with PostgreSQL + Redis. Per call, from the
   client: POST /api/token; the websocket's connect (the token redeemed: its single use is a
   ledger write); call:start until its answer (admission: the limits read and the call added
-  in one transaction); call:start until the operator's phone rings. Medians, and the
-  difference: the cost of the shared storage on the set-up path (the history's writes are
-  off it).
+  in one transaction); its answer until the operator's phone rings (ICE and DTLS with the
+  node, then the INVITE: the gateway rings nobody before the visitor's media path is up).
+  Medians, and the difference: the cost of the shared storage on the set-up path (the
+  history's writes are off it). The client's own offer (aiortc gathering) is left out.
 throughput: nodes a (127.0.0.2) and b (127.0.0.3) behind HAProxy (127.0.0.1), sharing
   PostgreSQL and Redis. Calls arrive at a fixed rate for --seconds (token, websocket,
   call:start, ringing, hang up), stepping the rate up; a rate is sustained when 99% of its
@@ -35,11 +36,12 @@ from pathlib import Path
 
 import aiohttp
 import socketio
-from aiortc import RTCConfiguration, RTCPeerConnection
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.load.procstat import children, cpu_seconds
+from gateway.media.webrtc_leg import use_host_addresses
 from tests.support import haproxy as haproxies
 from tests.support import postgres
 from tests.support import redis_server as redis_servers
@@ -94,20 +96,13 @@ def ports() -> dict[str, int]:
     }
 
 
-async def static_offer() -> str:
-    """One browser offer, reused: the gateway answers each call with a connection of its
-    own; the bench's calls end before ICE matters."""
+async def one_call(session: aiohttp.ClientSession, url: str) -> dict[str, float]:
+    """Token, connect, call:start, ringing, hang up: the times of each step (seconds). Each
+    call is a peer connection of its own that completes ICE and DTLS with its node, as a
+    browser's does: the gateway rings nobody before the visitor's media path is up."""
+    origin = "http://127.0.0.1:" + url.rsplit(":", 1)[1]  # the gateway's own pages
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     pc.addTransceiver("audio", direction="sendrecv")
-    await pc.setLocalDescription(await pc.createOffer())
-    sdp = pc.localDescription.sdp
-    await pc.close()
-    return sdp
-
-
-async def one_call(session: aiohttp.ClientSession, url: str, sdp: str) -> dict[str, float]:
-    """Token, connect, call:start, ringing, hang up: the times of each step (seconds)."""
-    origin = "http://127.0.0.1:" + url.rsplit(":", 1)[1]  # the gateway's own pages
     started = time.perf_counter()
     async with session.post(
         f"{url}/api/token", json={"site": "shop"}, headers={"Origin": origin}
@@ -133,22 +128,26 @@ async def one_call(session: aiohttp.ClientSession, url: str, sdp: str) -> dict[s
             wait_timeout=10,
         )
         connected = time.perf_counter()
-        ack = await client.call("call:start", {"sdp": sdp}, timeout=20)
+        await pc.setLocalDescription(await pc.createOffer())
+        offered = time.perf_counter()
+        ack = await client.call("call:start", {"sdp": pc.localDescription.sdp}, timeout=20)
         if not ack.get("ok"):
             raise RuntimeError(f"call:start: {ack}")
         answered = time.perf_counter()
+        await pc.setRemoteDescription(RTCSessionDescription(ack["sdp"], "answer"))
         await asyncio.wait_for(ringing.wait(), 20)
         rang = time.perf_counter()
         await client.call("call:hangup", {}, timeout=10)
     finally:
         with contextlib.suppress(Exception):
             await client.disconnect()
+        await pc.close()
     return {
         "token": token_done - started,
         "connect": connected - token_done,
-        "start": answered - connected,
-        "ringing": rang - connected,
-        "total": rang - started,
+        "start": answered - offered,
+        "ringing": rang - answered,
+        "total": rang - started - (offered - connected),
     }
 
 
@@ -170,7 +169,7 @@ def median_ms(samples: list[dict[str, float]], key: str) -> float:
 async def setup_cost(calls: int) -> dict:
     """Both nodes run at once and take turns, so that the machine's other load falls on
     both alike; then the ledger's own operations, alone."""
-    sdp = await static_offer()
+    use_host_addresses(["127.0.0.1"])
     samples: dict[str, list[dict[str, float]]] = {}
     root = Path(tempfile.mkdtemp(prefix="bench-nodes-"))
     with postgres.postgres_server() as pg, redis_servers.redis_server() as redis:
@@ -191,11 +190,11 @@ async def setup_cost(calls: int) -> dict:
             for label, url in urls.items():
                 samples[label] = []
                 for _ in range(5):  # warm-up: imports, first connections
-                    await one_call(session, url, sdp)
+                    await one_call(session, url)
             for i in range(calls):
                 order = list(urls.items()) if i % 2 == 0 else list(urls.items())[::-1]
                 for label, url in order:
-                    samples[label].append(await one_call(session, url, sdp))
+                    samples[label].append(await one_call(session, url))
         ledger = await ledger_costs(root / "ledger.sqlite3", redis.url)
     results = {
         label: {key: median_ms(taken, key) for key in taken[0]} for label, taken in samples.items()
@@ -301,7 +300,7 @@ def cpu_by_program() -> dict[str, float]:
     return totals
 
 
-async def at_rate(url: str, sdp: str, rate: float, seconds: float) -> dict:
+async def at_rate(url: str, rate: float, seconds: float) -> dict:
     samples: list[dict[str, float]] = []
     failures: list[str] = []
     cpu_before = cpu_by_program()
@@ -309,7 +308,7 @@ async def at_rate(url: str, sdp: str, rate: float, seconds: float) -> dict:
 
     async def call(session: aiohttp.ClientSession) -> None:
         try:
-            samples.append(await one_call(session, url, sdp))
+            samples.append(await one_call(session, url))
         except Exception as exc:
             failures.append(f"{type(exc).__name__}: {exc}"[:200])
 
@@ -342,7 +341,7 @@ async def at_rate(url: str, sdp: str, rate: float, seconds: float) -> dict:
 
 
 async def throughput(seconds: float, rates: list[float]) -> dict:
-    sdp = await static_offer()
+    use_host_addresses(["127.0.0.1"])
     root = Path(tempfile.mkdtemp(prefix="bench-nodes-"))
     steps = []
     with postgres.postgres_server() as pg, redis_servers.redis_server() as redis:
@@ -357,9 +356,9 @@ async def throughput(seconds: float, rates: list[float]) -> dict:
                 await stack.enter_async_context(node(root / name, toml, f"node-{name}"))
             servers = [(name, host, p["http"]) for name, host in hosts.items()]
             balancer = stack.enter_context(haproxies.haproxy(("127.0.0.1", p["http"]), servers))
-            await at_rate(balancer.url, sdp, 2, 2)  # warm-up
+            await at_rate(balancer.url, 2, 2)  # warm-up
             for rate in rates:
-                step = await at_rate(balancer.url, sdp, rate, seconds)
+                step = await at_rate(balancer.url, rate, seconds)
                 steps.append(step)
                 print(json.dumps(step), flush=True)
                 if step["failed"] > 0.01 * step["calls"] or step["setup_p95_ms"] > 1000:
