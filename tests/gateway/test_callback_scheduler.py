@@ -5,9 +5,15 @@ one (`run_once`) on a fake clock: nothing here waits for the event loop's timing
 from __future__ import annotations
 
 import asyncio
+import socket
 
+from gateway.access.admission import CallAdmission
+from gateway.access.redis_ledger import RedisLedger
 from gateway.callbacks.scheduler import CallbackScheduler, MustWait
-from gateway.storage import Callback, CallbackStatus
+from gateway.callbacks.service import RequestACall
+from gateway.config import parse_config
+from gateway.storage import Callback, CallbackStatus, Database
+from gateway.storage.redis_server import RedisUrl, connect
 from tests.support.database import CallbackStoreHandle, open_callback_store
 
 from .clock import FakeClock
@@ -217,3 +223,43 @@ class _StaleDue:
 
     def __getattr__(self, name):
         return getattr(self._store, name)
+
+
+async def test_a_due_callback_waits_while_the_shared_ledger_cannot_be_reached(tmp_path):
+    """Redis down: the callback's slot in the limits every node shares cannot be taken, so
+    it is not placed (no limit would hold): it stays scheduled and its history says why."""
+    config = parse_config(
+        """
+[[sites]]
+id = "shop"
+destination = "sip:desk@pbx.example.com"
+callback = { dial = "sip:{number}@trunk.example.com", countries = ["GB"] }
+"""
+    )
+    with socket.socket() as nobody:  # bound, never listening: connections are refused
+        nobody.bind(("127.0.0.1", 0))
+        client = connect(RedisUrl.parse(f"redis://127.0.0.1:{nobody.getsockname()[1]}"))
+        ledger = RedisLedger(client, "a/worker-0")
+        admission = CallAdmission(max_calls=10, max_calls_per_client=10, ledger=ledger)
+        database = await Database.open(f"sqlite:///{tmp_path / 'gateway.db'}")
+        clock = FakeClock(1_800_000_000.0)
+        service = RequestACall(
+            config,
+            None,  # type: ignore[arg-type]  # no SIP: nothing is placed
+            None,  # type: ignore[arg-type]  # no requests
+            admission,
+            database.callbacks,
+            owner="a/worker-0",
+            clock=clock,
+        )
+        try:
+            callback = await database.callbacks.add(
+                site="shop", number="+442079460123", details={}, due_at=clock(), now=clock()
+            )
+            assert await service.scheduler.run_once() == 0
+            stored = await database.callbacks.get(callback.id)
+            assert stored.status is CallbackStatus.SCHEDULED
+            assert stored.history[-1][1:] == ("waiting", "the shared storage cannot be reached")
+        finally:
+            await database.close()
+            await client.aclose()
