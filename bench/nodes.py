@@ -57,6 +57,8 @@ def node_toml(host: str, ports: dict[str, int], state: Path, storage: str, node:
 listen = "{host}:{ports["http"]}"
 public_url = "http://127.0.0.1:{ports["http"]}"
 trusted_proxies = ["127.0.0.1"]
+connections_per_client = 1000000  # every call comes from one address, the client's
+sockets_per_client = 1000000
 [sip]
 listen = "{host}:{ports["sip"]}"
 [media]
@@ -69,6 +71,7 @@ enabled = true
 sip_listen = "{host}:{ports["demo"]}"
 [access]
 token_secret = "{SECRET}"
+tokens_per_client_minute = 1000000
 [limits]
 max_calls = 200
 max_calls_per_client = 100000
@@ -84,6 +87,7 @@ max_site_calls = 100000
 calls_per_client_15min = 1000000
 calls_per_client_hour = 1000000
 calls_per_client_day = 1000000
+daily_call_minutes = 1000000
 """
 
 
