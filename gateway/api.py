@@ -81,6 +81,7 @@ class CallState(enum.StrEnum):
     EARLY_MEDIA = "early_media"  # audio from the far end before the answer
     ANSWERED = "answered"  # talking
     ON_HOLD = "on_hold"  # the operator put the call on hold
+    TRANSFERRING = "transferring"  # the operator transferred the call: the target rings
     ENDED = "ended"  # with a cause
 
 
@@ -93,16 +94,26 @@ class EndCause(enum.StrEnum):
     OPERATOR_HUNG_UP = "operator_hung_up"
     VISITOR_HUNG_UP = "visitor_hung_up"
     TIME_LIMIT = "time_limit"  # the site's maximum call duration was reached
+    # The phone system refused the call with a SIP status the causes above do not cover
+    # (CallUpdate.reason says which, e.g. "421 Extension Required").
+    PHONE_SYSTEM_REFUSED = "phone_system_refused"
+    NO_COMMON_CODEC = "no_common_codec"  # no codec both the gateway and the phone speak
+    REDIRECT_FAILED = "redirect_failed"  # redirected (3xx) where the site may not call
+    SESSION_EXPIRED = "session_expired"  # the phone system stopped refreshing the session
+    TRANSFER_FAILED = "transfer_failed"  # the operator left and the transfer target failed
 
 
 @dataclass(frozen=True, slots=True)
 class CallUpdate:
     state: CallState
     cause: EndCause | None = None  # only with ENDED
-    detail: str = ""  # words for logs; never internal addresses or secrets
+    detail: str = ""  # words for logs and the call record, never secrets
     # With the ENDED of an answered call: the proof that lets the page rate it
     # (`POST /api/calls/<call id>/rating`, gateway.calls.ratings).
     rating_proof: str = ""
+    # For the page: the SIP status that ended the call, as "421 Extension Required" (the
+    # standard words of the status, never the peer's own text or an address); "" if none.
+    reason: str = ""
 
 
 class Refusal(Exception):

@@ -363,6 +363,8 @@ class CallNamespace(socketio.AsyncNamespace):
             payload["cause"] = str(cause) if cause is not None else "failed"
             if update.rating_proof:  # an answered call: the page may rate it
                 payload["rating_proof"] = update.rating_proof
+            if update.reason:
+                payload["reason"] = update.reason  # the SIP status in standard words
             logger.debug(
                 "call %s ended (%s) on client %s", slot.call_id, payload["cause"], session.sid
             )

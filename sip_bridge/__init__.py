@@ -17,6 +17,7 @@ from sip_bridge import sdp
 from sip_bridge.asyncio.call_media import CallMedia
 from sip_bridge.asyncio.endpoint import CallEndedError, SipCall, SipEndpoint
 from sip_bridge.asyncio.player import paced_ticks, play_pcm
+from sip_bridge.asyncio.resolver import DnsResolver
 from sip_bridge.asyncio.rtp_ports import RtpPortsExhaustedError
 from sip_bridge.asyncio.rtp_session import RtpSession
 from sip_bridge.asyncio.transport import ConnectionLimits
@@ -27,6 +28,7 @@ from sip_bridge.events import (
     CallAnswered,
     CallEnded,
     CallProgress,
+    CallRedirected,
     CallRinging,
     EarlyMedia,
     EndReason,
@@ -35,9 +37,12 @@ from sip_bridge.events import (
     InfoReceived,
     OfferReceived,
     OptionsResult,
+    RegistrationChanged,
+    TransferRequested,
 )
-from sip_bridge.message import Request, Response, parse_message
+from sip_bridge.message import Request, Response, parse_message, status_words
 from sip_bridge.rate_limit import RateLimit
+from sip_bridge.registration import RegistrationSettings
 from sip_bridge.rtp.codecs import codec_by_name
 from sip_bridge.rtp.concealment import LossConcealer
 from sip_bridge.rtp.dtmf import DtmfDigit
@@ -59,10 +64,12 @@ __all__ = [
     "CallError",
     "CallMedia",
     "CallProgress",
+    "CallRedirected",
     "CallRinging",
     "ConfirmedDialog",
     "ConnectionLimits",
     "Dialog",
+    "DnsResolver",
     "DtmfDigit",
     "EarlyMedia",
     "EndReason",
@@ -73,6 +80,8 @@ __all__ = [
     "OfferReceived",
     "OptionsResult",
     "RateLimit",
+    "RegistrationChanged",
+    "RegistrationSettings",
     "Request",
     "Response",
     "RtpPortsExhaustedError",
@@ -81,6 +90,7 @@ __all__ = [
     "SipEndpoint",
     "SipParseError",
     "SipUri",
+    "TransferRequested",
     "UserAgent",
     "UserAgentConfig",
     "build_non2xx_ack",
@@ -92,5 +102,6 @@ __all__ = [
     "play_pcm",
     "same_transaction_request",
     "sdp",
+    "status_words",
     "uri_address",
 ]

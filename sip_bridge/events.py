@@ -21,6 +21,8 @@ class EndReason(enum.Enum):
     UNREACHABLE = "unreachable"  # no response at all (timer B/F), transport error, 503
     MEDIA_TIMEOUT = "media_timeout"  # set by the media owner when RTP stops
     REJECTED = "rejected"  # we refused an incoming call
+    REDIRECTED = "redirected"  # a 3xx we could not or would not follow
+    SESSION_EXPIRED = "session_expired"  # the session timer ran out (RFC 4028)
     FAILED = "failed"  # any other failure
 
 
@@ -39,6 +41,8 @@ def reason_for_status(status: int) -> EndReason:
         return EndReason.AUTH_FAILED
     if status in (502, 503, 504):
         return EndReason.UNREACHABLE
+    if 300 <= status < 400:
+        return EndReason.REDIRECTED
     return EndReason.FAILED
 
 
@@ -79,6 +83,9 @@ class CallEnded(Event):
     reason: EndReason
     status: int | None = None  # the SIP status that ended it, if one did
     detail: str = ""  # words for logs: reason phrase, what failed
+    # A 3xx the user agent did not follow itself (no `redirect_policy`): its Contacts,
+    # highest q first, for the owner to decide where to go next.
+    targets: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +125,53 @@ class InfoReceived(Event):
 
     content_type: str | None
     body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class CallRedirected(Event):
+    """A 3xx sent our INVITE elsewhere: we now try `target` (same Call-ID, new CSeq)."""
+
+    status: int
+    target: str
+
+
+@dataclass(frozen=True, slots=True)
+class TransferRequested(Event):
+    """The far end sent REFER (RFC 3515): it asks us to call `target` in its place.
+
+    The owner must call `accept_transfer` (202, then NOTIFYs through `notify_transfer`) or
+    `reject_transfer`. `replaces` is the Replaces header for the INVITE to the target
+    (attended transfer, RFC 3891); `referred_by` the REFER's Referred-By, to pass on.
+    """
+
+    target: str
+    replaces: str | None
+    referred_by: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class LocateRequest:
+    """The user agent needs the addresses of `uri`'s next hop (RFC 3263) before it can send
+    (`UserAgentConfig.resolve_names`). The I/O layer answers with `targets_resolved(key,
+    addresses)`; `key` is a Call-ID or a registration's key."""
+
+    key: str
+    uri: str
+    transport: str
+
+
+@dataclass(frozen=True, slots=True)
+class RegistrationChanged:
+    """A registration (`UserAgent.register`) changed state: `state` is a
+    `RegistrationState` value; `expires` the seconds granted while registered; `retry_in`
+    the wait before the next try after a failure."""
+
+    key: str
+    state: str
+    status: int | None = None
+    detail: str = ""
+    expires: int | None = None
+    retry_in: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -190,6 +190,18 @@ class Headers:
             out.extend(split_header_list(value))
         return out
 
+    def tokens(self, name: str) -> list[str]:
+        """The tokens of an option-tag or method list (Supported, Require, Allow, ...),
+        leniently: empty elements and anything that is not a token are skipped, so a
+        malformed list never stops a message from being handled."""
+        out: list[str] = []
+        for value in self.get_all(name):
+            for item in value.split(","):
+                item = item.strip(" \t")
+                if item and _TOKEN_RE.match(item):
+                    out.append(item)
+        return out
+
     def add(self, name: str, value: str) -> None:
         self._fields.append((canonical_name(name), value))
 

@@ -67,6 +67,10 @@ REASON_PHRASES = {
     183: "Session Progress",
     200: "OK",
     202: "Accepted",
+    300: "Multiple Choices",
+    301: "Moved Permanently",
+    302: "Moved Temporarily",
+    305: "Use Proxy",
     400: "Bad Request",
     401: "Unauthorized",
     403: "Forbidden",
@@ -78,6 +82,9 @@ REASON_PHRASES = {
     415: "Unsupported Media Type",
     416: "Unsupported URI Scheme",
     420: "Bad Extension",
+    421: "Extension Required",
+    422: "Session Interval Too Small",
+    423: "Interval Too Brief",
     480: "Temporarily Unavailable",
     481: "Call/Transaction Does Not Exist",
     482: "Loop Detected",
@@ -97,6 +104,15 @@ REASON_PHRASES = {
     604: "Does Not Exist Anywhere",
     606: "Not Acceptable",
 }
+
+
+def status_words(status: int) -> str:
+    """A status in standard words, "421 Extension Required" (never a peer's own text)."""
+    phrase = REASON_PHRASES.get(status)
+    if phrase is None:
+        classes = {3: "Redirection", 4: "Request Failure", 5: "Server Failure", 6: "Global Failure"}
+        phrase = classes.get(status // 100, "")
+    return f"{status} {phrase}".strip()
 
 
 class _MessageBase:

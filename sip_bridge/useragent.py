@@ -8,50 +8,84 @@ sends what `datagrams_to_send(now)` returns, wakes it at `get_timer()` with
 It is a user agent, not a proxy: requests outside our dialogs other than OPTIONS (and INVITE
 when `accept_incoming` is set, for a phone) are refused, so it can never relay a call.
 
+What it speaks besides RFC 3261 (docs/sip.md has the table of sections):
+- reliable provisional responses (RFC 3262): `Supported: 100rel`, a PRACK for each reliable
+  1xx in order, its SDP taken as the answer (early media);
+- session timers (RFC 4028) in both roles: `Session-Expires`/`Min-SE` in the INVITE, a 422
+  retried with the larger interval, a refresh (UPDATE where the peer allows it, else a
+  re-INVITE with our last SDP) at half the interval when we are the refresher, a BYE when
+  the peer is the refresher and its refresh does not come;
+- transfer as the transferee (RFC 3515, RFC 5589, RFC 4488): a REFER in a dialog is offered
+  to the owner (`TransferRequested`), who accepts it and reports the new call's progress by
+  NOTIFY with a sipfrag (`notify_transfer`);
+- redirects (3xx): the Contacts tried in q order, only those the call's `redirect_policy`
+  allows, at most `max_redirects` deep; without a policy the call ends `REDIRECTED` with the
+  Contacts in `CallEnded.targets`, for an owner that decides itself (the gateway does);
+- locating servers (RFC 3263): with `resolve_names`, a name to route to is asked of the I/O
+  layer (`LocateRequest`), whose addresses are tried in order, failing over on a timeout, a
+  transport error or a 503 (`sip_bridge.locate` does the DNS part);
+- registration (`register`, `sip_bridge.registration`): REGISTER with digest, refreshed
+  before it runs out, retried with a growing wait after a failure.
+
+Each call's progress is one `CallState` with allowed transitions (`sip_bridge.call_state`).
+
 The edge facing the network (what a datagram must pass before it can change anything):
 - `allowed_peers`: datagrams from addresses outside these networks are dropped unread.
 - `request_rate`: requests beyond a token bucket per source IP are dropped unread.
 - A response is taken only from the address its request was sent to (the next hop: the
   outbound proxy, or the host of the Request-URI), IP and port on UDP, IP on TCP/TLS.
-- A request inside a dialog (BYE, re-INVITE, UPDATE, INFO, ACK for our 2xx) is taken only
-  from the dialog's peer: the address we send the dialog's requests to (first route, the
-  outbound proxy, or the remote target), the remote target itself, where the INVITE went,
-  or where an incoming INVITE came from. Same port on UDP; on TCP/TLS, where connections
-  come from ephemeral ports and a source cannot be forged blind, the same IP. A CANCEL
-  is taken only from the sender of the INVITE it cancels.
+- A request inside a dialog (BYE, re-INVITE, UPDATE, INFO, REFER, ACK for our 2xx) is taken
+  only from the dialog's peer: the address we send the dialog's requests to (first route,
+  the outbound proxy, or the remote target), the remote target itself, where the INVITE
+  went, or where an incoming INVITE came from. Same port on UDP; on TCP/TLS, where
+  connections come from ephemeral ports and a source cannot be forged blind, the same IP.
+  A CANCEL is taken only from the sender of the INVITE it cancels.
   Anything else is dropped without an answer: answering would reflect traffic to a forged
   source, and a 481 could make a genuine but misrouted peer drop its side of the call.
 - Host names in URIs are compared through the resolutions the I/O layer reports
-  (`address_resolved`).
+  (`address_resolved`, `targets_resolved`).
+- Nothing a peer sends makes us send faster than it does: a session interval below two
+  seconds is read as two, redirects and failover targets are bounded, and retries after
+  491/500 wait seconds.
 Each drop is counted in `counters`.
 """
 
 from __future__ import annotations
 
+import random
 import secrets
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from sip_bridge import digest
+from sip_bridge.call_state import CallProgress, CallState
 from sip_bridge.dialog import Dialog
 from sip_bridge.errors import SipParseError
 from sip_bridge.events import (
     AckReceived,
     CallAnswered,
     CallEnded,
-    CallProgress,
+    CallRedirected,
     CallRinging,
     EarlyMedia,
     EndReason,
     Event,
     IncomingCall,
     InfoReceived,
+    LocateRequest,
     MessageTrace,
     OfferReceived,
     OptionsResult,
+    RegistrationChanged,
+    TransferRequested,
     reason_for_status,
 )
+from sip_bridge.events import (
+    CallProgress as ProgressEvent,
+)
 from sip_bridge.headers import Headers, canonical_name, is_token
+from sip_bridge.locate import needs_dns
 from sip_bridge.message import (
     Request,
     RequestParseError,
@@ -62,6 +96,22 @@ from sip_bridge.message import (
 )
 from sip_bridge.peer_addresses import AllowedPeers, IPNetwork, KnownNames
 from sip_bridge.rate_limit import RateLimit, SourceRateLimiter
+from sip_bridge.redirect import RedirectPolicy, redirect_targets
+from sip_bridge.refer import SIPFRAG_CONTENT_TYPE, ReferError, ReferTarget, parse_refer, sipfrag
+from sip_bridge.registration import (
+    MAX_MIN_EXPIRES_RETRIES,
+    Registration,
+    RegistrationSettings,
+    RegistrationState,
+)
+from sip_bridge.session_timer import (
+    RFC_MIN_SE,
+    SessionTimer,
+    min_se_of,
+    supports,
+    timer_for_request,
+    timer_from_response,
+)
 from sip_bridge.transaction import (
     MAGIC_COOKIE,
     Address,
@@ -79,11 +129,15 @@ from sip_bridge.transaction import (
 )
 from sip_bridge.uri import NameAddress, SipUri, Uri, parse_sip_uri, parse_uri, quote_display_name
 
-ALLOWED_METHODS = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO"
-KNOWN_UNSUPPORTED = frozenset(
-    {"REGISTER", "SUBSCRIBE", "NOTIFY", "REFER", "MESSAGE", "PUBLISH", "PRACK"}
-)
+ALLOWED_METHODS = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, REFER"
+# As the caller we take reliable provisional responses; as the answerer we send none.
+SUPPORTED = "100rel, timer, norefersub"
+SUPPORTED_AS_UAS = "timer, norefersub"
+KNOWN_UNSUPPORTED = frozenset({"REGISTER", "SUBSCRIBE", "NOTIFY", "MESSAGE", "PUBLISH", "PRACK"})
 SDP = "application/sdp"
+MAX_SESSION_RETRIES = 2  # 422s followed for one request
+MAX_FAILOVER_TARGETS = 8
+SUBSCRIPTION_SECONDS = 180  # how long a transfer's implicit subscription lasts (RFC 3515)
 
 
 class CallError(RuntimeError):
@@ -109,6 +163,19 @@ class UserAgentConfig:
     allowed_peers: tuple[str | IPNetwork, ...] | None = None
     # Requests per source IP; None: no limit (a UA embedded in tests, or behind an SBC).
     request_rate: RateLimit | None = None
+    # RFC 4028: the session interval we ask for (0: none; we still honour the peer's), and
+    # the smallest we accept from a peer (RFC 4028 allows no less than 90).
+    session_expires: int = 0
+    min_se: int = RFC_MIN_SE
+    # RFC 3263: report names to route to as LocateRequest and wait for their addresses;
+    # False: send to the name and let the transport look up its A/AAAA record.
+    resolve_names: bool = False
+
+    def __post_init__(self) -> None:
+        if self.min_se < RFC_MIN_SE:
+            raise ValueError(f"min_se must be at least {RFC_MIN_SE} s (RFC 4028)")
+        if self.session_expires and self.session_expires < self.min_se:
+            raise ValueError("session_expires must be 0 or at least min_se")
 
     @property
     def reliable(self) -> bool:
@@ -148,10 +215,63 @@ class RingingInvite:
     destination: Address
 
 
-@dataclass
 class _Credentials:
-    client: digest.DigestClient
-    attempts: dict[str, int] = field(default_factory=dict)  # per realm
+    """Digest credentials of one call or registration, and the tries made with them."""
+
+    def __init__(self, credentials: tuple[str, str]) -> None:
+        self.client = digest.DigestClient(digest.DigestCredentials(*credentials))
+        self.attempts: dict[str, int] = {}  # per realm
+
+    def retry(self, request: Request, response: Response, via: str) -> Request | str:
+        """`request` again with credentials answering the 401/407 `response`, or why not."""
+        header = "WWW-Authenticate" if response.status == 401 else "Proxy-Authenticate"
+        try:
+            challenge = digest.choose_challenge(response.headers.get_all(header))
+        except digest.DigestError as exc:
+            return f"unusable challenge: {exc}"
+        # One try per realm, and one more when the server says our nonce was stale: a
+        # second plain challenge for the same realm means the credentials were refused.
+        attempts = self.attempts.get(challenge.realm, 0)
+        if attempts >= 2 or (attempts == 1 and not challenge.stale):
+            return "credentials refused"
+        self.attempts[challenge.realm] = attempts + 1
+        retry = Request(request.method, request.uri, request.headers.copy(), request.body)
+        retry.headers.replace_first("Via", via)
+        cseq = request.cseq
+        retry.headers.set("CSeq", f"{cseq.seq + 1} {cseq.method}")
+        auth_header = "Authorization" if response.status == 401 else "Proxy-Authorization"
+        retry.headers.remove(auth_header)
+        try:
+            value = self.client.authorization(
+                challenge, method=request.method, uri=str(request.uri), body=request.body
+            )
+        except digest.DigestError as exc:
+            return f"unusable challenge: {exc}"
+        retry.headers.add(auth_header, value)
+        return retry
+
+
+@dataclass
+class _Redirects:
+    """A call's redirect budget and the targets a 3xx gave that are still to try."""
+
+    policy: RedirectPolicy
+    max_hops: int
+    hops: int = 0
+    queue: list[SipUri] = field(default_factory=list)
+    tried: list[SipUri] = field(default_factory=list)
+    status: int = 302  # of the last 3xx followed
+
+
+@dataclass
+class _Transfer:
+    """A REFER the far end sent in this dialog, and the subscription it created."""
+
+    request: Request
+    target: ReferTarget
+    tx: ServerTransaction | None  # until the owner accepts or rejects it
+    event: str = "refer"  # Event header of our NOTIFYs (with ;id= after the first REFER)
+    active: bool = False  # the subscription is up: NOTIFYs are due
 
 
 @dataclass
@@ -166,33 +286,30 @@ class _Probe:
 class _Call:
     """What the UA keeps for one call (one Call-ID)."""
 
-    def __init__(self, call_id: str, outgoing: bool) -> None:
+    def __init__(self, call_id: str, outgoing: bool, state: CallState) -> None:
         self.call_id = call_id
         self.outgoing = outgoing
+        self.progress = CallProgress(state)
+        self.reported: set[str] = set()  # "ringing", "early_media": told the owner once
         self.invite: Request | None = None
         self.invite_tx: InviteClientTransaction | None = None
         self.server_tx: InviteServerTransaction | None = None
         self.destination: Address | None = None
+        self.targets: list[Address] | None = None  # RFC 3263 addresses still to try
         self.route: SipUri | None = None  # outbound proxy of this call, if any
         self.dialog: Dialog | None = None  # the confirmed dialog
         self.early_dialogs: dict[str, Dialog] = {}
         self.credentials: _Credentials | None = None
-        self.provisional_seen = False
-        self.ringing_reported = False
-        self.early_media_reported = False
-        self.cancel_wanted = False
-        self.cancel_sent = False
+        self.redirects: _Redirects | None = None
         self.cancel_deadline: float | None = None
-        self.ack_wire: bytes | None = None
-        self.ack_destination: Address | None = None
-        self.ended = False
+        self.acks: dict[int, tuple[bytes, Address]] = {}  # our ACK per INVITE CSeq
         self.end_reason: EndReason | None = None
         self.end_status: int | None = None
         self.end_detail = ""
-        self.bye_sent = False
         # A re-INVITE/UPDATE from the far end waiting for the owner's answer.
         self.pending_offer_tx: ServerTransaction | None = None
         self.pending_offer_request: Request | None = None
+        self.pending_offer_timer: SessionTimer | None = None
         # Our 2xx (to an INVITE or re-INVITE) retransmitted until its ACK (§13.3.1.4).
         self.uas_2xx_wire: bytes | None = None
         self.uas_2xx_to: Address | None = None
@@ -203,17 +320,46 @@ class _Call:
         self.incoming_to_tag: str | None = None
         self.origin: Address | None = None  # where an incoming INVITE came from
         self.extra_headers: list[tuple[str, str]] = []
+        # RFC 3262: the last RSeq acknowledged per early dialog (remote tag).
+        self.rseq: dict[str, int] = {}
+        self.answer_sdp: bytes | None = None  # the peer's SDP answer, once known
+        self.local_sdp: bytes | None = None  # the SDP we last sent (offer or answer)
+        # RFC 4028
+        self.session_interval = 0  # what our INVITE asks for (0: nothing)
+        self.min_se = 0  # the largest Min-SE a 422 named
+        self.session_retries = 0
+        self.timer: SessionTimer | None = None
+        self.timer_refresh_at: float | None = None  # we refresh then
+        self.timer_expiry_at: float | None = None  # the peer's refresh is due by then
+        self.refresh_tx: ClientTransaction | None = None
+        self.refresh_uses_invite = False  # the peer does not allow UPDATE
+        self.transfers_allowed = False  # the owner acts on REFERs (`invite(transfers=)`)
+        self.transfers = 0  # REFERs received in this dialog
+        self.transfer: _Transfer | None = None
+
+    @property
+    def state(self) -> CallState:
+        return self.progress.state
+
+    @property
+    def ended(self) -> bool:
+        return self.progress.state == CallState.TERMINATED
 
 
 class UserAgent:
     def __init__(self, config: UserAgentConfig) -> None:
         self.config = config
         self._outbox: list[tuple[bytes, Address]] = []
-        self._events: deque[Event | MessageTrace] = deque()
+        self._events: deque[
+            Event | MessageTrace | LocateRequest | RegistrationChanged | OptionsResult
+        ] = deque()
         self._calls: dict[str, _Call] = {}
+        self._registrations: dict[str, Registration] = {}
+        self._registration_credentials: dict[str, _Credentials] = {}
+        self._registration_targets: dict[str, list[Address]] = {}
         self._client_txs: dict[tuple, ClientTransaction] = {}
         self._server_txs: dict[tuple, ServerTransaction] = {}
-        self._tx_call: dict[int, _Call] = {}
+        self._tx_owner: dict[int, _Call | Registration] = {}
         self._probes: dict[str, _Probe] = {}  # by the owner's key
         self._tx_probe: dict[int, _Probe] = {}
         self._proxy: SipUri | None = (
@@ -229,6 +375,7 @@ class UserAgent:
             SourceRateLimiter(config.request_rate) if config.request_rate is not None else None
         )
         self._names = KnownNames()
+        self._random = random.Random()
         # TCP/TLS peers send from ephemeral ports (and cannot forge a source blind): the IP
         # identifies them. On UDP the port is part of who the peer is.
         self._match_port = not config.reliable
@@ -285,6 +432,41 @@ class UserAgent:
         datagrams from that IP now count as coming from `host`."""
         self._names.learn(host, address)
 
+    def targets_resolved(self, key: str, targets: Sequence[Address], now: float) -> None:
+        """The addresses (RFC 3263 order) of the next hop a `LocateRequest` asked for; an
+        empty list when the name did not resolve."""
+        targets = list(targets)[:MAX_FAILOVER_TARGETS]
+        registration = self._registrations.get(key)
+        if registration is not None:
+            if (
+                registration.state
+                not in (
+                    RegistrationState.REGISTERING,
+                    RegistrationState.UNREGISTERING,
+                )
+                or key in self._registration_targets
+            ):
+                return
+            if not targets:
+                self._registration_failed(
+                    registration, None, "the registrar's name did not resolve", now
+                )
+                return
+            self._registration_targets[key] = targets
+            self._send_register(registration, now)
+            return
+        call = self._calls.get(key)
+        if call is None or call.state != CallState.LOCATING:
+            return
+        if not targets:
+            host = (call.route or call.invite.uri) if call.invite is not None else None
+            self._end(
+                call, EndReason.UNREACHABLE, None, f"cannot resolve {_host_of(host)}", now=now
+            )
+            return
+        call.targets = targets
+        self._send_invite(call, now)
+
     def transport_error(self, address: Address, now: float) -> None:
         """The I/O layer could not send to `address` (no route, refused connection, unknown
         host): transactions waiting on it fail now rather than at their timeout."""
@@ -299,10 +481,17 @@ class UserAgent:
     def get_timer(self) -> float | None:
         deadlines = [t for tx in self._all_transactions() if (t := tx.get_timer()) is not None]
         for call in self._calls.values():
-            if call.uas_2xx_next is not None:
-                deadlines.append(call.uas_2xx_next)
-            if call.cancel_deadline is not None:
-                deadlines.append(call.cancel_deadline)
+            for deadline in (
+                call.uas_2xx_next,
+                call.cancel_deadline,
+                call.timer_refresh_at,
+                call.timer_expiry_at,
+            ):
+                if deadline is not None:
+                    deadlines.append(deadline)
+        for registration in self._registrations.values():
+            if registration.next_action is not None:
+                deadlines.append(registration.next_action)
         deadlines.extend(p.deadline for p in self._probes.values() if p.deadline is not None)
         return min(deadlines) if deadlines else None
 
@@ -320,12 +509,31 @@ class UserAgent:
                 self._end(
                     call, EndReason.CANCELLED, None, "no final response after CANCEL", now=now
                 )
+            if call.timer_refresh_at is not None and call.timer_refresh_at <= now:
+                call.timer_refresh_at = None
+                self._send_refresh(call, now)
+            if call.timer_expiry_at is not None and call.timer_expiry_at <= now:
+                call.timer_expiry_at = None
+                self._send_bye(
+                    call,
+                    now,
+                    EndReason.SESSION_EXPIRED,
+                    None,
+                    "no session refresh from the far end",
+                )
+        for registration in list(self._registrations.values()):
+            if registration.next_action is not None and registration.next_action <= now:
+                registration.next_action = None
+                self._start_register(registration, now)
+
         for probe in list(self._probes.values()):
             if probe.deadline is not None and probe.deadline <= now:
                 self._probe_done(probe, None, "no response in time")
                 probe.tx.abandon()
 
-    def next_event(self) -> Event | MessageTrace | OptionsResult | None:
+    def next_event(
+        self,
+    ) -> Event | MessageTrace | LocateRequest | RegistrationChanged | OptionsResult | None:
         return self._events.popleft() if self._events else None
 
     @property
@@ -337,6 +545,16 @@ class UserAgent:
         """The Call-IDs of the calls not ended yet."""
         return list(self._calls)
 
+    def call_state(self, call_id: str) -> CallState | None:
+        """Where a call stands (None once it ended and was forgotten)."""
+        call = self._calls.get(call_id)
+        return call.state if call is not None else None
+
+    def session_timer(self, call_id: str) -> SessionTimer | None:
+        """The session timer agreed for a call, if any (RFC 4028)."""
+        call = self._calls.get(call_id)
+        return call.timer if call is not None else None
+
     def live_calls(self) -> list[ConfirmedDialog | RingingInvite]:
         """The calls that another process would have to end if this one died: answered
         calls not yet hung up, and our INVITEs still ringing (a supervisor ends them for a
@@ -346,7 +564,7 @@ class UserAgent:
         for call in self._calls.values():
             dialog = call.dialog
             if dialog is not None:
-                if not dialog.confirmed or call.bye_sent:
+                if not dialog.confirmed or call.state != CallState.CONFIRMED:
                     continue
                 try:
                     destination = self._dialog_destination(call, dialog)
@@ -365,7 +583,12 @@ class UserAgent:
                         destination=destination,
                     )
                 )
-            elif call.outgoing and call.invite is not None and call.destination is not None:
+            elif (
+                call.outgoing
+                and call.invite is not None
+                and call.destination is not None
+                and call.state != CallState.LOCATING
+            ):
                 live.append(RingingInvite(call.invite.serialize(), call.destination))
         return live
 
@@ -381,15 +604,23 @@ class UserAgent:
         *,
         sdp: bytes,
         from_user: str | None = None,
+        from_domain: str | None = None,
         display_name: str | None = None,
         credentials: tuple[str, str] | None = None,
         headers: list[tuple[str, str]] | None = None,
         call_id: str | None = None,
         proxy: str | None = None,
+        redirect_policy: RedirectPolicy | None = None,
+        max_redirects: int = 3,
+        transfers: bool = False,
     ) -> str:
         """Start a call to `target` with our SDP offer; returns its Call-ID.
 
         `proxy` (a SIP URI) overrides the configured outbound proxy for this call.
+        `redirect_policy` says which targets of a 3xx may be called (none without one);
+        `max_redirects` bounds how many 3xx deep the call may go. With `transfers`, a REFER
+        from the far end is offered to the owner (`TransferRequested`); without, it is
+        declined (603) at once.
         """
         uri = parse_uri(target)
         if not isinstance(uri, SipUri):
@@ -398,20 +629,24 @@ class UserAgent:
         call_id = call_id or f"{secrets.token_hex(12)}@{_host_for_uri(self.config.address[0])}"
         if call_id in self._calls:
             raise CallError(f"call {call_id} exists")
-        call = _Call(call_id, outgoing=True)
+        call = _Call(call_id, outgoing=True, state=CallState.CALLING)
         call.extra_headers = extra
+        call.transfers_allowed = transfers
         if credentials is not None:
-            call.credentials = _Credentials(
-                digest.DigestClient(digest.DigestCredentials(*credentials))
+            call.credentials = _Credentials(credentials)
+        if redirect_policy is not None and max_redirects > 0:
+            call.redirects = _Redirects(
+                redirect_policy, max_redirects, tried=[uri.without_headers()]
             )
         display = display_name if display_name is not None else self.config.display_name
         user = from_user or self.config.user
-        domain = self.config.from_domain or self.config.address[0]
+        domain = from_domain or self.config.from_domain or self.config.address[0]
         from_uri = SipUri.build(_host_for_uri(domain), user=_escape_user(user))
         from_party = f"<{from_uri}>;tag={_new_tag()}"
         if display:
             from_party = f"{quote_display_name(display)} {from_party}"
         route = parse_sip_uri(proxy) if proxy else self._proxy
+        call.session_interval = self.config.session_expires
         headers_ = Headers()
         headers_.add("Via", self._via())
         if route is not None:
@@ -423,20 +658,26 @@ class UserAgent:
         headers_.add("CSeq", "1 INVITE")
         headers_.add("Contact", self._contact(user))
         headers_.add("Allow", ALLOWED_METHODS)
+        headers_.add("Supported", SUPPORTED)
+        if call.session_interval:
+            headers_.add("Session-Expires", str(call.session_interval))
+            headers_.add("Min-SE", str(self.config.min_se))
         if self.config.user_agent:
             headers_.add("User-Agent", self.config.user_agent)
         for name, value in extra:
             headers_.add(name, value)
         headers_.add("Content-Type", SDP)
         call.invite = Request("INVITE", uri.without_headers(), headers_, sdp)
+        call.local_sdp = sdp
         try:  # text that cannot go on the wire (a lone surrogate) fails here, not later
             call.invite.serialize()
         except UnicodeError as exc:
             raise ValueError(f"the INVITE cannot be encoded: {exc.reason}") from None
         call.route = route
-        call.destination = self._destination(route or uri)
+        if not self._needs_locating(route or uri):
+            call.destination = self._destination(route or uri)
         self._calls[call_id] = call
-        self._start_invite(call, now)
+        self._send_invite(call, now)
         return call_id
 
     def hangup(self, call_id: str, now: float, *, status: int = 486) -> None:
@@ -445,19 +686,20 @@ class UserAgent:
         `status` is the response for an incoming call not answered yet.
         """
         call = self._calls.get(call_id)
-        if call is None or call.ended:
+        if call is None:
             return
-        if not call.outgoing and call.dialog is None:
+        state = call.state
+        if state == CallState.INCOMING:
             self._reject_incoming(call, status, now)
-            return
-        if call.dialog is not None:
+        elif state == CallState.CONFIRMED:
             self._send_bye(call, now, EndReason.LOCAL_HANGUP)
-            return
-        call.cancel_wanted = True
-        if call.provisional_seen:
-            self._send_cancel(call, now)
-        elif call.invite_tx is None or call.invite_tx.state == State.TERMINATED:
+        elif state == CallState.LOCATING:
             self._end(call, EndReason.CANCELLED, None, "cancelled before sending", now=now)
+        elif state == CallState.CALLING:
+            call.progress.move(CallState.CANCEL_PENDING)  # §9.1: CANCEL waits for a 1xx
+        elif state == CallState.PROCEEDING:
+            self._send_cancel(call, now)
+        # CANCEL_PENDING, CANCELLING, TERMINATING: already on its way out.
 
     def options(
         self,
@@ -531,11 +773,21 @@ class UserAgent:
         invite = call.server_tx.request
         call.dialog = Dialog.as_uas(invite, call.incoming_to_tag or _new_tag(), 0)
         call.dialog.confirmed = True
+        call.progress.move(CallState.CONFIRMED)
         response = self._uas_response(call, 200, sdp)
+        timer, _ = timer_for_request(
+            invite.headers,
+            local_interval=self.config.session_expires,
+            local_min_se=self.config.min_se,
+        )
+        self._add_timer_to_response(response, invite, timer)
+        call.local_sdp = sdp
+        call.refresh_uses_invite = not _allows(invite.headers, "UPDATE")
         call.server_tx.respond(response, now)
         self._start_2xx_retransmission(
             call, response, call.server_tx.reply_to, invite.cseq.seq, now
         )
+        self._arm_session_timer(call, timer, now)
 
     def answer_offer(self, call_id: str, now: float, *, sdp: bytes) -> None:
         """Answer the pending re-INVITE/UPDATE from the far end with 200 and `sdp`."""
@@ -543,23 +795,110 @@ class UserAgent:
         if call is None or call.pending_offer_tx is None or call.dialog is None:
             raise CallError(f"no offer pending on call {call_id}")
         tx, request = call.pending_offer_tx, call.pending_offer_request
-        call.pending_offer_tx = call.pending_offer_request = None
+        timer = call.pending_offer_timer
+        call.pending_offer_tx = call.pending_offer_request = call.pending_offer_timer = None
         response = new_response(request, 200)
         response.headers.add("Contact", self._contact(self.config.user))
         response.headers.add("Allow", ALLOWED_METHODS)
+        self._add_timer_to_response(response, request, timer)
         response.headers.add("Content-Type", SDP)
         response.body = sdp
+        call.local_sdp = sdp
         tx.respond(response, now)
         if request.method == "INVITE":
             self._start_2xx_retransmission(call, response, tx.reply_to, request.cseq.seq, now)
+        self._arm_session_timer(call, timer, now)
 
     def reject_offer(self, call_id: str, now: float, *, status: int = 488) -> None:
+        """Refuse the pending re-INVITE/UPDATE (the session stays as it was)."""
         call = self._calls.get(call_id)
         if call is None or call.pending_offer_tx is None:
             raise CallError(f"no offer pending on call {call_id}")
         tx, request = call.pending_offer_tx, call.pending_offer_request
-        call.pending_offer_tx = call.pending_offer_request = None
+        call.pending_offer_tx = call.pending_offer_request = call.pending_offer_timer = None
         tx.respond(new_response(request, status), now)
+
+    # ------------------------------------------------------------- commands: transfer
+    def accept_transfer(self, call_id: str, now: float) -> None:
+        """Take the pending REFER: 202 Accepted, then NOTIFY "100 Trying" (RFC 3515 §2.4.4)."""
+        _, transfer = self._pending_transfer(call_id)
+        tx, request = transfer.tx, transfer.request
+        transfer.tx = None
+        response = new_response(request, 202)
+        response.headers.add("Contact", self._contact(self.config.user))
+        if not transfer.target.subscription:
+            response.headers.add("Refer-Sub", "false")  # RFC 4488: no NOTIFYs follow
+        tx.respond(response, now)
+        transfer.active = transfer.target.subscription
+        self.notify_transfer(call_id, now, 100, "Trying")
+
+    def reject_transfer(self, call_id: str, now: float, *, status: int = 603) -> None:
+        """Refuse the pending REFER (the call goes on as it was)."""
+        call, transfer = self._pending_transfer(call_id)
+        transfer.tx.respond(new_response(transfer.request, status), now)
+        call.transfer = None
+
+    def notify_transfer(self, call_id: str, now: float, status: int, reason: str = "") -> None:
+        """Tell the transferor how the call to the target goes (a NOTIFY with a sipfrag);
+        a final status (200 and above) ends the subscription. Does nothing when there is no
+        subscription (none asked, already ended, or the transferor's dialog is gone)."""
+        call = self._calls.get(call_id)
+        if call is None or call.transfer is None or not call.transfer.active:
+            return
+        dialog = call.dialog
+        if dialog is None or call.state != CallState.CONFIRMED:
+            return
+        final = status >= 200
+        notify = dialog.next_request("NOTIFY", self._via(), contact=self._contact(self.config.user))
+        notify.headers.add("Event", call.transfer.event)
+        notify.headers.add(
+            "Subscription-State",
+            "terminated;reason=noresource" if final else f"active;expires={SUBSCRIPTION_SECONDS}",
+        )
+        if self.config.user_agent:
+            notify.headers.add("User-Agent", self.config.user_agent)
+        notify.headers.add("Content-Type", SIPFRAG_CONTENT_TYPE)
+        notify.body = sipfrag(status, reason)
+        if final:
+            call.transfer = None
+        self._new_client_tx(
+            NonInviteClientTransaction, notify, self._dialog_destination(call, dialog), call, now
+        )
+
+    def _pending_transfer(self, call_id: str) -> tuple[_Call, _Transfer]:
+        call = self._calls.get(call_id)
+        if call is None or call.transfer is None or call.transfer.tx is None:
+            raise CallError(f"no transfer pending on call {call_id}")
+        return call, call.transfer
+
+    # -------------------------------------------------------------- commands: register
+    def register(self, key: str, settings: RegistrationSettings, now: float) -> None:
+        """Keep `settings.aor` registered until `unregister(key)`; each change of state is
+        reported as `RegistrationChanged(key, ...)`."""
+        if key in self._registrations:
+            raise CallError(f"registration {key!r} exists")
+        registration = Registration(key, settings)
+        self._registrations[key] = registration
+        if settings.credentials is not None:
+            self._registration_credentials[key] = _Credentials(settings.credentials)
+        self._start_register(registration, now)
+
+    def unregister(self, key: str, now: float) -> None:
+        """Remove our binding (REGISTER with Expires: 0), then forget the registration."""
+        registration = self._registrations.get(key)
+        if registration is None:
+            return
+        if registration.state in (RegistrationState.REGISTERED, RegistrationState.REGISTERING):
+            registration.state = RegistrationState.UNREGISTERING
+            registration.next_action = None
+            self._registration_targets.pop(key, None)
+            self._begin_register_request(registration, now)
+        else:
+            self._forget_registration(registration, "unregistered")
+
+    def registration_state(self, key: str) -> RegistrationState | None:
+        registration = self._registrations.get(key)
+        return registration.state if registration is not None else None
 
     # ------------------------------------------------------------------ internals: out
     def _send(self, data: bytes, addr: Address) -> None:
@@ -584,6 +923,9 @@ class UserAgent:
         return f"SIP/2.0/{self._transport_token} {self._sent_by};branch={_new_branch()};rport"
 
     def _contact(self, user: str) -> str:
+        return f"<{self._contact_uri(user)}>"
+
+    def _contact_uri(self, user: str) -> SipUri:
         host, port = self.config.address
         params = (
             {}
@@ -591,18 +933,22 @@ class UserAgent:
             else {"transport": self.config.transport.lower()}
         )
         scheme = "sips" if self.config.transport.lower() == "tls" else "sip"
-        uri = SipUri.build(
+        return SipUri.build(
             _host_for_uri(host), user=_escape_user(user), port=port, scheme=scheme, params=params
         )
-        return f"<{uri}>"
 
     def _destination(self, uri: Uri) -> Address:
         return uri_address(uri, self.config.transport)
+
+    def _needs_locating(self, uri: SipUri) -> bool:
+        return self.config.resolve_names and needs_dns(uri)
 
     def _dialog_destination(self, call: _Call, dialog: Dialog) -> Address:
         """Next hop of an in-dialog request: the route set, else the call's outbound proxy
         (a gateway behind NAT reaches phones through it), else the remote target."""
         if not dialog.route_set and call.route is not None:
+            if call.destination is not None:
+                return call.destination  # the proxy's address, as located for the INVITE
             return self._destination(call.route)
         hop = dialog.next_hop()
         if isinstance(hop, SipUri):
@@ -631,7 +977,12 @@ class UserAgent:
         )
 
     def _new_client_tx(
-        self, cls, request: Request, destination: Address, call: _Call, now: float
+        self,
+        cls: type[ClientTransaction],
+        request: Request,
+        destination: Address,
+        owner: _Call | Registration,
+        now: float,
     ) -> ClientTransaction:
         tx = cls(
             request,
@@ -642,12 +993,12 @@ class UserAgent:
             timers=self.config.timers,
         )
         self._client_txs[tx.key] = tx
-        self._tx_call[id(tx)] = call
-        tx.start(now)
+        self._tx_owner[id(tx)] = owner
+        tx.start(now)  # type: ignore[attr-defined]
         return tx
 
     def _new_server_tx(
-        self, cls, request: Request, reply_to: Address, source: Address
+        self, cls: type[ServerTransaction], request: Request, reply_to: Address, source: Address
     ) -> ServerTransaction:
         tx = cls(
             request,
@@ -661,15 +1012,52 @@ class UserAgent:
         self._server_txs[tx.key] = tx
         return tx
 
-    def _start_invite(self, call: _Call, now: float) -> None:
-        call.invite_tx = self._new_client_tx(
+    def _send_invite(self, call: _Call, now: float) -> None:
+        """Send (or send again) our INVITE: to the next located address, or ask for the
+        next hop's addresses first."""
+        assert call.invite is not None
+        hop = call.route or call.invite.uri
+        assert isinstance(hop, SipUri)
+        if call.targets is None and self._needs_locating(hop):
+            call.progress.move(CallState.LOCATING)
+            self._events.append(LocateRequest(call.call_id, str(hop), self.config.transport))
+            return
+        if call.targets:
+            call.destination = call.targets[0]
+        call.progress.move(CallState.CALLING)
+        call.invite_tx = self._new_client_tx(  # type: ignore[assignment]
             InviteClientTransaction, call.invite, call.destination, call, now
         )
 
+    def _resend_invite(self, call: _Call, now: float, *, next_cseq: bool) -> None:
+        """Our INVITE again as a new transaction (new branch): after a 422, a redirect, or
+        to the next address of the same server (RFC 3263 §4.3: the same CSeq)."""
+        invite = call.invite
+        assert invite is not None
+        retry = Request(invite.method, invite.uri, invite.headers.copy(), invite.body)
+        retry.headers.replace_first("Via", self._via())
+        if next_cseq:
+            retry.headers.set("CSeq", f"{invite.cseq.seq + 1} INVITE")
+        call.invite = retry
+        call.early_dialogs.clear()
+        call.rseq.clear()
+        self._send_invite(call, now)
+
+    def _fail_over(self, call: _Call, now: float) -> bool:
+        """Try the next address of the server our INVITE went to (RFC 3263 §4.3)."""
+        if not call.targets or len(call.targets) < 2 or call.state != CallState.CALLING:
+            return False
+        call.targets.pop(0)
+        self._resend_invite(call, now, next_cseq=False)
+        return True
+
     def _send_cancel(self, call: _Call, now: float) -> None:
-        if call.cancel_sent or call.invite is None:
+        if call.invite is None or call.state not in (
+            CallState.PROCEEDING,
+            CallState.CANCEL_PENDING,
+        ):
             return
-        call.cancel_sent = True
+        call.progress.move(CallState.CANCELLING)
         invite = call.invite
         # §9.1: same Request-URI, Call-ID, From, To, CSeq number, top Via and routes.
         cancel = same_transaction_request(invite, "CANCEL", invite.headers.get("To") or "")
@@ -684,11 +1072,15 @@ class UserAgent:
         status: int | None = None,
         detail: str = "",
     ) -> None:
-        if call.bye_sent or call.dialog is None:
+        if call.dialog is None or call.state in (CallState.TERMINATING, CallState.TERMINATED):
             return
-        call.bye_sent = True
+        call.progress.move(CallState.TERMINATING)
         call.end_reason, call.end_status, call.end_detail = reason, status, detail
+        self._stop_session_timer(call)
+        self._drop_transfer(call, now)
         bye = call.dialog.next_request("BYE", self._via())
+        if reason == EndReason.SESSION_EXPIRED:
+            bye.headers.add("Reason", 'SIP;cause=408;text="Session expired"')
         if self.config.user_agent:
             bye.headers.add("User-Agent", self.config.user_agent)
         self._new_client_tx(
@@ -696,21 +1088,277 @@ class UserAgent:
         )
 
     def _end(
-        self, call: _Call, reason: EndReason, status: int | None, detail: str, *, now: float
+        self,
+        call: _Call,
+        reason: EndReason,
+        status: int | None,
+        detail: str,
+        *,
+        now: float,
+        targets: tuple[str, ...] = (),
     ) -> None:
         if call.ended:
             return
-        call.ended = True
+        call.progress.move(CallState.TERMINATED)
         call.uas_2xx_next = None
         call.cancel_deadline = None
+        self._stop_session_timer(call)
         if call.pending_offer_tx is not None:
             # A re-INVITE/UPDATE the owner had not answered yet: its transaction would
             # wait forever, and its sender for a final response (§15.1.2: 487).
             tx, request = call.pending_offer_tx, call.pending_offer_request
             call.pending_offer_tx = call.pending_offer_request = None
             tx.respond(new_response(request, 487), now)
+        self._drop_transfer(call, now)
         self._calls.pop(call.call_id, None)
-        self._events.append(CallEnded(call.call_id, reason, status, detail))
+        self._events.append(CallEnded(call.call_id, reason, status, detail, targets))
+
+    def _drop_transfer(self, call: _Call, now: float) -> None:
+        """The call is ending: a REFER still waiting for the owner gets its final answer."""
+        if call.transfer is not None and call.transfer.tx is not None:
+            call.transfer.tx.respond(new_response(call.transfer.request, 487), now)
+        call.transfer = None
+
+    # ------------------------------------------------------------- session timers
+    def _arm_session_timer(self, call: _Call, timer: SessionTimer | None, now: float) -> None:
+        """A 2xx set the session timer (or turned it off): the refresh or the expiry."""
+        call.timer = timer
+        call.timer_refresh_at = call.timer_expiry_at = None
+        if timer is None or call.state != CallState.CONFIRMED:
+            return
+        if timer.we_refresh:
+            call.timer_refresh_at = timer.refresh_due(now)
+        else:
+            call.timer_expiry_at = timer.expiry_due(now)
+
+    def _stop_session_timer(self, call: _Call) -> None:
+        call.timer_refresh_at = call.timer_expiry_at = None
+
+    def _send_refresh(self, call: _Call, now: float) -> None:
+        """Refresh the session (RFC 4028 §7.4): UPDATE without a body where the peer allows
+        it, else a re-INVITE with the SDP we last sent (its version unchanged)."""
+        timer, dialog = call.timer, call.dialog
+        if timer is None or dialog is None or call.state != CallState.CONFIRMED:
+            return
+        if call.refresh_tx is not None or call.pending_offer_tx is not None:
+            call.timer_refresh_at = now + 2.0  # an offer/answer is under way: a bit later
+            return
+        interval = max(timer.interval, call.min_se)
+        method = "INVITE" if call.refresh_uses_invite else "UPDATE"
+        request = dialog.next_request(method, self._via(), contact=self._contact(self.config.user))
+        request.headers.add("Session-Expires", f"{interval};refresher=uac")
+        request.headers.add("Min-SE", str(max(self.config.min_se, call.min_se)))
+        request.headers.add("Supported", SUPPORTED_AS_UAS)
+        request.headers.add("Allow", ALLOWED_METHODS)
+        if self.config.user_agent:
+            request.headers.add("User-Agent", self.config.user_agent)
+        if method == "INVITE" and call.local_sdp:
+            request.headers.add("Content-Type", SDP)
+            request.body = call.local_sdp
+        cls = InviteClientTransaction if method == "INVITE" else NonInviteClientTransaction
+        call.refresh_tx = self._new_client_tx(
+            cls, request, self._dialog_destination(call, dialog), call, now
+        )
+
+    def _refresh_response(
+        self, call: _Call, tx: ClientTransaction, response: Response, now: float
+    ) -> None:
+        status = response.status
+        if status < 200:
+            return
+        if tx.method == "INVITE" and status < 300:
+            self._ack_2xx(call, call.dialog, tx.request, response)
+            if call.refresh_tx is not tx:
+                return  # a retransmitted 2xx: ACKed again, nothing more
+        call.refresh_tx = None
+        if call.state != CallState.CONFIRMED:
+            return
+        if status < 300:
+            if call.dialog is not None:
+                call.dialog.update_target(response)
+            self._arm_session_timer(call, timer_from_response(response.headers), now)
+        elif status == 422:
+            min_se = min_se_of(response.headers)
+            if min_se is None or call.session_retries >= MAX_SESSION_RETRIES:
+                self._send_bye(
+                    call, now, EndReason.SESSION_EXPIRED, status, "session refresh refused"
+                )
+                return
+            call.session_retries += 1
+            call.min_se = max(call.min_se, min_se)
+            self._send_refresh(call, now)
+        elif status in (405, 501) and tx.method == "UPDATE":
+            call.refresh_uses_invite = True  # it does not take UPDATE after all
+            self._send_refresh(call, now)
+        elif status in (491, 500):
+            # Glare (§14.1) or a busy server: again after a few seconds.
+            call.timer_refresh_at = now + self._retry_after(response, 2.1, 4.0)
+        elif status in (401, 407) and self._retry_in_dialog_with_auth(call, tx, response, now):
+            return
+        else:
+            detail = f"session refresh answered {status} {response.reason}".strip()
+            self._send_bye(call, now, EndReason.SESSION_EXPIRED, status, detail)
+
+    def _retry_after(self, response: Response, low: float, high: float) -> float:
+        value = (response.headers.get("Retry-After") or "").partition(";")[0].strip()
+        if value.isdecimal() and 0 < int(value) <= 32:
+            return float(value)
+        return self._random.uniform(low, high)
+
+    def _ack_2xx(
+        self, call: _Call, dialog: Dialog | None, request: Request, response: Response
+    ) -> None:
+        """ACK a 2xx to our INVITE or re-INVITE (§13.2.2.4), remembered for retransmissions."""
+        seq = request.cseq.seq
+        sent = call.acks.get(seq)
+        if sent is not None:
+            self._send(*sent)
+            return
+        if dialog is None:
+            return
+        ack = dialog.next_request("ACK", self._via(), cseq=seq)
+        for name in ("Authorization", "Proxy-Authorization"):
+            for value in request.headers.get_all(name):
+                ack.headers.add(name, value)
+        wire = ack.serialize()
+        destination = self._dialog_destination(call, dialog)
+        call.acks[seq] = (wire, destination)
+        self._send(wire, destination)
+
+    # ------------------------------------------------------------------ registration
+    def _start_register(self, registration: Registration, now: float) -> None:
+        if registration.state in (RegistrationState.UNREGISTERING, RegistrationState.STOPPED):
+            return
+        registration.state = RegistrationState.REGISTERING
+        self._registration_targets.pop(registration.key, None)
+        self._begin_register_request(registration, now)
+
+    def _begin_register_request(self, registration: Registration, now: float) -> None:
+        credentials = self._registration_credentials.get(registration.key)
+        if credentials is not None:
+            credentials.attempts.clear()
+        if self._needs_locating(registration.next_hop):
+            self._events.append(
+                LocateRequest(registration.key, str(registration.next_hop), self.config.transport)
+            )
+            return
+        self._send_register(registration, now)
+
+    def _send_register(self, registration: Registration, now: float) -> None:
+        expires = (
+            0 if registration.state == RegistrationState.UNREGISTERING else registration.requested
+        )
+        contact = self._contact(registration.contact_user)
+        request = registration.build_request(self._via(), contact, expires=expires)
+        if self.config.user_agent:
+            request.headers.add("User-Agent", self.config.user_agent)
+        self._send_register_request(registration, request, now)
+
+    def _send_register_request(
+        self, registration: Registration, request: Request, now: float
+    ) -> None:
+        targets = self._registration_targets.get(registration.key)
+        destination = targets[0] if targets else self._destination(registration.next_hop)
+        self._new_client_tx(NonInviteClientTransaction, request, destination, registration, now)
+
+    def _registration_response(
+        self, registration: Registration, tx: ClientTransaction, response: Response, now: float
+    ) -> None:
+        status = response.status
+        if status < 200:
+            return
+        registration.last_status = status
+        if registration.state == RegistrationState.UNREGISTERING:
+            if status in (401, 407) and self._retry_register_with_auth(
+                registration, tx, response, now
+            ):
+                return
+            self._forget_registration(registration, "unregistered")
+            return
+        if status < 300:
+            granted = registration.granted_expires(
+                response, self._contact_uri(registration.contact_user)
+            )
+            if granted <= 0:
+                self._registration_failed(
+                    registration, status, "the registrar kept no binding", now
+                )
+                return
+            registration.registered(granted, now)
+            self._events.append(
+                RegistrationChanged(
+                    registration.key, registration.state.value, status, "registered", granted
+                )
+            )
+        elif status in (401, 407):
+            if not self._retry_register_with_auth(registration, tx, response, now):
+                return
+        elif status == 423:
+            min_expires = (response.headers.get("Min-Expires") or "").strip()
+            if (
+                min_expires.isdecimal()
+                and registration.min_expires_retries < MAX_MIN_EXPIRES_RETRIES
+                and int(min_expires) > registration.requested
+            ):
+                registration.min_expires_retries += 1
+                registration.requested = min(int(min_expires), 86400)
+                self._send_register(registration, now)
+            else:
+                self._registration_failed(registration, status, "423 Interval Too Brief", now)
+        elif status == 503 and self._register_fail_over(registration, now):
+            return
+        else:
+            self._registration_failed(
+                registration, status, f"{status} {response.reason}".strip(), now
+            )
+
+    def _retry_register_with_auth(
+        self, registration: Registration, tx: ClientTransaction, response: Response, now: float
+    ) -> bool:
+        """Answer a challenge to our REGISTER; False (after reporting) when we cannot."""
+        credentials = self._registration_credentials.get(registration.key)
+        if credentials is None:
+            outcome: Request | str = "authentication required, no credentials"
+        else:
+            outcome = credentials.retry(tx.request, response, self._via())
+        if isinstance(outcome, str):
+            if registration.state == RegistrationState.UNREGISTERING:
+                self._forget_registration(registration, outcome)
+            else:
+                self._registration_failed(registration, response.status, outcome, now)
+            return False
+        registration.cseq = outcome.cseq.seq
+        self._send_register_request(registration, outcome, now)
+        return True
+
+    def _register_fail_over(self, registration: Registration, now: float) -> bool:
+        targets = self._registration_targets.get(registration.key)
+        if not targets or len(targets) < 2:
+            return False
+        targets.pop(0)
+        self._send_register(registration, now)
+        return True
+
+    def _registration_failed(
+        self, registration: Registration, status: int | None, detail: str, now: float
+    ) -> None:
+        wait = registration.failed(now)
+        registration.last_detail = detail
+        self._events.append(
+            RegistrationChanged(
+                registration.key, registration.state.value, status, detail, None, retry_in=wait
+            )
+        )
+
+    def _forget_registration(self, registration: Registration, detail: str) -> None:
+        registration.state = RegistrationState.STOPPED
+        registration.next_action = None
+        self._registrations.pop(registration.key, None)
+        self._registration_credentials.pop(registration.key, None)
+        self._registration_targets.pop(registration.key, None)
+        self._events.append(
+            RegistrationChanged(registration.key, registration.state.value, None, detail)
+        )
 
     # ------------------------------------------------------ transaction user callbacks
     def transaction_response(self, tx: ClientTransaction, response: Response, now: float) -> None:
@@ -719,38 +1367,67 @@ class UserAgent:
             if response.status >= 200:
                 self._probe_done(probe, response.status, response.reason)
             return
-        call = self._tx_call.get(id(tx))
-        if call is None:
+        owner = self._tx_owner.get(id(tx))
+        if owner is None:
             return
-        if tx.method == "INVITE":
-            self._invite_response(call, tx, response, now)
-        elif tx.method == "BYE":
-            if response.status in (401, 407) and self._retry_with_auth(call, tx, response, now):
+        if isinstance(owner, Registration):
+            if self._registrations.get(owner.key) is owner:
+                self._registration_response(owner, tx, response, now)
+            return
+        call = owner
+        method = tx.method
+        if tx is call.invite_tx:
+            self._invite_response(call, tx, response, now)  # type: ignore[arg-type]
+        elif tx is call.refresh_tx or (method == "INVITE" and tx.request.to.tag is not None):
+            self._refresh_response(call, tx, response, now)
+        elif method == "BYE":
+            if response.status in (401, 407) and self._retry_in_dialog_with_auth(
+                call, tx, response, now
+            ):
                 return
             if response.status >= 200:
                 reason = call.end_reason or EndReason.LOCAL_HANGUP
                 self._end(call, reason, call.end_status, call.end_detail, now=now)
-        # CANCEL responses need no action: the INVITE's final response decides.
+        elif method == "NOTIFY" and response.status in (404, 405, 408, 481, 501):
+            call.transfer = None  # the transferor no longer listens
+        # CANCEL and PRACK responses need no action: the INVITE's final response decides.
 
     def transaction_timeout(self, tx: Transaction, now: float) -> None:
         probe = self._tx_probe.get(id(tx))
         if probe is not None:
             self._probe_done(probe, None, "no response")
             return
-        call = self._tx_call.get(id(tx))
-        if call is None:
+        owner = self._tx_owner.get(id(tx))
+        if owner is None:
             return
-        if isinstance(tx, InviteClientTransaction):
-            if call.cancel_sent:
+        if isinstance(owner, Registration):
+            if self._registrations.get(owner.key) is not owner:
+                return
+            if owner.state == RegistrationState.UNREGISTERING:
+                self._forget_registration(owner, "no response to the unregistration")
+            elif not self._register_fail_over(owner, now):
+                target = tx.destination if isinstance(tx, ClientTransaction) else None
+                where = f" from {target[0]}:{target[1]}" if target else ""
+                self._registration_failed(owner, None, f"no response{where}", now)
+            return
+        call = owner
+        if tx is call.invite_tx:
+            if call.state in (CallState.CANCEL_PENDING, CallState.CANCELLING):
                 self._end(call, EndReason.CANCELLED, None, "no response to INVITE", now=now)
-            else:
+            elif not self._fail_over(call, now) and not self._next_redirect(call, now):
+                destination = tx.destination  # type: ignore[attr-defined]
                 self._end(
                     call,
                     EndReason.UNREACHABLE,
                     None,
-                    f"no response from {tx.destination[0]}:{tx.destination[1]}",
+                    f"no response from {destination[0]}:{destination[1]}",
                     now=now,
                 )
+        elif tx is call.refresh_tx:
+            call.refresh_tx = None
+            self._send_bye(
+                call, now, EndReason.SESSION_EXPIRED, None, "no response to session refresh"
+            )
         elif isinstance(tx, NonInviteClientTransaction) and tx.method == "BYE":
             self._end(
                 call,
@@ -759,15 +1436,16 @@ class UserAgent:
                 call.end_detail or "no response to BYE",
                 now=now,
             )
-        elif isinstance(tx, InviteServerTransaction):
-            pass  # the ACK for our non-2xx final never came: nothing more to do
+        elif isinstance(tx, NonInviteClientTransaction) and tx.method == "NOTIFY":
+            call.transfer = None
+        # An InviteServerTransaction: the ACK for our non-2xx final never came; no matter.
 
     def transaction_terminated(self, tx: Transaction) -> None:
         if isinstance(tx, ClientTransaction):
             self._client_txs.pop(tx.key, None)
         else:
             self._server_txs.pop(tx.key, None)
-        self._tx_call.pop(id(tx), None)
+        self._tx_owner.pop(id(tx), None)
         self._tx_probe.pop(id(tx), None)
 
     # ------------------------------------------------------------- INVITE responses
@@ -775,49 +1453,171 @@ class UserAgent:
         self, call: _Call, tx: InviteClientTransaction, response: Response, now: float
     ) -> None:
         status = response.status
-        if tx is not call.invite_tx:
-            return  # a response to an INVITE superseded by the authenticated retry
         if status < 200:
             self._invite_provisional(call, response, now)
         elif status < 300:
             self._invite_success(call, response, now)
         elif call.ended:
             return
-        elif status in (401, 407) and self._retry_with_auth(call, tx, response, now):
-            return
-        elif call.cancel_sent and status == 487:
+        elif call.state in (CallState.CANCEL_PENDING, CallState.CANCELLING):
             self._end(call, EndReason.CANCELLED, status, response.reason, now=now)
+        elif status in (401, 407):
+            self._invite_challenged(call, tx, response, now)
+        elif status == 422 and self._retry_session_interval(call, response, now):
+            return
+        elif 300 <= status < 400 and self._follow_redirect(call, response, now):
+            return
+        elif status == 503 and self._fail_over(call, now):
+            return
+        elif status >= 400 and self._next_redirect(call, now):
+            return  # that redirect target failed: the next one the 3xx gave
         else:
             detail = f"{status} {response.reason}".strip()
-            self._end(call, reason_for_status(status), status, detail, now=now)
+            targets: tuple[str, ...] = ()
+            if 300 <= status < 400:
+                detail += ": " + self._redirect_refusal(call)
+                if call.redirects is None:  # the owner decides: it gets the Contacts
+                    targets = tuple(str(uri) for uri in redirect_targets(response))
+            elif status == 421:
+                required = ", ".join(response.headers.tokens("Require"))
+                if required:
+                    detail += f" (requires {_bounded(required)})"
+            self._end(call, reason_for_status(status), status, detail, now=now, targets=targets)
+
+    def _invite_challenged(
+        self, call: _Call, tx: InviteClientTransaction, response: Response, now: float
+    ) -> None:
+        if call.credentials is None:
+            self._end(
+                call,
+                EndReason.AUTH_FAILED,
+                response.status,
+                "authentication required, no credentials",
+                now=now,
+            )
+            return
+        outcome = call.credentials.retry(tx.request, response, self._via())
+        if isinstance(outcome, str):
+            self._end(call, EndReason.AUTH_FAILED, response.status, outcome, now=now)
+            return
+        call.invite = outcome
+        call.early_dialogs.clear()
+        call.rseq.clear()
+        call.targets = call.targets[:1] if call.targets else call.targets  # same server
+        self._send_invite(call, now)
+
+    def _retry_session_interval(self, call: _Call, response: Response, now: float) -> bool:
+        """422 Session Interval Too Small (RFC 4028 §7.3): again with the interval it asks."""
+        min_se = min_se_of(response.headers)
+        if min_se is None or call.session_retries >= MAX_SESSION_RETRIES or call.invite is None:
+            return False
+        call.session_retries += 1
+        call.min_se = max(call.min_se, min_se)
+        call.session_interval = max(call.session_interval, call.min_se)
+        call.invite.headers.set("Session-Expires", str(call.session_interval))
+        call.invite.headers.set("Min-SE", str(max(call.min_se, self.config.min_se)))
+        self._resend_invite(call, now, next_cseq=True)
+        return True
+
+    def _follow_redirect(self, call: _Call, response: Response, now: float) -> bool:
+        redirects = call.redirects
+        if redirects is None or redirects.hops >= redirects.max_hops:
+            return False
+        redirects.hops += 1
+        redirects.status = response.status
+        fresh: list[SipUri] = []
+        for uri in redirect_targets(response):
+            if any(uri.equivalent(seen) for seen in [*redirects.tried, *redirects.queue, *fresh]):
+                continue
+            if redirects.policy(uri):
+                fresh.append(uri)
+        redirects.queue[:0] = fresh  # the newest 3xx's targets first
+        return self._next_redirect(call, now)
+
+    def _next_redirect(self, call: _Call, now: float) -> bool:
+        """Call the next target a 3xx gave (same Call-ID, From and To; new CSeq)."""
+        redirects = call.redirects
+        if redirects is None or not redirects.queue or call.invite is None:
+            return False
+        if call.state not in (CallState.CALLING, CallState.PROCEEDING):
+            return False
+        target = redirects.queue.pop(0)
+        redirects.tried.append(target)
+        call.invite.uri = target
+        call.targets = None
+        if call.route is None:
+            call.destination = None if self._needs_locating(target) else self._destination(target)
+        if call.credentials is not None:
+            call.credentials.attempts.clear()
+        self._events.append(CallRedirected(call.call_id, redirects.status, str(target)))
+        self._resend_invite(call, now, next_cseq=True)
+        return True
+
+    def _redirect_refusal(self, call: _Call) -> str:
+        redirects = call.redirects
+        if redirects is None:
+            return "redirects are not followed"
+        if redirects.hops >= redirects.max_hops:
+            return f"more than {redirects.max_hops} redirects"
+        return "no target we may call"
 
     def _invite_provisional(self, call: _Call, response: Response, now: float) -> None:
-        if call.ended:
+        if call.ended or call.state == CallState.TERMINATING:
             return
-        call.provisional_seen = True
-        self._events.append(CallProgress(call.call_id, response.status, response.reason))
         to_tag = response.to.tag
+        reliable = (
+            response.status > 100
+            and to_tag is not None
+            and any(tag.lower() == "100rel" for tag in response.headers.tokens("Require"))
+        )
+        if reliable and to_tag and not self._acknowledge_reliable(call, response, to_tag, now):
+            return  # a retransmission, or out of order: already handled or to be dropped
+        if call.state == CallState.CALLING:
+            call.progress.move(CallState.PROCEEDING)
+        self._events.append(ProgressEvent(call.call_id, response.status, response.reason))
         if to_tag and to_tag not in call.early_dialogs and response.status > 100:
             call.early_dialogs[to_tag] = Dialog.as_uac(call.invite, response)
-        if response.status in (180, 181, 182) and not call.ringing_reported:
-            call.ringing_reported = True
+        if response.status in (180, 181, 182) and "ringing" not in call.reported:
+            call.reported.add("ringing")
             self._events.append(CallRinging(call.call_id))
-        if (
-            response.body
-            and response.content_type == SDP
-            and response.status > 100
-            and not call.early_media_reported
-        ):
-            call.early_media_reported = True
-            self._events.append(EarlyMedia(call.call_id, response.body))
-        if call.cancel_wanted:
+        if response.body and response.content_type == SDP and response.status > 100:
+            if reliable and call.answer_sdp is None:
+                call.answer_sdp = response.body  # RFC 3262: this is the answer
+            if "early_media" not in call.reported:
+                call.reported.add("early_media")
+                self._events.append(EarlyMedia(call.call_id, response.body))
+        if call.state == CallState.CANCEL_PENDING:
             self._send_cancel(call, now)
+
+    def _acknowledge_reliable(
+        self, call: _Call, response: Response, to_tag: str, now: float
+    ) -> bool:
+        """PRACK a reliable provisional response (RFC 3262 §4); False to ignore it."""
+        value = (response.headers.get("RSeq") or "").strip()
+        if not value.isdecimal() or len(value) > 10:
+            return False
+        rseq = int(value)
+        last = call.rseq.get(to_tag)
+        if last is not None and rseq != last + 1:
+            return False  # a retransmission (our PRACK is on its way) or out of order
+        call.rseq[to_tag] = rseq
+        dialog = call.early_dialogs.get(to_tag)
+        if dialog is None:
+            dialog = call.early_dialogs[to_tag] = Dialog.as_uac(call.invite, response)
+        prack = dialog.next_request("PRACK", self._via())
+        prack.headers.add("RAck", f"{rseq} {call.invite.cseq.seq} INVITE")
+        if self.config.user_agent:
+            prack.headers.add("User-Agent", self.config.user_agent)
+        self._new_client_tx(
+            NonInviteClientTransaction, prack, self._dialog_destination(call, dialog), call, now
+        )
+        return True
 
     def _invite_success(self, call: _Call, response: Response, now: float) -> None:
         to_tag = response.to.tag or ""
         if call.dialog is not None:
             if to_tag == call.dialog.remote_tag:
-                self._resend_ack(call)  # a retransmitted 2xx: ACK it again
+                self._ack_2xx(call, call.dialog, call.invite, response)  # a retransmission
             else:
                 self._ack_and_bye_fork(call, response, now)
             return
@@ -826,32 +1626,28 @@ class UserAgent:
             self._ack_and_bye_fork(call, response, now)
             return
         dialog = Dialog.as_uac(call.invite, response)
+        early = call.early_dialogs.get(to_tag)
+        if early is not None:
+            dialog.local_seq = max(dialog.local_seq, early.local_seq)  # our PRACKs' CSeqs
         dialog.confirmed = True
         call.dialog = dialog
         call.early_dialogs.clear()
-        self._send_ack(call, dialog, response)
-        if call.cancel_wanted:
+        self._ack_2xx(call, dialog, call.invite, response)
+        if call.state in (CallState.CANCEL_PENDING, CallState.CANCELLING):
             # The 200 crossed our CANCEL: the call is up, so end it with BYE (§9.1).
-            self._send_bye(call, now, EndReason.CANCELLED, 200, "answered while cancelling")
             call.cancel_deadline = None
+            self._send_bye(call, now, EndReason.CANCELLED, 200, "answered while cancelling")
             return
-        if not response.body:
+        call.progress.move(CallState.CONFIRMED)
+        answer = response.body if response.body else call.answer_sdp
+        if response.body and response.content_type == SDP:
+            call.answer_sdp = response.body
+        if not answer:
             self._send_bye(call, now, EndReason.FAILED, 200, "2xx without an SDP answer")
             return
-        self._events.append(CallAnswered(call.call_id, response.body))
-
-    def _send_ack(self, call: _Call, dialog: Dialog, response: Response) -> None:
-        ack = dialog.next_request("ACK", self._via(), cseq=call.invite.cseq.seq)
-        for name in ("Authorization", "Proxy-Authorization"):
-            for value in call.invite.headers.get_all(name):
-                ack.headers.add(name, value)
-        call.ack_wire = ack.serialize()
-        call.ack_destination = self._dialog_destination(call, dialog)
-        self._send(call.ack_wire, call.ack_destination)
-
-    def _resend_ack(self, call: _Call) -> None:
-        if call.ack_wire is not None:
-            self._send(call.ack_wire, call.ack_destination)
+        call.refresh_uses_invite = not _allows(response.headers, "UPDATE")
+        self._arm_session_timer(call, timer_from_response(response.headers), now)
+        self._events.append(CallAnswered(call.call_id, answer))
 
     def _ack_and_bye_fork(self, call: _Call, response: Response, now: float) -> None:
         """A 2xx from another fork, or after we ended: ACK it and hang it up at once."""
@@ -860,67 +1656,41 @@ class UserAgent:
         destination = self._dialog_destination(call, dialog)
         self._send(ack.serialize(), destination)
         bye = dialog.next_request("BYE", self._via())
-        orphan = _Call(call.call_id, outgoing=True)
-        orphan.ended = True  # reports nothing: the call it belonged to is accounted for
+        # Reports nothing: the call it belonged to is accounted for.
+        orphan = _Call(call.call_id, outgoing=True, state=CallState.TERMINATED)
         self._new_client_tx(NonInviteClientTransaction, bye, destination, orphan, now)
 
-    def _retry_with_auth(
+    def _retry_in_dialog_with_auth(
         self, call: _Call, tx: ClientTransaction, response: Response, now: float
     ) -> bool:
-        """Answer a 401/407 by resending the request with credentials; False gives up."""
-        header = "WWW-Authenticate" if response.status == 401 else "Proxy-Authenticate"
-        values = response.headers.get_all(header)
-        creds = call.credentials
-        if creds is None:
-            self._fail_auth(call, response, now, "authentication required, no credentials")
-            return True
-        try:
-            challenge = digest.choose_challenge(values)
-        except digest.DigestError as exc:
-            self._fail_auth(call, response, now, f"unusable challenge: {exc}")
-            return True
-        # One try per realm, and one more when the server says our nonce was stale: a
-        # second plain challenge for the same realm means the credentials were refused.
-        attempts = creds.attempts.get(challenge.realm, 0)
-        if attempts >= 2 or (attempts == 1 and not challenge.stale):
-            self._fail_auth(call, response, now, "credentials refused")
-            return True
-        creds.attempts[challenge.realm] = attempts + 1
-        original = tx.request
-        retry = Request(original.method, original.uri, original.headers.copy(), original.body)
-        retry.headers.replace_first("Via", self._via())
-        cseq = original.cseq
-        retry.headers.set("CSeq", f"{cseq.seq + 1} {cseq.method}")
-        auth_header = "Authorization" if response.status == 401 else "Proxy-Authorization"
-        retry.headers.remove(auth_header)
-        retry.headers.add(
-            auth_header,
-            creds.client.authorization(
-                challenge, method=original.method, uri=str(original.uri), body=original.body
-            ),
-        )
-        if original.method == "INVITE":
-            call.invite = retry
-            call.provisional_seen = False
-            self._start_invite(call, now)
-        else:
-            if call.dialog is not None:
-                call.dialog.local_seq = cseq.seq + 1
-            self._new_client_tx(NonInviteClientTransaction, retry, tx.destination, call, now)
+        """A request in the dialog (BYE, refresh) challenged: again with credentials.
+        False when there are none or they were refused (the caller decides what then)."""
+        if call.credentials is None or call.dialog is None:
+            if tx.method == "BYE":
+                self._end_after_bye(call, now)
+                return True
+            return False
+        outcome = call.credentials.retry(tx.request, response, self._via())
+        if isinstance(outcome, str):
+            if tx.method == "BYE":
+                self._end_after_bye(call, now)  # the call is over for us anyway
+                return True
+            return False
+        call.dialog.local_seq = outcome.cseq.seq
+        cls = InviteClientTransaction if tx.method == "INVITE" else NonInviteClientTransaction
+        new_tx = self._new_client_tx(cls, outcome, tx.destination, call, now)
+        if tx is call.refresh_tx:
+            call.refresh_tx = new_tx
         return True
 
-    def _fail_auth(self, call: _Call, response: Response, now: float, detail: str) -> None:
-        if call.dialog is not None and call.bye_sent:
-            # A BYE we cannot authenticate: the call is over for us anyway.
-            self._end(
-                call,
-                call.end_reason or EndReason.LOCAL_HANGUP,
-                call.end_status,
-                call.end_detail,
-                now=now,
-            )
-            return
-        self._end(call, EndReason.AUTH_FAILED, response.status, detail, now=now)
+    def _end_after_bye(self, call: _Call, now: float) -> None:
+        self._end(
+            call,
+            call.end_reason or EndReason.LOCAL_HANGUP,
+            call.end_status,
+            call.end_detail,
+            now=now,
+        )
 
     # ------------------------------------------------------------------ receiving
     def _receive_response(self, response: Response, addr: Address, now: float) -> None:
@@ -945,16 +1715,18 @@ class UserAgent:
     def _stray_2xx(self, response: Response, source: Address) -> None:
         """A 2xx retransmission after the INVITE transaction ended: ACK it again (§13.2.2.4)."""
         call = self._calls.get(response.call_id)
-        if (
-            call is not None
-            and call.dialog is not None
-            and call.destination is not None
-            and (response.to.tag == call.dialog.remote_tag)
+        if call is None or call.dialog is None or response.to.tag != call.dialog.remote_tag:
+            return
+        sent = call.acks.get(response.cseq.seq)
+        if sent is None:
+            return
+        if not any(
+            self._names.is_same(peer, source, match_port=self._match_port)
+            for peer in (sent[1], *([call.destination] if call.destination else []))
         ):
-            if not self._names.is_same(call.destination, source, match_port=self._match_port):
-                self.counters["spoofed_responses"] += 1
-                return
-            self._resend_ack(call)
+            self.counters["spoofed_responses"] += 1
+            return
+        self._send(*sent)
 
     def _receive_request(self, request: Request, addr: Address, now: float) -> None:
         reply_to = self._stamp_via(request, addr)
@@ -1023,7 +1795,7 @@ class UserAgent:
         if not isinstance(request.uri, SipUri):
             return new_response(request, 416)
         required = (
-            [tag for tag in request.headers.get_list("Require") if tag.lower() != "timer"]
+            [tag for tag in request.headers.tokens("Require") if tag.lower() != "timer"]
             if "Require" in request.headers
             else []
         )
@@ -1039,10 +1811,11 @@ class UserAgent:
             response = new_response(request, 200, to_tag=_new_tag())
             response.headers.add("Allow", ALLOWED_METHODS)
             response.headers.add("Accept", SDP)
+            response.headers.add("Supported", SUPPORTED_AS_UAS)
             tx.respond(response, now)
         elif method == "INVITE" and self.config.accept_incoming:
-            self._incoming_invite(request, tx, now)
-        elif method in ("INVITE", "BYE", "UPDATE", "INFO"):
+            self._incoming_invite(request, tx, now)  # type: ignore[arg-type]
+        elif method in ("INVITE", "BYE", "UPDATE", "INFO", "REFER"):
             # Not ours: no dialog, and we are not a proxy or an open relay.
             self.counters["refused_requests"] += 1
             status = 403 if method == "INVITE" else 481
@@ -1094,27 +1867,85 @@ class UserAgent:
         elif method == "OPTIONS":
             response = new_response(request, 200)
             response.headers.add("Allow", ALLOWED_METHODS)
+            response.headers.add("Supported", SUPPORTED_AS_UAS)
             tx.respond(response, now)
         elif method == "INFO":
             tx.respond(new_response(request, 200), now)
             self._events.append(InfoReceived(call.call_id, request.content_type, request.body))
+        elif method == "REFER":
+            self._receive_refer(call, dialog, request, tx, now)
         else:
             self._respond_unsupported(request, tx, now)
+
+    def _receive_refer(
+        self, call: _Call, dialog: Dialog, request: Request, tx: ServerTransaction, now: float
+    ) -> None:
+        if dialog is not call.dialog or call.state != CallState.CONFIRMED:
+            tx.respond(new_response(request, 481), now)  # no transfer before the answer
+            return
+        if not call.transfers_allowed:
+            tx.respond(new_response(request, 603), now)  # this call's owner takes none
+            return
+        if call.transfer is not None:
+            # One transfer at a time: the transferor may try again once this one ended.
+            response = new_response(request, 491)
+            tx.respond(response, now)
+            return
+        try:
+            target = parse_refer(request.headers)
+        except ReferError as exc:
+            tx.respond(new_response(request, exc.status, str(exc)[:80]), now)
+            return
+        dialog.update_target(request)
+        call.transfers += 1
+        event = "refer" if call.transfers == 1 else f"refer;id={request.cseq.seq}"
+        call.transfer = _Transfer(request, target, tx, event=event)
+        self._events.append(
+            TransferRequested(call.call_id, target.uri, target.replaces, target.referred_by)
+        )
 
     def _receive_offer(
         self, call: _Call, dialog: Dialog, request: Request, tx: ServerTransaction, now: float
     ) -> None:
-        if call.pending_offer_tx is not None or call.uas_2xx_next is not None:
-            # An offer is already being answered (§14.2): the peer must retry later.
-            response = new_response(request, 500 if request.method == "INVITE" else 491)
+        outstanding_invite = (
+            call.refresh_tx is not None
+            and call.refresh_tx.method == "INVITE"
+            and call.refresh_tx.state in (State.CALLING, State.PROCEEDING)
+        )
+        if (
+            call.pending_offer_tx is not None
+            or call.uas_2xx_next is not None
+            or (outstanding_invite and request.method == "INVITE")
+        ):
+            # An offer is already being answered, or ours is out (§14.1, §14.2): the peer
+            # must retry later.
+            glare = outstanding_invite or request.method != "INVITE"
+            response = new_response(request, 491 if glare else 500)
             response.headers.add("Retry-After", "1")
             tx.respond(response, now)
             return
+        # An interval the peer's answer already set (below our Min-SE, as some PBXs do)
+        # stays acceptable in its refreshes.
+        min_se = self.config.min_se
+        if call.timer is not None:
+            min_se = min(min_se, call.timer.interval)
+        timer, too_small = timer_for_request(
+            request.headers, local_interval=self.config.session_expires, local_min_se=min_se
+        )
+        if too_small is not None:
+            response = new_response(request, 422)
+            response.headers.add("Min-SE", str(too_small))
+            tx.respond(response, now)
+            return
+        if timer is None and call.timer is not None and "Session-Expires" not in request.headers:
+            timer = call.timer  # a re-offer that says nothing of timers keeps ours going
         if request.method == "UPDATE" and not request.body:
             dialog.update_target(request)
             response = new_response(request, 200)
             response.headers.add("Contact", self._contact(self.config.user))
+            self._add_timer_to_response(response, request, timer)
             tx.respond(response, now)
+            self._arm_session_timer(call, timer, now)
             return
         if request.body and request.content_type != SDP:
             response = new_response(request, 415)
@@ -1124,7 +1955,18 @@ class UserAgent:
         dialog.update_target(request)
         call.pending_offer_tx = tx
         call.pending_offer_request = request
+        call.pending_offer_timer = timer
         self._events.append(OfferReceived(call.call_id, request.body or None, request.method))
+
+    def _add_timer_to_response(
+        self, response: Response, request: Request, timer: SessionTimer | None
+    ) -> None:
+        response.headers.add("Supported", SUPPORTED_AS_UAS)
+        if timer is None:
+            return
+        response.headers.add("Session-Expires", timer.header_in_response())
+        if supports(request.headers, "timer"):
+            response.headers.add("Require", "timer")
 
     def _receive_ack(self, request: Request, source: Address, now: float) -> None:
         call = self._calls.get(request.call_id)
@@ -1174,7 +2016,7 @@ class UserAgent:
         return new_response(invite, 487, to_tag=tag or _new_tag())
 
     # ------------------------------------------------------------------ incoming calls
-    def _incoming_invite(self, request: Request, tx: ServerTransaction, now: float) -> None:
+    def _incoming_invite(self, request: Request, tx: InviteServerTransaction, now: float) -> None:
         if request.call_id in self._calls:
             tx.respond(new_response(request, 482, to_tag=_new_tag()), now)
             return
@@ -1189,12 +2031,22 @@ class UserAgent:
             response.headers.add("Warning", '399 - "only application/sdp answers"')
             tx.respond(response, now)
             return
-        call = _Call(request.call_id, outgoing=False)
+        _, too_small = timer_for_request(
+            request.headers,
+            local_interval=self.config.session_expires,
+            local_min_se=self.config.min_se,
+        )
+        if too_small is not None:
+            response = new_response(request, 422, to_tag=_new_tag())
+            response.headers.add("Min-SE", str(too_small))
+            tx.respond(response, now)
+            return
+        call = _Call(request.call_id, outgoing=False, state=CallState.INCOMING)
         call.server_tx = tx
         call.origin = tx.source
         call.incoming_to_tag = _new_tag()
         self._calls[call.call_id] = call
-        self._tx_call[id(tx)] = call
+        self._tx_owner[id(tx)] = call
         tx.respond(new_response(request, 100), now)
         self._events.append(
             IncomingCall(
@@ -1211,7 +2063,7 @@ class UserAgent:
         call = self._calls.get(call_id)
         if call is None or call.outgoing or call.server_tx is None:
             raise CallError(f"no incoming call {call_id}")
-        if call.server_tx.state != State.PROCEEDING:
+        if call.state != CallState.INCOMING or call.server_tx.state != State.PROCEEDING:
             raise CallError(f"call {call_id} is already answered or ended")
         return call
 
@@ -1270,6 +2122,11 @@ def _accepts_sdp(request: Request) -> bool:
     return bool(types & {SDP, "application/*", "*/*"})
 
 
+def _allows(headers: Headers, method: str) -> bool:
+    """Whether a message's Allow lists `method` (no Allow: assume not, RFC 3261 §20.5)."""
+    return any(value.upper() == method for value in headers.tokens("Allow"))
+
+
 def _new_tag() -> str:
     return secrets.token_hex(6)
 
@@ -1280,6 +2137,17 @@ def _new_branch() -> str:
 
 def _host_for_uri(host: str) -> str:
     return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+def _host_of(uri: Uri | None) -> str:
+    if isinstance(uri, SipUri):
+        return uri.host
+    return "the next hop"
+
+
+def _bounded(text: str, limit: int = 80) -> str:
+    clean = "".join(ch for ch in text if " " <= ch < "\x7f")
+    return clean if len(clean) <= limit else clean[: limit - 1] + "…"
 
 
 def _escape_user(user: str) -> str:
@@ -1303,6 +2171,9 @@ def _validated_headers(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
         "max-forwards",
         "route",
         "record-route",
+        "supported",
+        "session-expires",
+        "min-se",
     }
     out = []
     for name, value in headers:
@@ -1313,4 +2184,12 @@ def _validated_headers(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
     return out
 
 
-__all__ = ["CallError", "NameAddress", "UserAgent", "UserAgentConfig"]
+__all__ = [
+    "CallError",
+    "ConfirmedDialog",
+    "NameAddress",
+    "RingingInvite",
+    "UserAgent",
+    "UserAgentConfig",
+    "uri_address",
+]

@@ -37,6 +37,7 @@ from gateway.api import (
     loggable,
 )
 from gateway.calls.call import Call, CallSettings, Destination
+from gateway.calls.causes import record_detail
 from gateway.calls.history import CallHistory
 from gateway.calls.precheck import PreCallChecks
 from gateway.calls.ratings import RATINGS_FILE, CallRatings, RatingStore, SqliteRatingStore
@@ -198,12 +199,14 @@ class CallManager:
                 self._answered(call_id, site)
             elif update.state == CallState.ON_HOLD:
                 history.changed(call_id, "on_hold")
+            elif update.state == CallState.TRANSFERRING:
+                history.changed(call_id, "transferring")
             elif update.state == CallState.ENDED:
                 history.ended(
                     call_id,
                     None,  # from whether it was answered, and its cause
                     cause=update.cause,
-                    detail=update.detail,
+                    detail=record_detail(update),
                     codecs=call.codecs(),
                     quality=call.quality(),
                 )
@@ -378,16 +381,21 @@ class CallManager:
         name = visitor.name if site.widget.asks_details else ""
         first = self._next_first.get(site.id, 0)
         self._next_first[site.id] = (first + 1) % max(len(destinations), 1)
+        # A registered trunk takes the site's calls through its registrar, from its AOR.
+        aor = site.address_of_record
+        via_registrar = str(site.registrar) if aor is not None and site.registrar else None
         return CallSettings(
             destinations=tuple(
-                Destination(str(d.uri), d.credentials, str(d.proxy) if d.proxy else None)
+                Destination(str(d.uri), d.credentials, str(d.proxy) if d.proxy else via_registrar)
                 for d in destinations
             ),
+            transfer_to=site.transfer_to,
+            from_domain=aor.host if aor is not None else None,
             ring=site.ring,
             ring_total=site.ring_total,
             first=first,
             caller_name=name or site.caller_name,
-            from_user=site.from_user,
+            from_user=site.from_user or (aor.user if aor is not None else None),
             ring_timeout=site.ring_timeout,
             connect_timeout=config.ice.connect_timeout,
             sip_leg=self._sip_leg,

@@ -25,7 +25,20 @@ The rules it keeps:
   another answered, is hung up at once.
 - A destination that fails (busy, declined, unreachable...) while another rings changes
   nothing; in order, the next one is rung at once. When none is left the call ends with
-  the cause of the last one to give up (`no_answer` when it rang out), mapped by `CAUSES`.
+  the cause of the last one to give up (`no_answer` when it rang out), mapped by
+  `gateway.calls.causes` (a SIP status no named cause covers: `phone_system_refused`, with
+  the status in words as the page's `reason`).
+- A destination that redirects (3xx) is replaced by the Contacts it gave that the site may
+  call (`RingPlan.may_send_to`, the site's `transfer_to`), rung one after another in
+  q order at once, each for `ring_timeout`, at most `max_redirects` 3xx deep; a redirect
+  with none of those fails that destination with `redirect_failed`. Redirect targets are
+  added destinations (indices after the site's), named by `redirect_target`.
+- Once answered, the operator may transfer the call (`TransferAsked`, a REFER): only to a
+  target the site allows (else refused, 403), one transfer at a time (491). The target is
+  an added destination too, rung for `ring_timeout` while the visitor hears ringback
+  (`TransferStarted`); when it answers it gets the call and the operator's leg is hung up;
+  when it does not, the call goes back to the operator (`Connect`), or ends
+  `transfer_failed` when the operator has left meanwhile (which alone ends nothing).
 - Early media is played only from a destination ringing alone: from one of several it
   would be a guess.
 - After the answer, the destination's end is the call's end (`operator_hung_up`, ...); our
@@ -38,28 +51,19 @@ from __future__ import annotations
 import enum
 import math
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from gateway.api import EndCause
+from gateway.calls.causes import cause_for
 from gateway.sites.routing import RingStrategy
-from sip_bridge import EndReason
+from sip_bridge import EndReason, status_words
 
-# How a destination's SIP end reads on the page, when it ends the call.
-CAUSES: dict[EndReason, EndCause] = {
-    EndReason.BUSY: EndCause.BUSY,
-    EndReason.NO_ANSWER: EndCause.NO_ANSWER,
-    EndReason.DECLINED: EndCause.DECLINED,
-    EndReason.UNREACHABLE: EndCause.UNREACHABLE,
-    EndReason.NOT_FOUND: EndCause.UNREACHABLE,
-    EndReason.REMOTE_HANGUP: EndCause.OPERATOR_HUNG_UP,
-    EndReason.LOCAL_HANGUP: EndCause.VISITOR_HUNG_UP,
-    EndReason.CANCELLED: EndCause.VISITOR_HUNG_UP,
-}
+MAX_REDIRECTS = 3  # 3xx followed in a row from one site destination
 
 
-def cause_of(reason: EndReason) -> EndCause:
-    """The page's cause for a destination's SIP end (anything unlisted: `failed`)."""
-    return CAUSES.get(reason, EndCause.FAILED)
+def _nowhere(uri: str) -> bool:
+    return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +76,10 @@ class RingPlan:
     ring_total: float | None = None  # seconds all of them ring together; None: no limit
     first: int = 0  # round-robin: the index this call starts from
     connect_timeout: float = 5.0  # seconds the browser's media path may take to come up
+    # Whether the operator's side may send the call to a URI (a 3xx's Contact, a REFER's
+    # target): the site's `transfer_to` (toll fraud).
+    may_send_to: Callable[[str], bool] = _nowhere
+    max_redirects: int = MAX_REDIRECTS
 
     def __post_init__(self) -> None:
         if self.destinations < 1:
@@ -113,19 +121,45 @@ class DestinationEnded:
     destination: int
     reason: EndReason
     detail: str = ""
+    status: int | None = None  # the SIP status that ended it, if one did
+
+
+@dataclass(frozen=True, slots=True)
+class DestinationRedirected:
+    """A ringing destination answered 3xx: call `targets` (its Contacts, highest q first)
+    instead, where the site allows."""
+
+    destination: int
+    status: int
+    targets: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TransferAsked:
+    """The destination that has the call asks us to call `target` in its place (REFER)."""
+
+    destination: int
+    target: str
 
 
 @dataclass(frozen=True, slots=True)
 class HangUp:
     """Our side ends the call: the visitor hung up, the browser's connection failed, no
-    RTP, the maximum duration, an unusable answer."""
+    RTP, the maximum duration, an unusable answer, a transfer that failed."""
 
     cause: EndCause
     detail: str = ""
+    reason: str = ""  # a SIP status in words, for the page
 
 
 RingingEvent = (
-    BrowserConnected | DestinationEarlyMedia | DestinationAnswered | DestinationEnded | HangUp
+    BrowserConnected
+    | DestinationEarlyMedia
+    | DestinationAnswered
+    | DestinationEnded
+    | DestinationRedirected
+    | TransferAsked
+    | HangUp
 )
 
 
@@ -158,13 +192,31 @@ class Connect:
 @dataclass(frozen=True, slots=True)
 class End:
     """The call is over: tell the page why, and release everything. Only the hang-up of
-    an answer that comes too late (a `Cancel`) may follow it."""
+    an answer that comes too late (a `Cancel`), or the refusal of a REFER, may follow it."""
 
     cause: EndCause
     detail: str = ""
+    reason: str = ""  # the SIP status that ended it, in standard words ("" if none)
 
 
-RingingAction = Ring | Cancel | Connect | End
+@dataclass(frozen=True, slots=True)
+class RefuseTransfer:
+    """Answer the destination's REFER with `status` (403 elsewhere, 491 one at a time)."""
+
+    destination: int
+    status: int
+
+
+@dataclass(frozen=True, slots=True)
+class TransferStarted:
+    """Accept the REFER of `transferor` (202): the visitor hears ringback while `target`, an
+    added destination, rings (its `Ring` follows)."""
+
+    transferor: int
+    target: int
+
+
+RingingAction = Ring | Cancel | Connect | End | RefuseTransfer | TransferStarted
 
 
 # --------------------------------------------------------------------------- states
@@ -201,13 +253,23 @@ class Ringing:
         self._ring_deadline = math.inf  # all destinations together
         self._deadlines: dict[int, float] = {}  # each ringing destination's
         # Why the last destination given up on stopped: the call's cause if none answers.
-        self._last_failure: tuple[EndCause, str] = (EndCause.NO_ANSWER, "ring timeout")
+        self._last_failure: tuple[EndCause, str, str] = (EndCause.NO_ANSWER, "ring timeout", "")
+        # Redirect targets, by their added index: (the site destination they come from,
+        # the URI); how many 3xx deep each is; the targets of the same 3xx still to try
+        # after it; every target added (one URI is rung once).
+        self._redirected: dict[int, tuple[int, str]] = {}
+        self._hops: dict[int, int] = {}
+        self._alternatives: dict[int, list[int]] = {}
+        self._tried: set[str] = set()
+        # The transfer under way: (the destination that asked, its target), or None.
+        self.transfer: tuple[int, int] | None = None
+        self._transfer_targets: dict[int, str] = {}
 
     # ------------------------------------------------------------------ interface
     def handle(self, event: RingingEvent, now: float) -> None:
         """Take one event at `now`; then read `next_action()` until None."""
         destination = getattr(event, "destination", 0)
-        if not 0 <= destination < self.plan.destinations:
+        if not 0 <= destination < len(self.destinations):
             raise ValueError(f"no destination {destination} in this call")
         if isinstance(event, BrowserConnected):
             self._browser_connected(now)
@@ -217,13 +279,26 @@ class Ringing:
             self._destination_ended(event, now)
         elif isinstance(event, DestinationEarlyMedia):
             self._early_media(event.destination)
+        elif isinstance(event, DestinationRedirected):
+            self._redirected_from(event, now)
+        elif isinstance(event, TransferAsked):
+            self._transfer_asked(event, now)
         elif isinstance(event, HangUp):
-            self._end(event.cause, event.detail)
+            self._end(event.cause, event.detail, event.reason)
         else:
             raise TypeError(f"not a ringing event: {event!r}")
 
     def next_action(self) -> RingingAction | None:
         return self._actions.popleft() if self._actions else None
+
+    def redirect_target(self, destination: int) -> tuple[int, str] | None:
+        """For a destination a redirect or a transfer added: the site destination it comes
+        from (whose credentials and proxy it uses) and its URI. None for the site's own."""
+        return self._redirected.get(destination)
+
+    def transfer_target(self, destination: int) -> bool:
+        """Whether this destination was added by a transfer."""
+        return destination in self._transfer_targets
 
     def get_timer(self) -> float | None:
         """When `handle_timer` must be called next, or None."""
@@ -231,6 +306,8 @@ class Ringing:
             return self._connect_deadline
         if self.state is RingingState.RINGING and self._deadlines:
             return min(self._ring_deadline, *self._deadlines.values())
+        if self.state is RingingState.CONNECTED and self._deadlines:
+            return min(self._deadlines.values())  # a transfer target's
         return None
 
     def handle_timer(self, now: float) -> None:
@@ -241,6 +318,12 @@ class Ringing:
                     f"the browser's media did not connect within {self.plan.connect_timeout:g} s",
                 )
             return
+        if self.state is RingingState.CONNECTED and self.transfer is not None:
+            target = self.transfer[1]
+            if now >= self._deadlines.get(target, math.inf):
+                self._give_up(target)
+                self._transfer_failed("the transfer target did not answer")
+            return
         if self.state is not RingingState.RINGING:
             return
         if now >= self._ring_deadline:
@@ -249,8 +332,9 @@ class Ringing:
         rang_out = [d for d, deadline in self._deadlines.items() if now >= deadline]
         for destination in rang_out:
             self._give_up(destination)
-            self._last_failure = (EndCause.NO_ANSWER, "ring timeout")
-        if rang_out:
+            self._last_failure = (EndCause.NO_ANSWER, "ring timeout", "")
+            self._ring_alternative(destination, now)
+        if rang_out and not self._anyone_ringing():
             self._next(now)
 
     # ------------------------------------------------------------------ rules
@@ -267,6 +351,13 @@ class Ringing:
             self._next(now)
 
     def _answered(self, destination: int) -> None:
+        if (
+            self.transfer is not None
+            and destination == self.transfer[1]
+            and self.destinations[destination] is DestinationState.RINGING
+        ):
+            self._transfer_answered(destination)
+            return
         if (
             self.state is not RingingState.RINGING
             or self.destinations[destination] is not DestinationState.RINGING
@@ -286,7 +377,13 @@ class Ringing:
         self._actions.append(Connect(destination, answered=True))
 
     def _early_media(self, destination: int) -> None:
-        if self.state is RingingState.RINGING:
+        if (
+            self.transfer is not None
+            and destination == self.transfer[1]
+            and self.destinations[destination] is DestinationState.RINGING
+        ):
+            self._actions.append(Connect(destination, answered=False))
+        elif self.state is RingingState.RINGING:
             ringing = [d for d, s in enumerate(self.destinations) if s is DestinationState.RINGING]
             if ringing == [destination]:
                 self._actions.append(Connect(destination, answered=False))
@@ -300,13 +397,114 @@ class Ringing:
         self._deadlines.pop(destination, None)
         if self.state is RingingState.ENDED or state is DestinationState.GIVEN_UP:
             return  # the end of a call we stopped ourselves
-        cause = cause_of(event.reason)
+        cause, reason = cause_for(event.reason, event.status)
+        if self.transfer is not None and destination in self.transfer:
+            if destination == self.transfer[1]:  # the target: busy, declined, unreachable
+                self._transfer_failed(event.detail or str(cause))
+            return  # the operator left while the target rings: the target may answer
         if state is DestinationState.ANSWERED:
-            self._end(cause, event.detail)  # the operator hung up, or their side failed
+            self._end(cause, event.detail, reason)  # the operator hung up, or their side failed
             return
-        self._last_failure = (cause, event.detail)
-        if not any(s is DestinationState.RINGING for s in self.destinations):
+        self._failed(destination, (cause, event.detail, reason), now)
+
+    def _failed(self, destination: int, failure: tuple[EndCause, str, str], now: float) -> None:
+        """A ringing destination stopped without an answer: the next target of its
+        redirect, the next destination in order once none rings, or the end."""
+        self._last_failure = failure
+        if not self._ring_alternative(destination, now) and not self._anyone_ringing():
             self._next(now)
+
+    def _ring_alternative(self, destination: int, now: float) -> bool:
+        alternatives = self._alternatives.pop(destination, [])
+        if not alternatives or now >= self._ring_deadline:
+            return False
+        self._ring(alternatives[0], now)
+        return True
+
+    def _anyone_ringing(self) -> bool:
+        return any(s is DestinationState.RINGING for s in self.destinations)
+
+    def _redirected_from(self, event: DestinationRedirected, now: float) -> None:
+        destination = event.destination
+        state = self.destinations[destination]
+        if state is not DestinationState.RINGING:
+            # A 3xx crossing our CANCEL, or told twice: its end is all there is to it.
+            if state is DestinationState.GIVEN_UP:
+                self.destinations[destination] = DestinationState.ENDED
+            return
+        self.destinations[destination] = DestinationState.ENDED
+        self._deadlines.pop(destination, None)
+        words = status_words(event.status)
+        if self.transfer is not None and destination == self.transfer[1]:
+            # A transfer goes where the operator said, or nowhere: no redirects.
+            self._transfer_failed(f"{words}: the transfer target redirected the call")
+            return
+        hops = self._hops.get(destination, 0) + 1
+        if hops > self.plan.max_redirects:
+            failure = f"{words}: more than {self.plan.max_redirects} redirects"
+        else:
+            fresh = []
+            for target in event.targets:
+                if target not in self._tried and self.plan.may_send_to(target):
+                    self._tried.add(target)
+                    fresh.append(target)
+            if fresh:
+                origin = self._redirected.get(destination, (destination, ""))[0]
+                added = list(range(len(self.destinations), len(self.destinations) + len(fresh)))
+                for index, target in zip(added, fresh, strict=True):
+                    self.destinations.append(DestinationState.WAITING)
+                    self._redirected[index] = (origin, target)
+                    self._hops[index] = hops
+                # Each target's alternatives: the ones after it in this 3xx, then what the
+                # destination it replaces had left (an earlier 3xx's other targets).
+                left = self._alternatives.pop(destination, [])
+                for position, index in enumerate(added):
+                    self._alternatives[index] = added[position + 1 :] + left
+                self._ring(added[0], now)
+                return
+            failure = f"{words}: no target we may call"
+        self._failed(destination, (EndCause.REDIRECT_FAILED, failure, words), now)
+
+    def _transfer_asked(self, event: TransferAsked, now: float) -> None:
+        transferor = event.destination
+        if self.state is not RingingState.CONNECTED or transferor != self.winner:
+            self._actions.append(RefuseTransfer(transferor, 403))
+        elif self.transfer is not None:
+            self._actions.append(RefuseTransfer(transferor, 491))
+        elif not self.plan.may_send_to(event.target):
+            self._actions.append(RefuseTransfer(transferor, 403))
+        else:
+            target = len(self.destinations)
+            self.destinations.append(DestinationState.WAITING)
+            origin = self._redirected.get(transferor, (transferor, ""))[0]
+            self._redirected[target] = (origin, event.target)
+            self._transfer_targets[target] = event.target
+            self.transfer = (transferor, target)
+            self._actions.append(TransferStarted(transferor, target))
+            self.destinations[target] = DestinationState.RINGING
+            self._deadlines[target] = now + self.plan.ring_timeout
+            self._actions.append(Ring(target))
+
+    def _transfer_answered(self, target: int) -> None:
+        assert self.transfer is not None
+        transferor = self.transfer[0]
+        self.transfer = None
+        self._deadlines.clear()
+        self.winner = target
+        self.destinations[target] = DestinationState.ANSWERED
+        self._actions.append(Connect(target, answered=True))
+        if self.destinations[transferor] is DestinationState.ANSWERED:
+            self._give_up(transferor)  # BYE: the operator's part is done
+
+    def _transfer_failed(self, detail: str) -> None:
+        assert self.transfer is not None
+        transferor = self.transfer[0]
+        self.transfer = None
+        self._deadlines.clear()
+        if self.destinations[transferor] is DestinationState.ANSWERED:
+            self._actions.append(Connect(transferor, answered=True))  # back to the operator
+        else:
+            self._end(EndCause.TRANSFER_FAILED, detail)
 
     def _next(self, now: float) -> None:
         """Nobody rings: ring the next destination in order, or end the call."""
@@ -327,7 +525,7 @@ class Ringing:
         self._deadlines.pop(destination, None)
         self._actions.append(Cancel(destination))
 
-    def _end(self, cause: EndCause, detail: str) -> None:
+    def _end(self, cause: EndCause, detail: str, reason: str = "") -> None:
         if self.state is RingingState.ENDED:
             return
         for destination, state in enumerate(self.destinations):
@@ -336,4 +534,4 @@ class Ringing:
         self.state = RingingState.ENDED
         self.cause = cause
         self._deadlines.clear()
-        self._actions.append(End(cause, detail))
+        self._actions.append(End(cause, detail, reason))

@@ -66,6 +66,7 @@ from gateway.config.values import (
     _codec_list,
     _database_url,
     _directory,
+    _dns_servers,
     _host,
     _host_addresses,
     _host_for_url,
@@ -76,6 +77,7 @@ from gateway.config.values import (
     _list,
     _max_checks,
     _member,
+    _min_se,
     _networks,
     _no_controls,
     _node_name,
@@ -100,8 +102,10 @@ from gateway.config.values import (
     _pow_difficulty,
     _public_url,
     _redis_url,
+    _register_expires,
     _retention_days,
     _routing,
+    _session_interval,
     _sip_user,
     _site_id,
     _smtp_url,
@@ -124,11 +128,15 @@ from gateway.sites.routing import (
     FALLBACKS,
     RingStrategy,
     SiteDestination,
+    TargetPatterns,
+    destination_patterns,
     parse_callback,
     parse_destinations,
     parse_hours,
+    parse_target_patterns,
 )
 from gateway.sites.widget import parse_widget
+from sip_bridge import SipUri
 
 # The embedded defaults: what runs without a file, and the base a file's keys replace.
 DEFAULT_CONFIG = (Path(__file__).with_name("defaults.toml")).read_text(encoding="utf-8")
@@ -271,6 +279,9 @@ _SECTIONS: dict[str, dict[str, Converter]] = {
         "request_burst": _positive_int,
         "connections_per_source": _positive_int,
         "max_connections": _positive_int,
+        "session_expires": _session_interval,
+        "min_se": _min_se,
+        "dns_servers": _dns_servers,
     },
     "media": {
         "rtp_ports": _port_range,
@@ -369,6 +380,10 @@ _SITE_KEYS: dict[str, tuple[Converter, object]] = {
     "fallback": (_choice(*FALLBACKS), "callback"),
     "callback": (_routing(parse_callback), {}),
     "widget": (_routing(parse_widget), {}),
+    "transfer_to": (_routing(parse_target_patterns), []),
+    "register": (_boolean, False),
+    "registrar": (_optional_sip_uri, ""),
+    "register_expires": (_register_expires, 3600),
     "health_interval": (_routing(parse_health_interval), 30),
     "webhooks": (_routing(parse_webhooks), []),
     "notify_email": (_routing(parse_recipients), []),
@@ -605,6 +620,7 @@ def _convert_site(label: str, raw: dict[str, Any], problems: _Problems) -> dict[
         if converted[present] not in (None, _FAILED) and converted[missing] is None:
             problems.add(f"{label}.{missing}", f"required when {present} is set")
     _resolve_destinations(label, converted, problems)
+    _finish_transfers_and_registration(label, converted, problems)
     return converted
 
 
@@ -623,6 +639,27 @@ def _resolve_destinations(label: str, site: dict[str, Any], problems: _Problems)
             site["destinations"] = (SiteDestination(single, *credentials, site["proxy"]),)
     else:
         site["destination"] = many[0].uri
+
+
+def _finish_transfers_and_registration(
+    label: str, site: dict[str, Any], problems: _Problems
+) -> None:
+    """`transfer_to` defaults to the site's destinations; `register` needs credentials and
+    a registrar (default: the destination's host)."""
+    destinations = site["destinations"]
+    if site["transfer_to"] is not _FAILED and not site["transfer_to"].patterns:
+        site["transfer_to"] = (
+            destination_patterns(destinations) if destinations is not _FAILED else TargetPatterns()
+        )
+    if site["register"] is not True:
+        return
+    if site["username"] is None or site["password"] is None:
+        problems.add(f"{label}.register", "needs the site's username and password")
+    if site["registrar"] is None and _ok(site["destination"]) and site["destination"] is not None:
+        destination = site["destination"]
+        site["registrar"] = SipUri(
+            destination.scheme, None, None, destination.host, destination.port
+        )
 
 
 def _ok(*values: object) -> bool:

@@ -18,6 +18,7 @@ from gateway.sites.routing import (
     CallbackPolicy,
     RingStrategy,
     SiteDestination,
+    TargetPatterns,
 )
 from gateway.sites.widget import WidgetSettings
 from gateway.storage.engine import DatabaseUrl
@@ -81,6 +82,9 @@ class SipConfig:
     request_burst: int
     connections_per_source: int  # TCP/TLS, inbound
     max_connections: int
+    session_expires: int  # RFC 4028 interval asked for; 0: none
+    min_se: int  # smallest interval accepted from a peer
+    dns_servers: tuple[tuple[str, int], ...]  # empty: the system's resolvers
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,6 +247,11 @@ class SiteConfig:
     fallback: str  # callback | message: what the page offers when busy/no answer/closed
     callback: CallbackPolicy | None  # None: the site takes no callbacks
     widget: WidgetSettings  # the visitor's widget: label, colours, position, language
+    # Where an operator may send the call (REFER, 3xx): default, the site's destinations.
+    transfer_to: TargetPatterns
+    register: bool  # keep a registration with `registrar` (a trunk or PBX)
+    registrar: SipUri | None  # default: the destination's host (when register is on)
+    register_expires: int  # seconds asked for each registration
     # The site owner's side (gateway.sites.notifications): destination checks, webhooks
     # (their secrets are not in a repr), mail recipients and the events mailed.
     health_interval: float  # seconds between OPTIONS to each destination; 0: off
@@ -275,6 +284,13 @@ class SiteConfig:
         if self.username is None or self.password is None:
             return None
         return self.username, self.password
+
+    @property
+    def address_of_record(self) -> SipUri | None:
+        """Who the site registers as (`register`): its username at the registrar."""
+        if not self.register or self.registrar is None or self.username is None:
+            return None
+        return SipUri(self.registrar.scheme, self.username, None, self.registrar.host)
 
     def allows_origin(self, origin: str) -> bool:
         """Whether a page of `origin` (an Origin header value) may use this site."""

@@ -348,7 +348,7 @@ def _port_range(value: object) -> tuple[int, int]:
     return low, high
 
 
-_SIP_CODECS = {"pcmu": "PCMU", "pcma": "PCMA", "g722": "G722"}
+_SIP_CODECS = {"pcmu": "PCMU", "pcma": "PCMA", "g722": "G722", "opus": "opus"}
 _BROWSER_CODECS = {"pcmu": "PCMU", "pcma": "PCMA", "opus": "opus"}
 
 
@@ -538,13 +538,6 @@ def _optional_seconds(value: object) -> float | None:
     return _positive_seconds(value)
 
 
-def _relative_path(text: str, base_dir: Path | None) -> Path:
-    path = Path(text).expanduser()
-    if not path.is_absolute() and base_dir is not None:
-        path = base_dir / path
-    return path
-
-
 def _directory(value: object) -> Path:
     """A directory the gateway writes to; `~` expanded, a relative one kept relative (to
     the working directory of the process)."""
@@ -562,6 +555,46 @@ def _caller_name(value: object) -> str | None:
     if text is not None and len(text) > 100:
         raise _Invalid("longer than 100 characters")
     return text
+
+
+def _session_interval(value: object) -> int:
+    """RFC 4028 seconds: 0 (none asked), else 90 up to a day."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _Invalid(f"expected whole seconds, got {_type_name(value)}")
+    if value != 0 and not 90 <= value <= 86400:
+        raise _Invalid(f"must be 0 or 90-86400 seconds (RFC 4028: no less than 90), not {value}")
+    return value
+
+
+def _min_se(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 90 <= value <= 86400:
+        raise _Invalid(f"must be 90-86400 seconds (RFC 4028: no less than 90), not {value!r}")
+    return value
+
+
+def _dns_servers(value: object) -> tuple[tuple[str, int], ...]:
+    """`["127.0.0.1", "192.0.2.53:5353"]`: IP addresses with an optional port (53), one
+    port for all (the resolver asks them on one port)."""
+    servers = []
+    for index, item in enumerate(_list(value)):
+        text = _string(item).strip()
+        host_text, port_text = _split_host_port(text)
+        host_text = host_text.strip("[]")
+        try:
+            ipaddress.ip_address(host_text)
+        except ValueError:
+            raise _Invalid(f"expected an IP address[:port], got {text!r}", f"[{index}]") from None
+        port = 53 if port_text is None else _port(port_text, text)
+        servers.append((host_text, port))
+    if len({port for _, port in servers}) > 1:
+        raise _Invalid("every DNS server must listen on the same port")
+    return tuple(servers)
+
+
+def _register_expires(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 60 <= value <= 86400:
+        raise _Invalid(f"must be 60-86400 seconds, not {value!r}")
+    return value
 
 
 def _smtp_url(value: object) -> SmtpServer | None:

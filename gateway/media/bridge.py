@@ -118,6 +118,17 @@ class MediaBridge:
     def transcoding(self) -> bool:
         return self.a_to_b.transcoder is not None
 
+    def replace_b(self, b: AudioLeg) -> None:
+        """Join `a` to another leg (a transfer target), or to the same leg after a re-INVITE
+        changed its codec: relay or transcode anew for that codec. Mute carries over."""
+        muted = self.a_to_b.muted
+        self.stop()
+        self.b = b
+        self.a_to_b = Direction(self.a, b)
+        self.b_to_a = Direction(b, self.a)
+        self.a_to_b.muted = muted
+        self.start()
+
     def start(self) -> None:
         self.a.listen(self.a_to_b.on_packet)
         self.b.listen(self.b_to_a.on_packet)

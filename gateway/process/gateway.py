@@ -25,6 +25,7 @@ from gateway.admin.service import AdminService
 from gateway.callbacks.service import RequestACall
 from gateway.calls.history import CallHistory
 from gateway.calls.manager import CallManager
+from gateway.calls.registrations import register_sites
 from gateway.config import GatewayConfig
 from gateway.config.legs import sip_leg_settings
 from gateway.demo_phone import DemoPhone
@@ -47,7 +48,7 @@ from gateway.process.shared import SharedState
 from gateway.process.state import node_name, owner_name
 from gateway.storage import Database
 from signaling import attach, create_signaling
-from sip_bridge import ConnectionLimits, RateLimit, SipEndpoint, UserAgentConfig
+from sip_bridge import ConnectionLimits, DnsResolver, RateLimit, SipEndpoint, UserAgentConfig
 
 logger = logging.getLogger("gateway")
 
@@ -84,8 +85,12 @@ async def _open_endpoint(config: GatewayConfig) -> SipEndpoint:
                 if sip.requests_per_second
                 else None
             ),
+            session_expires=sip.session_expires,
+            min_se=sip.min_se,
+            resolve_names=True,
         ),
         bind=sip.listen,
+        resolver=DnsResolver(sip.dns_servers or None),
         server_ssl=server_ssl,
         client_ssl=client_ssl,
         connection_limits=ConnectionLimits(
@@ -188,6 +193,7 @@ class Gateway:
                 opened.push_async_callback(demo.close)
             endpoint = await bind("sip.listen", config.sip.listen, _open_endpoint(config))
             opened.push_async_callback(endpoint.close)
+            register_sites(endpoint, config.sites)
             calls = CallManager(config, endpoint, ledger=shared.ledger, history=history)
             database.reachability.start()
             calls.storage_down = lambda: database.reachability.down

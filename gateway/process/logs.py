@@ -18,6 +18,7 @@ import logging
 import sys
 from typing import Any, TextIO
 
+from aiohttp.http_exceptions import HttpProcessingError
 from pythonjsonlogger.json import JsonFormatter
 
 from gateway.config import LogConfig
@@ -74,6 +75,27 @@ class JsonLineFormatter(JsonFormatter):
         return super().process_log_record(log_data)
 
 
+class BadRequestFilter(logging.Filter):
+    """aiohttp logs every malformed request it answers 400 at ERROR with a traceback
+    ("Error handling request"): anyone who can reach the port could write a dozen lines
+    into the log per request. Such a record becomes one DEBUG line saying what was wrong
+    (shown only with `log.library_level = "debug"`); the client already got its 400."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, HttpProcessingError):
+            reason = (str(error.message).strip().splitlines() or [""])[0]
+            record.args = (record.getMessage(), error.code, reason)
+            record.msg = "%s: %s %s"
+            record.exc_info = record.exc_text = None
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+        return True
+
+
+BAD_REQUEST_FILTER = BadRequestFilter()
+
+
 def configure_logging(config: LogConfig, stream: TextIO | None = None) -> None:
     """Send every record to `stream` (stderr) in the configured format, at the configured
     levels, replacing any handler the root logger had."""
@@ -87,5 +109,8 @@ def configure_logging(config: LogConfig, stream: TextIO | None = None) -> None:
     root.setLevel(library_level)
     for name in LIBRARY_LOGGERS:
         logging.getLogger(name).setLevel(library_level)
+    server_logger = logging.getLogger("aiohttp.server")
+    if BAD_REQUEST_FILTER not in server_logger.filters:
+        server_logger.addFilter(BAD_REQUEST_FILTER)
     for name in OWN_LOGGERS:
         logging.getLogger(name).setLevel(config.level.upper())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -56,6 +57,90 @@ class SiteDestination:
         if self.username is None or self.password is None:
             return None
         return self.username, self.password
+
+
+@dataclass(frozen=True, slots=True)
+class TargetPattern:
+    """One `transfer_to` entry: a SIP URI whose user part may hold `*` (one or more
+    characters).
+
+    A target matches when the scheme and host are the same (host case-insensitively), the
+    port is the same when the pattern gives one, and the user part matches. A target with
+    a `maddr` parameter never matches: it would send the call to another host than the one
+    it names. Other parameters do not count.
+    """
+
+    scheme: str
+    user: re.Pattern[str] | None  # None: the pattern has no user part (matches none either)
+    host: str
+    port: int | None
+    text: str
+
+    def matches(self, uri: SipUri) -> bool:
+        if uri.scheme.lower() != self.scheme or uri.host.lower() != self.host:
+            return False
+        if uri.has_param("maddr"):
+            return False
+        if self.port is not None and uri.port != self.port:
+            return False
+        user = uri.user or ""
+        return self.user.fullmatch(user) is not None if self.user else not user
+
+
+@dataclass(frozen=True, slots=True)
+class TargetPatterns:
+    """Where an operator may send a visitor's call: transfers (REFER) and redirects (3xx).
+
+    Empty `patterns` means the site's own destinations, exactly: a transfer or a redirect
+    must not be a way round the rules that keep a site from calling anywhere else (toll
+    fraud)."""
+
+    patterns: tuple[TargetPattern, ...] = ()
+
+    def allows(self, uri: SipUri) -> bool:
+        return any(pattern.matches(uri) for pattern in self.patterns)
+
+    def __str__(self) -> str:
+        return ", ".join(p.text for p in self.patterns)
+
+
+def target_pattern(text: str, what: str = "transfer_to") -> TargetPattern:
+    """`sip:*@pbx.example.com`, `sip:sales-*@pbx.example.com:5070`, `sip:1001@10.0.0.5`."""
+    raw = _text(text, what)
+    # A `*` is not a URI character of a user part: parse with a stand-in, then put it back.
+    stand_in = "zzstarzz"
+    if stand_in in raw.lower():
+        raise ValueError(f"{what}: {raw!r} is not a SIP URI pattern")
+    uri = _uri(raw.replace("*", stand_in), what)
+    if "*" in uri.host.replace(stand_in, "*") or uri.params or uri.headers:
+        raise ValueError(f"{what}: {raw!r}: '*' only in the user part, no parameters")
+    user = None
+    if uri.user:
+        parts = [re.escape(part) for part in uri.user.split(stand_in)]
+        user = re.compile(".+".join(parts), re.DOTALL)
+    return TargetPattern(uri.scheme.lower(), user, uri.host.lower(), uri.port, raw)
+
+
+def parse_target_patterns(value: object) -> TargetPatterns:
+    if not isinstance(value, list):
+        raise ValueError("must be a list of SIP URI patterns")
+    if len(value) > 50:
+        raise ValueError("at most 50 patterns")
+    return TargetPatterns(
+        tuple(target_pattern(item, f"[{index}]") for index, item in enumerate(value))
+    )
+
+
+def destination_patterns(destinations: tuple[SiteDestination, ...]) -> TargetPatterns:
+    """The default `transfer_to`: exactly the site's destinations."""
+    patterns = []
+    for destination in destinations:
+        uri = destination.uri
+        user = re.compile(re.escape(uri.user)) if uri.user else None
+        patterns.append(
+            TargetPattern(uri.scheme.lower(), user, uri.host.lower(), uri.port, str(uri))
+        )
+    return TargetPatterns(tuple(patterns))
 
 
 @dataclass(frozen=True, slots=True)

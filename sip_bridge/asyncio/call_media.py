@@ -2,16 +2,20 @@
 
 It ties the SDP offer/answer rules (`sdp`) to an `RtpSession`: whoever places or answers a
 call (the CLI, the demo phone, the gateway's SIP leg) asks it for an offer or an answer and
-hands it the peer's SDP; re-offers for hold and resume update the session in place.
+hands it the peer's SDP; re-offers for hold and resume update the session in place, and a
+re-offer that moves the call to another codec or packet time switches what the session
+sends (`on_codec_change` tells the owner).
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from sip_bridge import sdp
 from sip_bridge.asyncio.rtp_session import RtpSession
+from sip_bridge.rtp.codecs import BYTE_PER_TICK
+from sip_bridge.rtp.repacketize import packet_time
 
 
 class CallMedia:
@@ -36,6 +40,8 @@ class CallMedia:
         self.media_timeout = media_timeout
         self.latch_any_source = latch_any_source
         self.negotiated: sdp.NegotiatedAudio | None = None
+        # Told when a re-INVITE switched the codec (the bridge re-plans relay/transcoding).
+        self.on_codec_change: Callable[[sdp.NegotiatedAudio], None] | None = None
         self._session_id = random.getrandbits(48)
         self._version = 0
         self._offer: sdp.SessionDescription | None = None
@@ -105,7 +111,9 @@ class CallMedia:
 
     def _apply(self, negotiated: sdp.NegotiatedAudio) -> None:
         remote_direction = sdp.mirror_direction(negotiated.direction)
-        if self.negotiated is None:
+        previous = self.negotiated
+        ptime = send_ptime(negotiated)
+        if previous is None:
             self.rtp.start(
                 negotiated.remote_address,
                 negotiated.codec,
@@ -113,14 +121,31 @@ class CallMedia:
                 recv_payload_type=negotiated.recv_payload_type,
                 dtmf_send_pt=negotiated.dtmf_send_payload_type,
                 dtmf_recv_pt=negotiated.dtmf_recv_payload_type,
-                ptime=negotiated.ptime,
+                ptime=ptime,
                 remote_direction=remote_direction,
                 latch_any_source=self.latch_any_source,
                 media_timeout=self.media_timeout,
             )
         else:
+            if _media_format(previous) != _media_format(negotiated):
+                # A re-INVITE moved the call to another codec or packet time: what we
+                # send follows the answer we gave, never the codec of before.
+                self.rtp.change_codec(
+                    negotiated.codec,
+                    send_payload_type=negotiated.send_payload_type,
+                    recv_payload_type=negotiated.recv_payload_type,
+                    dtmf_send_pt=negotiated.dtmf_send_payload_type,
+                    dtmf_recv_pt=negotiated.dtmf_recv_payload_type,
+                    ptime=ptime,
+                )
             self.rtp.update_remote(negotiated.remote_address, remote_direction=remote_direction)
         self.negotiated = negotiated
+        if (
+            previous is not None
+            and previous.codec != negotiated.codec
+            and self.on_codec_change is not None
+        ):
+            self.on_codec_change(negotiated)
 
     @property
     def on_hold(self) -> bool:
@@ -129,3 +154,23 @@ class CallMedia:
 
     async def close(self) -> None:
         await self.rtp.close()
+
+
+def send_ptime(negotiated: sdp.NegotiatedAudio) -> int:
+    """The packet time we send with: the peer's `a=ptime` from 10 to 60 ms for the codecs we
+    can re-cut without decoding (G.711, G.722); 20 ms for Opus, whose frames we relay as
+    they come."""
+    if negotiated.codec.upper() not in BYTE_PER_TICK:
+        return 20
+    return packet_time(negotiated.ptime)
+
+
+def _media_format(negotiated: sdp.NegotiatedAudio) -> tuple:
+    return (
+        negotiated.codec,
+        negotiated.send_payload_type,
+        negotiated.recv_payload_type,
+        negotiated.dtmf_send_payload_type,
+        negotiated.dtmf_recv_payload_type,
+        send_ptime(negotiated),
+    )

@@ -146,6 +146,7 @@ async def place_call(args: argparse.Namespace, reporter: CallReporter) -> int:
         display_name=args.display_name,
         outbound_proxy=args.proxy,
         trace=True,
+        resolve_names=True,  # a domain is located as a PBX or trunk would be (RFC 3263)
     )
     play_seconds = None
     if args.play is not None:

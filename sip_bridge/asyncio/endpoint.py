@@ -20,6 +20,7 @@ import ssl
 from collections.abc import Callable
 from typing import TypeVar
 
+from sip_bridge.asyncio.resolver import DnsResolver
 from sip_bridge.asyncio.transport import (
     ConnectionLimits,
     SipTransport,
@@ -30,9 +31,12 @@ from sip_bridge.events import (
     CallEnded,
     Event,
     IncomingCall,
+    LocateRequest,
     MessageTrace,
     OptionsResult,
+    RegistrationChanged,
 )
+from sip_bridge.registration import RegistrationSettings
 from sip_bridge.useragent import UserAgent, UserAgentConfig
 
 logger = logging.getLogger(__name__)
@@ -88,6 +92,19 @@ class SipCall:
     def reject_offer(self, status: int = 488) -> None:
         self.endpoint._command(lambda ua, now: ua.reject_offer(self.call_id, now, status=status))
 
+    def accept_transfer(self) -> None:
+        """Take the far end's REFER (202, then NOTIFY "100 Trying")."""
+        self.endpoint._command(lambda ua, now: ua.accept_transfer(self.call_id, now))
+
+    def reject_transfer(self, status: int = 603) -> None:
+        self.endpoint._command(lambda ua, now: ua.reject_transfer(self.call_id, now, status=status))
+
+    def notify_transfer(self, status: int, reason: str = "") -> None:
+        """Tell the transferor how the call to the transfer target goes (NOTIFY)."""
+        self.endpoint._command(
+            lambda ua, now: ua.notify_transfer(self.call_id, now, status, reason)
+        )
+
 
 class CallEndedError(Exception):
     def __init__(self, event: CallEnded) -> None:
@@ -108,6 +125,12 @@ class SipEndpoint:
         self._timer_at: float | None = None
         self.on_incoming: Callable[[SipCall], None] | None = None
         self.on_trace: Callable[[MessageTrace], None] | None = None
+        # Registrations: the last change of each, and who wants to hear of them.
+        self.on_registration: Callable[[RegistrationChanged], None] | None = None
+        self.registrations: dict[str, RegistrationChanged] = {}
+        self._unregistered = asyncio.Event()  # set when the last registration is gone
+        self.resolver: DnsResolver | None = None
+        self._tasks: set[asyncio.Task] = set()
         self.closed = False
         self.internal_errors = 0
         self._probes: dict[str, asyncio.Future[OptionsResult]] = {}
@@ -122,9 +145,12 @@ class SipEndpoint:
         server_ssl: ssl.SSLContext | None = None,
         client_ssl: ssl.SSLContext | None = None,
         connection_limits: ConnectionLimits | None = None,
+        resolver: DnsResolver | None = None,
     ) -> SipEndpoint:
         """Bind the transport of `config` on `bind` (default: the config's address).
-        `connection_limits` bound what peers may open to a TCP/TLS listener.
+        `connection_limits` bound what peers may open to a TCP/TLS listener. With
+        `config.resolve_names`, host names are located (RFC 3263) by `resolver` (default:
+        the system's DNS servers).
 
         Port 0 binds any free port, which then becomes the port announced in Via/Contact
         when the config's address has port 0 too.
@@ -159,6 +185,8 @@ class SipEndpoint:
             )
         self.ua = UserAgent(config)
         self._transport = transport
+        if config.resolve_names:
+            self.resolver = resolver or DnsResolver()
         return self
 
     @property
@@ -177,6 +205,15 @@ class SipEndpoint:
         self._calls[call_id] = call
         self._service()
         return call
+
+    def register(self, key: str, settings: RegistrationSettings) -> None:
+        """Keep `settings.aor` registered; changes go to `on_registration`."""
+        self.registrations[key] = RegistrationChanged(key, "registering")
+        self._unregistered.clear()
+        self._command(lambda ua, now: ua.register(key, settings, now))
+
+    def unregister(self, key: str) -> None:
+        self._command(lambda ua, now: ua.unregister(key, now))
 
     async def options(
         self, target: str, *, timeout: float, proxy: str | None = None
@@ -245,10 +282,26 @@ class SipEndpoint:
             if deadline is not None:
                 self._timer = self._loop.call_at(deadline, self._on_timer)
 
-    def _dispatch(self, event: Event | MessageTrace | OptionsResult) -> None:
+    def _dispatch(
+        self, event: Event | MessageTrace | LocateRequest | RegistrationChanged | OptionsResult
+    ) -> None:
         if isinstance(event, MessageTrace):
             if self.on_trace is not None:
                 self.on_trace(event)
+            return
+        if isinstance(event, LocateRequest):
+            self._spawn(self._locate(event))
+            return
+        if isinstance(event, RegistrationChanged):
+            if event.state == "stopped":
+                self.registrations.pop(event.key, None)
+                if not self.registrations:
+                    self._unregistered.set()
+            else:
+                self._unregistered.clear()
+                self.registrations[event.key] = event
+            if self.on_registration is not None:
+                self.on_registration(event)
             return
         if isinstance(event, OptionsResult):
             future = self._probes.get(event.key)
@@ -269,20 +322,42 @@ class SipEndpoint:
         if isinstance(event, CallEnded):
             del self._calls[event.call_id]
 
+    async def _locate(self, request: LocateRequest) -> None:
+        """Resolve a next hop (RFC 3263) and hand the addresses back to the core."""
+        targets: list[tuple[str, int]] = []
+        if self.resolver is not None:
+            try:
+                targets = await self.resolver.locate(request.uri, request.transport)
+            except Exception:
+                self.internal_errors += 1
+                logger.exception("locating %s failed", request.uri)
+        if not self.closed:
+            self._command(lambda ua, now: ua.targets_resolved(request.key, targets, now))
+
+    def _spawn(self, coroutine) -> None:
+        task = self._loop.create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     async def close(self, *, hangup_timeout: float = 2.0) -> None:
-        """Hang up every call (BYE/CANCEL), wait briefly for them to end, then close."""
+        """Hang up every call (BYE/CANCEL) and remove every registration, wait briefly for
+        them to end, then close."""
         if self.closed:
             return
         pending = list(self._calls.values())
         for call in pending:
             call.hangup()
-        if pending:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    asyncio.gather(*(c.ended for c in pending), return_exceptions=True),
-                    hangup_timeout,
-                )
+        registered = list(self.registrations)
+        for key in registered:
+            self.unregister(key)
+        waits = [asyncio.gather(*(c.ended for c in pending), return_exceptions=True)]
+        if registered and self.registrations:
+            waits.append(self._unregistered.wait())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*waits), hangup_timeout)
         self.closed = True
+        for task in list(self._tasks):
+            task.cancel()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

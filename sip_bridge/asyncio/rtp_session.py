@@ -27,7 +27,13 @@ from typing import Any
 import numpy as np
 
 from sip_bridge.asyncio.rtp_ports import RtpPortsExhaustedError, bind_port_pair
-from sip_bridge.rtp.codecs import AudioDecoder, AudioEncoder, CodecInfo, codec_by_name
+from sip_bridge.rtp.codecs import (
+    BYTE_PER_TICK,
+    AudioDecoder,
+    AudioEncoder,
+    CodecInfo,
+    codec_by_name,
+)
 from sip_bridge.rtp.concealment import LossConcealer
 from sip_bridge.rtp.dtmf import (
     DTMF_DIGITS,
@@ -40,6 +46,7 @@ from sip_bridge.rtp.dtmf import (
 from sip_bridge.rtp.g722 import G722Error
 from sip_bridge.rtp.jitter import LOST, JitterBuffer, JitterBufferStats, PlayoutGap
 from sip_bridge.rtp.packet import RtpPacketizer, RtpParseError, is_rtcp, parse_rtp
+from sip_bridge.rtp.repacketize import Repacketizer
 from sip_bridge.rtp.rtcp import (
     Bye,
     ReceiverReport,
@@ -222,28 +229,11 @@ class RtpSession:
             raise RuntimeError("RTP session already started; use update_remote()")
         if remote_direction not in DIRECTIONS:
             raise ValueError(f"direction must be one of {DIRECTIONS}, got {remote_direction!r}")
-        info = codec_by_name(codec)
-        self.codec: CodecInfo = info
-        self.ptime = ptime
-        self.frame_samples = info.samples_per_frame(ptime)
-        self._ptime_seconds = ptime / 1000
-        self._timestamp_step = info.timestamp_step(ptime)
-        self._send_pt = info.payload_type if send_payload_type is None else send_payload_type
-        self._recv_pt = info.payload_type if recv_payload_type is None else recv_payload_type
-        self._dtmf_send_pt = dtmf_send_pt
-        self._dtmf_recv_pt = dtmf_recv_pt
-        self._encoder: AudioEncoder = info.create_encoder(ptime)
-        self._decoder: AudioDecoder = info.create_decoder()
-        self._concealer = LossConcealer(self.frame_samples, info.sample_rate)
-        self._jitter = JitterBuffer(
-            info.clock_rate,
-            self._timestamp_step,
-            min_delay=jitter_min_delay,
-            max_delay=jitter_max_delay,
+        self._jitter_delays = (jitter_min_delay, jitter_max_delay)
+        self._packetizer = RtpPacketizer(0)
+        self._configure_codec(
+            codec, send_payload_type, recv_payload_type, dtmf_send_pt, dtmf_recv_pt, ptime
         )
-        self._stats.jitter = self._jitter.stats
-        self._dtmf_receiver = DtmfReceiver(info.clock_rate)
-        self._packetizer = RtpPacketizer(self._send_pt)
         self._next_timestamp = random.getrandbits(32)
         self._last_send_time: float | None = None
         self._last_report_packets = 0
@@ -260,6 +250,66 @@ class RtpSession:
         self._spawn(self._rtcp_loop())
         if media_timeout is not None:
             self._spawn(self._watchdog_loop())
+
+    def _configure_codec(
+        self,
+        codec: str,
+        send_payload_type: int | None,
+        recv_payload_type: int | None,
+        dtmf_send_pt: int | None,
+        dtmf_recv_pt: int | None,
+        ptime: int,
+    ) -> None:
+        info = codec_by_name(codec)
+        self.codec: CodecInfo = info
+        self.ptime = ptime
+        self.frame_samples = info.samples_per_frame(ptime)
+        self._ptime_seconds = ptime / 1000
+        self._timestamp_step = info.timestamp_step(ptime)
+        self._send_pt = info.payload_type if send_payload_type is None else send_payload_type
+        self._recv_pt = info.payload_type if recv_payload_type is None else recv_payload_type
+        self._dtmf_send_pt = dtmf_send_pt
+        self._dtmf_recv_pt = dtmf_recv_pt
+        self._encoder: AudioEncoder = info.create_encoder(ptime)
+        self._decoder: AudioDecoder = info.create_decoder()
+        self._concealer = LossConcealer(self.frame_samples, info.sample_rate)
+        self._jitter = JitterBuffer(
+            info.clock_rate,
+            self._timestamp_step,
+            min_delay=self._jitter_delays[0],
+            max_delay=self._jitter_delays[1],
+        )
+        self._stats.jitter = self._jitter.stats
+        self._dtmf_receiver = DtmfReceiver(info.clock_rate)
+        self._packetizer.payload_type = self._send_pt
+        # Relayed frames are 20 ms; a peer that asked for another packet time gets its
+        # packets re-cut where the codec allows it (one byte per RTP tick).
+        self._byte_per_tick = info.name.upper() in BYTE_PER_TICK
+        self._relay_frame_ticks = info.timestamp_step(20)
+        self._repacketizer = (
+            Repacketizer(self._timestamp_step) if self._byte_per_tick and ptime != 20 else None
+        )
+
+    def change_codec(
+        self,
+        codec: str,
+        *,
+        send_payload_type: int | None = None,
+        recv_payload_type: int | None = None,
+        dtmf_send_pt: int | None = None,
+        dtmf_recv_pt: int | None = None,
+        ptime: int = 20,
+    ) -> None:
+        """Apply a re-INVITE that changed the codec or the packet time: encoder, decoder,
+        payload types and jitter buffer are replaced; the SSRC and sequence numbers go on,
+        and the next packet carries the marker bit (a new talkspurt for the receiver)."""
+        self._require_started()
+        self._configure_codec(
+            codec, send_payload_type, recv_payload_type, dtmf_send_pt, dtmf_recv_pt, ptime
+        )
+        self._reception = None
+        self._last_relay_timestamp = None
+        self._last_send_time = None
 
     def update_remote(
         self,
@@ -413,18 +463,32 @@ class RtpSession:
             timestamp = (last + elapsed) & 0xFFFFFFFF
             self._last_send_time = now
         self._last_relay_timestamp = timestamp
-        self._next_timestamp = timestamp + self._timestamp_step
+        ticks = len(payload) if self._byte_per_tick else self._relay_frame_ticks
+        self._next_timestamp = timestamp + ticks
         address = self._send_address
         if address is None or not self._sending:
             return False
-        self._rtp_transport.sendto(self._packetizer.build(payload, timestamp, marker), address)
+        if self._repacketizer is None:
+            self._rtp_transport.sendto(self._packetizer.build(payload, timestamp, marker), address)
+            return True
+        for chunk, chunk_timestamp, chunk_marker in self._repacketizer.push(
+            payload, timestamp, marker
+        ):
+            self._rtp_transport.sendto(
+                self._packetizer.build(chunk, chunk_timestamp, chunk_marker), address
+            )
         return True
 
     def send_pcm(self, pcm: np.ndarray) -> bool:
         """Encode one frame of int16 PCM (codec sample rate, one ptime) and send it."""
         if self._dtmf_active or not self._started or self._closed:
             return False
-        return self.send_payload(self._encoder.encode(pcm))
+        payload = self._encoder.encode(pcm)
+        if not payload:  # an encoder filling its first frame (Opus)
+            self._advance_clock(self._loop.time())
+            self._next_timestamp += self._timestamp_step
+            return False
+        return self.send_payload(payload)
 
     async def send_dtmf(self, digits: str, duration_ms: int = 160, volume: int = 10) -> None:
         """Send digits as RFC 4733 events, one after another, 60 ms apart.
@@ -460,6 +524,8 @@ class RtpSession:
         event_timestamp = self._next_timestamp
         self._dtmf_active = True
         self._last_relay_timestamp = None  # relayed audio re-anchors after the event
+        if self._repacketizer is not None:  # a half-filled packet would come out late
+            self._repacketizer = Repacketizer(self._timestamp_step)
         try:
             for index, packet in enumerate(packets):
                 if index:

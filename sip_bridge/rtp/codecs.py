@@ -15,8 +15,10 @@ import numpy as np
 
 from sip_bridge.rtp import g711
 from sip_bridge.rtp.g722 import G722Decoder, G722Encoder
+from sip_bridge.rtp.opus import OpusDecoder, OpusEncoder
 
 __all__ = [
+    "BYTE_PER_TICK",
     "CODECS",
     "AudioDecoder",
     "AudioEncoder",
@@ -130,8 +132,14 @@ PCMA = CodecInfo(
 )
 G722 = CodecInfo("G722", 9, 8000, 16000, 8000, G722Encoder, G722Decoder)
 
-CODECS: dict[str, CodecInfo] = {codec.name: codec for codec in (PCMU, PCMA, G722)}
-_BY_PAYLOAD_TYPE = {codec.payload_type: codec for codec in CODECS.values()}
+
+# Opus's payload type is dynamic: 111 is what we offer; the SDP says what a peer uses.
+# Its byte rate varies; 4000 bytes/s is the 32 kbit/s we encode at.
+OPUS = CodecInfo("opus", 111, 48000, 48000, 4000, OpusEncoder, OpusDecoder)
+
+CODECS: dict[str, CodecInfo] = {codec.name.upper(): codec for codec in (PCMU, PCMA, G722, OPUS)}
+BYTE_PER_TICK = frozenset({"PCMU", "PCMA", "G722"})  # one payload byte per RTP tick
+_BY_PAYLOAD_TYPE = {codec.payload_type: codec for codec in (PCMU, PCMA, G722)}
 
 
 def codec_by_name(name: str) -> CodecInfo:
@@ -143,7 +151,7 @@ def codec_by_name(name: str) -> CodecInfo:
 
 
 def codec_by_payload_type(payload_type: int) -> CodecInfo:
-    """Look up a codec by its static RTP payload type (RFC 3551 table 4)."""
+    """Look up a codec by its static RTP payload type (RFC 3551 table 4); Opus has none."""
     try:
         return _BY_PAYLOAD_TYPE[payload_type]
     except KeyError:

@@ -1,6 +1,7 @@
 """SDP offer/answer (RFC 3264) for the one audio stream of a SIP call.
 
-We speak PCMU, PCMA and G.722 over plain RTP/AVP, plus RFC 4733 telephone-events for DTMF.
+We speak PCMU, PCMA, G.722 and Opus (RFC 7587) over plain RTP/AVP, plus RFC 4733
+telephone-events for DTMF at the audio codec's clock.
 Every other stream of an offer (video, T.38, data channels, a second audio stream, audio over
 SRTP) is rejected in the answer with port 0 at its position, as RFC 3264 section 6 requires.
 """
@@ -23,9 +24,28 @@ from sip_bridge.sdp.description import (
 )
 from sip_bridge.sdp.errors import NoCommonCodec, SdpError
 
-# Codec name -> its static payload type; all three run an 8000 Hz RTP clock.
-SUPPORTED_CODECS: dict[str, int] = {"PCMU": 0, "PCMA": 8, "G722": 9}
+
+@dataclass(frozen=True, slots=True)
+class _Codec:
+    name: str  # as we name it: "PCMU", "PCMA", "G722", "opus"
+    payload_type: int  # static, or the dynamic one we offer it under
+    clock_rate: int  # RTP clock (G.722's is 8000 though it samples at 16 kHz)
+    channels: int  # in the rtpmap: Opus is always "opus/48000/2" (RFC 7587 §7)
+    fmtp: str | None = None  # what we offer with it
+
+
+_CODECS = (
+    _Codec("PCMU", 0, 8000, 1),
+    _Codec("PCMA", 8, 8000, 1),
+    _Codec("G722", 9, 8000, 1),
+    # Mono voice, 10 ms frames allowed, in-band FEC welcome (RFC 7587 §6.1).
+    _Codec("opus", 111, 48000, 2, "minptime=10;useinbandfec=1"),
+)
+_BY_NAME = {codec.name.lower(): codec for codec in _CODECS}
+# Codec name -> the payload type we offer it under.
+SUPPORTED_CODECS: dict[str, int] = {codec.name: codec.payload_type for codec in _CODECS}
 AUDIO_CLOCK_RATE = 8000
+DTMF_48K_PAYLOAD_TYPE = 110  # telephone-event/48000, offered next to Opus
 RTP_PROTO = "RTP/AVP"
 TELEPHONE_EVENT = "telephone-event"
 DTMF_PAYLOAD_TYPE = 101
@@ -50,8 +70,8 @@ class NegotiatedAudio:
     SDP allows a host name there, which the caller must resolve before sending.
     """
 
-    codec: str  # "PCMU" | "PCMA" | "G722"
-    clock_rate: int  # RTP clock (8000 for all three)
+    codec: str  # "PCMU" | "PCMA" | "G722" | "opus"
+    clock_rate: int  # RTP clock (8000, or 48000 for Opus)
     send_payload_type: int  # the PT the remote declared for the codec (we send with it)
     recv_payload_type: int  # the PT we declared
     dtmf_send_payload_type: int | None
@@ -97,17 +117,17 @@ def build_offer(
     """Our offer: one audio stream with `codecs` in our order of preference."""
     names = _normalize_codecs(codecs)
     _check_local(address, port, ptime, direction, session_id, session_version, username)
-    rtpmaps = {
-        SUPPORTED_CODECS[name]: RtpMap(SUPPORTED_CODECS[name], name, AUDIO_CLOCK_RATE)
-        for name in names
-    }
+    rtpmaps = {}
+    for name in names:
+        codec = _BY_NAME[name.lower()]
+        rtpmaps[codec.payload_type] = _rtpmap(codec)
     if dtmf:
-        rtpmaps[DTMF_PAYLOAD_TYPE] = RtpMap(
-            DTMF_PAYLOAD_TYPE,
-            TELEPHONE_EVENT,
-            AUDIO_CLOCK_RATE,
-            fmtp=_format_events(RECEIVABLE_EVENTS),
-        )
+        clocks = sorted({_BY_NAME[name.lower()].clock_rate for name in names})
+        for clock in clocks:
+            payload_type = DTMF_PAYLOAD_TYPE if clock == AUDIO_CLOCK_RATE else DTMF_48K_PAYLOAD_TYPE
+            rtpmaps[payload_type] = RtpMap(
+                payload_type, TELEPHONE_EVENT, clock, fmtp=_format_events(RECEIVABLE_EVENTS)
+            )
     media = MediaDescription(
         media="audio",
         port=port,
@@ -153,16 +173,17 @@ def build_answer(
         )
     index, codec, codec_payload_type = chosen
     offered = offer.media[index]
-    dtmf_offer = _dtmf_of(offered) if dtmf else None
+    info = _BY_NAME[codec.lower()]
+    dtmf_offer = _dtmf_of(offered, info.clock_rate) if dtmf else None
     formats = [codec_payload_type]
-    rtpmaps = {codec_payload_type: RtpMap(codec_payload_type, codec, AUDIO_CLOCK_RATE)}
+    rtpmaps = {codec_payload_type: _rtpmap(info, codec_payload_type)}
     if dtmf_offer is not None:
         dtmf_payload_type, events = dtmf_offer
         formats.append(dtmf_payload_type)
         rtpmaps[dtmf_payload_type] = RtpMap(
             dtmf_payload_type,
             TELEPHONE_EVENT,
-            AUDIO_CLOCK_RATE,
+            info.clock_rate,
             fmtp=_format_events(events & RECEIVABLE_EVENTS),
         )
     remote_address = _remote_address(offer, offered)
@@ -195,7 +216,7 @@ def build_answer(
     )
     negotiated = NegotiatedAudio(
         codec=codec,
-        clock_rate=AUDIO_CLOCK_RATE,
+        clock_rate=info.clock_rate,
         send_payload_type=codec_payload_type,
         recv_payload_type=codec_payload_type,
         dtmf_send_payload_type=dtmf_offer[0] if dtmf_offer else None,
@@ -257,8 +278,9 @@ def _agreed_in_answer(
         our_payload_type = _payload_type_for(ours, codec) if codec is not None else None
         if codec is None or our_payload_type is None:
             continue
-        dtmf_ours = _dtmf_of(ours)
-        dtmf_theirs = _dtmf_of(theirs)
+        clock_rate = _BY_NAME[codec.lower()].clock_rate
+        dtmf_ours = _dtmf_of(ours, clock_rate)
+        dtmf_theirs = _dtmf_of(theirs, clock_rate)
         remote_address = _remote_address(answer, theirs)
         our_direction = intersect_directions(
             offer.effective_direction(ours),
@@ -268,7 +290,7 @@ def _agreed_in_answer(
             our_direction = intersect_directions(our_direction, "recvonly")
         return NegotiatedAudio(
             codec=codec,
-            clock_rate=AUDIO_CLOCK_RATE,
+            clock_rate=clock_rate,
             send_payload_type=payload_type,
             recv_payload_type=our_payload_type,
             dtmf_send_payload_type=dtmf_theirs[0] if dtmf_ours and dtmf_theirs else None,
@@ -343,10 +365,23 @@ def _is_plain_rtp_audio(media: MediaDescription) -> bool:
 
 
 def _codec_name(rtpmap: RtpMap) -> str | None:
-    name = rtpmap.encoding.upper()
-    if name in SUPPORTED_CODECS and rtpmap.clock_rate == AUDIO_CLOCK_RATE and rtpmap.channels == 1:
-        return name
-    return None
+    codec = _BY_NAME.get(rtpmap.encoding.lower())
+    if codec is None or rtpmap.clock_rate != codec.clock_rate:
+        return None
+    # Opus says 2 channels whatever it carries; a peer writing /1 is read leniently.
+    if rtpmap.channels != codec.channels and not (codec.name == "opus" and rtpmap.channels == 1):
+        return None
+    return codec.name
+
+
+def _rtpmap(codec: _Codec, payload_type: int | None = None) -> RtpMap:
+    return RtpMap(
+        codec.payload_type if payload_type is None else payload_type,
+        codec.name,
+        codec.clock_rate,
+        codec.channels,
+        codec.fmtp,
+    )
 
 
 def _payload_type_for(media: MediaDescription, codec: str) -> int | None:
@@ -357,14 +392,17 @@ def _payload_type_for(media: MediaDescription, codec: str) -> int | None:
     return None
 
 
-def _dtmf_of(media: MediaDescription) -> tuple[int, frozenset[int]] | None:
-    """The stream's usable telephone-event payload type and the events it carries."""
+def _dtmf_of(
+    media: MediaDescription, clock_rate: int = AUDIO_CLOCK_RATE
+) -> tuple[int, frozenset[int]] | None:
+    """The stream's usable telephone-event payload type (at the audio's clock, RFC 4733
+    §2.1) and the events it carries."""
     for payload_type in media.payload_types:
         rtpmap = media.rtpmaps.get(payload_type)
         if (
             rtpmap is not None
             and rtpmap.encoding.lower() == TELEPHONE_EVENT
-            and rtpmap.clock_rate == AUDIO_CLOCK_RATE
+            and rtpmap.clock_rate == clock_rate
             and rtpmap.channels == 1
         ):
             events = _parse_events(rtpmap.fmtp)
@@ -448,9 +486,10 @@ def _normalize_codecs(codecs: Sequence[str]) -> list[str]:
         raise ValueError(f"codecs must be a sequence of names, not the string {codecs!r}")
     names: list[str] = []
     for codec in codecs:
-        name = codec.upper()
-        if name not in SUPPORTED_CODECS:
+        known = _BY_NAME.get(codec.lower())
+        if known is None:
             raise ValueError(f"unknown codec {codec!r}; supported: {', '.join(SUPPORTED_CODECS)}")
+        name = known.name
         if name not in names:
             names.append(name)
     if not names:

@@ -118,11 +118,13 @@ async def wait_for_status(page: Page, text: str, timeout_ms: int = TIMEOUT_MS) -
 
 
 def opening_words(opening: dt.datetime) -> str:
-    """How the widget names `opening` in the browser's zone: a weekday, or today."""
-    local = opening.astimezone(ZoneInfo(VISITOR_ZONE))
-    if local.date() == dt.datetime.now(ZoneInfo(VISITOR_ZONE)).date():
+    """How the widget names `opening`: in the site's zone (UTC, web/widget/hours.js), a
+    weekday, or today. (In the browser's zone, an hour before midnight UTC, tomorrow's
+    opening would already be today.)"""
+    there = opening.astimezone(dt.UTC)
+    if there.date() == dt.datetime.now(dt.UTC).date():
         return "today at"
-    return local.strftime("%A")
+    return there.strftime("%A")
 
 
 # --------------------------------------------------------------------------- the API

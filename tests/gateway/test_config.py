@@ -91,7 +91,8 @@ def test_no_file_gives_the_embedded_defaults() -> None:
     assert config.sip.user == "gateway"
     assert config.media.rtp_ports == (20000, 20999)
     assert config.media.browser_codecs == ("PCMU", "opus")
-    assert config.media.sip_codecs == ("PCMU", "PCMA", "G722")
+    assert config.media.sip_codecs == ("PCMU", "PCMA", "G722", "opus")
+    assert (config.sip.session_expires, config.sip.min_se, config.sip.dns_servers) == (1800, 90, ())
     assert config.media.ringback == RingbackTone(frequencies=(425,), on_ms=1000, off_ms=4000)
     assert config.media.media_timeout == 30.0
     assert isinstance(config.media.media_timeout, float)
@@ -407,7 +408,11 @@ INVALID = [
     ('[media]\nrtp_ports = "5000-5099"', "media.rtp_ports", "contains the port of demo.sip_listen"),
     # codecs
     ('[media]\nbrowser_codecs = ["G722"]', "media.browser_codecs[0]", "unknown codec 'G722'"),
-    ('[media]\nsip_codecs = ["opus"]', "media.sip_codecs[0]", "unknown codec 'opus'"),
+    ('[media]\nsip_codecs = ["speex"]', "media.sip_codecs[0]", "unknown codec 'speex'"),
+    ("[sip]\nsession_expires = 30", "sip.session_expires", "no less than 90"),
+    ("[sip]\nmin_se = 60", "sip.min_se", "no less than 90"),
+    ('[sip]\ndns_servers = ["dns.example"]', "sip.dns_servers[0]", "IP address"),
+    ('[sip]\ndns_servers = ["127.0.0.1:53", "[::1]:5353"]', "sip.dns_servers", "same port"),
     ('[media]\nsip_codecs = ["PCMU", "pcmu"]', "media.sip_codecs[1]", "listed twice"),
     ("[media]\nsip_codecs = []", "media.sip_codecs", "at least one"),
     ("[media]\nsip_codecs = [0]", "media.sip_codecs[0]", "unknown codec 0"),

@@ -89,3 +89,64 @@ def test_bad_routing_is_named(extra, message):
     with pytest.raises(ConfigError) as err:
         parse_config(site(extra))
     assert message in str(err.value)
+
+
+def test_transfer_to_patterns_and_their_default():
+    from sip_bridge import parse_sip_uri
+
+    shop = parse_config(
+        site(
+            'destination = "sip:op@pbx.example.com"\n'
+            'transfer_to = ["sip:*@pbx.example.com", "sip:sales-*@10.0.0.5:5070"]'
+        )
+    ).sites[0]
+    allowed = [
+        "sip:bob@pbx.example.com",
+        "sip:bob@PBX.example.com:5099",  # no port in the pattern: any port of the host
+        "sip:sales-2@10.0.0.5:5070",
+    ]
+    refused = [
+        "sip:bob@evil.example.com",
+        "sip:bob@pbx.example.com;maddr=198.51.100.9",  # would go to another host
+        "sips:bob@pbx.example.com",
+        "sip:sales-2@10.0.0.5:5071",
+        "sip:support@10.0.0.5:5070",
+        "sip:pbx.example.com",  # no user part: the pattern wants one
+    ]
+    assert [shop.transfer_to.allows(parse_sip_uri(u)) for u in allowed] == [True] * 3
+    assert [shop.transfer_to.allows(parse_sip_uri(u)) for u in refused] == [False] * 6
+    # Left out: exactly the site's destinations.
+    plain = parse_config(site('destination = "sip:op@pbx.example.com:5080"')).sites[0]
+    assert plain.transfer_to.allows(parse_sip_uri("sip:op@pbx.example.com:5080"))
+    assert not plain.transfer_to.allows(parse_sip_uri("sip:op2@pbx.example.com:5080"))
+
+
+def test_register_needs_credentials_and_defaults_the_registrar_to_the_destination():
+    shop = parse_config(
+        site(
+            'destination = "sip:+4930123@trunk.example.net:5080"\nusername = "u"\n'
+            'password = "p"\nregister = true'
+        )
+    ).sites[0]
+    assert (str(shop.registrar), str(shop.address_of_record)) == (
+        "sip:trunk.example.net:5080",
+        "sip:u@trunk.example.net",
+    )
+    assert shop.register_expires == 3600
+
+
+@pytest.mark.parametrize(
+    ("extra", "key", "words"),
+    [
+        ("register = true", 'sites["shop"].register', "needs the site's username and password"),
+        ('transfer_to = ["sip:a@*.example.com"]', 'sites["shop"].transfer_to', "only in the user"),
+        ('transfer_to = ["http://x"]', 'sites["shop"].transfer_to', "not a SIP URI"),
+        ("register_expires = 10", 'sites["shop"].register_expires', "60-86400"),
+    ],
+)
+def test_transfer_and_registration_errors_name_the_key(extra, key, words):
+    with pytest.raises(ConfigError) as caught:
+        parse_config(site(f'destination = "sip:op@pbx.example"\n{extra}'))
+    assert any(line.startswith(key) and words in line for line in caught.value.problems), (
+        caught.value.problems
+    )

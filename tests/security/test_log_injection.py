@@ -109,3 +109,37 @@ async def test_an_offer_cannot_write_escapes_or_floods_into_the_log(tmp_path, lo
     # One line when the call starts and one when it ends.
     assert len([m for m in messages if f"call {call_id} started" in m]) == 1, text
     assert len([m for m in messages if f"call {call_id} ended" in m]) == 1, text
+
+
+MALFORMED_REQUESTS = [
+    b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
+    b"GARBAGE\x01\x02 / HTTP/1.1\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+    b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\n\r\n",
+]
+
+
+async def test_malformed_http_requests_get_400_and_write_no_traceback(tmp_path):
+    """aiohttp logs each malformed request at ERROR with a traceback: a dozen lines of log
+    per request anyone can send. They are answered 400 and leave nothing in the log at the
+    default levels (gateway.process.logs.BadRequestFilter)."""
+    url, toml = gateway_toml("")
+    port = int(url.rsplit(":", 1)[1])
+    gateway = GatewayProcess(tmp_path, toml, workers=0)
+    try:
+        gateway.start()
+        await gateway.wait_ready()
+        before = gateway.stderr()
+        for request in MALFORMED_REQUESTS * 5:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(request)
+            await writer.drain()
+            status_line = await asyncio.wait_for(reader.readline(), 10)
+            assert status_line.split()[1:2] == [b"400"], (request[:40], status_line)
+            writer.close()
+        async with visitor_socket(url, url):  # the server still answers well-formed ones
+            pass
+    finally:
+        gateway.stop(grace=10)
+    added = gateway.stderr()[len(before) :]
+    assert "Traceback" not in added and "aiohttp.server" not in added, added

@@ -423,7 +423,7 @@ def _provoke_every_reply(wire: Wire, gateway: UserAgent, phone: UserAgent) -> li
 
     base = options(peer).decode()
     send(gateway, base.encode())
-    for n, method in enumerate(("INVITE", "BYE", "REFER", "FOO")):
+    for n, method in enumerate(("INVITE", "BYE", "SUBSCRIBE", "FOO")):
         send(
             gateway, base.replace("OPTIONS", method).replace("z9hG4bKo1o", f"z9hG4bKm{n}").encode()
         )

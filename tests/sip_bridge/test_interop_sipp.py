@@ -9,6 +9,7 @@ import pytest
 from sip_bridge.asyncio.player import PcmRecorder
 from sip_bridge.events import (
     CallAnswered,
+    CallRedirected,
     CallRinging,
     EarlyMedia,
     EndReason,
@@ -133,3 +134,53 @@ async def test_options_answered(sipp_factory):
         uac = sipp_factory("uac_options", remote=c.endpoint.local_address)
         await uac.assert_passed_async()
         assert c.endpoint.ua.active_calls == 0
+
+
+async def test_session_timer_422_then_refreshes_at_half_the_interval(sipp_factory):
+    uas = sipp_factory("uas_session_timer", timeout=15)
+    async with caller(session_expires=90) as c:
+        call = await c.call(uas.uri)
+        await answered(call, c.media)
+        ended = await asyncio.wait_for(call.ended, 12)  # SIPp hangs up after two refreshes
+        assert ended.reason == EndReason.REMOTE_HANGUP
+    await uas.assert_passed_async()
+
+
+async def test_a_peer_that_stops_refreshing_gets_our_bye_in_time(sipp_factory):
+    uas = sipp_factory("uas_session_timer_quiet", timeout=15)
+    async with caller() as c:
+        call = await c.call(uas.uri)
+        await answered(call, c.media)
+        ended = await asyncio.wait_for(call.ended, 12)
+        assert ended.reason == EndReason.SESSION_EXPIRED
+    await uas.assert_passed_async()
+
+
+async def test_reliable_183_is_pracked_and_its_early_media_heard(sipp_factory):
+    uas = sipp_factory("uas_100rel", tone_hz=1000)
+    async with caller(codecs=["PCMU"]) as c:
+        call = await c.call(uas.uri)
+        early = await call.wait_for(EarlyMedia, timeout=5)
+        c.media.accept_answer(early.sdp)
+        recorder = PcmRecorder(c.media.rtp)
+        await recorder.record(1.0)
+        assert_tone(recorder.samples(), 8000, 1000, skip_seconds=0.3)
+        answer = await call.wait_for(CallAnswered, timeout=5)
+        assert answer.sdp == early.sdp  # the 200 had none: the reliable 183's stands
+        call.hangup()
+        await asyncio.wait_for(call.ended, 5)
+    await uas.assert_passed_async()
+
+
+async def test_302_is_followed_to_a_target_the_policy_allows(sipp_factory):
+    target = sipp_factory("uas_answer_echo", rtp_echo=True)
+    uas = sipp_factory("uas_redirect", keys={"redirect_to": target.uri})
+    async with caller(codecs=["PCMU"]) as c:
+        call = await c.call(uas.uri, redirect_policy=lambda uri: uri.port == target.port)
+        await answered(call, c.media)
+        (redirected,) = [e for e in call.history if isinstance(e, CallRedirected)]
+        assert (redirected.status, redirected.target) == (302, target.uri)
+        call.hangup()
+        await asyncio.wait_for(call.ended, 5)
+    await uas.assert_passed_async()
+    await target.assert_passed_async()

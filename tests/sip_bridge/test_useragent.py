@@ -313,7 +313,8 @@ def test_options_answered_and_requests_outside_dialogs_refused(wire, caller):
     assert ask("OPTIONS") == 200
     assert ask("INVITE") == 403  # not an open relay
     assert ask("BYE", to_tag="nope") == 481
-    assert ask("REFER") == 405
+    assert ask("SUBSCRIBE") == 405
+    assert ask("REFER") == 481  # a transfer only ever comes inside one of our calls
     assert ask("FOOBAR") == 501
     assert ask("OPTIONS", uri="tel:+15551234") == 416
     assert ask("OPTIONS", extra=[("Require", "foo")]) == 420

@@ -32,6 +32,8 @@ import pytest
 
 from .baresip import BaresipPhone
 from .database import database_url, postgres_server
+from .dnsmasq import Dnsmasq
+from .kamailio import Kamailio
 from .ledgers import ledger, ledger_factory, redis_server, redis_url
 from .sipp import Sipp
 
@@ -39,7 +41,9 @@ __all__ = [
     "baresip_factory",
     "baresip_phone",
     "database_url",
+    "dnsmasq_factory",
     "in_temporary_directory",
+    "kamailio_factory",
     "ledger",
     "ledger_factory",
     "postgres_server",
@@ -126,3 +130,33 @@ def baresip_phone(
     """A baresip phone with the options of ``@pytest.mark.baresip_options(**options)``."""
     marker = request.node.get_closest_marker("baresip_options")
     return baresip_factory(**(dict(marker.kwargs) if marker else {}))
+
+
+@pytest.fixture
+def dnsmasq_factory(tmp_path: Path) -> Iterator[Callable[..., Dnsmasq]]:
+    """Start DNS servers: ``dnsmasq_factory(records, ttl=60) -> Dnsmasq`` (listening)."""
+    started: list[Dnsmasq] = []
+
+    def start(records: list[str], **options: Any) -> Dnsmasq:
+        server = Dnsmasq(_peer_dir(tmp_path, "dnsmasq"), records, **options)
+        started.append(server)
+        return server.start()
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def kamailio_factory(tmp_path: Path) -> Iterator[Callable[..., Kamailio]]:
+    """Start registrars: ``kamailio_factory(user=..., password=..., realm=...)`` (listening)."""
+    started: list[Kamailio] = []
+
+    def start(**options: Any) -> Kamailio:
+        server = Kamailio(_peer_dir(tmp_path, "kamailio"), **options)
+        started.append(server)
+        return server.start()
+
+    yield start
+    for server in started:
+        server.stop()

@@ -93,6 +93,10 @@ DEFAULT_KEYS: Mapping[str, str] = {
     "realm": "sipp.test",  # the realm they challenge with
     "hold_answer_direction": "recvonly",  # reference/call_held_and_resumed.xml
     "retry_again": "no",  # reference/auth_call_rejected.xml
+    "redirect_to": "sip:nobody@127.0.0.1:9",  # uas_redirect.xml: the 302's Contact
+    "sink_port": "9",  # uas_reinvite_codec.xml: where the answers point the caller's RTP
+    "refer_to": "sip:nobody@127.0.0.1:9",  # uas_refer.xml: the transfer target
+    "refused_target": "sip:premium@198.51.100.9",  # uas_refer.xml: one the caller refuses
 }
 
 

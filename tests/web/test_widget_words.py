@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.api import CallState, EndCause
 from gateway.sites.widget import LANGUAGES
 from signaling.errors import ErrorCode
 
@@ -138,3 +139,17 @@ def test_every_refusal_of_the_gateway_has_words(widget_words: dict) -> None:
     english = widget_words["languages"]["en"]
     known = set(english["refusals"]) | set(english["callback"]["refusals"])
     assert sorted(codes - known) == []
+
+
+def test_every_end_cause_and_call_state_the_gateway_sends_has_words(widget_words: dict) -> None:
+    english = widget_words["languages"]["en"]
+    assert sorted(str(cause) for cause in EndCause if str(cause) not in english["causes"]) == []
+    # Each state but the end is a phase of the widget's session, and each phase has words.
+    session = (WIDGET / "session.js").read_text()
+    mapped = re.search(r"GATEWAY_STATES = \{(.*?)\};", session, re.S)
+    assert mapped is not None
+    phases = dict(re.findall(r"(\w+): '([\w-]+)'", mapped.group(1)))
+    assert sorted(str(s) for s in CallState if s is not CallState.ENDED) == sorted(phases)
+    panel = (WIDGET / "call-panel.js").read_text()
+    assert all(f"case '{phase}':" in panel for phase in phases.values())
+    assert {"transferring", "transferringHelp", "causeWithReason"} <= english.keys()

@@ -8,6 +8,9 @@ import { h, icon } from './dom.js';
 import { QualityWatch } from './quality.js';
 import { fill } from './words.js';
 
+// Causes shown with the SIP status that ended the call.
+const WITH_STATUS = new Set(['phone_system_refused', 'no_common_codec', 'redirect_failed']);
+
 const DIGITS = ['1', '2', '3', '4', '5', '6', '7', '8', '9', '*', '0', '#'];
 const DIGIT_NAMES = { '*': 'star', '#': 'pound' };
 export const IN_CALL = new Set(['microphone', 'connecting', 'ringing', 'in-call', 'on-hold']);
@@ -148,6 +151,8 @@ export class CallPanel {
         return [w.inCall, this.mutedHelp()];
       case 'on-hold':
         return [w.onHold, w.onHoldHelp];
+      case 'transferring':
+        return [w.transferring, w.transferringHelp];
       case 'ended':
         return this.endedWords(detail);
       default:
@@ -170,7 +175,12 @@ export class CallPanel {
     }
     if (cause === 'error') return [fill(w.failed, { reason: detail.message }), ''];
     if (w.problems[cause]) return problemWords(w, detail, w.failed);
-    const words = w.causes[cause] || cause;
+    let words = w.causes[cause] || cause;
+    // The phone system's status, in standard words (never the peer's own text), where it
+    // says what the cause's words cannot ("busy" needs no "486 Busy Here").
+    if (detail.reason && WITH_STATUS.has(cause)) {
+      words = fill(w.causeWithReason, { cause: words, reason: detail.reason });
+    }
     return [fill(w.endedBecause, { cause: words }), w.causeHelp[cause] || ''];
   }
 

@@ -72,7 +72,7 @@ export class ClickToCall extends HTMLElement {
   }
 
   /** What the widget is doing: loading, ready, closed, unavailable, microphone,
-   * connecting, ringing, in-call, on-hold or ended. */
+   * connecting, ringing, in-call, on-hold, transferring or ended. */
   get state() {
     return this.detail.phase;
   }

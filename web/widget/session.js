@@ -4,10 +4,12 @@
 //   {phase: 'loading', step?: 'checking' | 'reconnecting'}
 //   {phase: 'ready'}
 //   {phase: 'unavailable', cause: 'refused', code, message}    (final: no call possible)
-//   {phase: 'microphone' | 'connecting' | 'ringing' | 'in-call' | 'on-hold'}
-//   {phase: 'ended', cause, code?, message?, callId?, ratingProof?}
+//   {phase: 'microphone' | 'connecting' | 'ringing' | 'in-call' | 'on-hold' | 'transferring'}
+//   {phase: 'ended', cause, code?, message?, callId?, ratingProof?, reason?}
 // where an ended call's cause is one of the gateway's (busy, no_answer, declined,
-// unreachable, failed, operator_hung_up, visitor_hung_up, time_limit), or 'hangup' (the
+// unreachable, failed, operator_hung_up, visitor_hung_up, time_limit, phone_system_refused,
+// no_common_codec, redirect_failed, session_expired, transfer_failed; `reason`: the SIP
+// status in standard words, as "421 Extension Required"), or 'hangup' (the
 // visitor, here), 'network' (ICE failed), 'connection_lost', 'refused' (code, message,
 // retry_after?: call:start refused), 'error' (message), or a microphone problem: 'mic-denied',
 // 'mic-blocked', 'no-mic', 'mic-busy', 'mic-failed' (message). An answered call that the
@@ -24,6 +26,7 @@ const GATEWAY_STATES = {
   early_media: 'ringing',
   answered: 'in-call',
   on_hold: 'on-hold',
+  transferring: 'transferring',
 };
 
 export class CallSession extends EventTarget {
@@ -233,6 +236,7 @@ export class CallSession extends EventTarget {
     if (update.call_id !== c.callId) return; // from an earlier call
     if (update.state === 'ended') {
       const why = { cause: update.cause || 'failed', callId: c.callId };
+      if (typeof update.reason === 'string' && update.reason) why.reason = update.reason;
       // An answered call: the proof that lets the visitor rate it (rating.js).
       if (typeof update.rating_proof === 'string' && update.rating_proof) why.ratingProof = update.rating_proof;
       this.endCall(why);

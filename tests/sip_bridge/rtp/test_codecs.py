@@ -23,6 +23,7 @@ def test_codec_table():
         "PCMU": (0, 8000, 8000, 160, 160, 160),
         "PCMA": (8, 8000, 8000, 160, 160, 160),
         "G722": (9, 8000, 16000, 320, 160, 160),
+        "OPUS": (111, 48000, 48000, 960, 80, 960),  # dynamic PT: what we offer
     }
     assert CODECS["G722"].samples_per_frame(30) == 480
     assert CODECS["PCMA"].bytes_per_frame(10) == 80
@@ -31,8 +32,8 @@ def test_codec_table():
 def test_lookup_by_name_and_payload_type():
     assert codec_by_name("pcmu") is CODECS["PCMU"]
     assert codec_by_payload_type(9) is CODECS["G722"]
-    with pytest.raises(UnknownCodecError, match="OPUS"):
-        codec_by_name("OPUS")
+    with pytest.raises(UnknownCodecError, match="SPEEX"):
+        codec_by_name("SPEEX")
     with pytest.raises(UnknownCodecError, match="96"):
         codec_by_payload_type(96)
 
@@ -83,3 +84,15 @@ def test_g722_errors():
         G722Decoder().decode(b"")
     with pytest.raises(ValueError):
         G722Encoder(321)
+
+
+def test_opus_round_trip_keeps_the_tone():
+    codec = CODECS["OPUS"]
+    encoder, decoder = codec.create_encoder(20), codec.create_decoder()
+    signal = tone(1000, 48000, 1.0)
+    payloads = [encoder.encode(signal[i : i + 960]) for i in range(0, 48000, 960)]
+    assert all(isinstance(p, bytes) and 0 < len(p) < 400 for p in payloads[1:])
+    decoded = np.concatenate([decoder.decode(p) for p in payloads if p])
+    assert decoded.dtype == np.int16
+    assert abs(dominant_frequency(decoded[9600:], 48000) - 1000) <= 5
+    assert decoder.decode(b"\xff\xff\xff").size == 0  # garbage: nothing, no exception

@@ -425,3 +425,31 @@ async def _drain(queue):
     while not queue.empty():
         items.append(queue.get_nowait())
     return items
+
+
+async def test_relayed_frames_follow_the_peers_ptime_and_a_codec_change():
+    peer = RawPeer()
+    session = await RtpSession.open(HOST, PORTS)
+    try:
+        session.start(peer.address, "PCMU", ptime=30)
+        for n in range(6):  # six 20 ms frames as the bridge relays them
+            session.relay_payload(bytes([0x10 + n]) * 160, None if n == 0 else 160)
+        packets = [parse_rtp(data) for data, _ in await peer.receive_all(0.3)]
+        assert [len(p.payload) for p in packets] == [240, 240, 240, 240]
+        assert [p.timestamp - packets[0].timestamp for p in packets] == [0, 240, 480, 720]
+        assert {p.payload_type for p in packets} == {0}
+        # A re-INVITE moved the call to PCMA at 20 ms: payload type, size and marker change,
+        # the stream (SSRC, sequence numbers) goes on.
+        session.change_codec("PCMA", ptime=20)
+        session.relay_payload(b"\xd5" * 160, None)
+        session.relay_payload(b"\xd5" * 160, 160)
+        after = [parse_rtp(data) for data, _ in await peer.receive_all(0.3)]
+        assert [(p.payload_type, len(p.payload), p.marker) for p in after] == [
+            (8, 160, True),
+            (8, 160, False),
+        ]
+        assert after[0].ssrc == packets[0].ssrc
+        assert after[0].sequence_number == (packets[-1].sequence_number + 1) & 0xFFFF
+    finally:
+        await session.close()
+        peer.close()

@@ -31,8 +31,12 @@ export default {
   inCall: 'In call',
   onHold: 'On hold',
   onHoldHelp: 'You are on hold. Please stay on the line.',
+  transferring: 'Transferring…',
+  transferringHelp: 'You are being put through. Please stay on the line.',
   ended: 'Call ended',
   endedBecause: 'Call ended: {cause}',
+  // A cause with the phone system's SIP status, as "421 Extension Required".
+  causeWithReason: '{cause} ({reason})',
   failed: 'Call failed: {reason}',
   cannotCall: 'Cannot call: {reason}',
   retryAt: 'You can call again {when}.',
@@ -128,6 +132,11 @@ export default {
     time_limit: 'the time limit was reached',
     network: 'the network blocked the call',
     connection_lost: 'the connection was lost',
+    phone_system_refused: 'the phone system refused the call',
+    no_common_codec: "no common codec with the operator's phone",
+    redirect_failed: 'the call was redirected and could not follow',
+    session_expired: 'the phone system stopped confirming the call',
+    transfer_failed: 'the transfer did not go through',
   },
   causeHelp: {
     busy: 'The line is busy. Please try again in a few minutes.',
@@ -137,6 +146,11 @@ export default {
     network:
       'A firewall, VPN or company network may block calls. Try another network (mobile data, for example) or turn the VPN off, then call again.',
     connection_lost: 'Check your internet connection, then call again.',
+    phone_system_refused: 'Please try again later.',
+    no_common_codec: 'Please try again later.',
+    redirect_failed: 'Please try again later.',
+    session_expired: 'Please call again.',
+    transfer_failed: 'Please call again.',
   },
   // Why the gateway refused a call, a call token or a request, by its code.
   refusals: {
