@@ -6,18 +6,24 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 NODE_INSTALLED := node_modules/.package-lock.json
 
-.PHONY: run test lint bench bench-crosscheck system-deps clean
+.PHONY: run test lint typecheck bench bench-crosscheck system-deps clean
 
 run: $(INSTALLED) $(NODE_INSTALLED)
 	$(PY) -m gateway $(ARGS)
 
-test: system-deps $(INSTALLED) $(NODE_INSTALLED)
+# The type check first: CI (.ci/run) runs `make test`, so a type error fails it too.
+test: system-deps $(INSTALLED) $(NODE_INSTALLED) typecheck
 	scripts/in-loopback-netns $(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
+
+# mypy over gateway/, signaling/ and sip_bridge/ ([tool.mypy] in pyproject.toml).
+typecheck: $(INSTALLED)
+	$(VENV)/bin/mypy
 
 system-deps:
 	scripts/install-system-deps
@@ -31,12 +37,12 @@ $(INSTALLED): pyproject.toml constraints.txt
 # `make bench`: per-packet cost of the SIP leg, click-to-audio latency, then the load sweep,
 # both codecs, each G.711 point against this gateway and against Janus's SIP plugin;
 # `make bench CALLS=100 SECONDS=20 CODEC=pcmu|opus` (CALLS=10,25 for several points;
-# WORKERS=N, SERVER=gateway|janus|both optional): those points only. Results in
+# WORKERS=N, SERVER=gateway|janus|both, NICE=-10 optional): those points only. Results in
 # bench/results/; how to read them: docs/benchmark.md. `make bench-crosscheck`: the load
 # generator against real Chromium calls (CALLS, default 10).
 BENCH_ARGS = $(if $(CALLS),--calls $(CALLS)) $(if $(SECONDS),--seconds $(SECONDS)) \
 	$(if $(CODEC),--codec $(CODEC)) $(if $(WORKERS),--workers $(WORKERS)) \
-	$(if $(SERVER),--server $(SERVER))
+	$(if $(SERVER),--server $(SERVER)) $(if $(NICE),--nice $(NICE))
 
 bench: system-deps $(INSTALLED) $(NODE_INSTALLED)
 	$(if $(CALLS),,scripts/in-loopback-netns $(PY) bench/rtp_packet_cost.py)

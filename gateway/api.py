@@ -28,14 +28,14 @@ from gateway.sites.hours import BusinessHours
 from gateway.sites.widget import WidgetSettings
 
 # How a face cleans what a visitor typed before it becomes `VisitorDetails`, and any
-# string from outside before it is logged (gateway.text).
+# string from outside bounded before it is logged (gateway.text; the log escapes it).
 from gateway.text import (
     MAX_NAME_CHARS,
     MAX_REASON_CHARS,
     clean_page_url,
     clean_visitor_name,
     clean_visitor_text,
-    loggable,
+    clipped,
     origin_of,
 )
 
@@ -64,7 +64,7 @@ __all__ = [
     "clean_page_url",
     "clean_visitor_name",
     "clean_visitor_text",
-    "loggable",
+    "clipped",
     "origin_of",
 ]
 

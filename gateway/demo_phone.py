@@ -39,7 +39,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from gateway.text import loggable
+from gateway.text import clipped
 from sip_bridge import (
     AckReceived,
     CallEnded,
@@ -248,7 +248,7 @@ class _DemoCall:
     def __init__(self, phone: DemoPhone, call: SipCall) -> None:
         self.phone = phone
         self.call = call
-        self.label = loggable(call.call_id, 64)  # the caller chose the Call-ID
+        self.label = clipped(call.call_id, 64)  # the caller chose the Call-ID
         self.media: CallMedia | None = None
         self._echo: asyncio.Task[None] | None = None
         self._limit: asyncio.TimerHandle | None = None
@@ -278,10 +278,10 @@ class _DemoCall:
         try:
             body = media.answer(incoming.sdp) if incoming.sdp else self._make_offer()
         except sdp.SdpError as exc:
-            logger.info("demo phone: refusing a call with unusable SDP: %s", loggable(exc))
+            logger.info("demo phone: refusing a call with unusable SDP: %s", clipped(exc))
             call.hangup(status=488)
             return
-        logger.info("demo phone: call from %s, ringing", loggable(incoming.caller))
+        logger.info("demo phone: call from %s, ringing", clipped(incoming.caller))
         if not self._command(call.ring):
             return
         await asyncio.wait((call.ended,), timeout=self.phone.ring_seconds)
@@ -312,7 +312,7 @@ class _DemoCall:
                     "demo phone: call %s ended: %s %s",
                     self.label,
                     event.reason.value,
-                    loggable(event.detail),
+                    clipped(event.detail),
                 )
                 return
             if isinstance(event, OfferReceived):
@@ -334,7 +334,7 @@ class _DemoCall:
         try:
             answer = media.answer(event.sdp)
         except sdp.SdpError as exc:
-            logger.info("demo phone: refusing a re-offer: %s", loggable(exc))
+            logger.info("demo phone: refusing a re-offer: %s", clipped(exc))
             self._command(self.call.reject_offer, 488)
             return
         if self._command(self.call.answer_offer, answer):

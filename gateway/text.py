@@ -139,6 +139,17 @@ def one_line(value: object, max_chars: int) -> str:
     return text if len(text) <= max_chars else text[: max_chars - 1] + "…"
 
 
+def clipped(value: object, max_chars: int = MAX_LOGGED_CHARS) -> str:
+    """`value` as text of at most `max_chars` characters, the rest counted: what one value
+    from outside may take of a log line. It is not escaped here: the log's formatters
+    (gateway.process.logs) pass every record's whole message through `loggable`, once (a
+    value escaped here too would show its backslashes doubled)."""
+    text = value if isinstance(value, str) else str(value)
+    if len(text) <= max_chars:
+        return text
+    return f"{text[:max_chars]}... ({len(text) - max_chars} more characters)"
+
+
 def loggable(value: object, max_chars: int = MAX_LOGGED_CHARS) -> str:
     """`value` as text that is safe in a log line: backslashes doubled, control, format and
     invisible characters (and line separators) written as escapes (`\\x1b`, `\\u200b`),

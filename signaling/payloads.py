@@ -11,6 +11,7 @@ Every client event carries exactly one argument, a JSON object with exactly the 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from gateway.api import (
@@ -330,7 +331,7 @@ def _parse_check_stop(payload: object) -> StopCheck:
     return StopCheck()
 
 
-_PARSERS = {
+_PARSERS: dict[str, Callable[[object], ClientEvent]] = {
     START: _parse_start,
     CHECK_START: _parse_check_start,
     CHECK_STOP: _parse_check_stop,

@@ -124,6 +124,13 @@ def _split_scheme(value: str, what: str) -> tuple[str, str]:
     return scheme, rest
 
 
+def _skip_lws(text: str, pos: int) -> int:
+    """Where the linear white space at `pos` (possibly none) ends."""
+    match = _LWS.match(text, pos)
+    assert match is not None  # the pattern matches the empty string
+    return match.end()
+
+
 def _params(text: str, what: str) -> Iterator[tuple[str, str]]:
     """The name=value pairs of a challenge or credentials (names lower-cased, values unquoted).
 
@@ -132,20 +139,20 @@ def _params(text: str, what: str) -> Iterator[tuple[str, str]]:
     """
     pos, end = 0, len(text)
     while True:
-        pos = _LWS.match(text, pos).end()  # type: ignore[union-attr]
+        pos = _skip_lws(text, pos)
         # Tolerate empty list elements ("a=1,,b=2"), which HTTP's #rule allows.
         while pos < end and text[pos] == ",":
-            pos = _LWS.match(text, pos + 1).end()  # type: ignore[union-attr]
+            pos = _skip_lws(text, pos + 1)
         if pos >= end:
             return
         name_match = _TOKEN.match(text, pos)
         if not name_match:
             raise DigestError(f"{what}: expected a parameter name at {text[pos : pos + 20]!r}")
         name = name_match.group().lower()
-        pos = _LWS.match(text, name_match.end()).end()  # type: ignore[union-attr]
+        pos = _skip_lws(text, name_match.end())
         if pos >= end or text[pos] != "=":
             raise DigestError(f"{what}: parameter {name!r} has no '=value'")
-        pos = _LWS.match(text, pos + 1).end()  # type: ignore[union-attr]
+        pos = _skip_lws(text, pos + 1)
         if pos < end and text[pos] == '"':
             value, pos = _quoted_string(text, pos, what, name)
         else:
@@ -156,7 +163,7 @@ def _params(text: str, what: str) -> Iterator[tuple[str, str]]:
                 )
             value, pos = value_match.group(), value_match.end()
         yield name, value
-        pos = _LWS.match(text, pos).end()  # type: ignore[union-attr]
+        pos = _skip_lws(text, pos)
         if pos < end and text[pos] != ",":
             raise DigestError(f"{what}: expected ',' after {name!r}, got {text[pos : pos + 20]!r}")
 

@@ -491,7 +491,7 @@ class StreamFramer:
     def feed(self, data: bytes) -> list[bytes]:
         """Add received bytes; return the whole messages now complete (raw, unparsed)."""
         self._buffer += data
-        messages = []
+        messages: list[bytes] = []
         while True:
             if self._total is None:
                 if self._buffer[:2] == b"\r\n":

@@ -116,6 +116,14 @@ class ClientTransaction(Transaction):
     def _transmit(self) -> None:
         self._send(self._wire, self.destination)
 
+    def start(self, now: float) -> None:
+        """Send the request and start the timers (the two machines differ)."""
+        raise NotImplementedError
+
+    def receive_response(self, response: Response, now: float) -> None:
+        """A response to our request (the INVITE and non-INVITE machines differ)."""
+        raise NotImplementedError
+
     def transport_error(self, now: float) -> None:
         if self.state != State.TERMINATED:
             self.tu.transaction_timeout(self, now)
@@ -263,6 +271,14 @@ class ServerTransaction(Transaction):
     def _retransmit(self) -> None:
         if self._last_wire is not None:
             self._send(self._last_wire, self.reply_to)
+
+    def respond(self, response: Response, now: float) -> None:
+        """Send the TU's response (the INVITE and non-INVITE machines differ)."""
+        raise NotImplementedError
+
+    def receive_request(self, request: Request, now: float) -> bool:
+        """The request again (or an ACK); True when the TU must see it."""
+        raise NotImplementedError
 
 
 class InviteServerTransaction(ServerTransaction):

@@ -8,6 +8,7 @@ rules of §19.1.4 (case-insensitive scheme and host, escapes decoded, parameters
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
@@ -68,7 +69,7 @@ class SipUri:
         user: str | None = None,
         port: int | None = None,
         scheme: str = "sip",
-        params: dict[str, str | None] | None = None,
+        params: Mapping[str, str | None] | None = None,
     ) -> SipUri:
         return cls(scheme, user, None, host, port, tuple((params or {}).items()))
 

@@ -57,6 +57,7 @@ import secrets
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from sip_bridge import digest
 from sip_bridge.call_state import CallProgress, CallState
@@ -135,6 +136,8 @@ SUPPORTED = "100rel, timer, norefersub"
 SUPPORTED_AS_UAS = "timer, norefersub"
 KNOWN_UNSUPPORTED = frozenset({"REGISTER", "SUBSCRIBE", "NOTIFY", "MESSAGE", "PUBLISH", "PRACK"})
 SDP = "application/sdp"
+_ClientTx = TypeVar("_ClientTx", bound=ClientTransaction)
+_ServerTx = TypeVar("_ServerTx", bound=ServerTransaction)
 MAX_SESSION_RETRIES = 2  # 422s followed for one request
 MAX_FAILOVER_TARGETS = 8
 SUBSCRIPTION_SECONDS = 180  # how long a transfer's implicit subscription lasts (RFC 3515)
@@ -671,7 +674,7 @@ class UserAgent:
         call.local_sdp = sdp
         try:  # text that cannot go on the wire (a lone surrogate) fails here, not later
             call.invite.serialize()
-        except UnicodeError as exc:
+        except UnicodeEncodeError as exc:
             raise ValueError(f"the INVITE cannot be encoded: {exc.reason}") from None
         call.route = route
         if not self._needs_locating(route or uri):
@@ -763,6 +766,7 @@ class UserAgent:
     def ring(self, call_id: str, now: float, *, sdp: bytes | None = None) -> None:
         """Send 180 Ringing (or 183 Session Progress with early media when `sdp` is given)."""
         call = self._incoming(call_id)
+        assert call.server_tx is not None  # _incoming checked it
         status = 183 if sdp else 180
         response = self._uas_response(call, status, sdp)
         call.server_tx.respond(response, now)
@@ -770,6 +774,7 @@ class UserAgent:
     def answer(self, call_id: str, now: float, *, sdp: bytes) -> None:
         """Answer an incoming call with 200 OK and our SDP."""
         call = self._incoming(call_id)
+        assert call.server_tx is not None  # _incoming checked it
         invite = call.server_tx.request
         call.dialog = Dialog.as_uas(invite, call.incoming_to_tag or _new_tag(), 0)
         call.dialog.confirmed = True
@@ -797,6 +802,7 @@ class UserAgent:
         tx, request = call.pending_offer_tx, call.pending_offer_request
         timer = call.pending_offer_timer
         call.pending_offer_tx = call.pending_offer_request = call.pending_offer_timer = None
+        assert request is not None  # set with pending_offer_tx
         response = new_response(request, 200)
         response.headers.add("Contact", self._contact(self.config.user))
         response.headers.add("Allow", ALLOWED_METHODS)
@@ -816,6 +822,7 @@ class UserAgent:
             raise CallError(f"no offer pending on call {call_id}")
         tx, request = call.pending_offer_tx, call.pending_offer_request
         call.pending_offer_tx = call.pending_offer_request = call.pending_offer_timer = None
+        assert request is not None  # set with pending_offer_tx
         tx.respond(new_response(request, status), now)
 
     # ------------------------------------------------------------- commands: transfer
@@ -823,6 +830,7 @@ class UserAgent:
         """Take the pending REFER: 202 Accepted, then NOTIFY "100 Trying" (RFC 3515 §2.4.4)."""
         _, transfer = self._pending_transfer(call_id)
         tx, request = transfer.tx, transfer.request
+        assert tx is not None  # _pending_transfer checked it
         transfer.tx = None
         response = new_response(request, 202)
         response.headers.add("Contact", self._contact(self.config.user))
@@ -835,6 +843,7 @@ class UserAgent:
     def reject_transfer(self, call_id: str, now: float, *, status: int = 603) -> None:
         """Refuse the pending REFER (the call goes on as it was)."""
         call, transfer = self._pending_transfer(call_id)
+        assert transfer.tx is not None  # _pending_transfer checked it
         transfer.tx.respond(new_response(transfer.request, status), now)
         call.transfer = None
 
@@ -978,12 +987,12 @@ class UserAgent:
 
     def _new_client_tx(
         self,
-        cls: type[ClientTransaction],
+        cls: type[_ClientTx],
         request: Request,
         destination: Address,
         owner: _Call | Registration,
         now: float,
-    ) -> ClientTransaction:
+    ) -> _ClientTx:
         tx = cls(
             request,
             destination,
@@ -994,12 +1003,12 @@ class UserAgent:
         )
         self._client_txs[tx.key] = tx
         self._tx_owner[id(tx)] = owner
-        tx.start(now)  # type: ignore[attr-defined]
+        tx.start(now)
         return tx
 
     def _new_server_tx(
-        self, cls: type[ServerTransaction], request: Request, reply_to: Address, source: Address
-    ) -> ServerTransaction:
+        self, cls: type[_ServerTx], request: Request, reply_to: Address, source: Address
+    ) -> _ServerTx:
         tx = cls(
             request,
             reply_to,
@@ -1025,7 +1034,8 @@ class UserAgent:
         if call.targets:
             call.destination = call.targets[0]
         call.progress.move(CallState.CALLING)
-        call.invite_tx = self._new_client_tx(  # type: ignore[assignment]
+        assert call.destination is not None  # located, or known from the start
+        call.invite_tx = self._new_client_tx(
             InviteClientTransaction, call.invite, call.destination, call, now
         )
 
@@ -1061,6 +1071,7 @@ class UserAgent:
         invite = call.invite
         # §9.1: same Request-URI, Call-ID, From, To, CSeq number, top Via and routes.
         cancel = same_transaction_request(invite, "CANCEL", invite.headers.get("To") or "")
+        assert call.destination is not None  # the INVITE went there
         self._new_client_tx(NonInviteClientTransaction, cancel, call.destination, call, now)
         call.cancel_deadline = now + 64 * self.config.timers.t1
 
@@ -1108,6 +1119,7 @@ class UserAgent:
             # wait forever, and its sender for a final response (§15.1.2: 487).
             tx, request = call.pending_offer_tx, call.pending_offer_request
             call.pending_offer_tx = call.pending_offer_request = None
+            assert request is not None  # set with pending_offer_tx
             tx.respond(new_response(request, 487), now)
         self._drop_transfer(call, now)
         self._calls.pop(call.call_id, None)
@@ -1377,7 +1389,7 @@ class UserAgent:
         call = owner
         method = tx.method
         if tx is call.invite_tx:
-            self._invite_response(call, tx, response, now)  # type: ignore[arg-type]
+            self._invite_response(call, tx, response, now)
         elif tx is call.refresh_tx or (method == "INVITE" and tx.request.to.tag is not None):
             self._refresh_response(call, tx, response, now)
         elif method == "BYE":
@@ -1415,7 +1427,7 @@ class UserAgent:
             if call.state in (CallState.CANCEL_PENDING, CallState.CANCELLING):
                 self._end(call, EndReason.CANCELLED, None, "no response to INVITE", now=now)
             elif not self._fail_over(call, now) and not self._next_redirect(call, now):
-                destination = tx.destination  # type: ignore[attr-defined]
+                destination = tx.destination
                 self._end(
                     call,
                     EndReason.UNREACHABLE,
@@ -1562,6 +1574,7 @@ class UserAgent:
         return "no target we may call"
 
     def _invite_provisional(self, call: _Call, response: Response, now: float) -> None:
+        assert call.invite is not None  # responses come only to the INVITE we sent
         if call.ended or call.state == CallState.TERMINATING:
             return
         to_tag = response.to.tag
@@ -1593,6 +1606,7 @@ class UserAgent:
         self, call: _Call, response: Response, to_tag: str, now: float
     ) -> bool:
         """PRACK a reliable provisional response (RFC 3262 §4); False to ignore it."""
+        assert call.invite is not None  # responses come only to the INVITE we sent
         value = (response.headers.get("RSeq") or "").strip()
         if not value.isdecimal() or len(value) > 10:
             return False
@@ -1614,6 +1628,7 @@ class UserAgent:
         return True
 
     def _invite_success(self, call: _Call, response: Response, now: float) -> None:
+        assert call.invite is not None  # responses come only to the INVITE we sent
         to_tag = response.to.tag or ""
         if call.dialog is not None:
             if to_tag == call.dialog.remote_tag:
@@ -1651,6 +1666,7 @@ class UserAgent:
 
     def _ack_and_bye_fork(self, call: _Call, response: Response, now: float) -> None:
         """A 2xx from another fork, or after we ended: ACK it and hang it up at once."""
+        assert call.invite is not None  # responses come only to the INVITE we sent
         dialog = Dialog.as_uac(call.invite, response)
         ack = dialog.next_request("ACK", self._via(), cseq=call.invite.cseq.seq)
         destination = self._dialog_destination(call, dialog)
@@ -1814,7 +1830,8 @@ class UserAgent:
             response.headers.add("Supported", SUPPORTED_AS_UAS)
             tx.respond(response, now)
         elif method == "INVITE" and self.config.accept_incoming:
-            self._incoming_invite(request, tx, now)  # type: ignore[arg-type]
+            assert isinstance(tx, InviteServerTransaction)  # made for an INVITE
+            self._incoming_invite(request, tx, now)
         elif method in ("INVITE", "BYE", "UPDATE", "INFO", "REFER"):
             # Not ours: no dialog, and we are not a proxy or an open relay.
             self.counters["refused_requests"] += 1
@@ -2068,6 +2085,7 @@ class UserAgent:
         return call
 
     def _uas_response(self, call: _Call, status: int, sdp: bytes | None) -> Response:
+        assert call.server_tx is not None  # an incoming call's
         response = new_response(call.server_tx.request, status, to_tag=call.incoming_to_tag)
         response.headers.add("Contact", self._contact(self.config.user))
         if status == 200:
@@ -2107,6 +2125,7 @@ class UserAgent:
             call.uas_2xx_next = None
             self._send_bye(call, now, EndReason.FAILED, None, "no ACK for our 2xx")
             return
+        assert call.uas_2xx_wire is not None and call.uas_2xx_to is not None  # set together
         self._send(call.uas_2xx_wire, call.uas_2xx_to)
         call.uas_2xx_interval = min(call.uas_2xx_interval * 2, self.config.timers.t2)
         call.uas_2xx_next = min(now + call.uas_2xx_interval, call.uas_2xx_deadline)

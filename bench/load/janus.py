@@ -19,7 +19,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from .servers import HOST, OPERATOR_USER, Processes, Server, free_port, wait_bound
+from .servers import HOST, OPERATOR_USER, SERVER_SESSION, Processes, Server, free_port, wait_bound
 
 SHIM_SOURCE = Path(__file__).with_name("loopback_ifaddrs.c")
 PLUGINS = [
@@ -140,6 +140,7 @@ def start_janus(processes: Processes, *, calls: int, operator_port: int) -> Serv
         "janus",
         ["janus", "-F", str(config), "-o"],
         env={"LD_PRELOAD": str(shim)},
+        own_session=SERVER_SESSION,
     )
     wait_bound(http, process, timeout=20, proto="tcp")
     return Server(

@@ -327,13 +327,16 @@ def run_churn(
                     "t_s": round(elapsed, 1),
                     "calls_started": started,
                     "rss_mb": round(procstat.total_rss(server.worker_pids()) / 2**20, 2),
+                    # The whole gateway, supervisor included, shared pages counted once.
+                    "pss_mb": round(procstat.total_pss(server.pids()) / 2**20, 2),
                 }
             )
             time.sleep(sample_every)
         time.sleep(2)  # calls finish releasing
         final = procstat.total_rss(server.worker_pids())
         samples.append({"t_s": round(time.monotonic() - t0, 1), "calls_started": total,
-                        "rss_mb": round(final / 2**20, 2)})  # fmt: skip
+                        "rss_mb": round(final / 2**20, 2),
+                        "pss_mb": round(procstat.total_pss(server.pids()) / 2**20, 2)})  # fmt: skip
         result = json.loads((workdir / "result-0.json").read_text())
         ok = sum(1 for c in result["calls"] if c.get("ok"))
         after_warmup = [s for s in samples if s["calls_started"] >= min(100, total)]
@@ -343,6 +346,9 @@ def run_churn(
             "codec": codec,
             "rss_mb_after_100_calls": after_warmup[0]["rss_mb"] if after_warmup else None,
             "rss_mb_at_end": samples[-1]["rss_mb"],
+            "pss_mb_at_start": samples[0]["pss_mb"],
+            "pss_mb_after_100_calls": after_warmup[0]["pss_mb"] if after_warmup else None,
+            "pss_mb_at_end": samples[-1]["pss_mb"],
             "samples": samples,
             "errors": dict(Counter(c["error"] for c in result["calls"] if c.get("error"))),
         }

@@ -23,6 +23,9 @@ from . import procstat
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIO = Path(__file__).resolve().parent / "uas_echo.xml"
 HOST = "127.0.0.1"
+# BENCH_SERVER_SESSION=own: the server under test in a session of its own (default: in the
+# benchmark's, with the generators and SIPp).
+SERVER_SESSION = os.environ.get("BENCH_SERVER_SESSION", "shared") == "own"
 OPERATOR_USER = "operator"
 
 
@@ -45,7 +48,11 @@ class Processes:
         argv: list[str],
         cwd: Path | None = None,
         env: dict[str, str] | None = None,
+        own_session: bool = False,
     ) -> subprocess.Popen:
+        """`own_session`: a session (so a scheduler autogroup) of its own, as a service has
+        its own cgroup: the kernel then shares the CPU between the server and the load as
+        between two programs, not as threads of one (docs/benchmark.md)."""
         log = open(self.workdir / f"{name}.log", "wb")  # noqa: SIM115 (closed with the process)
         # The gateway keeps its ledger and journals in the point's directory, removed with
         # it: each point starts with fresh rate windows.
@@ -55,6 +62,7 @@ class Processes:
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
+            start_new_session=own_session,
             env={
                 **os.environ,
                 "GATEWAY_STORAGE_STATE_DIRECTORY": str(self.workdir / "state"),
@@ -141,7 +149,9 @@ def start_operator(processes: Processes, calls: int, duration: float) -> Operato
     return Operator(port, sipp)
 
 
-def gateway_config(http: int, sip: int, rtp: tuple[int, int], sipp: int, codec: str) -> str:
+def gateway_config(
+    http: int, sip: int, rtp: tuple[int, int], sipp: int, codec: str, ice: int
+) -> str:
     """No SIP OPTIONS health checks: SIPp's operator scenario would take each for a call."""
     return f"""
 [http]
@@ -158,6 +168,7 @@ sip_codecs = ["PCMU"]
 ringback = ""
 [ice]
 host_addresses = ["{HOST}"]
+port = {ice}
 [demo]
 enabled = false
 [access]
@@ -202,11 +213,12 @@ def start_gateway(
     rtp_low = 40000
     rtp = (rtp_low, rtp_low + 4 * max(calls, 50) * 2 - 1)
     config = processes.workdir / "gateway.toml"
-    config.write_text(gateway_config(http, sip, rtp, operator_port, codec))
+    ice = free_port(worker_count(workers))
+    config.write_text(gateway_config(http, sip, rtp, operator_port, codec, ice))
     argv = [sys.executable, "-m", "gateway", "--config", str(config)]
     if workers is not None:
         argv += ["--workers", str(workers)]
-    process = processes.start("gateway", argv, env=env)
+    process = processes.start("gateway", argv, env=env, own_session=SERVER_SESSION)
     log = processes.workdir / "gateway.log"
     wait_for_lines(log, "ready: pid", worker_count(workers), process, 30)
     url = f"http://{HOST}:{http}"

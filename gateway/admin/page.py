@@ -8,10 +8,9 @@ import datetime as dt
 import secrets
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
-import jinja2
 from aiohttp import web
 
 from gateway.admin.api import stats_query
@@ -33,6 +32,9 @@ _CSP = (
     "img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
 
+if TYPE_CHECKING:
+    import jinja2
+
 Handler = Callable[[web.Request, AdminSession], Awaitable[web.StreamResponse]]
 _FORM = web.RequestKey("form", dict)
 
@@ -51,6 +53,8 @@ def _seconds(value: float | None) -> str:
 
 
 def _environment() -> jinja2.Environment:
+    import jinja2  # only with admin users: a gateway without the page never loads it
+
     environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(HERE / "templates"),
         autoescape=True,

@@ -20,7 +20,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -33,7 +33,7 @@ from gateway.media.sip_leg import open_sip_media
 from gateway.media.transcoder import audio_codec
 from gateway.storage import Callback, CallbackEvent, CallbackStatus, CallbackStore
 from gateway.storage.callback_lifecycle import STATUS_EVENTS
-from gateway.text import MAX_REASON_CHARS, clean_visitor_name, clean_visitor_text, loggable
+from gateway.text import MAX_REASON_CHARS, clean_visitor_name, clean_visitor_text, clipped
 from sip_bridge import (
     CallAnswered,
     CallEnded,
@@ -205,7 +205,7 @@ class CallbackJob:
             await play_pcm(operator_media.rtp, beeps(operator_media.rtp.codec.sample_rate, 880, 2))
 
         await self._progress(CallbackEvent.CALLING_VISITOR, "")
-        op_codec = operator_media.negotiated.codec
+        op_codec = _codec(operator_media)
         visitor_media = await self._open_media(
             [op_codec, *(c for c in s.leg.codecs if c != op_codec)], "visitor"
         )
@@ -237,14 +237,15 @@ class CallbackJob:
             self.history.answered(cb.id, s.operator)
         bridge = MediaBridge(
             RtpLeg(operator_media.rtp, audio_codec(op_codec)),
-            RtpLeg(visitor_media.rtp, audio_codec(visitor_media.negotiated.codec)),
+            RtpLeg(visitor_media.rtp, audio_codec(_codec(visitor_media))),
         )
         bridge.start()
         self._pass_dtmf(operator_media, visitor_media)
         self._pass_dtmf(visitor_media, operator_media)
         started = self.clock()
+        ends: set[asyncio.Future[Any]] = {operator.ended, visitor.ended, self._silent}
         done, _ = await asyncio.wait(
-            {operator.ended, visitor.ended, self._silent},
+            ends,
             timeout=s.max_seconds,
             return_when=asyncio.FIRST_COMPLETED,
         )
@@ -299,17 +300,17 @@ class CallbackJob:
         try:
             async with asyncio.timeout(timeout):
                 while True:
-                    event = await call.wait_for(EarlyMedia, CallAnswered)
+                    event: EarlyMedia | CallAnswered = await call.wait_for(EarlyMedia, CallAnswered)
                     try:
-                        media.accept_answer(event.sdp)
+                        negotiated = media.accept_answer(event.sdp)
                     except sdp.SdpError as exc:
                         call.hangup()
                         return f"unusable SDP: {exc}"
                     if isinstance(event, EarlyMedia) and early_to is not None and bridge is None:
                         # The operator hears the visitor's phone ring (or the trunk's tones).
                         bridge = MediaBridge(
-                            RtpLeg(media.rtp, audio_codec(media.negotiated.codec)),
-                            RtpLeg(early_to.rtp, audio_codec(early_to.negotiated.codec)),
+                            RtpLeg(media.rtp, audio_codec(negotiated.codec)),
+                            RtpLeg(early_to.rtp, audio_codec(_codec(early_to))),
                         )
                         bridge.b_to_a.muted = True  # the visitor does not hear us yet
                         bridge.start()
@@ -365,7 +366,7 @@ class CallbackJob:
             )
         await self.store.finish(self.callback.id, status, detail, self.clock())
         await self._progress(CallbackEvent(status.value), detail)
-        logger.info("callback %s: %s (%s)", self.callback.id, status, loggable(detail))
+        logger.info("callback %s: %s (%s)", self.callback.id, status, clipped(detail))
         return status
 
     def _quality(self) -> dict[str, LegQuality | None]:
@@ -401,6 +402,12 @@ class CallbackJob:
                 )
         for media in self._media:
             await media.close()
+
+
+def _codec(media: CallMedia) -> str:
+    """The codec of a leg whose answer was accepted."""
+    assert media.negotiated is not None
+    return media.negotiated.codec
 
 
 def _words(ended: CallEnded) -> str:

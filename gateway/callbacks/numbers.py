@@ -43,7 +43,7 @@ class NumberRefused(ValueError):
         self.message = message
 
 
-def callback_number(text: str, countries: Iterable[str], country: str | None = None) -> str:
+def callback_number(text: object, countries: Iterable[str], country: str | None = None) -> str:
     """The E.164 form (`+441632960123`) of a number a visitor typed, or `NumberRefused`.
 
     A number without a leading `+` is read as a national number of `country` (the one the

@@ -29,7 +29,7 @@ from gateway.text import (
     clean_page_url,
     clean_visitor_name,
     clean_visitor_text,
-    loggable,
+    clipped,
     origin_of,
 )
 
@@ -123,7 +123,7 @@ class CallbackRequests:
             logger.warning(
                 "callback refused: daily limit for a number reached (site %s, %s)",
                 policy.site,
-                loggable(client, 64),
+                clipped(client, 64),
             )
             raise CallbackRefused(
                 "number_limit", "This number has asked for enough callbacks today.", status=429
@@ -137,7 +137,7 @@ class CallbackRequests:
             "callback %s requested: site %s from %s, due in %.0f s",
             callback.id,
             policy.site,
-            loggable(client, 64),
+            clipped(client, 64),
             due - now,
         )
         if self.on_added is not None:
@@ -154,9 +154,9 @@ class CallbackRequests:
         if at is None or at == "":
             if not policy.hours.is_open(current):
                 opening = policy.hours.next_opening(current)
-                when = f" We open again {opening.isoformat(timespec='minutes')}." if opening else ""
+                note = f" We open again {opening.isoformat(timespec='minutes')}." if opening else ""
                 raise CallbackRefused(
-                    "closed", "We are closed now: choose a time." + when, status=409
+                    "closed", "We are closed now: choose a time." + note, status=409
                 )
             return now
         if not isinstance(at, str):

@@ -28,7 +28,7 @@ from gateway.access.admission import (
     LimitRefused,
     StorageUnavailable,
 )
-from gateway.api import CallbackRefused, TokenService, loggable
+from gateway.api import CallbackRefused, TokenService, clipped
 from gateway.callbacks.job import CallbackJob, CallbackSettings, Slot
 from gateway.callbacks.requests import CallbackRequests, SiteCallbacks
 from gateway.callbacks.scheduler import CallbackScheduler, MustWait
@@ -173,6 +173,7 @@ class RequestACall:
         if site is None:
             return None
         policy = site.callback
+        assert policy is not None  # _site returns only sites that take callbacks
         return SiteCallbacks(
             site.id,
             policy.countries,
@@ -207,6 +208,7 @@ class RequestACall:
         if site is None:
             return None
         policy, config = site.callback, self.config
+        assert policy is not None  # _site returns only sites that take callbacks
         operator = policy.operator or site.destinations[0].uri
         settings = CallbackSettings(
             operator=str(operator),
@@ -265,6 +267,6 @@ class RequestACall:
             await self.tokens.admit_callback_request(site_id, client)
         except LimitRefused as exc:
             logger.warning(
-                "callback refused (%s): site=%s %s", exc.code, loggable(site_id, 40), exc.detail
+                "callback refused (%s): site=%s %s", exc.code, clipped(site_id, 40), exc.detail
             )
             raise

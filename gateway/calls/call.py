@@ -33,7 +33,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, replace
 from typing import Any
 
-from gateway.api import CallState, CallUpdate, EndCause, Notify, loggable
+from gateway.api import CallState, CallUpdate, EndCause, Notify, clipped
 from gateway.calls.ringing import (
     MAX_REDIRECTS,
     BrowserConnected,
@@ -57,6 +57,7 @@ from gateway.calls.ringing import (
 from gateway.config import RingbackTone
 from gateway.config.legs import BrowserLegSettings, SipLegSettings
 from gateway.media.bridge import MediaBridge, RtpLeg
+from gateway.media.ice_mux import IceMux
 from gateway.media.quality import LegQuality, sip_leg_quality
 from gateway.media.sip_leg import open_sip_media
 from gateway.media.tones import cadence_for, play_ringback
@@ -111,6 +112,7 @@ class CallSettings:
     ring: RingStrategy = RingStrategy.SEQUENTIAL
     ring_total: float | None = None  # overall ring time; None: no overall limit
     first: int = 0  # round-robin: index to start from
+    ice_mux: IceMux | None = None  # the worker's shared ICE port; None: a port per call
     connect_timeout: float = 5.0  # seconds the browser's media path may take to come up
     # Where the operator may send the call (REFER, 3xx); empty: nowhere.
     transfer_to: TargetPatterns = NOWHERE
@@ -219,7 +221,7 @@ class Call:
         """
         s = self.settings
         try:
-            self.webrtc = WebRtcLeg(s.browser_leg)
+            self.webrtc = WebRtcLeg(s.browser_leg, ice_mux=s.ice_mux)
             self.webrtc.on_failed = self._on_ice_failed
             answer = await self.webrtc.answer(offer_sdp)
         except BaseException:
@@ -330,7 +332,7 @@ class Call:
             if referred[1].referred_by:
                 headers.append(("Referred-By", referred[1].referred_by))
         elif index >= len(self.settings.destinations):
-            logger.info("call %s: redirected to %s", self.id, loggable(destination.uri))
+            logger.info("call %s: redirected to %s", self.id, clipped(destination.uri))
         try:
             media = await open_sip_media(self.settings.sip_leg, self._sip_codecs)
         except OSError as exc:
@@ -341,7 +343,7 @@ class Call:
             sip = await self._invite(destination, media, headers)
         except Exception as exc:
             await media.close()
-            logger.warning("call %s: cannot ring a destination: %s", self.id, loggable(exc))
+            logger.warning("call %s: cannot ring a destination: %s", self.id, clipped(exc))
             self._cannot_ring(index, "the INVITE could not be sent")
             return
         except BaseException:
@@ -477,7 +479,7 @@ class Call:
             media.accept_answer(attempt.remote_sdp or b"")
         except sdp.SdpError as exc:
             logger.info(
-                "call %s: unusable SDP answer from the operator side: %s", self.id, loggable(exc)
+                "call %s: unusable SDP answer from the operator side: %s", self.id, clipped(exc)
             )
             self._feed(
                 HangUp(EndCause.NO_COMMON_CODEC, "no common codec with the operator's phone")
@@ -531,7 +533,7 @@ class Call:
         try:
             answer = media.answer(event.sdp)
         except sdp.SdpError as exc:
-            logger.info("call %s: re-offer refused (488): %s", self.id, loggable(exc))
+            logger.info("call %s: re-offer refused (488): %s", self.id, clipped(exc))
             sip.reject_offer(488)
             return
         sip.answer_offer(answer)
@@ -588,7 +590,7 @@ class Call:
         logger.info(
             "call %s: operator transfers the call to %s",
             self.id,
-            loggable(self._destination(action.target).uri),
+            clipped(self._destination(action.target).uri),
         )
         self._unbridge(ringback=False)
         self._play_ringback()

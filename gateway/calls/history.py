@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 from gateway.api import Clock, EndCause, VisitorDetails
@@ -167,11 +167,22 @@ class CallHistory:
                 }
             )
 
-    def changed(self, call_id: str, state: str, **values: object) -> None:
+    def changed(
+        self,
+        call_id: str,
+        state: str,
+        *,
+        answered_at: float | None = None,
+        destination: str | None = None,
+    ) -> None:
         if self.live_registry is None or call_id not in self._calls:
             return
         now = self.clock()
-        self._publish(lambda registry: registry.changed(call_id, state, now, **values))  # type: ignore[arg-type]
+        self._publish(
+            lambda registry: registry.changed(
+                call_id, state, now, answered_at=answered_at, destination=destination
+            )
+        )
 
     def sip_response(self, status: int) -> None:
         self.metrics.sip_responses.labels(str(status)).inc()
@@ -184,7 +195,7 @@ class CallHistory:
         cause: EndCause | str | None,
         detail: str = "",
         codecs: dict[str, str] | None = None,
-        quality: dict[str, LegQuality] | None = None,
+        quality: Mapping[str, LegQuality | None] | None = None,
     ) -> CallRecord | None:
         """The call's record (written in the background), or None for an unknown call.
         `outcome` None: answered if it was, else from the `EndCause`."""

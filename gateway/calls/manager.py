@@ -34,7 +34,7 @@ from gateway.api import (
     SiteInfo,
     TokenGrant,
     VisitorDetails,
-    loggable,
+    clipped,
 )
 from gateway.calls.call import Call, CallSettings, Destination
 from gateway.calls.causes import record_detail
@@ -44,6 +44,7 @@ from gateway.calls.ratings import RATINGS_FILE, CallRatings, RatingStore, Sqlite
 from gateway.config import GatewayConfig, SiteConfig
 from gateway.config.legs import browser_leg_settings, sip_leg_settings
 from gateway.health.monitor import HealthMonitor
+from gateway.media.ice_mux import IceMux
 from gateway.monitoring.metrics import Metrics
 from gateway.sites.routing import SiteDestination
 from sip_bridge import SipEndpoint
@@ -72,8 +73,11 @@ class CallManager:
         ledger: Ledger | None = None,
         history: CallHistory | None = None,
         ratings: RatingStore | None = None,
+        ice_mux: IceMux | None = None,
     ) -> None:
+        """`ice_mux`: the worker's shared ICE port for browser legs (`[ice] port`)."""
         self.config = config
+        self.ice_mux = ice_mux
         # Records, calls in progress and metrics (none in the database without one).
         self.history = history if history is not None else CallHistory(None, Metrics())
         self.endpoint = endpoint
@@ -110,6 +114,7 @@ class CallManager:
             clock=clock,
             busy=lambda: self.admission.live_calls,
             leg_settings=self._browser_leg,
+            ice_mux=ice_mux,
         )
 
     # -------------------------------------------------------------- TokenService
@@ -161,9 +166,9 @@ class CallManager:
             (logger.warning if warning else logger.info)(
                 "call refused (%s): site %s, client %s: %s",
                 exc.code,
-                loggable(site_id, 40),
-                loggable(client, 64),
-                loggable(detail or exc.message),
+                clipped(site_id, 40),
+                clipped(client, 64),
+                clipped(detail or exc.message),
             )
             raise
 
@@ -218,9 +223,9 @@ class CallManager:
                     "call %s ended: site %s, client %s, %s%s, talked %.1f s",
                     call_id,
                     site.id,
-                    loggable(client, 64),
+                    clipped(client, 64),
                     update.cause,
-                    f" ({loggable(update.detail)})" if update.detail else "",
+                    f" ({clipped(update.detail)})" if update.detail else "",
                     talked,
                 )
             notify(update)
@@ -239,7 +244,7 @@ class CallManager:
             raise CallRefused("bad_offer", str(exc)) from None
         except OSError as exc:
             self._forget(call_id)
-            logger.warning("call %s: cannot start: %s", call_id, loggable(exc))
+            logger.warning("call %s: cannot start: %s", call_id, clipped(exc))
             history.ended(call_id, "failed", cause="unavailable", detail=str(exc))
             raise CallRefused("unavailable", "the gateway cannot take a call now") from None
         except BaseException:
@@ -247,7 +252,7 @@ class CallManager:
             self._forget(call_id)
             history.ended(call_id, "failed", cause="failed", detail="the call could not start")
             raise
-        logger.info("call %s started: site %s, client %s", call_id, site.id, loggable(client, 64))
+        logger.info("call %s started: site %s, client %s", call_id, site.id, clipped(client, 64))
         return call_id, answer
 
     async def _admit(self, site: SiteConfig, client: str, visitor: VisitorDetails) -> AdmittedCall:
@@ -304,8 +309,8 @@ class CallManager:
                 "pre-call check refused (%s): site %s, client %s: %s",
                 exc.code,
                 site.id,
-                loggable(client, 64),
-                loggable(exc.detail if isinstance(exc, LimitRefused) else exc.message),
+                clipped(client, 64),
+                clipped(exc.detail if isinstance(exc, LimitRefused) else exc.message),
             )
             raise
 
@@ -400,6 +405,7 @@ class CallManager:
             connect_timeout=config.ice.connect_timeout,
             sip_leg=self._sip_leg,
             browser_leg=self._browser_leg,
+            ice_mux=self.ice_mux,
             ringback=config.media.ringback,
             headers=tuple(headers),
         )

@@ -28,10 +28,11 @@ from dataclasses import dataclass, field
 
 from gateway.access.admission import HOUR, LimitRefused, StorageUnavailable, client_key
 from gateway.access.ledger import CheckFacts, Ledger, LedgerUnavailable
-from gateway.api import CallRefused, CheckGrant, Clock, loggable
+from gateway.api import CallRefused, CheckGrant, Clock, clipped
 from gateway.config import GatewayConfig, SiteConfig
 from gateway.config.legs import BrowserLegSettings, browser_leg_settings
 from gateway.media.echo import EchoLeg
+from gateway.media.ice_mux import IceMux
 
 logger = logging.getLogger(__name__)
 
@@ -60,12 +61,14 @@ class PreCallChecks:
         clock: Clock = time.time,
         busy: Callable[[], int] = lambda: 0,
         leg_settings: BrowserLegSettings | None = None,
+        ice_mux: IceMux | None = None,
     ) -> None:
         self.limits = config.limits
         self.ledger = ledger
         self.clock = clock
         self.busy = busy
         self.leg_settings = leg_settings or browser_leg_settings(config)
+        self.ice_mux = ice_mux
         self.checks: dict[str, _Check] = {}
         self._admitting = 0  # checks waiting for the ledger
 
@@ -86,7 +89,7 @@ class PreCallChecks:
             row = await self._admit(client, self.clock())
         finally:
             self._admitting -= 1
-        leg = EchoLeg(self.leg_settings)
+        leg = EchoLeg(self.leg_settings, self.ice_mux)
         check = _Check(secrets.token_urlsafe(12), site.id, client, row, leg, _loop_time())
         self.checks[check.id] = check
         try:
@@ -96,7 +99,7 @@ class PreCallChecks:
             raise CallRefused("bad_offer", str(exc)) from None
         except OSError as exc:  # no socket for ICE
             await self._end(check, "failed")
-            logger.warning("pre-call check: cannot answer: %s", loggable(exc))
+            logger.warning("pre-call check: cannot answer: %s", clipped(exc))
             raise CallRefused("unavailable", "the gateway cannot take a test now") from None
         except BaseException:
             await self._end(check, "failed")
@@ -109,7 +112,7 @@ class PreCallChecks:
             "pre-call check %s started: site %s, client %s",
             check.id,
             site.id,
-            loggable(address, 64),
+            clipped(address, 64),
         )
         return CheckGrant(check.id, answer, seconds)
 

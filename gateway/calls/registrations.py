@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from gateway.api import loggable
+from gateway.api import clipped
 from gateway.config import SiteConfig
 from sip_bridge import RegistrationChanged, RegistrationSettings, SipEndpoint
 
@@ -53,8 +53,8 @@ def log_registration(change: RegistrationChanged) -> None:
         logger.warning(
             "registration %s failed: %s; trying again in %.0f s",
             change.key,
-            loggable(change.detail),
+            clipped(change.detail),
             change.retry_in or 0,
         )
     else:
-        logger.info("registration %s: %s", change.key, loggable(change.detail or change.state))
+        logger.info("registration %s: %s", change.key, clipped(change.detail or change.state))

@@ -71,6 +71,7 @@ from gateway.config.values import (
     _host_addresses,
     _host_for_url,
     _host_port,
+    _ice_port,
     _inheriting,
     _Invalid,
     _is_unspecified,
@@ -294,6 +295,7 @@ _SECTIONS: dict[str, dict[str, Converter]] = {
     "ice": {
         "servers": _ice_servers,
         "host_addresses": _host_addresses,
+        "port": _ice_port,
         "connect_timeout": _positive_seconds,
         "turn_credential_lifetime": _turn_credential_lifetime,
         "denied_candidate_networks": _candidate_networks,
@@ -711,7 +713,7 @@ def _finish_sip(c: dict[str, Any], base_dir: Path | None, problems: _Problems) -
     for key in ("tls_certificate", "tls_private_key", "tls_ca_certificates"):
         if c[key] not in (None, _FAILED):
             c[key] = problems.convert(
-                f"sip.{key}", lambda text: _existing_file(text, base_dir), c[key]
+                f"sip.{key}", lambda text: _existing_file(str(text), base_dir), c[key]
             )
     if c["transport"] == "tls":
         for key in ("tls_certificate", "tls_private_key"):
@@ -734,6 +736,15 @@ def _check_ports(sections: dict[str, dict[str, Any]], problems: _Problems) -> No
     for name, (host, port) in taken:
         if low <= port <= high and _hosts_overlap(host, rtp_host):
             problems.add("media.rtp_ports", f"{low}-{high} contains the port of {name} ({port})")
+    ice = sections["ice"]
+    if not _ok(ice["port"], ice["host_addresses"]) or not ice["port"]:
+        return
+    ice_port, ice_hosts = ice["port"], ice["host_addresses"]
+    if low <= ice_port <= high and any(_hosts_overlap(h, rtp_host) for h in ice_hosts):
+        problems.add("ice.port", f"{ice_port} is inside media.rtp_ports ({low}-{high})")
+    for name, (host, port) in taken:
+        if port == ice_port and any(_hosts_overlap(h, host) for h in ice_hosts):
+            problems.add("ice.port", f"{ice_port} is the port of {name}")
 
 
 def _check_email(

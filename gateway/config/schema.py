@@ -126,6 +126,9 @@ class IceServer:
 class IceConfig:
     servers: tuple[IceServer, ...]
     host_addresses: tuple[str, ...]
+    # UDP port of every browser leg's ICE (worker i: port + i) on each host address;
+    # 0: aioice binds an ephemeral port per call.
+    port: int
     connect_timeout: float  # seconds the browser's media path may take; then the call ends
     turn_credential_lifetime: float  # seconds a page's TURN credential is valid
     # Networks (normalized, "own" expanded at load) no signalled candidate may point into.

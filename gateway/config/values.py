@@ -333,6 +333,14 @@ def _origins(value: object) -> tuple[str, ...]:
 _PORT_RANGE = re.compile(r"^([0-9]{1,5}) *- *([0-9]{1,5})$")
 
 
+def _ice_port(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _Invalid(f"expected a port number (0: none), got {_type_name(value)}")
+    if not 0 <= value <= 65535:
+        raise _Invalid(f"must be 1-65535, or 0 for a port per call, not {value}")
+    return value
+
+
 def _port_range(value: object) -> tuple[int, int]:
     text = _string(value).strip()
     match = _PORT_RANGE.match(text)

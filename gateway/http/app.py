@@ -11,6 +11,7 @@ from pathlib import Path
 
 import aiohttp.web_response
 from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
 
 from gateway.api import BadRequest, GatewayService, SiteInfo
 from gateway.http.client_limits import ClientLimitRefused, OpenPerClient, RatePerClient, socket_cap
@@ -207,7 +208,7 @@ def hide_server_version() -> None:
     """No `Server: Python/3.x aiohttp/3.y` banner on any response. aiohttp fills the
     header from this module attribute when a response has none, its own error answers
     (malformed requests, which never reach the application's signals) included."""
-    aiohttp.web_response.SERVER_SOFTWARE = SERVER_NAME  # type: ignore[attr-defined]
+    aiohttp.web_response.SERVER_SOFTWARE = SERVER_NAME
 
 
 async def _common_headers(request: web.Request, response: web.StreamResponse) -> None:
@@ -225,9 +226,9 @@ async def _common_headers(request: web.Request, response: web.StreamResponse) ->
         response.headers.setdefault("Cache-Control", "no-cache")
 
 
-def _forwarded_remote(trusted: tuple[Network, ...]):  # type: ignore[no-untyped-def]
+def _forwarded_remote(trusted: tuple[Network, ...]) -> Middleware:
     @web.middleware
-    async def forwarded_remote(request: web.Request, handler):  # type: ignore[no-untyped-def]
+    async def forwarded_remote(request: web.Request, handler: Handler) -> web.StreamResponse:
         peer = request.remote or "unknown"
         forwarded = ",".join(request.headers.getall("X-Forwarded-For", ())) or None
         visitor = visitor_address(peer, forwarded, trusted)

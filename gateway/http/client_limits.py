@@ -21,6 +21,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from gateway.access.admission import client_key
 from gateway.api import Refusal
@@ -108,7 +109,7 @@ class RatePerClient:
         return wait
 
 
-def socket_cap(sockets: OpenPerClient) -> Callable[[web.Request, Handler], Awaitable]:
+def socket_cap(sockets: OpenPerClient) -> Middleware:
     """Middleware: socket.io requests (websocket only: one request per connection, for
     its whole life) counted per visitor address (`request.remote`, behind trusted
     proxies the visitor's); one past the limit is refused before the upgrade."""

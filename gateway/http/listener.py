@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Callable, Sequence
+from typing import cast
 
 from gateway.http.client_limits import OpenPerClient
 from gateway.http.forwarded import Network, is_trusted
@@ -31,7 +32,7 @@ class _Counted(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         address = str(peer[0]) if isinstance(peer, tuple) else "unknown"
         if not self._guard.admit(address):
-            transport.abort()  # aiohttp never sees it
+            cast(asyncio.Transport, transport).abort()  # a stream's; aiohttp never sees it
             return
         self._peer = address
         self._inner.connection_made(transport)

@@ -29,7 +29,10 @@ PacketHandler = Callable[[bytes | memoryview, int], None]
 
 
 class AudioLeg(Protocol):
-    codec: AudioCodec
+    @property
+    def codec(self) -> AudioCodec | None:
+        """None until known (a browser leg's comes with its answer): a bridge joins only
+        legs whose codec is known."""
 
     def listen(self, handler: PacketHandler | None) -> None:
         """Hand each received audio payload and its RTP timestamp to `handler`."""
@@ -79,10 +82,14 @@ class Direction:
         self.target = target
         self.muted = False  # send silence instead (the visitor pressed Mute)
         self.frames = 0
-        self._timeline = _Timeline(source.codec.frame_ticks)
+        source_codec, target_codec = source.codec, target.codec
+        if source_codec is None or target_codec is None:
+            raise ValueError("a leg's codec is not known yet: answer it before bridging")
+        self._target_codec = target_codec
+        self._timeline = _Timeline(source_codec.frame_ticks)
         self.transcoder = (
-            Transcoder(source.codec, target.codec)
-            if source.codec.name != target.codec.name
+            Transcoder(source_codec, target_codec)
+            if source_codec.name != target_codec.name
             else None
         )
 
@@ -91,7 +98,7 @@ class Direction:
         target = self.target
         transcoder = self.transcoder
         if transcoder is None:
-            target.send(silence_frame(target.codec) if self.muted else payload, frames)
+            target.send(silence_frame(self._target_codec) if self.muted else payload, frames)
             self.frames += 1
             return
         if frames is not None and 1 < frames <= MAX_CONCEALED_FRAMES + 1:
@@ -99,7 +106,7 @@ class Direction:
                 concealed = transcoder.conceal_one()
                 if concealed is not None:
                     target.send(concealed, 1)
-        out = silence_frame(target.codec) if self.muted else transcoder.convert(payload)
+        out = silence_frame(self._target_codec) if self.muted else transcoder.convert(payload)
         if out is not None:
             target.send(out, None if frames is None else 1)
             self.frames += 1

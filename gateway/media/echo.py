@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from gateway.config.legs import BrowserLegSettings
+from gateway.media.ice_mux import IceMux
 from gateway.media.webrtc_leg import WebRtcLeg
 
 
@@ -20,8 +21,8 @@ class EchoLeg:
     """Answers the browser's offer, then sends each audio frame it receives back at once.
     `on_failed(state)` is told when the connection fails or closes under it."""
 
-    def __init__(self, settings: BrowserLegSettings) -> None:
-        self.webrtc = WebRtcLeg(settings)
+    def __init__(self, settings: BrowserLegSettings, ice_mux: IceMux | None = None) -> None:
+        self.webrtc = WebRtcLeg(settings, ice_mux=ice_mux)
         self.on_failed: Callable[[str], None] | None = None
         self.webrtc.on_failed = self._failed
         self.echoed = 0
@@ -32,7 +33,7 @@ class EchoLeg:
         self.webrtc.listen(self._echo)
         return answer
 
-    def _echo(self, payload: memoryview, timestamp: int) -> None:
+    def _echo(self, payload: bytes | memoryview, timestamp: int) -> None:
         self.webrtc.send(payload)  # copied into the outgoing packet before this returns
         self.echoed += 1
 

@@ -112,5 +112,6 @@ class CheckBudget:
             budget.started += 1
             await check(pair)
 
-        # aioice starts every check, triggered ones included, through this method.
+        # aioice starts every check, triggered ones included, through this method (it has no
+        # hook for it: the method is replaced on this connection, which mypy flags).
         connection.check_start = check_start  # type: ignore[method-assign]

@@ -149,7 +149,9 @@ class Transcoder:
         if target.name == "opus" and source.sample_rate in OPUS_INPUT_RATES:
             # A phone's narrowband audio: CELT from its own rate is cheapest and quickest.
             self.pcm_rate = source.sample_rate
-            self._encode = OpusEncoder(input_rate=self.pcm_rate, application="lowdelay").encode
+            self._encode: Callable[[np.ndarray], bytes | None] = OpusEncoder(
+                input_rate=self.pcm_rate, application="lowdelay"
+            ).encode
         else:
             self.pcm_rate = target.sample_rate
             self._encode = frame_encoder(target)
@@ -176,6 +178,7 @@ class Transcoder:
             if len(pcm) != self.frame_samples:
                 return None  # not a 20 ms frame: concealed instead
             return pcm
+        assert self._decoder is not None  # not Opus: one of the two is set
         pcm = self._decoder.decode(bytes(payload))
         if self._resampler is not None:
             return self._resampler.resample(_pcm_frame(pcm, self.source.sample_rate))

@@ -32,6 +32,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.sdp import candidate_from_sdp
 
 from gateway.config.legs import BrowserLegSettings
+from gateway.media.ice_mux import IceMux
 from gateway.media.ice_policy import CandidatePolicy, CheckBudget
 from gateway.media.ice_servers import IceServers
 from gateway.media.quality import LegQuality
@@ -93,7 +94,15 @@ class WebRtcLeg:
     the agent's connectivity checks are bounded by a `CheckBudget` (gateway.media.ice_policy).
     """
 
-    def __init__(self, settings: BrowserLegSettings, *, clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        settings: BrowserLegSettings,
+        *,
+        clock: Callable[[], float] = time.time,
+        ice_mux: IceMux | None = None,
+    ) -> None:
+        """`ice_mux`: the worker's shared ICE port (`[ice] port`); None: aioice binds
+        sockets of the leg's own."""
         servers = [
             RTCIceServer(urls=s["urls"], username=s.get("username"), credential=s.get("credential"))
             for s in IceServers(
@@ -102,6 +111,7 @@ class WebRtcLeg:
         ]
         # An explicit list, even empty: aiortc falls back to a public STUN server otherwise.
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=servers))
+        self._ice_mux = ice_mux
         self._browser_codecs = [c.lower() for c in settings.codecs]
         self.candidates = CandidatePolicy(settings.denied_candidate_networks)
         self.checks = CheckBudget(settings.max_checks_per_call)
@@ -112,7 +122,7 @@ class WebRtcLeg:
         # aiortc's sender if the channel could not take over.
         self._send_through_aiortc = False
         self._pts = 0
-        self.on_packet: Callable[[bytes, int], None] | None = None
+        self.on_packet: Callable[[bytes | memoryview, int], None] | None = None
         self.on_failed: Callable[[str], None] | None = None
         self.connected = asyncio.Event()
         self._closed = False
@@ -144,6 +154,9 @@ class WebRtcLeg:
         if len(audio) != 1:
             raise ValueError("the offer must have exactly one audio stream")
         transceiver = audio[0]
+        if self._ice_mux is not None:
+            # Before the answer names our username fragment and gathering binds sockets.
+            self._ice_mux.adopt(transceiver.sender.transport.transport.iceGatherer._connection)
         chosen = self._choose_codec(transceiver._codecs)
         if chosen is None:
             raise ValueError("the offer has no audio codec the gateway accepts")
@@ -194,7 +207,7 @@ class WebRtcLeg:
 
         receiver.receive = receive
 
-    def listen(self, handler: Callable[[bytes, int], None] | None) -> None:
+    def listen(self, handler: Callable[[bytes | memoryview, int], None] | None) -> None:
         """Hand each received audio payload and its RTP timestamp to `handler` (the payload
         may be a view valid only until the handler returns)."""
         self.on_packet = handler
@@ -204,12 +217,12 @@ class WebRtcLeg:
     def send(self, payload: bytes | memoryview, frames: int | None = 1) -> None:
         """Queue one encoded 20 ms frame for the browser, `frames` slots after the previous
         one (more than 1 leaves a gap for frames lost upstream; None counts as 1)."""
-        if self._closed or self._channel is None:
-            return
+        if self._closed or self._channel is None or self.codec is None:
+            return  # (the codec, the track and the channel are set together by answer())
         self._pts += (frames or 1) * self.codec.frame_ticks
         if self._channel.attached:
             self._channel.send(payload, self._pts, marker=self._channel.packets_sent == 0)
-        elif self._send_through_aiortc:
+        elif self._send_through_aiortc and self._track is not None:
             self._track.push(bytes(payload), self._pts)
 
     async def add_candidate(

@@ -18,9 +18,6 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
-import aiosmtplib
-import jinja2
-
 from gateway.config import EmailConfig, GatewayConfig
 from gateway.notify.delivery import DeliveryError
 from gateway.notify.events import Notification
@@ -54,6 +51,8 @@ class MailRenderer:
 
     def __init__(self, timezones: dict[str, dt.tzinfo] | None = None) -> None:
         self.timezones = timezones or {}
+        import jinja2  # only with mail configured: a gateway without never loads it
+
         environment = jinja2.Environment(
             loader=jinja2.FileSystemLoader(TEMPLATES),
             autoescape=jinja2.select_autoescape(enabled_extensions=("html",)),
@@ -206,6 +205,8 @@ class MailSender:
         server = self.email.server
         assert server is not None
         message = self.message(event)
+        import aiosmtplib  # only once there is mail to send
+
         try:
             await aiosmtplib.send(
                 message,

@@ -36,6 +36,7 @@ from gateway.http.forwarded import parse_networks
 from gateway.http.json_api import refusals
 from gateway.http.listener import ConnectionCap, listen
 from gateway.http.ratings import rating_routes
+from gateway.media.ice_mux import IceMux
 from gateway.media.ice_servers import IceServers
 from gateway.media.webrtc_leg import use_host_addresses
 from gateway.monitoring.metrics import Metrics
@@ -61,6 +62,7 @@ def sip_tls_contexts(config: GatewayConfig) -> tuple[ssl.SSLContext | None, ssl.
     sip = config.sip
     if sip.transport != "tls":
         return None, None
+    assert sip.tls_certificate is not None  # the loader requires it with TLS
     server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server.load_cert_chain(sip.tls_certificate, sip.tls_private_key)
     client = ssl.create_default_context(
@@ -122,6 +124,8 @@ class Gateway:
     # (`notifications.notifier.deliveries()`).
     health: HealthMonitor | None = None
     notifications: Notifications | None = None
+    # The browser legs' shared ICE port ([ice] port); None: a port per call.
+    ice_mux: IceMux | None = None
     server: asyncio.Server | None = None  # the HTTP listening socket (gateway.http.listener)
     # What the workers and nodes share (ledger, live calls, heartbeats: gateway.process.
     # shared), closed at stop when this gateway opened it; and, with several nodes, this
@@ -194,7 +198,19 @@ class Gateway:
             endpoint = await bind("sip.listen", config.sip.listen, _open_endpoint(config))
             opened.push_async_callback(endpoint.close)
             register_sites(endpoint, config.sites)
-            calls = CallManager(config, endpoint, ledger=shared.ledger, history=history)
+            ice_mux = None
+            if config.ice.port:
+                ice_mux = IceMux()
+                opened.callback(ice_mux.close)
+                for address in config.ice.host_addresses:
+                    await bind(
+                        "ice.port",
+                        (address, config.ice.port),
+                        ice_mux.listen(address, config.ice.port),
+                    )
+            calls = CallManager(
+                config, endpoint, ledger=shared.ledger, history=history, ice_mux=ice_mux
+            )
             database.reachability.start()
             calls.storage_down = lambda: database.reachability.down
             heartbeat = watcher = None
@@ -351,6 +367,7 @@ class Gateway:
             heartbeat=heartbeat,
             watcher=watcher,
             lease=lease,
+            ice_mux=ice_mux,
         )
 
     async def stop(self) -> None:
@@ -376,6 +393,8 @@ class Gateway:
             await self.demo.close()
         if self.heap is not None:
             self.heap.close()
+        if self.ice_mux is not None:
+            self.ice_mux.close()
         if self.history is not None:
             await self.history.close()
         await self.calls.admission.flush()

@@ -5,9 +5,10 @@ JSON object per line, the gateway's loggers at `log.level` and the libraries' at
 The log is read by people in terminals and by log shippers, and much of what it would say
 comes from outside: a visitor's name or address, the host names of ICE candidates in an
 offer (aioice logs every connectivity check with them at INFO), SIP headers, a peer's error
-text. The gateway's own log calls pass such values through `gateway.text.loggable`; the
-formatters here apply it once more to every record's whole message (and each line of a
-traceback), whatever logger it came from: no record can carry a terminal escape sequence,
+text. The gateway's own log calls bound such values (`gateway.text.clipped`, so that one
+value cannot take the whole line); the formatters here escape every record's whole message
+(and each line of a traceback) with `gateway.text.loggable`, once, whatever logger it came
+from: no record can carry a terminal escape sequence,
 split into forged lines, or run to megabytes. The libraries stay at WARNING by default, so
 a page's offer cannot make their INFO lines the bulk of the log either.
 """

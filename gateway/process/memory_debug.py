@@ -138,8 +138,8 @@ class MemoryReporter:
         self.directory = directory
         self.frames = frames
         self.path = directory / f"memory-{os.getpid()}.txt"
-        self._first: tuple[tracemalloc.Snapshot, Counter[str]] | None = None
-        self._previous: tuple[tracemalloc.Snapshot, Counter[str]] | None = None
+        self._first: tuple[tracemalloc.Snapshot | None, Counter[str]] | None = None
+        self._previous: tuple[tracemalloc.Snapshot | None, Counter[str]] | None = None
         self._count = 0
         self._reporting = False
 

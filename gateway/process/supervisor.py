@@ -9,6 +9,7 @@ dies. Worker i of N gets, derived from the one configuration:
   stays with the worker that accepted it, and that worker owns the visitor's call.
 - SIP: port `sip.listen` + i (and `sip.public_address` port + i): its own user agent.
 - RTP: the i-th of N equal slices of `media.rtp_ports` (whole even/odd pairs).
+- ICE: port `ice.port` + i, the browser legs' one UDP port (gateway/media/ice_mux.py).
 - the demo phone only in worker 0 (it has one SIP address); call tokens signed with one
   secret shared by all workers (made by the supervisor when the file sets none), so a
   token from one worker is good at another, and used once on the whole machine.
@@ -43,7 +44,8 @@ import signal
 import sys
 import time
 import traceback
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 from gateway.access.ledger import SqliteLedger
 from gateway.config import AccessConfig, GatewayConfig
@@ -107,6 +109,22 @@ def worker_configs(config: GatewayConfig, count: int) -> list[GatewayConfig]:
         raise WorkerConfigError(
             f"SIP ports {sip_port}..{sip_port + count - 1} of {count} workers pass 65535"
         )
+    ice_port = config.ice.port
+    if ice_port:
+        ice_ports = range(ice_port, ice_port + count)
+        if ice_ports[-1] > 65535:
+            raise WorkerConfigError(
+                f"ICE ports {ice_port}..{ice_ports[-1]} of {count} workers pass 65535"
+            )
+        for port in ice_ports:
+            if low <= port <= high:
+                raise WorkerConfigError(
+                    f"ICE port {port} (ice.port + {port - ice_port}) is inside media.rtp_ports"
+                )
+            if port in range(sip_port, sip_port + count) or port == demo_port:
+                raise WorkerConfigError(
+                    f"ICE port {port} (ice.port + {port - ice_port}) is a SIP port of a worker"
+                )
     for i in range(count):
         port = sip_port + i
         if low <= port <= high:
@@ -121,7 +139,7 @@ def worker_configs(config: GatewayConfig, count: int) -> list[GatewayConfig]:
     configs = []
     for i in range(count):
         rtp_low = low + 2 * per_worker * i
-        changes = {
+        changes: dict[str, Any] = {
             "sip": dataclasses.replace(
                 config.sip,
                 listen=(sip_host, sip_port + i),
@@ -131,6 +149,8 @@ def worker_configs(config: GatewayConfig, count: int) -> list[GatewayConfig]:
                 config.media, rtp_ports=(rtp_low, rtp_low + 2 * per_worker - 1)
             ),
         }
+        if ice_port:
+            changes["ice"] = dataclasses.replace(config.ice, port=ice_port + i)
         if i > 0 and config.demo.enabled:
             changes["demo"] = dataclasses.replace(config.demo, enabled=False)
         if shared is not None:
@@ -253,9 +273,10 @@ class Supervisor:
         check_tcp_free("http.listen", self.configs[0].http.listen)
         signal.signal(signal.SIGTERM, self._on_stop_signal)
         signal.signal(signal.SIGINT, self._on_stop_signal)
-        # The schema brought up to date once, before any worker opens the database; then
-        # whatever this node left when it stopped last (a supervisor killed with its
-        # workers), ended.
+        # The schema brought up to date once, before any worker opens the database (in a
+        # child: Alembic stays out of the processes that run); then whatever this node left
+        # when it stopped last (a supervisor killed with its workers), ended.
+        migrate_in_child(self.configs[0])
         asyncio.run(self._end_left_behind())
         # Every worker's metrics in files there, summed by whichever answers /metrics.
         metrics.use_multiprocess_directory(self.state.path / METRICS)
@@ -267,9 +288,9 @@ class Supervisor:
                 pid, wait_status = os.waitpid(-1, 0)
             except ChildProcessError:
                 break
-            index = self._pids.pop(pid, None)
-            if index is None:
+            if pid not in self._pids:
                 continue
+            index = self._pids.pop(pid)
             if self._stopping:
                 continue
             code = os.waitstatus_to_exitcode(wait_status)
@@ -337,7 +358,7 @@ class Supervisor:
 
         await self._with_reaper(end_all)
 
-    async def _with_reaper(self, action) -> None:  # type: ignore[no-untyped-def]
+    async def _with_reaper(self, action: Callable[[Reaper, SharedState], Awaitable[None]]) -> None:
         config = self.configs[0]
         database = await Database.open(config.storage.database)
         try:
@@ -447,6 +468,40 @@ class Supervisor:
         for pid in list(self._pids):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+
+
+def migrate_in_child(config: GatewayConfig) -> None:
+    """Bring the database to the newest schema in a forked child, so that Alembic (~12 MB
+    with Mako and Pygments) is never imported by the supervisor, nor shared into the
+    workers it forks. Raises StorageError with the child's reason."""
+    reader, writer = os.pipe()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        os.close(reader)
+        code = 0
+        try:
+            asyncio.run(_migrate(config))
+        except StorageError as exc:
+            os.write(writer, str(exc).encode()[:4000])
+            code = 1
+        except BaseException as exc:
+            os.write(writer, f"cannot migrate: {exc!r}".encode()[:4000])
+            code = 1
+        finally:
+            os._exit(code)
+    os.close(writer)
+    with os.fdopen(reader, "rb") as pipe:
+        reason = pipe.read().decode(errors="replace")
+    _, status = os.waitpid(pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise StorageError(reason or f"the migration ended with status {status}")
+
+
+async def _migrate(config: GatewayConfig) -> None:
+    database = await Database.open(config.storage.database)
+    await database.close()
 
 
 def run_workers(config: GatewayConfig, count: int, state: StateDirectory, node: str) -> int:

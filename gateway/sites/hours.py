@@ -135,7 +135,9 @@ class BusinessHours:
 def closed_date(text: object) -> dt.date:
     """A closed day, written YYYY-MM-DD."""
     try:
-        return dt.date.fromisoformat(text)  # type: ignore[arg-type]
+        if not isinstance(text, str):
+            raise TypeError
+        return dt.date.fromisoformat(text)
     except (TypeError, ValueError):
         raise HoursError("closed", f"{text!r} is not a date (YYYY-MM-DD)") from None
 

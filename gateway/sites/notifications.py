@@ -173,10 +173,9 @@ def parse_webhooks(value: object) -> tuple[WebhookEndpoint, ...]:
                 problems.append((f"{where}.{key}", str(exc)))
         if parts.get("events") == ():
             problems.append((f"{where}.events", "is empty: leave it out for every event"))
-        if len(parts) == 3 and parts["events"]:
-            endpoints.append(
-                WebhookEndpoint(str(parts["url"]), str(parts["secret"]), parts["events"])  # type: ignore[arg-type]
-            )
+        events = parts.get("events")
+        if len(parts) == 3 and isinstance(events, tuple) and events:
+            endpoints.append(WebhookEndpoint(str(parts["url"]), str(parts["secret"]), events))
     if problems:
         raise SettingsProblems(problems)
     return tuple(endpoints)

@@ -12,7 +12,7 @@ import enum
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import TypeVar, TypeVarTuple
 from zoneinfo import ZoneInfo
 
 from gateway.sites.countries import country_code
@@ -39,6 +39,7 @@ class RingStrategy(enum.StrEnum):
 
 
 T = TypeVar("T")
+Args = TypeVarTuple("Args")
 
 FALLBACKS = ("callback", "message")
 
@@ -167,6 +168,14 @@ def _text(value: object, what: str) -> str:
     return value.strip()
 
 
+def _optional_text(value: object) -> str | None:
+    return _text(value, "") or None
+
+
+def _day_shifts(value: object, day: str) -> tuple[Shift, ...]:
+    return parse_shifts(_text(value, ""), day)
+
+
 def _uri(value: object, what: str = "") -> SipUri:
     text = _text(value, what)
     prefix = f"{what}: " if what else ""
@@ -180,15 +189,15 @@ def _uri(value: object, what: str = "") -> SipUri:
 
 
 class _Collector:
-    """Gathers the problems of one table; `check` runs one part's parser and keeps its
-    value, or records its ValueError at `where`."""
+    """Gathers the problems of one table; `check` runs one part's parser on `args` and
+    keeps its value, or records its ValueError at `where`."""
 
     def __init__(self) -> None:
         self.problems: list[tuple[str, str]] = []
 
-    def check(self, where: str, parse: Callable[[], T]) -> T | None:
+    def check(self, where: str, parse: Callable[[*Args], T], *args: *Args) -> T | None:
         try:
-            return parse()
+            return parse(*args)
         except HoursError as exc:
             self.problems.append((where, exc.reason))
         except ValueError as exc:
@@ -221,7 +230,7 @@ def parse_destinations(value: object) -> tuple[SiteDestination, ...]:
     for index, item in enumerate(value):
         where = f"[{index}]"
         if isinstance(item, str):
-            uri = found.check(where, lambda item=item: _uri(item))
+            uri = found.check(where, _uri, item)
             if uri is not None:
                 result.append(SiteDestination(uri))
             continue
@@ -232,21 +241,13 @@ def parse_destinations(value: object) -> tuple[SiteDestination, ...]:
         found.unknown_keys(item, _DESTINATION_KEYS, where)
         if "uri" not in item:
             found.problems.append((f"{where}.uri", "required"))
-        uri = (
-            found.check(f"{where}.uri", lambda item=item: _uri(item["uri"]))
-            if "uri" in item
-            else None
-        )
-        username = found.check(
-            f"{where}.username", lambda item=item: _text(item.get("username", ""), "") or None
-        )
-        password = found.check(
-            f"{where}.password", lambda item=item: _text(item.get("password", ""), "") or None
-        )
+        uri = found.check(f"{where}.uri", _uri, item["uri"]) if "uri" in item else None
+        username = found.check(f"{where}.username", _optional_text, item.get("username", ""))
+        password = found.check(f"{where}.password", _optional_text, item.get("password", ""))
         if (username is None) != (password is None) and len(found.problems) == before:
             found.problems.append((where, "username and password go together"))
         proxy_text = item.get("proxy", "")
-        proxy = found.check(f"{where}.proxy", lambda p=proxy_text: _uri(p)) if proxy_text else None
+        proxy = found.check(f"{where}.proxy", _uri, proxy_text) if proxy_text else None
         if uri is not None and len(found.problems) == before:
             result.append(SiteDestination(uri, username, password, proxy))
     found.raise_any()
@@ -276,9 +277,7 @@ def parse_hours(value: object) -> BusinessHours | None:
     week: dict[str, tuple[Shift, ...]] = {}
     for day in DAYS:
         if day in value:
-            shifts = found.check(
-                f".{day}", lambda day=day: parse_shifts(_text(value[day], ""), day)
-            )
+            shifts = found.check(f".{day}", _day_shifts, value[day], day)
             week[day] = shifts or ()
     closed = value.get("closed", [])
     dates: set[dt.date] = set()
@@ -286,7 +285,7 @@ def parse_hours(value: object) -> BusinessHours | None:
         found.problems.append((".closed", 'must be a list of dates, e.g. ["2026-12-25"]'))
     else:
         for index, text in enumerate(closed):
-            date = found.check(f".closed[{index}]", lambda text=text: closed_date(text))
+            date = found.check(f".closed[{index}]", closed_date, text)
             if date is not None:
                 dates.add(date)
     zone = None
@@ -349,7 +348,7 @@ def parse_callback(value: object) -> CallbackPolicy | None:
         )
     else:
         for index, code in enumerate(countries):
-            checked = found.check(f".countries[{index}]", lambda code=code: country_code(code))
+            checked = found.check(f".countries[{index}]", country_code, code)
             if checked is not None and checked not in codes:
                 codes.append(checked)
     operator_text = value.get("operator", "")

@@ -98,7 +98,7 @@ def create_engine(url: DatabaseUrl) -> AsyncEngine:
 
 def _sqlite_transactions(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "connect")
-    def connect(dbapi_connection, record) -> None:  # type: ignore[no-untyped-def]
+    def connect(dbapi_connection, record) -> None:
         # Let SQLAlchemy's "begin" event, not the driver, start transactions.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
@@ -108,5 +108,5 @@ def _sqlite_transactions(engine: AsyncEngine) -> None:
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
-    def begin(connection) -> None:  # type: ignore[no-untyped-def]
+    def begin(connection) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")

@@ -167,6 +167,7 @@ async def place_call(args: argparse.Namespace, reporter: CallReporter) -> int:
             ended = await call.ended
             return _report_end(reporter, ended, answered=False)
         n = media.negotiated
+        assert n is not None  # _until_answered accepted the answer
         reporter.line(
             f"   media: {n.codec}, ptime {n.ptime} ms, to "
             f"{n.remote_address[0]}:{n.remote_address[1]}"

@@ -17,7 +17,7 @@ import dataclasses
 import itertools
 import logging
 import ssl
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from sip_bridge.asyncio.resolver import DnsResolver
@@ -191,6 +191,7 @@ class SipEndpoint:
 
     @property
     def local_address(self) -> tuple[str, int]:
+        assert self._transport is not None  # bound by open()
         return self._transport.local_address
 
     @property
@@ -269,6 +270,7 @@ class SipEndpoint:
         if self.closed:
             return
         now = self._loop.time()
+        assert self._transport is not None  # bound by open()
         for data, address in self.ua.datagrams_to_send(now):
             self._transport.send(data, address)
         while (event := self.ua.next_event()) is not None:
@@ -309,11 +311,11 @@ class SipEndpoint:
                 future.set_result(event)
             return
         if isinstance(event, IncomingCall):
-            call = SipCall(self, event.call_id, incoming=event)
-            self._calls[event.call_id] = call
-            call._deliver(event)
+            new = SipCall(self, event.call_id, incoming=event)
+            self._calls[event.call_id] = new
+            new._deliver(event)
             if self.on_incoming is not None:
-                self.on_incoming(call)
+                self.on_incoming(new)
             return
         call = self._calls.get(event.call_id)
         if call is None:
@@ -350,7 +352,9 @@ class SipEndpoint:
         registered = list(self.registrations)
         for key in registered:
             self.unregister(key)
-        waits = [asyncio.gather(*(c.ended for c in pending), return_exceptions=True)]
+        waits: list[Awaitable[object]] = [
+            asyncio.gather(*(c.ended for c in pending), return_exceptions=True)
+        ]
         if registered and self.registrations:
             waits.append(self._unregistered.wait())
         with contextlib.suppress(TimeoutError):

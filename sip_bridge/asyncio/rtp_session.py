@@ -273,7 +273,7 @@ class RtpSession:
         self._encoder: AudioEncoder = info.create_encoder(ptime)
         self._decoder: AudioDecoder = info.create_decoder()
         self._concealer = LossConcealer(self.frame_samples, info.sample_rate)
-        self._jitter = JitterBuffer(
+        self._jitter: JitterBuffer[memoryview] = JitterBuffer(
             info.clock_rate,
             self._timestamp_step,
             min_delay=self._jitter_delays[0],
@@ -332,7 +332,7 @@ class RtpSession:
         self, remote: Address | None, remote_rtcp: Address | None, direction: str
     ) -> None:
         if not self._started or remote != self._remote:
-            self._remote = remote
+            self._remote: Address | None = remote
             self._latched: Address | None = None
             self._send_address = remote
             self._rtcp_latched: Address | None = None
@@ -636,7 +636,7 @@ class RtpSession:
             if self.on_dtmf is not None:
                 self.on_dtmf(digit)
 
-    def read_payload(self, now: float | None = None) -> object | PlayoutGap | None:
+    def read_payload(self, now: float | None = None) -> memoryview | PlayoutGap | None:
         """Pull the next received frame: its payload, `LOST` (conceal), or None.
 
         Call once per packet time. None means there is no stream to play now.

@@ -18,6 +18,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 from sip_bridge.errors import SipParseError
 from sip_bridge.message import StreamFramer
@@ -61,7 +62,7 @@ class _Resolver:
             infos = await asyncio.get_running_loop().getaddrinfo(host, None)
             if not infos:
                 raise OSError(f"cannot resolve {host}")
-            address = infos[0][4][0]
+            address = str(infos[0][4][0])  # an IP family's: (host, port, ...)
             self._cache[host] = address
         # Told on every use, not only the first: the core's table of names is bounded.
         if self._on_resolved is not None:
@@ -122,7 +123,7 @@ class UdpTransport(SipTransport, asyncio.DatagramProtocol):
         return protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = transport  # type: ignore[assignment]
+        self._transport = cast(asyncio.DatagramTransport, transport)  # a datagram endpoint's
         self.local_address = transport.get_extra_info("sockname")[:2]
 
     def datagram_received(self, data: bytes, addr: tuple) -> None:
@@ -173,7 +174,8 @@ class _StreamConnection(asyncio.Protocol):
         self._early: list[bytes] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        # A stream's transport (uvloop's is one without subclassing asyncio.Transport).
+        self.transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername")
         self.peer = (peer[0], peer[1])
         if self.inbound and not self._owner._admit(self):
@@ -188,17 +190,19 @@ class _StreamConnection(asyncio.Protocol):
             if self._owner._server_ssl is not None:
                 # TLS only now, once the connection is counted: a peer over the limits
                 # (or not allowed) costs no handshake, and the deadline includes it.
-                transport.pause_reading()  # nothing raw reaches data_received
+                self.transport.pause_reading()  # nothing raw reaches data_received
                 self._early = []
-                self._handshake = asyncio.ensure_future(self._start_tls(transport))
+                self._handshake = asyncio.ensure_future(
+                    self._start_tls(self.transport, self._owner._server_ssl)
+                )
 
-    async def _start_tls(self, raw: asyncio.BaseTransport) -> None:
+    async def _start_tls(self, raw: asyncio.Transport, context: ssl.SSLContext) -> None:
         loop = asyncio.get_running_loop()
         try:
             tls = await loop.start_tls(
-                raw,  # type: ignore[arg-type]
+                raw,
                 self,
-                self._owner._server_ssl,
+                context,
                 server_side=True,
                 ssl_handshake_timeout=self._owner.limits.first_message_within,
             )
@@ -216,6 +220,7 @@ class _StreamConnection(asyncio.Protocol):
 
     def _no_first_message(self) -> None:
         logger.info("closing SIP connection from %s: no message in time", self.peer)
+        assert self.transport is not None  # scheduled once the connection is made
         self.transport.close()
 
     def data_received(self, data: bytes) -> None:
@@ -227,11 +232,14 @@ class _StreamConnection(asyncio.Protocol):
         except SipParseError as exc:
             # The stream's framing is lost: nothing after this point can be trusted.
             logger.info("closing SIP connection from %s: %s", self.peer, exc.reason)
+            assert self.transport is not None  # data comes once the connection is made
             self.transport.close()
             return
         if messages and self._deadline is not None:
             self._deadline.cancel()
             self._deadline = None
+        if self.peer is None:  # refused or lost: nothing it still sends is read
+            return
         for message in messages:
             self._owner._receiver(message, self.peer)
 
@@ -303,6 +311,7 @@ class StreamTransport(SipTransport):
 
     def _admit(self, connection: _StreamConnection) -> bool:
         """Whether an inbound connection may stay open; counts it when it may."""
+        assert connection.peer is not None  # known once the connection is made
         source = connection.peer[0]
         if self._accepts is not None and not self._accepts(source):
             why = "not an allowed peer"
@@ -372,6 +381,7 @@ class StreamTransport(SipTransport):
             )
             # Register under the address the core asked for, which may be a name.
             self._connections[address] = connection
+            assert connection.transport is not None  # the connection is made
             for data in self._queued.pop(address, []):
                 connection.transport.write(data)
         except (OSError, ssl.SSLError) as exc:

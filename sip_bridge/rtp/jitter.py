@@ -25,6 +25,7 @@ from __future__ import annotations
 import enum
 from collections import deque
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 import numpy as np
 
@@ -67,7 +68,10 @@ class JitterBufferStats:
     playout_delay: float = 0.0
 
 
-class JitterBuffer:
+Payload = TypeVar("Payload")
+
+
+class JitterBuffer(Generic[Payload]):
     """Adaptive playout buffer keyed by RTP timestamp (one stream, one SSRC).
 
     `frame_ticks` is the RTP timestamp step of one frame (160 for 20 ms at 8 kHz).
@@ -129,7 +133,7 @@ class JitterBuffer:
     # -- state of the stream ------------------------------------------------------
 
     def _reset_stream(self, keep_history: bool) -> None:
-        self._buffer: dict[int, object] = {}
+        self._buffer: dict[int, Payload] = {}
         self._anchored = False
         self._playing = False
         self._play_ts = 0
@@ -171,7 +175,7 @@ class JitterBuffer:
         self,
         seq: int,
         timestamp: int,
-        payload: object,
+        payload: Payload,
         now: float,
         marker: bool = False,
     ) -> None:
@@ -317,7 +321,7 @@ class JitterBuffer:
 
     # -- output -------------------------------------------------------------------
 
-    def get(self, now: float) -> object | PlayoutGap | None:
+    def get(self, now: float) -> Payload | PlayoutGap | None:
         """The next frame's payload, `LOST` (conceal one frame), or None (no stream)."""
         if not self._anchored:
             return None

@@ -53,6 +53,7 @@ browser_codecs = {json.dumps(list(browser_codecs))}
 {media}
 [ice]
 host_addresses = {json.dumps(list(ice_addresses))}
+port = {free_udp_port()}
 {ice_extra}
 [demo]
 enabled = false

@@ -45,6 +45,10 @@ async def test_call_to_a_desk_phone_carries_audio_both_ways(
     await wait_for_status(page, "In call")
     (call,) = gateway.calls.calls.values()
     assert call.bridge.transcoding == (codec == "opus")
+    # Chromium reached the call on the gateway's one ICE port (ice.port), no port of its own.
+    connection = call.webrtc.pc.getTransceivers()[0].sender.transport.transport._connection
+    assert connection._nominated[1].local_candidate.port == gateway.config.ice.port
+    assert gateway.ice_mux.calls == 1
     samples, rate = await capture_remote_audio(page, 2.0)
     assert_tone(samples, rate, PHONE_HZ, skip_seconds=0.2, what="audio the page received")
     await page.get_by_role("button", name="Keypad").click()

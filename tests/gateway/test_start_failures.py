@@ -21,6 +21,8 @@ listen = "127.0.0.1:{ports["http"]}"
 listen = "127.0.0.1:{ports["sip"]}"
 [media]
 rtp_ports = "{ports["rtp"]}-{ports["rtp"] + 19}"
+[ice]
+port = {ports["ice"]}
 [demo]
 enabled = true
 sip_listen = "127.0.0.1:{ports["demo"]}"
@@ -54,6 +56,7 @@ CASES = {
     "sip of worker 1": (2, lambda p: hold(socket.SOCK_DGRAM, p["sip"] + 1), "sip.listen", "sip", 1),
     "demo phone": (2, lambda p: hold(socket.SOCK_DGRAM, p["demo"]), "demo.sip_listen", "demo", 0),
     "rtp": (1, lambda p: hold(socket.SOCK_DGRAM, p["rtp"] + 7), "media.rtp_ports", "rtp", 0),
+    "ice of worker 1": (2, lambda p: hold(socket.SOCK_DGRAM, p["ice"] + 1), "ice.port", "ice", 1),
     "one process": (0, lambda p: hold(socket.SOCK_DGRAM, p["sip"]), "sip.listen", "sip", 0),
 }
 
@@ -65,6 +68,7 @@ def ports() -> Iterator[dict[str, int]]:
         "sip": free_port_block(3),
         "demo": free_udp_port(),
         "rtp": free_port_block(20),
+        "ice": free_port_block(2),
     }
 
 

@@ -53,7 +53,8 @@ listen = "{host}:{ports["sip"]}"
 [media]
 rtp_ports = "{ports["rtp"]}-{ports["rtp"] + 19}"
 [ice]
-host_addresses = ["127.0.0.1"]
+host_addresses = ["{host}"]
+port = {ports["ice"]}
 [limits]
 calls_per_client_15min = 1
 {storage}
@@ -69,6 +70,7 @@ async def test_two_gateways_with_their_own_state_directories_share_nothing(tmp_p
         "http": free_udp_port(),
         "sip": free_udp_port(),
         "rtp": free_port_block(20),
+        "ice": free_udp_port(),
         "nobody": free_udp_port(),
     }
     tmpdir = tmp_path / "tmp"  # the shared /tmp of the two instances
@@ -120,6 +122,7 @@ async def test_a_second_gateway_on_a_held_state_directory_stops_and_names_the_ho
             "http": free_udp_port(),
             "sip": free_udp_port(),
             "rtp": free_port_block(20),
+            "ice": free_udp_port(),
             "nobody": free_udp_port(),
         }
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import subprocess
+import sys
 
 import pytest
 from sqlalchemy import text
@@ -334,3 +336,26 @@ async def test_bad_urls_and_unreachable_servers_are_clear_errors(tmp_path):
     with pytest.raises(StorageError, match=r"postgresql://gw:\*\*\*@127.0.0.1:9/x") as refused:
         await Database.open("postgresql://gw:secret@127.0.0.1:9/x")
     assert "secret" not in str(refused.value)  # the password never reaches a log
+
+
+def test_the_newest_version_is_alembics_head():
+    from alembic.script import ScriptDirectory
+
+    assert migrate.head() == ScriptDirectory(str(migrate.MIGRATIONS)).get_current_head()
+
+
+def test_a_database_at_the_newest_version_opens_without_alembic(database_url):
+    # A running gateway's processes never hold Alembic (~12 MB each, docs/benchmark.md):
+    # its version is read with one query. A fresh interpreter, so no other test's import
+    # of Alembic counts.
+    program = (
+        "import asyncio, sys\n"
+        "from gateway.storage import Database\n"
+        "async def main():\n"
+        f"    await (await Database.open({database_url!r})).close()\n"
+        "    print('alembic' in sys.modules)\n"
+        "asyncio.run(main())\n"
+    )
+    first = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True)
+    again = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True)
+    assert (first.stdout, again.stdout) == ("True\n", "False\n"), first.stderr + again.stderr

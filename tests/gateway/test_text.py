@@ -12,6 +12,7 @@ from gateway.text import (
     MAX_NAME_CHARS,
     clean_visitor_name,
     clean_visitor_text,
+    clipped,
     is_invisible,
     loggable,
 )
@@ -97,3 +98,10 @@ def test_anything_logged_is_one_bounded_line_of_visible_text(value, limit):
     assert shown.isprintable()
     assert not any(is_invisible(c) for c in shown)
     assert len(shown) <= limit + 10 + len(" (... more characters)") + len(str(len(value)))
+
+
+def test_clipped_bounds_a_value_without_escaping_it():
+    """The formatter escapes the whole line once (test_log_format.py); call sites bound."""
+    assert clipped("\x1bred") == "\x1bred"
+    assert clipped("x" * 150, 100) == "x" * 100 + "... (50 more characters)"
+    assert clipped(ValueError("bad")) == "bad"

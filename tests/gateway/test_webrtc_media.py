@@ -8,13 +8,16 @@ import asyncio
 import fractions
 import gc
 import itertools
+import struct
 import weakref
+from types import SimpleNamespace
 
 import av
 import numpy as np
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpTransceiver, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcrtpsender import RTCRtpSender
+from pylibsrtp import Policy, Session
 
 from gateway.config.legs import BrowserLegSettings
 from gateway.media.srtp_channel import SrtpAudioChannel
@@ -146,6 +149,10 @@ async def test_what_stock_aiortc_sends_the_channel_receives_in_order():
         assert numbers == list(range(numbers[0], numbers[0] + len(numbers)))
         steps = {(b[1] - a[1]) & 0xFFFFFFFF for a, b in itertools.pairwise(got)}
         assert steps == {160}
+        # What the receiver reports say of the browser's stream: all of it, none lost.
+        reception = channel.reception
+        assert reception.packets_received == reception.packets_expected >= len(got)
+        assert reception.packets_lost == 0
     finally:
         await ours.close()
         await theirs.close()
@@ -227,3 +234,38 @@ async def test_an_offer_with_an_empty_mid_still_connects_over_the_channel():
     finally:
         await leg.close()
         await browser.close()
+
+
+def srtp_pair() -> tuple[Session, Session]:
+    key = bytes(range(30))  # AES_CM_128_HMAC_SHA1_80: 16-byte key, 14-byte salt
+    sender = Session(Policy(key=key, ssrc_type=Policy.SSRC_ANY_OUTBOUND))
+    receiver = Session(Policy(key=key, ssrc_type=Policy.SSRC_ANY_INBOUND))
+    return sender, receiver
+
+
+def test_reception_counts_losses_a_wrap_and_a_new_source_as_rtcp_reports_them():
+    """The browser's stream as RTCP receiver reports describe it (RFC 3550 A.1/A.3):
+    packets through the channel's receive path, SRTP and all, with two lost, the
+    sequence number wrapping, one arriving late, then a new SSRC."""
+    sender, receiver = srtp_pair()
+    heard: list[int] = []
+    transceiver = SimpleNamespace(receiver=SimpleNamespace())
+    channel = SrtpAudioChannel(transceiver, 0, lambda payload, ts: heard.append(ts))
+    channel._rx_srtp = receiver
+    channel._rx_session = receiver._srtp[0]
+
+    def arrive(sequence: int, ssrc: int = 1234) -> None:
+        header = struct.pack("!BBHII", 0x80, 0, sequence, 160 * sequence, ssrc)
+        channel._receive(sender.protect(header + bytes(160)))
+
+    for sequence in [65530, 65531, 65533, 65534, 65535, 0, 1, 3, 4, 2]:  # 65532, 2 late
+        arrive(sequence)
+    reception = channel.reception
+    assert reception.packets_received == 10 == len(heard)
+    assert reception.packets_expected == 11  # 65530 .. 4 across the wrap
+    assert reception.packets_lost == 1  # 65532 never came; 2 came late
+    assert reception.cycles == 0x10000
+    for sequence in [100, 101]:
+        arrive(sequence, ssrc=99)  # a new stream: counted afresh
+    assert channel.reception is not reception
+    assert (channel.reception.packets_received, channel.reception.packets_lost) == (2, 0)
