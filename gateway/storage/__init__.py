@@ -12,7 +12,7 @@ from gateway.storage.callback_lifecycle import FINAL, CallbackEvent, CallbackSta
 from gateway.storage.callbacks import Callback, CallbackStore
 from gateway.storage.database import Database
 from gateway.storage.engine import DatabaseUrl, StorageError
-from gateway.storage.live import LiveCall, LiveCalls
+from gateway.storage.live import LiveCall, LiveCalls, LiveRegistry, RedisLiveCalls
 from gateway.storage.outbox import Outbox, OutboxEvent
 from gateway.storage.ratings import CallRating, RatingStore
 from gateway.storage.records import OUTCOMES, CallRecord, RecordStore
@@ -32,10 +32,12 @@ __all__ = [
     "DatabaseUrl",
     "LiveCall",
     "LiveCalls",
+    "LiveRegistry",
     "Outbox",
     "OutboxEvent",
     "RatingStore",
     "RecordStore",
+    "RedisLiveCalls",
     "StorageError",
     "migrate",
 ]

@@ -14,6 +14,7 @@ from gateway.storage.engine import DatabaseUrl, StorageError, create_engine
 from gateway.storage.live import LiveCalls
 from gateway.storage.outbox import Outbox
 from gateway.storage.ratings import RatingStore
+from gateway.storage.reachability import Reachability
 from gateway.storage.records import RecordStore
 
 logger = logging.getLogger(__name__)
@@ -29,6 +30,8 @@ class Database:
         self.live = LiveCalls(engine)
         self.outbox = Outbox(engine)
         self.admin = AdminStore(engine)
+        # Whether it answers now (started by the gateway: `reachability.start()`).
+        self.reachability = Reachability(engine, url.redacted())
         self.schema: tuple[str | None, str] = (None, "")  # versions before and after opening
 
     @classmethod
@@ -69,4 +72,5 @@ class Database:
         return database
 
     async def close(self) -> None:
+        await self.reachability.stop()
         await self.engine.dispose()

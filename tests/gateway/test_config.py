@@ -996,3 +996,24 @@ def test_message_lines_always_start_with_a_key_path() -> None:
         "  zzz: unknown section",
         "  sip.transport: must be one of udp, tcp, tls, not 'x'",
     ]
+
+
+def test_several_nodes_need_redis_urls_node_names_and_one_token_secret() -> None:
+    redis = '[storage]\nredis = "redis://:pw@redis.internal:6379/2"\n'
+    assert problems_of(redis) == (
+        "access.token_secret: required with storage.redis: every node must sign call tokens "
+        "with the same secret (best given as GATEWAY_ACCESS_TOKEN_SECRET)"
+    )
+    config = parse_config(redis + 'node = "a"\n', {"GATEWAY_ACCESS_TOKEN_SECRET": "s" * 32})
+    assert config.storage.redis is not None and config.storage.node == "a"
+    assert config.storage.redis.redacted() == "redis://:***@redis.internal:6379/2"
+    assert "pw" not in repr(config.storage)
+    assert parse_config("").storage.redis is None and parse_config("").storage.node is None
+    assert problems_of(
+        '[storage]\nredis = "http://:secret@x/0"\nnode = "a b"\n',
+        {"GATEWAY_ACCESS_TOKEN_SECRET": "s" * 32},
+    ) == (
+        'storage.redis: expected "redis://host:port/db" or "rediss://..." (TLS)\n'
+        "storage.node: must be 1-48 letters, digits, '.', '_' or '-' (starting with a letter "
+        "or digit), not 'a b'"
+    )
