@@ -349,7 +349,7 @@ class TokenService(Protocol):
         Raises AccessRefused."""
         ...
 
-    def redeem_token(self, token: object, *, site_id: str, origin: str) -> None:
+    async def redeem_token(self, token: object, *, site_id: str, origin: str) -> None:
         """Accept `token` for one connection of a page of `origin` to `site_id`, or raise
         AccessRefused."""
         ...

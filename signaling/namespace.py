@@ -114,7 +114,7 @@ class CallNamespace(socketio.AsyncNamespace):
             environ = args[1] if len(args) > 1 else {}
             auth = args[2] if len(args) > 2 else None
             try:
-                self._connect(sid, environ, auth)
+                await self._connect(sid, environ, auth)
             except SocketIORefused:
                 raise
             except Exception:
@@ -130,7 +130,7 @@ class CallNamespace(socketio.AsyncNamespace):
             return None
         return await self._handle(session, event, args[1:])
 
-    def _connect(self, sid: str, environ: Mapping[str, Any], auth: object) -> None:
+    async def _connect(self, sid: str, environ: Mapping[str, Any], auth: object) -> None:
         if not isinstance(auth, dict) or auth.keys() != {"site", "token"}:
             raise SocketIORefused('auth must be {"site": "<site id>", "token": "<call token>"}')
         site_id = auth["site"]
@@ -147,7 +147,7 @@ class CallNamespace(socketio.AsyncNamespace):
             raise SocketIORefused(f"origin {show(origin)} may not use site {site.id!r}")
         client = _client_address(environ)
         try:
-            self._service.redeem_token(auth["token"], site_id=site.id, origin=origin)
+            await self._service.redeem_token(auth["token"], site_id=site.id, origin=origin)
         except AccessRefused as exc:
             logger.debug("client %s refused: site=%s client=%s: %s", sid, site.id, client, exc)
             raise SocketIORefused(exc.message) from None

@@ -20,7 +20,7 @@ import secrets
 from collections.abc import Mapping
 from typing import Protocol
 
-from gateway.access.ledger import SharedLedger
+from gateway.access.ledger import Ledger, SqliteLedger
 from gateway.access.signed import SignatureError, derive_key, sign, unsign
 
 MAX_DIFFICULTY = 32
@@ -57,15 +57,15 @@ class ProofOfWork:
         secret: bytes,
         difficulty: int,
         lifetime: float = 300.0,
-        used: SharedLedger | None = None,
+        used: Ledger | None = None,
     ) -> None:
         if not 1 <= difficulty <= MAX_DIFFICULTY:
             raise ValueError(f"difficulty must be 1-{MAX_DIFFICULTY} bits, not {difficulty!r}")
         self._key = derive_key(secret, "proof of work")
         self.difficulty = difficulty
         self.lifetime = lifetime
-        # Where solved challenges are remembered: shared by the workers of a machine.
-        self._used = used if used is not None else SharedLedger.in_memory()
+        # Where solved challenges are remembered: shared by the workers (and nodes).
+        self._used: Ledger = used if used is not None else SqliteLedger.in_memory()
 
     def challenge(self, site_id: str, now: float) -> dict[str, object]:
         text = sign(
@@ -82,10 +82,13 @@ class ProofOfWork:
     async def verify(
         self, site_id: str, proof: Mapping[str, object], client: str, now: float
     ) -> None:
-        self.check(site_id, proof, now)
+        text, expires = self.check(site_id, proof, now)
+        if not await self._used.first_use(f"pow:{text}", expires, now):
+            raise ChallengeError("the challenge was already used; ask for a new one")
 
-    def check(self, site_id: str, proof: Mapping[str, object], now: float) -> None:
-        """`verify` without the coroutine: the whole check is local work."""
+    def check(self, site_id: str, proof: Mapping[str, object], now: float) -> tuple[str, float]:
+        """Everything `verify` checks but the single use, which is the ledger's: the
+        challenge and when it expires."""
         if not isinstance(proof, Mapping) or proof.keys() != {"challenge", "solution"}:
             raise ChallengeError('the proof must be {"challenge": "...", "solution": "<digits>"}')
         text, solution = proof["challenge"], proof["solution"]
@@ -107,8 +110,7 @@ class ProofOfWork:
         digest = hashlib.sha256(f"{text}:{solution}".encode("ascii")).digest()
         if leading_zero_bits(digest) < bits:
             raise ChallengeError("the proof of work is wrong")
-        if not self._used.first_use(f"pow:{text}", float(expires), now):
-            raise ChallengeError("the challenge was already used; ask for a new one")
+        return text, float(expires)
 
 
 def leading_zero_bits(digest: bytes) -> int:

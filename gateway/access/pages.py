@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 
 from gateway.access.challenge import ChallengeError, ChallengeVerifier, ProofOfWork
 from gateway.access.downloads import DownloadLinks
-from gateway.access.ledger import SharedLedger
+from gateway.access.ledger import Ledger, LedgerUnavailable
 from gateway.access.ratings import RatingProofs
 from gateway.access.tokens import CallTokens, TokenError
 from gateway.api import AccessRefused, Clock, SiteInfo, TokenGrant
@@ -72,11 +72,18 @@ class PageAccess:
         token = self.tokens.issue(site.id, origin.lower(), self.clock())
         return TokenGrant(token, self.tokens.lifetime)
 
-    def redeem_token(self, site: SiteInfo, token: object, *, origin: str) -> None:
+    async def redeem_token(self, site: SiteInfo, token: object, *, origin: str) -> None:
         try:
-            self.tokens.redeem(token, site_id=site.id, origin=origin, now=self.clock())
+            await self.tokens.redeem(token, site_id=site.id, origin=origin, now=self.clock())
         except TokenError as exc:
             raise AccessRefused("token_refused", str(exc)) from None
+        except LedgerUnavailable as exc:
+            logger.warning("call token refused: %s", exc)
+            raise AccessRefused(
+                "unavailable",
+                "calls cannot be taken right now; please try again in a few minutes",
+                status=503,
+            ) from None
 
     async def _pass_challenge(self, site_id: str, kind: str, client: str, proof: object) -> None:
         verifier = self.verifiers.get(kind)
@@ -92,6 +99,13 @@ class PageAccess:
             raise AccessRefused("bad_request", "proof must be an object", status=400)
         try:
             await verifier.verify(site_id, proof, client, self.clock())
+        except LedgerUnavailable as exc:
+            logger.warning("challenge refused: %s", exc)
+            raise AccessRefused(
+                "unavailable",
+                "calls cannot be taken right now; please try again in a few minutes",
+                status=503,
+            ) from None
         except ChallengeError as exc:
             raise AccessRefused(
                 "challenge_failed", str(exc), challenge=verifier.challenge(site_id, self.clock())
@@ -103,11 +117,12 @@ def page_access_from_config(
     *,
     clock: Clock = time.time,
     verifiers: Mapping[str, ChallengeVerifier] | None = None,
-    ledger: SharedLedger | None = None,
+    ledger: Ledger | None = None,
 ) -> PageAccess:
     """The gateway's PageAccess: its secret (random when unset: warned about), token
     lifetime and the built-in proof of work, plus any `verifiers` (say, a CAPTCHA).
-    Used tokens and solved challenges are remembered in `ledger` (shared by workers)."""
+    Used tokens and solved challenges are remembered in `ledger` (shared by workers and
+    nodes)."""
     access = config.access
     secret = access.token_secret.encode() if access.token_secret else None
     if secret is None:

@@ -5,9 +5,9 @@ with a key derived from the gateway's secret (`gateway.access.signed`): it canno
 altered, only used before it expires, only for that site, only from that origin, and only
 once (a replayed token is refused; the used ones are remembered until they expire).
 
-Sans-I/O: the time is passed in. Workers that share the HTTP port must share the secret,
-since the token request and the websocket may reach different workers; "used once" holds
-per worker.
+The time is passed in. Workers and nodes behind one balancer must share the secret, since
+the token request and the websocket may reach different ones; "used once" holds wherever
+the ledger is shared (gateway.access.ledger: the machine, or every node with Redis).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import math
 import secrets
 from dataclasses import dataclass
 
-from gateway.access.ledger import SharedLedger
+from gateway.access.ledger import Ledger, SqliteLedger
 from gateway.access.signed import SignatureError, derive_key, sign, unsign
 
 MAX_TOKEN_CHARS = 1024
@@ -37,15 +37,15 @@ class TokenClaims:
 class CallTokens:
     """Issues and redeems call tokens with one secret and one lifetime (seconds)."""
 
-    def __init__(self, secret: bytes, lifetime: float, used: SharedLedger | None = None) -> None:
+    def __init__(self, secret: bytes, lifetime: float, used: Ledger | None = None) -> None:
         if len(secret) < 16:
             raise ValueError("the token secret must have at least 16 bytes")
         if not (lifetime > 0 and math.isfinite(lifetime)):
             raise ValueError(f"lifetime must be a positive number of seconds, not {lifetime!r}")
         self._key = derive_key(secret, "call token")
         self.lifetime = lifetime
-        # Where redeemed tokens are remembered: shared by the workers of a machine.
-        self._used = used if used is not None else SharedLedger.in_memory()
+        # Where redeemed tokens are remembered: shared by the workers (and nodes).
+        self._used: Ledger = used if used is not None else SqliteLedger.in_memory()
 
     def issue(self, site_id: str, origin: str, now: float) -> str:
         claims = {
@@ -56,9 +56,16 @@ class CallTokens:
         }
         return sign(self._key, claims)
 
-    def redeem(self, token: object, *, site_id: str, origin: str, now: float) -> TokenClaims:
+    async def redeem(self, token: object, *, site_id: str, origin: str, now: float) -> TokenClaims:
         """Check `token` for this site and origin at `now` and mark it used; TokenError
-        says why it is refused."""
+        says why it is refused (LedgerUnavailable: whether it was used cannot be known)."""
+        claims = self.check(token, site_id=site_id, origin=origin, now=now)
+        if not await self._used.first_use(f"token:{claims.nonce}", claims.expires, now):
+            raise TokenError("the call token was already used")
+        return claims
+
+    def check(self, token: object, *, site_id: str, origin: str, now: float) -> TokenClaims:
+        """Everything `redeem` checks but the single use."""
         claims = self.inspect(token)
         if now > claims.expires:
             raise TokenError("the call token has expired; reload the page")
@@ -66,8 +73,6 @@ class CallTokens:
             raise TokenError("the call token is for another site")
         if claims.origin != origin.lower():
             raise TokenError("the call token is for another origin")
-        if not self._used.first_use(f"token:{claims.nonce}", claims.expires, now):
-            raise TokenError("the call token was already used")
         return claims
 
     def inspect(self, token: object) -> TokenClaims:

@@ -24,6 +24,7 @@ from gateway.storage import (
     Conversation,
     Database,
     LeftMessage,
+    LiveRegistry,
     Voicemail,
 )
 
@@ -163,9 +164,12 @@ class AdminService:
         clock: Clock = time.time,
         health: DestinationChecks | None = None,
         notifier: Deliveries | None = None,
+        live: LiveRegistry | None = None,
     ) -> None:
         self.config = config
         self.database = database
+        # Calls in progress on every worker and node: the database's table, or Redis.
+        self.live_registry: LiveRegistry = live if live is not None else database.live
         self.callbacks = callbacks
         self.clock = clock
         self.health = health  # None: no site checks its destinations
@@ -203,7 +207,7 @@ class AdminService:
         return [callback.admin() for callback in found]
 
     async def live(self) -> list[dict[str, Any]]:
-        return [call.public() for call in await self.database.live.all()]
+        return [call.public() for call in await self.live_registry.all()]
 
     async def destinations(self) -> list[dict[str, Any]]:
         """Each site's destinations, with their health (null when the site does not check

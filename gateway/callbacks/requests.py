@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from gateway.api import CALLBACK_MAX_DAYS_AHEAD, CallbackRefused
@@ -61,7 +61,7 @@ class CallbackRequests:
         policies: Callable[[str], SiteCallbacks | None],
         *,
         clock: Callable[[], float] = time.time,
-        admit: Callable[[str, str], None] | None = None,
+        admit: Callable[[str, str], Awaitable[None]] | None = None,
         on_added: Callable[[Callback], None] | None = None,
         on_cancelled: Callable[[Callback], None] | None = None,
     ) -> None:
@@ -129,7 +129,7 @@ class CallbackRequests:
                 "number_limit", "This number has asked for enough callbacks today.", status=429
             )
         if self.admit is not None:
-            self.admit(policy.site, client)
+            await self.admit(policy.site, client)
         callback = await self.store.add(
             site=policy.site, number=number, details=details, due_at=due, now=now
         )

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from gateway.callbacks.job import CallbackJob, Slot
 from gateway.storage import Callback, CallbackStatus, CallbackStore
@@ -34,13 +34,13 @@ class MustWait(Exception):
 
 
 # admit(callback): its slot (None: nothing to hold, e.g. its site is gone), or MustWait.
-Admit = Callable[[Callback], Slot | None]
+Admit = Callable[[Callback], Awaitable[Slot | None]]
 # make_job(callback, slot): its job, or None for a callback this gateway can no longer
 # place (its site was removed from the configuration): it is then marked failed.
 JobFactory = Callable[[Callback, Slot | None], CallbackJob | None]
 
 
-def admit_all(callback: Callback) -> None:
+async def admit_all(callback: Callback) -> None:
     """No limits (tests of the scheduler alone)."""
     return None
 
@@ -104,7 +104,7 @@ class CallbackScheduler:
                     await self._note_waiting(callback, blocked[callback.site], now)
                     continue
                 try:
-                    slot = self.admit(callback)
+                    slot = await self.admit(callback)
                 except MustWait as wait:
                     await self._note_waiting(callback, wait.reason, now)
                     if wait.everywhere:

@@ -20,8 +20,14 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
-from gateway.access.admission import AdmittedCall, CallAdmission, LimitRefused
+from gateway.access.admission import (
+    AdmittedCall,
+    CallAdmission,
+    LimitRefused,
+    StorageUnavailable,
+)
 from gateway.api import CallbackRefused, TokenService, clipped
 from gateway.callbacks.job import CallbackJob, CallbackSettings, Slot
 from gateway.callbacks.requests import CallbackRequests, SiteCallbacks
@@ -34,6 +40,16 @@ from gateway.sites.hours import ALWAYS_OPEN
 from gateway.storage import Callback, CallbackEvent, CallbackStatus, CallbackStore, Database
 from sip_bridge import SipEndpoint
 
+
+class CallbackAccess(TokenService, Protocol):
+    """What Request-a-Call asks of the call side (the CallManager): call tokens, and the
+    visitor's call windows, which callback requests count against too."""
+
+    async def admit_callback_request(self, site_id: str, client: str) -> None:
+        """Count one request of `client` for `site_id`, or raise LimitRefused."""
+        ...
+
+
 logger = logging.getLogger(__name__)
 
 # Why a due callback waits, in words for its history, by the admission's refusal code.
@@ -41,6 +57,7 @@ WAITS = {
     "site_busy": "all lines are busy",
     "busy": "the gateway is at its call limit",
     "budget_exhausted": "the site's call minutes for today are spent",
+    "unavailable": "the shared storage cannot be reached",
 }
 
 
@@ -68,7 +85,7 @@ class RequestACall:
         self,
         config: GatewayConfig,
         endpoint: SipEndpoint,
-        tokens: TokenService,
+        tokens: CallbackAccess,
         admission: CallAdmission,
         store: CallbackStore,
         *,
@@ -102,7 +119,7 @@ class RequestACall:
         cls,
         config: GatewayConfig,
         endpoint: SipEndpoint,
-        tokens: TokenService,
+        tokens: CallbackAccess,
         admission: CallAdmission,
         database: Database,
         *,
@@ -112,11 +129,10 @@ class RequestACall:
         notifier: Notifier | None = None,
     ) -> RequestACall | None:
         """None when no site takes callbacks. What an earlier life of `owner` left
-        `dialing` becomes `interrupted` first (gateway.storage.callbacks)."""
+        `dialing` was made `interrupted` before (gateway.process.failover)."""
         if not any(site.callback for site in config.sites):
             return None
         store = database.callbacks
-        await store.interrupt_left_dialing(clock(), owner)
         service = cls(
             config,
             endpoint,
@@ -168,7 +184,7 @@ class RequestACall:
             ),
         )
 
-    def _admit_placement(self, callback: Callback) -> Slot | None:
+    async def _admit_placement(self, callback: Callback) -> Slot | None:
         """Take a due callback's slot in the limits, or raise MustWait (it stays
         scheduled); None for a callback whose site is gone (it fails in `_job`)."""
         site = self._site(callback.site)
@@ -180,10 +196,10 @@ class RequestACall:
         ):
             raise MustWait("the site is closed")
         try:
-            call = self.admission.admit_callback(site, callback.id, now)
-        except LimitRefused as exc:
+            call = await self.admission.admit_callback(site, callback.id, now)
+        except (LimitRefused, StorageUnavailable) as exc:
             raise MustWait(
-                WAITS.get(exc.code, exc.message), everywhere=exc.code == "busy"
+                WAITS.get(exc.code, exc.message), everywhere=exc.code in ("busy", "unavailable")
             ) from None
         return _AdmittedSlot(self.admission, call, self.clock)
 
@@ -234,21 +250,21 @@ class RequestACall:
         if self.notifier is not None and event in _ENDS:
             self.notifier.callback_ended(callback, event.value, detail, self.clock())
 
-    def authorize(self, site: object, token: str, origin: str) -> None:
+    async def authorize(self, site: object, token: str, origin: str) -> None:
         """A request needs a call token (`Authorization: Bearer ...`) for the site it names,
         from a page of an origin the site allows, as for a call; raises AccessRefused."""
         if not isinstance(site, str):
             raise CallbackRefused("bad_request", "site is required.", status=400)
-        self.tokens.redeem_token(token, site_id=site, origin=origin)
+        await self.tokens.redeem_token(token, site_id=site, origin=origin)
 
-    def _admit(self, site_id: str, client: str) -> None:
+    async def _admit(self, site_id: str, client: str) -> None:
         """A valid request about to be stored passes the site's spend guard and counts
-        against the visitor's call windows; raises LimitRefused."""
-        site = self._site(site_id)
-        if site is None:
+        against the visitor's call windows; raises LimitRefused (StorageUnavailable while
+        the shared storage is down: the request could not be stored)."""
+        if self._site(site_id) is None:
             raise CallbackRefused("unknown_site", "This site does not take callbacks.", status=404)
         try:
-            self.admission.count_request(site, client, self.clock())
+            await self.tokens.admit_callback_request(site_id, client)
         except LimitRefused as exc:
             logger.warning(
                 "callback refused (%s): site=%s %s", exc.code, clipped(site_id, 40), exc.detail

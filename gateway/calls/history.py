@@ -19,7 +19,7 @@ from gateway.api import Clock, EndCause, VisitorDetails
 from gateway.media.quality import LegQuality
 from gateway.monitoring.metrics import Metrics
 from gateway.notify.publisher import Notifier
-from gateway.storage import CallRecord, Database, LiveCall
+from gateway.storage import CallRecord, Database, LiveCall, LiveRegistry
 
 logger = logging.getLogger(__name__)
 
@@ -72,10 +72,16 @@ class CallHistory:
         metrics: Metrics,
         *,
         worker: str = "gateway",
+        live: LiveRegistry | None = None,
         clock: Clock = time.time,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.database = database
+        # Where calls in progress are published: the database's table, or Redis for
+        # several nodes (gateway.storage.live).
+        self.live_registry: LiveRegistry | None = (
+            live if live is not None else database.live if database is not None else None
+        )
         self.metrics = metrics
         self.worker = worker
         self.clock = clock
@@ -112,7 +118,7 @@ class CallHistory:
         )
         self._calls[call_id] = call
         self.metrics.active.labels(site).inc()
-        if self.database is not None:
+        if self.live_registry is not None:
             live = LiveCall(
                 id=call_id,
                 kind=kind,
@@ -125,7 +131,7 @@ class CallHistory:
                 page=call.visitor.page,
                 visitor_name=call.visitor.name,
             )
-            self._write(lambda db: db.live.started(live))
+            self._publish(lambda registry: registry.started(live))
         return call
 
     def ringing(self, call_id: str) -> None:
@@ -170,11 +176,11 @@ class CallHistory:
         answered_at: float | None = None,
         destination: str | None = None,
     ) -> None:
-        if self.database is None or call_id not in self._calls:
+        if self.live_registry is None or call_id not in self._calls:
             return
         now = self.clock()
-        self._write(
-            lambda db: db.live.changed(
+        self._publish(
+            lambda registry: registry.changed(
                 call_id, state, now, answered_at=answered_at, destination=destination
             )
         )
@@ -240,7 +246,7 @@ class CallHistory:
             quality={name: leg.public() for name, leg in legs.items()},
         )
         self._write(lambda db: db.records.add(record))
-        self._write(lambda db: db.live.ended(call_id))
+        self._publish(lambda registry: registry.ended(call_id))
         self._tell_ended(record)
         return record
 
@@ -255,7 +261,7 @@ class CallHistory:
         if call is None:
             return
         self.metrics.active.labels(call.site).dec()
-        self._write(lambda db: db.live.ended(call_id))
+        self._publish(lambda registry: registry.ended(call_id))
 
     def refused(
         self,
@@ -308,12 +314,19 @@ class CallHistory:
 
     def _write(self, action: Callable[[Database], Awaitable[object]]) -> None:
         database = self.database
-        if database is None:
-            return
+        if database is not None:
+            self._queue_job(lambda: action(database))
+
+    def _publish(self, action: Callable[[LiveRegistry], Awaitable[object]]) -> None:
+        registry = self.live_registry
+        if registry is not None:
+            self._queue_job(lambda: action(registry))
+
+    def _queue_job(self, job: Callable[[], Awaitable[object]]) -> None:
         if self._queue.qsize() >= MAX_QUEUED_WRITES:
             logger.warning("call history: the database is not keeping up; a write is dropped")
             return
-        self._queue.put_nowait(lambda: action(database))
+        self._queue.put_nowait(job)
         if self._writer is None:
             self._writer = asyncio.get_running_loop().create_task(self._drain())
 
@@ -325,7 +338,7 @@ class CallHistory:
                     return
                 await job()
             except Exception as exc:
-                logger.warning("call history: cannot write to the database: %s", exc)
+                logger.warning("call history: cannot write: %s", exc)
             finally:
                 self._queue.task_done()
 

@@ -13,9 +13,14 @@ from dataclasses import replace
 from functools import partial
 from typing import Protocol
 
-from gateway.access.admission import AdmittedCall, CallAdmission, LimitRefused
+from gateway.access.admission import (
+    AdmittedCall,
+    CallAdmission,
+    LimitRefused,
+    StorageUnavailable,
+)
 from gateway.access.challenge import ChallengeVerifier
-from gateway.access.ledger import SharedLedger
+from gateway.access.ledger import Ledger, SqliteLedger
 from gateway.access.pages import page_access_from_config
 from gateway.api import (
     NO_DETAILS,
@@ -92,7 +97,7 @@ class CallManager:
         *,
         clock: Clock = time.time,
         verifiers: Mapping[str, ChallengeVerifier] | None = None,
-        ledger: SharedLedger | None = None,
+        ledger: Ledger | None = None,
         history: CallHistory | None = None,
         ratings: RatingStore | None = None,
         ice_mux: IceMux | None = None,
@@ -105,8 +110,8 @@ class CallManager:
         self.endpoint = endpoint
         self.clock = clock
         self.calls: dict[str, Call] = {}
-        # What the machine's workers count together (one process: its own, in memory).
-        ledger = ledger if ledger is not None else SharedLedger.in_memory()
+        # What the workers and nodes count together (one process: its own, in memory).
+        ledger = ledger if ledger is not None else SqliteLedger.in_memory()
         self.access = page_access_from_config(
             config, clock=clock, verifiers=verifiers, ledger=ledger
         )
@@ -124,6 +129,9 @@ class CallManager:
         self.health: HealthMonitor | None = None
         # Click-to-chat's conversations, set by the composition root (None: no chat).
         self.chats: Chats | None = None
+        # Why the database cannot take a call's record now (None: it can), set by the
+        # composition root: while it says so, new calls are refused (`unavailable`).
+        self.storage_down: Callable[[], str | None] = lambda: None
         self._sip_leg = sip_leg_settings(config)
         self._browser_leg = browser_leg_settings(config)
         # Visitors' ratings of their answered calls, kept with the call records (none
@@ -161,14 +169,22 @@ class CallManager:
             site.public_info, challenge=site.challenge, origin=origin, client=client, proof=proof
         )
 
-    def redeem_token(self, token: object, *, site_id: str, origin: str) -> None:
-        self.access.redeem_token(self._site(site_id).public_info, token, origin=origin)
+    async def redeem_token(self, token: object, *, site_id: str, origin: str) -> None:
+        await self.access.redeem_token(self._site(site_id).public_info, token, origin=origin)
 
     def _site(self, site_id: str) -> SiteConfig:
         site = self.config.site(site_id)
         if site is None:
             raise AccessRefused("unknown_site", f"no site {site_id[:40]!r}", status=404)
         return site
+
+    async def admit_callback_request(self, site_id: str, client: str) -> None:
+        """Count a Request-a-Call request of `client` against the visitor's call windows and
+        the site's spend guard; raises LimitRefused past them (gateway/access/admission.py),
+        StorageUnavailable while the database is down (the request could not be stored)."""
+        if (reason := self.storage_down()) is not None:
+            raise StorageUnavailable(reason)
+        await self.admission.count_request(self._site(site_id), client, self.clock())
 
     # -------------------------------------------------------------- CallService
     def site(self, site_id: str) -> SiteInfo | None:
@@ -189,12 +205,13 @@ class CallManager:
         except CallRefused as exc:
             # One line per refusal, naming the limit and its key when a limit refused it.
             warning = isinstance(exc, LimitRefused) and exc.warning
+            detail = exc.detail if isinstance(exc, LimitRefused | StorageUnavailable) else None
             (logger.warning if warning else logger.info)(
                 "call refused (%s): site %s, client %s: %s",
                 exc.code,
                 clipped(site_id, 40),
                 clipped(client, 64),
-                clipped(exc.detail if isinstance(exc, LimitRefused) else exc.message),
+                clipped(detail or exc.message),
             )
             raise
 
@@ -212,7 +229,7 @@ class CallManager:
         call_id = secrets.token_urlsafe(12)
         history = self.history
         try:
-            admitted = self._admit(site, client, visitor)
+            admitted = await self._admit(site, client, visitor)
         except CallRefused as exc:
             history.refused(call_id, site.id, exc.code, exc.message, client=client, visitor=visitor)
             raise
@@ -281,7 +298,7 @@ class CallManager:
         logger.info("call %s started: site %s, client %s", call_id, site.id, clipped(client, 64))
         return call_id, answer
 
-    def _admit(self, site: SiteConfig, client: str, visitor: VisitorDetails) -> AdmittedCall:
+    async def _admit(self, site: SiteConfig, client: str, visitor: VisitorDetails) -> AdmittedCall:
         """The call's place in every limit, or CallRefused (LimitRefused) saying why."""
         if site.widget.visitor_details == "required" and not visitor.name:
             # The widget asks first; this holds for any page that skips it.
@@ -295,6 +312,8 @@ class CallManager:
                 "We are closed now."
                 + (" Leave your number and we will call you back." if site.callback else ""),
             )
+        if (reason := self.storage_down()) is not None:
+            raise StorageUnavailable(reason)
         if not self._reachable(site):
             # Every destination failed its health checks: say so at once, not after the
             # ring timeout, and let the page offer the fallback (a callback).
@@ -303,7 +322,7 @@ class CallManager:
                 "Nobody can answer right now."
                 + (" Leave your number and we will call you back." if site.callback else ""),
             )
-        return self.admission.admit(site, client, now)
+        return await self.admission.admit(site, client, now)
 
     async def add_candidate(
         self, call_id: str, candidate: str, sdp_mid: str | None, sdp_mline_index: int | None
@@ -509,6 +528,12 @@ class CallManager:
             headers=tuple(headers),
         )
 
+    def hang_up_all(self) -> None:
+        """End every call now (another node took this worker for dead and ended their SIP
+        side already)."""
+        for call in list(self.calls.values()):
+            call.hangup()
+
     async def close(self) -> None:
         """End every call (BYE/CANCEL), check and voicemail (kept), and wait for them."""
         await self.checks.close()
@@ -518,6 +543,7 @@ class CallManager:
             call.hangup()
         if calls:
             await asyncio.wait([asyncio.create_task(c.wait_finished()) for c in calls], timeout=6)
+        await self.admission.flush()
 
 
 def _visitor_headers(site: SiteConfig, visitor: VisitorDetails) -> list[tuple[str, str]]:

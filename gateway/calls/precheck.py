@@ -7,7 +7,7 @@ connection, so it is bounded on its own:
 
 - only for sites whose widget offers it (`[sites.widget] precheck`);
 - one at a time per visitor address, and `limits.prechecks_per_client_hour` in any hour
-  (over all sites and workers: counted in the machine's ledger);
+  (over all sites, workers and nodes: counted in the ledger);
 - `limits.max_precheck_duration` seconds, then the gateway ends it;
 - together with calls, within the worker's `limits.max_calls`.
 
@@ -26,8 +26,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from gateway.access.admission import HOUR, LimitRefused, client_key
-from gateway.access.ledger import SharedLedger
+from gateway.access.admission import HOUR, LimitRefused, StorageUnavailable, client_key
+from gateway.access.ledger import CheckFacts, Ledger, LedgerUnavailable
 from gateway.api import CallRefused, CheckGrant, Clock, clipped
 from gateway.config import GatewayConfig, SiteConfig
 from gateway.config.legs import BrowserLegSettings, browser_leg_settings
@@ -42,7 +42,7 @@ class _Check:
     id: str
     site: str
     client: str
-    row: int
+    row: str
     leg: EchoLeg
     started: float  # event loop time
     timer: asyncio.TimerHandle | None = None
@@ -56,7 +56,7 @@ class PreCallChecks:
     def __init__(
         self,
         config: GatewayConfig,
-        ledger: SharedLedger,
+        ledger: Ledger,
         *,
         clock: Clock = time.time,
         busy: Callable[[], int] = lambda: 0,
@@ -70,20 +70,25 @@ class PreCallChecks:
         self.leg_settings = leg_settings or browser_leg_settings(config)
         self.ice_mux = ice_mux
         self.checks: dict[str, _Check] = {}
+        self._admitting = 0  # checks waiting for the ledger
 
     async def start(self, site: SiteConfig, address: str, offer_sdp: str) -> CheckGrant:
         """Answer the browser's offer with an echo; raises CallRefused / LimitRefused, or
         CallRefused("bad_offer") for an offer that cannot be answered."""
         if not site.widget.precheck:
             raise CallRefused("precheck_off", "this site offers no connection test")
-        if self.busy() + len(self.checks) >= self.limits.max_calls:
+        if self.busy() + len(self.checks) + self._admitting >= self.limits.max_calls:
             raise LimitRefused(
                 "busy",
                 "the gateway is at its call limit; try again later",
                 f"a pre-call check would pass limits.max_calls ({self.limits.max_calls})",
             )
         client = client_key(address)
-        row = self._admit(client, self.clock())
+        self._admitting += 1
+        try:
+            row = await self._admit(client, self.clock())
+        finally:
+            self._admitting -= 1
         leg = EchoLeg(self.leg_settings, self.ice_mux)
         check = _Check(secrets.token_urlsafe(12), site.id, client, row, leg, _loop_time())
         self.checks[check.id] = check
@@ -111,19 +116,19 @@ class PreCallChecks:
         )
         return CheckGrant(check.id, answer, seconds)
 
-    def _admit(self, client: str, now: float) -> int:
-        """The check's row in the ledger, or LimitRefused (precheck_limited)."""
-        ledger = self.ledger
-        with ledger.transaction():
-            if ledger.live_checks(client) >= 1:
+    async def _admit(self, client: str, now: float) -> str:
+        """The check's key in the ledger, or LimitRefused (precheck_limited)."""
+        limit = self.limits.prechecks_per_client_hour
+
+        def decide(facts: CheckFacts) -> None:
+            if facts.live >= 1:
                 raise LimitRefused(
                     "precheck_limited",
                     "a connection test from this address is going on already",
                     f"{client} has a pre-call check going on",
                     retry_after=self.limits.max_precheck_duration,
                 )
-            limit = self.limits.prechecks_per_client_hour
-            starts = ledger.check_starts(client, now - HOUR)
+            starts = facts.starts
             if len(starts) >= limit:
                 retry_after = starts[len(starts) - limit] + HOUR - now
                 raise LimitRefused(
@@ -134,7 +139,13 @@ class PreCallChecks:
                     f"(limits.prechecks_per_client_hour = {limit})",
                     retry_after=retry_after,
                 )
-            return ledger.add_check(client, now)
+
+        try:
+            return await self.ledger.admit_check(
+                client, now, decide, lasts=self.limits.max_precheck_duration + 60
+            )
+        except LedgerUnavailable as exc:
+            raise StorageUnavailable(str(exc)) from None
 
     async def stop(self, check_id: str) -> None:
         """The page is done with its check (or went away)."""
@@ -152,7 +163,10 @@ class PreCallChecks:
             return
         if check.timer is not None:
             check.timer.cancel()
-        self.ledger.check_ended(check.row, self.clock())
+        try:
+            await self.ledger.check_ended(check.row, self.clock())
+        except LedgerUnavailable as exc:  # its place frees itself after its bound
+            logger.warning("pre-call check %s: %s", check.id, exc)
         await check.leg.close()
         logger.info(
             "pre-call check %s %s after %.1f s: %d frames echoed",

@@ -16,7 +16,7 @@ import time
 from collections.abc import Mapping
 from typing import Protocol
 
-from gateway.access.ledger import SharedLedger
+from gateway.access.ledger import Ledger, LedgerUnavailable
 from gateway.access.ratings import RatingProofError, RatingProofs
 from gateway.api import Clock, Refusal
 from gateway.storage import CallRating
@@ -48,7 +48,7 @@ class CallRatings:
         self,
         proofs: RatingProofs,
         store: RatingStore | None,
-        ledger: SharedLedger,
+        ledger: Ledger,
         *,
         clock: Clock = time.time,
     ) -> None:
@@ -85,7 +85,14 @@ class CallRatings:
             rated = self.proofs.check(body.get("proof"), call_id, now)
         except RatingProofError as exc:
             raise RatingRefused("rating_refused", str(exc), status=403) from None
-        if not self.ledger.first_use(f"rating:{rated.call_id}", rated.expires, now):
+        try:
+            first = await self.ledger.first_use(f"rating:{rated.call_id}", rated.expires, now)
+        except LedgerUnavailable as exc:
+            logger.warning("rating of call %s not taken: %s", call_id, exc)
+            raise RatingRefused(
+                "unavailable", "ratings cannot be taken right now", status=503
+            ) from None
+        if not first:
             raise RatingRefused("already_rated", "this call has been rated already", status=409)
         taken = CallRating(rated.call_id, rated.site, rating, comment, now)
         if not await self.store.add(taken):  # taken by another node

@@ -60,6 +60,9 @@ FOLDER = "voicemail"  # in the state directory
 CONNECT_TIMEOUT = 15.0  # seconds for ICE and DTLS before the voicemail is given up
 MIN_SECONDS = 1.0  # shorter recordings are nothing worth keeping
 GRACE = 5.0  # seconds past voicemail_max_seconds before the wall clock ends a recording
+# Beyond voicemail_max_seconds, what a voicemail's place in the limits may last before it
+# stops counting even if nobody said it ended: connecting, the greeting, the grace, a margin.
+VOICEMAIL_SETUP = CONNECT_TIMEOUT + GRACE + 60.0
 
 Notify = Callable[[VoicemailUpdate], None]
 
@@ -123,7 +126,9 @@ class Voicemails:
     ) -> VoicemailGrant:
         if not site.public_info.offers_voicemail:
             raise CallRefused("voicemail_off", "this site takes no voicemail")
-        admitted = self.admission.admit_voicemail(site, address, self.clock())
+        admitted = await self.admission.admit_voicemail(
+            site, address, self.clock(), lasts=site.voicemail_max_seconds + VOICEMAIL_SETUP
+        )
         leg = WebRtcLeg(self.leg_settings, ice_mux=self.ice_mux)
         recording = _Recording(
             secrets.token_urlsafe(12), site, address, visitor, after_call, admitted, leg, notify

@@ -132,10 +132,12 @@ class Conversations:
                 "conversation_full",
                 "this conversation is long enough; please leave a message instead",
             )
-        self.admission.count_messages(site, client, now, per_minute=site.messages_per_client_minute)
+        await self.admission.count_messages(
+            site, client, now, per_minute=site.messages_per_client_minute
+        )
         if conversation is None:
             # A conversation is started as a call is: within the visitor's call windows.
-            self.admission.count_contact(site, client, now)
+            await self.admission.count_contact(site, client, now)
             conversation = _Conversation(secrets.token_hex(12), site, client, visitor, notify)
             self.conversations[conversation.id] = conversation
             self._store_start(conversation, now)

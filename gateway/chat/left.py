@@ -15,7 +15,7 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from gateway.api import (
@@ -40,7 +40,7 @@ MESSAGE_FIELDS = frozenset({"site", "text", "contact", "name", "page", "source",
 _CONVERSATION_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")
 
 # admit(site, client): count the message against the visitor's windows, or raise.
-Admit = Callable[[SiteConfig, str], None]
+Admit = Callable[[SiteConfig, str], Awaitable[None]]
 
 
 class LeftMessages:
@@ -89,7 +89,7 @@ class LeftMessages:
         page = self._page(site, payload.get("page"))
         source = self._source(payload.get("source"))
         conversation = await self._conversation(site, client, payload.get("conversation"))
-        self.admit(site, client)
+        await self.admit(site, client)
         message = LeftMessage(
             id=secrets.token_urlsafe(12),
             site=site.id,

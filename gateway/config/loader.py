@@ -83,6 +83,7 @@ from gateway.config.values import (
     _min_se,
     _networks,
     _no_controls,
+    _node_name,
     _non_negative_number,
     _optional_email_address,
     _optional_host,
@@ -103,6 +104,7 @@ from gateway.config.values import (
     _positive_seconds,
     _pow_difficulty,
     _public_url,
+    _redis_url,
     _register_expires,
     _retention_days,
     _routing,
@@ -346,7 +348,12 @@ _SECTIONS: dict[str, dict[str, Converter]] = {
         "password": _optional_secret,
     },
     "notifications": {"retry_backoff": _positive_seconds},
-    "storage": {"state_directory": _directory, "database": _database_url},
+    "storage": {
+        "state_directory": _directory,
+        "database": _database_url,
+        "redis": _redis_url,
+        "node": _node_name,
+    },
     "admin": {
         "api_keys": _api_keys,
         "users": _admin_users,
@@ -789,6 +796,18 @@ def _check_email(
                 )
 
 
+def _check_nodes(sections: dict[str, Any], problems: _Problems) -> None:
+    """Several nodes (Redis shared) sign call tokens with one secret: a page's token
+    request and its websocket may reach different nodes."""
+    redis, secret = sections["storage"]["redis"], sections["access"]["token_secret"]
+    if redis not in (None, _FAILED) and secret is None:
+        problems.add(
+            "access.token_secret",
+            "required with storage.redis: every node must sign call tokens with the same "
+            "secret (best given as GATEWAY_ACCESS_TOKEN_SECRET)",
+        )
+
+
 def _build(
     merged: dict[str, Any],
     problems: _Problems,
@@ -825,6 +844,7 @@ def _build(
                 site["voicemail_greeting"],
             )
     _check_email(sections["email"], sites, labels, problems)
+    _check_nodes(sections, problems)
     if problems.lines:
         return None
     return GatewayConfig(

@@ -22,6 +22,7 @@ from gateway.sites.routing import (
 )
 from gateway.sites.widget import WidgetSettings
 from gateway.storage.engine import DatabaseUrl
+from gateway.storage.redis_server import RedisUrl
 from sip_bridge import SipUri
 
 
@@ -180,12 +181,15 @@ class LogConfig:
 
 @dataclass(frozen=True, slots=True)
 class StorageConfig:
-    """Where state lives: files (ledger, journals, metrics) and the database."""
+    """Where state lives: files (ledger, journals, metrics), the database, and the Redis
+    that several nodes share; and this node's name among them."""
 
-    _SECRET_FIELDS = frozenset({"database"})  # a PostgreSQL URL may carry a password
+    _SECRET_FIELDS = frozenset({"database", "redis"})  # URLs may carry a password
 
     state_directory: Path  # the instance's state files; relative: to the working directory
     database: DatabaseUrl
+    redis: RedisUrl | None  # None: the limits' facts per machine (the ledger file)
+    node: str | None  # None: derived (gateway.process.state.node_name)
 
     __repr__ = _redacted_repr
 

@@ -19,6 +19,7 @@ from gateway.config.email import SmtpServer
 from gateway.sites.notifications import email_address
 from gateway.sites.problems import SettingsProblems
 from gateway.storage.engine import DatabaseUrl
+from gateway.storage.redis_server import RedisUrl
 from sip_bridge import SipParseError, SipUri, parse_sip_uri
 
 Converter = Callable[[object], Any]
@@ -647,6 +648,33 @@ def _database_url(value: object) -> DatabaseUrl:
         return DatabaseUrl.parse(text)
     except ValueError as exc:
         raise _Invalid(str(exc)) from None
+
+
+def _redis_url(value: object) -> RedisUrl | None:
+    """`redis://...` or `rediss://...`; "" is None (no Redis: counters per machine)."""
+    text = _no_controls(_string(value), secret=True).strip()
+    if not text:
+        return None
+    try:
+        return RedisUrl.parse(text)
+    except ValueError as exc:
+        raise _Invalid(str(exc)) from None
+
+
+_NODE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,47}")
+
+
+def _node_name(value: object) -> str | None:
+    """A node's name: 1-48 letters, digits, '.', '_' or '-'; "" is None (derived)."""
+    text = _string(value).strip()
+    if not text:
+        return None
+    if not _NODE_NAME.fullmatch(text):
+        raise _Invalid(
+            f"must be 1-48 letters, digits, '.', '_' or '-' (starting with a letter or digit), "
+            f"not {text[:60]!r}"
+        )
+    return text
 
 
 MIN_API_KEY_CHARS = 24

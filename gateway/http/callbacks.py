@@ -4,7 +4,7 @@ are validated, limited and stored by gateway.callbacks.requests."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
@@ -15,7 +15,7 @@ MAX_BODY = 4096
 
 # authorize(site_id, token, origin): refuse a request (raise a Refusal) without a call
 # token for the site from a page of an origin it allows.
-Authorize = Callable[[object, str, str], None]
+Authorize = Callable[[object, str, str], Awaitable[None]]
 
 
 def callback_routes(
@@ -29,7 +29,7 @@ def callback_routes(
         if authorize is not None:
             token = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
             site = payload.get("site") if isinstance(payload, dict) else None
-            authorize(site, token, request.headers.get("Origin", ""))
+            await authorize(site, token, request.headers.get("Origin", ""))
         result = await requests.request(payload, client=request.remote or "?")
         return api_response(request, result, 201)
 

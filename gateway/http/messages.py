@@ -3,7 +3,7 @@ for the site with a way back (gateway.chat.left), and its CORS preflight."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
@@ -15,7 +15,7 @@ MAX_BODY = 8 * 1024
 
 # authorize(site_id, token, origin): refuse (raise a Refusal) without a call token for the
 # site from a page of an origin it allows.
-Authorize = Callable[[object, str, str], None]
+Authorize = Callable[[object, str, str], Awaitable[None]]
 
 
 def message_routes(messages: LeftMessages, *, authorize: Authorize) -> list[web.RouteDef]:
@@ -23,7 +23,7 @@ def message_routes(messages: LeftMessages, *, authorize: Authorize) -> list[web.
         payload = await read_json(request, max_bytes=MAX_BODY)
         token = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
         site = payload.get("site") if isinstance(payload, dict) else None
-        authorize(site, token, request.headers.get("Origin", ""))
+        await authorize(site, token, request.headers.get("Origin", ""))
         result = await messages.leave(payload, client=request.remote or "?")
         return api_response(request, result, 201)
 

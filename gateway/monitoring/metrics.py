@@ -5,12 +5,17 @@ One `Metrics` per gateway process. With several workers the supervisor calls
 files there (the client's multiprocess mode), and `/metrics` on any worker answers the sum
 over all of them; the supervisor wipes the directory at start and marks a dead worker's
 files as dead. A gateway on its own (or a test) keeps its values in its own registry.
+
+Every series carries the label `node` (`[storage] node`): with several nodes behind one
+balancer each is scraped on its own address, and their series stay apart when summed or
+graphed together.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 from prometheus_client import (
@@ -24,6 +29,8 @@ from prometheus_client import (
     multiprocess,
     values,
 )
+from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
 
 ENVIRONMENT = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -57,9 +64,11 @@ def worker_died(pid: int) -> None:
 
 
 class Metrics:
-    """The metric objects; names and labels are a contract (docs/admin.md)."""
+    """The metric objects; names and labels are a contract (docs/admin.md). `node`: the
+    value of the `node` label on every series."""
 
-    def __init__(self) -> None:
+    def __init__(self, node: str = "") -> None:
+        self.node = node
         self.registry = CollectorRegistry()
         r = self.registry
         self.calls = Counter(
@@ -134,9 +143,37 @@ class Metrics:
         )
 
     def exposition(self) -> bytes:
-        """The text format: the sum over every worker in multiprocess mode, else ours."""
+        """The text format: the sum over every worker in multiprocess mode, else ours;
+        each series labelled with the node."""
         if _multiprocess_directory is not None:
-            registry = CollectorRegistry()
-            multiprocess.MultiProcessCollector(registry, path=_multiprocess_directory)
-            return generate_latest(registry)
-        return generate_latest(self.registry)
+            source = CollectorRegistry()
+            multiprocess.MultiProcessCollector(source, path=_multiprocess_directory)
+        else:
+            source = self.registry
+        if not self.node:
+            return generate_latest(source)
+        labelled = CollectorRegistry()
+        labelled.register(_NodeLabel(source, self.node))
+        return generate_latest(labelled)
+
+
+class _NodeLabel(Collector):
+    """Another collector's series, each with `node="<name>"` added."""
+
+    def __init__(self, source: Collector, node: str) -> None:
+        self.source = source
+        self.node = node
+
+    def collect(self) -> Iterator:
+        for family in self.source.collect():
+            family.samples = [
+                Sample(
+                    sample.name,
+                    {**sample.labels, "node": self.node},
+                    sample.value,
+                    sample.timestamp,
+                    sample.exemplar,
+                )
+                for sample in family.samples
+            ]
+            yield family

@@ -11,14 +11,13 @@ import logging
 import signal
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import socketio
 from aiohttp import web
 
-from gateway.access.ledger import SharedLedger
 from gateway.admin.api import admin_api_routes, metrics_routes
 from gateway.admin.auth import Sessions
 from gateway.admin.page import admin_page_routes
@@ -49,7 +48,11 @@ from gateway.media.webrtc_leg import use_host_addresses
 from gateway.monitoring.metrics import Metrics
 from gateway.notify.service import Notifications
 from gateway.process.binding import bind, check_udp_range
+from gateway.process.failover import Heartbeat, Lease, Reaper, SipFrom, Watcher
 from gateway.process.heap import HeapTrimmer, freeze_startup_objects
+from gateway.process.journal import snapshot
+from gateway.process.shared import SharedState
+from gateway.process.state import node_name, owner_name
 from gateway.storage import Database
 from signaling import attach, create_signaling
 from sip_bridge import ConnectionLimits, DnsResolver, RateLimit, SipEndpoint, UserAgentConfig
@@ -132,32 +135,57 @@ class Gateway:
     # The browser legs' shared ICE port ([ice] port); None: a port per call.
     ice_mux: IceMux | None = None
     server: asyncio.Server | None = None  # the HTTP listening socket (gateway.http.listener)
+    # What the workers and nodes share (ledger, live calls, heartbeats: gateway.process.
+    # shared), closed at stop when this gateway opened it; and, with several nodes, this
+    # worker's heartbeat and (worker 0) the watcher of the others'.
+    shared: SharedState | None = None
+    owns_shared: bool = False
+    heartbeat: Heartbeat | None = None
+    watcher: Watcher | None = None
+    lease: Lease | None = None
 
     @classmethod
     async def start(
         cls,
         config: GatewayConfig,
         *,
-        ledger: SharedLedger | None = None,
+        shared: SharedState | None = None,
+        first_worker: bool = True,
         share_http_port: bool = False,
     ) -> Gateway:
-        """`ledger`: what this process counts with the other workers of the machine
-        (gateway/access/ledger.py); None for a gateway on its own. `share_http_port`: the
-        workers of a supervisor share `http.listen` (SO_REUSEPORT); a gateway on its own
-        holds it alone. Raises StartError (naming the key) when an address cannot be bound,
-        StorageError when the database cannot be used; whatever was opened by then is
-        closed again."""
+        """`shared`: what this worker shares with the others of its node and the other
+        nodes (gateway/process/shared.py), its name (`shared.owner`) included, made by the
+        supervisor, which has ended whatever a former life of it left; None for a gateway
+        on its own, which opens its own and ends its former life's leftovers itself.
+        `first_worker`: worker 0 (or a gateway on its own) does the node's chores (health
+        reports, retention, watching the other nodes). `share_http_port`: the workers of a
+        supervisor share `http.listen` (SO_REUSEPORT); a gateway on its own holds it alone.
+        Raises StartError (naming the key) when an address cannot be bound, StorageError
+        when the database or Redis cannot be used; whatever was opened by then is closed
+        again."""
         use_host_addresses(config.ice.host_addresses)
-        # Each worker claims and recovers its own callbacks and calls: its name is its own.
-        owner = ledger.owner if ledger is not None else "gateway"
         async with contextlib.AsyncExitStack() as opened:
+            owns_shared = shared is None
+            if shared is None:
+                node = node_name(config.storage.node, config.storage.state_directory)
+                shared = await SharedState.open(
+                    config, node=node, owner=owner_name(node, None), ledger_file=None
+                )
+                opened.push_async_callback(shared.close)
+            # Each worker claims and publishes under its own name: `<node>/worker-<i>`.
+            owner = shared.owner
             database = await Database.open(config.storage.database)
             opened.push_async_callback(database.close)
-            await database.live.forget_worker(owner)  # an earlier life of this worker's
+            live = shared.live_registry(database)
             await database.admin.set_users(config.admin.users)
-            metrics = Metrics()
-            history = CallHistory(database, metrics, worker=owner)
+            metrics = Metrics(node=shared.node)
+            history = CallHistory(database, metrics, worker=owner, live=live)
             opened.push_async_callback(history.close)
+            reaper = Reaper(config, database, live, shared.ledger, by=owner)
+            if owns_shared:
+                # What a former life of this gateway left (a supervisor does it for its
+                # workers): its calls' records, its callbacks interrupted.
+                await _end_former_life(reaper, shared, config)
             leg = sip_leg_settings(config)
             check_udp_range("media.rtp_ports", leg.rtp_host, config.media.rtp_ports)
             demo = None
@@ -188,7 +216,32 @@ class Gateway:
                         (address, config.ice.port),
                         ice_mux.listen(address, config.ice.port),
                     )
-            calls = CallManager(config, endpoint, ledger=ledger, history=history, ice_mux=ice_mux)
+            calls = CallManager(
+                config, endpoint, ledger=shared.ledger, history=history, ice_mux=ice_mux
+            )
+            database.reachability.start()
+            calls.storage_down = lambda: database.reachability.down
+            heartbeat = watcher = None
+            if shared.presence is not None:
+                # Listed as alive before it claims a callback or takes a call.
+                heartbeat = Heartbeat(
+                    shared.presence,
+                    owner,
+                    lambda: snapshot(endpoint),
+                    on_claimed=calls.hang_up_all,
+                )
+                await heartbeat.join()
+                heartbeat.start()
+                opened.push_async_callback(heartbeat.stop)
+                if first_worker:
+                    watcher = Watcher(
+                        shared.presence,
+                        reaper,
+                        claimer=owner,
+                        sip=SipFrom((config.sip.listen[0], 0), (config.sip.public_address[0], 0)),
+                    )
+                    watcher.start()
+                    opened.push_async_callback(watcher.stop)
             notifications = await Notifications.start(
                 config,
                 outbox=database.outbox,
@@ -206,13 +259,28 @@ class Gateway:
                 health = HealthMonitor(
                     config,
                     endpoint,
-                    report=owner in ("gateway", "worker-0"),
+                    report=first_worker,
                     listener=notifier,
                     metrics=metrics,
                 )
                 health.start()
                 opened.push_async_callback(health.stop)
                 calls.health = health
+            lease = None
+            if shared.presence is not None and first_worker:
+                # Several nodes: one worker 0 of them all tells the sites' owners.
+                if health is not None:
+                    health.report = False
+                monitor = health
+
+                def reporting(held: bool) -> None:
+                    if monitor is not None:
+                        monitor.report = held
+
+                lease = Lease(shared.presence, "health-reports", owner, reporting)
+                await lease.renew()
+                lease.start()
+                opened.push_async_callback(lease.stop)
             chats = None
             if any(site.chat for site in config.sites):
                 chats = Conversations(config, endpoint, calls, history=history)
@@ -264,7 +332,9 @@ class Gateway:
             if callbacks is not None:
                 opened.push_async_callback(callbacks.stop)
                 app.add_routes(callback_routes(callbacks.requests, authorize=callbacks.authorize))
-            admin = AdminService(config, database, callbacks, health=health, notifier=notifier)
+            admin = AdminService(
+                config, database, callbacks, health=health, notifier=notifier, live=live
+            )
             _add_admin_routes(app, config, admin, database, metrics)
             app.add_routes(rating_routes(calls.ratings))
             app.add_routes(message_routes(left, authorize=_token_check(calls)))
@@ -300,11 +370,7 @@ class Gateway:
                 )
             opened.pop_all()  # started: stop() closes them from now on
         # One worker forgets what the sites keep no longer (the others would repeat it).
-        maintenance = (
-            asyncio.create_task(_forget_old_records(admin))
-            if owner in ("gateway", "worker-0")
-            else None
-        )
+        maintenance = asyncio.create_task(_forget_old_records(admin)) if first_worker else None
         return cls(
             config,
             endpoint,
@@ -324,6 +390,11 @@ class Gateway:
             health,
             notifications,
             server=server,
+            shared=shared,
+            owns_shared=owns_shared,
+            heartbeat=heartbeat,
+            watcher=watcher,
+            lease=lease,
             ice_mux=ice_mux,
         )
 
@@ -356,20 +427,29 @@ class Gateway:
             self.ice_mux.close()
         if self.history is not None:
             await self.history.close()
+        await self.calls.admission.flush()
+        if self.lease is not None:
+            await self.lease.stop()
+        if self.watcher is not None:
+            await self.watcher.stop()
+        if self.heartbeat is not None:
+            await self.heartbeat.stop()  # every call ended and recorded: nothing left
         if self.database is not None:
             await self.database.close()
+        if self.shared is not None and self.owns_shared:
+            await self.shared.close()
 
 
-def _token_check(calls: CallManager) -> Callable[[object, str, str], None]:
+def _token_check(calls: CallManager) -> Callable[[object, str, str], Awaitable[None]]:
     """A request of a page (a message left) needs a call token for the site it names, from
     an origin the site allows, as a call does; raises a Refusal."""
 
-    def authorize(site: object, token: str, origin: str) -> None:
+    async def authorize(site: object, token: str, origin: str) -> None:
         if not isinstance(site, str) or not 0 < len(site) <= 64:
             raise MessageRefused("bad_request", "site is required.")
         if not origin:
             raise AccessRefused("origin_required", "an Origin header is required")
-        calls.redeem_token(token, site_id=site, origin=origin)
+        await calls.redeem_token(token, site_id=site, origin=origin)
 
     return authorize
 
@@ -421,6 +501,29 @@ def _add_admin_routes(
         app.add_routes(admin_page_routes(admin, sessions))
 
 
+async def _end_former_life(reaper: Reaper, shared: SharedState, config: GatewayConfig) -> None:
+    """A gateway on its own ends what a former life of it left (with Redis: unless another
+    node is doing it, which `Heartbeat.join` then waits for); from its own SIP address,
+    which is free still, so the answers come back."""
+    dialogs: list[dict] = []
+    if shared.presence is not None:
+        if not await shared.presence.claim(shared.owner, shared.owner):
+            return
+        dialogs = await shared.presence.dialogs(shared.owner)
+    try:
+        outcome = await reaper.reap(
+            shared.owner,
+            dialogs,
+            SipFrom(config.sip.listen, config.sip.public_address),
+            "stopped",
+        )
+    finally:
+        if shared.presence is not None:
+            await shared.presence.done(shared.owner)
+    if outcome:
+        logger.warning("%s: what its former life left: %s", shared.owner, outcome)
+
+
 # Below this many calls per visitor in 15 minutes, someone trying the gateway from this
 # machine soon meets the limit: the start says how to raise it.
 TRYING_CALLS = 20
@@ -447,15 +550,18 @@ def limits_hint(config: GatewayConfig) -> str | None:
 async def serve(
     config: GatewayConfig,
     *,
-    ledger: SharedLedger | None = None,
+    shared: SharedState | None = None,
     on_started: Callable[[Gateway], None] | None = None,
     announce: bool = True,
     share_http_port: bool = False,
 ) -> None:
-    """Run until SIGINT/SIGTERM; hang up every call on the way out. A worker passes the
-    machine's `ledger`, `on_started` (its journal), `announce` (worker 0 prints the
-    address, the others do not) and `share_http_port`. Raises StartError."""
-    gateway = await Gateway.start(config, ledger=ledger, share_http_port=share_http_port)
+    """Run until SIGINT/SIGTERM; hang up every call on the way out. A worker passes what it
+    shares (`shared`), `on_started` (its journal), `announce` (worker 0 prints the address
+    and does the node's chores, the others do not) and `share_http_port`. Raises
+    StartError, StorageError."""
+    gateway = await Gateway.start(
+        config, shared=shared, first_worker=announce, share_http_port=share_http_port
+    )
     freeze_startup_objects()  # full collections walk only what calls allocate (heap.py)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -5,8 +5,10 @@ each confirmed dialog (what a BYE needs: Call-ID, tags, From/To, CSeq, remote ta
 route set, next hop) and each INVITE still ringing (what a CANCEL needs: the INVITE
 itself and where it went). The file is replaced atomically and only when it changed.
 
-When the worker dies, the supervisor reads the file and, from the dead worker's own SIP
-port (so responses come back to it), sends BYE for every dialog and CANCEL for every
+With several nodes, the worker also publishes the same entries in Redis with its heartbeat
+(gateway.process.failover), so that another node can end its calls when the whole node
+dies. When the worker dies, the supervisor reads the file and, from the dead worker's own
+SIP port (so responses come back to it), sends BYE for every dialog and CANCEL for every
 ringing INVITE (ACKing the 487, or ACK + BYE if a 200 crossed the CANCEL), retransmitting
 as RFC 3261 says for UDP (T1 doubling) but for at most a few seconds: the worker is not
 restarted until this is done. Calls set up less than half a second before the crash may be
@@ -286,9 +288,10 @@ def end_orphan_calls(
     sent_by: tuple[str, int],
     timeout: float = ENDING_TIME,
 ) -> str:
-    """End a dead worker's calls from its SIP address (blocking, at most `timeout` s)."""
+    """End a dead worker's calls (blocking, at most `timeout` s): from its own SIP address
+    on its machine, or from any port of another node's (`bind` port 0; `sent_by` port 0:
+    the port bound, announced in Via so that the answers come back to it)."""
     start = time.monotonic()
-    ender = OrphanCallEnder(entries, sent_by, start)
     family = socket.AF_INET6 if ":" in bind[0] else socket.AF_INET
     with socket.socket(family, socket.SOCK_DGRAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -296,6 +299,9 @@ def end_orphan_calls(
             sock.bind(bind)
         except OSError as exc:
             return f"cannot bind {bind[0]}:{bind[1]} to end {len(entries)} calls: {exc}"
+        if sent_by[1] == 0:
+            sent_by = (sent_by[0], sock.getsockname()[1])
+        ender = OrphanCallEnder(entries, sent_by, start)
         resolved: dict[tuple[str, int], tuple] = {}
         while True:
             now = time.monotonic()

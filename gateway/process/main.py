@@ -24,7 +24,7 @@ from gateway.process import event_loop
 from gateway.process.binding import StartError
 from gateway.process.gateway import serve
 from gateway.process.logs import configure_logging
-from gateway.process.state import StateDirectory, StateDirectoryError
+from gateway.process.state import StateDirectory, StateDirectoryError, node_name
 from gateway.process.supervisor import (
     WorkerConfigError,
     default_worker_count,
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if workers == 0:
             return _serve_here(config)
-        return run_workers(config, workers, state)
+        return run_workers(config, workers, state, node_name(config.storage.node, state.path))
     except (StartError, StorageError) as exc:
         print(f"cannot start: {exc}", file=sys.stderr)
         return 1

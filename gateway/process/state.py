@@ -17,7 +17,10 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import os
+import re
+import socket
 import stat
 from pathlib import Path
 
@@ -25,6 +28,25 @@ LOCK_FILE = "gateway.lock"
 WORKERS = "workers"  # the supervisor's files: the workers' ledger and their journals
 LEDGER_FILE = "ledger.sqlite3"
 METRICS = "metrics"  # the workers' Prometheus files (gateway.monitoring.metrics)
+
+
+def node_name(configured: str | None, state_directory: Path) -> str:
+    """This node's name among the nodes of a service (`[storage] node`): the configured one,
+    else this host's name and six hex digits of the state directory's absolute path. Stable
+    across restarts, and unique: a state directory is held by one running gateway per host
+    (two nodes on one host have two). Whatever a node's workers claim or publish (callbacks,
+    calls in progress, counted calls, heartbeats) carries it, so a node ends only its own."""
+    if configured:
+        return configured
+    host = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname().split(".")[0])[:32] or "host"
+    digest = hashlib.sha256(str(state_directory.absolute()).encode()).hexdigest()[:6]
+    return f"{host}-{digest}"
+
+
+def owner_name(node: str, worker: int | None) -> str:
+    """The name a worker claims and publishes under: `<node>/worker-<i>`, or
+    `<node>/gateway` for a gateway running without workers."""
+    return f"{node}/gateway" if worker is None else f"{node}/worker-{worker}"
 
 
 class StateDirectoryError(Exception):

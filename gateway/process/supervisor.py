@@ -13,21 +13,29 @@ dies. Worker i of N gets, derived from the one configuration:
 - the demo phone only in worker 0 (it has one SIP address); call tokens signed with one
   secret shared by all workers (made by the supervisor when the file sets none), so a
   token from one worker is good at another, and used once on the whole machine.
-- one SharedLedger (an SQLite file in the state directory, next to the journals): the
-  visitor, site and budget limits and single-use tokens count over all workers
-  (gateway/access/ledger.py; the directory: gateway/process/state.py).
+- one ledger (gateway/access/ledger.py): an SQLite file in the state directory, next to
+  the journals, or with `[storage] redis` the Redis every node shares: the visitor, site
+  and budget limits and single-use tokens count over all workers (and nodes); the choice
+  is gateway/process/shared.py's.
+- its name, `<node>/worker-<i>` (gateway.process.state.owner_name): what it claims
+  (callbacks) and publishes (calls in progress, counted calls, heartbeats) carries it.
 `limits.max_calls` stays per worker: the machine carries N times as many.
 
 A worker that dies (crash, OOM kill) takes its calls with it: the browsers see their
-sockets close at once, and the supervisor ends the SIP side (see gateway.process.journal: BYE for
-answered calls, CANCEL for ringing ones, from the dead worker's own SIP port) before it
-starts the worker again.
+sockets close at once, and the supervisor ends the rest (gateway.process.failover: BYE for
+answered calls, CANCEL for ringing ones, from the dead worker's own SIP port and its
+journal; records; callbacks interrupted; its place in the limits) before it starts the
+worker again. At its own start it does the same for whatever its node left (a supervisor
+killed with its workers): without Redis everything in the database is this node's; with
+Redis, only what carries its node's name (the others' belong to live nodes, or to the
+watchers that end a dead node's calls).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import dataclasses
 import logging
 import os
@@ -36,16 +44,19 @@ import signal
 import sys
 import time
 import traceback
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from gateway.access.ledger import SharedLedger
+from gateway.access.ledger import SqliteLedger
 from gateway.config import AccessConfig, GatewayConfig
 from gateway.monitoring import metrics
 from gateway.process import event_loop
 from gateway.process.binding import StartError, check_tcp_free
+from gateway.process.failover import Reaper, SipFrom
 from gateway.process.heap import freeze_startup_objects
-from gateway.process.journal import DialogJournal, end_orphan_calls, read_journal
-from gateway.process.state import METRICS, StateDirectory
+from gateway.process.journal import DialogJournal, read_journal
+from gateway.process.shared import SharedState
+from gateway.process.state import METRICS, StateDirectory, owner_name
 from gateway.storage import Database, StorageError
 
 if TYPE_CHECKING:
@@ -156,11 +167,15 @@ def _shared_token_secret(config: GatewayConfig) -> AccessConfig | None:
 
 
 # ---------------------------------------------------------------------------- the worker
-async def _serve_worker(config: GatewayConfig, index: int, state: StateDirectory) -> None:
+async def _serve_worker(
+    config: GatewayConfig, index: int, state: StateDirectory, node: str
+) -> None:
     from gateway.process.gateway import serve  # the supervisor itself needs none of the application
 
-    # The supervisor released what this worker's predecessor left in the ledger.
-    ledger = SharedLedger.open(state.ledger, owner=f"worker-{index}")
+    # The supervisor ended what this worker's predecessor left.
+    shared = await SharedState.open(
+        config, node=node, owner=owner_name(node, index), ledger_file=state.ledger
+    )
     journal = state.journal(index)
     recorders: list[DialogJournal] = []
 
@@ -177,12 +192,12 @@ async def _serve_worker(config: GatewayConfig, index: int, state: StateDirectory
 
     try:
         await serve(
-            config, ledger=ledger, on_started=started, announce=index == 0, share_http_port=True
+            config, shared=shared, on_started=started, announce=index == 0, share_http_port=True
         )
     finally:
         for recorder in recorders:  # every call hung up by now: the journal is left empty
             await recorder.stop()
-        ledger.close()
+        await shared.close()
 
 
 def install_memory_reports() -> MemoryReporter | None:
@@ -195,15 +210,35 @@ def install_memory_reports() -> MemoryReporter | None:
     return memory_debug.install_from_environment()
 
 
-def _worker_main(config: GatewayConfig, index: int, state: StateDirectory) -> int:
+PR_SET_PDEATHSIG = 1
+
+
+def _end_with_the_supervisor(supervisor: int) -> None:
+    """SIGTERM this worker when its supervisor dies (Linux): unsupervised, it would hold the
+    HTTP port that a new supervisor needs, and nobody would end its calls if it died."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != supervisor:  # it died before the line above
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _worker_main(config: GatewayConfig, index: int, state: StateDirectory, node: str) -> int:
+    supervisor = os.getppid()
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD):
         signal.signal(sig, signal.SIG_DFL)
+    _end_with_the_supervisor(supervisor)
     memory = install_memory_reports()
     try:
-        event_loop.run(_serve_worker(config, index, state))
+        event_loop.run(_serve_worker(config, index, state, node))
     except StartError as exc:
         print(f"worker {index} cannot start: {exc}", file=sys.stderr, flush=True)
         return EXIT_CANNOT_START
+    except StorageError as exc:
+        print(f"worker {index} cannot start: {exc}", file=sys.stderr, flush=True)
+        return 1
     except OSError as exc:
         print(f"worker {index} cannot start: {exc}", file=sys.stderr, flush=True)
         return 1
@@ -218,11 +253,13 @@ def _worker_main(config: GatewayConfig, index: int, state: StateDirectory) -> in
 
 # ---------------------------------------------------------------------------- supervisor
 class Supervisor:
-    """Forks the workers, restarts those that die, stops them all on SIGINT/SIGTERM."""
+    """Forks the workers, restarts those that die, stops them all on SIGINT/SIGTERM.
+    `node`: this node's name (gateway.process.state.node_name)."""
 
-    def __init__(self, configs: list[GatewayConfig], state: StateDirectory) -> None:
+    def __init__(self, configs: list[GatewayConfig], state: StateDirectory, node: str) -> None:
         self.configs = configs
         self.state = state
+        self.node = node
         self._pids: dict[int, int] = {}  # pid -> worker index
         self._started: dict[int, float] = {}  # worker index -> when
         self._quick_failures = [0] * len(configs)
@@ -230,21 +267,20 @@ class Supervisor:
 
     def run(self) -> int:
         """Until a signal asks to stop (0), or a worker cannot start or keeps failing (1).
-        Raises StartError when the HTTP port is taken."""
+        Raises StartError when the HTTP port is taken, StorageError when the database or
+        Redis cannot be used."""
         # The workers share it (SO_REUSEPORT): it must be nobody else's before they do.
         check_tcp_free("http.listen", self.configs[0].http.listen)
         signal.signal(signal.SIGTERM, self._on_stop_signal)
         signal.signal(signal.SIGINT, self._on_stop_signal)
-        self._release_calls(None)  # a supervisor killed before may have left live rows
         # The schema brought up to date once, before any worker opens the database (in a
-        # child: Alembic stays out of the processes that run); then what no worker of this
-        # many will find again: callbacks and calls in progress.
+        # child: Alembic stays out of the processes that run); then whatever this node left
+        # when it stopped last (a supervisor killed with its workers), ended.
         migrate_in_child(self.configs[0])
-        asyncio.run(_prepare_storage(self.configs[0], len(self.configs)))
+        asyncio.run(self._end_left_behind())
         # Every worker's metrics in files there, summed by whichever answers /metrics.
         metrics.use_multiprocess_directory(self.state.path / METRICS)
         for index in range(len(self.configs)):
-            self._end_left_calls(index)  # a supervisor killed before may have left some
             self._spawn(index)
         status = 0
         while self._pids:
@@ -260,15 +296,14 @@ class Supervisor:
             code = os.waitstatus_to_exitcode(wait_status)
             if code == EXIT_CANNOT_START:
                 print(f"worker {index} cannot start; stopping the gateway", flush=True)
-                self._release_calls(index)
+                self._end_worker(index, "could not start")
                 self._stop_workers()
                 status = 1
                 continue
             how = f"signal {-code}" if code < 0 else f"exit status {code}"
             print(f"worker {index} (pid {pid}) died: {how}; ending its calls", flush=True)
             metrics.worker_died(pid)
-            self._release_calls(index)
-            self._end_left_calls(index)
+            self._end_worker(index, f"died ({how})")
             if time.monotonic() - self._started[index] < QUICK_FAILURE:
                 self._quick_failures[index] += 1
                 if self._quick_failures[index] >= MAX_QUICK_FAILURES:
@@ -295,7 +330,7 @@ class Supervisor:
         if pid == 0:
             code = 1
             try:
-                code = _worker_main(config, index, self.state)
+                code = _worker_main(config, index, self.state, self.node)
             finally:
                 sys.stdout.flush()
                 sys.stderr.flush()
@@ -303,38 +338,119 @@ class Supervisor:
         self._pids[pid] = index
         self._started[index] = time.monotonic()
 
-    def _release_calls(self, index: int | None) -> None:
-        """End in the shared ledger the calls of worker `index` (of all with None), so
-        that they stop counting against the limits. Opened and closed each time: an
-        SQLite connection must not cross a fork."""
-        ledger = SharedLedger.open(self.state.ledger, owner="supervisor")
+    def _end_worker(self, index: int, why: str) -> None:
+        """End what worker `index` left (it died). A fresh event loop, database and Redis
+        connection each time: none may cross a fork."""
         try:
-            ledger.release(None if index is None else f"worker-{index}", time.time())
-        finally:
-            ledger.close()
-        if index is not None:
-            try:  # its calls are no longer in progress (the records say what is known)
-                asyncio.run(_forget_live_calls(self.configs[0], f"worker-{index}"))
-            except Exception as exc:
-                print(f"cannot update the calls in progress: {exc}", flush=True)
+            asyncio.run(
+                self._with_reaper(lambda reaper, shared: self._reap(index, why, reaper, shared))
+            )
+        except Exception as exc:
+            print(f"worker {index}: cannot end what it left: {exc}", flush=True)
 
-    def _end_left_calls(self, index: int) -> None:
-        journal = self.state.journal(index)
-        entries = read_journal(journal)
-        if entries:
-            config = self.configs[index]
-            if config.sip.transport != "udp":
-                print(
-                    f"worker {index}: {len(entries)} calls left; SIP over "
-                    f"{config.sip.transport} cannot be ended for it (media timeout ends them)",
-                    flush=True,
+    async def _end_left_behind(self) -> None:
+        async def end_all(reaper: Reaper, shared: SharedState) -> None:
+            if isinstance(shared.ledger, SqliteLedger):
+                shared.ledger.release_all(time.time())  # the machine's: none of its workers runs
+            for worker in sorted(await self._left_behind(reaper, shared)):
+                index = self._index(worker)
+                await self._reap(index, "stopped", reaper, shared, worker=worker)
+
+        await self._with_reaper(end_all)
+
+    async def _with_reaper(self, action: Callable[[Reaper, SharedState], Awaitable[None]]) -> None:
+        config = self.configs[0]
+        database = await Database.open(config.storage.database)
+        try:
+            shared = await SharedState.open(
+                config,
+                node=self.node,
+                owner=f"{self.node}/supervisor",
+                ledger_file=self.state.ledger,
+            )
+            try:
+                reaper = Reaper(
+                    config,
+                    database,
+                    shared.live_registry(database),
+                    shared.ledger,
+                    by=f"the supervisor of node {self.node}",
                 )
-            else:
-                outcome = end_orphan_calls(
-                    entries, bind=config.sip.listen, sent_by=config.sip.public_address
-                )
-                print(f"worker {index}: {outcome}", flush=True)
-        journal.unlink(missing_ok=True)
+                await action(reaper, shared)
+            finally:
+                await shared.close()
+        finally:
+            await database.close()
+
+    async def _left_behind(self, reaper: Reaper, shared: SharedState) -> set[str]:
+        """The workers whose leftovers are this node's to end: those named after it, and
+        names of an earlier release (`worker-<i>`, from when there was one machine)."""
+        workers = {owner_name(self.node, i) for i in self._journal_indexes()}
+        workers |= await reaper.live.workers()
+        workers |= await reaper.database.callbacks.dialing_claimers()
+        if shared.presence is not None:
+            workers |= set(await shared.presence.alive()) | await shared.presence.published()
+        return {
+            w
+            for w in workers
+            if (w.startswith(f"{self.node}/") or "/" not in w) and w != shared.owner
+        }
+
+    def _journal_indexes(self) -> list[int]:
+        indexes = []
+        for path in self.state.journal(0).parent.glob("worker-*.json"):
+            suffix = path.stem.removeprefix("worker-")
+            if suffix.isdigit():
+                indexes.append(int(suffix))
+        return indexes
+
+    def _index(self, worker: str) -> int | None:
+        prefix = f"{self.node}/worker-"
+        suffix = worker.removeprefix(prefix)
+        return int(suffix) if worker.startswith(prefix) and suffix.isdigit() else None
+
+    async def _reap(
+        self,
+        index: int | None,
+        why: str,
+        reaper: Reaper,
+        shared: SharedState,
+        *,
+        worker: str | None = None,
+    ) -> None:
+        worker = worker or owner_name(self.node, index)
+        presence = shared.presence
+        if presence is not None and not await presence.claim(worker, shared.owner):
+            # Another node ends it (it saw the heartbeats stop first); the new worker waits
+            # for that before it starts (Heartbeat.join).
+            return
+        dialogs: list[dict] = []
+        sip = None
+        if index is not None:
+            journal = self.state.journal(index)
+            dialogs = read_journal(journal)
+            sip = self._sip_of(index)
+        try:
+            if not dialogs and presence is not None:
+                dialogs = await presence.dialogs(worker)
+            outcome = await reaper.reap(worker, dialogs, sip, why)
+        finally:
+            if index is not None:
+                self.state.journal(index).unlink(missing_ok=True)
+            if presence is not None:
+                await presence.done(worker)
+        if outcome:
+            print(
+                f"{'worker ' + str(index) if index is not None else worker}: {outcome}", flush=True
+            )
+
+    def _sip_of(self, index: int) -> SipFrom:
+        """Worker `index`'s own SIP address (its port: sip.listen + index), so that the
+        answers to the requests that end its calls come back."""
+        base = self.configs[0]
+        host, port = base.sip.listen
+        public_host, public_port = base.sip.public_address
+        return SipFrom((host, port + index), (public_host, public_port + index))
 
     def _on_stop_signal(self, signum, frame) -> None:
         if not self._stopping:
@@ -388,25 +504,8 @@ async def _migrate(config: GatewayConfig) -> None:
     await database.close()
 
 
-async def _prepare_storage(config: GatewayConfig, workers: int) -> None:
-    database = await Database.open(config.storage.database)
-    try:
-        await database.callbacks.interrupt_orphans(workers, time.time())
-        await database.live.forget_worker(None)
-    finally:
-        await database.close()
-
-
-async def _forget_live_calls(config: GatewayConfig, worker: str) -> None:
-    database = await Database.open(config.storage.database)
-    try:
-        await database.live.forget_worker(worker)
-    finally:
-        await database.close()
-
-
-def run_workers(config: GatewayConfig, count: int, state: StateDirectory) -> int:
+def run_workers(config: GatewayConfig, count: int, state: StateDirectory, node: str) -> int:
     """Run `count` workers of `config` until SIGINT/SIGTERM, keeping their ledger and
-    journals in `state`. Raises WorkerConfigError."""
+    journals in `state`; `node` names this node. Raises WorkerConfigError."""
     configs = worker_configs(config, count)
-    return Supervisor(configs, state).run()
+    return Supervisor(configs, state, node).run()

@@ -14,7 +14,7 @@ from gateway.storage.callbacks import Callback, CallbackStore
 from gateway.storage.conversations import ChatMessage, Conversation, ConversationStore
 from gateway.storage.database import Database
 from gateway.storage.engine import DatabaseUrl, StorageError
-from gateway.storage.live import LiveCall, LiveCalls
+from gateway.storage.live import LiveCall, LiveCalls, LiveRegistry, RedisLiveCalls
 from gateway.storage.messages import CONTACT_KINDS, LeftMessage, MessageStore
 from gateway.storage.outbox import Outbox, OutboxEvent
 from gateway.storage.ratings import CallRating, RatingStore
@@ -41,11 +41,13 @@ __all__ = [
     "LeftMessage",
     "LiveCall",
     "LiveCalls",
+    "LiveRegistry",
     "MessageStore",
     "Outbox",
     "OutboxEvent",
     "RatingStore",
     "RecordStore",
+    "RedisLiveCalls",
     "StorageError",
     "Voicemail",
     "VoicemailStore",

@@ -3,14 +3,15 @@
 A callback is placed at most once, whatever happens to a process or node: it is claimed
 (status `dialing`, committed) before its first INVITE leaves, and a claim succeeds for one
 claimer only. The scheduler reads the due callbacks (`due`), takes each one's place in the
-limits, and only then claims it (`claim`); a claim runs in one transaction that locks the
-row: on SQLite every transaction is `BEGIN IMMEDIATE` (one writer at a time), on PostgreSQL
-the row is locked `FOR UPDATE SKIP LOCKED`, so when two nodes claim the same callback at
-once the second finds it locked (or no longer scheduled) and leaves it, never waiting. A
-callback found `dialing` by the worker that claimed it, when that worker starts again,
-belonged to a life of it that died mid-call: it becomes `interrupted` and is never dialled
-again on its own (the site sees it in its history and can place it again from the admin
-page).
+limits (the ledger every node shares), and only then claims it (`claim`); a claim runs in
+one transaction that locks the row: on SQLite every transaction is `BEGIN IMMEDIATE` (one
+writer at a time), on PostgreSQL the row is locked `FOR UPDATE SKIP LOCKED`, so when two
+nodes claim the same callback at once the second finds it locked (or no longer scheduled)
+and leaves it, never waiting. Each claim names its worker (`<node>/worker-<i>`). A callback
+left `dialing` by a worker that died (that worker's next life, its supervisor, or, with
+several nodes, another node that saw it stop beating) becomes `interrupted` and is never
+dialled again on its own (the site is told, sees it in its history and can place it again
+from the admin page).
 
 Statuses and the moves between them are gateway.storage.callback_lifecycle's: a move it does
 not list is not made (`finish`, `retry_at`, `cancel` and `place_again` answer whether it
@@ -104,20 +105,25 @@ class CallbackStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
-    async def interrupt_left_dialing(self, now: float, owner: str) -> int:
-        """Mark `interrupted` what an earlier life of `owner` (a worker's stable name) left
-        `dialing`: it died during those calls. Other workers' live claims are left alone."""
+    async def interrupt_left_dialing(
+        self, now: float, owner: str, detail: str = "the gateway stopped during the call"
+    ) -> list[Callback]:
+        """Mark `interrupted` what `owner` (a worker's stable name, `<node>/worker-<i>`)
+        left `dialing`: it died during those calls. Other workers' claims are left alone.
+        Returns the callbacks marked, to tell their sites."""
         async with self._engine.begin() as db:
-            return await _mark_interrupted(db, now, callbacks.c.claimed_by == owner)
+            ids = await _mark_interrupted(db, now, callbacks.c.claimed_by == owner, detail)
+        return [c for c in [await self.get(i) for i in ids] if c is not None]
 
-    async def interrupt_orphans(self, workers: int, now: float) -> int:
-        """Mark `interrupted` the callbacks that workers numbered `workers` and up were
-        placing when they stopped: with fewer workers now, no worker of that name will find
-        them. For the supervisor, before it starts its workers."""
-        current = [f"worker-{i}" for i in range(workers)]
-        where = callbacks.c.claimed_by.like("worker-%") & callbacks.c.claimed_by.not_in(current)
-        async with self._engine.begin() as db:
-            return await _mark_interrupted(db, now, where)
+    async def dialing_claimers(self) -> set[str]:
+        """The workers that hold callbacks `dialing` (alive or not)."""
+        query = (
+            select(callbacks.c.claimed_by)
+            .where(callbacks.c.status == CallbackStatus.DIALING.value)
+            .distinct()
+        )
+        async with self._engine.connect() as db:
+            return {row.claimed_by for row in await db.execute(query) if row.claimed_by}
 
     async def add(
         self, *, site: str, number: str, details: dict, due_at: float, now: float
@@ -421,7 +427,7 @@ def _callback(row: Any, history: Sequence[tuple[float, str, str]]) -> Callback:
     )
 
 
-async def _mark_interrupted(db: AsyncConnection, now: float, where: Any) -> int:
+async def _mark_interrupted(db: AsyncConnection, now: float, where: Any, detail: str) -> list[str]:
     """Callbacks left `dialing` by a worker that stopped (`where` picks its claims): they
     are never dialled again, so nobody is called twice."""
     stale = list(
@@ -434,15 +440,8 @@ async def _mark_interrupted(db: AsyncConnection, now: float, where: Any) -> int:
         ).scalars()
     )
     target = CallbackStatus.INTERRUPTED
-    moved = 0
-    for callback_id in stale:
-        moved += await _move(
-            db,
-            callback_id,
-            target,
-            sources(target),
-            {},
-            "the gateway stopped during the call",
-            now,
-        )
-    return moved
+    moved = [
+        await _move(db, callback_id, target, sources(target), {}, detail, now)
+        for callback_id in stale
+    ]
+    return [i for i, was_moved in zip(stale, moved, strict=True) if was_moved]

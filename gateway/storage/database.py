@@ -16,6 +16,7 @@ from gateway.storage.live import LiveCalls
 from gateway.storage.messages import MessageStore
 from gateway.storage.outbox import Outbox
 from gateway.storage.ratings import RatingStore
+from gateway.storage.reachability import Reachability
 from gateway.storage.records import RecordStore
 from gateway.storage.voicemails import VoicemailStore
 
@@ -35,6 +36,8 @@ class Database:
         self.voicemails = VoicemailStore(engine)
         self.messages = MessageStore(engine)
         self.conversations = ConversationStore(engine)
+        # Whether it answers now (started by the gateway: `reachability.start()`).
+        self.reachability = Reachability(engine, url.redacted())
         self.schema: tuple[str | None, str] = (None, "")  # versions before and after opening
 
     @classmethod
@@ -75,4 +78,5 @@ class Database:
         return database
 
     async def close(self) -> None:
+        await self.reachability.stop()
         await self.engine.dispose()

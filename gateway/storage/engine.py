@@ -23,6 +23,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 BUSY_TIMEOUT_MS = 10_000  # how long an SQLite writer waits for another's transaction
+CONNECT_TIMEOUT = 5.0  # seconds to connect to PostgreSQL before giving up
 
 
 class StorageError(Exception):
@@ -85,7 +86,13 @@ def create_engine(url: DatabaseUrl) -> AsyncEngine:
         _sqlite_transactions(engine)
         return engine
     return create_async_engine(
-        url.sqlalchemy_url(), pool_size=5, max_overflow=5, pool_pre_ping=True
+        url.sqlalchemy_url(),
+        pool_size=5,
+        max_overflow=5,
+        pool_pre_ping=True,
+        # A server that does not answer fails a connection in seconds (asyncpg waits a
+        # minute by default): a call's set-up must not hang on it.
+        connect_args={"timeout": CONNECT_TIMEOUT},
     )
 
 

@@ -8,6 +8,7 @@ import json
 
 import aiohttp
 from playwright.async_api import Page
+from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.admin.auth import hash_password
 from gateway.config import parse_config
@@ -98,12 +99,12 @@ async def wait_for_records(gateway: Gateway, count: int) -> list[dict]:
 
 
 def metric(exposition: str, name: str, **labels: str) -> float:
-    """The value of one sample of the Prometheus text format (0 when absent)."""
-    wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-    for line in exposition.splitlines():
-        if line.startswith("#"):
-            continue
-        key, _, value = line.rpartition(" ")
-        if key == (f"{name}{{{wanted}}}" if wanted else name):
-            return float(value)
+    """The value of one sample of the Prometheus text format (0 when absent). Every sample
+    carries the node's name (`node`), which is not compared."""
+    for family in text_string_to_metric_families(exposition):
+        for sample in family.samples:
+            own = {k: v for k, v in sample.labels.items() if k != "node"}
+            if sample.name == name and own == labels:
+                assert sample.labels.get("node"), sample
+                return float(sample.value)
     return 0.0

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import re
 import time
 
 import numpy as np
@@ -62,6 +63,10 @@ async def test_admin_page_in_chromium(sipp_factory, page):
         live = admin.locator("#live-calls tbody")
         await expect(live).to_contain_text("answered", timeout=10_000)  # refreshed by itself
         await expect(live).to_contain_text("shop")
+        # Its worker, named after its node: with several nodes, where the call is.
+        await expect(live.locator("td").nth(7)).to_have_text(
+            re.compile(r"^\S+/(gateway|worker-0)$")
+        )
         await assert_accessible(admin)
         await page.get_by_role("button", name="Hang up").click()
         await wait_for_status(page, "Call ended")

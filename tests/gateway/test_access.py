@@ -33,7 +33,7 @@ def test_without_a_secret_a_random_one_is_made_and_the_log_says_so(
     # Two processes without a shared secret refuse each other's tokens.
     token = one.tokens.issue("shop", "https://shop.example", 0)
     with pytest.raises(ValueError, match="forged, or from another gateway"):
-        two.tokens.redeem(token, site_id="shop", origin="https://shop.example", now=0)
+        two.tokens.check(token, site_id="shop", origin="https://shop.example", now=0)
 
 
 def test_with_a_secret_workers_accept_each_others_tokens(caplog: pytest.LogCaptureFixture) -> None:
@@ -41,7 +41,7 @@ def test_with_a_secret_workers_accept_each_others_tokens(caplog: pytest.LogCaptu
     config = parse_config(SHOP, {"GATEWAY_ACCESS_TOKEN_SECRET": SECRET})
     one, two = page_access_from_config(config), page_access_from_config(config)
     token = one.tokens.issue("shop", "https://shop.example", 0)
-    two.tokens.redeem(token, site_id="shop", origin="https://shop.example", now=0)
+    two.tokens.check(token, site_id="shop", origin="https://shop.example", now=0)
     assert caplog.text == ""
     assert isinstance(one.verifiers["pow"], ProofOfWork)
     assert one.verifiers["pow"].difficulty == config.access.pow_difficulty

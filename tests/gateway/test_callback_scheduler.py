@@ -5,9 +5,15 @@ one (`run_once`) on a fake clock: nothing here waits for the event loop's timing
 from __future__ import annotations
 
 import asyncio
+import socket
 
+from gateway.access.admission import CallAdmission
+from gateway.access.redis_ledger import RedisLedger
 from gateway.callbacks.scheduler import CallbackScheduler, MustWait
-from gateway.storage import Callback, CallbackStatus
+from gateway.callbacks.service import RequestACall
+from gateway.config import parse_config
+from gateway.storage import Callback, CallbackStatus, Database
+from gateway.storage.redis_server import RedisUrl, connect
 from tests.support.database import CallbackStoreHandle, open_callback_store
 
 from .clock import FakeClock
@@ -89,9 +95,11 @@ async def test_callback_of_a_removed_site_fails_with_a_reason(tmp_path):
     store = await open_callback_store(tmp_path / "cb.db")
     callback = await store.add(site="gone", number="+15005550006", details={}, due_at=5, now=0)
     slot = Slot("gone")
-    gone = CallbackScheduler(
-        store, lambda cb, slot: None, admit=lambda cb: slot, owner="w0", clock=clock
-    )
+
+    async def admit(cb: Callback) -> Slot:
+        return slot
+
+    gone = CallbackScheduler(store, lambda cb, slot: None, admit=admit, owner="w0", clock=clock)
     assert await gone.run_once() == 1
     await finished(gone)
     stored = await store.get(callback.id)
@@ -107,7 +115,7 @@ async def test_a_callback_that_must_wait_stays_scheduled_and_goes_when_a_line_fr
     callback = await store.add(site="shop", number="+441632960123", details={}, due_at=0, now=0)
     lines = {"free": False}
 
-    def admit(cb: Callback) -> Slot:
+    async def admit(cb: Callback) -> Slot:
         if not lines["free"]:
             raise MustWait("all lines are busy")
         return Slot(cb.site)
@@ -144,7 +152,7 @@ async def test_a_site_that_must_wait_holds_up_no_other_site(tmp_path):
     ]  # the oldest
     free = await store.add(site="free", number="+441632960124", details={}, due_at=10, now=0)
 
-    def admit(cb: Callback) -> Slot:
+    async def admit(cb: Callback) -> Slot:
         if cb.site == "busy":
             raise MustWait("all lines are busy")
         return Slot(cb.site)
@@ -167,7 +175,7 @@ async def test_a_full_gateway_claims_nothing(tmp_path):
         await store.add(site=site, number="+441632960123", details={}, due_at=0, now=0)
     asked: list[str] = []
 
-    def admit(cb: Callback) -> Slot:
+    async def admit(cb: Callback) -> Slot:
         asked.append(cb.site)
         raise MustWait("the gateway is at its call limit", everywhere=True)
 
@@ -185,7 +193,7 @@ async def test_a_slot_taken_for_a_callback_another_worker_claimed_is_given_back(
     callback = await store.add(site="shop", number="+441632960123", details={}, due_at=0, now=0)
     slots: list[Slot] = []
 
-    def admit(cb: Callback) -> Slot:
+    async def admit(cb: Callback) -> Slot:
         slots.append(Slot(cb.site))
         return slots[-1]
 
@@ -215,3 +223,43 @@ class _StaleDue:
 
     def __getattr__(self, name):
         return getattr(self._store, name)
+
+
+async def test_a_due_callback_waits_while_the_shared_ledger_cannot_be_reached(tmp_path):
+    """Redis down: the callback's slot in the limits every node shares cannot be taken, so
+    it is not placed (no limit would hold): it stays scheduled and its history says why."""
+    config = parse_config(
+        """
+[[sites]]
+id = "shop"
+destination = "sip:desk@pbx.example.com"
+callback = { dial = "sip:{number}@trunk.example.com", countries = ["GB"] }
+"""
+    )
+    with socket.socket() as nobody:  # bound, never listening: connections are refused
+        nobody.bind(("127.0.0.1", 0))
+        client = connect(RedisUrl.parse(f"redis://127.0.0.1:{nobody.getsockname()[1]}"))
+        ledger = RedisLedger(client, "a/worker-0")
+        admission = CallAdmission(max_calls=10, max_calls_per_client=10, ledger=ledger)
+        database = await Database.open(f"sqlite:///{tmp_path / 'gateway.db'}")
+        clock = FakeClock(1_800_000_000.0)
+        service = RequestACall(
+            config,
+            None,  # type: ignore[arg-type]  # no SIP: nothing is placed
+            None,  # type: ignore[arg-type]  # no requests
+            admission,
+            database.callbacks,
+            owner="a/worker-0",
+            clock=clock,
+        )
+        try:
+            callback = await database.callbacks.add(
+                site="shop", number="+442079460123", details={}, due_at=clock(), now=clock()
+            )
+            assert await service.scheduler.run_once() == 0
+            stored = await database.callbacks.get(callback.id)
+            assert stored.status is CallbackStatus.SCHEDULED
+            assert stored.history[-1][1:] == ("waiting", "the shared storage cannot be reached")
+        finally:
+            await database.close()
+            await client.aclose()

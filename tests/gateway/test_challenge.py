@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 
 import pytest
@@ -26,9 +27,14 @@ def solved(verifier: ProofOfWork, site: str = "shop") -> dict[str, object]:
     return {"challenge": text, "solution": solve(text, BITS)}
 
 
+def verify(verifier: ProofOfWork, proof: object, site: str = "shop", now: float = NOW) -> None:
+    """The whole verification, single use included (the ledger's part)."""
+    asyncio.run(verifier.verify(site, proof, "192.0.2.1", now))  # type: ignore[arg-type]
+
+
 def refusal(verifier: ProofOfWork, proof: object, site: str = "shop", now: float = NOW) -> str:
     with pytest.raises(ChallengeError) as caught:
-        verifier.check(site, proof, now)  # type: ignore[arg-type]
+        verify(verifier, proof, site, now)
     return str(caught.value)
 
 
@@ -45,7 +51,7 @@ def test_a_solved_challenge_passes_once() -> None:
     proof = solved(verifier)
     digest = hashlib.sha256(f"{proof['challenge']}:{proof['solution']}".encode()).digest()
     assert leading_zero_bits(digest) >= BITS
-    verifier.check("shop", proof, NOW + 299)
+    verify(verifier, proof, now=NOW + 299)
     assert refusal(verifier, proof) == "the challenge was already used; ask for a new one"
 
 
@@ -67,7 +73,7 @@ def test_a_wrong_solution_is_refused() -> None:
     )
     assert refusal(verifier, {**proof, "solution": wrong}) == "the proof of work is wrong"
     # A wrong try does not use the challenge up.
-    verifier.check("shop", proof, NOW)
+    verify(verifier, proof)
 
 
 def test_an_expired_challenge_or_one_of_another_site_is_refused() -> None:

@@ -1044,3 +1044,24 @@ def test_a_voicemail_greeting_must_be_audio_found_beside_the_config(tmp_path: Pa
 def test_voicemail_and_chat_keys_are_checked(line: str, reason: str) -> None:
     site = '[[sites]]\nid = "s"\ndestination = "sip:a@pbx.example"\n'
     assert reason in problems_of(f"{site}{line}\n")
+
+
+def test_several_nodes_need_redis_urls_node_names_and_one_token_secret() -> None:
+    redis = '[storage]\nredis = "redis://:pw@redis.internal:6379/2"\n'
+    assert problems_of(redis) == (
+        "access.token_secret: required with storage.redis: every node must sign call tokens "
+        "with the same secret (best given as GATEWAY_ACCESS_TOKEN_SECRET)"
+    )
+    config = parse_config(redis + 'node = "a"\n', {"GATEWAY_ACCESS_TOKEN_SECRET": "s" * 32})
+    assert config.storage.redis is not None and config.storage.node == "a"
+    assert config.storage.redis.redacted() == "redis://:***@redis.internal:6379/2"
+    assert "pw" not in repr(config.storage)
+    assert parse_config("").storage.redis is None and parse_config("").storage.node is None
+    assert problems_of(
+        '[storage]\nredis = "http://:secret@x/0"\nnode = "a b"\n',
+        {"GATEWAY_ACCESS_TOKEN_SECRET": "s" * 32},
+    ) == (
+        'storage.redis: expected "redis://host:port/db" or "rediss://..." (TLS)\n'
+        "storage.node: must be 1-48 letters, digits, '.', '_' or '-' (starting with a letter "
+        "or digit), not 'a b'"
+    )

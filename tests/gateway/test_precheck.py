@@ -16,7 +16,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from gateway.access.admission import LimitRefused
-from gateway.access.ledger import SharedLedger
+from gateway.access.ledger import SqliteLedger
 from gateway.api import CallRefused
 from gateway.calls.precheck import PreCallChecks
 from gateway.config import parse_config
@@ -69,7 +69,7 @@ class NumberedFrames(MediaStreamTrack):
 def checks() -> PreCallChecks:
     use_host_addresses(["127.0.0.1"])
     config = parse_config(CONFIG)
-    return PreCallChecks(config, SharedLedger.in_memory(), clock=FakeClock())
+    return PreCallChecks(config, SqliteLedger.in_memory(), clock=FakeClock())
 
 
 def site(checks: PreCallChecks, site_id: str = "shop"):
@@ -186,7 +186,7 @@ async def test_checks_only_where_offered_and_within_the_workers_capacity() -> No
     use_host_addresses(["127.0.0.1"])
     config = parse_config(CONFIG)
     carrying = {"calls": 0}
-    checks = PreCallChecks(config, SharedLedger.in_memory(), busy=lambda: carrying["calls"])
+    checks = PreCallChecks(config, SqliteLedger.in_memory(), busy=lambda: carrying["calls"])
     pc, sdp = await offer()
     try:
         with pytest.raises(CallRefused) as caught:

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from gateway.access.ledger import SharedLedger
+from gateway.access.ledger import SqliteLedger
 from gateway.access.ratings import RATING_WINDOW, RatingProofs
 from gateway.admin.service import records_csv
 from gateway.calls.ratings import CallRatings, RatingRefused
@@ -34,7 +34,7 @@ async def database(database_url: str) -> AsyncIterator[Database]:
 @pytest.fixture
 def ratings(database: Database, clock: FakeClock) -> CallRatings:
     return CallRatings(
-        RatingProofs(SECRET), database.ratings, SharedLedger.in_memory(), clock=clock
+        RatingProofs(SECRET), database.ratings, SqliteLedger.in_memory(), clock=clock
     )
 
 
@@ -135,7 +135,7 @@ async def test_the_rating_is_read_with_its_record_whichever_is_written_first(
     assert header.endswith(",rating,rating_comment,rated_at")
     assert rows[1].split(",")[-3:-1] == ["4", "Clear <b>sound</b>"]
     # A second rating from another node (its own ledger) is refused by the database.
-    elsewhere = CallRatings(ratings.proofs, database.ratings, SharedLedger.in_memory(), clock=clock)
+    elsewhere = CallRatings(ratings.proofs, database.ratings, SqliteLedger.in_memory(), clock=clock)
     again = await refused(
         elsewhere, "early", {"proof": ratings.proof("early", "shop"), "rating": 1}
     )
@@ -163,7 +163,7 @@ async def test_ratings_are_forgotten_with_their_records(database: Database) -> N
 
 
 async def test_a_gateway_without_a_database_asks_for_no_rating(clock: FakeClock) -> None:
-    ratings = CallRatings(RatingProofs(SECRET), None, SharedLedger.in_memory(), clock=clock)
+    ratings = CallRatings(RatingProofs(SECRET), None, SqliteLedger.in_memory(), clock=clock)
     assert ratings.proof("call-1", "shop") == ""
     refusal = await refused(ratings, "call-1", {"proof": "x", "rating": 5})
     assert (refusal.code, refusal.status) == ("rating_refused", 403)

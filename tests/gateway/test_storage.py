@@ -117,13 +117,15 @@ async def test_callbacks_left_dialing_by_a_dead_worker_are_never_redialled(datab
     await claim_due(first.callbacks, 10, "w1")
     await first.close()  # the worker "dies" mid-call
     other = await Database.open(database_url)
-    assert await other.callbacks.interrupt_left_dialing(15, "w2") == 0  # not its claim
+    assert await other.callbacks.dialing_claimers() == {"w1"}
+    assert await other.callbacks.interrupt_left_dialing(15, "w2") == []  # not its claim
     assert (await other.callbacks.get(cb.id)).status == "dialing"
-    assert await other.callbacks.interrupt_left_dialing(20, "w1") == 1  # w1 starts again
-    interrupted = await other.callbacks.get(cb.id)
+    (interrupted,) = await other.callbacks.interrupt_left_dialing(20, "w1", "w1 died")
+    assert interrupted.id == cb.id
     assert interrupted.status is CallbackStatus.INTERRUPTED and interrupted.status.final
-    assert interrupted.history[-1][1:] == ("interrupted", "the gateway stopped during the call")
+    assert interrupted.history[-1] == (20, "interrupted", "w1 died")
     assert await claim_due(other.callbacks, 100, "w1") == []
+    assert await other.callbacks.dialing_claimers() == set()
     await other.close()
 
 
@@ -154,18 +156,25 @@ async def test_concurrent_claimers_on_two_connections_each_get_a_callback_once(d
     await two.close()
 
 
-async def test_claims_of_workers_that_no_longer_exist_are_interrupted(database):
+async def test_claims_name_their_node_and_worker_and_each_is_interrupted_alone(database):
     store = database.callbacks
     for _ in range(3):
         await store.add(site="s", number="+441632960123", details={}, due_at=0, now=0)
     ids = {}
-    for owner in ("worker-0", "worker-2", "gateway"):
+    for owner in ("a/worker-0", "b/worker-0", "a/worker-1"):
         (claimed,) = await claim_due(store, 1, owner, limit=1)
         ids[owner] = claimed.id
-    # The supervisor starts again with two workers: worker-2 will never come back.
-    assert await store.interrupt_orphans(workers=2, now=5) == 1
+    assert await store.dialing_claimers() == set(ids)
+    # Node a's worker 0 died: node b's worker of the same number is not touched.
+    assert [c.id for c in await store.interrupt_left_dialing(5, "a/worker-0")] == [
+        ids["a/worker-0"]
+    ]
     statuses = {owner: (await store.get(i)).status for owner, i in ids.items()}
-    assert statuses == {"worker-0": "dialing", "worker-2": "interrupted", "gateway": "dialing"}
+    assert statuses == {
+        "a/worker-0": "interrupted",
+        "b/worker-0": "dialing",
+        "a/worker-1": "dialing",
+    }
 
 
 async def test_the_site_cancels_and_places_again(database):
@@ -217,18 +226,36 @@ async def test_records_filtered_newest_first_deleted_and_purged(database):
         record("d", "shop", 1, "lost")
 
 
-async def test_live_calls_of_every_worker(database):
-    live = database.live
-    for worker, call_id in (("worker-0", "x"), ("worker-1", "y")):
+async def exercise_live_calls(live) -> None:
+    for worker, call_id in (("a/worker-0", "x"), ("b/worker-0", "y"), ("b/worker-0", "z")):
         await live.started(
             LiveCall(call_id, "call", worker, "shop", "connecting", started_at=1, updated_at=1)
         )
     await live.changed("x", "answered", 5, answered_at=5, destination="sip:op@pbx")
     calls = {c.id: c for c in await live.all()}
     assert calls["x"].state == "answered" and calls["x"].destination == "sip:op@pbx"
-    assert await live.forget_worker("worker-1") == 1
+    assert calls["x"].answered_at == 5 and calls["y"].answered_at is None
+    assert await live.workers() >= {"a/worker-0", "b/worker-0"}
+    assert [c.id for c in await live.of_worker("b/worker-0")] == ["y", "z"]
+    assert await live.forget_worker("b/worker-0") == 2
+    assert await live.of_worker("b/worker-0") == []
     await live.ended("x")
     assert await live.all() == []
+
+
+async def test_live_calls_of_every_worker(database):
+    await exercise_live_calls(database.live)
+
+
+async def test_live_calls_of_every_node_in_redis(redis_url):
+    from gateway.storage import RedisLiveCalls
+    from gateway.storage.redis_server import RedisUrl, connect
+
+    client = connect(RedisUrl.parse(redis_url))
+    try:
+        await exercise_live_calls(RedisLiveCalls(client))
+    finally:
+        await client.aclose()
 
 
 async def test_outbox_leases_retries_and_delivers_once(database):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 
@@ -9,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.access.ledger import SharedLedger
+from gateway.access.ledger import SqliteLedger
 from gateway.access.signed import derive_key, sign
-from gateway.access.tokens import CallTokens, TokenError
+from gateway.access.tokens import CallTokens, TokenClaims, TokenError
 
 SECRET = b"0123456789abcdef0123456789abcdef"
 SITE, ORIGIN = "shop", "https://shop.example"
@@ -22,10 +23,14 @@ def tokens() -> CallTokens:
     return CallTokens(SECRET, lifetime=60)
 
 
+def redeem(issuer: CallTokens, token: object, **arguments: object) -> TokenClaims:
+    return asyncio.run(issuer.redeem(token, **arguments))  # type: ignore[arg-type]
+
+
 def refusal(issuer: CallTokens, token: object, **overrides: object) -> str:
     arguments = {"site_id": SITE, "origin": ORIGIN, "now": NOW + 1, **overrides}
     with pytest.raises(TokenError) as caught:
-        issuer.redeem(token, **arguments)
+        redeem(issuer, token, **arguments)
     return str(caught.value)
 
 
@@ -36,7 +41,7 @@ def b64(data: bytes) -> str:
 def test_a_token_admits_one_connection_of_its_site_and_origin() -> None:
     issuer = tokens()
     token = issuer.issue(SITE, ORIGIN, NOW)
-    claims = issuer.redeem(token, site_id=SITE, origin=ORIGIN, now=NOW + 59)
+    claims = redeem(issuer, token, site_id=SITE, origin=ORIGIN, now=NOW + 59)
     assert (claims.site, claims.origin, claims.expires) == (SITE, ORIGIN, NOW + 60)
     assert refusal(issuer, token) == "the call token was already used"
 
@@ -44,7 +49,7 @@ def test_a_token_admits_one_connection_of_its_site_and_origin() -> None:
 def test_origins_compare_as_browsers_send_them() -> None:
     issuer = tokens()
     token = issuer.issue(SITE, ORIGIN, NOW)
-    issuer.redeem(token, site_id=SITE, origin="HTTPS://Shop.Example", now=NOW)
+    redeem(issuer, token, site_id=SITE, origin="HTTPS://Shop.Example", now=NOW)
 
 
 def test_an_expired_token_is_refused() -> None:
@@ -61,7 +66,7 @@ def test_a_token_of_another_site_or_origin_is_refused() -> None:
         "the call token is for another origin"
     )
     # Refusals do not use the token up.
-    issuer.redeem(token, site_id=SITE, origin=ORIGIN, now=NOW)
+    redeem(issuer, token, site_id=SITE, origin=ORIGIN, now=NOW)
 
 
 FORGED = "the call token is not valid (forged, or from another gateway)"
@@ -107,7 +112,7 @@ def test_a_token_has_one_spelling() -> None:
         token.split(".")[1] + "="
     )
     assert refusal(issuer, twin) == "the call token is malformed"
-    issuer.redeem(token, site_id=SITE, origin=ORIGIN, now=NOW)
+    redeem(issuer, token, site_id=SITE, origin=ORIGIN, now=NOW)
 
 
 def test_signed_claims_of_the_wrong_shape_are_refused() -> None:
@@ -117,12 +122,13 @@ def test_signed_claims_of_the_wrong_shape_are_refused() -> None:
 
 
 def test_used_tokens_are_forgotten_once_expired() -> None:
-    ledger = SharedLedger.in_memory()
+    ledger = SqliteLedger.in_memory()
     issuer = CallTokens(SECRET, lifetime=60, used=ledger)
     for n in range(100):
-        issuer.redeem(issuer.issue(SITE, ORIGIN, NOW + n), site_id=SITE, origin=ORIGIN, now=NOW + n)
+        token = issuer.issue(SITE, ORIGIN, NOW + n)
+        redeem(issuer, token, site_id=SITE, origin=ORIGIN, now=NOW + n)
     late = NOW + 1000
-    issuer.redeem(issuer.issue(SITE, ORIGIN, late), site_id=SITE, origin=ORIGIN, now=late)
+    redeem(issuer, issuer.issue(SITE, ORIGIN, late), site_id=SITE, origin=ORIGIN, now=late)
     assert ledger.remembered() == 1
 
 
@@ -137,7 +143,7 @@ def test_a_short_secret_or_a_bad_lifetime_is_a_bug() -> None:
 @given(st.one_of(st.text(max_size=300), st.binary(max_size=100), st.integers(), st.none()))
 def test_any_value_is_refused_with_token_error_only(value: object) -> None:
     with pytest.raises(TokenError):
-        tokens().redeem(value, site_id=SITE, origin=ORIGIN, now=NOW)
+        redeem(tokens(), value, site_id=SITE, origin=ORIGIN, now=NOW)
 
 
 @settings(max_examples=300, deadline=None)
@@ -149,4 +155,4 @@ def test_any_mutation_of_a_real_token_is_refused(data: st.DataObject) -> None:
     replacement = data.draw(st.characters(codec="ascii").filter(lambda c: c != token[index]))
     mutated = token[:index] + replacement + token[index + 1 :]
     with pytest.raises(TokenError):
-        issuer.redeem(mutated, site_id=SITE, origin=ORIGIN, now=NOW)
+        redeem(issuer, mutated, site_id=SITE, origin=ORIGIN, now=NOW)

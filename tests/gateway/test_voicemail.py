@@ -18,7 +18,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from gateway.access.admission import CallAdmission, LimitRefused
 from gateway.access.downloads import DownloadLinks
-from gateway.access.ledger import SharedLedger
+from gateway.access.ledger import SqliteLedger
 from gateway.api import CallRefused, VisitorDetails, VoicemailState, VoicemailUpdate
 from gateway.calls.voicemail import Voicemails
 from gateway.config import parse_config
@@ -91,7 +91,7 @@ async def database(tmp_path: Path):
 def voicemails(tmp_path: Path, database: Database) -> Voicemails:
     use_host_addresses(["127.0.0.1"])
     config = parse_config(CONFIG)
-    admission = CallAdmission(max_calls=5, max_calls_per_client=1, ledger=SharedLedger.in_memory())
+    admission = CallAdmission(max_calls=5, max_calls_per_client=1, ledger=SqliteLedger.in_memory())
     service = Voicemails(
         config,
         admission,

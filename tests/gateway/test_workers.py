@@ -275,7 +275,8 @@ async def test_a_crashed_workers_calls_end_on_both_legs_and_it_is_restarted(tmp_
     journal_dir = state / "workers"
     toml = gateway_toml(
         destination=sipp.uri,
-        extra=f'[storage]\nstate_directory = "{state}"\n[admin]\napi_keys = ["{ADMIN_KEY}"]\n',
+        extra=f'[storage]\nstate_directory = "{state}"\nnode = "n1"\n'
+        f'[admin]\napi_keys = ["{ADMIN_KEY}"]\n',
     )
     (tmp_path / "gateway.toml").write_text(toml)
     base = parse_config(toml, {})
@@ -310,7 +311,7 @@ async def test_a_crashed_workers_calls_end_on_both_legs_and_it_is_restarted(tmp_
         # Whichever worker answers, the admin API lists the call the other may hold.
         for _ in range(4):
             (live,) = (await admin_json(url, "/api/admin/live"))["calls"]
-            assert live["worker"] == f"worker-{index}" and live["state"] == "answered"
+            assert live["worker"] == f"n1/worker-{index}" and live["state"] == "answered"
         victim = next(
             pid
             for pid in worker_pids(gateway.pid)
@@ -325,15 +326,22 @@ async def test_a_crashed_workers_calls_end_on_both_legs_and_it_is_restarted(tmp_
             assert time.monotonic() - killed < 30, log.read_text()  # a deadline, not a speed
             await asyncio.sleep(0.1)
         text = log.read_text()
-        assert f"worker {index}: sent 1 BYE and 0 CANCEL; 1 answered" in text, text
+        assert (
+            f"worker {index}: sent 1 BYE and 0 CANCEL; 1 answered; 1 calls recorded as lost" in text
+        ), text
         assert gateway.poll() is None
-        # The dead worker's call is no longer in progress; the metrics of every worker,
-        # the dead one's too, are summed by whichever worker answers.
+        # The dead worker's call is no longer in progress, and its record says how it
+        # ended; the metrics of every worker, the dead one's too, are summed by whichever
+        # worker answers, labelled with the node.
         assert (await admin_json(url, "/api/admin/live"))["calls"] == []
+        (record,) = (await admin_json(url, "/api/admin/calls"))["calls"]
+        assert (record["outcome"], record["end_cause"]) == ("answered", "lost"), record
+        assert record["worker"] == f"n1/worker-{index}"
+        assert record["end_detail"].startswith(f"n1/worker-{index} died (signal 9)"), record
         for _ in range(4):
             exposition = await admin_text(url, "/metrics")
-            assert "gateway_call_setup_seconds_count 1.0" in exposition, exposition
-            assert 'gateway_calls_active{site="shop"} 1.0' not in exposition, exposition
+            assert 'gateway_call_setup_seconds_count{node="n1"} 1.0' in exposition, exposition
+            assert 'gateway_calls_active{node="n1",site="shop"} 1.0' not in exposition
     finally:
         if pc is not None:
             await pc.close()

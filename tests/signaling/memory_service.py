@@ -85,8 +85,8 @@ class RealTokens:
             proof=proof,
         )
 
-    def redeem_token(self, token: object, *, site_id: str, origin: str) -> None:
-        self.access.redeem_token(self._site(site_id), token, origin=origin)
+    async def redeem_token(self, token: object, *, site_id: str, origin: str) -> None:
+        await self.access.redeem_token(self._site(site_id), token, origin=origin)
 
     def _site(self, site_id: str) -> SiteInfo:
         site = self.sites.get(site_id)

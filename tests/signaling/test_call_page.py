@@ -331,9 +331,10 @@ async def test_the_page_solves_a_proof_of_work_before_it_connects(
 class CountingProofOfWork(ProofOfWork):
     accepted = 0
 
-    def check(self, site_id: str, proof: Mapping[str, object], now: float) -> None:
-        super().check(site_id, proof, now)
+    def check(self, site_id: str, proof: Mapping[str, object], now: float) -> tuple[str, float]:
+        checked = super().check(site_id, proof, now)
         self.accepted += 1
+        return checked
 
 
 class ExternalCaptcha:

@@ -34,6 +34,7 @@ from .baresip import BaresipPhone
 from .database import database_url, postgres_server
 from .dnsmasq import Dnsmasq
 from .kamailio import Kamailio
+from .ledgers import ledger, ledger_factory, redis_server, redis_url
 from .sipp import Sipp
 
 __all__ = [
@@ -43,8 +44,12 @@ __all__ = [
     "dnsmasq_factory",
     "in_temporary_directory",
     "kamailio_factory",
+    "ledger",
+    "ledger_factory",
     "postgres_server",
     "pytest_configure",
+    "redis_server",
+    "redis_url",
     "sipp_factory",
     "sipp_uas",
 ]

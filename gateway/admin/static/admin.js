@@ -25,10 +25,10 @@ async function refresh() {
     const body = table.tBodies[0];
     const rows = calls.map((c) =>
       row([c.site, c.state, when(c.started_at), c.kind, c.visitor_name || c.client, c.page,
-           c.destination || ""]));
+           c.destination || "", c.worker]));
     if (!rows.length) {
       const empty = row(["No call in progress."]);
-      empty.firstChild.colSpan = 7;
+      empty.firstChild.colSpan = 8;
       rows.push(empty);
     }
     body.replaceChildren(...rows);
