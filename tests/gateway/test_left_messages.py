@@ -48,7 +48,7 @@ async def database(tmp_path: Path):
 def left(database: Database) -> LeftMessages:
     admitted: list[str] = []
 
-    def admit(site, client: str) -> None:
+    async def admit(site, client: str) -> None:
         admitted.append(client)
         if admitted.count(client) > 3:
             raise LimitRefused("rate_limited", "too many calls", "three already")
