@@ -30,9 +30,13 @@ from gateway.sites.widget import WidgetSettings
 # How a face cleans what a visitor typed before it becomes `VisitorDetails`, and any
 # string from outside bounded before it is logged (gateway.text; the log escapes it).
 from gateway.text import (
+    MAX_MESSAGE_CHARS,
     MAX_NAME_CHARS,
     MAX_REASON_CHARS,
+    MAX_SOURCE_CHARS,
+    clean_message_text,
     clean_page_url,
+    clean_source_tag,
     clean_visitor_name,
     clean_visitor_text,
     clipped,
@@ -40,8 +44,10 @@ from gateway.text import (
 )
 
 __all__ = [
+    "MAX_MESSAGE_CHARS",
     "MAX_NAME_CHARS",
     "MAX_REASON_CHARS",
+    "MAX_SOURCE_CHARS",
     "NO_DETAILS",
     "AccessRefused",
     "BadRequest",
@@ -50,18 +56,31 @@ __all__ = [
     "CallState",
     "CallUpdate",
     "CallbackRefused",
+    "ChatDelivery",
+    "ChatReceipt",
+    "ChatReply",
+    "ChatService",
+    "ChatState",
+    "ChatUpdate",
     "CheckGrant",
     "CheckService",
     "Clock",
     "EndCause",
     "GatewayService",
+    "MessageRefused",
     "Notify",
     "Refusal",
     "SiteInfo",
     "TokenGrant",
     "TokenService",
     "VisitorDetails",
+    "VoicemailGrant",
+    "VoicemailService",
+    "VoicemailState",
+    "VoicemailUpdate",
+    "clean_message_text",
     "clean_page_url",
+    "clean_source_tag",
     "clean_visitor_name",
     "clean_visitor_text",
     "clipped",
@@ -164,6 +183,10 @@ class CallbackRefused(Refusal):
     """A Request-a-Call request, look-up or cancel refused."""
 
 
+class MessageRefused(Refusal):
+    """A message left for the site (click-to-text), or a chat message, refused."""
+
+
 @dataclass(frozen=True, slots=True)
 class SiteInfo:
     """What signaling may know of a site: never its destination or credentials."""
@@ -172,8 +195,22 @@ class SiteInfo:
     origins: tuple[str, ...]
     widget: WidgetSettings = field(default_factory=WidgetSettings)  # public, for the widget
     hours: BusinessHours | None = None  # None: always open
-    fallback: str = "callback"  # callback | message: what the page offers on busy/closed
+    # What the page offers when nobody can answer, in order: voicemail, text, callback (a
+    # callback only when the site takes them).
+    fallback: tuple[str, ...] = ()
     callback_countries: tuple[str, ...] | None = None  # None: no Request-a-Call
+    voicemail_max_seconds: float = 120.0
+    chat: bool = False  # "Write to us": a conversation with the site's destinations
+    chat_timeout: float = 60.0  # seconds without a reply before offering to leave a message
+
+    @property
+    def offers_voicemail(self) -> bool:
+        return "voicemail" in self.fallback
+
+    @property
+    def takes_messages(self) -> bool:
+        """Whether a visitor may leave a written message (click-to-text)."""
+        return self.chat or "text" in self.fallback
 
     def allows_origin(self, origin: str, gateway_origins: Iterable[str] = ()) -> bool:
         """Whether pages of `origin` may use this site: one of its origins, or the
@@ -198,7 +235,12 @@ class SiteInfo:
             "open": is_open,
             "next_opening": opening.isoformat(timespec="seconds") if opening else None,
             "hours": hours,
-            "fallback": self.fallback,
+            "fallback": list(self.fallback),
+            "voicemail": (
+                {"max_seconds": self.voicemail_max_seconds} if self.offers_voicemail else None
+            ),
+            "chat": {"reply_within": self.chat_timeout} if self.chat else None,
+            "messages": self.takes_messages,
             "callback": (
                 {
                     "countries": list(self.callback_countries),
@@ -216,11 +258,13 @@ class VisitorDetails:
     """What the visitor told the widget before calling, already validated (one line each,
     no control characters; `page` is an http(s) URL without query or fragment). Empty
     strings when not given. The gateway passes them to the operator in the INVITE when the
-    site asks for them (`[sites.widget] visitor_details`); `page` always."""
+    site asks for them (`[sites.widget] visitor_details`); `page` and `source` (a call
+    link's `?source=` tag: where the visitor came from) always."""
 
     name: str = ""
     reason: str = ""
     page: str = ""
+    source: str = ""
 
 
 NO_DETAILS = VisitorDetails()
@@ -335,5 +379,125 @@ class CheckService(Protocol):
         ...
 
 
-class GatewayService(CallService, TokenService, CheckService, Protocol):
+class VoicemailState(enum.StrEnum):
+    """A voicemail's progress, pushed as `voicemail:state` events."""
+
+    GREETING = "greeting"  # the site's greeting (or the tone) plays
+    RECORDING = "recording"  # the visitor speaks; `seconds`: the most they may
+    SAVED = "saved"  # received; `seconds`: its length
+    FAILED = "failed"  # nothing kept; `reason`: empty, connection, error
+
+
+@dataclass(frozen=True, slots=True)
+class VoicemailUpdate:
+    state: VoicemailState
+    seconds: float = 0.0
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class VoicemailGrant:
+    """A voicemail the gateway took: its id, its SDP answer, its longest length."""
+
+    voicemail_id: str
+    answer_sdp: str
+    max_seconds: float
+
+
+class VoicemailService(Protocol):
+    """Voicemail (gateway.calls.voicemail): a WebRTC connection over which the gateway
+    plays the site's greeting, then records the visitor's voice."""
+
+    async def start_voicemail(
+        self,
+        *,
+        site_id: str,
+        client: str,
+        offer_sdp: str,
+        notify: Callable[[VoicemailUpdate], None],
+        visitor: VisitorDetails = NO_DETAILS,
+        after_call: str | None = None,
+    ) -> VoicemailGrant:
+        """Answer an offer that carries its candidates. `after_call`: the call of the same
+        connection that nobody answered, if one came first. `notify` gets every state,
+        SAVED or FAILED last. Raises CallRefused (`voicemail_off`, `bad_offer`,
+        `unavailable`; LimitRefused `busy`, `too_many_calls`, `rate_limited`)."""
+        ...
+
+    async def send_voicemail(self, voicemail_id: str) -> None:
+        """The visitor is done (pressed Send, hung up, or left): keep what was recorded.
+        Unknown ids are ignored."""
+        ...
+
+
+class ChatState(enum.StrEnum):
+    """What became of a visitor's chat message, pushed as `chat:state` events."""
+
+    DELIVERED = "delivered"  # one of the site's destinations took it
+    UNANSWERED = "unanswered"  # nobody took it, or no reply came in time (`reason`)
+
+
+@dataclass(frozen=True, slots=True)
+class ChatReply:
+    """A message of the site's operator in the conversation."""
+
+    conversation_id: str
+    message_id: str
+    text: str
+    at: float  # seconds since the epoch
+
+
+@dataclass(frozen=True, slots=True)
+class ChatDelivery:
+    """What became of one of the visitor's messages (`reason` with UNANSWERED:
+    unreachable, no_reply)."""
+
+    conversation_id: str
+    message_id: str
+    state: ChatState
+    reason: str = ""
+
+
+ChatUpdate = ChatReply | ChatDelivery
+
+
+@dataclass(frozen=True, slots=True)
+class ChatReceipt:
+    """A visitor's chat message the gateway took: its conversation and its id."""
+
+    conversation_id: str
+    message_id: str
+
+
+class ChatService(Protocol):
+    """Click-to-chat (gateway.chat): a conversation between a visitor and the site's
+    destinations over SIP MESSAGE."""
+
+    async def chat_send(
+        self,
+        *,
+        site_id: str,
+        client: str,
+        text: str,
+        notify: Callable[[ChatUpdate], None],
+        visitor: VisitorDetails = NO_DETAILS,
+        conversation_id: str | None = None,
+        call_id: str | None = None,
+    ) -> ChatReceipt:
+        """Send the visitor's message (cleaned by the face: `clean_message_text`) to the
+        site's destinations: a new conversation without `conversation_id`, that one's
+        otherwise (this connection's); during the call `call_id`, to whoever answered it.
+        `notify` gets the operator's replies and what became of each message. Raises
+        CallRefused (`chat_off`, `closed`, `conversation_full`; LimitRefused
+        `too_many_messages`, `rate_limited`)."""
+        ...
+
+    async def chat_close(self, conversation_id: str) -> None:
+        """The visitor left: the conversation ends (replies to it are refused)."""
+        ...
+
+
+class GatewayService(
+    CallService, TokenService, CheckService, VoicemailService, ChatService, Protocol
+):
     """What the HTTP face and signaling ask of the gateway."""

@@ -10,7 +10,9 @@ SDP offer/answer, RTP, the media bridge) and hears the round trip. Per incoming 
   every `beep_every` seconds, so that the page has something to play during silence too;
 - answers re-INVITEs (hold, resume) and logs received DTMF digits at INFO level;
 - ends the call itself after `max_call_seconds`, or when the caller's RTP stops for
-  `media_timeout` seconds while not on hold.
+  `media_timeout` seconds while not on hold;
+- takes chat messages (SIP MESSAGE, RFC 3428) as a desk phone does, and answers each with
+  one of its own to its sender, quoting it, so that "Write to us" shows a reply too.
 
 How the echo works, and why this way: once per packet time (on a drift-free clock) it pulls
 one decoded frame from the call's `RtpSession` (`read_pcm`), adds the beep when one is due,
@@ -46,6 +48,7 @@ from sip_bridge import (
     CallError,
     CallMedia,
     DtmfDigit,
+    MessageReceived,
     OfferReceived,
     RtpPortsExhaustedError,
     RtpSession,
@@ -53,8 +56,12 @@ from sip_bridge import (
     SipEndpoint,
     UserAgentConfig,
     paced_ticks,
+    parse_name_address,
     sdp,
 )
+
+DEMO_REPLY_DELAY = 0.5  # seconds before the demo operator answers a chat message
+DEMO_QUOTE_CHARS = 200
 
 __all__ = [
     "BEEP_HZ",
@@ -111,8 +118,10 @@ class DemoPhone:
         self.max_calls = max_calls
         self.latch_any_source = latch_any_source
         self._calls: dict[str, asyncio.Task[None]] = {}
+        self._replies: set[asyncio.Task[None]] = set()
         self._closed = False
         endpoint.on_incoming = self._on_incoming
+        endpoint.on_message = self._on_message
 
     @classmethod
     async def start(
@@ -164,6 +173,7 @@ class DemoPhone:
                 user="demo",
                 display_name="Demo phone",
                 accept_incoming=True,
+                accept_messages=True,
                 user_agent="click-to-call demo phone",
             )
         )
@@ -214,6 +224,30 @@ class DemoPhone:
         self._calls[call.call_id] = task
         task.add_done_callback(lambda _: self._calls.pop(call.call_id, None))
 
+    def _on_message(self, message: MessageReceived) -> int:
+        """A chat message: take it, and answer its sender in a moment (as an operator
+        typing on a desk phone does)."""
+        if self._closed or len(self._replies) >= self.max_calls:
+            return 486
+        try:
+            sender = str(parse_name_address(message.sender).uri)
+        except ValueError:
+            return 400
+        logger.info("demo phone: message from %s", clipped(sender, 80))
+        quoted = " ".join(message.text.split())[:DEMO_QUOTE_CHARS]
+        task = asyncio.get_running_loop().create_task(
+            self._reply(sender, f"Demo operator here: you wrote \u201c{quoted}\u201d."),
+            name="demo phone message",
+        )
+        self._replies.add(task)
+        task.add_done_callback(self._replies.discard)
+        return 200
+
+    async def _reply(self, to: str, text: str) -> None:
+        await asyncio.sleep(DEMO_REPLY_DELAY)
+        with contextlib.suppress(ValueError):
+            await self._endpoint.message(to, text, timeout=5, from_user="demo")
+
     async def _open_media(self) -> CallMedia:
         return await CallMedia.open(
             self._host,
@@ -228,7 +262,7 @@ class DemoPhone:
         if self._closed:
             return
         self._closed = True
-        tasks = list(self._calls.values())
+        tasks = [*self._calls.values(), *self._replies]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

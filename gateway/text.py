@@ -16,6 +16,14 @@ A page's address is shown to the operator (an `X-Visitor-Page` header), so only 
 http(s) URL passes, and without its query and fragment: they may hold a visitor's search
 or a session token.
 
+A call link's `?source=<tag>` (where the visitor came from: a newsletter, a post) reaches
+the operator too (`X-Visitor-Source`): one short line, `clean_source_tag`.
+
+A chat message or a message left for the site (`clean_message_text`) may hold several
+lines and any script, emoji among them: line breaks are kept (at most `MAX_MESSAGE_LINES`),
+the joiners and variation selectors emoji and some scripts are written with are kept, and
+everything else invisible (bidirectional controls first) is dropped as in a name.
+
 `loggable` makes any string from outside (a visitor's name or address, a candidate's host
 name, a SIP header, a peer's error text) safe to log: control, format and invisible
 characters written as escapes, the length bounded.
@@ -30,6 +38,9 @@ MAX_PAGE_CHARS = 1024
 MAX_NAME_CHARS = 64
 MAX_NAME_DIGITS = 3  # more, and a name could pass for a phone number on the phone's display
 MAX_REASON_CHARS = 200
+MAX_SOURCE_CHARS = 64
+MAX_MESSAGE_CHARS = 1000
+MAX_MESSAGE_LINES = 20
 MAX_SHOWN_CHARS = 80
 MAX_LOGGED_CHARS = 200  # a value from outside in a log line
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -74,6 +85,56 @@ def clean_visitor_text(value: str, max_chars: int) -> str:
     if len(text) > max_chars:
         raise ValueError(f"is longer than {max_chars} characters")
     if any(unicodedata.category(char) == "Cc" for char in text):
+        raise ValueError("contains control characters")
+    return text
+
+
+def clean_source_tag(value: str) -> str:
+    """Where a visitor came from, as a call link's `?source=` names it ("newsletter",
+    "spring-sale"): one line as `clean_visitor_text`, at most `MAX_SOURCE_CHARS`;
+    ValueError finishes the sentence "source ..." with what is wrong."""
+    return clean_visitor_text(value, MAX_SOURCE_CHARS)
+
+
+# Invisible, but part of how text is written: emoji sequences (ZWJ, variation selectors,
+# the tags of subdivision flags) and Persian or Indic words (ZWNJ). None of them can
+# reorder or hide the text around them, unlike the bidirectional controls.
+_KEPT_IN_MESSAGES = frozenset({"\u200c", "\u200d", "\ufe0e", "\ufe0f"})
+_EMOJI_TAGS = (0xE0020, 0xE007F)
+
+
+def _kept_in_message(char: str) -> bool:
+    return char in _KEPT_IN_MESSAGES or _EMOJI_TAGS[0] <= ord(char) <= _EMOJI_TAGS[1]
+
+
+def clean_message_text(value: str, max_chars: int = MAX_MESSAGE_CHARS) -> str:
+    """A message a visitor (or an operator) wrote: lines kept (CR LF and CR made LF, at
+    most `MAX_MESSAGE_LINES`, runs of blank lines made one, spaces and tabs in a line made
+    one space), invisible characters dropped as in `clean_visitor_text` except the joiners
+    and selectors emoji and scripts need, the ends trimmed. ValueError finishes the
+    sentence "text ..." with what is wrong: empty, too long, a control character or a lone
+    surrogate."""
+    if len(value) > 4 * max_chars:
+        raise ValueError(f"is longer than {max_chars} characters")
+    for char in value:
+        if unicodedata.category(char) == "Cs":
+            raise ValueError("is not valid Unicode")
+    lines: list[str] = []
+    for line in value.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+        visible = "".join(c for c in line if _kept_in_message(c) or not is_invisible(c))
+        text = " ".join(visible.split())
+        if text or (lines and lines[-1]):
+            lines.append(text)
+    while lines and not lines[-1]:
+        lines.pop()
+    if not lines:
+        raise ValueError("is empty")
+    if len(lines) > MAX_MESSAGE_LINES:
+        raise ValueError(f"has more than {MAX_MESSAGE_LINES} lines")
+    text = "\n".join(lines)
+    if len(text) > max_chars:
+        raise ValueError(f"is longer than {max_chars} characters")
+    if any(unicodedata.category(char) == "Cc" and char != "\n" for char in text):
         raise ValueError("contains control characters")
     return text
 

@@ -12,6 +12,7 @@ class ErrorCode(enum.StrEnum):
     BAD_PAYLOAD = "bad_payload"  # wrong type, missing/extra key, too large, bad value
     UNKNOWN_EVENT = "unknown_event"  # an event name this server does not know
     NO_CALL = "no_call"  # candidate/hangup/dtmf/mute while no call is active
+    NO_VOICEMAIL = "no_voicemail"  # voicemail:send while no voicemail is being left
     CALL_ACTIVE = "call_active"  # a second call:start while one is active
     TOO_MANY_CANDIDATES = "too_many_candidates"  # more than the per-call limit
     TOO_MANY_EVENTS = "too_many_events"  # the client queued more events than allowed

@@ -22,8 +22,13 @@ from gateway.api import (
     CallRefused,
     CallState,
     CallUpdate,
+    ChatDelivery,
+    ChatReply,
+    ChatUpdate,
     GatewayService,
     VisitorDetails,
+    VoicemailState,
+    VoicemailUpdate,
     origin_of,
 )
 from signaling.errors import ErrorCode, SignalingError
@@ -35,8 +40,11 @@ from signaling.payloads import (
     Hangup,
     Mute,
     PayloadError,
+    SendChat,
+    SendVoicemail,
     StartCall,
     StartCheck,
+    StartVoicemail,
     StopCheck,
     parse_client_event,
     show,
@@ -170,6 +178,18 @@ class CallNamespace(socketio.AsyncNamespace):
             check, session.check = session.check, None
             if check is not None:
                 await self._service.stop_check(check)
+            conversation, session.conversation = session.conversation, None
+            if conversation is not None:
+                try:
+                    await self._service.chat_close(conversation)
+                except Exception:
+                    logger.exception("conversation %s: closing failed", conversation)
+            voicemail, session.voicemail = session.voicemail, None
+            if voicemail is not None:  # leaving sends it, as hanging up does
+                try:
+                    await self._service.send_voicemail(voicemail)
+                except Exception:
+                    logger.exception("voicemail %s: sending after disconnect failed", voicemail)
             slot, session.call = session.call, None
             if slot is None or slot.call_id is None:
                 return
@@ -257,7 +277,113 @@ class CallNamespace(socketio.AsyncNamespace):
                 check, session.check = session.check, None
                 if check is not None:
                     await self._service.stop_check(check)
+            case StartVoicemail(sdp=sdp, visitor=visitor):
+                return await self._start_voicemail(session, sdp, visitor)
+            case SendChat(text=text, visitor=visitor):
+                return await self._send_chat(session, text, visitor)
+            case SendVoicemail():
+                voicemail, session.voicemail = session.voicemail, None
+                if voicemail is None:
+                    raise SignalingError(ErrorCode.NO_VOICEMAIL, "no voicemail is being left")
+                await self._service.send_voicemail(voicemail)
         return {"ok": True}
+
+    async def _send_chat(self, session: ClientSession, text: str, visitor: VisitorDetails) -> Ack:
+        if visitor.page and not self._page_of_site(session.site_id, visitor.page):
+            visitor = replace(visitor, page="")
+        slot = session.call
+        try:
+            receipt = await self._service.chat_send(
+                site_id=session.site_id,
+                client=session.client,
+                text=text,
+                notify=partial(self._on_chat, session),
+                visitor=visitor,
+                conversation_id=session.conversation,
+                call_id=slot.call_id if slot is not None else None,
+            )
+        except CallRefused as exc:
+            raise SignalingError(exc.code, exc.message, retry_after=exc.retry_after) from None
+        session.conversation = receipt.conversation_id
+        return {
+            "ok": True,
+            "conversation_id": receipt.conversation_id,
+            "message_id": receipt.message_id,
+        }
+
+    def _on_chat(self, session: ClientSession, update: ChatUpdate) -> None:
+        """The gateway's `notify` for the connection's conversation: never awaits."""
+        if isinstance(update, ChatReply):
+            session.send(
+                "chat:message",
+                {
+                    "conversation_id": update.conversation_id,
+                    "message_id": update.message_id,
+                    "text": update.text,
+                    "at": update.at,
+                },
+            )
+        elif isinstance(update, ChatDelivery):
+            payload: dict[str, Any] = {
+                "conversation_id": update.conversation_id,
+                "message_id": update.message_id,
+                "state": str(update.state),
+            }
+            if update.reason:
+                payload["reason"] = update.reason
+            session.send("chat:state", payload)
+
+    async def _start_voicemail(
+        self, session: ClientSession, sdp: str, visitor: VisitorDetails
+    ) -> Ack:
+        if session.call is not None:
+            raise SignalingError(ErrorCode.CALL_ACTIVE, "a call is going on; hang up first")
+        if session.voicemail is not None:
+            raise SignalingError(ErrorCode.CALL_ACTIVE, "a voicemail is being left already")
+        if session.check is not None:
+            check, session.check = session.check, None
+            await self._service.stop_check(check)
+        if visitor.page and not self._page_of_site(session.site_id, visitor.page):
+            visitor = replace(visitor, page="")
+        holder: dict[str, str] = {}
+        held: list[VoicemailUpdate] = []  # states before the id is known (none in practice)
+
+        def notify(update: VoicemailUpdate) -> None:
+            voicemail_id = holder.get("id")
+            if voicemail_id is None:
+                held.append(update)
+                return
+            final = update.state in (VoicemailState.SAVED, VoicemailState.FAILED)
+            if final and session.voicemail == voicemail_id:
+                session.voicemail = None
+            payload: dict[str, Any] = {"voicemail_id": voicemail_id, "state": str(update.state)}
+            if update.state in (VoicemailState.RECORDING, VoicemailState.SAVED):
+                payload["seconds"] = update.seconds
+            if update.state is VoicemailState.FAILED:
+                payload["reason"] = update.reason
+            session.send("voicemail:state", payload)
+
+        try:
+            grant = await self._service.start_voicemail(
+                site_id=session.site_id,
+                client=session.client,
+                offer_sdp=sdp,
+                notify=notify,
+                visitor=visitor,
+                after_call=session.last_call,
+            )
+        except CallRefused as exc:
+            raise SignalingError(exc.code, exc.message, retry_after=exc.retry_after) from None
+        holder["id"] = grant.voicemail_id
+        session.voicemail = grant.voicemail_id
+        for update in held:
+            notify(update)
+        return {
+            "ok": True,
+            "voicemail_id": grant.voicemail_id,
+            "sdp": grant.answer_sdp,
+            "max_seconds": grant.max_seconds,
+        }
 
     async def _start_check(self, session: ClientSession, sdp: str) -> Ack:
         if session.call is not None:
@@ -284,6 +410,8 @@ class CallNamespace(socketio.AsyncNamespace):
     ) -> Ack:
         if session.call is not None:
             raise SignalingError(ErrorCode.CALL_ACTIVE, "a call is already active; hang up first")
+        if session.voicemail is not None:
+            raise SignalingError(ErrorCode.CALL_ACTIVE, "a voicemail is being left; send it first")
         if session.check is not None:  # the visitor calls: the test is over
             check, session.check = session.check, None
             await self._service.stop_check(check)
@@ -311,6 +439,7 @@ class CallNamespace(socketio.AsyncNamespace):
             self._forget(session, slot, ErrorCode.INTERNAL)
             raise
         slot.call_id = call_id
+        session.last_call = call_id
         # The gateway logs the call's start, end and refusals (one line each); these are
         # the socket's side of them.
         logger.debug("call %s started on client %s", call_id, session.sid)

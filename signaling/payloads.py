@@ -15,11 +15,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from gateway.api import (
+    MAX_MESSAGE_CHARS,
     MAX_NAME_CHARS,
     MAX_REASON_CHARS,
     NO_DETAILS,
     VisitorDetails,
+    clean_message_text,
     clean_page_url,
+    clean_source_tag,
     clean_visitor_name,
     clean_visitor_text,
 )
@@ -43,6 +46,10 @@ DTMF = "call:dtmf"
 MUTE = "call:mute"
 CHECK_START = "check:start"
 CHECK_STOP = "check:stop"
+VOICEMAIL_START = "voicemail:start"
+VOICEMAIL_SEND = "voicemail:send"
+CHAT_SEND = "chat:send"
+MAX_MESSAGE_BYTES = 4 * MAX_MESSAGE_CHARS  # a chat message: every character 4 UTF-8 bytes
 
 _DTMF_DIGITS = re.compile(r"[0-9*#A-D]{1,32}")
 
@@ -113,7 +120,39 @@ class StopCheck:
     pass
 
 
-ClientEvent = StartCall | Candidate | Hangup | Dtmf | Mute | StartCheck | StopCheck
+@dataclass(frozen=True, slots=True)
+class StartVoicemail:
+    """A voicemail: an offer with its candidates (no trickle), and the visitor's details."""
+
+    sdp: str
+    visitor: VisitorDetails = field(default=NO_DETAILS)
+
+
+@dataclass(frozen=True, slots=True)
+class SendVoicemail:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class SendChat:
+    """A chat message of the visitor, cleaned (several lines, any script, emoji)."""
+
+    text: str
+    visitor: VisitorDetails = field(default=NO_DETAILS)
+
+
+ClientEvent = (
+    StartCall
+    | Candidate
+    | Hangup
+    | Dtmf
+    | Mute
+    | StartCheck
+    | StopCheck
+    | StartVoicemail
+    | SendVoicemail
+    | SendChat
+)
 
 
 def show(value: object) -> str:
@@ -185,7 +224,7 @@ def _type_name(value: object) -> str:
 
 _START_KEYS = frozenset({"sdp"})
 _START_KEYS_WITH_VISITOR = frozenset({"sdp", "visitor"})
-_VISITOR_KEYS = frozenset({"name", "reason", "page"})
+_VISITOR_KEYS = frozenset({"name", "reason", "page", "source"})
 _CANDIDATE_KEYS = frozenset({"candidate", "sdpMid", "sdpMLineIndex"})
 _DTMF_KEYS = frozenset({"digits"})
 _MUTE_KEYS = frozenset({"muted"})
@@ -217,54 +256,61 @@ def _parse_start(payload: object) -> StartCall:
     with_visitor = isinstance(payload, dict) and "visitor" in payload
     fields = _object(START, payload, _START_KEYS_WITH_VISITOR if with_visitor else _START_KEYS)
     sdp = _offer(START, fields["sdp"])
-    visitor = _parse_visitor(fields["visitor"]) if with_visitor else NO_DETAILS
+    visitor = _parse_visitor(START, fields["visitor"]) if with_visitor else NO_DETAILS
     return StartCall(sdp, visitor, _candidates(START, sdp))
 
 
-def _parse_visitor(value: object) -> VisitorDetails:
-    """`{"name"?, "reason"?, "page"?}`: each key optional, each a string."""
+def _parse_visitor(event: str, value: object) -> VisitorDetails:
+    """`{"name"?, "reason"?, "page"?, "source"?}`: each key optional, each a string."""
     if not isinstance(value, dict):
-        raise PayloadError(f"{START}: visitor must be an object, got {_type_name(value)}")
+        raise PayloadError(f"{event}: visitor must be an object, got {_type_name(value)}")
     extra = value.keys() - _VISITOR_KEYS
     if extra:
         shown = ", ".join(sorted(show(k) for k in extra))
-        raise PayloadError(f"{START}: unexpected key visitor.{shown}")
-    name = _visitor_text("name", value.get("name", ""), MAX_NAME_CHARS)
+        raise PayloadError(f"{event}: unexpected key visitor.{shown}")
+    name = _visitor_text(event, "name", value.get("name", ""), MAX_NAME_CHARS)
     if name:
-        name = _visitor_name(name)
-    reason = _visitor_text("reason", value.get("reason", ""), MAX_REASON_CHARS)
-    page = _visitor_page(value.get("page", ""))
-    return VisitorDetails(name=name, reason=reason, page=page)
+        name = _visitor_name(event, name)
+    reason = _visitor_text(event, "reason", value.get("reason", ""), MAX_REASON_CHARS)
+    page = _visitor_page(event, value.get("page", ""))
+    source = value.get("source", "")
+    if not isinstance(source, str):
+        raise PayloadError(f"{event}: visitor.source must be a string, got {_type_name(source)}")
+    try:
+        source = clean_source_tag(source)
+    except ValueError as exc:
+        raise PayloadError(f"{event}: visitor.source {exc}") from None
+    return VisitorDetails(name=name, reason=reason, page=page, source=source)
 
 
-def _visitor_text(key: str, value: object, max_chars: int) -> str:
+def _visitor_text(event: str, key: str, value: object, max_chars: int) -> str:
     """One line of text a visitor typed (gateway/text.py)."""
     if not isinstance(value, str):
-        raise PayloadError(f"{START}: visitor.{key} must be a string, got {_type_name(value)}")
+        raise PayloadError(f"{event}: visitor.{key} must be a string, got {_type_name(value)}")
     try:
         return clean_visitor_text(value, max_chars)
     except ValueError as exc:
-        raise PayloadError(f"{START}: visitor.{key} {exc}") from None
+        raise PayloadError(f"{event}: visitor.{key} {exc}") from None
 
 
-def _visitor_name(text: str) -> str:
+def _visitor_name(event: str, text: str) -> str:
     """A name shown on the operator's phone: never one that passes for a number."""
     try:
         return clean_visitor_name(text)
     except ValueError as exc:
-        raise PayloadError(f"{START}: visitor.name {exc}") from None
+        raise PayloadError(f"{event}: visitor.name {exc}") from None
 
 
-def _visitor_page(value: object) -> str:
+def _visitor_page(event: str, value: object) -> str:
     """The page the visitor calls from (gateway/text.py)."""
     if not isinstance(value, str):
-        raise PayloadError(f"{START}: visitor.page must be a string, got {_type_name(value)}")
+        raise PayloadError(f"{event}: visitor.page must be a string, got {_type_name(value)}")
     if not value:
         return ""
     try:
         return clean_page_url(value)
     except ValueError as exc:
-        raise PayloadError(f"{START}: visitor.page {exc}") from None
+        raise PayloadError(f"{event}: visitor.page {exc}") from None
 
 
 def _parse_candidate(payload: object) -> Candidate:
@@ -331,10 +377,42 @@ def _parse_check_stop(payload: object) -> StopCheck:
     return StopCheck()
 
 
+def _parse_voicemail_start(payload: object) -> StartVoicemail:
+    with_visitor = isinstance(payload, dict) and "visitor" in payload
+    keys = _START_KEYS_WITH_VISITOR if with_visitor else _START_KEYS
+    fields = _object(VOICEMAIL_START, payload, keys)
+    sdp = _offer(VOICEMAIL_START, fields["sdp"])
+    if not with_visitor:
+        return StartVoicemail(sdp)
+    return StartVoicemail(sdp, _parse_visitor(VOICEMAIL_START, fields["visitor"]))
+
+
+def _parse_chat_send(payload: object) -> SendChat:
+    with_visitor = isinstance(payload, dict) and "visitor" in payload
+    keys = frozenset({"text", "visitor"}) if with_visitor else frozenset({"text"})
+    fields = _object(CHAT_SEND, payload, keys)
+    text = _string(CHAT_SEND, "text", fields["text"], MAX_MESSAGE_BYTES)
+    try:
+        text = clean_message_text(text, MAX_MESSAGE_CHARS)
+    except ValueError as exc:
+        raise PayloadError(f"{CHAT_SEND}: text {exc}") from None
+    if not with_visitor:
+        return SendChat(text)
+    return SendChat(text, _parse_visitor(CHAT_SEND, fields["visitor"]))
+
+
+def _parse_voicemail_send(payload: object) -> SendVoicemail:
+    _object(VOICEMAIL_SEND, payload, frozenset())
+    return SendVoicemail()
+
+
 _PARSERS: dict[str, Callable[[object], ClientEvent]] = {
     START: _parse_start,
     CHECK_START: _parse_check_start,
     CHECK_STOP: _parse_check_stop,
+    VOICEMAIL_START: _parse_voicemail_start,
+    VOICEMAIL_SEND: _parse_voicemail_send,
+    CHAT_SEND: _parse_chat_send,
     CANDIDATE: _parse_candidate,
     HANGUP: _parse_hangup,
     DTMF: _parse_dtmf,

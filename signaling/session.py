@@ -40,6 +40,10 @@ class ClientSession:
         self.waiting = 0  # events queued on `lock` or running
         self.call: CallSlot | None = None
         self.check: str | None = None  # the pre-call check going on: its id
+        self.voicemail: str | None = None  # the voicemail being left: its id
+        self.conversation: str | None = None  # the chat of this connection: its id
+        # The last call of this connection: a voicemail that follows it is about it.
+        self.last_call: str | None = None
         self.closed = False
         self.outbox: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
         self.writer: asyncio.Task[None] | None = None

@@ -35,6 +35,8 @@ from sip_bridge.events import (
     Event,
     IncomingCall,
     InfoReceived,
+    MessageReceived,
+    MessageResult,
     OfferReceived,
     OptionsResult,
     RegistrationChanged,
@@ -47,7 +49,7 @@ from sip_bridge.rtp.codecs import codec_by_name
 from sip_bridge.rtp.concealment import LossConcealer
 from sip_bridge.rtp.dtmf import DtmfDigit
 from sip_bridge.transaction import build_non2xx_ack, same_transaction_request
-from sip_bridge.uri import SipUri, parse_sip_uri, parse_uri
+from sip_bridge.uri import SipUri, parse_name_address, parse_sip_uri, parse_uri
 from sip_bridge.useragent import (
     CallError,
     ConfirmedDialog,
@@ -77,6 +79,8 @@ __all__ = [
     "IncomingCall",
     "InfoReceived",
     "LossConcealer",
+    "MessageReceived",
+    "MessageResult",
     "OfferReceived",
     "OptionsResult",
     "RateLimit",
@@ -97,6 +101,7 @@ __all__ = [
     "codec_by_name",
     "paced_ticks",
     "parse_message",
+    "parse_name_address",
     "parse_sip_uri",
     "parse_uri",
     "play_pcm",

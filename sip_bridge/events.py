@@ -193,3 +193,29 @@ class MessageTrace:
     summary: str  # "INVITE sip:..." or "180 Ringing (INVITE)"
     address: tuple[str, int]
     data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class MessageResult:
+    """The outcome of a MESSAGE sent outside any dialog (`UserAgent.message`): the final
+    response's `status` (2xx: the recipient took it), or None when none came. `key` is the
+    one the owner gave."""
+
+    key: str
+    status: int | None
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class MessageReceived:
+    """A MESSAGE outside any dialog with a plain UTF-8 text (RFC 3428; only with
+    `accept_messages`). The owner answers it with `UserAgent.reply_message(key, status)`
+    at once (else it is answered 500). `source` is where it came from; `request_uri`, the
+    `sender` (From) and `recipient` (To) are as received."""
+
+    key: str
+    source: tuple[str, int]
+    request_uri: str
+    sender: str
+    recipient: str
+    text: str

@@ -1,12 +1,15 @@
-"""The sans-I/O SIP user agent: calls out (and, optionally, in) over one transport, and
-asks whether a peer is there (OPTIONS outside any dialog, `options`).
+"""The sans-I/O SIP user agent: calls out (and, optionally, in) over one transport, asks
+whether a peer is there (OPTIONS outside any dialog, `options`), and sends and takes
+page-mode instant messages (RFC 3428 MESSAGE outside any dialog: `message`, and with
+`accept_messages` `MessageReceived` answered by `reply_message`; sip_bridge.pager).
 
 Shaped like aioquic's `QuicConnection`: the owner feeds `receive_datagram(data, addr, now)`,
 sends what `datagrams_to_send(now)` returns, wakes it at `get_timer()` with
 `handle_timer(now)`, and reads `next_event()`. Nothing here touches a socket or a clock.
 
 It is a user agent, not a proxy: requests outside our dialogs other than OPTIONS (and INVITE
-when `accept_incoming` is set, for a phone) are refused, so it can never relay a call.
+when `accept_incoming` is set, for a phone, and MESSAGE when `accept_messages` is) are
+refused, so it can never relay a call.
 
 What it speaks besides RFC 3261 (docs/sip.md has the table of sections):
 - reliable provisional responses (RFC 3262): `Supported: 100rel`, a PRACK for each reliable
@@ -59,7 +62,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from sip_bridge import digest
+from sip_bridge import digest, pager
 from sip_bridge.call_state import CallProgress, CallState
 from sip_bridge.dialog import Dialog
 from sip_bridge.errors import SipParseError
@@ -75,6 +78,8 @@ from sip_bridge.events import (
     IncomingCall,
     InfoReceived,
     LocateRequest,
+    MessageReceived,
+    MessageResult,
     MessageTrace,
     OfferReceived,
     OptionsResult,
@@ -166,6 +171,8 @@ class UserAgentConfig:
     allowed_peers: tuple[str | IPNetwork, ...] | None = None
     # Requests per source IP; None: no limit (a UA embedded in tests, or behind an SBC).
     request_rate: RateLimit | None = None
+    # Take MESSAGE outside dialogs (RFC 3428): report MessageReceived, answered by the owner.
+    accept_messages: bool = False
     # RFC 4028: the session interval we ask for (0: none; we still honour the peer's), and
     # the smallest we accept from a peer (RFC 4028 allows no less than 90).
     session_expires: int = 0
@@ -279,11 +286,25 @@ class _Transfer:
 
 @dataclass
 class _Probe:
-    """An OPTIONS outside any dialog (`UserAgent.options`), until its final response."""
+    """An OPTIONS or a MESSAGE outside any dialog (`UserAgent.options`, `message`), until
+    its final response."""
 
     key: str
     tx: NonInviteClientTransaction
     deadline: float | None  # give up then, before timer F; None: timer F only
+    credentials: _Credentials | None = None  # a MESSAGE's, for a 401/407
+
+
+@dataclass
+class _PendingMessage:
+    """A MESSAGE we received, until the owner answers it (`reply_message`)."""
+
+    tx: ServerTransaction
+    deadline: float  # answered 500 then, if the owner has not
+
+
+# How long the owner has to answer a MESSAGE it was told of: well within the sender's T1.
+MESSAGE_REPLY_WITHIN = 0.4
 
 
 class _Call:
@@ -354,7 +375,13 @@ class UserAgent:
         self.config = config
         self._outbox: list[tuple[bytes, Address]] = []
         self._events: deque[
-            Event | MessageTrace | LocateRequest | RegistrationChanged | OptionsResult
+            Event
+            | MessageTrace
+            | LocateRequest
+            | RegistrationChanged
+            | OptionsResult
+            | MessageResult
+            | MessageReceived
         ] = deque()
         self._calls: dict[str, _Call] = {}
         self._registrations: dict[str, Registration] = {}
@@ -365,6 +392,7 @@ class UserAgent:
         self._tx_owner: dict[int, _Call | Registration] = {}
         self._probes: dict[str, _Probe] = {}  # by the owner's key
         self._tx_probe: dict[int, _Probe] = {}
+        self._received_messages: dict[str, _PendingMessage] = {}
         self._proxy: SipUri | None = (
             parse_sip_uri(config.outbound_proxy) if config.outbound_proxy else None
         )
@@ -496,6 +524,7 @@ class UserAgent:
             if registration.next_action is not None:
                 deadlines.append(registration.next_action)
         deadlines.extend(p.deadline for p in self._probes.values() if p.deadline is not None)
+        deadlines.extend(m.deadline for m in self._received_messages.values())
         return min(deadlines) if deadlines else None
 
     def handle_timer(self, now: float) -> None:
@@ -533,10 +562,22 @@ class UserAgent:
             if probe.deadline is not None and probe.deadline <= now:
                 self._probe_done(probe, None, "no response in time")
                 probe.tx.abandon()
+        for key, pending in list(self._received_messages.items()):
+            if pending.deadline <= now:
+                self.reply_message(key, 500, now, reason="Not answered in time")
 
     def next_event(
         self,
-    ) -> Event | MessageTrace | LocateRequest | RegistrationChanged | OptionsResult | None:
+    ) -> (
+        Event
+        | MessageTrace
+        | LocateRequest
+        | RegistrationChanged
+        | OptionsResult
+        | MessageResult
+        | MessageReceived
+        | None
+    ):
         return self._events.popleft() if self._events else None
 
     @property
@@ -743,24 +784,134 @@ class UserAgent:
         if self.config.user_agent:
             headers.add("User-Agent", self.config.user_agent)
         request = Request("OPTIONS", target_uri, headers)
+        self._start_probe(key, request, self._destination(route or uri), now, timeout)
+
+    def message(
+        self,
+        key: str,
+        target: str,
+        now: float,
+        *,
+        text: str,
+        from_user: str | None = None,
+        display_name: str | None = None,
+        proxy: str | None = None,
+        credentials: tuple[str, str] | None = None,
+        headers: list[tuple[str, str]] | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        """Send `text` to `target` as a MESSAGE outside any dialog (RFC 3428, `text/plain;
+        charset=UTF-8`); its outcome comes as `MessageResult(key, ...)`. The From URI
+        carries our port, so that a reply (a MESSAGE to it) comes back to this user agent.
+        `credentials` answer one 401/407 per realm. Raises ValueError for a target that is
+        not sip:/sips:, bad `headers` or a text that cannot be sent (too long for the
+        transport), CallError when `key` is still waiting for its answer."""
+        uri = parse_uri(target)
+        if not isinstance(uri, SipUri):
+            raise ValueError(f"can only send MESSAGE to sip: or sips: URIs, not {target!r}")
+        if key in self._probes:
+            raise CallError(f"MESSAGE {key!r} is still waiting for its answer")
+        body = pager.encode_text(text, reliable=self.config.reliable)
+        extra = _validated_headers(headers or [])
+        user = from_user or self.config.user
+        host, port = self.config.address
+        if self.config.from_domain:
+            from_uri = SipUri.build(_host_for_uri(self.config.from_domain), user=_escape_user(user))
+        else:
+            from_uri = SipUri.build(_host_for_uri(host), user=_escape_user(user), port=port)
+        from_party = f"<{from_uri}>;tag={_new_tag()}"
+        display = display_name if display_name is not None else self.config.display_name
+        if display:
+            from_party = f"{quote_display_name(display)} {from_party}"
+        route = parse_sip_uri(proxy) if proxy else self._proxy
+        target_uri = uri.without_headers()
+        request_headers = Headers()
+        request_headers.add("Via", self._via())
+        if route is not None:
+            request_headers.add("Route", f"<{route.with_params(lr=None)}>")
+        request_headers.add("Max-Forwards", "70")
+        request_headers.add("From", from_party)
+        request_headers.add("To", f"<{target_uri}>")
+        request_headers.add("Call-ID", f"{secrets.token_hex(12)}@{_host_for_uri(host)}")
+        request_headers.add("CSeq", "1 MESSAGE")
+        if self.config.user_agent:
+            request_headers.add("User-Agent", self.config.user_agent)
+        for name, value in extra:
+            request_headers.add(name, value)
+        request_headers.add("Content-Type", pager.CONTENT_TYPE)
+        request = Request("MESSAGE", target_uri, request_headers, body)
+        try:  # a display name with a lone surrogate fails here, not later
+            request.serialize()
+        except UnicodeEncodeError as exc:
+            raise ValueError(f"the MESSAGE cannot be encoded: {exc.reason}") from None
+        creds = _Credentials(credentials) if credentials else None
+        self._start_probe(key, request, self._destination(route or uri), now, timeout, creds)
+
+    def reply_message(
+        self, key: str, status: int, now: float, *, reason: str | None = None
+    ) -> None:
+        """Answer the MESSAGE reported as `MessageReceived(key, ...)` (200 to take it);
+        unknown or answered keys are ignored."""
+        pending = self._received_messages.pop(key, None)
+        if pending is None:
+            return
+        request = pending.tx.request
+        pending.tx.respond(new_response(request, status, reason, to_tag=_new_tag()), now)
+
+    def sent_from(self, target: str, source: Address, *, match_port: bool = False) -> bool:
+        """Whether a datagram from `source` comes from the host `target` (a SIP URI) routes
+        to (its IP, through the names the I/O layer resolved; any port unless `match_port`:
+        phones may answer from other ports than they listen on)."""
+        try:
+            uri = parse_uri(target)
+            address = self._destination(uri)
+        except ValueError:
+            return False
+        return self._names.is_same(address, source, match_port=match_port)
+
+    def _start_probe(
+        self,
+        key: str,
+        request: Request,
+        destination: Address,
+        now: float,
+        timeout: float | None,
+        credentials: _Credentials | None = None,
+    ) -> None:
         tx = NonInviteClientTransaction(
             request,
-            self._destination(route or uri),
+            destination,
             self._send,
             self,
             reliable=self.config.reliable,
             timers=self.config.timers,
         )
-        probe = _Probe(key, tx, None if timeout is None else now + timeout)
+        probe = _Probe(key, tx, None if timeout is None else now + timeout, credentials)
         self._probes[key] = probe
         self._tx_probe[id(tx)] = probe
         self._client_txs[tx.key] = tx
         tx.start(now)
 
+    def _retry_probe(self, probe: _Probe, response: Response, now: float) -> bool:
+        """A MESSAGE challenged (401/407): sent again with credentials, once per realm."""
+        creds = probe.credentials
+        if creds is None or probe.tx.method != "MESSAGE":
+            return False
+        retry = creds.retry(probe.tx.request, response, self._via())
+        if isinstance(retry, str):
+            return False
+        del self._probes[probe.key]
+        self._start_probe(probe.key, retry, probe.tx.destination, now, None, creds)
+        self._probes[probe.key].deadline = probe.deadline
+        return True
+
     def _probe_done(self, probe: _Probe, status: int | None, reason: str) -> None:
         if self._probes.get(probe.key) is probe:
             del self._probes[probe.key]
-            self._events.append(OptionsResult(probe.key, status, reason))
+            if probe.tx.method == "MESSAGE":
+                self._events.append(MessageResult(probe.key, status, reason))
+            else:
+                self._events.append(OptionsResult(probe.key, status, reason))
 
     # ------------------------------------------------------------- commands: incoming
     def ring(self, call_id: str, now: float, *, sdp: bytes | None = None) -> None:
@@ -1376,6 +1527,8 @@ class UserAgent:
     def transaction_response(self, tx: ClientTransaction, response: Response, now: float) -> None:
         probe = self._tx_probe.get(id(tx))
         if probe is not None:
+            if response.status in (401, 407) and self._retry_probe(probe, response, now):
+                return
             if response.status >= 200:
                 self._probe_done(probe, response.status, response.reason)
             return
@@ -1832,6 +1985,8 @@ class UserAgent:
         elif method == "INVITE" and self.config.accept_incoming:
             assert isinstance(tx, InviteServerTransaction)  # made for an INVITE
             self._incoming_invite(request, tx, now)
+        elif method == "MESSAGE" and self.config.accept_messages:
+            self._incoming_message(request, tx, now)
         elif method in ("INVITE", "BYE", "UPDATE", "INFO", "REFER"):
             # Not ours: no dialog, and we are not a proxy or an open relay.
             self.counters["refused_requests"] += 1
@@ -2031,6 +2186,27 @@ class UserAgent:
     def _terminated_response(self, invite: Request, call: _Call | None) -> Response:
         tag = call.incoming_to_tag if call is not None else None
         return new_response(invite, 487, to_tag=tag or _new_tag())
+
+    # ------------------------------------------------------------------ incoming messages
+    def _incoming_message(self, request: Request, tx: ServerTransaction, now: float) -> None:
+        refusal = pager.check_incoming(request)
+        if refusal is not None:
+            if "tag=" not in (refusal.headers.get("To") or ""):
+                refusal.headers.set("To", f"{request.headers.get('To') or ''};tag={_new_tag()}")
+            tx.respond(refusal, now)
+            return
+        key = f"message-{secrets.token_hex(8)}"
+        self._received_messages[key] = _PendingMessage(tx, now + MESSAGE_REPLY_WITHIN)
+        self._events.append(
+            MessageReceived(
+                key,
+                tx.source or ("", 0),
+                str(request.uri),
+                request.headers.get("From") or "",
+                request.headers.get("To") or "",
+                request.body.decode("utf-8"),
+            )
+        )
 
     # ------------------------------------------------------------------ incoming calls
     def _incoming_invite(self, request: Request, tx: InviteServerTransaction, now: float) -> None:

@@ -43,8 +43,15 @@ from gateway.config import SiteConfig
 
 logger = logging.getLogger(__name__)
 
+MINUTE = 60.0
 QUARTER_HOUR = 15 * 60.0
 HOUR = 3600.0
+
+
+def voicemail_key(site_id: str) -> str:
+    """How the ledger names a site's voicemails: apart from its calls, so that they count
+    against neither its lines nor its budget, and in rate windows of their own."""
+    return f"voicemail:{site_id}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +215,63 @@ class CallAdmission:
         self._live.add(call)
         return call
 
+    async def admit_voicemail(
+        self, site: SiteConfig, address: str, now: float, *, lasts: float
+    ) -> AdmittedCall:
+        """Count a voicemail of `site` from the visitor at `address` (released with
+        `ended`), or raise LimitRefused (StorageUnavailable when the ledger cannot be
+        reached). A voicemail holds a peer connection as a call does, so it counts against
+        the worker's `max_calls` and the visitor's `max_calls_per_client`; it is the way
+        round a busy site, so not against the site's lines (`max_site_calls`) or its budget;
+        and a visitor may leave as many as they may start calls (`calls_per_client_*`),
+        counted apart from their calls (`voicemail_key`). `lasts`: the seconds it cannot
+        outlast."""
+        client = client_key(address)
+        if self.live_calls >= self.max_calls:
+            raise LimitRefused(
+                "busy",
+                "the gateway is at its call limit; try again later",
+                f"the gateway carries {self.live_calls} calls (limits.max_calls)",
+            )
+
+        def decide(facts: CallFacts) -> None:
+            if facts.client_calls >= self.max_calls_per_client:
+                raise LimitRefused(
+                    "too_many_calls",
+                    "too many calls from this address",
+                    f"{client} has {facts.client_calls} calls going (limits.max_calls_per_client)",
+                )
+            self._check_rate(site, client, facts.starts, now, what="voicemails")
+
+        key = voicemail_key(site.id)
+        await self.flush()
+        row = await _reachable(self.ledger.admit_call(key, client, now, decide, lasts=lasts))
+        call = AdmittedCall(key, client, row)
+        self._live.add(call)
+        return call
+
+    async def count_messages(
+        self, site: SiteConfig, address: str, now: float, *, per_minute: int
+    ) -> None:
+        """A chat message of the visitor at `address`: at most `per_minute` in any minute
+        to one site, over all workers and nodes; raises LimitRefused (`too_many_messages`,
+        with the seconds to wait) past it."""
+        client = client_key(address)
+
+        def decide(facts: CallFacts) -> None:
+            recent = [t for t in facts.starts if t > now - MINUTE]
+            if len(recent) >= per_minute:
+                retry_after = recent[len(recent) - per_minute] + MINUTE - now
+                raise LimitRefused(
+                    "too_many_messages",
+                    f"too many messages from this address; wait {_duration(retry_after)}",
+                    f"{client} sent {len(recent)} chat messages to site {site.id} in the last "
+                    f"minute (messages_per_client_minute = {per_minute})",
+                    retry_after=retry_after,
+                )
+
+        await _reachable(self.ledger.count_request(f"chat:{site.id}", client, now, decide))
+
     async def count_request(self, site: SiteConfig, address: str, now: float) -> None:
         """A Request-a-Call request from the visitor at `address`: refused while the site's
         spend guard holds (`budget_exhausted`), and counted against the same windows as the
@@ -218,6 +282,21 @@ class CallAdmission:
 
         def decide(facts: CallFacts) -> None:
             self._check_budget(site, facts.talk_seconds / 60)
+            self._check_rate(site, client, facts.starts, now)
+
+        await self.flush()
+        await _reachable(self.ledger.count_request(site.id, client, now, decide))
+
+    async def count_contact(self, site: SiteConfig, address: str, now: float) -> None:
+        """A chat conversation started or a written message left by the visitor at
+        `address`: counted against the windows of the calls they start
+        (`calls_per_client_*`, `rate_limited`), so writing is no way around them; not the
+        spend guard's, as a message costs the site no call minutes and is the way to reach
+        it when its budget is spent. Raises LimitRefused (StorageUnavailable when the
+        ledger cannot be reached)."""
+        client = client_key(address)
+
+        def decide(facts: CallFacts) -> None:
             self._check_rate(site, client, facts.starts, now)
 
         await self.flush()
@@ -276,7 +355,13 @@ class CallAdmission:
         )
 
     def _check_rate(
-        self, site: SiteConfig, client: str, starts: tuple[float, ...], now: float
+        self,
+        site: SiteConfig,
+        client: str,
+        starts: tuple[float, ...],
+        now: float,
+        *,
+        what: str = "calls",
     ) -> None:
         for window in client_windows(site):
             recent = [t for t in starts if t > now - window.seconds]
@@ -287,9 +372,9 @@ class CallAdmission:
             retry_after = recent[excess] + window.seconds - now if window.limit >= 1 else math.inf
             raise LimitRefused(
                 "rate_limited",
-                f"too many calls from this address in the last {window.label}; "
+                f"too many {what} from this address in the last {window.label}; "
                 f"try again in {_duration(retry_after)}",
-                f"{client} started {len(recent)} calls of site {site.id} in the last "
+                f"{client} started {len(recent)} {what} of site {site.id} in the last "
                 f"{window.label} ({_WINDOW_KEYS[window.label]} = {window.limit:g})",
                 retry_after=retry_after if math.isfinite(retry_after) else None,
             )

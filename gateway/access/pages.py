@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterable, Mapping
 
 from gateway.access.challenge import ChallengeError, ChallengeVerifier, ProofOfWork
+from gateway.access.downloads import DownloadLinks
 from gateway.access.ledger import Ledger, LedgerUnavailable
 from gateway.access.ratings import RatingProofs
 from gateway.access.tokens import CallTokens, TokenError
@@ -36,10 +37,13 @@ class PageAccess:
         verifiers: Mapping[str, ChallengeVerifier] | None = None,
         clock: Clock = time.time,
         ratings: RatingProofs | None = None,
+        downloads: DownloadLinks | None = None,
     ) -> None:
         self.tokens = tokens
         # Proofs that let a visitor rate the call they had (signed with the same secret).
         self.ratings = ratings or RatingProofs(secrets.token_bytes(32))
+        # Signed links to a voicemail's audio, for webhooks (the same secret too).
+        self.downloads = downloads or DownloadLinks(secrets.token_bytes(32))
         self.page_origins = frozenset(origin.lower() for origin in page_origins)
         self.verifiers = dict(verifiers or {})
         self.clock = clock
@@ -144,6 +148,7 @@ def page_access_from_config(
         verifiers=installed,
         clock=clock,
         ratings=RatingProofs(secret),
+        downloads=DownloadLinks(secret),
     )
 
 

@@ -9,6 +9,14 @@
     GET    /api/admin/destinations                                 {"destinations": [...]}
     GET    /api/admin/deliveries?site=&limit=                      {"deliveries": [...]}
     GET    /api/admin/stats?days=&site=                            {"days": [...]}
+    GET    /api/admin/voicemails?site=&limit=                      {"voicemails": [...]}
+    GET    /api/admin/voicemails/{id}/audio                        the Ogg/Opus file
+    DELETE /api/admin/voicemails/{id}                              forget it (and its audio)
+    GET    /api/admin/messages?site=&limit=                        {"messages": [...]}
+    DELETE /api/admin/messages/{id}
+    GET    /api/admin/conversations?site=&limit=                   {"conversations": [...]}
+    GET    /api/admin/conversations/{id}                           with its messages
+    DELETE /api/admin/conversations/{id}
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ from gateway.admin.service import (
 )
 from gateway.api import BadRequest, Refusal
 from gateway.http.json_api import api_response
+from gateway.http.voicemails import audio_response
 from gateway.monitoring.metrics import CONTENT_TYPE, Metrics
 
 
@@ -84,7 +93,70 @@ def admin_api_routes(service: AdminService, keys: tuple[str, ...]) -> list[web.R
         days, site = stats_query(request, service)
         return _json(request, {"days": await service.stats(days, site)})
 
+    def site_and_limit(request: web.Request) -> tuple[str | None, int]:
+        unknown = set(request.query) - {"site", "limit"}
+        if unknown:
+            raise BadRequest(f"unknown filter(s): {sorted(unknown)[:5]} (site, limit)")
+        filters = parse_filters(request.query, service.sites)
+        return filters.site, filters.limit
+
+    async def voicemails(request: web.Request) -> web.Response:
+        authorized(request)
+        found = await service.voicemails(*site_and_limit(request))
+        return _json(request, {"voicemails": [v.public() for v in found]})
+
+    async def voicemail_audio(request: web.Request) -> web.StreamResponse:
+        authorized(request)
+        found = await service.voicemail_file(request.match_info["id"])
+        if found is None:
+            raise AdminRefused("unknown_voicemail", "no such voicemail", status=404)
+        voicemail, path = found
+        return audio_response(path, voicemail.id)
+
+    async def delete_voicemail(request: web.Request) -> web.Response:
+        authorized(request)
+        if not await service.delete_voicemail(request.match_info["id"]):
+            raise AdminRefused("unknown_voicemail", "no such voicemail", status=404)
+        return _json(request, {"deleted": request.match_info["id"]})
+
+    async def messages(request: web.Request) -> web.Response:
+        authorized(request)
+        found = await service.messages(*site_and_limit(request))
+        return _json(request, {"messages": [m.public() for m in found]})
+
+    async def delete_message(request: web.Request) -> web.Response:
+        authorized(request)
+        if not await service.delete_message(request.match_info["id"]):
+            raise AdminRefused("unknown_message", "no such message", status=404)
+        return _json(request, {"deleted": request.match_info["id"]})
+
+    async def conversations(request: web.Request) -> web.Response:
+        authorized(request)
+        found = await service.conversations(*site_and_limit(request))
+        return _json(request, {"conversations": [c.public() for c in found]})
+
+    async def conversation(request: web.Request) -> web.Response:
+        authorized(request)
+        found = await service.conversation(request.match_info["id"])
+        if found is None:
+            raise AdminRefused("unknown_conversation", "no such conversation", status=404)
+        return _json(request, found.public())
+
+    async def delete_conversation(request: web.Request) -> web.Response:
+        authorized(request)
+        if not await service.delete_conversation(request.match_info["id"]):
+            raise AdminRefused("unknown_conversation", "no such conversation", status=404)
+        return _json(request, {"deleted": request.match_info["id"]})
+
     return [
+        web.get("/api/admin/voicemails", voicemails),
+        web.get("/api/admin/voicemails/{id}/audio", voicemail_audio),
+        web.delete("/api/admin/voicemails/{id}", delete_voicemail),
+        web.get("/api/admin/messages", messages),
+        web.delete("/api/admin/messages/{id}", delete_message),
+        web.get("/api/admin/conversations", conversations),
+        web.get("/api/admin/conversations/{id}", conversation),
+        web.delete("/api/admin/conversations/{id}", delete_conversation),
         web.get("/api/admin/calls", calls),
         web.get("/api/admin/calls/{id}", call),
         web.delete("/api/admin/calls/{id}", delete_call),

@@ -22,6 +22,7 @@ from gateway.admin.service import (
     records_csv,
 )
 from gateway.api import Refusal
+from gateway.http.voicemails import audio_response
 from gateway.storage import OUTCOMES, AdminSession
 from gateway.storage.callback_lifecycle import PLACEABLE_AGAIN
 
@@ -29,7 +30,8 @@ HERE = Path(__file__).parent
 MAX_FORM_BYTES = 4096
 _CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
-    "img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    "img-src 'self'; media-src 'self'; form-action 'self'; frame-ancestors 'none'; "
+    "base-uri 'none'"
 )
 
 if TYPE_CHECKING:
@@ -233,6 +235,45 @@ def admin_page_routes(service: AdminService, sessions: Sessions) -> list[web.Rou
             active="stats",
         )
 
+    async def messages(request: web.Request, session: AdminSession) -> web.Response:
+        filters = parse_filters(
+            {k: v for k, v in request.query.items() if k == "site"}, service.sites
+        )
+        return render(
+            "messages.html",
+            session=session,
+            voicemails=await service.voicemails(filters.site, filters.limit),
+            messages=await service.messages(filters.site, filters.limit),
+            conversations=await service.conversations(filters.site, filters.limit),
+            query=dict(request.query),
+            active="messages",
+        )
+
+    async def voicemail_audio(request: web.Request, session: AdminSession) -> web.StreamResponse:
+        found = await service.voicemail_file(request.match_info["id"])
+        if found is None:
+            raise web.HTTPNotFound(text="No such voicemail: it may have been deleted.")
+        voicemail, path = found
+        return audio_response(path, voicemail.id)
+
+    async def delete_voicemail(request: web.Request, session: AdminSession) -> web.Response:
+        await service.delete_voicemail(request.match_info["id"])
+        raise web.HTTPSeeOther("/admin/messages")
+
+    async def delete_message(request: web.Request, session: AdminSession) -> web.Response:
+        await service.delete_message(request.match_info["id"])
+        raise web.HTTPSeeOther("/admin/messages")
+
+    async def conversation(request: web.Request, session: AdminSession) -> web.Response:
+        found = await service.conversation(request.match_info["id"])
+        if found is None:
+            raise web.HTTPNotFound(text="No such conversation: it may have been deleted.")
+        return render("conversation.html", session=session, conversation=found, active="messages")
+
+    async def delete_conversation(request: web.Request, session: AdminSession) -> web.Response:
+        await service.delete_conversation(request.match_info["id"])
+        raise web.HTTPSeeOther("/admin/messages")
+
     async def static(request: web.Request) -> web.Response:
         name = request.match_info["file"]
         if name == "admin.css":
@@ -257,6 +298,12 @@ def admin_page_routes(service: AdminService, sessions: Sessions) -> list[web.Rou
         web.get("/admin/callbacks", page(callbacks)),
         web.post("/admin/callbacks/{id}/{action:cancel|retry}", page(change_callback)),
         web.get("/admin/destinations", page(destinations)),
+        web.get("/admin/messages", page(messages)),
+        web.get("/admin/voicemails/{id}/audio", page(voicemail_audio)),
+        web.post("/admin/voicemails/{id}/delete", page(delete_voicemail)),
+        web.post("/admin/messages/{id}/delete", page(delete_message)),
+        web.get("/admin/conversations/{id}", page(conversation)),
+        web.post("/admin/conversations/{id}/delete", page(delete_conversation)),
         web.get("/admin/stats", page(stats)),
         web.get("/admin/static/{file}", static),
     ]

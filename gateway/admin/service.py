@@ -1,19 +1,34 @@
 """What the admin API and page show, gathered in one place: call records, callbacks, calls
-in progress on every worker, destinations, and per-site daily figures."""
+in progress on every worker, destinations, per-site daily figures, and what visitors left
+when nobody was there or wrote in a chat: voicemails, messages, conversations."""
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
 import io
+import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from gateway.api import BadRequest, Clock
+from gateway.calls.voicemail import voicemail_folder
 from gateway.config import GatewayConfig
-from gateway.storage import OUTCOMES, CallbackStatus, CallRecord, Database, LiveRegistry
+from gateway.storage import (
+    OUTCOMES,
+    CallbackStatus,
+    CallRecord,
+    Conversation,
+    Database,
+    LeftMessage,
+    LiveRegistry,
+    Voicemail,
+)
+
+logger = logging.getLogger(__name__)
 
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100
@@ -37,6 +52,7 @@ CSV_FIELDS = (
     "page",
     "visitor_name",
     "visitor_reason",
+    "visitor_source",
     "source",
     "rating",
     "rating_comment",
@@ -159,6 +175,7 @@ class AdminService:
         self.health = health  # None: no site checks its destinations
         self.notifier = notifier  # None: no site has webhooks or mail
         self.sites = tuple(site.id for site in config.sites)
+        self.voicemail_folder = voicemail_folder(config)
 
     async def calls(self, filters: Filters) -> list[CallRecord]:
         return await self.database.records.find(
@@ -266,6 +283,46 @@ class AdminService:
             result.append(row)
         return result
 
+    # ------------------------------------------------------------------ left for the site
+    async def voicemails(self, site: str | None, limit: int) -> list[Voicemail]:
+        return await self.database.voicemails.find(site=site, limit=limit)
+
+    async def voicemail_file(self, voicemail_id: str) -> tuple[Voicemail, Path] | None:
+        """A voicemail and where its audio is, or None."""
+        voicemail = await self.database.voicemails.get(voicemail_id)
+        if voicemail is None:
+            return None
+        return voicemail, self.voicemail_folder / Path(voicemail.file).name
+
+    async def delete_voicemail(self, voicemail_id: str) -> bool:
+        """Forget a voicemail: its row and its audio."""
+        voicemail = await self.database.voicemails.delete(voicemail_id)
+        if voicemail is None:
+            return False
+        self._remove_audio(voicemail.file)
+        return True
+
+    async def messages(self, site: str | None, limit: int) -> list[LeftMessage]:
+        return await self.database.messages.find(site=site, limit=limit)
+
+    async def delete_message(self, message_id: str) -> bool:
+        return await self.database.messages.delete(message_id)
+
+    async def conversations(self, site: str | None, limit: int) -> list[Conversation]:
+        return await self.database.conversations.find(site=site, limit=limit)
+
+    async def conversation(self, conversation_id: str) -> Conversation | None:
+        return await self.database.conversations.get(conversation_id)
+
+    async def delete_conversation(self, conversation_id: str) -> bool:
+        return await self.database.conversations.delete(conversation_id)
+
+    def _remove_audio(self, name: str) -> None:
+        try:
+            (self.voicemail_folder / Path(name).name).unlink(missing_ok=True)
+        except OSError as exc:
+            logger.warning("cannot delete the voicemail file %s: %s", name, exc)
+
     async def purge(self) -> int:
         """Forget what each site keeps no longer (`retention_days`); how many rows went."""
         now = self.clock()
@@ -275,6 +332,12 @@ class AdminService:
             removed += await self.database.records.purge(site.id, before)
             removed += await self.database.callbacks.purge(site.id, before)
             removed += await self.database.outbox.purge(site.id, before)
+            files = await self.database.voicemails.purge(site.id, before)
+            for name in files:
+                self._remove_audio(name)
+            removed += len(files)
+            removed += await self.database.messages.purge(site.id, before)
+            removed += await self.database.conversations.purge(site.id, before)
         return removed
 
 

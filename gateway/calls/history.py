@@ -163,6 +163,7 @@ class CallHistory:
                     "page": call.visitor.page,
                     "visitor_name": call.visitor.name,
                     "visitor_reason": call.visitor.reason,
+                    "visitor_source": call.visitor.source,
                     "source": "widget",
                 }
             )
@@ -238,6 +239,7 @@ class CallHistory:
             page=call.visitor.page,
             visitor_name=call.visitor.name,
             visitor_reason=call.visitor.reason,
+            visitor_source=call.visitor.source,
             source="widget" if call.kind == "call" else "request-a-call",
             worker=self.worker,
             codecs=codecs or {},
@@ -292,6 +294,7 @@ class CallHistory:
             page=visitor.page,
             visitor_name=visitor.name,
             visitor_reason=visitor.reason,
+            visitor_source=visitor.source,
             source="widget",
             worker=self.worker,
         )
@@ -304,6 +307,11 @@ class CallHistory:
         return list(self._calls.values())
 
     # ------------------------------------------------------------------ writing
+    def write(self, action: Callable[[Database], Awaitable[object]]) -> None:
+        """Queue a write of another record kept off a visitor's path (a chat's messages),
+        in order with the calls' (nothing without a database)."""
+        self._write(action)
+
     def _write(self, action: Callable[[Database], Awaitable[object]]) -> None:
         database = self.database
         if database is not None:

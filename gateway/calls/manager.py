@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from functools import partial
+from typing import Protocol
 
 from gateway.access.admission import (
     AdmittedCall,
@@ -27,6 +28,8 @@ from gateway.api import (
     CallRefused,
     CallState,
     CallUpdate,
+    ChatReceipt,
+    ChatUpdate,
     CheckGrant,
     Clock,
     EndCause,
@@ -34,6 +37,8 @@ from gateway.api import (
     SiteInfo,
     TokenGrant,
     VisitorDetails,
+    VoicemailGrant,
+    VoicemailUpdate,
     clipped,
 )
 from gateway.calls.call import Call, CallSettings, Destination
@@ -41,6 +46,7 @@ from gateway.calls.causes import record_detail
 from gateway.calls.history import CallHistory
 from gateway.calls.precheck import PreCallChecks
 from gateway.calls.ratings import CallRatings, RatingStore
+from gateway.calls.voicemail import Voicemails, voicemail_folder
 from gateway.config import GatewayConfig, SiteConfig
 from gateway.config.legs import browser_leg_settings, sip_leg_settings
 from gateway.health.monitor import HealthMonitor
@@ -52,6 +58,27 @@ from sip_bridge import SipEndpoint
 logger = logging.getLogger(__name__)
 
 RELEASE_WAIT = 10.0  # seconds a call's media may take to close before on_call_ended anyway
+
+
+class Chats(Protocol):
+    """The conversations of click-to-chat (gateway.chat.conversations.Conversations), which
+    the composition root gives the manager so that one service answers every face."""
+
+    async def send(
+        self,
+        site: SiteConfig,
+        client: str,
+        text: str,
+        notify: Callable[[ChatUpdate], None],
+        *,
+        visitor: VisitorDetails = NO_DETAILS,
+        conversation_id: str | None = None,
+        call_id: str | None = None,
+    ) -> ChatReceipt: ...
+
+    async def close(self, conversation_id: str) -> None: ...
+
+    async def close_all(self) -> None: ...
 
 
 class CallManager:
@@ -100,6 +127,8 @@ class CallManager:
         # Which destinations answer their health checks (down ones are not rung), set by
         # the composition root when some site checks them.
         self.health: HealthMonitor | None = None
+        # Click-to-chat's conversations, set by the composition root (None: no chat).
+        self.chats: Chats | None = None
         # Why the database cannot take a call's record now (None: it can), set by the
         # composition root: while it says so, new calls are refused (`unavailable`).
         self.storage_down: Callable[[], str | None] = lambda: None
@@ -116,6 +145,17 @@ class CallManager:
             ledger,
             clock=clock,
             busy=lambda: self.admission.live_calls,
+            leg_settings=self._browser_leg,
+            ice_mux=ice_mux,
+        )
+        # Voice messages when nobody can answer; they take a call's place in the limits.
+        self.voicemails = Voicemails(
+            config,
+            self.admission,
+            directory=voicemail_folder(config),
+            links=self.access.downloads,
+            database=self.history.database,
+            clock=clock,
             leg_settings=self._browser_leg,
             ice_mux=ice_mux,
         )
@@ -320,6 +360,78 @@ class CallManager:
     async def stop_check(self, check_id: str) -> None:
         await self.checks.stop(check_id)
 
+    # -------------------------------------------------------------- VoicemailService
+    async def start_voicemail(
+        self,
+        *,
+        site_id: str,
+        client: str,
+        offer_sdp: str,
+        notify: Callable[[VoicemailUpdate], None],
+        visitor: VisitorDetails = NO_DETAILS,
+        after_call: str | None = None,
+    ) -> VoicemailGrant:
+        site = self.config.site(site_id)
+        if site is None:
+            raise CallRefused("unknown_site", f"no site {site_id[:40]!r}")
+        try:
+            return await self.voicemails.start(
+                site, client, offer_sdp, notify, visitor=visitor, after_call=after_call
+            )
+        except CallRefused as exc:
+            logger.info(
+                "voicemail refused (%s): site %s, client %s: %s",
+                exc.code,
+                site.id,
+                clipped(client, 64),
+                clipped(exc.detail if isinstance(exc, LimitRefused) else exc.message),
+            )
+            raise
+
+    async def send_voicemail(self, voicemail_id: str) -> None:
+        await self.voicemails.send(voicemail_id)
+
+    # -------------------------------------------------------------- ChatService
+    async def chat_send(
+        self,
+        *,
+        site_id: str,
+        client: str,
+        text: str,
+        notify: Callable[[ChatUpdate], None],
+        visitor: VisitorDetails = NO_DETAILS,
+        conversation_id: str | None = None,
+        call_id: str | None = None,
+    ) -> ChatReceipt:
+        site = self.config.site(site_id)
+        if site is None:
+            raise CallRefused("unknown_site", f"no site {site_id[:40]!r}")
+        if self.chats is None or not site.chat:
+            raise CallRefused("chat_off", "this site offers no chat")
+        try:
+            return await self.chats.send(
+                site,
+                client,
+                text,
+                notify,
+                visitor=visitor,
+                conversation_id=conversation_id,
+                call_id=call_id,
+            )
+        except CallRefused as exc:
+            logger.info(
+                "chat message refused (%s): site %s, client %s: %s",
+                exc.code,
+                site.id,
+                clipped(client, 64),
+                clipped(exc.detail if isinstance(exc, LimitRefused) else exc.message),
+            )
+            raise
+
+    async def chat_close(self, conversation_id: str) -> None:
+        if self.chats is not None:
+            await self.chats.close(conversation_id)
+
     # -------------------------------------------------------------- internals
     def _call(self, call_id: str) -> Call:
         call = self.calls.get(call_id)
@@ -369,6 +481,9 @@ class CallManager:
             done.exception()  # a release that took too long: collect what there is anyway
         if self.on_call_ended is not None:
             self.on_call_ended(call)
+
+    def reachable(self, site: SiteConfig) -> tuple[SiteDestination, ...]:
+        return self._reachable(site)
 
     def _reachable(self, site: SiteConfig) -> tuple[SiteDestination, ...]:
         """The site's destinations that are not down (all of them without health checks)."""
@@ -420,8 +535,9 @@ class CallManager:
             call.hangup()
 
     async def close(self) -> None:
-        """End every call (BYE/CANCEL) and check, and wait for them to finish."""
+        """End every call (BYE/CANCEL), check and voicemail (kept), and wait for them."""
         await self.checks.close()
+        await self.voicemails.close()
         calls = list(self.calls.values())
         for call in calls:
             call.hangup()
@@ -432,8 +548,9 @@ class CallManager:
 
 def _visitor_headers(site: SiteConfig, visitor: VisitorDetails) -> list[tuple[str, str]]:
     """The visitor's details for the operator (docs/embedding.md): name and reason only when
-    the site's widget asks for them, the page always. Values are one line already
-    (signaling.payloads); the user agent drops control characters in any case."""
+    the site's widget asks for them, the page and the call link's source always. Values are
+    one line already (signaling.payloads); the user agent drops control characters in any
+    case."""
     headers = []
     if site.widget.asks_details:
         if visitor.name:
@@ -442,4 +559,6 @@ def _visitor_headers(site: SiteConfig, visitor: VisitorDetails) -> list[tuple[st
             headers.append(("X-Visitor-Reason", visitor.reason))
     if visitor.page:
         headers.append(("X-Visitor-Page", visitor.page))
+    if visitor.source:
+        headers.append(("X-Visitor-Source", visitor.source))
     return headers

@@ -31,6 +31,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import av
+
 from gateway.config.email import EmailConfig
 from gateway.config.schema import (
     AccessConfig,
@@ -126,13 +128,13 @@ from gateway.sites.notifications import (
 )
 from gateway.sites.problems import unknown_key_reason
 from gateway.sites.routing import (
-    FALLBACKS,
     RingStrategy,
     SiteDestination,
     TargetPatterns,
     destination_patterns,
     parse_callback,
     parse_destinations,
+    parse_fallback,
     parse_hours,
     parse_target_patterns,
 )
@@ -242,6 +244,20 @@ def _ice_servers(value: object) -> tuple[IceServer, ...]:
     if problems:
         raise _Invalid(problems[0][1], problems[0][0], tuple(problems))
     return tuple(servers)
+
+
+def _voicemail_seconds(value: object) -> float:
+    seconds = _positive_seconds(value)
+    if not 3 <= seconds <= 600:
+        raise _Invalid(f"must be 3-600 seconds, not {value!r}")
+    return seconds
+
+
+def _chat_timeout(value: object) -> float:
+    seconds = _positive_seconds(value)
+    if not 5 <= seconds <= 3600:
+        raise _Invalid(f"must be 5-3600 seconds, not {value!r}")
+    return seconds
 
 
 def _precheck_duration(value: object) -> float:
@@ -379,7 +395,13 @@ _SITE_KEYS: dict[str, tuple[Converter, object]] = {
     "ring": (_member(RingStrategy), "sequential"),
     "ring_total": (_optional_seconds, 0),
     "hours": (_routing(parse_hours), {}),
-    "fallback": (_choice(*FALLBACKS), "callback"),
+    "fallback": (_routing(parse_fallback), "callback"),
+    "voicemail_greeting": (_optional_path, ""),
+    "voicemail_max_seconds": (_voicemail_seconds, 120),
+    "chat": (_boolean, False),
+    "chat_timeout": (_chat_timeout, 60),
+    "messages_per_client_minute": (_positive_int, 10),
+    "max_conversation_messages": (_positive_int, 100),
     "callback": (_routing(parse_callback), {}),
     "widget": (_routing(parse_widget), {}),
     "transfer_to": (_routing(parse_target_patterns), []),
@@ -684,6 +706,18 @@ def _existing_file(text: str, base_dir: Path | None) -> Path:
     return path
 
 
+def _audio_file(text: str, base_dir: Path | None) -> Path:
+    """An existing file that holds audio FFmpeg can read (WAV, Ogg, MP3, FLAC...)."""
+    path = _existing_file(text, base_dir)
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.audio:
+                raise _Invalid(f"no audio in {str(path)!r}")
+    except av.error.FFmpegError as exc:
+        raise _Invalid(f"cannot read audio from {str(path)!r}: {exc.strerror}") from None
+    return path
+
+
 def _finish_http(c: dict[str, Any], problems: _Problems) -> None:
     if c["public_url"] is None and _ok(c["listen"]):
         host, port = c["listen"]
@@ -803,6 +837,12 @@ def _build(
         for key in _INHERITED_SITE_KEYS:
             if site[key] is _INHERIT:
                 site[key] = sections["limits"][key]
+        if site["voicemail_greeting"] not in (None, _FAILED):
+            site["voicemail_greeting"] = problems.convert(
+                f"{labels[index]}.voicemail_greeting",
+                lambda value: _audio_file(str(value), base_dir),
+                site["voicemail_greeting"],
+            )
     _check_email(sections["email"], sites, labels, problems)
     _check_nodes(sections, problems)
     if problems.lines:

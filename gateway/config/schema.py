@@ -247,7 +247,9 @@ class SiteConfig:
     ring: RingStrategy
     ring_total: float | None  # overall ring time; None: no limit beyond ring_timeout
     hours: BusinessHours | None  # None: always open
-    fallback: str  # callback | message: what the page offers when busy/no answer/closed
+    # What the page offers when nobody can answer (busy, no answer, down, closed), in order:
+    # voicemail, text (a written message), callback.
+    fallback: tuple[str, ...]
     callback: CallbackPolicy | None  # None: the site takes no callbacks
     widget: WidgetSettings  # the visitor's widget: label, colours, position, language
     # Where an operator may send the call (REFER, 3xx): default, the site's destinations.
@@ -262,6 +264,15 @@ class SiteConfig:
     notify_email: tuple[str, ...]
     notify_events: tuple[str, ...]
     retention_days: int  # call records (and finished callbacks) are kept this long
+    # Voicemail (gateway.calls.voicemail): the greeting (None: a tone) and the longest message.
+    voicemail_greeting: Path | None
+    voicemail_max_seconds: float
+    # Chat (gateway.chat): visitor messages to the destinations as SIP MESSAGE; how long to
+    # wait for a destination's reply before offering to leave a message; the bounds.
+    chat: bool
+    chat_timeout: float
+    messages_per_client_minute: int
+    max_conversation_messages: int
 
     __repr__ = _redacted_repr
 
@@ -277,8 +288,13 @@ class SiteConfig:
             origins=self.origins,
             widget=self.widget,
             hours=self.hours,
-            fallback=self.fallback,
+            fallback=tuple(
+                choice for choice in self.fallback if choice != "callback" or self.callback
+            ),
             callback_countries=self.callback.countries if self.callback is not None else None,
+            voicemail_max_seconds=self.voicemail_max_seconds,
+            chat=self.chat,
+            chat_timeout=self.chat_timeout,
         )
 
     @property

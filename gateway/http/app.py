@@ -52,6 +52,8 @@ _PAGE_CSP = (
 _DEMO_CSP = f"{_PAGE_CSP}; frame-src 'self'; frame-ancestors 'none'"
 # Every other response (static files, the landing page, API answers): framed by nobody.
 _DEFAULT_CSP = f"{_PAGE_CSP}; frame-ancestors 'none'"
+# A call link's page stands alone: nobody frames it either.
+_LINK_CSP = _DEFAULT_CSP
 # The call page may use the microphone and play audio, and delegates nothing; a site's
 # <iframe allow="microphone; autoplay"> grants both to it.
 _PAGE_PERMISSIONS = "microphone=(self), autoplay=(self), camera=(), geolocation=(), payment=()"
@@ -73,7 +75,9 @@ def build_app(
 
     Routes: `/` (a landing page that lists no site: a site is reached by its own link),
     `/embed/{site}` (the widget as a full page, for iframes; the site is looked up with
-    `service.site`), `/demo/{site}` (a host page showing both embedding snippets),
+    `service.site`), `/call/{site}` (the site's call link: the widget as a page of its
+    own, `?source=<tag>` naming where the visitor came from), `/demo/{site}` (a host page
+    showing both embedding snippets),
     `/widget.js` and `/widget/...` (the `<click-to-call>` web component and its modules,
     docs/embedding.md),
     `GET /api/widget/{site}` (the site's public widget settings, whether it is open now
@@ -104,6 +108,7 @@ def build_app(
     app[SERVICE_KEY] = service
     app[BODY_TIMEOUT] = request_timeout
     embed_page = (web_dir / "embed.html").read_bytes()
+    link_page = (web_dir / "call.html").read_bytes()
     demo_page = (web_dir / "demo.html").read_bytes()
     widget_script = web_dir / "widget.js"
     landing_page = LANDING_PAGE.encode()
@@ -134,6 +139,10 @@ def build_app(
     async def embed(request: web.Request) -> web.Response:
         site = known_site(request)
         return site_page(embed_page, f"{_PAGE_CSP}; frame-ancestors {_frame_ancestors(site)}")
+
+    async def link(request: web.Request) -> web.Response:
+        known_site(request)
+        return site_page(link_page, _LINK_CSP)
 
     async def demo(request: web.Request) -> web.Response:
         known_site(request)
@@ -190,6 +199,7 @@ def build_app(
     app.router.add_get("/", landing)
     app.router.add_get("/embed/{site}", embed)
     app.router.add_get("/demo/{site}", demo)
+    app.router.add_get("/call/{site}", link)
     app.router.add_get("/widget.js", widget)
     app.router.add_get("/api/widget/{site}", widget_settings)
     app.router.add_get("/vendor/{file}", vendor)

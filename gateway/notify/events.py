@@ -25,6 +25,8 @@ from gateway.sites.notifications import (
     DESTINATION_DOWN,
     DESTINATION_UP,
     EVENT_TYPES,
+    MESSAGE_RECEIVED,
+    VOICEMAIL_RECEIVED,
 )
 
 __all__ = [
@@ -36,13 +38,17 @@ __all__ = [
     "DESTINATION_DOWN",
     "DESTINATION_UP",
     "EVENT_TYPES",
+    "MESSAGE_RECEIVED",
     "MISSED_OUTCOMES",
+    "VOICEMAIL_RECEIVED",
     "Notification",
     "call_events",
     "callback_ended",
     "callback_requested",
     "destination_changed",
     "iso_time",
+    "message_received",
+    "voicemail_received",
 ]
 
 # The outcomes of a call record that make a `call.missed` (docs/admin.md).
@@ -64,6 +70,7 @@ CALL_FIELDS = (
     "page",
     "visitor_name",
     "visitor_reason",
+    "visitor_source",
     "number",
     "source",
     "codecs",
@@ -203,3 +210,60 @@ def destination_changed(
         "admin_url": _admin_link(public_url, "/admin/destinations"),
     }
     return Notification(DESTINATION_UP if up else DESTINATION_DOWN, site, since, data)
+
+
+# The fields of a voicemail's row a webhook carries (not the file's name or the address).
+VOICEMAIL_FIELDS = (
+    "id",
+    "site",
+    "call_id",
+    "started_at",
+    "received_at",
+    "seconds",
+    "size",
+    "page",
+    "visitor_name",
+    "visitor_source",
+)
+
+
+def voicemail_received(
+    voicemail: Mapping[str, Any],
+    *,
+    download_url: str,
+    download_expires_at: float,
+    public_url: str,
+) -> Notification:
+    """`voicemail.received`: a visitor left a voice message; `download_url` is a signed link
+    to its audio (Ogg/Opus) that works until `download_expires_at`."""
+    data = {key: voicemail.get(key) for key in VOICEMAIL_FIELDS}
+    data.update(
+        content_type="audio/ogg",
+        download_url=download_url,
+        download_expires_at=download_expires_at,
+        admin_url=_admin_link(public_url, f"/admin/messages#voicemail-{voicemail['id']}"),
+    )
+    return Notification(
+        VOICEMAIL_RECEIVED, str(voicemail["site"]), float(voicemail["received_at"]), data
+    )
+
+
+MESSAGE_FIELDS = (
+    "id",
+    "site",
+    "received_at",
+    "text",
+    "name",
+    "contact",
+    "contact_kind",
+    "conversation_id",
+    "page",
+    "visitor_source",
+)
+
+
+def message_received(message: Mapping[str, Any], public_url: str) -> Notification:
+    """`message.received`: a visitor left a written message with a way back."""
+    data = {key: message.get(key) for key in MESSAGE_FIELDS}
+    data["admin_url"] = _admin_link(public_url, f"/admin/messages#message-{message['id']}")
+    return Notification(MESSAGE_RECEIVED, str(message["site"]), float(message["received_at"]), data)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
@@ -22,11 +23,27 @@ from gateway.config import EmailConfig, GatewayConfig
 from gateway.notify.delivery import DeliveryError
 from gateway.notify.events import Notification
 from gateway.notify.outbox import OutboxEvent
-from gateway.text import one_line
+from gateway.text import MAX_MESSAGE_LINES, one_line
 
 TEMPLATES = Path(__file__).with_name("templates")
 MAX_FIELD = 200  # characters of one outside value in a mail
 MAX_SUBJECT = 150
+MAX_BODY_LINE = 1000  # characters of one line of a visitor's message in a mail
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file a mail carries (a voicemail's audio)."""
+
+    filename: str
+    data: bytes
+    maintype: str
+    subtype: str
+
+
+# What an outbox row's mail attaches: the files its payload's "attach" names, read when
+# the mail is sent (a voicemail deleted meanwhile is left out).
+Attachments = Callable[[Mapping[str, Any]], list[Attachment]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,9 +87,16 @@ class MailRenderer:
 
     def render(self, notification: Notification, event_id: str) -> RenderedMail:
         subject, headline, facts = self._words(notification)
+        body: list[str] = []
+        if notification.type == "message.received":
+            # A visitor's message, line by line (each a printable line of bounded length).
+            text = str(notification.data.get("text") or "")
+            body = [one_line(line, MAX_BODY_LINE) for line in text.split("\n")]
+            body = body[:MAX_MESSAGE_LINES]
         values: dict[str, Any] = {
             "subject": subject,
             "headline": headline,
+            "body": body,
             "facts": facts,
             "link": one_line(notification.data.get("admin_url", ""), 500),
             "site": one_line(notification.site, 40),
@@ -119,6 +143,7 @@ class MailRenderer:
             fact("Number", d.get("number"))
             fact("Page", d.get("page"), 500)
             fact("Reason", d.get("visitor_reason"))
+            fact("Came from", d.get("visitor_source"), 80)
             fact("Started", self._time(n.site, d.get("started_at")))
             if isinstance(d.get("ring_seconds"), int | float):
                 fact("Waited", f"{d['ring_seconds']:.0f} s")
@@ -145,6 +170,29 @@ class MailRenderer:
             fact("Reason", d.get("visitor_reason"))
             fact("Requested", self._time(n.site, d.get("created_at")))
             fact("Callback id", d.get("id"), 80)
+        elif n.type == "voicemail.received":
+            who = f" from {name}" if name else ""
+            seconds = d.get("seconds") if isinstance(d.get("seconds"), int | float) else 0
+            subject = f"Voicemail{who} on {site} ({seconds:.0f} s)"
+            headline = f"A visitor of {site} left a voice message: it is attached."
+            fact("Visitor", name)
+            fact("Length", f"{seconds:.0f} s", 20)
+            fact("Page", d.get("page"), 500)
+            fact("Came from", d.get("visitor_source"), 80)
+            fact("Received", self._time(n.site, d.get("received_at")))
+            fact("Download", d.get("download_url"), 500)
+            fact("Voicemail id", d.get("id"), 80)
+        elif n.type == "message.received":
+            name = one_line(d.get("name"), MAX_FIELD)
+            contact = one_line(d.get("contact"), MAX_FIELD)
+            subject = f"Message from {name or contact} on {site}"
+            headline = f"A visitor of {site} left a message:"
+            fact("Name", name)
+            fact("Phone" if d.get("contact_kind") == "phone" else "Email", contact)
+            fact("Page", d.get("page"), 500)
+            fact("Came from", d.get("visitor_source"), 80)
+            fact("Received", self._time(n.site, d.get("received_at")))
+            fact("Message id", d.get("id"), 80)
         else:
             destination = one_line(d.get("destination"), MAX_FIELD)
             if n.type == "destination.down":
@@ -175,12 +223,14 @@ class MailSender:
         renderer: MailRenderer,
         *,
         timeout: float = 30.0,
+        attachments: Attachments | None = None,
     ) -> None:
         if email.server is None or email.sender is None:
             raise ValueError("mail needs [email] smtp_url and from")
         self.email = email
         self.renderer = renderer
         self.timeout = timeout
+        self.attachments = attachments
 
     def message(self, event: OutboxEvent) -> EmailMessage:
         recipients = [str(address) for address in event.payload.get("to", [])]
@@ -199,6 +249,15 @@ class MailSender:
         message["Auto-Submitted"] = "auto-generated"
         message.set_content(mail.text)
         message.add_alternative(mail.html, subtype="html")
+        attach = event.payload.get("attach")
+        if attach and self.attachments is not None:
+            for item in self.attachments(attach):
+                message.add_attachment(
+                    item.data,
+                    maintype=item.maintype,
+                    subtype=item.subtype,
+                    filename=item.filename,
+                )
         return message
 
     async def deliver(self, event: OutboxEvent) -> None:

@@ -18,7 +18,7 @@ from gateway.notify import events
 from gateway.notify.events import CallbackFacts, Notification
 from gateway.notify.outbox import Outbox, OutboxEvent, delivery_state
 from gateway.notify.webhooks import shown_url
-from gateway.sites.notifications import CALLBACK_ENDED
+from gateway.sites.notifications import CALLBACK_ENDED, VOICEMAIL_RECEIVED
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +69,23 @@ class Notifier:
             )
         )
 
+    def voicemail_received(
+        self, voicemail: Mapping[str, Any], *, download_url: str, download_expires_at: float
+    ) -> None:
+        """A visitor left a voice message (`voicemail`: its row); the mail attaches it."""
+        self.publish_soon(
+            events.voicemail_received(
+                voicemail,
+                download_url=download_url,
+                download_expires_at=download_expires_at,
+                public_url=self.public_url,
+            )
+        )
+
+    def message_received(self, message: Mapping[str, Any]) -> None:
+        """A visitor left a written message with a way back."""
+        self.publish_soon(events.message_received(message, self.public_url))
+
     # ------------------------------------------------------------------ storing
     def publish_soon(self, *notifications: Notification) -> None:
         """Store in the background (for callers that cannot wait); `drain` awaits it."""
@@ -92,7 +109,14 @@ class Notifier:
         if self.config.email.server is not None and site.notifications.mails(
             notification.type, status
         ):
-            payloads.append({"channel": "email", "to": list(site.notify_email), "event": body})
+            mail: dict[str, Any] = {
+                "channel": "email",
+                "to": list(site.notify_email),
+                "event": body,
+            }
+            if notification.type == VOICEMAIL_RECEIVED:
+                mail["attach"] = {"voicemail": notification.data["id"]}  # read when sent
+            payloads.append(mail)
         stored = 0
         for payload in payloads:
             try:

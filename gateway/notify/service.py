@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from gateway.config import GatewayConfig
 from gateway.notify.delivery import DeliveryLoop, Outcome, RetryPolicy, Sender
-from gateway.notify.mail import MailRenderer, MailSender
+from gateway.notify.mail import Attachments, MailRenderer, MailSender
 from gateway.notify.outbox import Outbox
 from gateway.notify.publisher import Notifier
 from gateway.notify.webhooks import WebhookSender
@@ -30,13 +30,16 @@ class Notifications:
         *,
         clock: Callable[[], float] = time.time,
         on_outcome: Outcome | None = None,
+        attachments: Attachments | None = None,
     ) -> None:
         self.config = config
         self.outbox = outbox
         self.webhooks = WebhookSender(config, clock=clock)
         senders: dict[str, Sender] = {"webhook": self.webhooks}
         if config.email.server is not None:
-            senders["email"] = MailSender(config.email, MailRenderer.for_config(config))
+            senders["email"] = MailSender(
+                config.email, MailRenderer.for_config(config), attachments=attachments
+            )
         self.loop = DeliveryLoop(
             outbox,
             senders,
@@ -54,11 +57,13 @@ class Notifications:
         outbox: Outbox,
         clock: Callable[[], float] = time.time,
         on_outcome: Outcome | None = None,
+        attachments: Attachments | None = None,
     ) -> Notifications | None:
-        """None when no site wants notifications. `outbox`: the gateway's database's."""
+        """None when no site wants notifications. `outbox`: the gateway's database's;
+        `attachments`: the files mails attach (voicemails)."""
         if not wanted(config):
             return None
-        service = cls(config, outbox, clock=clock, on_outcome=on_outcome)
+        service = cls(config, outbox, clock=clock, on_outcome=on_outcome, attachments=attachments)
         service.loop.start()
         return service
 

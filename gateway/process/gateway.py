@@ -11,7 +11,7 @@ import logging
 import signal
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,10 +22,14 @@ from gateway.admin.api import admin_api_routes, metrics_routes
 from gateway.admin.auth import Sessions
 from gateway.admin.page import admin_page_routes
 from gateway.admin.service import AdminService
+from gateway.api import AccessRefused, MessageRefused
 from gateway.callbacks.service import RequestACall
 from gateway.calls.history import CallHistory
 from gateway.calls.manager import CallManager
 from gateway.calls.registrations import register_sites
+from gateway.calls.voicemail import voicemail_attachments, voicemail_folder
+from gateway.chat.conversations import Conversations
+from gateway.chat.left import LeftMessages
 from gateway.config import GatewayConfig
 from gateway.config.legs import sip_leg_settings
 from gateway.demo_phone import DemoPhone
@@ -35,7 +39,9 @@ from gateway.http.callbacks import callback_routes
 from gateway.http.forwarded import parse_networks
 from gateway.http.json_api import refusals
 from gateway.http.listener import ConnectionCap, listen
+from gateway.http.messages import message_routes
 from gateway.http.ratings import rating_routes
+from gateway.http.voicemails import voicemail_routes
 from gateway.media.ice_mux import IceMux
 from gateway.media.ice_servers import IceServers
 from gateway.media.webrtc_leg import use_host_addresses
@@ -82,6 +88,8 @@ async def _open_endpoint(config: GatewayConfig) -> SipEndpoint:
             from_domain=sip.from_domain,
             outbound_proxy=str(sip.outbound_proxy) if sip.outbound_proxy else None,
             allowed_peers=sip.allowed_peers or None,
+            # Operators' replies to chats (RFC 3428): only when some site chats.
+            accept_messages=any(site.chat for site in config.sites),
             request_rate=(
                 RateLimit(sip.requests_per_second, sip.request_burst)
                 if sip.requests_per_second
@@ -235,12 +243,16 @@ class Gateway:
                     watcher.start()
                     opened.push_async_callback(watcher.stop)
             notifications = await Notifications.start(
-                config, outbox=database.outbox, on_outcome=_count_deliveries(metrics)
+                config,
+                outbox=database.outbox,
+                on_outcome=_count_deliveries(metrics),
+                attachments=voicemail_attachments(voicemail_folder(config)),
             )
             notifier = None
             if notifications is not None:
                 opened.push_async_callback(notifications.stop)
                 notifier = history.notifier = notifications.notifier
+                calls.voicemails.notifier = notifier
             health = None
             if any(site.health_interval > 0 for site in config.sites):
                 # Every worker checks, for its own calls; worker 0 alone tells (monitor.py).
@@ -269,6 +281,18 @@ class Gateway:
                 await lease.renew()
                 lease.start()
                 opened.push_async_callback(lease.stop)
+            chats = None
+            if any(site.chat for site in config.sites):
+                chats = Conversations(config, endpoint, calls, history=history)
+                calls.chats = chats
+                opened.push_async_callback(chats.close_all)
+            left = LeftMessages(
+                config,
+                database,
+                lambda site, client: calls.admission.count_contact(site, client, time.time()),
+                page_origins=[config.http.public_origin],
+            )
+            left.notifier = notifier
             # RSS would otherwise grow with the calls served (gateway/process/heap.py).
             heap = HeapTrimmer()
             opened.callback(heap.close)
@@ -313,6 +337,10 @@ class Gateway:
             )
             _add_admin_routes(app, config, admin, database, metrics)
             app.add_routes(rating_routes(calls.ratings))
+            app.add_routes(message_routes(left, authorize=_token_check(calls)))
+            app.add_routes(
+                voicemail_routes(calls.access.downloads, database, voicemail_folder(config))
+            )
             attach(app, sio)
             # A client that has not sent a whole request head this long after connecting (or
             # after the previous response) is disconnected: aiohttp's keep-alive timeout.
@@ -380,6 +408,8 @@ class Gateway:
                 await self.maintenance
         if self.callbacks is not None:
             await self.callbacks.stop()
+        if self.calls.chats is not None:
+            await self.calls.chats.close_all()
         await self.calls.close()
         if self.notifications is not None:
             await self.notifications.stop()  # what the last calls published is stored
@@ -408,6 +438,20 @@ class Gateway:
             await self.database.close()
         if self.shared is not None and self.owns_shared:
             await self.shared.close()
+
+
+def _token_check(calls: CallManager) -> Callable[[object, str, str], Awaitable[None]]:
+    """A request of a page (a message left) needs a call token for the site it names, from
+    an origin the site allows, as a call does; raises a Refusal."""
+
+    async def authorize(site: object, token: str, origin: str) -> None:
+        if not isinstance(site, str) or not 0 < len(site) <= 64:
+            raise MessageRefused("bad_request", "site is required.")
+        if not origin:
+            raise AccessRefused("origin_required", "an Origin header is required")
+        await calls.redeem_token(token, site_id=site, origin=origin)
+
+    return authorize
 
 
 def _count_deliveries(metrics: Metrics) -> Callable[[str, str], None]:

@@ -27,6 +27,8 @@ CALLBACK_REQUESTED = "callback.requested"
 CALLBACK_ENDED = "callback.ended"
 DESTINATION_DOWN = "destination.down"
 DESTINATION_UP = "destination.up"
+VOICEMAIL_RECEIVED = "voicemail.received"
+MESSAGE_RECEIVED = "message.received"
 EVENT_TYPES = (
     CALL_ANSWERED,
     CALL_ENDED,
@@ -35,11 +37,19 @@ EVENT_TYPES = (
     CALLBACK_ENDED,
     DESTINATION_DOWN,
     DESTINATION_UP,
+    VOICEMAIL_RECEIVED,
+    MESSAGE_RECEIVED,
 )
 # Mail only: a `callback.ended` whose callback did not connect (status failed or interrupted).
 CALLBACK_FAILED = "callback.failed"
 MAIL_EVENTS = (*EVENT_TYPES, CALLBACK_FAILED)
-DEFAULT_MAIL_EVENTS = (CALL_MISSED, CALLBACK_FAILED, DESTINATION_DOWN)
+DEFAULT_MAIL_EVENTS = (
+    CALL_MISSED,
+    CALLBACK_FAILED,
+    DESTINATION_DOWN,
+    VOICEMAIL_RECEIVED,
+    MESSAGE_RECEIVED,
+)
 
 SECRET_PREFIX = "whsec_"
 SECRET_BYTES = (24, 64)  # the Standard Webhooks' range for a secret's length

@@ -41,7 +41,11 @@ class RingStrategy(enum.StrEnum):
 T = TypeVar("T")
 Args = TypeVarTuple("Args")
 
-FALLBACKS = ("callback", "message")
+# What the widget offers when nobody can answer (busy, no answer, every destination down,
+# closed), in the order given: a voice message, a written one, a callback.
+FALLBACKS = ("voicemail", "text", "callback")
+# The one-word form of earlier releases: "message" offered nothing but the reason.
+LEGACY_NO_FALLBACK = "message"
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +160,29 @@ class CallbackPolicy:
     per_number_daily: int = 3
     visitor_ring_timeout: float = 45.0
     whisper: bool = True
+
+
+def parse_fallback(value: object) -> tuple[str, ...]:
+    """`["voicemail", "callback"]` (the order the widget offers them in), or one of them as
+    a string; `"message"` (or `[]`) offers nothing but the reason."""
+    if value == LEGACY_NO_FALLBACK:
+        return ()
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list):
+        raise SettingsProblems([("", f"must be a list of {', '.join(FALLBACKS)}")])
+    problems: list[tuple[str, str]] = []
+    chosen: list[str] = []
+    for index, item in enumerate(items):
+        where = f"[{index}]" if not isinstance(value, str) else ""
+        if not isinstance(item, str) or item.strip().lower() not in FALLBACKS:
+            problems.append((where, f"must be one of {', '.join(FALLBACKS)}, not {item!r}"))
+        elif item.strip().lower() in chosen:
+            problems.append((where, f"{item!r} is listed twice"))
+        else:
+            chosen.append(item.strip().lower())
+    if problems:
+        raise SettingsProblems(problems)
+    return tuple(chosen)
 
 
 def _text(value: object, what: str) -> str:

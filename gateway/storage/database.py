@@ -10,12 +10,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gateway.storage import migrate
 from gateway.storage.admin import AdminStore
 from gateway.storage.callbacks import CallbackStore
+from gateway.storage.conversations import ConversationStore
 from gateway.storage.engine import DatabaseUrl, StorageError, create_engine
 from gateway.storage.live import LiveCalls
+from gateway.storage.messages import MessageStore
 from gateway.storage.outbox import Outbox
 from gateway.storage.ratings import RatingStore
 from gateway.storage.reachability import Reachability
 from gateway.storage.records import RecordStore
+from gateway.storage.voicemails import VoicemailStore
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +33,9 @@ class Database:
         self.live = LiveCalls(engine)
         self.outbox = Outbox(engine)
         self.admin = AdminStore(engine)
+        self.voicemails = VoicemailStore(engine)
+        self.messages = MessageStore(engine)
+        self.conversations = ConversationStore(engine)
         # Whether it answers now (started by the gateway: `reachability.start()`).
         self.reachability = Reachability(engine, url.redacted())
         self.schema: tuple[str | None, str] = (None, "")  # versions before and after opening

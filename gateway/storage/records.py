@@ -43,6 +43,7 @@ class CallRecord:
     page: str = ""
     visitor_name: str = ""
     visitor_reason: str = ""
+    visitor_source: str = ""  # a call link's ?source= tag
     source: str = ""
     worker: str = ""
     codecs: dict[str, str] = field(default_factory=dict)

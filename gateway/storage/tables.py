@@ -73,6 +73,7 @@ call_records = Table(
     Column("visitor_name", Text, nullable=False, server_default=""),
     Column("visitor_reason", Text, nullable=False, server_default=""),
     Column("source", Text, nullable=False, server_default=""),
+    Column("visitor_source", Text, nullable=False, server_default=""),
     Column("codecs", Text, nullable=False, server_default="{}"),  # JSON
     Column("quality", Text, nullable=False, server_default="{}"),  # JSON, per leg
     Index("call_records_started", "started_at"),
@@ -156,4 +157,73 @@ login_attempts = Table(
     Column("at", Float, nullable=False),
     Index("login_attempts_client", "client", "at"),
     Index("login_attempts_user", "user_name", "at"),
+)
+
+# Voice messages left when nobody could answer (gateway.storage.voicemails); the audio is a
+# file in the state directory.
+voicemails = Table(
+    "voicemails",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("site", Text, nullable=False),
+    Column("call_id", Text),  # the call nobody answered, when one came first
+    Column("started_at", Float, nullable=False),  # when the recording began
+    Column("received_at", Float, nullable=False),
+    Column("seconds", Float, nullable=False),
+    Column("size", Integer, nullable=False),  # bytes of the file
+    Column("file", Text, nullable=False),  # its name in the state directory's voicemail/
+    Column("client", Text, nullable=False, server_default=""),
+    Column("page", Text, nullable=False, server_default=""),
+    Column("visitor_name", Text, nullable=False, server_default=""),
+    Column("visitor_source", Text, nullable=False, server_default=""),
+    Index("voicemails_site_received", "site", "received_at"),
+)
+
+# Written messages left for the site with a way back (gateway.storage.messages).
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("site", Text, nullable=False),
+    Column("received_at", Float, nullable=False),
+    Column("text", Text, nullable=False),
+    Column("name", Text, nullable=False, server_default=""),
+    Column("contact", Text, nullable=False),  # a phone number or an email address
+    Column("contact_kind", Text, nullable=False),  # phone | email
+    Column("conversation_id", Text),  # the chat it followed, if any
+    Column("client", Text, nullable=False, server_default=""),
+    Column("page", Text, nullable=False, server_default=""),
+    Column("visitor_source", Text, nullable=False, server_default=""),
+    Index("messages_site_received", "site", "received_at"),
+)
+
+# Chat conversations and their messages (gateway.storage.conversations).
+conversations = Table(
+    "conversations",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("site", Text, nullable=False),
+    Column("started_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("ended_at", Float),
+    Column("client", Text, nullable=False, server_default=""),
+    Column("page", Text, nullable=False, server_default=""),
+    Column("visitor_name", Text, nullable=False, server_default=""),
+    Column("visitor_source", Text, nullable=False, server_default=""),
+    Column("operator", Text),  # the destination that replied
+    Column("message_count", Integer, nullable=False, server_default="0"),
+    Index("conversations_site_started", "site", "started_at"),
+)
+
+conversation_messages = Table(
+    "conversation_messages",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("conversation_id", String(32), ForeignKey("conversations.id"), nullable=False),
+    Column("at", Float, nullable=False),
+    Column("sender", Text, nullable=False),  # visitor | operator
+    Column("text", Text, nullable=False),
+    Column("destination", Text),  # the operator who wrote it, or the ones it went to
+    Column("delivery", Text, nullable=False, server_default=""),  # delivered | failed
+    Index("conversation_messages_conversation", "conversation_id", "seq"),
 )

@@ -32,6 +32,8 @@ from sip_bridge.events import (
     Event,
     IncomingCall,
     LocateRequest,
+    MessageReceived,
+    MessageResult,
     MessageTrace,
     OptionsResult,
     RegistrationChanged,
@@ -125,6 +127,9 @@ class SipEndpoint:
         self._timer_at: float | None = None
         self.on_incoming: Callable[[SipCall], None] | None = None
         self.on_trace: Callable[[MessageTrace], None] | None = None
+        # Answers a MESSAGE received outside dialogs at once: the status to reply with
+        # (200: taken). Without it every MESSAGE is answered 404.
+        self.on_message: Callable[[MessageReceived], int] | None = None
         # Registrations: the last change of each, and who wants to hear of them.
         self.on_registration: Callable[[RegistrationChanged], None] | None = None
         self.registrations: dict[str, RegistrationChanged] = {}
@@ -133,7 +138,7 @@ class SipEndpoint:
         self._tasks: set[asyncio.Task] = set()
         self.closed = False
         self.internal_errors = 0
-        self._probes: dict[str, asyncio.Future[OptionsResult]] = {}
+        self._probes: dict[str, asyncio.Future[OptionsResult | MessageResult]] = {}
         self._probe_keys = itertools.count(1)
 
     @classmethod
@@ -223,12 +228,32 @@ class SipEndpoint:
         response's status, or None when nothing came within `timeout` seconds (or the
         transport could not send). Raises ValueError for a target that is not sip:/sips:."""
         key = f"options-{next(self._probe_keys)}"
-        future: asyncio.Future[OptionsResult] = self._loop.create_future()
+        future: asyncio.Future[OptionsResult | MessageResult] = self._loop.create_future()
         self._probes[key] = future
         try:
             self.ua.options(key, target, self._loop.time(), proxy=proxy, timeout=timeout)
             self._service()
-            return await future
+            result = await future
+            assert isinstance(result, OptionsResult)
+            return result
+        finally:
+            self._probes.pop(key, None)
+
+    async def message(self, target: str, text: str, *, timeout: float, **options) -> MessageResult:
+        """Send `text` to `target` as a MESSAGE outside any dialog and wait for the outcome:
+        the final response's status (2xx: taken), or None when nothing came within
+        `timeout` seconds. Options as for `UserAgent.message` (from_user, display_name,
+        proxy, credentials, headers). Raises ValueError for a target or text that cannot
+        be sent."""
+        key = f"message-{next(self._probe_keys)}"
+        future: asyncio.Future[OptionsResult | MessageResult] = self._loop.create_future()
+        self._probes[key] = future
+        try:
+            self.ua.message(key, target, self._loop.time(), text=text, timeout=timeout, **options)
+            self._service()
+            result = await future
+            assert isinstance(result, MessageResult)
+            return result
         finally:
             self._probes.pop(key, None)
 
@@ -285,7 +310,14 @@ class SipEndpoint:
                 self._timer = self._loop.call_at(deadline, self._on_timer)
 
     def _dispatch(
-        self, event: Event | MessageTrace | LocateRequest | RegistrationChanged | OptionsResult
+        self,
+        event: Event
+        | MessageTrace
+        | LocateRequest
+        | RegistrationChanged
+        | OptionsResult
+        | MessageResult
+        | MessageReceived,
     ) -> None:
         if isinstance(event, MessageTrace):
             if self.on_trace is not None:
@@ -305,10 +337,22 @@ class SipEndpoint:
             if self.on_registration is not None:
                 self.on_registration(event)
             return
-        if isinstance(event, OptionsResult):
+        if isinstance(event, OptionsResult | MessageResult):
             future = self._probes.get(event.key)
             if future is not None and not future.done():
                 future.set_result(event)
+            return
+        if isinstance(event, MessageReceived):
+            status = 404
+            if self.on_message is not None:
+                try:
+                    status = self.on_message(event)
+                except Exception:
+                    self.internal_errors += 1
+                    logger.exception("MESSAGE from %s:%s not handled", *event.source)
+                    status = 500
+            key = event.key
+            self._command(lambda ua, now: ua.reply_message(key, status, now))
             return
         if isinstance(event, IncomingCall):
             new = SipCall(self, event.call_id, incoming=event)

@@ -1,6 +1,7 @@
 """The admin page in Chromium: a wrong password refused, login, a live call visible during
-the call, its history row after, CSV export, a change without its CSRF token refused,
-failed logins rate-limited, no serious axe-core violation, usable at phone width."""
+the call, its history row after, CSV export, what visitors left (a voicemail the player
+loads, a message, a conversation), a change without its CSRF token refused, failed logins
+rate-limited, no serious axe-core violation, usable at phone width."""
 
 from __future__ import annotations
 
@@ -10,8 +11,14 @@ import io
 import re
 import time
 
+import numpy as np
 from playwright.async_api import Page, expect
 
+from gateway.calls.voicemail import voicemail_folder
+from gateway.media.recorder import OggOpusRecorder
+from gateway.media.transcoder import audio_codec
+from gateway.storage import ChatMessage, Conversation, LeftMessage, Voicemail
+from sip_bridge import codec_by_name
 from tests.e2e.widget_pages import axe_violations
 
 from .conftest import open_call_page, wait_for_status
@@ -116,6 +123,26 @@ async def test_admin_page_in_chromium(sipp_factory, page):
             await assert_accessible(admin)
         await expect(admin.locator("#stats tbody")).to_contain_text("100.0 %")
 
+        # What visitors left: a voicemail to hear, a written message, a conversation.
+        await leave_for_the_owner(gateway)
+        await admin.get_by_role("link", name="Messages").click()
+        await expect(admin.get_by_role("heading", level=1)).to_have_text("Messages")
+        player = admin.locator("#voicemail-v1 audio")
+        await expect(player).to_have_attribute("src", "/admin/voicemails/v1/audio")
+        # The player loads the audio (the page's CSP allows it, the session serves it).
+        await player.evaluate("(audio) => { audio.preload = 'auto'; audio.load(); }")
+        for _ in range(100):
+            duration = await player.evaluate("(audio) => audio.duration")
+            if duration and duration == duration:  # not NaN
+                break
+            await asyncio.sleep(0.05)
+        assert 1.5 < duration < 2.5, duration
+        await expect(admin.locator("#message-m1")).to_contain_text("+44 20 7946 0123")
+        await assert_accessible(admin)
+        await admin.get_by_role("link", name="Conversation k1").click()
+        await expect(admin.get_by_role("table")).to_contain_text("Shipped today")
+        await assert_accessible(admin)
+
         # On a phone: one column, nothing wider than the screen but the tables' own scroll.
         await admin.set_viewport_size({"width": 360, "height": 740})
         await admin.goto(f"{gateway.url}/admin/calls")
@@ -149,3 +176,26 @@ async def test_admin_page_in_chromium(sipp_factory, page):
     finally:
         await admin_context.close()
         await gateway.stop()
+
+
+async def leave_for_the_owner(gateway) -> None:
+    """A two-second voicemail (a real Ogg/Opus file), a message and a conversation."""
+    folder = voicemail_folder(gateway.config)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    recorder = OggOpusRecorder(folder / "v1.ogg", audio_codec("PCMU"), max_frames=100)
+    encode = codec_by_name("PCMU").create_encoder(20).encode
+    tone = (np.sin(2 * np.pi * 440 * np.arange(160) / 8000) * 8000).astype(np.int16)
+    for index in range(100):
+        recorder.add(encode(tone), index * 160)
+    recorder.close()
+    now = time.time()
+    database = gateway.database
+    size = (folder / "v1.ogg").stat().st_size
+    await database.voicemails.add(Voicemail("v1", "shop", now - 5, now, 2.0, size, "v1.ogg"))
+    await database.messages.add(
+        LeftMessage("m1", "shop", now, "Call me back\nplease", "+44 20 7946 0123", "phone")
+    )
+    await database.conversations.started(Conversation("k1", "shop", now, now))
+    await database.conversations.add_message(
+        "k1", ChatMessage(now, "operator", "Shipped today", "sip:desk@pbx.example")
+    )

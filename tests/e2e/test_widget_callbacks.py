@@ -143,7 +143,7 @@ async def test_the_widget_api_says_whether_a_site_is_open_and_takes_callbacks(
     status, headers, shown = await get_json(f"{gateway.url}/api/widget/shop")
     assert status == 200 and headers["Cache-Control"] == "no-store"
     assert shown["open"] is True and shown["next_opening"] is None and shown["hours"] is None
-    assert shown["fallback"] == "callback"
+    assert shown["fallback"] == ["callback"]
     assert shown["callback"] == {
         "countries": ["GB"],
         "calling_codes": {"GB": 44},
@@ -166,7 +166,7 @@ async def test_the_widget_api_says_whether_a_site_is_open_and_takes_callbacks(
 
     _, _, plain = await get_json(f"{gateway.url}/api/widget/plain")
     assert plain["open"] is False and plain["callback"] is None
-    assert plain["fallback"] == "message"
+    assert plain["fallback"] == []  # "message": nothing but the reason
     # Nothing about the phones: no destination, trunk or operator.
     assert "sip:" not in json.dumps([shown, closed, plain])
 

@@ -67,20 +67,24 @@ async def visual_browser(browser: Browser) -> AsyncIterator[Browser]:
         yield stable
 
 
-def sites(host: HostPages, busy_uri: str) -> str:
-    """Besides `shop`: `busy` (its operator is busy; one call per visitor in 15 minutes)
-    and `closed` (closed today, London hours), both taking callbacks; `brand` (the site's
-    own look) and `checked` (offering the pre-call check)."""
+def sites(host: HostPages, busy_uri: str, chat_uri: str) -> str:
+    """Besides `shop`: `busy` (its operator is busy; one call per visitor in 15 minutes;
+    a voicemail, then a callback offered) and `closed` (closed today, London hours; a
+    written message, then a callback offered), both taking callbacks; `brand` (the site's
+    own look), `checked` (offering the pre-call check) and `chat` (Write to us, its
+    operator a phone that answers)."""
     origins = json.dumps([host.origin])
     london_today = dt.datetime.now(ZoneInfo("Europe/London")).date()
     return (
         f'[[sites]]\nid = "busy"\ndestination = "{busy_uri}"\norigins = {origins}\n'
-        "health_interval = 0\n"
+        'health_interval = 0\nfallback = ["voicemail", "callback"]\n'
         f"calls_per_client_15min = 1\n{CALLBACK}\n"
         f'[[sites]]\nid = "closed"\ndestination = "sip:nobody@127.0.0.1:9"\n'
-        f"origins = {origins}\n{CALLBACK}\n"
+        f'origins = {origins}\nfallback = ["text", "callback"]\n{CALLBACK}\n'
         f'hours = {{timezone = "Europe/London", {WEEKDAYS}, '
         f'closed = ["{london_today.isoformat()}"]}}\n'
+        f'[[sites]]\nid = "chat"\ndestination = "{chat_uri}"\norigins = {origins}\n'
+        "health_interval = 0\nchat = true\n"
         f'[[sites]]\nid = "brand"\ndestination = "sip:nobody@127.0.0.1:9"\n'
         f"origins = {origins}\n[sites.widget]\n{BRAND}\n"
         f'[[sites]]\nid = "checked"\ndestination = "sip:nobody@127.0.0.1:9"\n'
@@ -169,9 +173,10 @@ async def test_every_state_looks_as_approved(
 ) -> None:
     phone = baresip_factory(codecs=("PCMU",), tone_hz=440, tone_seconds=30, answermode="manual")
     busy = sipp_factory("uas_busy")
+    desk = sipp_factory("uas_message_reply", timeout=300)  # its message comes late
     gateway = await start_gateway(
         phone.uri,
-        site_extra=sites(host, busy.uri),
+        site_extra=sites(host, busy.uri, desk.uri),
         extra=f'[storage]\ndatabase = "sqlite:///{tmp_path / "gateway.db"}"\n'
         f'state_directory = "{tmp_path / "state"}"',
     )
@@ -227,18 +232,28 @@ async def test_every_state_looks_as_approved(
     assert await visible_buttons(page) == ["Close", "Call"]
     await shoot(page, "rated")
 
-    # Busy: the callback offer and form; then the second call is refused by the rate
-    # limit, and Call says from when it works again (10:00 + 15 minutes).
+    # Busy: the offers of a voicemail and a callback, the callback form, a voicemail being
+    # recorded; then the second call is refused by the rate limit, and Call says from when
+    # it works again (10:00 + 15 minutes).
     await page.goto(host.url("script", gateway.url, site="busy"))
     await page.get_by_role("button", name="Call us", exact=True).click()
     await page.get_by_role("button", name="Call", exact=True).click()
     await page.evaluate("() => window.releaseMicrophone()")
     await status_is(page, "Call ended: busy")
-    assert await visible_buttons(page) == ["Close", "Call", "Call me back"]
+    assert await visible_buttons(page) == ["Close", "Call", "Leave a message", "Call me back"]
     await shoot(page, "busy")
     await page.get_by_role("button", name="Call me back").click()
     await expect(page.get_by_role("textbox", name="Your phone number")).to_be_focused()
     await shoot(page, "callback-form")
+    await page.get_by_role("button", name="Leave a message").click()
+    await page.evaluate("() => window.releaseMicrophone()")
+    await status_is(page, "Recording your message…")
+    await expect(page.get_by_role("timer", name="Message length")).to_have_text("0:00 / 2:00")
+    assert await visible_buttons(page) == ["Close", "Send"]
+    await shoot(page, "voicemail-recording")
+    await page.get_by_role("button", name="Send").click()
+    await expect(page.get_by_role("status")).to_contain_text("message", timeout=TIMEOUT_MS)
+    await expect(page.get_by_role("button", name="Call", exact=True)).to_be_visible()
     await page.get_by_role("button", name="Call", exact=True).click()
     await page.evaluate("() => window.releaseMicrophone()")
     await status_is(page, "Call failed: Too many calls from your connection.")
@@ -255,8 +270,31 @@ async def test_every_state_looks_as_approved(
     await status_is(page, "We are closed.")
     opening = page.get_by_text("We open again Monday 2 March at 09:00 London time.")
     await expect(opening).to_be_visible()
-    assert await visible_buttons(page) == ["Close", "Call me back"]
+    assert await visible_buttons(page) == ["Close", "Write a message", "Call me back"]
     await shoot(page, "closed")
+    # A written message with a way back, and its receipt.
+    await page.get_by_role("button", name="Write a message").click()
+    await page.get_by_role("textbox", name="Your message").fill("Please call me about my order.")
+    await page.get_by_role("textbox", name="Your phone number or email").fill("ana@example.com")
+    await shoot(page, "message-form")
+    await page.get_by_role("button", name="Send the message").click()
+    await status_is(page, "We received your message. We will get back to you at ana@example.com.")
+    await shoot(page, "message-received")
+    await page.context.close()
+
+    # Write to us: the conversation, with the operator's reply.
+    page = await pinned_page(visual_browser)
+    await page.goto(host.url("script", gateway.url, site="chat"))
+    await page.get_by_role("button", name="Call us", exact=True).click()
+    await status_is(page, "Ready")
+    assert await visible_buttons(page) == ["Close", "Call", "Write to us"]
+    await page.get_by_role("button", name="Write to us").click()
+    await page.get_by_role("textbox", name="Your message").fill("Is my order on its way?")
+    await page.keyboard.press("Enter")
+    log = page.get_by_role("log", name="Conversation")
+    await expect(log.get_by_text("Delivered")).to_be_visible(timeout=TIMEOUT_MS)
+    await expect(log.get_by_text("On my way")).to_be_visible(timeout=TIMEOUT_MS)
+    await shoot(page, "chat")
     await page.context.close()
 
     # Dark mode, from the visitor's system.
@@ -314,5 +352,6 @@ async def test_every_state_looks_as_approved(
     await page.context.close()
 
     await busy.assert_passed_async()
+    await desk.assert_passed_async()
     album.check.assert_unchanged()
     assert not album.violations, json.dumps(album.violations, indent=1)

@@ -248,3 +248,66 @@ def test_csv_export_quotes_what_a_spreadsheet_would_run():
     assert values["number"] == "'+441632960123"
     assert values["page"] == "https://shop.example/a,b"
     assert values["started_at"] == "2026-11-23T12:00:00+00:00" and values["answered_at"] == ""
+
+
+async def test_voicemails_messages_and_conversations_listed_heard_deleted_and_purged(
+    api, tmp_path, monkeypatch
+):
+    from gateway.storage import ChatMessage, Conversation, LeftMessage, Voicemail
+
+    folder = tmp_path / "voicemail"
+    folder.mkdir()
+    monkeypatch.setattr(api.service, "voicemail_folder", folder)
+    (folder / "v1.ogg").write_bytes(b"OggS" + b"\0" * 60)
+    (folder / "old.ogg").write_bytes(b"OggS")
+    database = api.database
+    await database.voicemails.add(
+        Voicemail("v1", "shop", NOON - 60, NOON - 50, 10.0, 64, "v1.ogg", call_id="c1")
+    )
+    old = NOON - 31 * 86400  # past the site's retention_days = 30
+    await database.voicemails.add(Voicemail("old", "shop", old, old, 1.0, 4, "old.ogg"))
+    await database.messages.add(
+        LeftMessage("m1", "shop", NOON - 40, "Call me\nplease", "+44 20 7946 0123", "phone")
+    )
+    await database.conversations.started(Conversation("k1", "shop", NOON - 30, NOON - 30))
+    await database.conversations.add_message(
+        "k1", ChatMessage(NOON - 29, "visitor", "hello", "sip:alice@pbx.example", "delivered")
+    )
+    await database.conversations.add_message(
+        "k1",
+        ChatMessage(NOON - 20, "operator", "hi!", "sip:alice@pbx.example"),
+        operator="sip:alice@pbx.example",
+    )
+
+    status, body = await get(api, "/api/admin/voicemails?site=shop")
+    assert status == 200 and [v["id"] for v in body["voicemails"]] == ["v1", "old"]
+    assert "file" not in body["voicemails"][0] and body["voicemails"][0]["call_id"] == "c1"
+    response = await api.get(
+        "/api/admin/voicemails/v1/audio", headers={"Authorization": f"Bearer {KEY}"}
+    )
+    assert response.status == 200 and response.content_type == "audio/ogg"
+    assert await response.read() == (folder / "v1.ogg").read_bytes()
+    assert (await get(api, "/api/admin/voicemails/v1/audio", key=None))[0] == 401
+    _, body = await get(api, "/api/admin/messages")
+    assert body["messages"][0]["text"] == "Call me\nplease"
+    _, body = await get(api, "/api/admin/conversations")
+    assert body["conversations"][0]["message_count"] == 2
+    status, body = await get(api, "/api/admin/conversations/k1")
+    assert status == 200 and body["operator"] == "sip:alice@pbx.example"
+    assert [(m["sender"], m["text"]) for m in body["messages"]] == [
+        ("visitor", "hello"),
+        ("operator", "hi!"),
+    ]
+    assert (await get(api, "/api/admin/conversations/nope"))[0] == 404
+
+    # The retention: an hourly purge takes the old voicemail and its file.
+    assert await api.service.purge() >= 1
+    assert not (folder / "old.ogg").exists() and (folder / "v1.ogg").exists()
+    # Forgetting a visitor: each goes, the voicemail's audio with it.
+    for kind, item in (("voicemails", "v1"), ("messages", "m1"), ("conversations", "k1")):
+        response = await api.delete(
+            f"/api/admin/{kind}/{item}", headers={"Authorization": f"Bearer {KEY}"}
+        )
+        assert response.status == 200 and (await response.json()) == {"deleted": item}
+        assert (await get(api, f"/api/admin/{kind}"))[1][kind] == []
+    assert not (folder / "v1.ogg").exists()

@@ -279,6 +279,22 @@ async def test_a_callback_request_is_refused_by_the_spend_guard_and_counts_in_th
     assert caught.value.code == "budget_exhausted"
 
 
+async def test_writing_to_a_site_counts_in_the_windows_but_not_against_its_budget(
+    gate: CallAdmission,
+) -> None:
+    """A chat started or a written message left costs no call minutes: a spent budget
+    does not refuse it (it is the way to reach the site then), the windows do."""
+    shop = sites(daily_call_minutes=10)["shop"]
+    await talk(gate, shop, 0, 10, 1)  # the day's minutes are spent
+    assert (await refused(gate, shop, VISITOR, 700)).code == "budget_exhausted"
+    for second in range(3):
+        await gate.count_contact(shop, VISITOR, 700 + second)
+    with pytest.raises(LimitRefused) as caught:
+        await gate.count_contact(shop, VISITOR, 710)  # calls_per_client_15min = 3
+    assert caught.value.code == "rate_limited"
+    assert caught.value.retry_after == 15 * MINUTE - 10
+
+
 async def test_a_placed_callback_takes_a_slot_like_a_call_and_its_talk_is_billed(
     gate: CallAdmission,
 ) -> None:

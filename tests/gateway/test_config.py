@@ -36,6 +36,7 @@ from gateway.config import (
     parse_config,
 )
 from sip_bridge.uri import parse_sip_uri
+from tests.support.audio import write_tone_wav
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 SECRET = "Zq9-very-secret-pw"
@@ -996,6 +997,53 @@ def test_message_lines_always_start_with_a_key_path() -> None:
         "  zzz: unknown section",
         "  sip.transport: must be one of udp, tcp, tls, not 'x'",
     ]
+
+
+# ----------------------------------------------------------------------------- issue 13
+def test_fallbacks_are_a_list_in_the_order_offered_and_a_string_still_works() -> None:
+    site = 'id = "s"\ndestination = "sip:a@pbx.example"\n'
+
+    def fallback(value: str) -> tuple[str, ...]:
+        return parse_config(f"[[sites]]\n{site}fallback = {value}\n").sites[0].fallback
+
+    assert fallback('["voicemail", "callback"]') == ("voicemail", "callback")
+    assert fallback('["text", "Voicemail"]') == ("text", "voicemail")
+    assert fallback('"callback"') == ("callback",)
+    assert fallback('"message"') == fallback("[]") == ()  # nothing but the reason
+    problems = problems_of(f'[[sites]]\n{site}fallback = ["voicemail", "fax", "voicemail"]\n')
+    assert 'sites["s"].fallback[1]: must be one of voicemail, text, callback' in problems
+    assert "sites[\"s\"].fallback[2]: 'voicemail' is listed twice" in problems
+    assert "fallback: must be one of" in problems_of(f'[[sites]]\n{site}fallback = "fax"\n')
+
+
+def test_a_voicemail_greeting_must_be_audio_found_beside_the_config(tmp_path: Path) -> None:
+    write_tone_wav(tmp_path / "hello.wav", 440, 0.5, 8000)
+    (tmp_path / "notes.txt").write_text("not audio")
+    site = '[[sites]]\nid = "s"\ndestination = "sip:a@pbx.example"\n'
+    config = parse_config(f'{site}voicemail_greeting = "hello.wav"\n', base_dir=tmp_path)
+    assert config.sites[0].voicemail_greeting == tmp_path / "hello.wav"
+    assert parse_config(site).sites[0].voicemail_greeting is None  # the tone alone
+    for name, reason in (("nosuch.wav", "no such file"), ("notes.txt", "cannot read audio")):
+        with pytest.raises(ConfigError) as caught:
+            parse_config(f'{site}voicemail_greeting = "{name}"\n', base_dir=tmp_path)
+        (problem,) = caught.value.problems
+        assert problem.startswith('sites["s"].voicemail_greeting: ') and reason in problem
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        ("voicemail_max_seconds = 2", "voicemail_max_seconds: must be 3-600 seconds"),
+        ("voicemail_max_seconds = 601", "voicemail_max_seconds: must be 3-600 seconds"),
+        ("chat_timeout = 1", "chat_timeout: must be 5-3600 seconds"),
+        ('chat = "yes"', "chat: expected true or false"),
+        ("messages_per_client_minute = 0", "messages_per_client_minute:"),
+        ("max_conversation_messages = -1", "max_conversation_messages:"),
+    ],
+)
+def test_voicemail_and_chat_keys_are_checked(line: str, reason: str) -> None:
+    site = '[[sites]]\nid = "s"\ndestination = "sip:a@pbx.example"\n'
+    assert reason in problems_of(f"{site}{line}\n")
 
 
 def test_several_nodes_need_redis_urls_node_names_and_one_token_secret() -> None:

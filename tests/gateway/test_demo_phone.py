@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from gateway.demo_phone import BEEP_HZ, BEEP_SECONDS, DemoPhone
+from sip_bridge import MessageReceived, SipEndpoint, UserAgentConfig
 from sip_bridge.asyncio.player import PcmRecorder
 from sip_bridge.events import CallAnswered, CallRinging, EndReason
 from sip_bridge.rtp.packet import RtpPacket, parse_rtp
@@ -680,3 +681,33 @@ async def test_baresip_calls_the_demo_phone(start_phone, baresip_factory, codec)
     assert desk.encoders()[-1] == (codec, RATES[codec])
     # What baresip heard is its own tone, sent back by the demo phone.
     assert_wav_has_tone(desk.last_recording().decoded, 700, skip_seconds=0.3)
+
+
+# --- chat messages ----------------------------------------------------------------------------
+
+
+async def test_a_chat_message_is_taken_and_answered_quoting_it(start_phone):
+    phone = await start_phone()
+    sender = await SipEndpoint.open(
+        UserAgentConfig(address=(HOST, 0), accept_messages=True, user="visitor")
+    )
+    replies: list[MessageReceived] = []
+
+    def take(message: MessageReceived) -> int:
+        replies.append(message)
+        return 200
+
+    sender.on_message = take
+    try:
+        result = await sender.message(
+            phone.uri_for(), "Is it open\ntoday? 👋", timeout=2, from_user="chat-abc"
+        )
+        assert result.status == 200
+        await eventually(lambda: replies)
+        (reply,) = replies
+        assert reply.text == "Demo operator here: you wrote \u201cIs it open today? 👋\u201d."
+        assert reply.request_uri.startswith("sip:chat-abc@127.0.0.1:")
+        assert reply.source == phone.address
+    finally:
+        await sender.close()
+    await assert_all_freed(phone)

@@ -9,7 +9,13 @@ from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from gateway.config import ConfigError, parse_config
-from gateway.notify.events import Notification, call_events, destination_changed
+from gateway.notify.events import (
+    Notification,
+    call_events,
+    destination_changed,
+    message_received,
+    voicemail_received,
+)
 from gateway.notify.mail import MailRenderer, MailSender
 from gateway.notify.outbox import OutboxEvent
 from gateway.notify.publisher import Notifier
@@ -191,9 +197,15 @@ def test_the_keys_are_read():
         "https://crm.shop.example/hooks",
         "https://other.example/missed",
     ]
-    assert site.webhooks[1].events == ("call.missed",) and len(site.webhooks[0].events) == 7
+    assert site.webhooks[1].events == ("call.missed",) and len(site.webhooks[0].events) == 9
     assert site.notify_email == ("owner@shop.example", "Desk@Shop.example")
-    assert site.notify_events == ("call.missed", "callback.failed", "destination.down")
+    assert site.notify_events == (
+        "call.missed",
+        "callback.failed",
+        "destination.down",
+        "voicemail.received",
+        "message.received",
+    )
     assert site.health_interval == 30
     server = config.email.server
     assert (server.host, server.port, server.implicit_tls) == ("mail.shop.example", 2525, False)
@@ -246,3 +258,35 @@ def test_email_needs_a_sender_and_a_valid_url():
     with pytest.raises(ConfigError, match=r"email\.smtp_url") as caught:
         parse_config('[email]\nsmtp_url = "http://u:topsecret@mail.example"', {})
     assert "topsecret" not in str(caught.value)
+
+
+def test_a_message_left_is_mailed_line_by_line_and_escaped() -> None:
+    message = {
+        "id": "m1",
+        "site": "shop",
+        "received_at": 1_800_000_000.0,
+        "text": "Hello <script>alert(1)</script>\n\nBcc: victim@example.com\nbye",
+        "name": "Ada",
+        "contact": "ada@example.com",
+        "contact_kind": "email",
+        "client": "198.51.100.7",
+        "page": "",
+        "visitor_source": "newsletter",
+    }
+    notification = message_received(message, "https://calls.shop.example")
+    assert "client" not in notification.data
+    mail = MailRenderer().render(notification, "msg_1")
+    assert mail.subject == "Message from Ada on shop"
+    assert "> Hello <script>alert(1)</script>\n> \n> Bcc: victim@example.com\n> bye" in mail.text
+    assert "<script>" not in mail.html and "&lt;script&gt;" in mail.html
+    assert "Email: ada@example.com" in mail.text and "Came from: newsletter" in mail.text
+
+    voicemail = voicemail_received(
+        {"id": "v1", "site": "shop", "received_at": 1_800_000_000.0, "seconds": 4.0},
+        download_url="https://calls.shop.example/api/voicemails/v1/audio?expires=1&signature=x",
+        download_expires_at=1.0,
+        public_url="https://calls.shop.example",
+    )
+    mail = MailRenderer().render(voicemail, "msg_2")
+    assert mail.subject == "Voicemail on shop (4 s)"
+    assert voicemail.data["download_url"] in mail.text

@@ -9,7 +9,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.text import (
+    MAX_MESSAGE_LINES,
     MAX_NAME_CHARS,
+    clean_message_text,
     clean_visitor_name,
     clean_visitor_text,
     clipped,
@@ -98,6 +100,45 @@ def test_anything_logged_is_one_bounded_line_of_visible_text(value, limit):
     assert shown.isprintable()
     assert not any(is_invisible(c) for c in shown)
     assert len(shown) <= limit + 10 + len(" (... more characters)") + len(str(len(value)))
+
+
+def test_a_message_keeps_its_lines_emoji_and_right_to_left_text():
+    text = "Hello 👋\r\n\r\n\r\nשלום  עולם\tمرحبا\n👩\u200d💻 ❤\ufe0f\n\n"  # noqa: RUF001
+    kept = "Hello 👋\n\nשלום עולם مرحبا\n👩\u200d💻 ❤\ufe0f"  # noqa: RUF001
+    assert clean_message_text(text) == kept
+
+
+@pytest.mark.parametrize("char", ["\u202e", "\u2066", "\u200b", "\u061c", "\ufeff", "\ue000"])
+def test_a_message_drops_what_could_reorder_or_hide_its_text(char):
+    assert clean_message_text(f"pay{char} 42") == "pay 42"
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("", "is empty"),
+        (" \n\t\n ", "is empty"),
+        ("a\x07b", "contains control characters"),
+        ("\ud800", "is not valid Unicode"),
+        ("x" * 1001, "is longer than 1000 characters"),
+        ("x\n" * (MAX_MESSAGE_LINES + 1), f"has more than {MAX_MESSAGE_LINES} lines"),
+    ],
+)
+def test_a_bad_message_is_refused_in_words(text, reason):
+    with pytest.raises(ValueError, match=reason):
+        clean_message_text(text)
+
+
+@given(st.text(max_size=300))
+def test_a_cleaned_message_is_visible_lines(value):
+    try:
+        text = clean_message_text(value)
+    except ValueError:
+        return
+    assert text == text.strip() and "\r" not in text
+    for line in text.split("\n"):
+        assert line == " ".join(line.split())
+        assert not any(unicodedata.category(c) == "Cc" for c in line)
 
 
 def test_clipped_bounds_a_value_without_escaping_it():

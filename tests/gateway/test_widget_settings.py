@@ -161,7 +161,8 @@ def test_the_public_settings_say_whether_the_site_is_open_and_takes_callbacks() 
     monday_10_utc = dt.datetime(2026, 3, 2, 10, 0, tzinfo=dt.UTC)  # 11:00 in Paris: open
     shown = site.public_info.public_settings(monday_10_utc)
     assert shown["open"] is True and shown["next_opening"] is None
-    assert shown["fallback"] == "message"
+    assert shown["fallback"] == []  # "message": nothing but the reason
+    assert shown["voicemail"] is None and shown["chat"] is None and shown["messages"] is False
     assert shown["callback"] == {
         "countries": ["FR", "BE"],
         "calling_codes": {"FR": 33, "BE": 32},
@@ -180,9 +181,22 @@ def test_the_public_settings_say_whether_the_site_is_open_and_takes_callbacks() 
         "open": True,
         "next_opening": None,
         "hours": None,
-        "fallback": "callback",
+        "fallback": [],  # a callback, but the site takes none
         "callback": None,
+        "voicemail": None,
+        "chat": None,
+        "messages": False,
     }
+    offers = parse_config(
+        SITE
+        + 'fallback = ["voicemail", "callback", "text"]\nvoicemail_max_seconds = 90\n'
+        + "chat = true\nchat_timeout = 30\n"
+        + 'callback = {dial = "sip:{number}@trunk.example.com", countries = ["FR"]}\n'
+    ).sites[0]
+    shown = offers.public_info.public_settings(monday_10_utc)
+    assert shown["fallback"] == ["voicemail", "callback", "text"]  # in the site's order
+    assert shown["voicemail"] == {"max_seconds": 90.0}
+    assert shown["chat"] == {"reply_within": 30.0} and shown["messages"] is True
 
 
 def test_the_public_settings_list_the_weekly_opening_hours() -> None:

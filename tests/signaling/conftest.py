@@ -169,7 +169,16 @@ async def connect(signaling_server: SignalingServer) -> AsyncIterator[Connect]:
     ) -> SignalingClient:
         sio = socketio.AsyncClient(reconnection=False)
         client = SignalingClient(sio)
-        for event in ("session", "call:state", "error", "connect_error", "disconnect"):
+        for event in (
+            "session",
+            "call:state",
+            "voicemail:state",
+            "chat:message",
+            "chat:state",
+            "error",
+            "connect_error",
+            "disconnect",
+        ):
             queue = client.queue(event)
             sio.on(event, _put(queue))
         headers = {"Origin": origin} if origin is not None else {}

@@ -10,6 +10,7 @@ moves).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from gateway.access.challenge import ProofOfWork
@@ -21,12 +22,16 @@ from gateway.api import (
     CallRefused,
     CallState,
     CallUpdate,
+    ChatReceipt,
+    ChatUpdate,
     CheckGrant,
     EndCause,
     Notify,
     SiteInfo,
     TokenGrant,
     VisitorDetails,
+    VoicemailGrant,
+    VoicemailUpdate,
 )
 from tests.gateway.clock import FakeClock
 
@@ -102,6 +107,9 @@ class InMemoryCallService(RealTokens):
     requests: list[tuple] = field(default_factory=list)  # (method, *arguments) in order
     visitors: list[VisitorDetails] = field(default_factory=list)  # of each start_call
     notifiers: dict[str, Notify] = field(default_factory=dict)  # calls not ended yet
+    # Voicemails being left and conversations going on: whom to tell.
+    voicemail_notifiers: dict[str, Callable[[VoicemailUpdate], None]] = field(default_factory=dict)
+    chat_notifiers: dict[str, Callable[[ChatUpdate], None]] = field(default_factory=dict)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     _next_id: int = 0
 
@@ -159,6 +167,51 @@ class InMemoryCallService(RealTokens):
 
     async def stop_check(self, check_id: str) -> None:
         self._record("stop_check", check_id)
+
+    async def start_voicemail(
+        self,
+        *,
+        site_id: str,
+        client: str,
+        offer_sdp: str,
+        notify: Callable[[VoicemailUpdate], None],
+        visitor: VisitorDetails = NO_DETAILS,
+        after_call: str | None = None,
+    ) -> VoicemailGrant:
+        self._record("start_voicemail", site_id, client, visitor, after_call)
+        if self.refusal is not None:
+            refusal, self.refusal = self.refusal, None
+            raise refusal
+        self._next_id += 1
+        voicemail_id = f"voicemail-{self._next_id}"
+        self.voicemail_notifiers[voicemail_id] = notify
+        return VoicemailGrant(voicemail_id, ANSWER_SDP, 120.0)
+
+    async def send_voicemail(self, voicemail_id: str) -> None:
+        self._record("send_voicemail", voicemail_id)
+
+    async def chat_send(
+        self,
+        *,
+        site_id: str,
+        client: str,
+        text: str,
+        notify: Callable[[ChatUpdate], None],
+        visitor: VisitorDetails = NO_DETAILS,
+        conversation_id: str | None = None,
+        call_id: str | None = None,
+    ) -> ChatReceipt:
+        self._record("chat_send", site_id, text, visitor, conversation_id, call_id)
+        if self.refusal is not None:
+            refusal, self.refusal = self.refusal, None
+            raise refusal
+        self._next_id += 1
+        conversation_id = conversation_id or f"conversation-{self._next_id}"
+        self.chat_notifiers[conversation_id] = notify
+        return ChatReceipt(conversation_id, f"message-{self._next_id}")
+
+    async def chat_close(self, conversation_id: str) -> None:
+        self._record("chat_close", conversation_id)
 
     # What the gateway would do on its own: states from the SIP leg.
     def push(self, call_id: str, update: CallUpdate) -> None:

@@ -39,6 +39,8 @@ def test_details_are_read_and_cleaned() -> None:
     )
     assert start({}).visitor == VisitorDetails()
     assert start({"page": "http://a.example"}).visitor.page == "http://a.example/"
+    # A call link's ?source= tag: one line, invisible characters dropped.
+    assert start({"source": " news\u200bletter\n"}).visitor.source == "newsletter"
 
 
 @pytest.mark.parametrize(
@@ -62,6 +64,9 @@ def test_details_are_read_and_cleaned() -> None:
         ({"page": "https://[::1/"}, "visitor.page is not a URL"),
         ({"page": "https://a.example/" + "a" * 1024}, "longer than 1024 characters"),
         ({"page": None}, "visitor.page must be a string, got null"),
+        ({"source": 7}, "visitor.source must be a string, got number"),
+        ({"source": "s" * 65}, "visitor.source is longer than 64 characters"),
+        ({"source": "a\x1bb"}, "visitor.source contains control characters"),
     ],
 )
 def test_bad_details_are_refused_in_words(visitor: object, message: str) -> None:
@@ -71,13 +76,18 @@ def test_bad_details_are_refused_in_words(visitor: object, message: str) -> None
     assert caught.value.message.startswith("call:start: ")
 
 
-@given(st.dictionaries(st.sampled_from(["name", "reason", "page", "x"]), st.from_type(object)))
+@given(
+    st.dictionaries(
+        st.sampled_from(["name", "reason", "page", "source", "x"]), st.from_type(object)
+    )
+)
 def test_any_visitor_value_parses_or_is_a_payload_error(visitor: dict) -> None:
     try:
         event = start(visitor)
     except PayloadError:
         return
-    for text in (event.visitor.name, event.visitor.reason, event.visitor.page):
+    visitor = event.visitor
+    for text in (visitor.name, visitor.reason, visitor.page, visitor.source):
         assert text == " ".join(text.split())  # one line, trimmed
         text.encode("utf-8")  # no lone surrogates
 

@@ -42,8 +42,11 @@ async def test_widget_settings_of_a_site(signaling_server: SignalingServer) -> N
         "open": True,
         "next_opening": None,
         "hours": None,
-        "fallback": "callback",
+        "fallback": [],
         "callback": None,
+        "voicemail": None,
+        "chat": None,
+        "messages": False,
     }
     assert status == 200
     assert body == {**SHOP_WIDGET.public_settings(), **availability}

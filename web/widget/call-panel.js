@@ -234,7 +234,10 @@ export class CallPanel {
     ui.keypadToggle.hidden = !talking;
     if (!talking) ui.keypad.hidden = true;
     ui.keypadToggle.setAttribute('aria-expanded', String(!ui.keypad.hidden));
-    ui.audioControls.hidden = !calling || phase === 'microphone';
+    // While a voicemail is left too: the level shows the microphone works, the volume is
+    // the greeting's.
+    const leaving = phase === 'voicemail' && this.host.detail.step !== 'microphone';
+    ui.audioControls.hidden = !(calling || leaving) || phase === 'microphone';
     ui.timer.hidden = !talking;
     ui.quality.hidden = !talking || !this.weak;
     ui.details.hidden = settings.visitor_details === 'off' || !canCall;

@@ -5,12 +5,10 @@
 // gateway's limits (countries, how many days ahead) come from the site's settings.
 import { CallbackRefused, CallbackWatch, requestCallback } from './callback.js';
 import { h } from './dom.js';
+import { fallbacks, nobodyAnswered } from './fallback.js';
 import { callbackDaysAhead } from './settings.js';
 import { fill } from './words.js';
 
-// With `fallback = "callback"`, the ends of a call after which a callback is offered.
-const CALLBACK_CAUSES = new Set(['busy', 'no_answer', 'declined']);
-const CALLBACK_REFUSALS = new Set(['closed', 'busy', 'site_busy', 'nobody_available']);
 // Refusals of a callback request that are about the number, or about the time.
 const NUMBER_CODES = new Set([
   'number_missing', 'number_invalid', 'country_not_allowed', 'number_type_refused', 'number_limit',
@@ -146,26 +144,22 @@ export class CallbackForm {
     }
   }
 
-  /** Whether "Call me back" is offered now: the site's fallback is "callback" and it takes
-   * callbacks, it is closed or the call ended busy / unanswered / refused as closed or
-   * busy, and no callback of this page is on its way. */
+  /** Whether "Call me back" is offered now: the site's fallback has "callback" and it
+   * takes callbacks, nobody can answer (closed, or the call ended busy / unanswered /
+   * refused as closed or busy: fallback.js), and no callback of this page is on its way. */
   offered() {
     const settings = this.host.settings;
-    if (settings.fallback !== 'callback' || !settings.callback) return false;
+    if (!fallbacks(settings).includes('callback') || !settings.callback) return false;
     if (this.sending) return true;
     if (this.watch && !this.watch.stopped) return false;
-    const detail = this.host.detail;
-    if (detail.phase === 'closed') return true;
-    if (detail.phase !== 'ended') return false;
-    return CALLBACK_CAUSES.has(detail.cause) || (detail.cause === 'refused' && CALLBACK_REFUSALS.has(detail.code));
+    return nobodyAnswered(this.host.detail);
   }
 
-  /** Show what can be used now; `primary`: the offer is the panel's main action. */
-  update(primary) {
+  /** Show what can be used now. */
+  update() {
     const ui = this.ui;
     const offered = this.offered();
     ui.offer.hidden = !offered;
-    ui.offer.classList.toggle('primary', primary);
     ui.cancel.hidden = !(this.watch && !this.watch.stopped && CANCELLABLE.has(this.state));
     if (!offered) ui.form.hidden = true;
     ui.offer.setAttribute('aria-expanded', String(!ui.form.hidden));

@@ -27,6 +27,7 @@ const ICONS = {
     shapes: [6, 12, 18].flatMap((y) => [6, 12, 18].map((x) => ['circle', { cx: String(x), cy: String(y), r: '2' }])),
   },
   close: { shapes: [['path', { d: 'M6 6l12 12M18 6L6 18' }]] },
+  chat: { shapes: [['path', { d: 'M4 5.5h16v10H9l-4 3.5v-3.5H4z' }]] },
   check: { shapes: [['path', { d: 'M5 12.5l4.5 4.5L19 7.5' }]] },
   cross: { shapes: [['path', { d: 'M7 7l10 10M17 7L7 17' }]] },
   warning: { shapes: [['path', { d: 'M12 3.5L2.5 20h19zM12 10v4.5M12 17.5v.01' }]] },

@@ -9,18 +9,26 @@
 // callbackstatechange / precheckstatechange / quality / rated), described in
 // docs/embedding.md.
 import { CallbackForm } from './callback-form.js';
+import { ChatPanel } from './chat.js';
+import { fallbacks } from './fallback.js';
 import { CallPanel, IN_CALL, PROBLEMS, TALKING, problemWords } from './call-panel.js';
 import { CheckPanel } from './check-panel.js';
 import { h, icon } from './dom.js';
+import { MessageForm } from './message-form.js';
 import { TimeWords, renderHours } from './hours.js';
 import { CallSession, micBlockedByPage } from './session.js';
 import { RatingForm } from './rating.js';
 import { DEFAULT_SETTINGS, applyLook, fetchSettings } from './settings.js';
 import { WidgetAudio } from './sounds.js';
+import { VoicemailPanel } from './voicemail.js';
 import { ENGLISH, loadWords, pickLanguage } from './words.js';
 
 const BASE = new URL('../', import.meta.url); // the gateway: this file is /widget/element.js
 const SITE_ID = /^[a-z0-9-]{1,40}$/;
+const MAX_SOURCE_CHARS = 64; // of a call link's ?source= tag, as the gateway takes it
+// What a source tag keeps: letters and digits of any script, and a few separators.
+const SOURCE_DROPPED = /[^\p{L}\p{N} ._:/+@-]+/gu;
+const OPEN_HASH = '#call'; // a link to a page with the widget that opens it
 const MAX_TIMER_MS = 24 * 3600 * 1000; // a closed widget reopens itself within a day
 const TYPED_INPUTS = new Set(['text', 'tel', 'datetime-local']); // digits typed there stay there
 // Where the floating panel becomes a bottom sheet (widget.css says the same).
@@ -38,6 +46,7 @@ export class ClickToCall extends HTMLElement {
     this.detail = { phase: 'loading' };
     this.lastStatus = ''; // the status words last shown (statechange fires on a change)
     this.mode = 'inline'; // page | inline | floating
+    this.link = false; // the call link's own page (/call/<site>)
     this.pendingCall = false;
     this.remote = null; // the remote MediaStream of the call being started
     this.panelWanted = false; // opened (or asked to call) before the settings said floating
@@ -51,6 +60,9 @@ export class ClickToCall extends HTMLElement {
     this.callbackForm = null;
     this.checkPanel = null;
     this.ratingForm = null;
+    this.voicemailPanel = null;
+    this.chatPanel = null;
+    this.messageForm = null;
   }
 
   // ------------------------------------------------------------------ public API
@@ -92,18 +104,23 @@ export class ClickToCall extends HTMLElement {
       this.session = null;
       this.callPanel.dispose();
       this.callbackForm.dispose();
+      this.voicemailPanel.dispose();
       this.checkPanel.cancel();
       clearTimeout(this.reopenTimer);
+      if (this.onHash) window.removeEventListener('hashchange', this.onHash);
     });
   }
 
   async init() {
     this.mode = this.getAttribute('mode') === 'page' ? 'page' : 'inline';
+    // The call link's page (/call/<site>): a page of its own, not framed by a site.
+    this.link = this.mode === 'page' && this.hasAttribute('link');
     const siteId = this.getAttribute('site') || (this.mode === 'page' ? siteOfPage() : '');
     const session = new CallSession(BASE, siteId);
     this.session = session;
     session.addEventListener('status', (event) => this.show(event.detail));
     session.addEventListener('microphone', (event) => this.callPanel.meter(this.audio, event.detail.stream));
+    this.chatPanel.attach(session);
     // The end of a call the visitor hung up, confirmed by the gateway: a rating may follow.
     session.addEventListener('rating', (event) => {
       if (this.detail.phase !== 'ended') return;
@@ -132,6 +149,12 @@ export class ClickToCall extends HTMLElement {
     } else {
       this.enableCalls();
     }
+    // A link to this page ending in #call opens the widget (and so does following one).
+    if (location.hash === OPEN_HASH) this.open();
+    this.onHash = () => {
+      if (location.hash === OPEN_HASH) this.open();
+    };
+    window.addEventListener('hashchange', this.onHash);
   }
 
   /** The site is open: check that this browser can call, then connect. */
@@ -209,6 +232,7 @@ export class ClickToCall extends HTMLElement {
     if (this.mode !== 'page') this.mode = settings.position === 'inline' ? 'inline' : 'floating';
     ui.root.lang = language;
     ui.root.dataset.mode = this.mode;
+    ui.root.dataset.link = this.link ? 'true' : '';
     ui.root.dataset.position = settings.position;
     applyLook(this, settings);
     const label = settings.label || w.label;
@@ -231,6 +255,22 @@ export class ClickToCall extends HTMLElement {
     this.callbackForm.label(w, settings);
     this.checkPanel.label(w);
     this.ratingForm.label(w);
+    this.voicemailPanel.label(w);
+    this.chatPanel.label(w);
+    this.messageForm.label(w);
+    this.orderOffers(settings);
+  }
+
+  /** The fallbacks' offers in the order the site lists them. */
+  orderOffers(settings) {
+    const buttons = {
+      voicemail: this.voicemailPanel.ui.offer,
+      text: this.messageForm.ui.offer,
+      callback: this.callbackForm.ui.offer,
+    };
+    const order = fallbacks(settings).filter((name) => buttons[name]);
+    const rest = Object.keys(buttons).filter((name) => !order.includes(name));
+    this.ui.offers.replaceChildren(...[...order, ...rest].map((name) => buttons[name]));
   }
 
   /** The site's logo (or operator's picture) in the header: decorative, the name is
@@ -261,7 +301,10 @@ export class ClickToCall extends HTMLElement {
     this.callPanel.onState(detail);
     if (phase === 'ended') this.ratingForm.offer(detail);
     if (phase === 'ended' && detail.cause === 'refused' && detail.code === 'closed') this.learnClosed();
-    if (IN_CALL.has(phase)) this.callbackForm.shown = false; // a call takes the status line over
+    if (IN_CALL.has(phase) || phase === 'voicemail') {
+      this.callbackForm.shown = false; // a call takes the status line over
+      this.messageForm.forget();
+    }
     this.refresh();
     if (phase === 'ended') this.emit('ended', { cause: detail.cause, text: this.lastStatus });
     if (phase === 'unavailable' || (phase === 'ended' && PROBLEMS.has(detail.cause))) {
@@ -292,8 +335,15 @@ export class ClickToCall extends HTMLElement {
         status = w.closed;
         help = this.time.opensAgain(this.settings);
         break;
+      case 'voicemail':
+        [status, help] = this.voicemailPanel.stateWords(detail);
+        break;
       default:
-        [status, help] = this.callPanel.stateWords(detail);
+        if (phase === 'ended' && String(detail.cause).startsWith('voicemail_')) {
+          [status, help] = this.voicemailPanel.stateWords(detail);
+        } else {
+          [status, help] = this.callPanel.stateWords(detail);
+        }
     }
     const testing = phase === 'ready' || phase === 'ended';
     const test = testing ? this.checkPanel.statusWords() : null;
@@ -304,9 +354,13 @@ export class ClickToCall extends HTMLElement {
     if (form.shown && phase !== 'loading') {
       status = form.text; // the callback's progress, until the next call
       help = '';
+    } else if (this.messageForm.shown && phase !== 'loading') {
+      status = this.messageForm.text; // the message left was received
+      help = '';
     }
     this.writeStatus(status, help);
     this.ui.root.dataset.phase = phase;
+    this.ui.root.dataset.step = detail.step || ''; // a voicemail's: recording shows red
     this.updateControls();
     // The gateway confirms some states the widget already showed: no repeated events.
     if (phase !== this.reportedPhase || status !== this.lastStatus) {
@@ -341,10 +395,17 @@ export class ClickToCall extends HTMLElement {
     // Call is there whenever it would start a call (at once, or once connected).
     const canCall = this.canConnect && Boolean(this.session) && ['loading', 'ready', 'ended'].includes(phase);
     const focused = this.shadowRoot.activeElement; // before its control may go away
-    const target = this.callPanel.update(phase, canCall, this.settings);
+    const target = this.callPanel.update(phase, canCall, this.settings) || this.voicemailPanel.update();
+    if (phase !== 'voicemail') this.voicemailPanel.update();
     this.checkPanel.update(phase, canCall, this.settings);
     this.ratingForm.update(phase);
-    this.callbackForm.update(!canCall && !calling);
+    this.callbackForm.update();
+    this.messageForm.update();
+    this.chatPanel.update(phase);
+    // Without Call, the first of the site's fallbacks offered is the main action.
+    const offers = [...this.ui.offers.children].filter((offer) => !offer.hidden);
+    offers.forEach((offer, index) => offer.classList.toggle('primary', index === 0 && !canCall && !calling));
+    ui.offers.hidden = offers.length === 0;
     ui.hours.hidden = phase !== 'closed' || !this.hoursShown;
     ui.launcher.classList.toggle('active', calling);
     // A control that just went away must not take the keyboard focus with it.
@@ -388,7 +449,11 @@ export class ClickToCall extends HTMLElement {
   firstControl() {
     const ui = this.ui;
     const call = this.callPanel.ui;
-    if (this.detail.phase === 'closed') return this.callbackForm.firstControl() || ui.panel;
+    if (this.detail.phase === 'closed') {
+      const offer = [...ui.offers.children].find((button) => !button.hidden);
+      if (offer === this.callbackForm.ui.offer) return this.callbackForm.firstControl();
+      return offer || (this.chatPanel.ui.toggle.hidden ? ui.panel : this.chatPanel.ui.toggle);
+    }
     const typing = !this.smallScreen();
     if (typing && !call.details.hidden && !call.name.value) return call.name;
     if (!call.call.hidden && !call.call.disabled) return call.call;
@@ -428,13 +493,24 @@ export class ClickToCall extends HTMLElement {
       return;
     }
     this.pendingCall = false;
+    const source = this.sourceTag();
+    if (source) visitor.source = source;
     session.start(this.remote, visitor);
   }
 
   /** The page the visitor is on, without query and fragment; for the full-page widget,
-   * the page that frames it. */
+   * the page that frames it (the call link's page is its own). */
   pageAddress() {
-    return pageAddress(this.mode === 'page' ? document.referrer : location.href);
+    return pageAddress(this.mode === 'page' && !this.link ? document.referrer : location.href);
+  }
+
+  /** Where the visitor came from: the `?source=` of the page's address (a call link from a
+   * newsletter or a post), else the element's `source` attribute; cleaned as the gateway
+   * takes it (letters, digits, ` ._:/+@-`, at most 64 characters), '' for none. */
+  sourceTag() {
+    const tag = new URLSearchParams(location.search).get('source') || this.getAttribute('source') || '';
+    const cleaned = tag.replace(SOURCE_DROPPED, '').replace(/\s+/g, ' ').trim();
+    return Array.from(cleaned).slice(0, MAX_SOURCE_CHARS).join('').trim();
   }
 
   // ------------------------------------------------------------------ DOM
@@ -446,6 +522,12 @@ export class ClickToCall extends HTMLElement {
     this.callbackForm = new CallbackForm(this);
     this.checkPanel = new CheckPanel(this);
     this.ratingForm = new RatingForm(this);
+    this.voicemailPanel = new VoicemailPanel(this);
+    this.chatPanel = new ChatPanel(this);
+    this.messageForm = new MessageForm(this);
+    const voicemail = this.voicemailPanel.ui;
+    const chat = this.chatPanel.ui;
+    const message = this.messageForm.ui;
     const ui = {};
     ui.launcherLabel = h('span', { class: 'launcher-label' });
     ui.launcher = h(
@@ -464,6 +546,7 @@ export class ClickToCall extends HTMLElement {
     ui.hours = h('table', { class: 'hours', hidden: '' }); // filled by renderHours
     const call = this.callPanel;
     const form = this.callbackForm;
+    ui.offers = h('div', { class: 'offers' }, voicemail.offer, message.offer, form.ui.offer); // orderOffers
     const check = this.checkPanel.ui;
     const rating = this.ratingForm.ui;
     ui.panel = h(
@@ -474,17 +557,21 @@ export class ClickToCall extends HTMLElement {
         'div',
         { class: 'body' },
         h('div', { class: 'state' }, ui.status, ui.help),
+        voicemail.timer,
         ...call.before,
         check.level,
         check.results,
         check.measured,
         ui.hours,
-        h('div', { class: 'actions' }, ...call.actions, check.start, form.ui.offer),
+        h('div', { class: 'actions' }, ...call.actions, voicemail.send, check.start, ui.offers),
         ...call.after,
+        chat.toggle,
+        chat.view,
         rating.form,
         rating.thanks,
         form.ui.form,
         form.ui.cancel,
+        message.form,
       ),
     );
     // Hidden until the stylesheet is in, so that nothing flashes unstyled.
@@ -506,7 +593,10 @@ export class ClickToCall extends HTMLElement {
       this.closePanel();
       return;
     }
-    const typing = event.target instanceof HTMLInputElement && TYPED_INPUTS.has(event.target.type);
+    const target = event.target;
+    // Digits typed in a field (a number, a chat message) stay there: no DTMF.
+    const typing =
+      target instanceof HTMLTextAreaElement || (target instanceof HTMLInputElement && TYPED_INPUTS.has(target.type));
     if (typing || event.ctrlKey || event.metaKey || event.altKey) return;
     if (/^[0-9*#]$/.test(event.key) && TALKING.has(this.detail.phase)) {
       event.preventDefault();

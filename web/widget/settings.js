@@ -19,8 +19,11 @@ export const DEFAULT_SETTINGS = {
   open: true,
   next_opening: null,
   hours: null,
-  fallback: 'message',
+  fallback: [],
   callback: null,
+  voicemail: null,
+  chat: null,
+  messages: false,
 };
 
 const HEX_COLOUR = /^#[0-9a-fA-F]{6}$/;
