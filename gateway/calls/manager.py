@@ -348,13 +348,7 @@ class CallManager:
         try:
             return await self.checks.start(site, client, offer_sdp)
         except CallRefused as exc:
-            logger.info(
-                "pre-call check refused (%s): site %s, client %s: %s",
-                exc.code,
-                site.id,
-                clipped(client, 64),
-                clipped(exc.detail if isinstance(exc, LimitRefused) else exc.message),
-            )
+            _log_refusal("pre-call check", exc, site.id, client)
             raise
 
     async def stop_check(self, check_id: str) -> None:
@@ -379,13 +373,7 @@ class CallManager:
                 site, client, offer_sdp, notify, visitor=visitor, after_call=after_call
             )
         except CallRefused as exc:
-            logger.info(
-                "voicemail refused (%s): site %s, client %s: %s",
-                exc.code,
-                site.id,
-                clipped(client, 64),
-                clipped(exc.detail if isinstance(exc, LimitRefused) else exc.message),
-            )
+            _log_refusal("voicemail", exc, site.id, client)
             raise
 
     async def send_voicemail(self, voicemail_id: str) -> None:
@@ -419,13 +407,7 @@ class CallManager:
                 call_id=call_id,
             )
         except CallRefused as exc:
-            logger.info(
-                "chat message refused (%s): site %s, client %s: %s",
-                exc.code,
-                site.id,
-                clipped(client, 64),
-                clipped(exc.detail if isinstance(exc, LimitRefused) else exc.message),
-            )
+            _log_refusal("chat message", exc, site.id, client)
             raise
 
     async def chat_close(self, conversation_id: str) -> None:
@@ -562,3 +544,16 @@ def _visitor_headers(site: SiteConfig, visitor: VisitorDetails) -> list[tuple[st
     if visitor.source:
         headers.append(("X-Visitor-Source", visitor.source))
     return headers
+
+
+def _log_refusal(what: str, exc: CallRefused, site_id: str, client: str) -> None:
+    """One line for a refused check, voicemail or chat message: the code, the site, the
+    visitor's address and why (the limit's detail, which the page is not told)."""
+    logger.info(
+        "%s refused (%s): site %s, client %s: %s",
+        what,
+        exc.code,
+        site_id,
+        clipped(client, 64),
+        clipped(exc.detail if isinstance(exc, LimitRefused) else exc.message),
+    )
