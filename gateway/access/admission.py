@@ -179,12 +179,7 @@ class CallAdmission:
     async def _admit(
         self, site: SiteConfig, client: str, now: float, *, visitor: bool
     ) -> AdmittedCall:
-        if self.live_calls >= self.max_calls:
-            raise LimitRefused(
-                "busy",
-                "the gateway is at its call limit; try again later",
-                f"the gateway carries {self.live_calls} calls (limits.max_calls)",
-            )
+        self._check_capacity()
 
         def decide(facts: CallFacts) -> None:
             if facts.site_calls >= site.max_site_calls:
@@ -227,12 +222,7 @@ class CallAdmission:
         counted apart from their calls (`voicemail_key`). `lasts`: the seconds it cannot
         outlast."""
         client = client_key(address)
-        if self.live_calls >= self.max_calls:
-            raise LimitRefused(
-                "busy",
-                "the gateway is at its call limit; try again later",
-                f"the gateway carries {self.live_calls} calls (limits.max_calls)",
-            )
+        self._check_capacity()
 
         def decide(facts: CallFacts) -> None:
             if facts.client_calls >= self.max_calls_per_client:
@@ -338,6 +328,15 @@ class CallAdmission:
             # The call's place frees itself when its bound passes (the Redis ledger), or
             # when this worker stops (the machine's).
             logger.warning("the ledger missed a call's answer or end: %s", exc)
+
+    def _check_capacity(self) -> None:
+        """This worker's own limit (`limits.max_calls`): calls and voicemails together."""
+        if self.live_calls >= self.max_calls:
+            raise LimitRefused(
+                "busy",
+                "the gateway is at its call limit; try again later",
+                f"the gateway carries {self.live_calls} calls (limits.max_calls)",
+            )
 
     def _check_budget(self, site: SiteConfig, used: float) -> None:
         if used < site.daily_call_minutes:
