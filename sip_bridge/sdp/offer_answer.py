@@ -1,7 +1,7 @@
 """SDP offer/answer (RFC 3264) for the one audio stream of a SIP call.
 
-We speak PCMU, PCMA, G.722, G.729 (when bcg729 is installed) and Opus (RFC 7587) over plain RTP/AVP, plus RFC 4733
-telephone-events for DTMF at the audio codec's clock.
+We speak PCMU, PCMA, G.722, G.729 (when bcg729 is installed) and Opus (RFC 7587) over plain
+RTP/AVP, plus RFC 4733 telephone-events for DTMF at the audio codec's clock.
 Every other stream of an offer (video, T.38, data channels, a second audio stream, audio over
 SRTP) is rejected in the answer with port 0 at its position, as RFC 3264 section 6 requires.
 """
