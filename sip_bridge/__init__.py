@@ -48,6 +48,7 @@ from sip_bridge.registration import RegistrationSettings
 from sip_bridge.rtp.codecs import codec_by_name
 from sip_bridge.rtp.concealment import LossConcealer
 from sip_bridge.rtp.dtmf import DtmfDigit
+from sip_bridge.rtp.g729 import g729_missing
 from sip_bridge.transaction import build_non2xx_ack, same_transaction_request
 from sip_bridge.uri import SipUri, parse_name_address, parse_sip_uri, parse_uri
 from sip_bridge.useragent import (
@@ -99,6 +100,7 @@ __all__ = [
     "UserAgentConfig",
     "build_non2xx_ack",
     "codec_by_name",
+    "g729_missing",
     "paced_ticks",
     "parse_message",
     "parse_name_address",

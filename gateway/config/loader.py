@@ -55,7 +55,6 @@ from gateway.config.schema import (
 from gateway.config.values import (
     _BROWSER_CODECS,
     _INHERIT,
-    _SIP_CODECS,
     _SITE_ID,
     Converter,
     _admin_users,
@@ -109,6 +108,7 @@ from gateway.config.values import (
     _retention_days,
     _routing,
     _session_interval,
+    _sip_codecs,
     _sip_user,
     _site_id,
     _smtp_url,
@@ -303,7 +303,7 @@ _SECTIONS: dict[str, dict[str, Converter]] = {
     "media": {
         "rtp_ports": _port_range,
         "browser_codecs": _codec_list(_BROWSER_CODECS),
-        "sip_codecs": _codec_list(_SIP_CODECS),
+        "sip_codecs": _sip_codecs,
         "ringback": _ringback,
         "media_timeout": _positive_seconds,
         "rtp_latching": _choice("sdp", "any"),

@@ -20,7 +20,7 @@ from gateway.sites.notifications import email_address
 from gateway.sites.problems import SettingsProblems
 from gateway.storage.engine import DatabaseUrl
 from gateway.storage.redis_server import RedisUrl
-from sip_bridge import SipParseError, SipUri, parse_sip_uri
+from sip_bridge import SipParseError, SipUri, g729_missing, parse_sip_uri
 
 Converter = Callable[[object], Any]
 _E = TypeVar("_E", bound=enum.StrEnum)
@@ -356,8 +356,18 @@ def _port_range(value: object) -> tuple[int, int]:
     return low, high
 
 
-_SIP_CODECS = {"pcmu": "PCMU", "pcma": "PCMA", "g722": "G722", "opus": "opus"}
+_SIP_CODECS = {"pcmu": "PCMU", "pcma": "PCMA", "g722": "G722", "g729": "G729", "opus": "opus"}
 _BROWSER_CODECS = {"pcmu": "PCMU", "pcma": "PCMA", "opus": "opus"}
+
+
+def _sip_codecs(value: object) -> tuple[str, ...]:
+    """The SIP leg's codecs; G.729 only where bcg729 is installed (an option, not a default)."""
+    codecs = _codec_list(_SIP_CODECS)(value)
+    if "G729" in codecs:
+        missing = g729_missing()
+        if missing is not None:
+            raise _Invalid(f"G729 is listed but cannot be used: {missing}")
+    return codecs
 
 
 def _codec_list(known: dict[str, str]) -> Callable[[object], tuple[str, ...]]:

@@ -1,8 +1,8 @@
 """Frame-by-frame transcoding between the browser leg's codec and the SIP leg's codec.
 
 Used only when the two legs share no codec (the codec policy prefers G.711 end to end, which
-needs none). One 20 ms frame in, zero or more 20 ms frames out; codecs come from libavcodec
-through PyAV (Opus, G.722) or from our G.711 tables.
+needs none). One 20 ms frame in, zero or more 20 ms frames out; codecs come from libopus,
+libavcodec through PyAV (G.722), bcg729 (G.729, an option) or our G.711 tables.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from sip_bridge import LossConcealer, codec_by_name
 class AudioCodec:
     """A codec of either leg: what the bridge needs to know to relay or convert it."""
 
-    name: str  # "PCMU", "PCMA", "G722", "opus"
+    name: str  # "PCMU", "PCMA", "G722", "G729", "opus"
     sample_rate: int  # PCM rate of the decoder/encoder
     clock_rate: int  # RTP clock
 
@@ -146,6 +146,7 @@ class Transcoder:
     def __init__(self, source: AudioCodec, target: AudioCodec) -> None:
         self.source = source
         self.target = target
+        self._opus_target = target.name == "opus"
         if target.name == "opus" and source.sample_rate in OPUS_INPUT_RATES:
             # A phone's narrowband audio: CELT from its own rate is cheapest and quickest.
             self.pcm_rate = source.sample_rate
@@ -180,6 +181,10 @@ class Transcoder:
             return pcm
         assert self._decoder is not None  # not Opus: one of the two is set
         pcm = self._decoder.decode(bytes(payload))
+        if len(pcm) != self.source.frame_samples and (not len(pcm) or self._opus_target):
+            # Nothing decoded (a G.729 payload of a length RFC 3551 does not allow), or not
+            # the 20 ms libopus is given (a lone G.729 SID frame): concealed instead.
+            return None
         if self._resampler is not None:
             return self._resampler.resample(_pcm_frame(pcm, self.source.sample_rate))
         return pcm

@@ -15,6 +15,7 @@ import numpy as np
 
 from sip_bridge.rtp import g711
 from sip_bridge.rtp.g722 import G722Decoder, G722Encoder
+from sip_bridge.rtp.g729 import G729Decoder, G729Encoder
 from sip_bridge.rtp.opus import OpusDecoder, OpusEncoder
 
 __all__ = [
@@ -131,15 +132,19 @@ PCMA = CodecInfo(
     lambda: _TableDecoder(g711.ALAW_DECODE_TABLE),
 )
 G722 = CodecInfo("G722", 9, 8000, 16000, 8000, G722Encoder, G722Decoder)
+# 8 kbit/s; an option: bcg729 is loaded when a coder is first made (g729.g729_missing()).
+G729 = CodecInfo("G729", 18, 8000, 8000, 1000, G729Encoder, G729Decoder)
 
 
 # Opus's payload type is dynamic: 111 is what we offer; the SDP says what a peer uses.
 # Its byte rate varies; 4000 bytes/s is the 32 kbit/s we encode at.
 OPUS = CodecInfo("opus", 111, 48000, 48000, 4000, OpusEncoder, OpusDecoder)
 
-CODECS: dict[str, CodecInfo] = {codec.name.upper(): codec for codec in (PCMU, PCMA, G722, OPUS)}
+CODECS: dict[str, CodecInfo] = {
+    codec.name.upper(): codec for codec in (PCMU, PCMA, G722, G729, OPUS)
+}
 BYTE_PER_TICK = frozenset({"PCMU", "PCMA", "G722"})  # one payload byte per RTP tick
-_BY_PAYLOAD_TYPE = {codec.payload_type: codec for codec in (PCMU, PCMA, G722)}
+_BY_PAYLOAD_TYPE = {codec.payload_type: codec for codec in (PCMU, PCMA, G722, G729)}
 
 
 def codec_by_name(name: str) -> CodecInfo:

@@ -1,7 +1,7 @@
 """SDP offer/answer (RFC 3264) for the one audio stream of a SIP call.
 
-We speak PCMU, PCMA, G.722 and Opus (RFC 7587) over plain RTP/AVP, plus RFC 4733
-telephone-events for DTMF at the audio codec's clock.
+We speak PCMU, PCMA, G.722, G.729 (when bcg729 is installed) and Opus (RFC 7587) over plain
+RTP/AVP, plus RFC 4733 telephone-events for DTMF at the audio codec's clock.
 Every other stream of an offer (video, T.38, data channels, a second audio stream, audio over
 SRTP) is rejected in the answer with port 0 at its position, as RFC 3264 section 6 requires.
 """
@@ -27,7 +27,7 @@ from sip_bridge.sdp.errors import NoCommonCodec, SdpError
 
 @dataclass(frozen=True, slots=True)
 class _Codec:
-    name: str  # as we name it: "PCMU", "PCMA", "G722", "opus"
+    name: str  # as we name it: "PCMU", "PCMA", "G722", "G729", "opus"
     payload_type: int  # static, or the dynamic one we offer it under
     clock_rate: int  # RTP clock (G.722's is 8000 though it samples at 16 kHz)
     channels: int  # in the rtpmap: Opus is always "opus/48000/2" (RFC 7587 §7)
@@ -38,6 +38,8 @@ _CODECS = (
     _Codec("PCMU", 0, 8000, 1),
     _Codec("PCMA", 8, 8000, 1),
     _Codec("G722", 9, 8000, 1),
+    # We send no Annex B (VAD/comfort noise) SID frames, though we decode a peer's.
+    _Codec("G729", 18, 8000, 1, "annexb=no"),
     # Mono voice, 10 ms frames allowed, in-band FEC welcome (RFC 7587 §6.1).
     _Codec("opus", 111, 48000, 2, "minptime=10;useinbandfec=1"),
 )
@@ -70,7 +72,7 @@ class NegotiatedAudio:
     SDP allows a host name there, which the caller must resolve before sending.
     """
 
-    codec: str  # "PCMU" | "PCMA" | "G722" | "opus"
+    codec: str  # "PCMU" | "PCMA" | "G722" | "G729" | "opus"
     clock_rate: int  # RTP clock (8000, or 48000 for Opus)
     send_payload_type: int  # the PT the remote declared for the codec (we send with it)
     recv_payload_type: int  # the PT we declared

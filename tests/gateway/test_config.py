@@ -35,6 +35,7 @@ from gateway.config import (
     load_config,
     parse_config,
 )
+from sip_bridge.rtp import g729
 from sip_bridge.uri import parse_sip_uri
 from tests.support.audio import write_tone_wav
 
@@ -526,6 +527,23 @@ def test_each_rule_names_the_key(text: str, key: str, reason: str) -> None:
     message = problems_of(text)
     lines = message.splitlines()
     assert any(line.startswith(f"{key}: ") and reason in line for line in lines), message
+
+
+def test_g729_is_an_option_of_the_sip_leg_where_bcg729_is_installed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    config = parse_config('[media]\nsip_codecs = ["g729", "PCMU"]')
+    assert config.media.sip_codecs == ("G729", "PCMU")
+    # The same file on a machine without bcg729: dlopen really fails on a name not there.
+    monkeypatch.setattr(g729, "_LIBRARY", "libbcg729-absent.so.0")
+    g729._library.cache_clear()
+    try:
+        message = problems_of('[media]\nsip_codecs = ["G729", "PCMU"]')
+        assert message.startswith("media.sip_codecs: G729 is listed but cannot be used")
+        assert "libbcg729-0" in message
+        assert parse_config('[media]\nsip_codecs = ["PCMU"]').media.sip_codecs == ("PCMU",)
+    finally:
+        g729._library.cache_clear()
 
 
 def test_a_syntax_error_is_a_config_error_with_its_position() -> None:

@@ -38,7 +38,7 @@ def encode_all(encode, pcm: np.ndarray, rate: int) -> list[bytes | None]:
     return [encode(pcm[i * size : (i + 1) * size]) for i in range(len(pcm) // size)]
 
 
-@pytest.mark.parametrize("phone", ["PCMU", "PCMA", "G722"])
+@pytest.mark.parametrize("phone", ["PCMU", "PCMA", "G722", "G729"])
 def test_browser_opus_to_phone_keeps_the_tone(phone):
     target = audio_codec(phone)
     transcoder = Transcoder(OPUS, target)
@@ -53,7 +53,7 @@ def test_browser_opus_to_phone_keeps_the_tone(phone):
     assert 3000 < np.abs(pcm.astype(np.int32)).mean() < 7000  # level kept (~5100)
 
 
-@pytest.mark.parametrize("phone", ["PCMU", "G722"])
+@pytest.mark.parametrize("phone", ["PCMU", "G722", "G729"])
 def test_phone_to_browser_opus_encodes_at_the_phone_rate(phone):
     source = audio_codec(phone)
     transcoder = Transcoder(source, OPUS)
@@ -77,6 +77,17 @@ def test_lost_frames_are_concealed_in_the_target_codec():
     assert concealed is not None
     pcm = OpusDecoder().decode(concealed)
     assert len(pcm) == 960  # a decodable 20 ms Opus frame carrying the concealment
+
+
+def test_g729_payloads_that_are_not_20_ms_are_concealed_for_the_browser():
+    transcoder = Transcoder(audio_codec("G729"), OPUS)
+    encoder = codec_by_name("G729").create_encoder(20)
+    for frame in np.split(tone(8000, 700, 20), 20):
+        transcoder.convert(encoder.encode(frame))
+    # A length RFC 3551 does not allow, and a lone Annex B SID frame (10 ms).
+    for payload in (b"\x01\x02\x03", b"\x32\x40"):
+        out = transcoder.convert(payload)
+        assert out is not None and len(OpusDecoder().decode(out)) == 960
 
 
 class RecordingLeg:

@@ -33,6 +33,20 @@ async def test_answered_call_echoes_our_tone(sipp_factory):
     await uas.assert_passed_async()
 
 
+async def test_a_g729_call_echoes_our_tone(sipp_factory):
+    # A phone system answering in G.729 with Annex B: 20 ms of G.729 each way, tone heard.
+    uas = sipp_factory("uas_answer_echo_g729", rtp_echo=True)
+    async with caller(codecs=["G729", "PCMU"]) as c:
+        call = await c.call(uas.uri)
+        await answered(call, c.media)
+        assert c.media.negotiated.codec == "G729"
+        heard = await exchange_audio(c.media, tone(1000, 2.0, 8000), 2.0)
+        assert_tone(heard, 8000, 1000, skip_seconds=0.3)
+        call.hangup()
+        await asyncio.wait_for(call.ended, 5)
+    await uas.assert_passed_async()
+
+
 async def test_busy(sipp_factory):
     uas = sipp_factory("uas_busy")
     async with caller() as c:

@@ -1542,3 +1542,29 @@ def test_baresip_accepts_our_answer(tmp_path, udp_sockets):
         )
         sip.sendto(bye, address)
         receive_sip(sip, "SIP/2.0 200")
+
+
+def test_g729_offered_with_annex_b_is_chosen_and_answered_with_annexb_no():
+    # A PBX offering G.729 with VAD/comfort noise (annexb=yes, also the default), static PT.
+    offer = offer_with(
+        "m=audio 5000 RTP/AVP 18 0 101\na=fmtp:18 annexb=yes\n"
+        "a=rtpmap:101 telephone-event/8000\na=fmtp:101 0-15\n"
+    )
+    answer, audio = answer_to(offer, codecs=["G729", "PCMU"])
+    assert (audio.codec, audio.clock_rate, audio.send_payload_type) == ("G729", 8000, 18)
+    assert audio.dtmf_send_payload_type == 101
+    (media,) = answer.media
+    assert media.formats == ["18", "101"]
+    assert media.rtpmaps[18] == RtpMap(18, "G729", 8000, 1, "annexb=no")
+    # Not chosen when the operator did not list it.
+    _, audio = answer_to(offer, codecs=["PCMU"])
+    assert audio.codec == "PCMU"
+
+
+def test_our_g729_offer_says_annexb_no():
+    offer = build_offer(
+        address="127.0.0.1", port=30000, codecs=["G729"], session_id=1, session_version=1
+    )
+    text = offer.serialize()
+    assert b"m=audio 30000 RTP/AVP 18 101\r\na=rtpmap:18 G729/8000\r\n" in text
+    assert b"a=fmtp:18 annexb=no\r\n" in text

@@ -23,6 +23,7 @@ def test_codec_table():
         "PCMU": (0, 8000, 8000, 160, 160, 160),
         "PCMA": (8, 8000, 8000, 160, 160, 160),
         "G722": (9, 8000, 16000, 320, 160, 160),
+        "G729": (18, 8000, 8000, 160, 20, 160),
         "OPUS": (111, 48000, 48000, 960, 80, 960),  # dynamic PT: what we offer
     }
     assert CODECS["G722"].samples_per_frame(30) == 480
@@ -32,13 +33,14 @@ def test_codec_table():
 def test_lookup_by_name_and_payload_type():
     assert codec_by_name("pcmu") is CODECS["PCMU"]
     assert codec_by_payload_type(9) is CODECS["G722"]
+    assert codec_by_payload_type(18) is CODECS["G729"]
     with pytest.raises(UnknownCodecError, match="SPEEX"):
         codec_by_name("SPEEX")
     with pytest.raises(UnknownCodecError, match="96"):
         codec_by_payload_type(96)
 
 
-@pytest.mark.parametrize("name", ["PCMU", "PCMA", "G722"])
+@pytest.mark.parametrize("name", ["PCMU", "PCMA", "G722", "G729"])
 @pytest.mark.parametrize("ptime", [20, 30])
 def test_every_codec_has_the_same_encoder_decoder_shape(name, ptime):
     codec = CODECS[name]

@@ -9,6 +9,7 @@ import pytest
 
 from sip_bridge.asyncio.player import PcmRecorder, paced_ticks, play_pcm
 from sip_bridge.asyncio.rtp_session import RtpPortsExhaustedError, RtpSession
+from sip_bridge.rtp.g729 import G729Encoder
 from sip_bridge.rtp.jitter import LOST
 from sip_bridge.rtp.packet import RtpPacketizer, parse_rtp
 from sip_bridge.rtp.rtcp import ReceiverReport, build_rtcp, parse_rtcp
@@ -68,7 +69,7 @@ class RawPeer:
         self.sock.close()
 
 
-@pytest.mark.parametrize("codec", ["PCMU", "PCMA", "G722"])
+@pytest.mark.parametrize("codec", ["PCMU", "PCMA", "G722", "G729"])
 async def test_two_sessions_exchange_tones(codec):
     a, b = await connected_pair(codec)
     rate = a.codec.sample_rate
@@ -375,8 +376,9 @@ async def test_port_pairs_are_even_odd_and_exhaustion_is_reported():
         await session.close()
 
 
-async def test_read_pcm_always_yields_a_frame():
-    a, b = await connected_pair("PCMU")
+@pytest.mark.parametrize("codec", ["PCMU", "G729"])
+async def test_read_pcm_always_yields_a_frame(codec):
+    a, b = await connected_pair(codec)
     assert np.array_equal(b.read_pcm(), np.zeros(160, np.int16))  # nothing received yet
     recorder = PcmRecorder(b)
     await asyncio.gather(play_pcm(a, tone(1000, 8000, 0.2)), recorder.record(0.6))
@@ -453,3 +455,34 @@ async def test_relayed_frames_follow_the_peers_ptime_and_a_codec_change():
     finally:
         await session.close()
         peer.close()
+
+
+async def test_g729_lost_and_malformed_packets_are_concealed_in_the_tone():
+    phone = RawPeer()
+    session = await RtpSession.open(HOST, PORTS)
+    session.start(phone.address, "G729")
+    local = (HOST, session.local_port)
+    encoder = G729Encoder(160)
+    writer = RtpPacketizer(18, ssrc=7)
+    signal = tone(1000, 8000, 0.6)
+    recorder = PcmRecorder(session)
+
+    async def send():
+        k = -1
+        async for _ in paced_ticks(0.02, 30):
+            k += 1
+            payload = encoder.encode(signal[k * 160 : (k + 1) * 160])
+            if k == 12:
+                continue  # lost
+            if k == 15:
+                payload = payload[:3]  # a length RFC 3551 does not allow
+            phone.send(bytes(writer.build(payload, k * 160)), local)
+
+    await asyncio.gather(send(), recorder.record(0.7))
+    frames = recorder.frames
+    assert all(f.shape == (160,) and f.dtype == np.int16 for f in frames)
+    heard = np.concatenate(frames)
+    assert abs(dominant_frequency(heard, 8000) - 1000) <= 5
+    assert session.stats.jitter.received == 29  # one lost on the way, one malformed kept
+    await session.close()
+    phone.close()
