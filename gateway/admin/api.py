@@ -8,6 +8,7 @@
     GET    /api/admin/live                                         {"calls": [live call...]}
     GET    /api/admin/destinations                                 {"destinations": [...]}
     GET    /api/admin/deliveries?site=&limit=                      {"deliveries": [...]}
+    GET    /api/admin/registrations?site=                          {"registrations": [...]}
     GET    /api/admin/stats?days=&site=                            {"days": [...]}
     GET    /api/admin/voicemails?site=&limit=                      {"voicemails": [...]}
     GET    /api/admin/voicemails/{id}/audio                        the Ogg/Opus file
@@ -78,6 +79,14 @@ def admin_api_routes(service: AdminService, keys: tuple[str, ...]) -> list[web.R
     async def destinations(request: web.Request) -> web.Response:
         authorized(request)
         return _json(request, {"destinations": await service.destinations()})
+
+    async def registrations(request: web.Request) -> web.Response:
+        authorized(request)
+        unknown = set(request.query) - {"site"}
+        if unknown:
+            raise BadRequest(f"unknown filter(s): {sorted(unknown)[:5]} (site)")
+        filters = parse_filters(request.query, service.sites)
+        return _json(request, {"registrations": await service.registrations(filters.site)})
 
     async def deliveries(request: web.Request) -> web.Response:
         authorized(request)
@@ -164,6 +173,7 @@ def admin_api_routes(service: AdminService, keys: tuple[str, ...]) -> list[web.R
         web.get("/api/admin/live", live),
         web.get("/api/admin/destinations", destinations),
         web.get("/api/admin/deliveries", deliveries),
+        web.get("/api/admin/registrations", registrations),
         web.get("/api/admin/stats", stats),
     ]
 

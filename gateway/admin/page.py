@@ -221,6 +221,7 @@ def admin_page_routes(service: AdminService, sessions: Sessions) -> list[web.Rou
             session=session,
             destinations=await service.destinations(),
             deliveries=await service.deliveries(None, 50),
+            registrations=await service.registrations(),
             active="destinations",
         )
 

@@ -234,6 +234,12 @@ class AdminService:
             for destination in site.destinations
         ]
 
+    async def registrations(self, site: str | None = None) -> list[dict[str, Any]]:
+        """Each worker's registration with each site's trunk (`register = true`): its
+        state, registrar, when the binding runs out or why it failed, when it changed; by
+        site, then worker (docs/admin.md)."""
+        return [status.public() for status in await self.database.registrations.all(site)]
+
     async def deliveries(self, site: str | None, limit: int) -> list[dict[str, Any]]:
         """The newest webhook and mail deliveries with their attempts (docs/admin.md)."""
         if self.notifier is None:

@@ -141,6 +141,13 @@ class Metrics:
             registry=r,
             multiprocess_mode="livemax",
         )
+        self.registration_up = Gauge(
+            "gateway_registration_up",
+            "1 while every worker is registered with the site's trunk, 0 while one is not",
+            ["site"],
+            registry=r,
+            multiprocess_mode="livemin",
+        )
 
     def exposition(self) -> bytes:
         """The text format: the sum over every worker in multiprocess mode, else ours;

@@ -26,7 +26,7 @@ from gateway.api import AccessRefused, MessageRefused
 from gateway.callbacks.service import RequestACall
 from gateway.calls.history import CallHistory
 from gateway.calls.manager import CallManager
-from gateway.calls.registrations import register_sites
+from gateway.calls.registrations import RegistrationReport
 from gateway.calls.voicemail import voicemail_attachments, voicemail_folder
 from gateway.chat.conversations import Conversations
 from gateway.chat.left import LeftMessages
@@ -143,6 +143,8 @@ class Gateway:
     heartbeat: Heartbeat | None = None
     watcher: Watcher | None = None
     lease: Lease | None = None
+    # This worker's registrations with the sites' trunks, as the admin sees them.
+    registrations: RegistrationReport | None = None
 
     @classmethod
     async def start(
@@ -203,9 +205,12 @@ class Gateway:
                     ),
                 )
                 opened.push_async_callback(demo.close)
+            # Stopped after the endpoint closed (its registrations ended): pushed before.
+            registrations = RegistrationReport(database.registrations, owner, metrics)
+            opened.push_async_callback(registrations.stop)
             endpoint = await bind("sip.listen", config.sip.listen, _open_endpoint(config))
             opened.push_async_callback(endpoint.close)
-            register_sites(endpoint, config.sites)
+            await registrations.start(endpoint, config.sites)
             ice_mux = None
             if config.ice.port:
                 ice_mux = IceMux()
@@ -396,6 +401,7 @@ class Gateway:
             watcher=watcher,
             lease=lease,
             ice_mux=ice_mux,
+            registrations=registrations,
         )
 
     async def stop(self) -> None:
@@ -419,6 +425,8 @@ class Gateway:
         if self.metrics_runner is not None:
             await self.metrics_runner.cleanup()
         await self.endpoint.close()
+        if self.registrations is not None:
+            await self.registrations.stop()
         if self.demo is not None:
             await self.demo.close()
         if self.heap is not None:

@@ -19,6 +19,7 @@ from gateway.storage.messages import CONTACT_KINDS, LeftMessage, MessageStore
 from gateway.storage.outbox import Outbox, OutboxEvent
 from gateway.storage.ratings import CallRating, RatingStore
 from gateway.storage.records import OUTCOMES, CallRecord, RecordStore
+from gateway.storage.registrations import RegistrationStatus, RegistrationStore
 from gateway.storage.voicemails import Voicemail, VoicemailStore
 
 __all__ = [
@@ -48,6 +49,8 @@ __all__ = [
     "RatingStore",
     "RecordStore",
     "RedisLiveCalls",
+    "RegistrationStatus",
+    "RegistrationStore",
     "StorageError",
     "Voicemail",
     "VoicemailStore",

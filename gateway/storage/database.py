@@ -18,6 +18,7 @@ from gateway.storage.outbox import Outbox
 from gateway.storage.ratings import RatingStore
 from gateway.storage.reachability import Reachability
 from gateway.storage.records import RecordStore
+from gateway.storage.registrations import RegistrationStore
 from gateway.storage.voicemails import VoicemailStore
 
 logger = logging.getLogger(__name__)
@@ -31,6 +32,7 @@ class Database:
         self.records = RecordStore(engine)
         self.ratings = RatingStore(engine)
         self.live = LiveCalls(engine)
+        self.registrations = RegistrationStore(engine)
         self.outbox = Outbox(engine)
         self.admin = AdminStore(engine)
         self.voicemails = VoicemailStore(engine)

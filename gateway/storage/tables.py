@@ -113,6 +113,20 @@ live_calls = Table(
     Index("live_calls_worker", "worker"),
 )
 
+# Each worker's registration with each site's trunk (gateway.storage.registrations).
+registrations = Table(
+    "registrations",
+    metadata,
+    Column("worker", Text, primary_key=True),
+    Column("site", Text, primary_key=True),
+    Column("state", Text, nullable=False),
+    Column("registrar", Text, nullable=False),
+    Column("changed_at", Float, nullable=False),
+    Column("expires_at", Float),
+    Column("detail", Text, nullable=False, server_default=""),
+    Column("retry_at", Float),
+)
+
 # Events for the site's webhooks and mails, delivered at least once (gateway.storage.outbox).
 outbox = Table(
     "outbox",
