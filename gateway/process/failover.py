@@ -142,6 +142,10 @@ class Reaper:
             await self.ledger.release(worker, now)
         except Exception as exc:
             done.append(f"its calls still count against the limits until their bound: {exc}")
+        try:  # the admin side would show its registrations for good otherwise
+            await self.database.registrations.forget_worker(worker)
+        except Exception as exc:
+            done.append(f"its registrations' status could not be forgotten: {exc}")
         await self.notifier.drain()
         return "; ".join(done)
 

@@ -13,7 +13,7 @@ from gateway.access.admission import CallAdmission
 from gateway.access.redis_ledger import RedisLedger
 from gateway.config import parse_config
 from gateway.process.failover import Heartbeat, Lease, Reaper, Watcher
-from gateway.storage import Database, LiveCall, RedisLiveCalls
+from gateway.storage import Database, LiveCall, RedisLiveCalls, RegistrationStatus
 from gateway.storage.presence import Presence
 from gateway.storage.redis_server import RedisUrl, connect
 from tests.support.database import claim_due
@@ -123,6 +123,10 @@ async def test_the_reaper_ends_what_a_dead_worker_left(redis, database) -> None:
         site="shop", number="+442079460123", details={}, due_at=NOW, now=NOW
     )
     await gate.admit_callback(site, callback.id, NOW)  # its slot, in the shared ledger
+    for worker in ("a/worker-0", "b/worker-0"):  # each worker's registration with the trunk
+        await database.registrations.record(
+            RegistrationStatus(worker, "shop", "registered", "sip:pbx.example", NOW, NOW + 120)
+        )
     await claim_due(database.callbacks, NOW, "a/worker-0")
     await live.started(
         LiveCall(callback.id, "callback", "a/worker-0", "shop", "calling_operator", NOW, NOW)
@@ -152,6 +156,7 @@ async def test_the_reaper_ends_what_a_dead_worker_left(redis, database) -> None:
     assert (await database.records.get(callback.id)).number == "+442079460123"
     assert (await database.callbacks.get(callback.id)).status == "interrupted"
     assert [c.id for c in await live.all()] == ["call2"]
+    assert [r.worker for r in await database.registrations.all()] == ["b/worker-0"]
     assert await ledger.live_calls(NOW + 61, site="shop") == 0
     told = sorted(event.type for event in await database.outbox.find())
     assert told == ["call.ended", "callback.ended"]
