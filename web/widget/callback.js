@@ -13,7 +13,7 @@
 // A callback the gateway no longer knows (404) ends as `interrupted`.
 // The gateway's statuses and history events are described in docs/callbacks.md; whether a
 // status is final comes from the gateway too (`final` in each answer), never from a list here.
-import { Refused, fetchCallToken } from './token.js';
+import { postWithCallToken } from './token.js';
 
 const POLL_MS = 2000; // while the callback is due or under way
 const FAR_POLL_MS = 30000; // while it is scheduled for more than a minute ahead
@@ -31,26 +31,8 @@ export class CallbackRefused extends Error {
  * the gateway's `{id, status, due_at}`; rejects with CallbackRefused (the gateway said no)
  * or another Error (network trouble, worth trying again).
  */
-export async function requestCallback(base, fields, onChallenge = () => {}) {
-  let token;
-  try {
-    token = await fetchCallToken(base, fields.site, onChallenge);
-  } catch (err) {
-    if (err instanceof Refused) throw new CallbackRefused(err.code, err.message);
-    throw err;
-  }
-  const response = await fetch(new URL('api/callbacks', base), {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
-    body: JSON.stringify(fields),
-    cache: 'no-store',
-    credentials: 'omit',
-  });
-  const reply = await response.json().catch(() => null);
-  if (response.status === 201 && reply && reply.id) return reply;
-  const error = (reply && reply.error) || {};
-  if (response.status >= 500 || !reply) throw new Error(error.message || `HTTP ${response.status}`);
-  throw new CallbackRefused(error.code || 'refused', error.message || `HTTP ${response.status}`);
+export function requestCallback(base, fields, onChallenge = () => {}) {
+  return postWithCallToken(base, 'api/callbacks', fields, onChallenge, (code, message) => new CallbackRefused(code, message));
 }
 
 /** Follows one callback: polls the gateway until a final status, or until `stop()`. */

@@ -5,7 +5,7 @@
 // status line says so and where the answer will come.
 import { h } from './dom.js';
 import { fallbacks, nobodyAnswered } from './fallback.js';
-import { Refused, fetchCallToken } from './token.js';
+import { postWithCallToken } from './token.js';
 import { fill } from './words.js';
 
 const MAX_CHARS = 1000; // as the gateway takes a message
@@ -22,26 +22,8 @@ export class MessageRefused extends Error {
 
 /** Leave a message: `fields` {site, text, contact, name?, page?, source?, conversation?}.
  * Resolves to {id, received_at}; rejects with MessageRefused or another Error (offline). */
-export async function leaveMessage(base, fields, onChallenge = () => {}) {
-  let token;
-  try {
-    token = await fetchCallToken(base, fields.site, onChallenge);
-  } catch (err) {
-    if (err instanceof Refused) throw new MessageRefused(err.code, err.message);
-    throw err;
-  }
-  const response = await fetch(new URL('api/messages', base), {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
-    body: JSON.stringify(fields),
-    cache: 'no-store',
-    credentials: 'omit',
-  });
-  const reply = await response.json().catch(() => null);
-  if (response.status === 201 && reply && reply.id) return reply;
-  const error = (reply && reply.error) || {};
-  if (response.status >= 500 || !reply) throw new Error(error.message || `HTTP ${response.status}`);
-  throw new MessageRefused(error.code || 'refused', error.message || `HTTP ${response.status}`);
+export function leaveMessage(base, fields, onChallenge = () => {}) {
+  return postWithCallToken(base, 'api/messages', fields, onChallenge, (code, message) => new MessageRefused(code, message));
 }
 
 export class MessageForm {

@@ -41,6 +41,35 @@ export async function fetchCallToken(base, siteId, onChallenge) {
   throw new Refused('the challenge was not accepted', 'challenge_failed');
 }
 
+/**
+ * POST `fields` (JSON) to `path` with a call token for `fields.site`, asked for first, as a
+ * request of a page must (POST /api/callbacks, POST /api/messages). Resolves to the
+ * gateway's 201 answer (with its `id`); rejects with `refusal(code, message)` when the
+ * gateway (or its token service) says no, or with another Error for trouble worth
+ * trying again (network, 5xx).
+ */
+export async function postWithCallToken(base, path, fields, onChallenge, refusal) {
+  let token;
+  try {
+    token = await fetchCallToken(base, fields.site, onChallenge);
+  } catch (err) {
+    if (err instanceof Refused) throw refusal(err.code, err.message);
+    throw err;
+  }
+  const response = await fetch(new URL(path, base), {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
+    body: JSON.stringify(fields),
+    cache: 'no-store',
+    credentials: 'omit',
+  });
+  const reply = await response.json().catch(() => null);
+  if (response.status === 201 && reply && reply.id) return reply;
+  const error = (reply && reply.error) || {};
+  if (response.status >= 500 || !reply) throw new Error(error.message || `HTTP ${response.status}`);
+  throw refusal(error.code || 'refused', error.message || `HTTP ${response.status}`);
+}
+
 async function solve(challenge) {
   if (challenge.kind !== 'pow') {
     throw new Refused(`this page cannot solve a ${challenge.kind} challenge`, 'challenge_unsupported');
