@@ -148,6 +148,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=20.0, help="calls started per second")
     parser.add_argument("--generators", type=int, help="generator processes (default: calls/50)")
     parser.add_argument(
+        "--generator-media",
+        choices=["c", "python"],
+        default="c",
+        help="the generators' G.711 media path: in C (default, compiled with cc) or Python",
+    )
+    parser.add_argument(
         "--jitter-ms", type=float, default=0.5, help="each frame sent up to this late (default 0.5)"
     )
     parser.add_argument("--seed", type=int, default=0, help="the calls' clock phases (default 0)")
@@ -219,6 +225,7 @@ def _main(args: argparse.Namespace) -> int:
             jitter_ms=args.jitter_ms,
             seed=args.seed,
             capture=args.capture,
+            generator_media=args.generator_media,
         )
         result = run_point(spec, keep=args.keep)
         result["loadavg"] = Path("/proc/loadavg").read_text().split()[0]

@@ -6,9 +6,12 @@ The orchestrator (`bench.load.run`) writes SPEC: the server (how to reach it), c
 visitors' global indexes, when each starts, when all hang up, the measurement window
 (monotonic clock, shared by every process on the machine), the send jitter and a seed.
 
-Every call sends on its own clock, so the event loop runs on `select()`, whose timeout has
-microsecond resolution: epoll's is a millisecond, which would gather the calls due within
-the same millisecond into one burst, and bursts are kinder to the server than browsers are.
+Every call sends on its own clock, so the event loop waits with a timeout finer than a
+millisecond (epoll_wait's is a millisecond, which would gather the calls due within the
+same millisecond into one burst, and bursts are kinder to the server than browsers are).
+With the C media path (SPEC's `native_library`, bench/load/native.py) the loop waits in the
+engine (epoll_pwait2, nanoseconds), which sends and reads the G.711 calls' media meanwhile;
+without it, on `select()` (microseconds) with the Python media path.
 """
 
 from __future__ import annotations
@@ -25,7 +28,9 @@ from pathlib import Path
 import aioice.ice
 
 from .audio import PERIOD_FRAMES, encoded_frames, pattern_pcm
+from .audio import ONSET, QUIET
 from .browser_media import CHROMIUM_PING_INTERVAL, Lateness, audio_levels, browser_like_dtls
+from .native import Engine, NativeSelector, merge_lateness
 from .signaling import signaling_for
 from .visitor import CODECS, Visitor
 from .window import Window
@@ -62,7 +67,7 @@ def browser_like_ice() -> None:
     aioice.ice.CONSENT_INTERVAL = CHROMIUM_PING_INTERVAL
 
 
-async def generate(spec: dict) -> dict:
+async def generate(spec: dict, engine: Engine | None = None) -> dict:
     pauses = GcPauses()
     browser_like_ice()
     browser_like_dtls()
@@ -79,6 +84,9 @@ async def generate(spec: dict) -> dict:
         else asyncio.create_task(window.follow(Path(spec["window_file"])))
     )
     lateness = Lateness(window)
+    if engine is not None:
+        engine.set_frames(frames, levels)
+        tell_engine = asyncio.create_task(_window_to_engine(window, engine))
     visitors = [
         Visitor(
             index,
@@ -91,6 +99,7 @@ async def generate(spec: dict) -> dict:
             jitter=spec.get("jitter", 0.0005),
             seed=visitor_seed(spec.get("seed", 0), index),
             anchor=spec["start_at"],
+            engine=engine,
         )
         for index in spec["indexes"]
     ]
@@ -113,6 +122,8 @@ async def generate(spec: dict) -> dict:
     await asyncio.wait(tasks, timeout=max(0.0, last - time.monotonic()) + STUCK_AFTER)
     if follow is not None:
         follow.cancel()
+    if engine is not None:
+        tell_engine.cancel()
     calls = []
     for visitor, task in zip(visitors, tasks, strict=True):
         if not task.done():
@@ -126,12 +137,15 @@ async def generate(spec: dict) -> dict:
             calls.append(task.result())
     return {
         "calls": calls,
-        "ticks": lateness.sends,
-        "late_ticks": lateness.late,
-        "max_late_s": lateness.max_late,
+        **merge_lateness(lateness, engine),
         "max_gc_pause_s": pauses.longest,
-        "late_ticks_at": lateness.late_at,
+        "generator_media": "c" if engine is not None and codec == "pcmu" else "python",
     }
+
+
+async def _window_to_engine(window: Window, engine: Engine) -> None:
+    await window.known.wait()
+    engine.set_window(window.start, window.end)
 
 
 def _where(error: BaseException) -> str:
@@ -143,9 +157,15 @@ def _where(error: BaseException) -> str:
 
 def main() -> None:
     spec = json.loads(Path(sys.argv[1]).read_text())
-    loop = asyncio.SelectorEventLoop(selectors.SelectSelector())
+    engine = None
+    if spec.get("native_library"):
+        engine = Engine(
+            Path(spec["native_library"]), quiet=QUIET, onset=ONSET, rate=8000, late=Lateness.LATE
+        )
+    selector = selectors.SelectSelector() if engine is None else NativeSelector(engine)
+    loop = asyncio.SelectorEventLoop(selector)
     try:
-        result = loop.run_until_complete(generate(spec))
+        result = loop.run_until_complete(generate(spec, engine))
     finally:
         loop.close()
     Path(sys.argv[2]).write_text(json.dumps(result))

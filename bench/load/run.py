@@ -25,7 +25,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from . import procstat
+from . import native, procstat
 from .capture import Capture
 from .servers import Processes, Server, start_gateway, start_operator
 from .window import publish
@@ -33,6 +33,8 @@ from .window import publish
 SETTLE = 1.0  # seconds after the last call was set up before measuring
 SETUP_BUDGET = 30.0  # seconds after the last call started: the window opens anyway
 GENERATOR_START = 2.0  # seconds for generator processes to import and get ready
+# Calls per generator process (by default), by media path.
+CALLS_PER_GENERATOR = {"c": 50, "python": 50}
 PLAYOUT_ALLOWANCE = 0.05  # a frame is on time within 50 ms of the call's fastest frame
 
 
@@ -49,6 +51,7 @@ class PointSpec:
     jitter_ms: float = 0.5  # each frame is sent up to this much after its time
     seed: int = 0
     capture: bool = False  # count the packets by kind in the window (bench/load/capture.py)
+    generator_media: str = "c"  # "c": G.711 media in C (bench/load/native.py), or "python"
 
 
 def start_server(processes: Processes, spec: PointSpec, operator_port: int) -> Server:
@@ -80,6 +83,15 @@ def _profile(processes: Processes, pids: list[int], directory: Path, seconds: fl
         processes.start(f"py-spy-{index}", argv)
 
 
+def _native_library(spec: PointSpec, workdir: Path) -> str | None:
+    """The generators' C media path, compiled for this point (None: the Python path)."""
+    if spec.generator_media == "python":
+        return None
+    if spec.generator_media != "c":
+        raise ValueError(f"unknown generator media {spec.generator_media!r}: c or python")
+    return str(native.build(workdir))
+
+
 def _generator_argv(spec_path: Path, result_path: Path) -> list[str]:
     return [sys.executable, "-m", "bench.load.generator", str(spec_path), str(result_path)]
 
@@ -105,6 +117,7 @@ def run_point(spec: PointSpec, *, keep: bool = False) -> dict:
 
 def _generator_spec(server: Server, spec: PointSpec, indexes: list[int], **timeline) -> dict:
     return {
+        "native_library": timeline.pop("native_library", None),
         "server": server.signaling,
         "codec": spec.codec,
         "indexes": indexes,
@@ -124,8 +137,9 @@ def _run_point(spec: PointSpec, workdir: Path, processes: Processes) -> dict:
     idle_rss = procstat.total_rss(server.pids())
     idle_pss = procstat.total_pss(server.pids())
 
+    native_library = _native_library(spec, workdir)
     t0 = time.monotonic() + GENERATOR_START
-    count = spec.generators or max(1, math.ceil(calls / 50))
+    count = spec.generators or max(1, math.ceil(calls / CALLS_PER_GENERATOR[spec.generator_media]))
     window_file = workdir / "window.json"
     generators = []
     for g in range(count):
@@ -134,6 +148,7 @@ def _run_point(spec: PointSpec, workdir: Path, processes: Processes) -> dict:
             "start_at": t0,
             "window_file": str(window_file),
             "ready_file": str(workdir / f"ready-{g}"),
+            "native_library": native_library,
         }
         indexes = list(range(g, calls, count))
         spec_path.write_text(json.dumps(_generator_spec(server, spec, indexes, **timeline)))
@@ -267,6 +282,7 @@ def summarize(spec: PointSpec, results: list[dict], **measured) -> dict:
         "threads": measured["threads"],
         "generator_cpu_pct": round(measured["generator_cpu"] / elapsed * 100, 1),
         "generator_processes": len(results),
+        "generator_media": sorted({r.get("generator_media", "python") for r in results}),
         "generator_late_ticks_pct": round(
             sum(r["late_ticks"] for r in results) / max(ticks, 1) * 100, 2
         ),

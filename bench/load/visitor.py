@@ -28,6 +28,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from . import offer as offers
 from .audio import ONSET, PERIOD_FRAMES, QUIET, TONE_HZ, EchoDecoder, dominant_frequency
 from .browser_media import FRAME, BrowserAudio, Lateness
+from .native import Engine, NativeAudio
 from .signaling import CallFailed, Signaling
 from .window import Window
 
@@ -72,8 +73,11 @@ class Visitor:
         jitter: float,
         seed: int,
         anchor: float,
+        engine: Engine | None = None,
     ) -> None:
         self.index = index
+        # G.711 calls' media in C when the process has the engine (bench/load/native.py).
+        self.engine = engine if codec == "pcmu" else None
         self.signaling = signaling
         self.codec = codec
         self.frames = frames
@@ -167,7 +171,11 @@ class Visitor:
             payload_type = _payload_type(answer, *CODECS[self.codec])
             await pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
             await self._wait_connected(pc, 10)
-            self.media = BrowserAudio(
+            native = {} if self.engine is None else {
+                "engine": self.engine, "index": self.index,
+                "frequency_frames": FREQUENCY_FRAMES + 1,
+            }  # fmt: skip
+            self.media = (BrowserAudio if self.engine is None else NativeAudio)(
                 transceiver,
                 answer,
                 payload_type,
@@ -180,6 +188,7 @@ class Visitor:
                 lateness=self.lateness,
                 jitter=self.jitter,
                 rng=self.random,
+                **native,
             )
             if not self.media.attach():
                 raise CallFailed("could not take over the peer connection's RTP")
@@ -236,6 +245,8 @@ class Visitor:
     # ------------------------------------------------------------------ results
     def result(self, allowance: float = 0.05) -> dict:
         """Per-call figures; frames count only when they arrived within the window."""
+        if isinstance(self.media, NativeAudio):
+            self._take_measurements(self.media)
         indexes = np.frombuffer(self._indexes, np.int64) if self._indexes else np.zeros(0, np.int64)
         lateness = np.frombuffer(self._arrivals, np.float64) if self._arrivals else np.zeros(0)
         expected = received = on_time = gaps = 0
@@ -277,6 +288,18 @@ class Visitor:
             "frames_sent": self._frames_sent,
             "frames_sent_in_window": self._sent_in_window,
         }
+
+
+    def _take_measurements(self, media: NativeAudio) -> None:
+        """What on_sent and on_packet gathered, when the engine did it in C."""
+        taken = media.measurements()
+        self._frames_sent = taken["frames_sent"]
+        self._sent_in_window = taken["sent_in_window"]
+        if taken["arrivals"] is not None:
+            self._arrivals = array("d", taken["arrivals"].tobytes())
+            self._indexes = array("q", taken["indexes"].tobytes())
+        self.rtt = array("d", taken["rtt"])
+        self._frequency_pcm = taken["frequency_pcm"]
 
 
 def phase_offset(seed: int) -> float:

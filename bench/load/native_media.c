@@ -1,0 +1,578 @@
+/* The load generator's media path in C: what bench/load/browser_media.py does per packet,
+ * without a Python step per packet.
+ *
+ * Compiled at bench time with `cc` (bench/load/native.py) and loaded with cffi in ABI mode.
+ * It runs inside the generator's asyncio event loop, never beside it: the loop's selector
+ * (native.NativeSelector) calls ne_select() instead of epoll_wait(), and while it waits for
+ * the loop's next timer or socket, ne_select() sends every call's frames when they are due
+ * (each call on its own clock: its phase, its jitter; a timeout with nanosecond resolution,
+ * epoll_pwait2) and reads the calls' sockets: RTP (the echo) is unprotected and measured
+ * here, anything else (STUN, DTLS, RTCP) is kept for Python, whose reader for that socket
+ * then takes it. One thread: libsrtp sessions are never used from two at once.
+ *
+ * SRTP is pylibsrtp's own libsrtp: its srtp_protect/srtp_unprotect are passed in as function
+ * pointers, with the sessions aiortc made.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define BUFFER 1500
+#define BATCH 32
+#define STASH 16
+#define LATE_AT 50
+#define FREQUENCY_FRAMES_MAX 64
+#define FRAME 0.020
+
+typedef int (*srtp_fn)(void *session, void *buffer, int *length);
+
+struct stashed {
+    int length;
+    struct sockaddr_in from;
+    uint8_t data[BUFFER];
+};
+
+struct call {
+    int fd;
+    int sending;
+    struct sockaddr_in remote;
+    void *tx, *rx;
+    /* sending */
+    uint8_t tx_buffer[BUFFER + 64];
+    int header_size, level_at, abs_at, twcc_at, payload_type;
+    uint16_t sequence, transport_sequence;
+    uint32_t timestamp0, ticks;
+    int64_t k;
+    double due, send_at, jitter;
+    uint64_t random;
+    int64_t packets_sent, octets, frames_sent, sent_in_window;
+    double last_onset_sent; /* NAN: none yet */
+    /* receiving: RFC 3550 A.1 counts for the receiver reports */
+    int64_t received, cycles;
+    int has_base;
+    uint32_t remote_ssrc;
+    int base_sequence, max_sequence;
+    /* the echo's measurements (bench/load/visitor.py on_packet) */
+    int analyse, has_first_ts, previous_quiet, collect, frequency_count;
+    uint32_t first_ts;
+    double *arrivals;
+    int64_t *indexes;
+    size_t arrivals_count, arrivals_capacity;
+    double *rtt;
+    size_t rtt_count, rtt_capacity;
+    uint8_t *frequency; /* FREQUENCY_FRAMES_MAX payloads of frequency_size bytes */
+    int frequency_size, frequency_frames;
+    /* datagrams that are not RTP, for Python */
+    struct stashed stash[STASH];
+    int stash_head, stash_count, reported;
+    int index;
+};
+
+struct engine {
+    srtp_fn protect, unprotect;
+    int16_t magnitude[256];
+    int quiet, onset, rate;
+    double window_start, window_end, late_threshold;
+    int64_t sends, late;
+    double max_late;
+    double late_at[LATE_AT * 2];
+    int late_at_count;
+    uint8_t *frames;
+    int *frame_lengths;
+    uint8_t *levels;
+    int frame_count, frame_stride;
+    struct call **calls; /* the calls sending or reading, in no order */
+    int call_count, call_capacity;
+    struct call **by_fd;
+    int by_fd_size;
+    uint8_t rx[BATCH][BUFFER];
+    struct mmsghdr messages[BATCH];
+    struct iovec vectors[BATCH];
+    struct sockaddr_in sources[BATCH];
+};
+
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+static double uniform(struct call *c) { /* xorshift64*: [0, 1) */
+    uint64_t x = c->random;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    c->random = x;
+    return (double)((x * 0x2545F4914F6CDD1DULL) >> 11) * (1.0 / 9007199254740992.0);
+}
+
+static int in_window(struct engine *e, double t) { return e->window_start <= t && t <= e->window_end; }
+
+static int grow(void **array, size_t *capacity, size_t size) {
+    size_t wanted = *capacity ? *capacity * 2 : 256;
+    void *bigger = realloc(*array, wanted * size);
+    if (bigger == NULL) return -1;
+    *array = bigger;
+    *capacity = wanted;
+    return 0;
+}
+
+struct engine *ne_new(uintptr_t protect, uintptr_t unprotect, const int16_t *decode, int quiet,
+                      int onset, int rate, double late_threshold) {
+    struct engine *e = calloc(1, sizeof *e);
+    if (e == NULL) return NULL;
+    e->protect = (srtp_fn)protect;
+    e->unprotect = (srtp_fn)unprotect;
+    for (int i = 0; i < 256; i++) e->magnitude[i] = (int16_t)abs((int)decode[i]);
+    e->quiet = quiet;
+    e->onset = onset;
+    e->rate = rate;
+    e->late_threshold = late_threshold;
+    e->window_start = e->window_end = INFINITY;
+    for (int i = 0; i < BATCH; i++) {
+        e->vectors[i].iov_base = e->rx[i];
+        e->vectors[i].iov_len = BUFFER;
+        e->messages[i].msg_hdr.msg_iov = &e->vectors[i];
+        e->messages[i].msg_hdr.msg_iovlen = 1;
+        e->messages[i].msg_hdr.msg_name = &e->sources[i];
+        e->messages[i].msg_hdr.msg_namelen = sizeof e->sources[i];
+    }
+    return e;
+}
+
+int ne_set_frames(struct engine *e, const uint8_t *frames, const int *lengths, const uint8_t *levels,
+                  int count, int stride) {
+    e->frames = malloc((size_t)count * stride);
+    e->frame_lengths = malloc(sizeof(int) * count);
+    e->levels = malloc(count);
+    if (!e->frames || !e->frame_lengths || !e->levels) return -1;
+    memcpy(e->frames, frames, (size_t)count * stride);
+    memcpy(e->frame_lengths, lengths, sizeof(int) * count);
+    memcpy(e->levels, levels, count);
+    e->frame_count = count;
+    e->frame_stride = stride;
+    return 0;
+}
+
+void ne_set_window(struct engine *e, double start, double end) {
+    e->window_start = start;
+    e->window_end = end;
+}
+
+static int map_fd(struct engine *e, int fd, struct call *c) {
+    if (fd >= e->by_fd_size) {
+        int size = fd * 2 + 64;
+        struct call **bigger = realloc(e->by_fd, sizeof *bigger * size);
+        if (bigger == NULL) return -1;
+        memset(bigger + e->by_fd_size, 0, sizeof *bigger * (size - e->by_fd_size));
+        e->by_fd = bigger;
+        e->by_fd_size = size;
+    }
+    e->by_fd[fd] = c;
+    return 0;
+}
+
+struct call *ne_add_call(struct engine *e, int index, int fd, uint32_t address, uint16_t port,
+                         void *tx, void *rx, const uint8_t *header, int header_size, int level_at,
+                         int abs_at, int twcc_at, int payload_type, uint16_t sequence,
+                         uint32_t timestamp0, uint16_t transport_sequence, uint32_t ticks,
+                         double first_due, double jitter, uint64_t seed, int analyse,
+                         int frequency_size) {
+    if (header_size > 64 || fd < 0) return NULL;
+    if (e->call_count == e->call_capacity) {
+        int capacity = e->call_capacity ? e->call_capacity * 2 : 64;
+        struct call **bigger = realloc(e->calls, sizeof *bigger * capacity);
+        if (bigger == NULL) return NULL;
+        e->calls = bigger;
+        e->call_capacity = capacity;
+    }
+    struct call *c = calloc(1, sizeof *c);
+    if (c == NULL) return NULL;
+    c->frequency = calloc(FREQUENCY_FRAMES_MAX, frequency_size);
+    if (c->frequency == NULL || map_fd(e, fd, c) != 0) {
+        free(c->frequency);
+        free(c);
+        return NULL;
+    }
+    c->index = index;
+    c->fd = fd;
+    c->remote.sin_family = AF_INET;
+    c->remote.sin_addr.s_addr = address; /* network order */
+    c->remote.sin_port = port;           /* network order */
+    c->tx = tx;
+    c->rx = rx;
+    memcpy(c->tx_buffer, header, header_size);
+    c->header_size = header_size;
+    c->level_at = level_at;
+    c->abs_at = abs_at;
+    c->twcc_at = twcc_at;
+    c->payload_type = payload_type;
+    c->sequence = sequence;
+    c->timestamp0 = timestamp0;
+    c->transport_sequence = transport_sequence;
+    c->ticks = ticks;
+    c->random = seed ? seed : 0x9E3779B97F4A7C15ULL;
+    c->jitter = jitter;
+    c->due = first_due;
+    c->send_at = first_due + uniform(c) * jitter;
+    c->last_onset_sent = NAN;
+    c->analyse = analyse;
+    c->frequency_size = frequency_size;
+    c->sending = 1;
+    e->calls[e->call_count++] = c;
+    return c;
+}
+
+/* The call sends and reads no more (its sessions are about to go): its fd is Python's
+ * again. Its measurements stay readable until ne_free_call. */
+void ne_stop_call(struct engine *e, struct call *c) {
+    c->sending = 0;
+    if (c->fd >= 0 && c->fd < e->by_fd_size && e->by_fd[c->fd] == c) e->by_fd[c->fd] = NULL;
+    for (int i = 0; i < e->call_count; i++) {
+        if (e->calls[i] == c) {
+            e->calls[i] = e->calls[--e->call_count];
+            break;
+        }
+    }
+}
+
+void ne_free_call(struct call *c) {
+    free(c->arrivals);
+    free(c->indexes);
+    free(c->rtt);
+    free(c->frequency);
+    free(c);
+}
+
+/* Python's selector no longer watches this fd (its socket is closing): forget it. */
+void ne_forget_fd(struct engine *e, int fd) {
+    if (fd >= 0 && fd < e->by_fd_size && e->by_fd[fd] != NULL) ne_stop_call(e, e->by_fd[fd]);
+}
+
+/* ------------------------------------------------------------------ sending */
+
+static void note_lateness(struct engine *e, double t, double late) {
+    if (!in_window(e, t)) return;
+    e->sends++;
+    if (late > e->late_threshold) {
+        e->late++;
+        if (e->late_at_count < LATE_AT) {
+            e->late_at[2 * e->late_at_count] = t;
+            e->late_at[2 * e->late_at_count + 1] = late;
+            e->late_at_count++;
+        }
+    }
+    if (late > e->max_late) e->max_late = late;
+}
+
+static void send_frame(struct engine *e, struct call *c, double t) {
+    int64_t k = c->k;
+    note_lateness(e, t, t - c->due);
+    int position = (int)(k % e->frame_count);
+    const uint8_t *payload = e->frames + (size_t)position * e->frame_stride;
+    int size = e->frame_lengths[position];
+    uint8_t *b = c->tx_buffer;
+    int end = c->header_size + size;
+    if (end <= BUFFER - 16) {
+        b[1] = (uint8_t)((k == 0 ? 0x80 : 0) | c->payload_type);
+        uint32_t timestamp = c->timestamp0 + (uint32_t)k * c->ticks;
+        b[2] = c->sequence >> 8;
+        b[3] = c->sequence & 0xFF;
+        b[4] = timestamp >> 24;
+        b[5] = (timestamp >> 16) & 0xFF;
+        b[6] = (timestamp >> 8) & 0xFF;
+        b[7] = timestamp & 0xFF;
+        if (c->level_at >= 0) b[c->level_at] = e->levels[position];
+        if (c->abs_at >= 0) { /* abs-send-time: 24-bit 6.18 fixed point seconds */
+            uint32_t value = (uint32_t)(int64_t)(now() * (1 << 18)) & 0xFFFFFF;
+            b[c->abs_at] = value >> 16;
+            b[c->abs_at + 1] = (value >> 8) & 0xFF;
+            b[c->abs_at + 2] = value & 0xFF;
+        }
+        if (c->twcc_at >= 0) {
+            b[c->twcc_at] = c->transport_sequence >> 8;
+            b[c->twcc_at + 1] = c->transport_sequence & 0xFF;
+            c->transport_sequence++;
+        }
+        memcpy(b + c->header_size, payload, size);
+        int length = end;
+        if (e->protect(c->tx, b, &length) == 0) {
+            sendto(c->fd, b, length, MSG_DONTWAIT, (struct sockaddr *)&c->remote, sizeof c->remote);
+            c->sequence++;
+            c->packets_sent++;
+            c->octets += size;
+        }
+    }
+    /* bench/load/visitor.py on_sent */
+    c->frames_sent = k + 1;
+    if (k % e->frame_count == 0) c->last_onset_sent = t;
+    if (in_window(e, t)) c->sent_in_window++;
+    c->k = k + 1;
+    c->due += FRAME;
+    c->send_at = c->due + uniform(c) * c->jitter;
+}
+
+/* Sends every frame due by now; the time of the next one. */
+static double send_due(struct engine *e) {
+    double next = INFINITY;
+    double t = now();
+    for (int i = 0; i < e->call_count; i++) {
+        struct call *c = e->calls[i];
+        if (!c->sending) continue;
+        while (c->send_at <= t) {
+            send_frame(e, c, t);
+            t = now();
+        }
+        if (c->send_at < next) next = c->send_at;
+    }
+    return next;
+}
+
+/* ------------------------------------------------------------------ receiving */
+
+static void count(struct call *c, int sequence, uint32_t ssrc) {
+    c->received++;
+    if (!c->has_base || ssrc != c->remote_ssrc) {
+        c->remote_ssrc = ssrc;
+        c->has_base = 1;
+        c->base_sequence = c->max_sequence = sequence;
+        c->cycles = 0;
+        return;
+    }
+    int delta = (sequence - c->max_sequence) & 0xFFFF;
+    if (0 < delta && delta < 0x8000) {
+        if (sequence < c->max_sequence) c->cycles += 0x10000;
+        c->max_sequence = sequence;
+    }
+}
+
+static int append_arrival(struct call *c, double value, int64_t index) {
+    if (c->arrivals_count == c->arrivals_capacity) {
+        size_t capacity = c->arrivals_capacity;
+        if (grow((void **)&c->arrivals, &capacity, sizeof(double)) != 0) return -1;
+        capacity = c->arrivals_capacity;
+        if (grow((void **)&c->indexes, &capacity, sizeof(int64_t)) != 0) return -1;
+        c->arrivals_capacity = capacity;
+    }
+    c->arrivals[c->arrivals_count] = value;
+    c->indexes[c->arrivals_count++] = index;
+    return 0;
+}
+
+/* bench/load/visitor.py on_packet, for G.711 payloads (one byte a sample). */
+static void measure(struct engine *e, struct call *c, const uint8_t *payload, int size,
+                    uint32_t timestamp, double t) {
+    if (!c->has_first_ts) {
+        c->has_first_ts = 1;
+        c->first_ts = timestamp;
+    }
+    int64_t index = (int64_t)((timestamp - c->first_ts) & 0xFFFFFFFFu) / c->ticks;
+    int inside = in_window(e, t);
+    if (inside) append_arrival(c, t - (double)index * FRAME, index);
+    if (!c->analyse || size <= 0) return;
+    int peak = 0;
+    for (int i = 0; i < size; i++) {
+        int m = e->magnitude[payload[i]];
+        if (m > peak) peak = m;
+    }
+    if (c->collect) {
+        if (c->frequency_count < FREQUENCY_FRAMES_MAX) {
+            int n = size < c->frequency_size ? size : c->frequency_size;
+            memcpy(c->frequency + (size_t)c->frequency_count * c->frequency_size, payload, n);
+            c->frequency_count++;
+        }
+        c->collect--;
+    }
+    if (c->previous_quiet && peak > e->onset) {
+        int first = 0;
+        while (first < size && e->magnitude[payload[first]] <= e->onset) first++;
+        double offset = (double)first / e->rate;
+        if (inside && !isnan(c->last_onset_sent)) {
+            if (c->rtt_count == c->rtt_capacity &&
+                grow((void **)&c->rtt, &c->rtt_capacity, sizeof(double)) != 0)
+                return;
+            c->rtt[c->rtt_count++] = t + offset - c->last_onset_sent;
+        }
+        if (c->frequency_count == 0 && inside) c->collect = c->frequency_frames;
+    }
+    c->previous_quiet = peak < e->quiet;
+}
+
+static void receive_rtp(struct engine *e, struct call *c, uint8_t *data, int size, double t) {
+    int length = size;
+    if (e->unprotect(c->rx, data, &length) != 0) return;
+    if (length < 12 || (data[1] & 0x7F) != c->payload_type) return;
+    int sequence = (data[2] << 8) | data[3];
+    uint32_t timestamp = ((uint32_t)data[4] << 24) | ((uint32_t)data[5] << 16) |
+                         ((uint32_t)data[6] << 8) | data[7];
+    uint32_t ssrc = ((uint32_t)data[8] << 24) | ((uint32_t)data[9] << 16) |
+                    ((uint32_t)data[10] << 8) | data[11];
+    count(c, sequence, ssrc);
+    int end = length;
+    int offset = 12 + 4 * (data[0] & 0x0F);
+    if (data[0] & 0x10) {
+        if (offset + 4 > end) return;
+        offset += 4 + 4 * ((data[offset + 2] << 8) | data[offset + 3]);
+    }
+    if (data[0] & 0x20) end -= data[end - 1];
+    if (offset < end) measure(e, c, data + offset, end - offset, timestamp, t);
+}
+
+static int is_rtp(const uint8_t *data, int size) {
+    return size > 12 && data[0] > 127 && data[0] < 192 && !(data[1] > 191 && data[1] < 224);
+}
+
+/* Reads what the call's socket has: RTP here, the rest kept for Python. 1 if some was kept. */
+static int drain(struct engine *e, struct call *c) {
+    int kept = 0;
+    for (;;) {
+        for (int i = 0; i < BATCH; i++) e->messages[i].msg_hdr.msg_namelen = sizeof e->sources[i];
+        int n = recvmmsg(c->fd, e->messages, BATCH, MSG_DONTWAIT, NULL);
+        if (n <= 0) break;
+        double t = now();
+        for (int i = 0; i < n; i++) {
+            int size = (int)e->messages[i].msg_len;
+            if (e->messages[i].msg_hdr.msg_flags & MSG_TRUNC) continue;
+            if (is_rtp(e->rx[i], size)) {
+                receive_rtp(e, c, e->rx[i], size, t);
+            } else if (c->stash_count < STASH) {
+                struct stashed *s = &c->stash[(c->stash_head + c->stash_count++) % STASH];
+                s->length = size;
+                s->from = e->sources[i];
+                memcpy(s->data, e->rx[i], size);
+                kept = 1;
+            }
+            if (e->by_fd[c->fd] != c) return kept; /* defensive: never happens in one thread */
+        }
+        if (n < BATCH) break;
+    }
+    return kept;
+}
+
+/* A datagram kept for Python: its length (-1: none left), its source in `address`/`port`
+ * (network order). */
+int ne_take_stashed(struct call *c, uint8_t *out, int capacity, uint32_t *address, uint16_t *port) {
+    c->reported = 0;
+    if (c->stash_count == 0) return -1;
+    struct stashed *s = &c->stash[c->stash_head];
+    c->stash_head = (c->stash_head + 1) % STASH;
+    c->stash_count--;
+    int n = s->length < capacity ? s->length : capacity;
+    memcpy(out, s->data, n);
+    *address = s->from.sin_addr.s_addr;
+    *port = s->from.sin_port;
+    return n;
+}
+
+/* ------------------------------------------------------------------ the selector */
+
+/* Waits like epoll_wait for `epfd` (Python's selector) up to `timeout` seconds (< 0: no
+ * limit), sending the calls' frames when due and reading their sockets meanwhile. Returns
+ * the fds ready for Python (and their events), or -errno. */
+int ne_select(struct engine *e, int epfd, double timeout, int *fds, uint32_t *events, int max) {
+    struct epoll_event ready[256];
+    double deadline = timeout < 0 ? INFINITY : now() + timeout;
+    if (max > 256) max = 256;
+    for (;;) {
+        double next = send_due(e);
+        int out = 0;
+        for (int i = 0; i < e->call_count && out < max; i++) { /* kept, not yet reported */
+            struct call *c = e->calls[i];
+            if (c->stash_count && !c->reported) {
+                c->reported = 1;
+                fds[out] = c->fd;
+                events[out++] = EPOLLIN;
+            }
+        }
+        double t = now();
+        double wake = next < deadline ? next : deadline;
+        struct timespec wait = {0, 0};
+        struct timespec *limit = &wait;
+        if (out == 0 && wake > t) {
+            if (isinf(wake)) {
+                limit = NULL;
+            } else {
+                double delay = wake - t;
+                wait.tv_sec = (time_t)delay;
+                wait.tv_nsec = (long)((delay - (double)wait.tv_sec) * 1e9);
+            }
+        }
+        int n = epoll_pwait2(epfd, ready, max - out > 0 ? max - out : 1, limit, NULL);
+        if (n < 0) {
+            if (errno == EINTR) return out;
+            return -errno;
+        }
+        for (int i = 0; i < n; i++) {
+            int fd = ready[i].data.fd;
+            struct call *c = fd >= 0 && fd < e->by_fd_size ? e->by_fd[fd] : NULL;
+            if (c != NULL && (ready[i].events & EPOLLIN)) {
+                if (drain(e, c) && !c->reported && out < max) {
+                    c->reported = 1;
+                    fds[out] = fd;
+                    events[out++] = ready[i].events;
+                }
+            } else if (out < max) {
+                fds[out] = fd;
+                events[out++] = ready[i].events;
+            }
+        }
+        if (out > 0 || now() >= deadline) {
+            send_due(e);
+            return out;
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ read-outs */
+
+/* Counters of a call, in this order: packets sent, octets, next frame index, frames sent,
+ * frames sent in the window, packets received, remote SSRC, has a base, base sequence,
+ * highest sequence, cycles, frequency frames kept. */
+void ne_counters(struct call *c, int64_t *out) {
+    out[0] = c->packets_sent;
+    out[1] = c->octets;
+    out[2] = c->k;
+    out[3] = c->frames_sent;
+    out[4] = c->sent_in_window;
+    out[5] = c->received;
+    out[6] = c->remote_ssrc;
+    out[7] = c->has_base;
+    out[8] = c->base_sequence;
+    out[9] = c->max_sequence;
+    out[10] = c->cycles;
+    out[11] = c->frequency_count;
+}
+
+void ne_set_frequency_frames(struct call *c, int frames) {
+    c->frequency_frames = frames < FREQUENCY_FRAMES_MAX ? frames : FREQUENCY_FRAMES_MAX;
+}
+
+size_t ne_arrivals(struct call *c, double **arrivals, int64_t **indexes) {
+    *arrivals = c->arrivals;
+    *indexes = c->indexes;
+    return c->arrivals_count;
+}
+
+size_t ne_rtt(struct call *c, double **rtt) {
+    *rtt = c->rtt;
+    return c->rtt_count;
+}
+
+uint8_t *ne_frequency(struct call *c) { return c->frequency; }
+
+/* The process's sends in the window: count, late, the latest, and the first late ones. */
+int ne_lateness(struct engine *e, int64_t *counts, double *max_late, double *late_at) {
+    counts[0] = e->sends;
+    counts[1] = e->late;
+    *max_late = e->max_late;
+    memcpy(late_at, e->late_at, sizeof(double) * 2 * e->late_at_count);
+    return e->late_at_count;
+}
