@@ -109,6 +109,9 @@ async def generate(spec: dict, engine: Engine | None = None) -> dict:
         for v in visitors
     ]
     await asyncio.wait([asyncio.ensure_future(v.settled.wait()) for v in visitors])
+    # Every call is set up: what the process holds now stays (aiortc's, aioice's objects),
+    # so the collector need not walk it again and again during the window.
+    gc.freeze()
     if spec.get("ready_file"):
         Path(spec["ready_file"]).write_text("ready\n")
     # Every call is over a few seconds after the hang-up; one that is not is reported as

@@ -11,9 +11,11 @@ gateway they loaded. Here the same work is done in C, inside the generator's eve
   drawn per frame -- and reads the calls' sockets (recvmmsg).
 - RTP read there is unprotected and measured in C as `Visitor.on_packet` measures it
   (arrival against media time in the window, tone onsets -> round trip, 600 ms of tone for
-  the frequency check); STUN, DTLS and RTCP are kept and handed to aioice/aiortc through
+  the frequency check). The server's RTCP is unprotected there too and its SRs' time kept
+  for our receiver reports (all aiortc took from it: its own RTCP loops are stopped,
+  they sent nothing anyway). STUN and DTLS are kept and handed to aioice/aiortc through
   the socket's reader in the loop, as before.
-- RTCP reports and consent checks stay in Python (a few per call and second).
+- Our RTCP reports and the consent checks stay in Python (under one per call and second).
 
 `NativeAudio` is BrowserAudio with its per-packet work moved to the engine; what goes on
 the wire is the same bytes at the same times. G.711 only (the analysis decodes u-law in
@@ -34,6 +36,7 @@ import shutil
 import socket
 import struct
 import subprocess
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -50,8 +53,9 @@ STASH_BUFFER = 1500
 _CDEF = """
 typedef struct engine engine;
 typedef struct call call;
-engine *ne_new(uintptr_t protect, uintptr_t unprotect, const int16_t *decode, int quiet,
-               int onset, int rate, double late_threshold);
+engine *ne_new(uintptr_t protect, uintptr_t unprotect, uintptr_t unprotect_rtcp,
+               const int16_t *decode, int quiet, int onset, int rate, double late_threshold);
+int ne_last_sr(call *c, uint32_t *ssrc, uint32_t *lsr, double *at);
 int ne_set_frames(engine *e, const uint8_t *frames, const int *lengths, const uint8_t *levels,
                   int count, int stride);
 void ne_set_window(engine *e, double start, double end);
@@ -121,7 +125,14 @@ class Engine:
         self.decode_table = np.asarray(ULAW_DECODE_TABLE, dtype=np.int16)
         table = ffi.new("int16_t[256]", [int(v) for v in self.decode_table])
         self.handle = self.lib.ne_new(
-            address("srtp_protect"), address("srtp_unprotect"), table, quiet, onset, rate, late
+            address("srtp_protect"),
+            address("srtp_unprotect"),
+            address("srtp_unprotect_rtcp"),
+            table,
+            quiet,
+            onset,
+            rate,
+            late,
         )
         if self.handle == ffi.NULL:
             raise NativeUnavailable("the C media engine could not allocate")
@@ -301,6 +312,29 @@ class NativeAudio(BrowserAudio):
          base, highest, self._cycles, _) = self._counters()  # fmt: skip
         if has_base:
             self.remote_ssrc, self._base_sequence, self._max_sequence = remote, base, highest
+
+    def attach(self) -> bool:
+        if not super().attach():
+            return False
+        # aiortc's RTCP loops send nothing (silenced in BrowserAudio.attach) and the server's
+        # RTCP no longer reaches aiortc: stop them (the sender's BYE goes to nothing too).
+        for owner, name in (
+            (self._transceiver.sender, "_RTCRtpSender__rtcp_task"),
+            (self._receiver, "_RTCRtpReceiver__rtcp_task"),
+        ):
+            task = getattr(owner, name, None)
+            if task is not None:
+                task.cancel()
+        return True
+
+    def _last_sender_report(self) -> tuple[int, int]:
+        ffi = self._engine.ffi
+        ssrc, lsr, at = ffi.new("uint32_t *"), ffi.new("uint32_t *"), ffi.new("double *")
+        if self._call is None or not self._engine.lib.ne_last_sr(self._call, ssrc, lsr, at):
+            return 0, 0
+        if ssrc[0] != self.remote_ssrc:
+            return 0, 0
+        return lsr[0], min(0xFFFFFFFF, max(0, int((time.time() - at[0]) * 65536)))
 
     def _send_sr(self) -> None:
         self._sync()

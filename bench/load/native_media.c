@@ -70,14 +70,18 @@ struct call {
     size_t rtt_count, rtt_capacity;
     uint8_t *frequency; /* FREQUENCY_FRAMES_MAX payloads of frequency_size bytes */
     int frequency_size, frequency_frames;
-    /* datagrams that are not RTP, for Python */
-    struct stashed stash[STASH];
+    /* the far end's last SR, for our receiver reports' LSR and DLSR */
+    int has_lsr;
+    uint32_t lsr_ssrc, lsr;
+    double lsr_time; /* CLOCK_REALTIME, as aiortc's time.time() */
+    /* datagrams that are neither RTP nor RTCP, for Python (a few a second) */
+    struct stashed *stash; /* STASH of them, apart: the call's hot fields stay close */
     int stash_head, stash_count, reported;
     int index;
 };
 
 struct engine {
-    srtp_fn protect, unprotect;
+    srtp_fn protect, unprotect, unprotect_rtcp;
     int16_t magnitude[256];
     int quiet, onset, rate;
     double window_start, window_end, late_threshold;
@@ -125,12 +129,14 @@ static int grow(void **array, size_t *capacity, size_t size) {
     return 0;
 }
 
-struct engine *ne_new(uintptr_t protect, uintptr_t unprotect, const int16_t *decode, int quiet,
-                      int onset, int rate, double late_threshold) {
+struct engine *ne_new(uintptr_t protect, uintptr_t unprotect, uintptr_t unprotect_rtcp,
+                      const int16_t *decode, int quiet, int onset, int rate,
+                      double late_threshold) {
     struct engine *e = calloc(1, sizeof *e);
     if (e == NULL) return NULL;
     e->protect = (srtp_fn)protect;
     e->unprotect = (srtp_fn)unprotect;
+    e->unprotect_rtcp = (srtp_fn)unprotect_rtcp;
     for (int i = 0; i < 256; i++) e->magnitude[i] = (int16_t)abs((int)decode[i]);
     e->quiet = quiet;
     e->onset = onset;
@@ -197,8 +203,10 @@ struct call *ne_add_call(struct engine *e, int index, int fd, uint32_t address, 
     struct call *c = calloc(1, sizeof *c);
     if (c == NULL) return NULL;
     c->frequency = calloc(FREQUENCY_FRAMES_MAX, frequency_size);
-    if (c->frequency == NULL || map_fd(e, fd, c) != 0) {
+    c->stash = calloc(STASH, sizeof *c->stash);
+    if (c->frequency == NULL || c->stash == NULL || map_fd(e, fd, c) != 0) {
         free(c->frequency);
+        free(c->stash);
         free(c);
         return NULL;
     }
@@ -249,6 +257,7 @@ void ne_free_call(struct call *c) {
     free(c->indexes);
     free(c->rtt);
     free(c->frequency);
+    free(c->stash);
     free(c);
 }
 
@@ -430,6 +439,41 @@ static int is_rtp(const uint8_t *data, int size) {
     return size > 12 && data[0] > 127 && data[0] < 192 && !(data[1] > 191 && data[1] < 224);
 }
 
+static int is_rtcp(const uint8_t *data, int size) {
+    return size >= 8 && data[0] > 127 && data[0] < 192 && data[1] > 191 && data[1] < 224;
+}
+
+/* The far end's RTCP: what aiortc's receiver took from it is the last SR's time (LSR and
+ * when it came), for the receiver reports; nothing else of it is used. */
+static void receive_rtcp(struct engine *e, struct call *c, uint8_t *data, int size) {
+    int length = size;
+    if (e->unprotect_rtcp(c->rx, data, &length) != 0) return;
+    for (int at = 0; at + 4 <= length;) {
+        int words = (data[at + 2] << 8) | data[at + 3];
+        int end = at + 4 * (words + 1);
+        if (end > length) break;
+        if (data[at + 1] == 200 && end - at >= 28) {
+            const uint8_t *p = data + at;
+            c->lsr_ssrc = ((uint32_t)p[4] << 24) | ((uint32_t)p[5] << 16) | ((uint32_t)p[6] << 8) | p[7];
+            /* the middle 32 bits of the 64-bit NTP timestamp */
+            c->lsr = ((uint32_t)p[10] << 24) | ((uint32_t)p[11] << 16) | ((uint32_t)p[12] << 8) | p[13];
+            struct timespec t;
+            clock_gettime(CLOCK_REALTIME, &t);
+            c->lsr_time = (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+            c->has_lsr = 1;
+        }
+        at = end;
+    }
+}
+
+/* The far end's last SR (1) or none yet (0). */
+int ne_last_sr(struct call *c, uint32_t *ssrc, uint32_t *lsr, double *at) {
+    *ssrc = c->lsr_ssrc;
+    *lsr = c->lsr;
+    *at = c->lsr_time;
+    return c->has_lsr;
+}
+
 /* Reads what the call's socket has: RTP here, the rest kept for Python. 1 if some was kept. */
 static int drain(struct engine *e, struct call *c) {
     int kept = 0;
@@ -443,6 +487,8 @@ static int drain(struct engine *e, struct call *c) {
             if (e->messages[i].msg_hdr.msg_flags & MSG_TRUNC) continue;
             if (is_rtp(e->rx[i], size)) {
                 receive_rtp(e, c, e->rx[i], size, t);
+            } else if (is_rtcp(e->rx[i], size)) {
+                receive_rtcp(e, c, e->rx[i], size);
             } else if (c->stash_count < STASH) {
                 struct stashed *s = &c->stash[(c->stash_head + c->stash_count++) % STASH];
                 s->length = size;
