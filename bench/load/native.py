@@ -232,6 +232,7 @@ class NativeAudio(BrowserAudio):
         self._call = None
         self._fd = -1
         self._transport = None
+        self._stoppers: list[asyncio.Future] = []
 
     def start(self, first_due: float) -> None:
         loop = asyncio.get_running_loop()
@@ -289,6 +290,8 @@ class NativeAudio(BrowserAudio):
             protocol.datagram_received(*taken)
 
     def stop(self) -> None:
+        for stopper in self._stoppers:
+            stopper.cancel()
         if self._call is not None:
             self._engine.lib.ne_stop_call(self._engine.handle, self._call)
             transport = self._transport
@@ -318,13 +321,16 @@ class NativeAudio(BrowserAudio):
             return False
         # aiortc's RTCP loops send nothing (silenced in BrowserAudio.attach) and the server's
         # RTCP no longer reaches aiortc: stop them (the sender's BYE goes to nothing too).
-        for owner, name in (
-            (self._transceiver.sender, "_RTCRtpSender__rtcp_task"),
-            (self._receiver, "_RTCRtpReceiver__rtcp_task"),
+        # A task cancelled before its first step never says it started, and aiortc's stop()
+        # waits for that: cancel each once it has.
+        for owner, prefix in (
+            (self._transceiver.sender, "_RTCRtpSender__"),
+            (self._receiver, "_RTCRtpReceiver__"),
         ):
-            task = getattr(owner, name, None)
-            if task is not None:
-                task.cancel()
+            task = getattr(owner, prefix + "rtcp_task", None)
+            started = getattr(owner, prefix + "rtcp_started", None)
+            if task is not None and started is not None:
+                self._stoppers.append(asyncio.ensure_future(_cancel_once(task, started)))
         return True
 
     def _last_sender_report(self) -> tuple[int, int]:
@@ -370,6 +376,11 @@ class NativeAudio(BrowserAudio):
             "rtt": rtt,
             "frequency_pcm": pcm,
         }
+
+
+async def _cancel_once(task: asyncio.Future, started: asyncio.Event) -> None:
+    await started.wait()
+    task.cancel()
 
 
 def merge_lateness(python: Lateness, engine: Engine | None) -> dict:

@@ -34,7 +34,7 @@ SETTLE = 1.0  # seconds after the last call was set up before measuring
 SETUP_BUDGET = 30.0  # seconds after the last call started: the window opens anyway
 GENERATOR_START = 2.0  # seconds for generator processes to import and get ready
 # Calls per generator process (by default), by media path.
-CALLS_PER_GENERATOR = {"c": 50, "python": 50}
+CALLS_PER_GENERATOR = {"c": 300, "python": 50}
 PLAYOUT_ALLOWANCE = 0.05  # a frame is on time within 50 ms of the call's fastest frame
 
 
