@@ -27,8 +27,7 @@ from pathlib import Path
 
 import aioice.ice
 
-from .audio import PERIOD_FRAMES, encoded_frames, pattern_pcm
-from .audio import ONSET, QUIET
+from .audio import ONSET, PERIOD_FRAMES, QUIET, encoded_frames, pattern_pcm
 from .browser_media import CHROMIUM_PING_INTERVAL, Lateness, audio_levels, browser_like_dtls
 from .native import Engine, NativeSelector, merge_lateness
 from .signaling import signaling_for

@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 from cffi import FFI
 
-from .browser_media import Lateness, BrowserAudio
+from .browser_media import BrowserAudio, Lateness
 
 SOURCE = Path(__file__).with_name("native_media.c")
 LIBRARY = "libbench_native_media.so"

@@ -289,7 +289,6 @@ class Visitor:
             "frames_sent_in_window": self._sent_in_window,
         }
 
-
     def _take_measurements(self, media: NativeAudio) -> None:
         """What on_sent and on_packet gathered, when the engine did it in C."""
         taken = media.measurements()
