@@ -9,6 +9,8 @@ checks sent to the gateway. The benchmark's figures are not asserted as targets 
 
 from __future__ import annotations
 
+import pytest
+
 from bench.load.generator import visitor_seed
 from bench.load.run import PointSpec, run_point
 from bench.load.visitor import FRAME, Visitor, phase_offset
@@ -35,16 +37,29 @@ def _circular_ms(a: float, b: float) -> float:
     return min(difference, period - difference)
 
 
-def test_the_load_benchmark_loads_the_gateway_like_browsers():
+@pytest.mark.parametrize("media", ["c", "python"])
+def test_the_load_benchmark_loads_the_gateway_like_browsers(media):
+    """Both media paths of the generator (bench/load/native.py in C, browser_media.py in
+    Python) put the same on the wire and measure the echo."""
     phases = [phase_offset(visitor_seed(SEED, index)) * 1000 for index in range(2)]
     assert _circular_ms(*phases) > 6, "pick a seed whose two calls' clocks are apart"
 
     result = run_point(
-        PointSpec(calls=2, seconds=SECONDS, codec="pcmu", workers=1, seed=SEED, capture=True)
+        PointSpec(
+            calls=2,
+            seconds=SECONDS,
+            codec="pcmu",
+            workers=1,
+            seed=SEED,
+            capture=True,
+            generator_media=media,
+        )
     )
 
     assert all(result[field] is not None for field in FIELDS), result
     assert result["calls_ok"] == 2, result["errors"]
+    assert result["generator_media"] == [media]
+    assert result["frames_on_time_pct"] > 0
     assert result["frequency_hz_median"] == 1000.0
     assert result["echo_rtt_samples"] >= 2  # an onset each second of each call
     assert result["cpu_ms_per_call_s"] > 0
