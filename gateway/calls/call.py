@@ -500,7 +500,9 @@ class Call:
         if self._bridged is not attempt or self.bridge is None:
             self._unbridge(ringback=False)
             sip_leg = RtpLeg(attempt.media.rtp, audio_codec(negotiated.codec))
-            self.bridge = MediaBridge(self._browser, sip_leg)
+            self.bridge = MediaBridge(
+                self._browser, sip_leg, native=self.settings.browser_leg.native_relay
+            )
             self.bridge.a_to_b.muted = self._muted
             self.bridge.start()
             self._bridged = attempt
