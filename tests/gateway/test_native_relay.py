@@ -32,7 +32,6 @@ BROWSER_HZ = 700
 PHONE_HZ = 1100
 
 
-
 def test_the_c_relay_is_built():
     assert NativeRelay.available(), "gateway/media/_g711relay.c is not built: run make"
 
@@ -160,8 +159,10 @@ async def test_steady_g711_runs_in_c_and_both_ends_hear_each_other(call: Call):
     phone_from, browser_from = len(call.heard_by_phone), len(call.heard_by_browser)
     frames_from = relay.a_frames, relay.b_frames
     await call.until(
-        lambda: len(call.heard_by_phone) - phone_from >= 100
-        and len(call.heard_by_browser) - browser_from >= 100,
+        lambda: (
+            len(call.heard_by_phone) - phone_from >= 100
+            and len(call.heard_by_browser) - browser_from >= 100
+        ),
         "two seconds of audio each way",
     )
     assert native.engaged
