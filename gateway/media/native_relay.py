@@ -108,6 +108,8 @@ class NativeRelay:
         self._protocol: Any = None  # the browser's ICE pair protocol while engaged
         self._protocol_handler: Any = None  # its handler before (the channel's hook)
         self._endpoint: Any = None  # the phone's RTP socket protocol while engaged
+        self._browser_address: tuple[Any, Any] = ("", 0)  # where the relay sends
+        self._phone_address: tuple[Any, Any] = ("", 0)
         self._timer: asyncio.TimerHandle | None = None
         self._strikes = 0
         self._frames_at_engage = 0
@@ -132,6 +134,8 @@ class NativeRelay:
         try:
             if self.engaged:
                 self._copy_back()
+                if not self._still_steady():
+                    self.disengage()
             elif self._strikes < MAX_STRIKES:
                 self._engage()
         except Exception:
@@ -195,6 +199,18 @@ class NativeRelay:
             return None
         return pair, rtp
 
+    def _still_steady(self) -> bool:
+        """While engaged: the pair and the phone's address are still those it was given
+        (ICE or a re-INVITE may move them; most changes already took the path back)."""
+        steady = self._steady()
+        if steady is None:
+            return False
+        pair, rtp = steady
+        return pair.protocol is self._protocol and rtp._rtp_endpoint is self._endpoint and (
+            (pair.remote_addr[0], pair.remote_addr[1]) == self._browser_address
+            and (rtp._latched[0], rtp._latched[1]) == self._phone_address
+        )
+
     def _engage(self) -> None:
         steady = self._steady()
         if steady is None:
@@ -217,6 +233,8 @@ class NativeRelay:
         relay.phone_fd = phone_socket.fileno()
         relay.tx_session = _pointer(channel._tx_session)
         relay.rx_session = _pointer(channel._rx_session)
+        self._browser_address = (pair.remote_addr[0], pair.remote_addr[1])
+        self._phone_address = (rtp._latched[0], rtp._latched[1])
         relay.set_browser_address(str(pair.remote_addr[0]), int(pair.remote_addr[1]))
         relay.set_phone_address(str(rtp._latched[0]), int(rtp._latched[1]))
         relay.set_browser_header(bytes(channel._tx_view[: channel._header_size]))

@@ -242,3 +242,14 @@ async def test_stopping_the_bridge_gives_every_socket_its_own_handler_back(call:
     assert "datagram_received" not in vars(endpoint)
     assert protocol.datagram_received != native._relay.from_browser
     assert call.gateway_rtp.native_guard is None and call.leg.native_guard is None
+
+
+async def test_without_native_relay_the_python_path_carries_the_call(call: Call):
+    call.bridge.stop()
+    call.bridge = MediaBridge(call.leg, RtpLeg(call.gateway_rtp, audio_codec("PCMU")))
+    call.bridge.start()  # native=False: `[media] native_relay = false`
+    assert call.bridge.native is None
+    heard_from = len(call.heard_by_phone)
+    await call.until(lambda: len(call.heard_by_phone) - heard_from >= 100, "two seconds")
+    assert abs(phone_heard_hz(call.heard_by_phone[heard_from:]) - BROWSER_HZ) < 10
+    assert call.gateway_rtp.native_guard is None
