@@ -140,6 +140,9 @@ class MediaBridge:
         self.b_to_a = Direction(b, a)
         self._native = native
         self.native: NativeRelay | None = None
+        self._native_frames = 0  # relayed in C by the relays of earlier starts
+        self._earlier_frames = (0, 0)  # relayed (in C, in Python) before a replace_b
+        self.stopped = False
 
     @property
     def transcoding(self) -> bool:
@@ -150,6 +153,8 @@ class MediaBridge:
         changed its codec: relay or transcode anew for that codec. Mute carries over."""
         muted = self.a_to_b.muted
         self.stop()
+        self._earlier_frames = self.relayed_frames()
+        self._native_frames = 0
         self.b = b
         self.a_to_b = Direction(self.a, b)
         self.b_to_a = Direction(b, self.a)
@@ -157,6 +162,7 @@ class MediaBridge:
         self.start()
 
     def start(self) -> None:
+        self.stopped = False
         self.a.listen(self.a_to_b.on_packet)
         self.b.listen(self.b_to_a.on_packet)
         if self._native and self.a_to_b.transcoder is None and NativeRelay.available():
@@ -166,9 +172,22 @@ class MediaBridge:
                 self.native = NativeRelay(self, self.a, self.b)
                 self.native.start()
 
+    def relayed_frames(self) -> tuple[int, int]:
+        """Frames relayed untranscoded so far, both ways: (in C, in Python)."""
+        native, python = self._current_frames()
+        return self._earlier_frames[0] + native, self._earlier_frames[1] + python
+
+    def _current_frames(self) -> tuple[int, int]:
+        if self.a_to_b.transcoder is not None:
+            return 0, 0
+        native = self._native_frames + (self.native.native_frames if self.native else 0)
+        return native, self.a_to_b.frames + self.b_to_a.frames - native
+
     def stop(self) -> None:
         if self.native is not None:
             self.native.stop()
+            self._native_frames += self.native.native_frames
             self.native = None
         self.a.listen(None)
         self.b.listen(None)
+        self.stopped = True

@@ -114,6 +114,8 @@ class NativeRelay:
         self._strikes = 0
         self._frames_at_engage = 0
         self.engagements = 0
+        self.native_frames = 0  # relayed in C (both ways), as of the last copy back
+        self._frames_copied = 0
         self.yields: dict[int, int] = {}  # why the C path gave the call back, how often
 
     @property
@@ -206,9 +208,13 @@ class NativeRelay:
         if steady is None:
             return False
         pair, rtp = steady
-        return pair.protocol is self._protocol and rtp._rtp_endpoint is self._endpoint and (
-            (pair.remote_addr[0], pair.remote_addr[1]) == self._browser_address
-            and (rtp._latched[0], rtp._latched[1]) == self._phone_address
+        return (
+            pair.protocol is self._protocol
+            and rtp._rtp_endpoint is self._endpoint
+            and (
+                (pair.remote_addr[0], pair.remote_addr[1]) == self._browser_address
+                and (rtp._latched[0], rtp._latched[1]) == self._phone_address
+            )
         )
 
     def _engage(self) -> None:
@@ -261,7 +267,7 @@ class NativeRelay:
         self._bridge.a_to_b.native_guard = self._bridge.b_to_a.native_guard = guard
         relay.engaged = 1
         self.engagements += 1
-        self._frames_at_engage = relay.a_frames + relay.b_frames
+        self._frames_at_engage = self._frames_copied = relay.a_frames + relay.b_frames
 
     def _copy_in(self, relay: Any, channel: Any, rtp: Any) -> None:
         """The path's state, from the Python objects into the relay."""
@@ -311,6 +317,9 @@ class NativeRelay:
         relay, bridge, browser, rtp = self._relay, self._bridge, self._browser, self._phone.rtp
         channel = browser._channel
         assert channel is not None
+        frames = relay.a_frames + relay.b_frames
+        self.native_frames += frames - self._frames_copied
+        self._frames_copied = frames
         reception: Any = channel.reception  # both sources known: engaged only then
         reception.packets_received = relay.br_received
         reception.cycles = relay.br_cycles
