@@ -30,6 +30,8 @@ import signal
 import sys
 import time
 
+from gateway.process.imports import import_socketio_without_redis
+
 # A worker that dies sooner than this after starting failed to start; after this many such
 # failures in a row the supervisor gives up instead of spinning.
 QUICK_FAILURE = 5.0
@@ -159,6 +161,7 @@ class Watcher:
                 # Finish the job: the watcher waits for it, and stops the workers itself.
                 signal.signal(signal.SIGINT, signal.SIG_IGN)
                 signal.signal(signal.SIGTERM, signal.SIG_IGN)
+                import_socketio_without_redis()  # first, as gateway.__main__ does
                 from gateway.process import supervisor
 
                 supervisor.end_worker(self.handover, index, pid, why)
@@ -177,6 +180,7 @@ class Watcher:
         if pid == 0:
             code = 1
             try:
+                import_socketio_without_redis()  # first, as gateway.__main__ does
                 from gateway.process import supervisor
 
                 code = supervisor.restarted_worker(self.handover, index)
