@@ -54,7 +54,7 @@ from gateway.monitoring import metrics
 from gateway.process import event_loop, watch
 from gateway.process.binding import StartError, check_tcp_free
 from gateway.process.failover import Reaper, SipFrom
-from gateway.process.heap import freeze_startup_objects
+from gateway.process.heap import freeze_startup_objects, malloc_trim
 from gateway.process.journal import DialogJournal, read_journal
 from gateway.process.logs import configure_logging
 from gateway.process.shared import SharedState
@@ -299,8 +299,10 @@ class Supervisor:
         sys.stderr.flush()
         # What the supervisor imported (the whole stack, ~80 MB) is shared with the workers
         # copy-on-write; kept out of their collections, it stays shared (idle PSS of a
-        # 2-worker gateway 129 -> 93 MB, docs/benchmark.md).
+        # 2-worker gateway 129 -> 93 MB, docs/benchmark.md). The C heap's free pages are
+        # returned first: forked, they would count in every worker (~0.5 MB).
         freeze_startup_objects()
+        malloc_trim()
         pid = os.fork()
         if pid == 0:
             code = 1
