@@ -260,10 +260,11 @@ class Supervisor:
 
     def run(self) -> int:
         """Prepare, fork the workers, then become the lean supervisor (gateway.process.
-        watch), which restarts those that die and stops them all on SIGINT/SIGTERM: never
-        returns but by exiting with the gateway's status (0 when stopped by a signal, 1 when
-        a worker cannot start or keeps failing). Raises StartError when the HTTP port is
-        taken, StorageError when the database or Redis cannot be used."""
+        watch), which restarts those that die and stops them all on SIGINT/SIGTERM, and
+        exits with the gateway's status (0 when stopped by a signal, 1 when a worker cannot
+        start or keeps failing); returns that status only when this process could not be
+        replaced and watched itself. Raises StartError when the HTTP port is taken,
+        StorageError when the database or Redis cannot be used."""
         # The workers share it (SO_REUSEPORT): it must be nobody else's before they do.
         check_tcp_free("http.listen", self.configs[0].http.listen)
         signal.signal(signal.SIGTERM, self._on_stop_signal)
@@ -279,7 +280,7 @@ class Supervisor:
             self._spawn(index)
         lock_fd = self.state.lock_fd
         assert lock_fd is not None, "the state directory is held until the gateway stops"
-        watch.become_watcher(
+        return watch.become_watcher(
             watch.Handover(
                 configs=pickle.dumps(self.configs),
                 count=len(self.configs),
@@ -291,7 +292,6 @@ class Supervisor:
                 stopping=self._stopping,
             )
         )
-        raise AssertionError("exec returned")  # pragma: no cover
 
     def _spawn(self, index: int) -> None:
         config = self.configs[index]

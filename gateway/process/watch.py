@@ -68,21 +68,33 @@ class Handover:
         self.stopping = stopping  # SIGINT/SIGTERM came while the workers were forked
 
 
-def become_watcher(handover: Handover) -> None:
-    """Replace this process (the supervisor, its workers forked) with the lean one; never
-    returns. SIGINT and SIGTERM stay blocked across exec (the mask is kept) until the new
+def become_watcher(handover: Handover) -> int:
+    """Replace this process (the supervisor, its workers forked) with the lean one; returns
+    only if that cannot be done (no Python executable to run, exec refused): then this
+    process watches as it is, the application's memory kept, and returns the gateway's
+    status. SIGINT and SIGTERM stay blocked across exec (the mask is kept) until the new
     image has its handlers, so a stop asked meanwhile is not lost."""
-    memory = os.memfd_create("gateway-supervisor")  # close-on-exec by default
-    with open(memory, "wb", closefd=False) as file:
-        pickle.dump(handover, file)
-    os.lseek(memory, 0, os.SEEK_SET)
-    os.set_inheritable(memory, True)
-    os.set_inheritable(handover.lock_fd, True)
+    memory = None
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-    sys.stdout.flush()
-    sys.stderr.flush()
-    program = f"from gateway.process.watch import main; main({memory})"
-    os.execv(sys.executable, [sys.executable, "-c", program])
+    try:
+        if not sys.executable:
+            raise OSError("sys.executable is unknown")
+        memory = os.memfd_create("gateway-supervisor")  # close-on-exec by default
+        with open(memory, "wb", closefd=False) as file:
+            pickle.dump(handover, file)
+        os.lseek(memory, 0, os.SEEK_SET)
+        os.set_inheritable(memory, True)
+        os.set_inheritable(handover.lock_fd, True)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        program = f"from gateway.process.watch import main; main({memory})"
+        os.execv(sys.executable, [sys.executable, "-c", program])
+    except OSError as exc:
+        if memory is not None:
+            os.close(memory)
+        os.set_inheritable(handover.lock_fd, False)
+        print(f"the supervisor keeps the application loaded: {exc}", file=sys.stderr, flush=True)
+    return Watcher(handover).run()  # it unblocks SIGINT and SIGTERM
 
 
 def main(memory: int) -> None:
