@@ -94,7 +94,9 @@ struct engine {
     uint8_t *levels;
     int frame_count, frame_stride;
     struct call **calls; /* the calls sending or reading, in no order */
+    double *send_at;     /* calls[i]'s next send, side by side: scanned at every wake-up */
     int call_count, call_capacity;
+    int unreported; /* calls whose kept datagrams Python has not been told of */
     struct call **by_fd;
     int by_fd_size;
     uint8_t rx[BATCH][BUFFER];
@@ -198,6 +200,9 @@ struct call *ne_add_call(struct engine *e, int index, int fd, uint32_t address, 
         struct call **bigger = realloc(e->calls, sizeof *bigger * capacity);
         if (bigger == NULL) return NULL;
         e->calls = bigger;
+        double *times = realloc(e->send_at, sizeof *times * capacity);
+        if (times == NULL) return NULL;
+        e->send_at = times;
         e->call_capacity = capacity;
     }
     struct call *c = calloc(1, sizeof *c);
@@ -235,6 +240,7 @@ struct call *ne_add_call(struct engine *e, int index, int fd, uint32_t address, 
     c->analyse = analyse;
     c->frequency_size = frequency_size;
     c->sending = 1;
+    e->send_at[e->call_count] = c->send_at;
     e->calls[e->call_count++] = c;
     return c;
 }
@@ -246,7 +252,9 @@ void ne_stop_call(struct engine *e, struct call *c) {
     if (c->fd >= 0 && c->fd < e->by_fd_size && e->by_fd[c->fd] == c) e->by_fd[c->fd] = NULL;
     for (int i = 0; i < e->call_count; i++) {
         if (e->calls[i] == c) {
-            e->calls[i] = e->calls[--e->call_count];
+            e->call_count--;
+            e->calls[i] = e->calls[e->call_count];
+            e->send_at[i] = e->send_at[e->call_count];
             break;
         }
     }
@@ -333,14 +341,17 @@ static void send_frame(struct engine *e, struct call *c, double t) {
 static double send_due(struct engine *e) {
     double next = INFINITY;
     double t = now();
+    double *send_at = e->send_at;
     for (int i = 0; i < e->call_count; i++) {
-        struct call *c = e->calls[i];
-        if (!c->sending) continue;
-        while (c->send_at <= t) {
-            send_frame(e, c, t);
-            t = now();
+        if (send_at[i] <= t) {
+            struct call *c = e->calls[i];
+            while (c->send_at <= t) {
+                send_frame(e, c, t);
+                t = now();
+            }
+            send_at[i] = c->send_at;
         }
-        if (c->send_at < next) next = c->send_at;
+        if (send_at[i] < next) next = send_at[i];
     }
     return next;
 }
@@ -530,12 +541,19 @@ int ne_select(struct engine *e, int epfd, double timeout, int *fds, uint32_t *ev
     for (;;) {
         double next = send_due(e);
         int out = 0;
-        for (int i = 0; i < e->call_count && out < max; i++) { /* kept, not yet reported */
-            struct call *c = e->calls[i];
-            if (c->stash_count && !c->reported) {
-                c->reported = 1;
-                fds[out] = c->fd;
-                events[out++] = EPOLLIN;
+        if (e->unreported) { /* kept, not told: the last call had no room for them */
+            e->unreported = 0;
+            for (int i = 0; i < e->call_count; i++) {
+                struct call *c = e->calls[i];
+                if (c->stash_count && !c->reported) {
+                    if (out == max) {
+                        e->unreported = 1;
+                        break;
+                    }
+                    c->reported = 1;
+                    fds[out] = c->fd;
+                    events[out++] = EPOLLIN;
+                }
             }
         }
         double t = now();
@@ -560,10 +578,14 @@ int ne_select(struct engine *e, int epfd, double timeout, int *fds, uint32_t *ev
             int fd = ready[i].data.fd;
             struct call *c = fd >= 0 && fd < e->by_fd_size ? e->by_fd[fd] : NULL;
             if (c != NULL && (ready[i].events & EPOLLIN)) {
-                if (drain(e, c) && !c->reported && out < max) {
-                    c->reported = 1;
-                    fds[out] = fd;
-                    events[out++] = ready[i].events;
+                if (drain(e, c) && !c->reported) {
+                    if (out < max) {
+                        c->reported = 1;
+                        fds[out] = fd;
+                        events[out++] = ready[i].events;
+                    } else {
+                        e->unreported = 1;
+                    }
                 }
             } else if (out < max) {
                 fds[out] = fd;
