@@ -13,11 +13,29 @@ from dataclasses import dataclass
 
 import av
 import numpy as np
-import opuslib_next
-import opuslib_next.exceptions
-from opuslib_next import constants as opus_constants
 
 from sip_bridge import LossConcealer, codec_by_name
+from sip_bridge.rtp.g729 import SID_BYTES
+from sip_bridge.rtp.opus import (
+    OPUS_RATES,
+    OpusDecoder,
+    OpusEncoder,
+    OpusError,
+    OpusFrameDecoder,
+)
+
+__all__ = [
+    "OPUS",
+    "OPUS_INPUT_RATES",
+    "AudioCodec",
+    "OpusDecoder",
+    "OpusEncoder",
+    "OpusError",
+    "Transcoder",
+    "audio_codec",
+    "frame_encoder",
+    "silence_frame",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,57 +67,7 @@ def audio_codec(name: str) -> AudioCodec:
 
 # The rates libopus encodes from and decodes to as they are (it resamples inside, cheaply,
 # where it must): a phone's 8 or 16 kHz audio needs no resampling step of ours either way.
-OPUS_INPUT_RATES = (8000, 12000, 16000, 24000, 48000)
-OPUS_APPLICATIONS = {
-    "voip": opus_constants.APPLICATION_VOIP,
-    "audio": opus_constants.APPLICATION_AUDIO,
-    "lowdelay": opus_constants.APPLICATION_RESTRICTED_LOWDELAY,
-}
-
-
-class OpusEncoder:
-    """libopus in mono at a voice bitrate: the browser plays it as it plays any Opus.
-
-    libopus itself (through opuslib-next), not libavcodec's wrapper: no frame objects per
-    packet and no threads (PyAV's encoder passes every frame through a filter graph with a
-    thread pool of its own: two threads per call, ~100 in a worker with 25 transcoded
-    calls). `input_rate` is the rate of the PCM given to `encode`: audio from a G.711 phone
-    is encoded from 8 kHz as it is, without upsampling to 48 kHz first. `application` is
-    libopus's: "voip" (SILK/hybrid, tuned for speech) or "lowdelay" (CELT only: 2.5 ms of
-    lookahead instead of 6.5, and for G.711 audio from 8 kHz about 30 us a frame here).
-    """
-
-    def __init__(
-        self, bitrate: int = 32000, input_rate: int = 48000, application: str = "voip"
-    ) -> None:
-        if input_rate not in OPUS_INPUT_RATES:
-            raise ValueError(f"libopus takes PCM at {OPUS_INPUT_RATES} Hz, not {input_rate}")
-        self._encoder = opuslib_next.Encoder(input_rate, 1, OPUS_APPLICATIONS[application])
-        self._encoder.bitrate = bitrate
-
-    def encode(self, pcm: np.ndarray) -> bytes | None:
-        """One 20 ms frame of int16 PCM at `input_rate` -> one Opus packet."""
-        return self._encoder.encode(pcm.astype(np.int16, copy=False).tobytes(), len(pcm))
-
-
-class OpusDecoder:
-    """libopus's decoder, mono int16 PCM at `rate` (8, 12, 16, 24 or 48 kHz) straight
-    out of the decoder: no resampling step to reach a phone's rate, and no threads."""
-
-    def __init__(self, rate: int = 48000) -> None:
-        if rate not in OPUS_INPUT_RATES:
-            raise ValueError(f"libopus decodes to {OPUS_INPUT_RATES} Hz, not {rate}")
-        self.rate = rate
-        self._decoder = opuslib_next.Decoder(rate, 1)
-        self._max_samples = rate * 120 // 1000  # the longest Opus packet: 120 ms
-
-    def decode(self, payload: bytes | memoryview) -> np.ndarray:
-        """PCM of one packet; raises `OpusError` if libopus refuses it."""
-        pcm = self._decoder.decode(bytes(payload), self._max_samples)
-        return np.frombuffer(pcm, np.int16)
-
-
-OpusError = opuslib_next.exceptions.OpusError
+OPUS_INPUT_RATES = OPUS_RATES
 
 
 class _Resampler:
@@ -134,19 +102,21 @@ def _pcm_frame(pcm: np.ndarray, rate: int) -> av.AudioFrame:
 
 
 class Transcoder:
-    """Converts one leg's 20 ms frames to the other's: decode, resample, encode.
+    """Converts one leg's frames to the other's 20 ms frames: decode, resample, encode.
 
     The PCM in between is at the lower of the two rates when one leg is Opus (libopus
     encodes from and decodes to 8 or 16 kHz as it is), else at the target's rate.
-    `convert(payload)` returns the encoded frame for the other leg (or None while an
-    encoder fills its first frame); `conceal_one()` produces a frame for a packet lost
+    `convert(payload)` returns the encoded frames for the other leg that the packet
+    completes: one for a 20 ms packet; none, one or two for a phone's packets of 10, 30, 40
+    or 60 ms, whose PCM is cut into 20 ms frames again (libopus codes 20 ms frames as it
+    was set up to, and the bridge's timelines count 20 ms frames); a concealed frame for a
+    payload that does not decode. `conceal_one()` produces a frame for a packet lost
     upstream, so the outgoing stream stays continuous.
     """
 
     def __init__(self, source: AudioCodec, target: AudioCodec) -> None:
         self.source = source
         self.target = target
-        self._opus_target = target.name == "opus"
         if target.name == "opus" and source.sample_rate in OPUS_INPUT_RATES:
             # A phone's narrowband audio: CELT from its own rate is cheapest and quickest.
             self.pcm_rate = source.sample_rate
@@ -158,43 +128,58 @@ class Transcoder:
             self._encode = frame_encoder(target)
         self.frame_samples = self.pcm_rate // 50
         self._resampler: _Resampler | None = None
+        self._decode: Callable[[bytes | memoryview], np.ndarray]
         if source.name == "opus":
             # Decoded straight to the phone's rate (libopus does 8 and 16 kHz itself).
-            self._opus_decoder: OpusDecoder | None = OpusDecoder(self.pcm_rate)
-            self._decoder = None
+            self._decode = OpusFrameDecoder(self.pcm_rate).decode
+            decode_rate = self.pcm_rate
         else:
-            self._opus_decoder = None
-            self._decoder = codec_by_name(source.name).create_decoder()
-            if source.sample_rate != self.pcm_rate:
+            self._decode = codec_by_name(source.name).create_decoder().decode
+            decode_rate = source.sample_rate
+            if decode_rate != self.pcm_rate:
                 self._resampler = _Resampler(self.pcm_rate, self.frame_samples)
+        self._source_frame = decode_rate // 50  # samples of a 20 ms frame as decoded
+        self._pending: np.ndarray | None = None  # decoded, short of a 20 ms frame
+        self.packet_frames = 1  # 20 ms frames in the last packet decoded (at least 1)
+        # A lone G.729 Annex B SID frame (10 ms of comfort noise) stands for a silence of
+        # any length: concealed as one frame, not gathered into one every other SID.
+        self._lone_sid_bytes = SID_BYTES if source.name == "G729" else -1
         self._concealer = LossConcealer(self.frame_samples, self.pcm_rate)
 
-    def _decode(self, payload: bytes | memoryview) -> np.ndarray | None:
-        """One frame of PCM at `pcm_rate`, or None if the payload did not decode."""
-        if self._opus_decoder is not None:
-            try:
-                pcm = self._opus_decoder.decode(payload)
-            except OpusError:
-                return None
-            if len(pcm) != self.frame_samples:
-                return None  # not a 20 ms frame: concealed instead
-            return pcm
-        assert self._decoder is not None  # not Opus: one of the two is set
-        pcm = self._decoder.decode(bytes(payload))
-        if len(pcm) != self.source.frame_samples and (not len(pcm) or self._opus_target):
-            # Nothing decoded (a G.729 payload of a length RFC 3551 does not allow), or not
-            # the 20 ms libopus is given (a lone G.729 SID frame): concealed instead.
-            return None
-        if self._resampler is not None:
-            return self._resampler.resample(_pcm_frame(pcm, self.source.sample_rate))
-        return pcm
-
-    def convert(self, payload: bytes | memoryview) -> bytes | None:
+    def convert(self, payload: bytes | memoryview) -> list[bytes]:
         pcm = self._decode(payload)
-        if pcm is None:
-            return self.conceal_one()
-        self._concealer.good_frame(pcm)
-        return self._encode(pcm)
+        samples = len(pcm)
+        if samples == self._source_frame and self._pending is None:
+            self.packet_frames = 1
+            out = self._frame(pcm)
+            return [] if out is None else [out]
+        if not samples or len(payload) == self._lone_sid_bytes:
+            # Nothing decoded (a corrupt payload, a G.729 length RFC 3551 does not allow).
+            out = self.conceal_one()
+            return [] if out is None else [out]
+        self.packet_frames = samples // self._source_frame or 1
+        return self._reframe(pcm)
+
+    def _reframe(self, pcm: np.ndarray) -> list[bytes]:
+        """A packet that is not 20 ms long: its PCM and what was left of the previous
+        packets, cut into 20 ms frames; the rest waits for the next packet."""
+        if self._pending is not None:
+            pcm = np.concatenate((self._pending, pcm))
+        frame = self._source_frame
+        whole = len(pcm) - len(pcm) % frame
+        self._pending = pcm[whole:] if whole < len(pcm) else None
+        out = []
+        for start in range(0, whole, frame):
+            encoded = self._frame(pcm[start : start + frame])
+            if encoded is not None:
+                out.append(encoded)
+        return out
+
+    def _frame(self, pcm: np.ndarray) -> bytes | None:
+        """One 20 ms frame as decoded -> the target's encoding."""
+        if self._resampler is not None:
+            pcm = self._resampler.resample(_pcm_frame(pcm, self.source.sample_rate))
+        return self._encode(self._concealer.good_frame(pcm))
 
     def conceal_one(self) -> bytes | None:
         return self._encode(self._concealer.conceal())

@@ -16,7 +16,7 @@ import numpy as np
 from sip_bridge.rtp import g711
 from sip_bridge.rtp.g722 import G722Decoder, G722Encoder
 from sip_bridge.rtp.g729 import G729Decoder, G729Encoder
-from sip_bridge.rtp.opus import OpusDecoder, OpusEncoder
+from sip_bridge.rtp.opus import OpusEncoder, OpusFrameDecoder
 
 __all__ = [
     "BYTE_PER_TICK",
@@ -138,7 +138,7 @@ G729 = CodecInfo("G729", 18, 8000, 8000, 1000, G729Encoder, G729Decoder)
 
 # Opus's payload type is dynamic: 111 is what we offer; the SDP says what a peer uses.
 # Its byte rate varies; 4000 bytes/s is the 32 kbit/s we encode at.
-OPUS = CodecInfo("opus", 111, 48000, 48000, 4000, OpusEncoder, OpusDecoder)
+OPUS = CodecInfo("opus", 111, 48000, 48000, 4000, lambda _samples: OpusEncoder(), OpusFrameDecoder)
 
 CODECS: dict[str, CodecInfo] = {
     codec.name.upper(): codec for codec in (PCMU, PCMA, G722, G729, OPUS)
