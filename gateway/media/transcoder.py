@@ -21,7 +21,6 @@ from sip_bridge.rtp.opus import (
     OpusDecoder,
     OpusEncoder,
     OpusError,
-    OpusFrameDecoder,
 )
 
 __all__ = [
@@ -140,7 +139,7 @@ class Transcoder:
         self._decode: Callable[[bytes | memoryview], np.ndarray]
         if source.name == "opus":
             # Decoded straight to the phone's rate (libopus does 8 and 16 kHz itself).
-            self._decode = OpusFrameDecoder(self.pcm_rate).decode
+            self._decode = OpusDecoder(self.pcm_rate).decode_or_empty
             decode_rate = self.pcm_rate
         else:
             self._decode = codec_by_name(source.name).create_decoder().decode
@@ -158,9 +157,12 @@ class Transcoder:
     def convert(self, payload: bytes | memoryview) -> list[bytes]:
         pcm = self._decode(payload)
         samples = len(pcm)
-        if samples == self._source_frame and self._pending is None:
+        if samples == self._source_frame and self._pending is None:  # a 20 ms packet
             self.packet_frames = 1
-            out = self._frame(pcm)
+            if self._resampler is None:
+                out = self._encode(self._concealer.good_frame(pcm))
+            else:
+                out = self._frame(pcm)
             return [] if out is None else [out]
         if not samples or len(payload) == self._lone_sid_bytes:
             # Nothing decoded (a corrupt payload, a G.729 length RFC 3551 does not allow).

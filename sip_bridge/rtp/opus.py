@@ -135,13 +135,19 @@ class OpusDecoder:
             raise OpusError(samples)
         return np.frombuffer(out.view[: 2 * samples].tobytes(), np.int16)
 
+    def decode_or_empty(self, payload: bytes | bytearray | memoryview) -> np.ndarray:
+        """`decode`, but an empty array for a payload libopus refuses (for callers that
+        conceal it; no exception on the media path)."""
+        data = payload if type(payload) is bytes else bytes(payload)
+        out = self._out
+        samples = _opus_decode(self._state, data, len(data), out.address, self._max_samples, 0)
+        if samples <= 0:
+            return _EMPTY
+        return np.frombuffer(out.view[: 2 * samples].tobytes(), np.int16)
+
 
 class OpusFrameDecoder(OpusDecoder):
-    """An `OpusDecoder` giving an empty array for a payload libopus refuses, which the
-    caller conceals (the codec table's decoder, at 48 kHz, and the transcoder's)."""
+    """The codec table's decoder (48 kHz): an empty array for a payload libopus refuses,
+    which the RTP session conceals."""
 
-    def decode(self, payload: bytes | bytearray | memoryview) -> np.ndarray:
-        try:
-            return super().decode(payload)
-        except OpusError:
-            return _EMPTY
+    decode = OpusDecoder.decode_or_empty
