@@ -28,7 +28,8 @@ typecheck: $(INSTALLED)
 system-deps:
 	scripts/install-system-deps
 
-$(INSTALLED): pyproject.toml constraints.txt
+# setup.py builds the C relay (gateway/media/_g711relay.c) in place: a change to it reinstalls.
+$(INSTALLED): pyproject.toml constraints.txt setup.py gateway/media/_g711relay.c
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -c constraints.txt -e '.[test,bench]'

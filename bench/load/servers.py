@@ -54,8 +54,9 @@ class Processes:
         its own cgroup: the kernel then shares the CPU between the server and the load as
         between two programs, not as threads of one (docs/benchmark.md)."""
         log = open(self.workdir / f"{name}.log", "wb")  # noqa: SIM115 (closed with the process)
-        # The gateway keeps its ledger and journals in the point's directory, removed with
-        # it: each point starts with fresh rate windows.
+        # The gateway keeps its ledger, journals and database in the point's directory,
+        # removed with it: each point starts with fresh rate windows, and nothing is written
+        # into the checkout (the database's default path is relative to the working one).
         process = subprocess.Popen(
             argv,
             cwd=cwd or ROOT,
@@ -66,6 +67,7 @@ class Processes:
             env={
                 **os.environ,
                 "GATEWAY_STORAGE_STATE_DIRECTORY": str(self.workdir / "state"),
+                "GATEWAY_STORAGE_DATABASE": f"sqlite:///{self.workdir / 'state' / 'gateway.db'}",
                 **(env or {}),
             },
         )

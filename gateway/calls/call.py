@@ -184,6 +184,8 @@ class Call:
         self._muted = False
         # Told the status of every response to our INVITEs (the metrics count them).
         self.on_sip_response: Callable[[int], None] | None = None
+        # Told, when a bridge ends, the frames it relayed in C and in Python (the metrics).
+        self.on_relayed_frames: Callable[[int, int], None] | None = None
 
     @property
     def winner(self) -> _Attempt | None:
@@ -500,7 +502,9 @@ class Call:
         if self._bridged is not attempt or self.bridge is None:
             self._unbridge(ringback=False)
             sip_leg = RtpLeg(attempt.media.rtp, audio_codec(negotiated.codec))
-            self.bridge = MediaBridge(self._browser, sip_leg)
+            self.bridge = MediaBridge(
+                self._browser, sip_leg, native=self.settings.browser_leg.native_relay
+            )
             self.bridge.a_to_b.muted = self._muted
             self.bridge.start()
             self._bridged = attempt
@@ -514,8 +518,7 @@ class Call:
         self._stop_ringback()
 
     def _unbridge(self, *, ringback: bool) -> None:
-        if self.bridge is not None:
-            self.bridge.stop()
+        self._stop_bridge()
         self.bridge = None
         self._bridged = None
         if ringback and self.state == CallState.EARLY_MEDIA and not self._ending:
@@ -676,8 +679,7 @@ class Call:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if self.bridge is not None:
-            self.bridge.stop()
+        self._stop_bridge()
         current = asyncio.current_task()
         for task in list(self._tasks):
             if task is not current:
@@ -689,6 +691,15 @@ class Call:
             await self.webrtc.close()
         for attempt in self.attempts.values():
             await attempt.media.close()
+
+    def _stop_bridge(self) -> None:
+        """Stop the bridge (once) and count the frames it relayed."""
+        bridge = self.bridge
+        if bridge is None or bridge.stopped:
+            return
+        bridge.stop()
+        if self.on_relayed_frames is not None:
+            self.on_relayed_frames(*bridge.relayed_frames())
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coroutine)

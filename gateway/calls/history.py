@@ -188,6 +188,13 @@ class CallHistory:
     def sip_response(self, status: int) -> None:
         self.metrics.sip_responses.labels(str(status)).inc()
 
+    def relayed_frames(self, native: int, python: int) -> None:
+        """A bridge ended: the frames it relayed untranscoded, in C and in Python."""
+        if native:
+            self.metrics.relayed_frames.labels("native").inc(native)
+        if python:
+            self.metrics.relayed_frames.labels("python").inc(python)
+
     def ended(
         self,
         call_id: str,

@@ -277,6 +277,7 @@ class CallManager:
             call_id, self._settings(site, visitor, self._reachable(site)), self.endpoint, on_update
         )
         call.on_sip_response = history.sip_response
+        call.on_relayed_frames = history.relayed_frames
         self.calls[call_id] = call
         try:
             answer = await call.start(offer_sdp)

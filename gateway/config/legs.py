@@ -40,6 +40,8 @@ class BrowserLegSettings:
     # Candidates signalled by the browser (SDP or trickled) into these are dropped.
     denied_candidate_networks: tuple[IpNetwork, ...] = ()
     max_checks_per_call: int = 32  # connectivity checks the agent starts for the call
+    # Its G.711 path to a phone relayed in C while steady (gateway.media.native_relay).
+    native_relay: bool = True
 
 
 def sip_leg_settings(config: GatewayConfig) -> SipLegSettings:
@@ -65,6 +67,7 @@ def browser_leg_settings(config: GatewayConfig) -> BrowserLegSettings:
             ice.denied_candidate_networks, ice.host_addresses
         ),
         max_checks_per_call=ice.max_checks_per_call,
+        native_relay=config.media.native_relay,
     )
 
 

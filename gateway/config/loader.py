@@ -307,6 +307,7 @@ _SECTIONS: dict[str, dict[str, Converter]] = {
         "ringback": _ringback,
         "media_timeout": _positive_seconds,
         "rtp_latching": _choice("sdp", "any"),
+        "native_relay": _boolean,
     },
     "ice": {
         "servers": _ice_servers,

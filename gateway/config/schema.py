@@ -104,6 +104,7 @@ class MediaConfig:
     ringback: RingbackTone | None  # None: no local ringback
     media_timeout: float
     rtp_latching: str  # sdp | any
+    native_relay: bool  # G.711 relayed in C while a call is steady (when built)
 
 
 @dataclass(frozen=True, slots=True)

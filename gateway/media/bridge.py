@@ -10,8 +10,9 @@ jitter. Timestamps on the way out advance with the source's timestamps, so a fra
 upstream stays a gap downstream and is concealed there rather than played early.
 
 Same codec on both legs (G.711 end to end, the default policy): payloads are relayed
-untouched. Otherwise a `Transcoder` converts each frame, and frames lost upstream are
-concealed here, because an encoder's output has no gaps to show.
+untouched; between a browser and a phone, while the call is steady, that relay runs in C
+(gateway.media.native_relay). Otherwise a `Transcoder` converts each frame, and frames
+lost upstream are concealed here, because an encoder's output has no gaps to show.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
+from gateway.media.native_relay import NativeRelay
 from gateway.media.transcoder import AudioCodec, Transcoder, silence_frame
 from sip_bridge import RtpSession
 
@@ -80,8 +82,10 @@ class Direction:
     def __init__(self, source: AudioLeg, target: AudioLeg) -> None:
         self.source = source
         self.target = target
-        self.muted = False  # send silence instead (the visitor pressed Mute)
+        self._muted = False
         self.frames = 0
+        # Called before this direction changes while its relay runs in C (NativeRelay).
+        self.native_guard: Callable[[], None] | None = None
         source_codec, target_codec = source.codec, target.codec
         if source_codec is None or target_codec is None:
             raise ValueError("a leg's codec is not known yet: answer it before bridging")
@@ -93,12 +97,23 @@ class Direction:
             else None
         )
 
+    @property
+    def muted(self) -> bool:
+        """Send silence instead (the visitor pressed Mute)."""
+        return self._muted
+
+    @muted.setter
+    def muted(self, muted: bool) -> None:
+        if self.native_guard is not None:
+            self.native_guard()
+        self._muted = muted
+
     def on_packet(self, payload: bytes | memoryview, timestamp: int) -> None:
         frames = self._timeline.frames_advanced(timestamp)
         target = self.target
         transcoder = self.transcoder
         if transcoder is None:
-            target.send(silence_frame(self._target_codec) if self.muted else payload, frames)
+            target.send(silence_frame(self._target_codec) if self._muted else payload, frames)
             self.frames += 1
             return
         # Frames lost before this packet: its advance beyond the previous packet's length.
@@ -108,7 +123,7 @@ class Direction:
                 concealed = transcoder.conceal_one()
                 if concealed is not None:
                     target.send(concealed, 1)
-        if self.muted:
+        if self._muted:
             target.send(silence_frame(self._target_codec), None if frames is None else 1)
             self.frames += 1
             return
@@ -120,13 +135,21 @@ class Direction:
 
 
 class MediaBridge:
-    """Joins leg `a` and leg `b`: `a_to_b` and `b_to_a` are the two directions."""
+    """Joins leg `a` and leg `b`: `a_to_b` and `b_to_a` are the two directions.
 
-    def __init__(self, a: AudioLeg, b: AudioLeg) -> None:
+    `native`: when `a` is a browser and `b` a phone, relay G.711 in C while the call is
+    steady (`[media] native_relay`; only where the extension is built)."""
+
+    def __init__(self, a: AudioLeg, b: AudioLeg, *, native: bool = False) -> None:
         self.a = a
         self.b = b
         self.a_to_b = Direction(a, b)
         self.b_to_a = Direction(b, a)
+        self._native = native
+        self.native: NativeRelay | None = None
+        self._native_frames = 0  # relayed in C by the relays of earlier starts
+        self._earlier_frames = (0, 0)  # relayed (in C, in Python) before a replace_b
+        self.stopped = False
 
     @property
     def transcoding(self) -> bool:
@@ -137,6 +160,8 @@ class MediaBridge:
         changed its codec: relay or transcode anew for that codec. Mute carries over."""
         muted = self.a_to_b.muted
         self.stop()
+        self._earlier_frames = self.relayed_frames()
+        self._native_frames = 0
         self.b = b
         self.a_to_b = Direction(self.a, b)
         self.b_to_a = Direction(b, self.a)
@@ -144,9 +169,32 @@ class MediaBridge:
         self.start()
 
     def start(self) -> None:
+        self.stopped = False
         self.a.listen(self.a_to_b.on_packet)
         self.b.listen(self.b_to_a.on_packet)
+        if self._native and self.a_to_b.transcoder is None and NativeRelay.available():
+            from gateway.media.webrtc_leg import WebRtcLeg  # loaded wherever browsers call
+
+            if isinstance(self.a, WebRtcLeg) and isinstance(self.b, RtpLeg):
+                self.native = NativeRelay(self, self.a, self.b)
+                self.native.start()
+
+    def relayed_frames(self) -> tuple[int, int]:
+        """Frames relayed untranscoded so far, both ways: (in C, in Python)."""
+        native, python = self._current_frames()
+        return self._earlier_frames[0] + native, self._earlier_frames[1] + python
+
+    def _current_frames(self) -> tuple[int, int]:
+        if self.a_to_b.transcoder is not None:
+            return 0, 0
+        native = self._native_frames + (self.native.native_frames if self.native else 0)
+        return native, self.a_to_b.frames + self.b_to_a.frames - native
 
     def stop(self) -> None:
+        if self.native is not None:
+            self.native.stop()
+            self._native_frames += self.native.native_frames
+            self.native = None
         self.a.listen(None)
         self.b.listen(None)
+        self.stopped = True

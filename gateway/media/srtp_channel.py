@@ -135,6 +135,8 @@ class SrtpAudioChannel:
         self._tx_session = None
         self._rx_session = None
         self._protocols: list = []
+        # Called before this channel changes while its path runs in C (NativeRelay).
+        self.native_guard: Callable[[], None] | None = None
 
     # ------------------------------------------------------------------ set-up
     def attach(self) -> bool:
@@ -216,6 +218,8 @@ class SrtpAudioChannel:
 
     def detach(self) -> None:
         """Give the sockets back to aiortc (before it closes them)."""
+        if self.native_guard is not None:
+            self.native_guard()
         self._unhook()
         self.attached = False
         self.on_packet = None
@@ -238,7 +242,22 @@ class SrtpAudioChannel:
         length[0] = size
         if lib.srtp_unprotect(self._rx_session, self._rx, length) != 0:
             return  # replayed, forged, or not for this session
-        end = length[0]
+        self._deliver(view, length[0])
+
+    def deliver_plain(self, packet: bytes) -> None:
+        """An RTP packet of this channel already unprotected (by the native relay, which
+        leaves it to this path): counted and handed on as `_receive` does."""
+        size = len(packet)
+        if self.on_packet is None or size > _BUFFER_SIZE:
+            return
+        view = self._rx_view
+        view[:size] = packet
+        self._deliver(view, size)
+
+    def _deliver(self, view: memoryview, end: int) -> None:
+        on_packet = self.on_packet
+        if on_packet is None or end < 12:
+            return
         first, second, sequence, timestamp, ssrc = _HEADER.unpack_from(view)
         if (second & 0x7F) != self._payload_type:
             return
@@ -280,6 +299,8 @@ class SrtpAudioChannel:
         """Send one encoded frame with this RTP timestamp. False if not sent: not attached
         yet, or dropped (counted in `send_drops`), e.g. a phone's payload too big for one
         datagram."""
+        if self.native_guard is not None:
+            self.native_guard()
         if not self.attached:
             return False
         size = len(payload)

@@ -126,6 +126,8 @@ class WebRtcLeg:
         self.on_failed: Callable[[str], None] | None = None
         self.connected = asyncio.Event()
         self._closed = False
+        # Called before this leg changes while its path runs in C (gateway.media.native_relay).
+        self.native_guard: Callable[[], None] | None = None
         self.pc.on("connectionstatechange", self._on_state)
 
     async def answer(self, offer_sdp: str) -> str:
@@ -210,6 +212,8 @@ class WebRtcLeg:
     def listen(self, handler: Callable[[bytes | memoryview, int], None] | None) -> None:
         """Hand each received audio payload and its RTP timestamp to `handler` (the payload
         may be a view valid only until the handler returns)."""
+        if self.native_guard is not None:
+            self.native_guard()
         self.on_packet = handler
         if self._channel is not None:
             self._channel.on_packet = handler
@@ -217,6 +221,8 @@ class WebRtcLeg:
     def send(self, payload: bytes | memoryview, frames: int | None = 1) -> None:
         """Queue one encoded 20 ms frame for the browser, `frames` slots after the previous
         one (more than 1 leaves a gap for frames lost upstream; None counts as 1)."""
+        if self.native_guard is not None:
+            self.native_guard()
         if self._closed or self._channel is None or self.codec is None:
             return  # (the codec, the track and the channel are set together by answer())
         self._pts += (frames or 1) * self.codec.frame_ticks
@@ -281,6 +287,8 @@ class WebRtcLeg:
     async def close(self) -> None:
         if self._closed:
             return
+        if self.native_guard is not None:
+            self.native_guard()
         self._closed = True
         if self._channel is not None:
             self._channel.detach()

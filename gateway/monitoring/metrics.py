@@ -119,6 +119,13 @@ class Metrics:
             registry=r,
             buckets=JITTER_BUCKETS,
         )
+        self.relayed_frames = Counter(
+            "gateway_media_relayed_frames",
+            "Audio frames relayed between a browser and a phone without transcoding, by "
+            "path: native (in C, gateway.media.native_relay) or python",
+            ["path"],
+            registry=r,
+        )
         self.refusals = Counter(
             "gateway_refusals", "Calls refused before ringing, by reason", ["reason"], registry=r
         )

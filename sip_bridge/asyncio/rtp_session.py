@@ -149,6 +149,9 @@ class RtpSession:
         # timestamp) instead of entering the jitter buffer. A bridge forwarding to another
         # leg adds no buffering delay of its own; the far endpoint's buffer absorbs jitter.
         self.on_audio_packet: Callable[[memoryview, int], None] | None = None
+        # Called before anything here changes while a native relay (gateway.media.
+        # native_relay) carries this session's audio: it hands the state back first.
+        self.native_guard: Callable[[], None] | None = None
         self._started = False
         self._closed = False
         self._tasks: set[asyncio.Task] = set()
@@ -303,6 +306,8 @@ class RtpSession:
         """Apply a re-INVITE that changed the codec or the packet time: encoder, decoder,
         payload types and jitter buffer are replaced; the SSRC and sequence numbers go on,
         and the next packet carries the marker bit (a new talkspurt for the receiver)."""
+        if self.native_guard is not None:
+            self.native_guard()
         self._require_started()
         self._configure_codec(
             codec, send_payload_type, recv_payload_type, dtmf_send_pt, dtmf_recv_pt, ptime
@@ -323,6 +328,8 @@ class RtpSession:
         A changed address drops the latch: the next packet from the new SDP
         address (or any, with `latch_any_source`) is latched afresh.
         """
+        if self.native_guard is not None:
+            self.native_guard()
         self._require_started()
         if remote_direction not in DIRECTIONS:
             raise ValueError(f"direction must be one of {DIRECTIONS}, got {remote_direction!r}")
@@ -347,6 +354,8 @@ class RtpSession:
         """Send RTCP BYE, stop every task, and close both sockets (idempotent)."""
         if self._closed:
             return
+        if self.native_guard is not None:
+            self.native_guard()
         self._closed = True
         if self._started:
             with contextlib.suppress(OSError):
@@ -431,6 +440,8 @@ class RtpSession:
         default one packet time). Returns False when nothing was sent: no remote
         yet, the remote does not receive (hold), or a DTMF event is on the wire.
         """
+        if self.native_guard is not None:
+            self.native_guard()
         if self._dtmf_active or not self._started or self._closed:
             return False
         marker = self._advance_clock(self._loop.time())
@@ -451,6 +462,8 @@ class RtpSession:
         frame, new source), a step backwards or a jump over a second re-anchors the
         timestamps on the real-time clock, as `send_payload` does.
         """
+        if self.native_guard is not None:
+            self.native_guard()
         if self._dtmf_active or not self._started or self._closed:
             return False
         now = self._loop.time()
@@ -518,6 +531,8 @@ class RtpSession:
                 await self._send_dtmf_event(packets)
 
     async def _send_dtmf_event(self, packets: list[DtmfPacket]) -> None:
+        if self.native_guard is not None:
+            self.native_guard()
         loop = self._loop
         start_time = loop.time()
         self._advance_clock(start_time)

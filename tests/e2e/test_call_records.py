@@ -33,7 +33,13 @@ async def test_four_calls_four_records_and_metrics_by_outcome(baresip_factory, s
         status, live, _ = await admin_get(gateway, "/api/admin/live")
         (call,) = live["calls"]
         assert status == 200 and call["site"] == "shop" and call["kind"] == "call"
-        await asyncio.sleep(1.5)  # some talk, so that media flows both ways
+        # Some talk, so that media flows both ways, the steady part of it in C.
+        (ours,) = gateway.calls.calls.values()
+        for _ in range(100):
+            if ours.bridge is not None and ours.bridge.native and ours.bridge.native.engaged:
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(0.5)
         assert call["state"] in ("answered", "ringing", "connecting")
         await page.get_by_role("button", name="Hang up").click()
         await wait_for_status(page, "Call ended")
@@ -127,6 +133,9 @@ async def test_four_calls_four_records_and_metrics_by_outcome(baresip_factory, s
         assert metric(text, "gateway_sip_responses_total", code="486") == 1
         assert metric(text, "gateway_sip_responses_total", code="200") == 1
         assert metric(text, "gateway_talk_seconds_count") == 1
+        # The answered call's G.711 went through the C relay once steady, Python before.
+        assert metric(text, "gateway_media_relayed_frames_total", path="native") >= 40
+        assert metric(text, "gateway_media_relayed_frames_total", path="python") >= 40
         assert metric(text, "gateway_call_setup_seconds_count") >= 2
         assert metric(text, "gateway_media_loss_ratio_count", leg="sip") == 1
         assert metric(text, "gateway_calls_active", site="shop") == 0
