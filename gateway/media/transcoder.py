@@ -10,18 +10,35 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import av
 import numpy as np
 
 from sip_bridge import LossConcealer, codec_by_name
+from sip_bridge.rtp import g711
 from sip_bridge.rtp.g729 import SID_BYTES
 from sip_bridge.rtp.opus import (
     OPUS_RATES,
     OpusDecoder,
     OpusEncoder,
     OpusError,
+    libopus_addresses,
 )
+
+_opusframes: Any
+try:  # built by `make` (setup.py); without a C compiler, the Python path throughout
+    from gateway.media import _opusframes
+except ImportError:
+    _opusframes = None
+else:
+    _opusframes.setup(*libopus_addresses())
+
+# Encode and decode tables of the G.711 codecs the C frame step takes.
+G711_TABLES = {
+    "PCMU": (g711.ULAW_ENCODE_TABLE, g711.ULAW_DECODE_TABLE),
+    "PCMA": (g711.ALAW_ENCODE_TABLE, g711.ALAW_DECODE_TABLE),
+}
 
 __all__ = [
     "OPUS",
@@ -123,14 +140,16 @@ class Transcoder:
     def __init__(self, source: AudioCodec, target: AudioCodec) -> None:
         self.source = source
         self.target = target
+        opus_encoder = opus_decoder = None
         if target.name == "opus" and source.sample_rate in OPUS_INPUT_RATES:
             # A phone's narrowband audio: CELT from its own rate is cheapest and quickest.
             self.pcm_rate = source.sample_rate
-            self._encode: Callable[[np.ndarray], bytes | None] = OpusEncoder(
+            opus_encoder = OpusEncoder(
                 input_rate=self.pcm_rate,
                 application="lowdelay",
                 complexity=PHONE_AUDIO_COMPLEXITY,
-            ).encode
+            )
+            self._encode: Callable[[np.ndarray], bytes | None] = opus_encoder.encode
         else:
             self.pcm_rate = target.sample_rate
             self._encode = frame_encoder(target)
@@ -139,7 +158,8 @@ class Transcoder:
         self._decode: Callable[[bytes | memoryview], np.ndarray]
         if source.name == "opus":
             # Decoded straight to the phone's rate (libopus does 8 and 16 kHz itself).
-            self._decode = OpusDecoder(self.pcm_rate).decode_or_empty
+            opus_decoder = OpusDecoder(self.pcm_rate)
+            self._decode = opus_decoder.decode_or_empty
             decode_rate = self.pcm_rate
         else:
             self._decode = codec_by_name(source.name).create_decoder().decode
@@ -153,9 +173,55 @@ class Transcoder:
         # any length: concealed as one frame, not gathered into one every other SID.
         self._lone_sid_bytes = SID_BYTES if source.name == "G729" else -1
         self._concealer = LossConcealer(self.frame_samples, self.pcm_rate)
+        self._native = self._native_step(opus_encoder, opus_decoder)
+        self.native = self._native is not None
+
+    def _native_step(
+        self, encoder: OpusEncoder | None, decoder: OpusDecoder | None
+    ) -> Callable[[bytes | memoryview], bytes | int | None] | None:
+        """The steady 20 ms frame in one C call (`_opusframes`), for G.711 <-> Opus with
+        nothing to resample; None where the extension is not built or does not apply."""
+        if _opusframes is None or self._resampler is not None:
+            return None
+        history = self._concealer.history
+        if decoder is not None and self.target.name in G711_TABLES:
+            self._pcm = np.zeros(decoder.max_samples, np.int16)  # PCM of other lengths
+            encode_table = G711_TABLES[self.target.name][0]
+            return functools.partial(
+                _opusframes.opus_to_g711,
+                decoder.state_address,
+                encode_table.ctypes.data,
+                history.ctypes.data,
+                len(history),
+                self._pcm.ctypes.data,
+                len(self._pcm),
+                self.frame_samples,
+            )
+        if encoder is not None and self.source.name in G711_TABLES:
+            decode_table = G711_TABLES[self.source.name][1]
+            return functools.partial(
+                _opusframes.g711_to_opus,
+                encoder.state_address,
+                decode_table.ctypes.data,
+                history.ctypes.data,
+                len(history),
+                self.frame_samples,
+            )
+        return None
 
     def convert(self, payload: bytes | memoryview) -> list[bytes]:
-        pcm = self._decode(payload)
+        native = self._native
+        if native is not None and self._pending is None and not self._concealer.concealing:
+            out = native(payload)
+            if type(out) is bytes:  # the steady case, done in C
+                self.packet_frames = 1
+                return [out]
+            if type(out) is int:  # Opus decoded in C, but not one 20 ms frame
+                pcm = self._pcm[:out].copy() if out > 0 else np.zeros(0, np.int16)
+                return self._decoded(pcm, payload)
+        return self._decoded(self._decode(payload), payload)
+
+    def _decoded(self, pcm: np.ndarray, payload: bytes | memoryview) -> list[bytes]:
         samples = len(pcm)
         if samples == self._source_frame and self._pending is None:  # a 20 ms packet
             self.packet_frames = 1

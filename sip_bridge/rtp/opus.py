@@ -21,7 +21,14 @@ import opuslib_next
 import opuslib_next.exceptions
 from opuslib_next import constants as opus_constants
 
-__all__ = ["OPUS_RATES", "OpusDecoder", "OpusEncoder", "OpusError", "OpusFrameDecoder"]
+__all__ = [
+    "OPUS_RATES",
+    "OpusDecoder",
+    "OpusEncoder",
+    "OpusError",
+    "OpusFrameDecoder",
+    "libopus_addresses",
+]
 
 OpusError = opuslib_next.exceptions.OpusError
 
@@ -61,6 +68,15 @@ _opus_decode.restype = ctypes.c_int
 _EMPTY = np.zeros(0, np.int16)
 
 
+def libopus_addresses() -> tuple[int, int]:
+    """The addresses of libopus's `opus_encode` and `opus_decode`, for C code that calls
+    the library opuslib-next loaded (gateway/media/_opusframes.c)."""
+    return (
+        ctypes.cast(_opus_encode, ctypes.c_void_p).value or 0,
+        ctypes.cast(_opus_decode, ctypes.c_void_p).value or 0,
+    )
+
+
 class _Buffer:
     """A bytearray libopus writes into, and its address."""
 
@@ -96,6 +112,7 @@ class OpusEncoder:
         if complexity != 10:
             self._coder.complexity = complexity
         self._state = ctypes.cast(self._coder.encoder_state, ctypes.c_void_p).value
+        self.state_address: int = self._state or 0  # valid while this object lives
         self._out = _Buffer(MAX_PACKET_BYTES)
 
     def encode(self, pcm: np.ndarray) -> bytes:
@@ -123,7 +140,8 @@ class OpusDecoder:
         self.rate = rate
         self._coder = opuslib_next.Decoder(rate, 1)
         self._state = ctypes.cast(self._coder.decoder_state, ctypes.c_void_p).value
-        self._max_samples = rate * MAX_PACKET_MS // 1000
+        self.state_address: int = self._state or 0  # valid while this object lives
+        self._max_samples = self.max_samples = rate * MAX_PACKET_MS // 1000
         self._out = _Buffer(2 * self._max_samples)
 
     def decode(self, payload: bytes | bytearray | memoryview) -> np.ndarray:

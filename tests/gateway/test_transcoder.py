@@ -172,3 +172,29 @@ def test_a_phone_at_another_packet_time_reaches_the_browser_as_20_ms_opus_frames
     pcm = np.concatenate(decoded[10:])
     assert abs(peak_hz(pcm, 48000) - 700) < 5
     assert 3000 < np.abs(pcm.astype(np.int32)).mean() < 7000  # heard, not concealed away
+
+
+def _python_path(transcoder: Transcoder) -> Transcoder:
+    transcoder._native = None
+    return transcoder
+
+
+@pytest.mark.parametrize("phone", ["PCMU", "PCMA"])
+def test_the_c_frame_step_codes_exactly_as_the_python_path(phone):
+    """gateway/media/_opusframes.c (built by make) does the steady G.711 <-> Opus frame in
+    one call; both ways, through a loss (concealed, then faded back in by the Python path),
+    a 40 ms Opus packet and a corrupt one, it gives the same bytes as the Python path."""
+    phone_codec = audio_codec(phone)
+    g711 = codec_by_name(phone).create_encoder(20)
+    opus_in = [f for f in encode_all(OpusEncoder().encode, tone(48000, 700, 40), 48000) if f]
+    opus_in[20:21] = [OpusEncoder().encode(tone(48000, 700, 2)), b"\xff\xff\xff"]  # 40 ms
+    phone_in = [g711.encode(f) for f in np.split(tone(8000, 700, 40), 40)]
+    for source, target, payloads in ((OPUS, phone_codec, opus_in), (phone_codec, OPUS, phone_in)):
+        native, python = Transcoder(source, target), _python_path(Transcoder(source, target))
+        assert native.native, "gateway/media/_opusframes.c is not built: run make"
+        for k, payload in enumerate(payloads):
+            if k == 10:  # a frame lost upstream
+                assert native.conceal_one() == python.conceal_one()
+                continue
+            assert native.convert(payload) == python.convert(payload), (source.name, k)
+        assert np.array_equal(native._concealer.history, python._concealer.history)
