@@ -181,8 +181,11 @@ static PyMethodDef methods[] = {
 };
 
 static struct PyModuleDef module_definition = {
-    PyModuleDef_HEAD_INIT, "_opusframes",
-    "One 20 ms frame between G.711 and Opus in one C call.", -1, methods,
+    PyModuleDef_HEAD_INIT,
+    .m_name = "_opusframes",
+    .m_doc = "One 20 ms frame between G.711 and Opus in one C call.",
+    .m_size = -1,
+    .m_methods = methods,
 };
 
 PyMODINIT_FUNC PyInit__opusframes(void) { return PyModule_Create(&module_definition); }

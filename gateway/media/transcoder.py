@@ -1,8 +1,12 @@
 """Frame-by-frame transcoding between the browser leg's codec and the SIP leg's codec.
 
 Used only when the two legs share no codec (the codec policy prefers G.711 end to end, which
-needs none). One 20 ms frame in, zero or more 20 ms frames out; codecs come from libopus,
-libavcodec through PyAV (G.722), bcg729 (G.729, an option) or our G.711 tables.
+needs none). One packet in (20 ms; 10-60 ms from a phone), zero or more 20 ms frames out;
+codecs come from libopus, libavcodec through PyAV (G.722), bcg729 (G.729, an option) or our
+G.711 tables. Between G.711 and Opus the steady 20 ms frame is one C call where the
+extension is built (gateway/media/_opusframes.c: decode, table, concealer history, encode);
+everything else, and everything where it is not built, takes the Python steps, which code
+the same bytes.
 """
 
 from __future__ import annotations
