@@ -177,7 +177,10 @@ static void send_datagram(int fd, const void *data, size_t size,
 
 #define ABSENT(function) ((function) == NULL || (function) == Py_None)
 
-/* Give the path back to Python; returns 0, or -1 with an exception set. */
+/* Give the path back to Python. Never fails: an exception of `on_yield` is reported and
+ * dropped, since one escaping `datagram_received` could make the event loop close the
+ * socket (the worker's one ICE socket: every call on it). Disengaged either way, the
+ * relay then hands every datagram to the Python handlers. Returns 0. */
 static int yield_path(Relay *self, int reason) {
     self->engaged = 0;
     self->last_yield = reason;
@@ -186,8 +189,9 @@ static int yield_path(Relay *self, int reason) {
         return 0;
     PyObject *result = PyObject_CallFunction(self->on_yield, "i", reason);
     if (result == NULL)
-        return -1;
-    Py_DECREF(result);
+        PyErr_WriteUnraisable(self->on_yield);
+    else
+        Py_DECREF(result);
     return 0;
 }
 

@@ -24,7 +24,7 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
-from gateway.media.srtp_channel import SrtpAudioChannel
+from gateway.media.ice_mux import _MuxSocket
 from gateway.process.gateway import Gateway
 
 from .site_owner import ADMIN_TOML, admin_get, log_in
@@ -191,15 +191,18 @@ class InjectedLoss:
         self._random = random.Random(seed)
 
     def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        arrive = SrtpAudioChannel._receive
+        # Where the worker's ICE socket hands datagrams on: before the Python path and
+        # the C relay of steady G.711 calls (gateway.media.native_relay) alike.
+        arrive = _MuxSocket.datagram_received
 
-        def lossy(channel: SrtpAudioChannel, data: bytes) -> None:
-            if self.rate and self._random.random() < self.rate:
+        def lossy(port: _MuxSocket, data: bytes, addr: tuple) -> None:
+            rtp = len(data) > 12 and 127 < data[0] < 192 and not 191 < data[1] < 224
+            if rtp and self.rate and self._random.random() < self.rate:
                 self.dropped += 1
                 return
-            arrive(channel, data)
+            arrive(port, data, addr)
 
-        monkeypatch.setattr(SrtpAudioChannel, "_receive", lossy)
+        monkeypatch.setattr(_MuxSocket, "datagram_received", lossy)
 
 
 WEAK_WORDS = "Your connection is weak; we may not hear you well."

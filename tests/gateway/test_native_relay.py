@@ -253,3 +253,29 @@ async def test_without_native_relay_the_python_path_carries_the_call(call: Call)
     await call.until(lambda: len(call.heard_by_phone) - heard_from >= 100, "two seconds")
     assert abs(phone_heard_hz(call.heard_by_phone[heard_from:]) - BROWSER_HZ) < 10
     assert call.gateway_rtp.native_guard is None
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+async def test_a_failing_hand_over_leaves_the_call_to_python_and_the_sockets_open(call: Call):
+    native = call.bridge.native
+    assert native is not None
+    await call.until(lambda: native.engaged, "the relay engages")
+
+    def broken(reason: int) -> None:
+        raise RuntimeError("a bug in the hand-over")
+
+    native._relay.on_yield = broken
+    await call.phone.send_dtmf("7")  # its first packet makes the relay yield
+    await call.until(lambda: native._relay.yields >= 1, "the relay yields")
+    assert not native.engaged
+    # The exception stayed in the relay: both sockets still carry the call, in Python.
+    phone_from, browser_from = len(call.heard_by_phone), len(call.heard_by_browser)
+    await call.until(
+        lambda: (
+            len(call.heard_by_phone) - phone_from >= 50
+            and len(call.heard_by_browser) - browser_from >= 50
+        ),
+        "a second of audio each way",
+    )
+    assert abs(phone_heard_hz(call.heard_by_phone[phone_from:]) - BROWSER_HZ) < 10
+    assert abs(browser_heard_hz(call.heard_by_browser[browser_from:]) - PHONE_HZ) < 10

@@ -87,7 +87,17 @@ async def test_gateway_serves_a_normal_call_after_fuzzing(
             senders[n % len(senders)].sendto(datagram, sip_address)
             sip_count()
             if n % 20 == 19:
-                await asyncio.sleep(0.002)  # let the gateway (same event loop) read them
+                # Let the gateway (same event loop) read them before more come: on a busy
+                # machine a burst of big datagrams would overflow the socket's buffer.
+                # Read: its drop counters (most fuzz is dropped) stop moving.
+                counted, still = sum(ua.counters.values()), 0
+                for _ in range(100):
+                    await asyncio.sleep(0.002)
+                    now = sum(ua.counters.values())
+                    still = still + 1 if now == counted else 0
+                    counted = now
+                    if still == 2:
+                        break
         await asyncio.sleep(0.5)
     finally:
         for s in senders:
