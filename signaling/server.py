@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import engineio.async_drivers.aiohttp  # noqa: F401  (see below)
 import socketio
 from aiohttp import web
 
@@ -16,6 +17,8 @@ from signaling.namespace import CallNamespace, IceServersForPage
 # connection instead (aiohttp's reader refuses it). 1 MiB leaves room for a 64 KiB
 # SDP even if every character was JSON-escaped as \uXXXX (6 bytes).
 MAX_MESSAGE_BYTES = 1024 * 1024
+# engine.io imports its aiohttp driver when a server is made (async_mode="aiohttp"), in
+# each worker: imported with this module, the supervisor has it before it forks them.
 
 
 def create_signaling(

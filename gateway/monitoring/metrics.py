@@ -51,6 +51,12 @@ def use_multiprocess_directory(directory: Path) -> None:
     if directory.exists():
         shutil.rmtree(directory)
     directory.mkdir(parents=True, mode=0o700)
+    join_multiprocess_directory(directory)
+
+
+def join_multiprocess_directory(directory: Path) -> None:
+    """Use the supervisor's `directory` as it is, in a process it did not fork with the
+    setting made (a worker started again by the lean supervisor, gateway.process.watch)."""
     os.environ[ENVIRONMENT] = str(directory)
     values.ValueClass = values.MultiProcessValue()
     global _multiprocess_directory

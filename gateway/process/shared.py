@@ -15,15 +15,16 @@ import contextlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-
-import redis.asyncio as aioredis
+from typing import TYPE_CHECKING
 
 from gateway.access.ledger import Ledger, SqliteLedger
-from gateway.access.redis_ledger import RedisLedger
 from gateway.config import GatewayConfig
 from gateway.storage import Database, LiveRegistry, RedisLiveCalls, StorageError
 from gateway.storage.presence import Presence
-from gateway.storage.redis_server import RedisError, connect, describe
+from gateway.storage.redis_server import connect, describe
+
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +53,11 @@ class SharedState:
                 else SqliteLedger.in_memory(owner)
             )
             return cls(node, owner, ledger)
+        # Only now: without Redis, the process does without the client (~6 MB).
+        from redis.exceptions import RedisError
+
+        from gateway.access.redis_ledger import RedisLedger
+
         client = connect(url)
         try:
             await client.ping()

@@ -115,6 +115,12 @@ class StateDirectory:
         """The SQLite file the workers count together in."""
         return self.path / WORKERS / LEDGER_FILE
 
+    @property
+    def lock_fd(self) -> int | None:
+        """The descriptor holding the lock (None once released): the supervisor keeps it
+        open across exec (gateway.process.watch)."""
+        return self._lock_fd
+
     def journal(self, index: int) -> Path:
         """Worker `index`'s call journal."""
         return self.path / WORKERS / f"worker-{index}.json"

@@ -34,29 +34,32 @@ watchers that end a dead node's calls).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ctypes
 import dataclasses
 import logging
 import os
+import pickle
 import secrets
 import signal
 import sys
 import time
 import traceback
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gateway.access.ledger import SqliteLedger
 from gateway.config import AccessConfig, GatewayConfig
 from gateway.monitoring import metrics
-from gateway.process import event_loop
+from gateway.process import event_loop, watch
 from gateway.process.binding import StartError, check_tcp_free
 from gateway.process.failover import Reaper, SipFrom
-from gateway.process.heap import freeze_startup_objects
+from gateway.process.heap import freeze_startup_objects, malloc_trim
 from gateway.process.journal import DialogJournal, read_journal
+from gateway.process.logs import configure_logging
 from gateway.process.shared import SharedState
 from gateway.process.state import METRICS, StateDirectory, owner_name
+from gateway.process.watch import EXIT_CANNOT_START
 from gateway.storage import Database, StorageError
 
 if TYPE_CHECKING:
@@ -64,15 +67,6 @@ if TYPE_CHECKING:
     from gateway.process.memory_debug import MemoryReporter
 
 logger = logging.getLogger(__name__)
-
-# A worker that dies sooner than this after starting failed to start; after this many such
-# failures in a row the supervisor gives up instead of spinning.
-QUICK_FAILURE = 5.0
-MAX_QUICK_FAILURES = 5
-STOP_GRACE = 10.0  # seconds workers get to hang up their calls on SIGTERM
-# A worker's exit status when it cannot bind an address of its configuration: a new worker
-# would fail the same way, so the supervisor stops the gateway instead of restarting it.
-EXIT_CANNOT_START = 3
 
 
 class WorkerConfigError(ValueError):
@@ -262,13 +256,15 @@ class Supervisor:
         self.node = node
         self._pids: dict[int, int] = {}  # pid -> worker index
         self._started: dict[int, float] = {}  # worker index -> when
-        self._quick_failures = [0] * len(configs)
         self._stopping = False
 
     def run(self) -> int:
-        """Until a signal asks to stop (0), or a worker cannot start or keeps failing (1).
-        Raises StartError when the HTTP port is taken, StorageError when the database or
-        Redis cannot be used."""
+        """Prepare, fork the workers, then become the lean supervisor (gateway.process.
+        watch), which restarts those that die and stops them all on SIGINT/SIGTERM, and
+        exits with the gateway's status (0 when stopped by a signal, 1 when a worker cannot
+        start or keeps failing); returns that status only when this process could not be
+        replaced and watched itself. Raises StartError when the HTTP port is taken,
+        StorageError when the database or Redis cannot be used."""
         # The workers share it (SO_REUSEPORT): it must be nobody else's before they do.
         check_tcp_free("http.listen", self.configs[0].http.listen)
         signal.signal(signal.SIGTERM, self._on_stop_signal)
@@ -282,41 +278,20 @@ class Supervisor:
         metrics.use_multiprocess_directory(self.state.path / METRICS)
         for index in range(len(self.configs)):
             self._spawn(index)
-        status = 0
-        while self._pids:
-            try:
-                pid, wait_status = os.waitpid(-1, 0)
-            except ChildProcessError:
-                break
-            if pid not in self._pids:
-                continue
-            index = self._pids.pop(pid)
-            if self._stopping:
-                continue
-            code = os.waitstatus_to_exitcode(wait_status)
-            if code == EXIT_CANNOT_START:
-                print(f"worker {index} cannot start; stopping the gateway", flush=True)
-                self._end_worker(index, "could not start")
-                self._stop_workers()
-                status = 1
-                continue
-            how = f"signal {-code}" if code < 0 else f"exit status {code}"
-            print(f"worker {index} (pid {pid}) died: {how}; ending its calls", flush=True)
-            metrics.worker_died(pid)
-            self._end_worker(index, f"died ({how})")
-            if time.monotonic() - self._started[index] < QUICK_FAILURE:
-                self._quick_failures[index] += 1
-                if self._quick_failures[index] >= MAX_QUICK_FAILURES:
-                    print(f"worker {index} keeps failing at start; stopping", flush=True)
-                    self._stop_workers()
-                    status = 1
-                    continue
-                time.sleep(min(5.0, 0.5 * 2 ** self._quick_failures[index]))
-            else:
-                self._quick_failures[index] = 0
-            if not self._stopping:
-                self._spawn(index)
-        return status
+        lock_fd = self.state.lock_fd
+        assert lock_fd is not None, "the state directory is held until the gateway stops"
+        return watch.become_watcher(
+            watch.Handover(
+                configs=pickle.dumps(self.configs),
+                count=len(self.configs),
+                state_path=str(self.state.path),
+                lock_fd=lock_fd,
+                node=self.node,
+                pids=self._pids,
+                started=self._started,
+                stopping=self._stopping,
+            )
+        )
 
     def _spawn(self, index: int) -> None:
         config = self.configs[index]
@@ -324,8 +299,10 @@ class Supervisor:
         sys.stderr.flush()
         # What the supervisor imported (the whole stack, ~80 MB) is shared with the workers
         # copy-on-write; kept out of their collections, it stays shared (idle PSS of a
-        # 2-worker gateway 129 -> 93 MB, docs/benchmark.md).
+        # 2-worker gateway 129 -> 93 MB, docs/benchmark.md). The C heap's free pages are
+        # returned first: forked, they would count in every worker (~0.5 MB).
         freeze_startup_objects()
+        malloc_trim()
         pid = os.fork()
         if pid == 0:
             code = 1
@@ -453,21 +430,8 @@ class Supervisor:
         return SipFrom((host, port + index), (public_host, public_port + index))
 
     def _on_stop_signal(self, signum, frame) -> None:
-        if not self._stopping:
-            self._stop_workers()
-
-    def _stop_workers(self) -> None:
+        """Before the workers run: they are stopped as soon as they are forked."""
         self._stopping = True
-        for pid in list(self._pids):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-        signal.signal(signal.SIGALRM, self._kill_workers)
-        signal.alarm(int(STOP_GRACE))
-
-    def _kill_workers(self, signum, frame) -> None:
-        for pid in list(self._pids):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
 
 
 def migrate_in_child(config: GatewayConfig) -> None:
@@ -506,6 +470,32 @@ async def _migrate(config: GatewayConfig) -> None:
 
 def run_workers(config: GatewayConfig, count: int, state: StateDirectory, node: str) -> int:
     """Run `count` workers of `config` until SIGINT/SIGTERM, keeping their ledger and
-    journals in `state`; `node` names this node. Raises WorkerConfigError."""
+    journals in `state`; `node` names this node. Once they run, this process becomes the
+    lean supervisor (gateway.process.watch) and exits from there. Raises
+    WorkerConfigError, StartError, StorageError."""
     configs = worker_configs(config, count)
     return Supervisor(configs, state, node).run()
+
+
+# ------------------------------------------------ what the lean supervisor runs in children
+def _taken_over(handover: watch.Handover) -> tuple[list[GatewayConfig], StateDirectory]:
+    """In a child of the lean supervisor: the workers' configurations (this imports the
+    application), logging and the metrics' directory as the supervisor had them."""
+    configs: list[GatewayConfig] = pickle.loads(handover.configs)
+    configure_logging(configs[0].log)
+    state = StateDirectory(Path(handover.state_path), handover.lock_fd)
+    metrics.join_multiprocess_directory(state.path / METRICS)
+    return configs, state
+
+
+def end_worker(handover: watch.Handover, index: int, pid: int, why: str) -> None:
+    """End what worker `index` (`pid`, dead) left: its live gauges, its calls (failover)."""
+    configs, state = _taken_over(handover)
+    metrics.worker_died(pid)
+    Supervisor(configs, state, handover.node)._end_worker(index, why)
+
+
+def restarted_worker(handover: watch.Handover, index: int) -> int:
+    """Worker `index` again, in a child of the lean supervisor; its exit status."""
+    configs, state = _taken_over(handover)
+    return _worker_main(configs[index], index, state, handover.node)

@@ -14,14 +14,16 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import redis.asyncio as aioredis
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.storage.redis_server import PREFIX
 from gateway.storage.tables import live_calls
+
+if TYPE_CHECKING:  # redis is imported only with `[storage] redis` (gateway.process.shared)
+    import redis.asyncio as aioredis
 
 
 @dataclass(frozen=True)

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
-
-import redis.asyncio as aioredis
+from typing import TYPE_CHECKING, Any
 
 from gateway.storage.redis_server import PREFIX
+
+if TYPE_CHECKING:  # redis is imported only with `[storage] redis` (gateway.process.shared)
+    import redis.asyncio as aioredis
 
 ALIVE = f"{PREFIX}alive"
 REAPING_LIFETIME = 60  # seconds a claim lasts if its claimer dies too

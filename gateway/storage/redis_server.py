@@ -12,10 +12,11 @@ two database numbers (`redis://host:6379/1`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
 
 PREFIX = "gateway:"
 CONNECT_TIMEOUT = 2.0  # seconds: a Redis that does not answer is down, for a call's set-up
@@ -23,7 +24,7 @@ COMMAND_TIMEOUT = 2.0
 MAX_CONNECTIONS = 64  # per process
 POOL_WAIT = 5.0  # seconds a command waits for a free connection of the pool
 
-__all__ = ["PREFIX", "RedisError", "RedisUrl", "connect", "describe"]
+__all__ = ["PREFIX", "RedisUrl", "connect", "describe"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +72,13 @@ def connect(url: RedisUrl) -> aioredis.Redis:
     """A client (a pool of connections, opened on first use) with short timeouts: a Redis
     that does not answer fails a call's admission in seconds, not minutes. When every
     pooled connection is busy (a burst of calls), a command waits for one rather than
-    failing."""
+    failing.
+
+    The redis client is imported here, not with this module (which the configuration
+    needs for `RedisUrl`): a gateway without Redis does without its ~6 MB per process
+    (docs/benchmark.md, Memory)."""
+    import redis.asyncio as aioredis
+
     pool = aioredis.BlockingConnectionPool.from_url(
         url.text,
         max_connections=MAX_CONNECTIONS,

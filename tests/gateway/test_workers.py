@@ -354,3 +354,57 @@ async def test_a_crashed_workers_calls_end_on_both_legs_and_it_is_restarted(tmp_
             gateway.kill()
         sipp.stop()
     assert gateway.returncode == 0, log.read_text()
+
+
+def _rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no VmRSS for {pid}")
+
+
+@pytest.mark.parametrize("lean", [True, False], ids=["lean", "exec-refused"])
+def test_the_supervisor_waits_lean_once_its_workers_run_and_stops_them(tmp_path, lean):
+    """Once its workers run, the supervisor replaces itself (same pid) with
+    gateway.process.watch, without the application (~11 MB RSS, against ~130 MB with it).
+    When it cannot (here: no Python executable to run), it watches as it is. Either way
+    SIGTERM stops the workers and the gateway exits 0."""
+    state = tmp_path / "state"
+    toml = gateway_toml(
+        destination="sip:op@127.0.0.1:5999", extra=f'[storage]\nstate_directory = "{state}"\n'
+    )
+    (tmp_path / "gateway.toml").write_text(toml)
+    argv = ["--config", str(tmp_path / "gateway.toml"), "--workers", "2"]
+    start = f"import sys; sys.argv[1:] = {argv!r}; "
+    if not lean:
+        start += "sys.executable = ''; "
+    start += "from gateway.__main__ import main; sys.exit(main())"
+    log = tmp_path / "gateway.log"
+    gateway = subprocess.Popen(
+        [sys.executable, "-c", start],
+        cwd=tmp_path,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while log.read_text().count("ready: pid") < 2:
+            assert gateway.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        workers = worker_pids(gateway.pid)
+        assert len(workers) == 2, workers
+        command = Path(f"/proc/{gateway.pid}/cmdline").read_bytes().replace(b"\0", b" ")
+        if lean:
+            assert b"gateway.process.watch" in command, command
+            assert _rss_kb(gateway.pid) < 40_000, _rss_kb(gateway.pid)
+        else:
+            assert b"gateway.process.watch" not in command, command
+            assert "the supervisor keeps the application loaded" in log.read_text()
+            assert _rss_kb(gateway.pid) > 60_000, _rss_kb(gateway.pid)
+        gateway.send_signal(signal.SIGTERM)
+        assert gateway.wait(20) == 0, log.read_text()
+        assert not any(Path(f"/proc/{pid}").exists() for pid in workers), log.read_text()
+    finally:
+        if gateway.poll() is None:
+            gateway.kill()
+            gateway.wait()
