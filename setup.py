@@ -1,8 +1,9 @@
-"""The one compiled part: the G.711 relay (gateway/media/_g711relay.c).
+"""The compiled parts: the G.711 relay (gateway/media/_g711relay.c) and the G.711 <-> Opus
+frame step of the transcoder (gateway/media/_opusframes.c).
 
-Everything else is in pyproject.toml. The extension is optional: without a C compiler or
+Everything else is in pyproject.toml. The extensions are optional: without a C compiler or
 Python's headers the install goes on and calls use the pure-Python path
-(gateway/media/native_relay.py says when the C one runs).
+(gateway/media/native_relay.py and gateway/media/transcoder.py say when the C one runs).
 """
 
 from setuptools import Extension, setup
@@ -14,6 +15,12 @@ setup(
             ["gateway/media/_g711relay.c"],
             extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
             optional=True,
-        )
+        ),
+        Extension(
+            "gateway.media._opusframes",
+            ["gateway/media/_opusframes.c"],
+            extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+            optional=True,
+        ),
     ]
 )

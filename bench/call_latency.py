@@ -325,8 +325,8 @@ def codec_delay(source_name: str, target_name: str) -> float:
         if encoded is None:
             out.append(np.zeros(target.frame_samples, np.int16))
             continue
-        converted = transcoder.convert(encoded)
-        decoded = decode(converted) if converted is not None else None
+        converted = transcoder.convert(encoded)  # one 20 ms frame in, one out
+        decoded = decode(converted[0]) if converted else None
         if decoded is None:
             decoded = np.zeros(target.frame_samples, np.float32)
         out.append(np.asarray(decoded, dtype=np.float64).reshape(-1))

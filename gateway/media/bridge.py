@@ -116,14 +116,21 @@ class Direction:
             target.send(silence_frame(self._target_codec) if self._muted else payload, frames)
             self.frames += 1
             return
-        if frames is not None and 1 < frames <= MAX_CONCEALED_FRAMES + 1:
-            for _ in range(frames - 1):
+        # Frames lost before this packet: its advance beyond the previous packet's length.
+        held = transcoder.packet_frames
+        if frames is not None and held < frames <= MAX_CONCEALED_FRAMES + held:
+            for _ in range(frames - held):
                 concealed = transcoder.conceal_one()
                 if concealed is not None:
                     target.send(concealed, 1)
-        out = silence_frame(self._target_codec) if self._muted else transcoder.convert(payload)
-        if out is not None:
-            target.send(out, None if frames is None else 1)
+        if self._muted:
+            target.send(silence_frame(self._target_codec), None if frames is None else 1)
+            self.frames += 1
+            return
+        step = None if frames is None else 1
+        for out in transcoder.convert(payload):  # one frame; none or two for a phone's 10-60 ms
+            target.send(out, step)
+            step = 1
             self.frames += 1
 
 

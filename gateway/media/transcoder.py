@@ -1,8 +1,12 @@
 """Frame-by-frame transcoding between the browser leg's codec and the SIP leg's codec.
 
 Used only when the two legs share no codec (the codec policy prefers G.711 end to end, which
-needs none). One 20 ms frame in, zero or more 20 ms frames out; codecs come from libopus,
-libavcodec through PyAV (G.722), bcg729 (G.729, an option) or our G.711 tables.
+needs none). One packet in (20 ms; 10-60 ms from a phone), zero or more 20 ms frames out;
+codecs come from libopus, libavcodec through PyAV (G.722), bcg729 (G.729, an option) or our
+G.711 tables. Between G.711 and Opus the steady 20 ms frame is one C call where the
+extension is built (gateway/media/_opusframes.c: decode, table, concealer history, encode);
+everything else, and everything where it is not built, takes the Python steps, which code
+the same bytes.
 """
 
 from __future__ import annotations
@@ -10,14 +14,48 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import av
 import numpy as np
-import opuslib_next
-import opuslib_next.exceptions
-from opuslib_next import constants as opus_constants
 
 from sip_bridge import LossConcealer, codec_by_name
+from sip_bridge.rtp import g711
+from sip_bridge.rtp.g729 import SID_BYTES
+from sip_bridge.rtp.opus import (
+    OPUS_RATES,
+    OpusDecoder,
+    OpusEncoder,
+    OpusError,
+    libopus_addresses,
+)
+
+_opusframes: Any
+try:  # built by `make` (setup.py); without a C compiler, the Python path throughout
+    from gateway.media import _opusframes
+except ImportError:
+    _opusframes = None
+else:
+    _opusframes.setup(*libopus_addresses())
+
+# Encode and decode tables of the G.711 codecs the C frame step takes.
+G711_TABLES = {
+    "PCMU": (g711.ULAW_ENCODE_TABLE, g711.ULAW_DECODE_TABLE),
+    "PCMA": (g711.ALAW_ENCODE_TABLE, g711.ALAW_DECODE_TABLE),
+}
+
+__all__ = [
+    "OPUS",
+    "OPUS_INPUT_RATES",
+    "AudioCodec",
+    "OpusDecoder",
+    "OpusEncoder",
+    "OpusError",
+    "Transcoder",
+    "audio_codec",
+    "frame_encoder",
+    "silence_frame",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,57 +87,14 @@ def audio_codec(name: str) -> AudioCodec:
 
 # The rates libopus encodes from and decodes to as they are (it resamples inside, cheaply,
 # where it must): a phone's 8 or 16 kHz audio needs no resampling step of ours either way.
-OPUS_INPUT_RATES = (8000, 12000, 16000, 24000, 48000)
-OPUS_APPLICATIONS = {
-    "voip": opus_constants.APPLICATION_VOIP,
-    "audio": opus_constants.APPLICATION_AUDIO,
-    "lowdelay": opus_constants.APPLICATION_RESTRICTED_LOWDELAY,
-}
+OPUS_INPUT_RATES = OPUS_RATES
 
-
-class OpusEncoder:
-    """libopus in mono at a voice bitrate: the browser plays it as it plays any Opus.
-
-    libopus itself (through opuslib-next), not libavcodec's wrapper: no frame objects per
-    packet and no threads (PyAV's encoder passes every frame through a filter graph with a
-    thread pool of its own: two threads per call, ~100 in a worker with 25 transcoded
-    calls). `input_rate` is the rate of the PCM given to `encode`: audio from a G.711 phone
-    is encoded from 8 kHz as it is, without upsampling to 48 kHz first. `application` is
-    libopus's: "voip" (SILK/hybrid, tuned for speech) or "lowdelay" (CELT only: 2.5 ms of
-    lookahead instead of 6.5, and for G.711 audio from 8 kHz about 30 us a frame here).
-    """
-
-    def __init__(
-        self, bitrate: int = 32000, input_rate: int = 48000, application: str = "voip"
-    ) -> None:
-        if input_rate not in OPUS_INPUT_RATES:
-            raise ValueError(f"libopus takes PCM at {OPUS_INPUT_RATES} Hz, not {input_rate}")
-        self._encoder = opuslib_next.Encoder(input_rate, 1, OPUS_APPLICATIONS[application])
-        self._encoder.bitrate = bitrate
-
-    def encode(self, pcm: np.ndarray) -> bytes | None:
-        """One 20 ms frame of int16 PCM at `input_rate` -> one Opus packet."""
-        return self._encoder.encode(pcm.astype(np.int16, copy=False).tobytes(), len(pcm))
-
-
-class OpusDecoder:
-    """libopus's decoder, mono int16 PCM at `rate` (8, 12, 16, 24 or 48 kHz) straight
-    out of the decoder: no resampling step to reach a phone's rate, and no threads."""
-
-    def __init__(self, rate: int = 48000) -> None:
-        if rate not in OPUS_INPUT_RATES:
-            raise ValueError(f"libopus decodes to {OPUS_INPUT_RATES} Hz, not {rate}")
-        self.rate = rate
-        self._decoder = opuslib_next.Decoder(rate, 1)
-        self._max_samples = rate * 120 // 1000  # the longest Opus packet: 120 ms
-
-    def decode(self, payload: bytes | memoryview) -> np.ndarray:
-        """PCM of one packet; raises `OpusError` if libopus refuses it."""
-        pcm = self._decoder.decode(bytes(payload), self._max_samples)
-        return np.frombuffer(pcm, np.int16)
-
-
-OpusError = opuslib_next.exceptions.OpusError
+# libopus's complexity (0-10, default 10) for a phone's audio going to the browser. Below
+# 5, CELT skips the pitch search of its pre-filter (a long-term predictor that saves bits
+# on strongly periodic sound at low bitrates): a frame from 8 kHz costs ~8 us instead of
+# ~15 (speech-like) or ~25 (a steady tone) here, and a speech-like signal decodes with the
+# same SNR (28 dB) at 32 kbit/s, far more bits than 4 kHz of telephone audio needs.
+PHONE_AUDIO_COMPLEXITY = 4
 
 
 class _Resampler:
@@ -134,67 +129,138 @@ def _pcm_frame(pcm: np.ndarray, rate: int) -> av.AudioFrame:
 
 
 class Transcoder:
-    """Converts one leg's 20 ms frames to the other's: decode, resample, encode.
+    """Converts one leg's frames to the other's 20 ms frames: decode, resample, encode.
 
     The PCM in between is at the lower of the two rates when one leg is Opus (libopus
     encodes from and decodes to 8 or 16 kHz as it is), else at the target's rate.
-    `convert(payload)` returns the encoded frame for the other leg (or None while an
-    encoder fills its first frame); `conceal_one()` produces a frame for a packet lost
+    `convert(payload)` returns the encoded frames for the other leg that the packet
+    completes: one for a 20 ms packet; none, one or two for a phone's packets of 10, 30, 40
+    or 60 ms, whose PCM is cut into 20 ms frames again (libopus codes 20 ms frames as it
+    was set up to, and the bridge's timelines count 20 ms frames); a concealed frame for a
+    payload that does not decode. `conceal_one()` produces a frame for a packet lost
     upstream, so the outgoing stream stays continuous.
     """
 
     def __init__(self, source: AudioCodec, target: AudioCodec) -> None:
         self.source = source
         self.target = target
-        self._opus_target = target.name == "opus"
+        opus_encoder = opus_decoder = None
         if target.name == "opus" and source.sample_rate in OPUS_INPUT_RATES:
             # A phone's narrowband audio: CELT from its own rate is cheapest and quickest.
             self.pcm_rate = source.sample_rate
-            self._encode: Callable[[np.ndarray], bytes | None] = OpusEncoder(
-                input_rate=self.pcm_rate, application="lowdelay"
-            ).encode
+            opus_encoder = OpusEncoder(
+                input_rate=self.pcm_rate,
+                application="lowdelay",
+                complexity=PHONE_AUDIO_COMPLEXITY,
+            )
+            self._encode: Callable[[np.ndarray], bytes | None] = opus_encoder.encode
         else:
             self.pcm_rate = target.sample_rate
             self._encode = frame_encoder(target)
         self.frame_samples = self.pcm_rate // 50
         self._resampler: _Resampler | None = None
+        self._decode: Callable[[bytes | memoryview], np.ndarray]
         if source.name == "opus":
             # Decoded straight to the phone's rate (libopus does 8 and 16 kHz itself).
-            self._opus_decoder: OpusDecoder | None = OpusDecoder(self.pcm_rate)
-            self._decoder = None
+            opus_decoder = OpusDecoder(self.pcm_rate)
+            self._decode = opus_decoder.decode_or_empty
+            decode_rate = self.pcm_rate
         else:
-            self._opus_decoder = None
-            self._decoder = codec_by_name(source.name).create_decoder()
-            if source.sample_rate != self.pcm_rate:
+            self._decode = codec_by_name(source.name).create_decoder().decode
+            decode_rate = source.sample_rate
+            if decode_rate != self.pcm_rate:
                 self._resampler = _Resampler(self.pcm_rate, self.frame_samples)
+        self._source_frame = decode_rate // 50  # samples of a 20 ms frame as decoded
+        self._pending: np.ndarray | None = None  # decoded, short of a 20 ms frame
+        self.packet_frames = 1  # 20 ms frames in the last packet decoded (at least 1)
+        # A lone G.729 Annex B SID frame (10 ms of comfort noise) stands for a silence of
+        # any length: concealed as one frame, not gathered into one every other SID.
+        self._lone_sid_bytes = SID_BYTES if source.name == "G729" else -1
         self._concealer = LossConcealer(self.frame_samples, self.pcm_rate)
+        self._native = self._native_step(opus_encoder, opus_decoder)
+        self.native = self._native is not None
 
-    def _decode(self, payload: bytes | memoryview) -> np.ndarray | None:
-        """One frame of PCM at `pcm_rate`, or None if the payload did not decode."""
-        if self._opus_decoder is not None:
-            try:
-                pcm = self._opus_decoder.decode(payload)
-            except OpusError:
-                return None
-            if len(pcm) != self.frame_samples:
-                return None  # not a 20 ms frame: concealed instead
-            return pcm
-        assert self._decoder is not None  # not Opus: one of the two is set
-        pcm = self._decoder.decode(bytes(payload))
-        if len(pcm) != self.source.frame_samples and (not len(pcm) or self._opus_target):
-            # Nothing decoded (a G.729 payload of a length RFC 3551 does not allow), or not
-            # the 20 ms libopus is given (a lone G.729 SID frame): concealed instead.
+    def _native_step(
+        self, encoder: OpusEncoder | None, decoder: OpusDecoder | None
+    ) -> Callable[[bytes | memoryview], bytes | int | None] | None:
+        """The steady 20 ms frame in one C call (`_opusframes`), for G.711 <-> Opus with
+        nothing to resample; None where the extension is not built or does not apply."""
+        if _opusframes is None or self._resampler is not None:
             return None
-        if self._resampler is not None:
-            return self._resampler.resample(_pcm_frame(pcm, self.source.sample_rate))
-        return pcm
+        history = self._concealer.history
+        if decoder is not None and self.target.name in G711_TABLES:
+            self._pcm = np.zeros(decoder.max_samples, np.int16)  # PCM of other lengths
+            encode_table = G711_TABLES[self.target.name][0]
+            return functools.partial(
+                _opusframes.opus_to_g711,
+                decoder.state_address,
+                encode_table.ctypes.data,
+                history.ctypes.data,
+                len(history),
+                self._pcm.ctypes.data,
+                len(self._pcm),
+                self.frame_samples,
+            )
+        if encoder is not None and self.source.name in G711_TABLES:
+            decode_table = G711_TABLES[self.source.name][1]
+            return functools.partial(
+                _opusframes.g711_to_opus,
+                encoder.state_address,
+                decode_table.ctypes.data,
+                history.ctypes.data,
+                len(history),
+                self.frame_samples,
+            )
+        return None
 
-    def convert(self, payload: bytes | memoryview) -> bytes | None:
-        pcm = self._decode(payload)
-        if pcm is None:
-            return self.conceal_one()
-        self._concealer.good_frame(pcm)
-        return self._encode(pcm)
+    def convert(self, payload: bytes | memoryview) -> list[bytes]:
+        native = self._native
+        if native is not None and self._pending is None and not self._concealer.concealing:
+            out = native(payload)
+            if type(out) is bytes:  # the steady case, done in C
+                self.packet_frames = 1
+                return [out]
+            if type(out) is int:  # Opus decoded in C, but not one 20 ms frame
+                pcm = self._pcm[:out].copy() if out > 0 else np.zeros(0, np.int16)
+                return self._decoded(pcm, payload)
+        return self._decoded(self._decode(payload), payload)
+
+    def _decoded(self, pcm: np.ndarray, payload: bytes | memoryview) -> list[bytes]:
+        samples = len(pcm)
+        if samples == self._source_frame and self._pending is None:  # a 20 ms packet
+            self.packet_frames = 1
+            if self._resampler is None:
+                out = self._encode(self._concealer.good_frame(pcm))
+            else:
+                out = self._frame(pcm)
+            return [] if out is None else [out]
+        if not samples or len(payload) == self._lone_sid_bytes:
+            # Nothing decoded (a corrupt payload, a G.729 length RFC 3551 does not allow).
+            out = self.conceal_one()
+            return [] if out is None else [out]
+        self.packet_frames = samples // self._source_frame or 1
+        return self._reframe(pcm)
+
+    def _reframe(self, pcm: np.ndarray) -> list[bytes]:
+        """A packet that is not 20 ms long: its PCM and what was left of the previous
+        packets, cut into 20 ms frames; the rest waits for the next packet."""
+        if self._pending is not None:
+            pcm = np.concatenate((self._pending, pcm))
+        frame = self._source_frame
+        whole = len(pcm) - len(pcm) % frame
+        self._pending = pcm[whole:] if whole < len(pcm) else None
+        out = []
+        for start in range(0, whole, frame):
+            encoded = self._frame(pcm[start : start + frame])
+            if encoded is not None:
+                out.append(encoded)
+        return out
+
+    def _frame(self, pcm: np.ndarray) -> bytes | None:
+        """One 20 ms frame as decoded -> the target's encoding."""
+        if self._resampler is not None:
+            pcm = self._resampler.resample(_pcm_frame(pcm, self.source.sample_rate))
+        return self._encode(self._concealer.good_frame(pcm))
 
     def conceal_one(self) -> bytes | None:
         return self._encode(self._concealer.conceal())

