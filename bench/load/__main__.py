@@ -149,9 +149,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--generators", type=int, help="generator processes (default: calls/50)")
     parser.add_argument(
         "--generator-media",
-        choices=["c", "python"],
+        choices=["c", "python", "aiortc"],
         default="c",
-        help="the generators' G.711 media path: in C (default, compiled with cc) or Python",
+        help="the generators' G.711 media path: in C (default, compiled with cc), Python, or "
+        "stock aiortc peers as an independent client (G.711 only, 5 calls per process)",
     )
     parser.add_argument(
         "--jitter-ms", type=float, default=0.5, help="each frame sent up to this late (default 0.5)"
@@ -181,6 +182,10 @@ def main(argv: list[str] | None = None) -> int:
         "others' work (root; set back to 0 at the end)",
     )
     args = parser.parse_args(argv)  # fmt: skip
+    if args.generator_media == "aiortc":
+        if args.codec not in (None, "pcmu"):
+            parser.error("--generator-media aiortc: the stock aiortc visitors send pcmu only")
+        args.codec = "pcmu"
     if args.nice:
         set_autogroup_nice(args.nice)
         try:

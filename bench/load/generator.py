@@ -11,7 +11,8 @@ millisecond (epoll_wait's is a millisecond, which would gather the calls due wit
 same millisecond into one burst, and bursts are kinder to the server than browsers are).
 With the C media path (SPEC's `native_library`, bench/load/native.py) the loop waits in the
 engine (epoll_pwait2, nanoseconds), which sends and reads the G.711 calls' media meanwhile;
-without it, on `select()` (microseconds) with the Python media path.
+without it, on `select()` (microseconds) with the Python media path, or with aiortc's own
+media path (SPEC's `generator_media` "aiortc": bench/load/stock_visitor.py).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from .audio import ONSET, PERIOD_FRAMES, QUIET, encoded_frames, pattern_pcm
 from .browser_media import CHROMIUM_PING_INTERVAL, Lateness, audio_levels, browser_like_dtls
 from .native import Engine, NativeSelector, merge_lateness
 from .signaling import signaling_for
+from .stock_visitor import StockVisitor, stock_ice
 from .visitor import CODECS, Visitor
 from .window import Window
 
@@ -68,9 +70,13 @@ def browser_like_ice() -> None:
 
 async def generate(spec: dict, engine: Engine | None = None) -> dict:
     pauses = GcPauses()
-    browser_like_ice()
-    browser_like_dtls()
     codec = spec["codec"]
+    stock = spec.get("generator_media") == "aiortc"
+    if stock:  # aiortc as it comes (bench/load/stock_visitor.py)
+        stock_ice()
+    else:
+        browser_like_ice()
+        browser_like_dtls()
     frames = encoded_frames(codec)
     pcm = pattern_pcm(CODECS[codec][1])
     samples = len(pcm) // PERIOD_FRAMES
@@ -87,7 +93,7 @@ async def generate(spec: dict, engine: Engine | None = None) -> dict:
         engine.set_frames(frames, levels)
         tell_engine = asyncio.create_task(_window_to_engine(window, engine))
     visitors = [
-        Visitor(
+        (StockVisitor if stock else Visitor)(
             index,
             signaling=signaling_for(spec["server"], index),
             codec=codec,
@@ -141,7 +147,9 @@ async def generate(spec: dict, engine: Engine | None = None) -> dict:
         "calls": calls,
         **merge_lateness(lateness, engine),
         "max_gc_pause_s": pauses.longest,
-        "generator_media": "c" if engine is not None and codec == "pcmu" else "python",
+        "generator_media": (
+            "aiortc" if stock else "c" if engine is not None and codec == "pcmu" else "python"
+        ),
     }
 
 

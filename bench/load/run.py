@@ -34,7 +34,8 @@ SETTLE = 1.0  # seconds after the last call was set up before measuring
 SETUP_BUDGET = 30.0  # seconds after the last call started: the window opens anyway
 GENERATOR_START = 2.0  # seconds for generator processes to import and get ready
 # Calls per generator process (by default), by media path.
-CALLS_PER_GENERATOR = {"c": 300, "python": 50}
+# aiortc's own media path costs about 1 ms per frame per peer: few calls per process.
+CALLS_PER_GENERATOR = {"c": 300, "python": 50, "aiortc": 5}
 PLAYOUT_ALLOWANCE = 0.05  # a frame is on time within 50 ms of the call's fastest frame
 
 
@@ -51,7 +52,9 @@ class PointSpec:
     jitter_ms: float = 0.5  # each frame is sent up to this much after its time
     seed: int = 0
     capture: bool = False  # count the packets by kind in the window (bench/load/capture.py)
-    generator_media: str = "c"  # "c": G.711 media in C (bench/load/native.py), or "python"
+    # "c": G.711 media in C (bench/load/native.py), "python", or "aiortc": stock aiortc
+    # peers, G.711 only (bench/load/stock_visitor.py)
+    generator_media: str = "c"
 
 
 def start_server(processes: Processes, spec: PointSpec, operator_port: int) -> Server:
@@ -85,10 +88,12 @@ def _profile(processes: Processes, pids: list[int], directory: Path, seconds: fl
 
 def _native_library(spec: PointSpec, workdir: Path) -> str | None:
     """The generators' C media path, compiled for this point (None: the Python path)."""
-    if spec.generator_media == "python":
+    if spec.generator_media == "aiortc" and spec.codec != "pcmu":
+        raise ValueError("the stock aiortc visitors send G.711 (pcmu) only")
+    if spec.generator_media in ("python", "aiortc"):
         return None
     if spec.generator_media != "c":
-        raise ValueError(f"unknown generator media {spec.generator_media!r}: c or python")
+        raise ValueError(f"unknown generator media {spec.generator_media!r}: c, python or aiortc")
     return str(native.build(workdir))
 
 
@@ -124,6 +129,7 @@ def _generator_spec(server: Server, spec: PointSpec, indexes: list[int], **timel
         "rate": spec.rate,
         "jitter": spec.jitter_ms / 1000,
         "seed": spec.seed,
+        "generator_media": spec.generator_media,
         **timeline,
     }
 

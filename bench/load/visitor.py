@@ -120,6 +120,11 @@ class Visitor:
 
     # ------------------------------------------------------------------ receiving
     def on_packet(self, payload, timestamp: int) -> None:
+        self.on_echo(timestamp, self._decoder.decode(payload))
+
+    def on_echo(self, timestamp: int, pcm: np.ndarray | None) -> None:
+        """An echoed frame (its RTP timestamp, its PCM or None when it did not decode)
+        arrived now."""
         now = time.monotonic()
         first = self._first_ts
         if first is None:
@@ -129,7 +134,6 @@ class Visitor:
         if in_window:
             self._arrivals.append(now - index * 0.02)
             self._indexes.append(index)
-        pcm = self._decoder.decode(payload)
         if pcm is None:
             return
         magnitude = np.abs(pcm.astype(np.int32))
@@ -153,46 +157,15 @@ class Visitor:
         measurement window is over."""
         await _sleep_until(start_at)
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        track = IdleAudioTrack()
         signaling = self.signaling
         try:
             self.stage = "connecting to the server"
             await signaling.open()
             self.stage = "offering"
-            transceiver = pc.addTransceiver(track, direction="sendrecv")
-            await pc.setLocalDescription(await pc.createOffer())
-            local = pc.localDescription.sdp
-            cname = offers.cname(self.random)
-            offer = offers.chromium_offer(local, transceiver.sender._ssrc, cname, self.random)
-            started = time.monotonic()
-            self.stage = "waiting for the answer"
-            answer = await signaling.call(offer, offers.candidates(local))
+            started, answer = await self._negotiate(pc)
             self.stage = "connecting ICE and DTLS"
-            payload_type = _payload_type(answer, *CODECS[self.codec])
-            await pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
             await self._wait_connected(pc, 10)
-            native = {} if self.engine is None else {
-                "engine": self.engine, "index": self.index,
-                "frequency_frames": FREQUENCY_FRAMES + 1,
-            }  # fmt: skip
-            self.media = (BrowserAudio if self.engine is None else NativeAudio)(
-                transceiver,
-                answer,
-                payload_type,
-                self.clock,
-                self.frames,
-                self.levels,
-                cname=cname,
-                on_packet=self.on_packet,
-                on_sent=self.on_sent,
-                lateness=self.lateness,
-                jitter=self.jitter,
-                rng=self.random,
-                **native,
-            )
-            if not self.media.attach():
-                raise CallFailed("could not take over the peer connection's RTP")
-            self.media.start(self.first_due(time.monotonic()))
+            self._start_media(pc, answer)
             self.stage = "waiting for the operator to answer"
             await signaling.wait_state("answered", 10)
             self.stage = "in call"
@@ -227,6 +200,48 @@ class Visitor:
                     self.error = self.error or f"{self.stage}: no end after 5 s"
             self.stage = "done"
         return self.result()
+
+    async def _negotiate(self, pc: RTCPeerConnection) -> tuple[float, str]:
+        """Offer (Chromium's, with aiortc's credentials), take the answer; when the offer
+        went, and the answer's SDP."""
+        self._transceiver = pc.addTransceiver(IdleAudioTrack(), direction="sendrecv")
+        await pc.setLocalDescription(await pc.createOffer())
+        local = pc.localDescription.sdp
+        self._cname = offers.cname(self.random)
+        offer = offers.chromium_offer(
+            local, self._transceiver.sender._ssrc, self._cname, self.random
+        )
+        started = time.monotonic()
+        self.stage = "waiting for the answer"
+        answer = await self.signaling.call(offer, offers.candidates(local))
+        self._payload_type = _payload_type(answer, *CODECS[self.codec])
+        await pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+        return started, answer
+
+    def _start_media(self, pc: RTCPeerConnection, answer: str) -> None:
+        """Once connected: the audio as Chromium sends it, aiortc's RTP taken over."""
+        native = {} if self.engine is None else {
+            "engine": self.engine, "index": self.index,
+            "frequency_frames": FREQUENCY_FRAMES + 1,
+        }  # fmt: skip
+        self.media = (BrowserAudio if self.engine is None else NativeAudio)(
+            self._transceiver,
+            answer,
+            self._payload_type,
+            self.clock,
+            self.frames,
+            self.levels,
+            cname=self._cname,
+            on_packet=self.on_packet,
+            on_sent=self.on_sent,
+            lateness=self.lateness,
+            jitter=self.jitter,
+            rng=self.random,
+            **native,
+        )
+        if not self.media.attach():
+            raise CallFailed("could not take over the peer connection's RTP")
+        self.media.start(self.first_due(time.monotonic()))
 
     def first_due(self, now: float) -> float:
         """The first time on the call's clock that is not in the past."""
