@@ -4,7 +4,8 @@ One small point (two calls through one worker), its packets counted on loopback 
 bench/load/capture.py: each call on its own clock phase (not all calls' frames in one
 tick), Chromium's header extensions and SRTP tag size, and RTCP reports and STUN consent
 checks sent to the gateway. The benchmark's figures are not asserted as targets here:
-`make bench` measures them and docs/benchmark.md writes them down.
+`make bench` measures them and docs/benchmark.md writes them down. The stock aiortc
+client (`--generator-media aiortc`) places its calls with aiortc's own packets instead.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ FIELDS = (
 SEED = 0
 # RTCP comes every 2.5-7.5 s per stream: a window this long holds at least one of each.
 SECONDS = 8
+STOCK_SECONDS = 4  # aiortc sends RTCP about every second
 
 
 def _circular_ms(a: float, b: float) -> float:
@@ -109,3 +111,34 @@ def test_each_call_sends_on_its_own_clock():
         assert _circular_ms(*phases) > 6
         for v, phase in zip(visitors, phases, strict=True):
             assert abs(phase - v.phase * 1000) < 1e-6
+
+
+def test_a_stock_aiortc_client_loads_the_gateway():
+    """`--generator-media aiortc` (bench/load/stock_visitor.py): stock aiortc peers, their
+    own offer and media path, place the calls and hear the echo through aiortc's decoder."""
+    result = run_point(
+        PointSpec(
+            calls=2,
+            seconds=STOCK_SECONDS,
+            codec="pcmu",
+            workers=1,
+            seed=SEED,
+            capture=True,
+            generator_media="aiortc",
+        )
+    )
+
+    assert result["calls_ok"] == 2, result["errors"]
+    assert result["generator_media"] == ["aiortc"]
+    assert result["frequency_hz_median"] == 1000.0
+    assert result["echo_rtt_samples"] >= 2
+    assert result["cpu_ms_per_call_s"] > 0
+    to_gateway = result["packets"]["rates"]["to server"]
+    # aiortc's packets, not Chromium's: its SRTP profile (AES-GCM, 16-byte tags) and only
+    # the MID extension on pre-encoded frames: 12 + 8 + 160 + 16 bytes (Chromium's: 190).
+    assert to_gateway["rtp"]["mean_bytes"] == 196
+    # aiortc's RTCP as aiortc sends it (SR and RR every 0.5-1.5 s per call, not Chromium's
+    # 2.5-7.5 s), and aioice's consent checks.
+    assert to_gateway["rtcp-200"]["per_call_s"] > 0.4
+    assert to_gateway["rtcp-201"]["per_call_s"] > 0.4
+    assert to_gateway["stun-request"]["per_call_s"] > 0
