@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -172,6 +173,13 @@ def main(argv: list[str] | None = None) -> int:
         metavar="DIR",
         help="py-spy each gateway worker during the window; see bench/load/profile.py",
     )
+    parser.add_argument(
+        "--perf",
+        type=Path,
+        metavar="DIR",
+        help="`perf record -g` of the gateway's workers during the window (C and kernel "
+        "time too): perf report -i DIR/perf.data --no-children --sort dso",
+    )
     parser.add_argument("--capture", action="store_true", help="count packets by kind")
     parser.add_argument("--output", type=Path, help="result file (default under bench/results)")
     parser.add_argument(
@@ -186,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.codec not in (None, "pcmu"):
             parser.error("--generator-media aiortc: the stock aiortc visitors send pcmu only")
         args.codec = "pcmu"
+    if args.perf and shutil.which("perf") is None:
+        raise SystemExit("--perf needs Linux perf (Debian: apt-get install linux-perf)")
     if args.nice:
         set_autogroup_nice(args.nice)
         try:
@@ -231,6 +241,7 @@ def _main(args: argparse.Namespace) -> int:
             seed=args.seed,
             capture=args.capture,
             generator_media=args.generator_media,
+            perf=str(args.perf) if args.perf and server == "gateway" else None,
         )
         result = run_point(spec, keep=args.keep)
         result["loadavg"] = Path("/proc/loadavg").read_text().split()[0]

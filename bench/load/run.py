@@ -48,6 +48,7 @@ class PointSpec:
     rate: float = 20.0  # calls started per second
     generators: int | None = None  # None: one process per 50 calls
     profile: str | None = None  # directory: py-spy records each worker during the window
+    perf: str | None = None  # directory: `perf record -g` of the workers during the window
     server: str = "gateway"  # or "janus"
     jitter_ms: float = 0.5  # each frame is sent up to this much after its time
     seed: int = 0
@@ -73,6 +74,15 @@ def start_server(processes: Processes, spec: PointSpec, operator_port: int) -> S
             raise ValueError("the Janus SIP plugin does not transcode: codec pcmu only")
         return start_janus(processes, calls=spec.calls, operator_port=operator_port)
     raise ValueError(f"unknown server {spec.server!r}")
+
+
+def _perf(processes: Processes, pids: list[int], directory: Path, seconds: float) -> None:
+    """Linux perf, sampling the workers' C and kernel time too (py-spy sees Python only):
+    `perf report -i DIR/perf.data --no-children --sort dso` says where the time goes."""
+    directory.mkdir(parents=True, exist_ok=True)
+    argv = ["perf", "record", "-F", "999", "-g", "-p", ",".join(map(str, sorted(pids)))]
+    argv += ["-o", str(directory / "perf.data"), "--", "sleep", str(int(seconds))]
+    processes.start("perf", argv)
 
 
 def _profile(processes: Processes, pids: list[int], directory: Path, seconds: float) -> None:
@@ -182,6 +192,8 @@ def _run_point(spec: PointSpec, workdir: Path, processes: Processes) -> dict:
     workers = server.worker_pids()
     if spec.profile:
         _profile(processes, workers or pids, Path(spec.profile), spec.seconds)
+    if spec.perf:
+        _perf(processes, workers or pids, Path(spec.perf), spec.seconds)
     capture = Capture(pids, ignore_pids=[operator.process.pid]) if spec.capture else None
     if capture is not None:
         capture.start()

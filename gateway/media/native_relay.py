@@ -39,7 +39,7 @@ import asyncio
 import ipaddress
 import logging
 from types import MethodType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from aioice.turn import TurnTransport
 
@@ -269,98 +269,81 @@ class NativeRelay:
         self.engagements += 1
         self._frames_at_engage = self._frames_copied = relay.a_frames + relay.b_frames
 
+    def _mirrored(self) -> list[tuple[Any, str, str]]:
+        """The path's state the relay holds while engaged, as (object, its attribute, the
+        relay's field): copied in when it engages and back when it yields or syncs."""
+        bridge, browser, rtp = self._bridge, self._browser, self._phone.rtp
+        channel: Any = browser._channel
+        reception = channel.reception  # the browser's stream (ChannelReception)
+        statistics = rtp._reception  # the phone's (ReceptionStatistics)
+        packetizer = rtp._packetizer
+        return [
+            (reception, "packets_received", "br_received"),
+            (reception, "cycles", "br_cycles"),
+            (reception, "max_seq", "br_max_seq"),
+            (reception, "_jitter_q4", "br_jitter_q4"),
+            (bridge.a_to_b._timeline, "_last", "a_last"),
+            (bridge.a_to_b, "frames", "a_frames"),
+            (packetizer, "next_sequence_number", "ph_sequence"),
+            (packetizer, "packets_sent", "ph_packets_sent"),
+            (packetizer, "octets_sent", "ph_octets_sent"),
+            (rtp, "_last_relay_timestamp", "ph_last_relay_timestamp"),
+            (rtp, "_next_timestamp", "ph_next_timestamp"),
+            (rtp, "_last_send_time", "ph_last_send_time"),
+            (rtp, "_last_rtp_time", "ph_last_rtp_time"),
+            (statistics, "_received", "rs_received"),
+            (statistics, "_cycles", "rs_cycles"),
+            (statistics, "_max_seq", "rs_max_seq"),
+            (statistics, "_last_ts", "rs_last_timestamp"),
+            (statistics, "_last_arrival_units", "rs_last_arrival_units"),
+            (statistics, "_jitter", "rs_jitter"),
+            (bridge.b_to_a._timeline, "_last", "b_last"),
+            (bridge.b_to_a, "frames", "b_frames"),
+            (browser, "_pts", "br_pts"),
+            (channel, "_sequence", "br_tx_sequence"),
+            (channel, "_last_timestamp", "br_tx_last_timestamp"),
+            (channel, "_octets", "br_octets"),
+            (channel, "send_drops", "br_send_drops"),
+        ]
+
     def _copy_in(self, relay: Any, channel: Any, rtp: Any) -> None:
         """The path's state, from the Python objects into the relay."""
-        bridge, browser = self._bridge, self._browser
-        reception = channel.reception
-        relay.browser_ssrc = channel._reception_ssrc
-        relay.br_received = reception.packets_received
-        relay.br_cycles = reception.cycles
-        relay.br_max_seq = reception.max_seq
-        relay.br_jitter_q4 = reception._jitter_q4
+        for owner, attribute, field in self._mirrored():
+            setattr(relay, field, getattr(owner, attribute))
+        # Fields with no value yet (None in Python) are flagged in the relay.
+        reception, statistics = channel.reception, rtp._reception
         has_last = reception._last_arrival is not None and reception._last_timestamp is not None
         relay.br_has_last = int(has_last)
         relay.br_last_arrival = reception._last_arrival if has_last else 0
         relay.br_last_timestamp = reception._last_timestamp if has_last else 0
-        relay.a_last = bridge.a_to_b._timeline._last
-        relay.a_frames = bridge.a_to_b.frames
-        packetizer = rtp._packetizer
-        relay.ph_sequence = packetizer.next_sequence_number
-        relay.ph_packets_sent = packetizer.packets_sent
-        relay.ph_octets_sent = packetizer.octets_sent
-        relay.ph_last_relay_timestamp = rtp._last_relay_timestamp
-        relay.ph_next_timestamp = rtp._next_timestamp
-        relay.ph_last_send_time = rtp._last_send_time
-        statistics = rtp._reception
-        relay.phone_rx_ssrc = statistics.ssrc
-        relay.ph_received = rtp._stats.packets_received
-        relay.ph_last_rtp_time = rtp._last_rtp_time
-        relay.rs_received = statistics._received
-        relay.rs_cycles = statistics._cycles
-        relay.rs_max_seq = statistics._max_seq
         relay.rs_has_transit = int(statistics._transit is not None)
         relay.rs_transit = statistics._transit or 0.0
-        relay.rs_last_timestamp = statistics._last_ts
-        relay.rs_last_arrival_units = statistics._last_arrival_units
-        relay.rs_jitter = statistics._jitter
-        relay.b_last = bridge.b_to_a._timeline._last
-        relay.b_frames = bridge.b_to_a.frames
-        relay.br_pts = browser._pts
-        relay.br_tx_sequence = channel._sequence
-        relay.br_tx_last_timestamp = channel._last_timestamp
-        relay.br_octets = channel._octets
+        relay.browser_ssrc = channel._reception_ssrc
+        relay.phone_rx_ssrc = statistics.ssrc
+        relay.ph_received = rtp._stats.packets_received
         relay.br_packets_sent = channel.packets_sent
-        relay.br_send_drops = channel.send_drops
 
     def _copy_back(self) -> None:
         """The path's state, from the relay back into the Python objects."""
-        relay, bridge, browser, rtp = self._relay, self._bridge, self._browser, self._phone.rtp
-        channel = browser._channel
-        assert channel is not None
+        relay, rtp = self._relay, self._phone.rtp
+        channel: Any = self._browser._channel
         frames = relay.a_frames + relay.b_frames
         self.native_frames += frames - self._frames_copied
         self._frames_copied = frames
-        reception: Any = channel.reception  # both sources known: engaged only then
-        reception.packets_received = relay.br_received
-        reception.cycles = relay.br_cycles
-        reception.max_seq = relay.br_max_seq
-        reception._jitter_q4 = relay.br_jitter_q4
+        for owner, attribute, field in self._mirrored():
+            setattr(owner, attribute, getattr(relay, field))
+        reception, statistics = channel.reception, cast(Any, rtp._reception)
         if relay.br_has_last:
             reception._last_arrival = relay.br_last_arrival
             reception._last_timestamp = relay.br_last_timestamp
-        bridge.a_to_b._timeline._last = relay.a_last
-        bridge.a_to_b.frames = relay.a_frames
-        packetizer = rtp._packetizer
-        packetizer.next_sequence_number = relay.ph_sequence
-        packetizer.packets_sent = relay.ph_packets_sent
-        packetizer.octets_sent = relay.ph_octets_sent
-        rtp._last_relay_timestamp = relay.ph_last_relay_timestamp
-        rtp._next_timestamp = relay.ph_next_timestamp
-        rtp._last_send_time = relay.ph_last_send_time
-        if rtp._stats.packets_received != relay.ph_received:
-            rtp._timeout_fired = False
-        rtp._stats.packets_received = relay.ph_received
-        rtp._last_rtp_time = relay.ph_last_rtp_time
-        statistics: Any = rtp._reception
-        statistics._received = relay.rs_received
-        statistics._cycles = relay.rs_cycles
-        statistics._max_seq = relay.rs_max_seq
         if relay.rs_has_transit:
             statistics._transit = relay.rs_transit
-        statistics._last_ts = relay.rs_last_timestamp
-        statistics._last_arrival_units = relay.rs_last_arrival_units
-        statistics._jitter = relay.rs_jitter
-        bridge.b_to_a._timeline._last = relay.b_last
-        bridge.b_to_a.frames = relay.b_frames
-        browser._pts = relay.br_pts
-        channel._sequence = relay.br_tx_sequence
-        channel._last_timestamp = relay.br_tx_last_timestamp
-        channel._octets = relay.br_octets
-        sent = relay.br_packets_sent
-        if sent != channel.packets_sent:
-            channel.packets_sent = sent
+        if rtp._stats.packets_received != relay.ph_received:
+            rtp._timeout_fired = False  # the phone was heard
+            rtp._stats.packets_received = relay.ph_received
+        if channel.packets_sent != relay.br_packets_sent:
+            channel.packets_sent = relay.br_packets_sent
             channel._update_sender_reports()
-        channel.send_drops = relay.br_send_drops
 
     # ------------------------------------------------------------------ yielding
     def _yielded(self, reason: int) -> None:
