@@ -32,6 +32,11 @@ import time
 
 from gateway.process.imports import import_socketio_without_redis
 
+TYPE_CHECKING = False  # (typing itself is not imported here: the lean process stays lean)
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
 # A worker that dies sooner than this after starting failed to start; after this many such
 # failures in a row the supervisor gives up instead of spinning.
 QUICK_FAILURE = 5.0
@@ -166,44 +171,43 @@ class Watcher:
 
     def _end_worker(self, index: int, pid: int, why: str) -> None:
         """End what worker `index` (`pid`) left, in a child that imports what it takes."""
-        child = self._fork()
-        if child == 0:
-            code = 1
-            try:
-                # Finish the job: the watcher waits for it, and stops the workers itself.
-                signal.signal(signal.SIGINT, signal.SIG_IGN)
-                signal.signal(signal.SIGTERM, signal.SIG_IGN)
-                import_socketio_without_redis()  # first, as gateway.__main__ does
-                from gateway.process import supervisor
 
-                supervisor.end_worker(self.handover, index, pid, why)
-                code = 0
-            except BaseException:
-                _print_exception()
-            finally:
-                sys.stdout.flush()
-                sys.stderr.flush()
-                os._exit(code)
+        def end(supervisor: Any) -> int:
+            supervisor.end_worker(self.handover, index, pid, why)
+            return 0
+
+        # The child finishes its job: the watcher waits for it, and stops the workers itself.
+        child = self._in_child(end, ignore_stop=True)
         with contextlib.suppress(ChildProcessError):
             os.waitpid(child, 0)
 
     def _spawn(self, index: int) -> None:
-        pid = self._fork()
-        if pid == 0:
-            code = 1
-            try:
-                import_socketio_without_redis()  # first, as gateway.__main__ does
-                from gateway.process import supervisor
-
-                code = supervisor.restarted_worker(self.handover, index)
-            except BaseException:
-                _print_exception()
-            finally:
-                sys.stdout.flush()
-                sys.stderr.flush()
-                os._exit(code)
+        pid = self._in_child(lambda supervisor: supervisor.restarted_worker(self.handover, index))
         self._pids[pid] = index
         self._started[index] = time.monotonic()
+
+    def _in_child(self, work: Callable[[Any], int], *, ignore_stop: bool = False) -> int:
+        """Fork; the child imports the application (gateway.process.supervisor), runs
+        `work` with it and exits with what it returns (1 if it raised). The parent gets the
+        child's pid."""
+        pid = self._fork()
+        if pid != 0:
+            return pid
+        code = 1
+        try:
+            if ignore_stop:
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+                signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            import_socketio_without_redis()  # first, as gateway.__main__ does
+            from gateway.process import supervisor
+
+            code = work(supervisor)
+        except BaseException:
+            _print_exception()
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
 
     @staticmethod
     def _fork() -> int:
