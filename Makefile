@@ -28,9 +28,9 @@ typecheck: $(INSTALLED)
 system-deps:
 	scripts/install-system-deps
 
-# setup.py builds the C extensions (gateway/media/_g711relay.c, _opusframes.c) in place: a
+# setup.py builds the C extensions (gateway/media/_g711relay.c, _icedemux.c, _opusframes.c) in place: a
 # change to one reinstalls.
-$(INSTALLED): pyproject.toml constraints.txt setup.py gateway/media/_g711relay.c \
+$(INSTALLED): pyproject.toml constraints.txt setup.py gateway/media/_g711relay.c gateway/media/_icedemux.c \
 		gateway/media/_opusframes.c
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip

@@ -1,5 +1,6 @@
-"""The compiled parts: the G.711 relay (gateway/media/_g711relay.c) and the G.711 <-> Opus
-frame step of the transcoder (gateway/media/_opusframes.c).
+"""The compiled parts: the G.711 relay (gateway/media/_g711relay.c), the G.711 <-> Opus
+frame step of the transcoder (gateway/media/_opusframes.c) and the ICE socket's dispatch
+of media datagrams (gateway/media/_icedemux.c).
 
 Everything else is in pyproject.toml. The extensions are optional: without a C compiler or
 Python's headers the install goes on and calls use the pure-Python path
@@ -13,6 +14,12 @@ setup(
         Extension(
             "gateway.media._g711relay",
             ["gateway/media/_g711relay.c"],
+            extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+            optional=True,
+        ),
+        Extension(
+            "gateway.media._icedemux",
+            ["gateway/media/_icedemux.c"],
             extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
             optional=True,
         ),

@@ -43,6 +43,12 @@ from aioice import Connection, stun
 from aioice.candidate import Candidate, candidate_foundation, candidate_priority
 from aioice.ice import StunProtocol, server_reflexive_candidate
 
+Demux: Any
+try:  # the media datagrams' dispatch in C (gateway/media/_icedemux.c), built by make
+    from gateway.media._icedemux import Demux
+except ImportError:
+    Demux = None
+
 __all__ = ["IceMux", "MuxedStunProtocol"]
 
 logger = logging.getLogger(__name__)
@@ -163,6 +169,11 @@ class _MuxSocket(asyncio.DatagramProtocol):
         sockname = transport.get_extra_info("sockname")
         self.address = (sockname[0], sockname[1])
         self._ipv6 = ":" in sockname[0]
+        if Demux is not None and not self._ipv6:
+            # The same lookup in C for media datagrams; the method below for the rest.
+            self.datagram_received = Demux(  # type: ignore[method-assign]
+                self._by_address, functools.partial(_MuxSocket.datagram_received, self)
+            )
         sock = transport.get_extra_info("socket")
         if sock is not None:
             for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):

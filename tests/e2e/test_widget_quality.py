@@ -24,6 +24,7 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
+from gateway.media import ice_mux
 from gateway.media.ice_mux import _MuxSocket
 from gateway.process.gateway import Gateway
 
@@ -192,7 +193,9 @@ class InjectedLoss:
 
     def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
         # Where the worker's ICE socket hands datagrams on: before the Python path and
-        # the C relay of steady G.711 calls (gateway.media.native_relay) alike.
+        # the C relay of steady G.711 calls (gateway.media.native_relay) alike. (Its C
+        # dispatch of media datagrams is left out here, so that this method sees them.)
+        monkeypatch.setattr(ice_mux, "Demux", None)
         arrive = _MuxSocket.datagram_received
 
         def lossy(port: _MuxSocket, data: bytes, addr: tuple) -> None:
