@@ -30,7 +30,9 @@ FIELDS = (
 SEED = 0
 # RTCP comes every 2.5-7.5 s per stream: a window this long holds at least one of each.
 SECONDS = 8
-STOCK_SECONDS = 4  # aiortc sends RTCP about every second
+# aiortc sends RTCP about every second; aioice checks consent 4-6 s after connecting, and
+# the window opens a second or so after that: 7 s hold at least one check of each call.
+STOCK_SECONDS = 7
 
 
 def _circular_ms(a: float, b: float) -> float:
