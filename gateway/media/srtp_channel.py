@@ -299,8 +299,7 @@ class SrtpAudioChannel:
         """Send one encoded frame with this RTP timestamp. False if not sent: not attached
         yet, or dropped (counted in `send_drops`), e.g. a phone's payload too big for one
         datagram."""
-        if self.native_guard is not None:
-            self.native_guard()
+        # (No native_guard here: its one caller, WebRtcLeg.send, has called it already.)
         if not self.attached:
             return False
         size = len(payload)
