@@ -28,6 +28,7 @@ __all__ = [
     "OpusError",
     "OpusFrameDecoder",
     "libopus_addresses",
+    "libopus_packet_samples_address",
 ]
 
 OpusError = opuslib_next.exceptions.OpusError
@@ -64,6 +65,7 @@ _opus_decode.argtypes = (
     ctypes.c_int,
 )
 _opus_decode.restype = ctypes.c_int
+_opus_packet_samples = _libopus["opus_packet_get_nb_samples"]
 
 _EMPTY = np.zeros(0, np.int16)
 
@@ -75,6 +77,12 @@ def libopus_addresses() -> tuple[int, int]:
         ctypes.cast(_opus_encode, ctypes.c_void_p).value or 0,
         ctypes.cast(_opus_decode, ctypes.c_void_p).value or 0,
     )
+
+
+def libopus_packet_samples_address() -> int:
+    """The address of libopus's `opus_packet_get_nb_samples` (a packet's duration, read
+    from its table of contents without decoding it: gateway/media/_g711relay.c)."""
+    return ctypes.cast(_opus_packet_samples, ctypes.c_void_p).value or 0
 
 
 class _Buffer:
