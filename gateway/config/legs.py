@@ -40,7 +40,8 @@ class BrowserLegSettings:
     # Candidates signalled by the browser (SDP or trickled) into these are dropped.
     denied_candidate_networks: tuple[IpNetwork, ...] = ()
     max_checks_per_call: int = 32  # connectivity checks the agent starts for the call
-    # Its G.711 path to a phone relayed in C while steady (gateway.media.native_relay).
+    # Its path to a G.711 phone in C while steady, relayed or transcoded from Opus
+    # (gateway.media.native_relay).
     native_relay: bool = True
 
 
