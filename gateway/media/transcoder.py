@@ -241,6 +241,11 @@ class Transcoder:
         return functools.partial(_opusframes.g711_to_opus, *fields, frame.frame)
 
     @property
+    def opus_decoder(self) -> OpusDecoder | None:
+        """The decoder of an Opus source (what the browser sends): None for others."""
+        return self._opus_coders[1]
+
+    @property
     def steady(self) -> bool:
         """The next 20 ms frame may take the C step: nothing held back from a packet of
         another length, the concealer not fading back in after a loss."""
