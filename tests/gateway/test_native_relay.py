@@ -17,11 +17,12 @@ import numpy as np
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import AudioStreamTrack
+from aiortc.rtp import RtpPacket, is_rtcp
 
 from gateway.config.legs import BrowserLegSettings
 from gateway.media.bridge import MediaBridge, RtpLeg
 from gateway.media.native_relay import NativeRelay
-from gateway.media.transcoder import audio_codec
+from gateway.media.transcoder import Transcoder, audio_codec
 from gateway.media.webrtc_leg import WebRtcLeg, use_host_addresses
 from sip_bridge import RtpSession
 from sip_bridge.rtp.g711 import ulaw_decode, ulaw_encode
@@ -68,6 +69,9 @@ class Call:
         self.heard_by_phone: list[bytes] = []  # payloads, in arrival order
         self.phone_sequences: list[int] = []
         self.heard_by_browser: list[np.ndarray] = []
+        self.phone_said: list[bytes] = []  # the phone's payloads, as sent
+        self.browser_said: list[bytes] = []  # the browser's, before SRTP
+        self.browser_got: list[tuple[int, bytes]] = []  # (sequence, payload), after SRTP
         self._tasks: list[asyncio.Task] = []
 
     async def open(self) -> None:
@@ -80,6 +84,7 @@ class Call:
         await self.browser.setLocalDescription(await self.browser.createOffer())
         answer = await self.leg.answer(self.browser.localDescription.sdp)
         await self.browser.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+        self._tap(self.browser.getTransceivers()[0])
         await asyncio.wait_for(self.leg.connected.wait(), 10)
         track = await asyncio.wait_for(received, 10)
         self.gateway_rtp = await RtpSession.open(HOST, PORTS)
@@ -96,6 +101,23 @@ class Call:
             asyncio.create_task(self._browser_listens(track)),
         ]
 
+    def _tap(self, transceiver) -> None:
+        """Keep the payloads the browser sends and receives (aiortc's own hooks)."""
+        transport, receiver = transceiver.sender.transport, transceiver.receiver
+        send, handle = transport._send_rtp, receiver._handle_rtp_packet
+
+        async def sent(data: bytes) -> None:  # (aiortc sends its RTCP through here too)
+            if not is_rtcp(data):
+                self.browser_said.append(RtpPacket.parse(data).payload)
+            await send(data)
+
+        async def got(packet: RtpPacket, arrival_time_ms: int) -> None:
+            self.browser_got.append((packet.sequence_number, packet.payload))
+            await handle(packet, arrival_time_ms)
+
+        transport._send_rtp = sent
+        receiver._handle_rtp_packet = got
+
     def _phone_heard(self, payload: memoryview, timestamp: int) -> None:
         self.heard_by_phone.append(bytes(payload))
 
@@ -107,7 +129,8 @@ class Call:
             pcm = (6000 * np.sin(2 * np.pi * PHONE_HZ * n / 8000)).astype(np.int16)
             gap = self.phone_gaps > 0  # the next packet comes two frames on
             self.phone_gaps -= gap
-            self.phone.send_payload(ulaw_encode(pcm), 320 if gap else None)
+            self.phone_said.append(ulaw_encode(pcm))
+            self.phone.send_payload(self.phone_said[-1], 320 if gap else None)
             k += 1
             await asyncio.sleep(max(0.0, start + 0.02 * k - loop.time()))
 
@@ -271,6 +294,44 @@ async def test_stopping_the_bridge_gives_every_socket_its_own_handler_back(call:
     assert "datagram_received" not in vars(endpoint)
     assert protocol.datagram_received != native._relay.from_browser
     assert call.gateway_rtp.native_guard is None and call.leg.native_guard is None
+
+
+def python_transcoder(source: str, target: str) -> Transcoder:
+    """A transcoder that takes the Python steps only (not even its own C frame step)."""
+    transcoder = Transcoder(audio_codec(source), audio_codec(target))
+    transcoder._native = None
+    return transcoder
+
+
+@OPUS
+async def test_the_c_path_transcodes_to_the_same_bytes_as_the_python_steps(call: Call):
+    """Python (the first second), then C: what each end got is what the Python transcoder
+    makes of what the other end sent, byte for byte."""
+    native = call.bridge.native
+    assert native is not None
+    await call.until(lambda: native.engaged, "the relay engages")
+    await call.hear_each_way(50)
+    assert native.engaged and native._relay.a_frames >= 40 and native._relay.b_frames >= 40
+    assert phone_losses(call) == 0
+    # The phone's G.711, encoded to Opus: the browser got one stream (sequence numbers
+    # from its first packet) out of a transcoder that saw every frame the phone sent.
+    said, got = list(call.phone_said), list(call.browser_got)
+    to_browser = python_transcoder("PCMU", "opus")
+    expected = [to_browser.convert(p)[0] for p in said]
+    first, (sequence, _) = expected.index(got[0][1]), got[0]
+    for at, payload in got:
+        assert payload == expected[first + ((at - sequence) & 0xFFFF)], at
+    # The browser's Opus, decoded to G.711: the bridge joined its stream somewhere; from
+    # there every frame the phone heard is what a fresh transcoder makes of it.
+    said, heard = list(call.browser_said), list(call.heard_by_phone)
+    for start in range(len(said) - len(heard) + 1):
+        to_phone = python_transcoder("opus", "PCMU")
+        if [to_phone.convert(p)[0] for p in said[start : start + 3]] == heard[:3]:
+            break
+    else:
+        raise AssertionError("no frame the browser sent starts what the phone heard")
+    for k, payload in enumerate(said[start + 3 : start + len(heard)], start=3):
+        assert to_phone.convert(payload) == [heard[k]], k
 
 
 @OPUS
