@@ -30,7 +30,10 @@ import signal
 import sys
 import time
 
-from gateway.process.imports import import_socketio_without_redis
+from gateway.process.imports import (
+    import_socketio_without_redis,
+    import_sqlalchemy_asyncio_without_orm,
+)
 
 TYPE_CHECKING = False  # (typing itself is not imported here: the lean process stays lean)
 if TYPE_CHECKING:
@@ -199,6 +202,7 @@ class Watcher:
                 signal.signal(signal.SIGINT, signal.SIG_IGN)
                 signal.signal(signal.SIGTERM, signal.SIG_IGN)
             import_socketio_without_redis()  # first, as gateway.__main__ does
+            import_sqlalchemy_asyncio_without_orm()
             from gateway.process import supervisor
 
             code = work(supervisor)
