@@ -75,11 +75,11 @@ def import_sqlalchemy_asyncio_without_orm() -> None:
         then imports the submodule)."""
         if attribute.startswith("__") or PathFinder.find_spec(attribute, package.__path__):
             raise AttributeError(attribute)
-        del package.__getattr__  # type: ignore[attr-defined]
+        delattr(package, "__getattr__")
         loader.exec_module(package)
         return getattr(package, attribute)
 
-    package.__getattr__ = whole_package  # type: ignore[attr-defined]  (PEP 562)
+    setattr(package, "__getattr__", whole_package)  # noqa: B010  (PEP 562: a module's)
     sys.modules[name] = package
     try:
         for module_name, names in _ASYNCIO_CORE.items():
@@ -95,4 +95,4 @@ def import_sqlalchemy_asyncio_without_orm() -> None:
         raise
     import sqlalchemy.ext
 
-    sqlalchemy.ext.asyncio = package  # type: ignore[attr-defined]
+    setattr(sqlalchemy.ext, "asyncio", package)  # noqa: B010  (as the import system does)
