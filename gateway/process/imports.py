@@ -79,7 +79,7 @@ def import_sqlalchemy_asyncio_without_orm() -> None:
         loader.exec_module(package)
         return getattr(package, attribute)
 
-    setattr(package, "__getattr__", whole_package)  # noqa: B010  (PEP 562: a module's)
+    setattr(package, "__getattr__", whole_package)  # PEP 562: a module's own
     sys.modules[name] = package
     try:
         for module_name, names in _ASYNCIO_CORE.items():
@@ -95,4 +95,4 @@ def import_sqlalchemy_asyncio_without_orm() -> None:
         raise
     import sqlalchemy.ext
 
-    setattr(sqlalchemy.ext, "asyncio", package)  # noqa: B010  (as the import system does)
+    setattr(sqlalchemy.ext, "asyncio", package)  # as the import system does
