@@ -16,7 +16,7 @@ from gateway.storage.live import LiveCalls
 from gateway.storage.messages import MessageStore
 from gateway.storage.outbox import Outbox
 from gateway.storage.ratings import RatingStore
-from gateway.storage.reachability import Reachability
+from gateway.storage.reachability import PERIOD, Reachability
 from gateway.storage.records import RecordStore
 from gateway.storage.registrations import RegistrationStore
 from gateway.storage.voicemails import VoicemailStore
@@ -38,8 +38,11 @@ class Database:
         self.voicemails = VoicemailStore(engine)
         self.messages = MessageStore(engine)
         self.conversations = ConversationStore(engine)
-        # Whether it answers now (started by the gateway: `reachability.start()`).
-        self.reachability = Reachability(engine, url.redacted())
+        # Whether it answers now (started by the gateway: `reachability.start()`); watched
+        # only for a database server (gateway.storage.reachability).
+        self.reachability = Reachability(
+            engine, url.redacted(), period=None if url.kind == "sqlite" else PERIOD
+        )
         self.schema: tuple[str | None, str] = (None, "")  # versions before and after opening
 
     @classmethod

@@ -23,6 +23,7 @@ from gateway.storage import (
     migrate,
 )
 from gateway.storage.engine import DatabaseUrl, create_engine
+from gateway.storage.reachability import Reachability
 from tests.support.database import claim_due
 
 
@@ -388,3 +389,26 @@ def test_a_database_at_the_newest_version_opens_without_alembic(database_url):
     first = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True)
     again = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True)
     assert (first.stdout, again.stdout) == ("True\n", "False\n"), first.stderr + again.stderr
+
+
+# ------------------------------------------------------------------- reachability
+async def test_reachability_looks_only_when_no_other_query_answered_within_its_period(
+    database_url,
+):
+    db = await Database.open(database_url)
+    now = [100.0]
+    reach = Reachability(db.engine, "test", period=2.0, clock=lambda: now[0])
+    try:
+        await reach.tick()  # nothing answered yet: a look
+        assert (reach.looks, reach.down) == (1, None)
+        await reach.tick()  # its own answer is no reason to skip the next look
+        assert reach.looks == 2
+        await db.callbacks.due(now[0])  # another query answers
+        now[0] += 1.9
+        await reach.tick()
+        assert reach.looks == 2
+        now[0] += 0.2  # that answer is older than the period now
+        await reach.tick()
+        assert (reach.looks, reach.down) == (3, None)
+    finally:
+        await db.close()
