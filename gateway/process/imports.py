@@ -75,11 +75,11 @@ def import_sqlalchemy_asyncio_without_orm() -> None:
         then imports the submodule)."""
         if attribute.startswith("__") or PathFinder.find_spec(attribute, package.__path__):
             raise AttributeError(attribute)
-        delattr(package, "__getattr__")
+        del vars(package)["__getattr__"]
         loader.exec_module(package)
         return getattr(package, attribute)
 
-    setattr(package, "__getattr__", whole_package)  # PEP 562: a module's own
+    vars(package)["__getattr__"] = whole_package  # PEP 562: a module's own
     sys.modules[name] = package
     try:
         for module_name, names in _ASYNCIO_CORE.items():
@@ -95,4 +95,4 @@ def import_sqlalchemy_asyncio_without_orm() -> None:
         raise
     import sqlalchemy.ext
 
-    setattr(sqlalchemy.ext, "asyncio", package)  # as the import system does
+    vars(sqlalchemy.ext)["asyncio"] = package  # as the import system does
