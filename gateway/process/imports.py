@@ -90,9 +90,9 @@ def import_sqlalchemy_asyncio_without_orm() -> None:
         from sqlalchemy.util import concurrency
 
         concurrency._concurrency_shim._initialize()
-    except BaseException:
+    except Exception:  # another SQLAlchemy than the pinned one: the plain import, later
         del sys.modules[name]
-        raise
+        return
     import sqlalchemy.ext
 
     vars(sqlalchemy.ext)["asyncio"] = package  # as the import system does
