@@ -2,9 +2,13 @@
 
 import sys
 
-from gateway.process.imports import import_socketio_without_redis
+from gateway.process.imports import (
+    import_socketio_without_redis,
+    import_sqlalchemy_asyncio_without_orm,
+)
 
 import_socketio_without_redis()
+import_sqlalchemy_asyncio_without_orm()
 
 from gateway.process.main import main  # noqa: E402  (after the line above)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 
 import engineio.async_drivers.aiohttp  # noqa: F401  (see below)
@@ -53,8 +54,35 @@ def create_signaling(
 
 
 def attach(app: web.Application, sio: socketio.AsyncServer) -> None:
-    """Serve `sio` at /socket.io/ on `app`."""
-    sio.attach(app, socketio_path="socket.io")
+    """Serve `sio` at /socket.io/ on `app`, and close the pages' sockets when the app shuts
+    down.
+
+    A page's websocket handler ends only when its connection closes, and engine.io's
+    `disconnect` does not close it (it sends a close packet, which the browser's websocket
+    transport ignores): aiohttp's shutdown would wait for each open page up to its
+    shutdown timeout, then cancel. Closed here, the page's socket.io client sees its
+    transport close and connects again (to another worker or node), as when a worker dies.
+    """
+    connections: set[asyncio.BaseTransport] = set()  # of the pages' requests in progress
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        connection = request.transport
+        if connection is not None:
+            connections.add(connection)
+        try:
+            return await sio.handle_request(request)
+        finally:
+            connections.discard(connection)
+
+    async def close_sockets(_: web.Application) -> None:
+        if sio.eio.sockets:
+            await sio.eio.disconnect()  # the namespace's disconnect handler, for each
+        for connection in list(connections):
+            connection.close()
+
+    for method in ("GET", "POST", "OPTIONS"):  # as engine.io's own aiohttp route
+        app.router.add_route(method, "/socket.io/", handle)
+    app.on_shutdown.append(close_sockets)
 
 
 def call_namespace(sio: socketio.AsyncServer) -> CallNamespace:

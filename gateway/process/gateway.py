@@ -62,6 +62,9 @@ logger = logging.getLogger("gateway")
 ROOT = Path(__file__).resolve().parents[2]
 WEB_DIR = ROOT / "web"
 NODE_MODULES = ROOT / "node_modules"
+# Seconds a stop waits for HTTP requests in progress (aiohttp: 60) once the pages' sockets
+# are closed: a stop (systemd, a rolling restart) must not hang on a slow client.
+SHUTDOWN_TIMEOUT = 5.0
 
 
 def sip_tls_contexts(config: GatewayConfig) -> tuple[ssl.SSLContext | None, ssl.SSLContext | None]:
@@ -349,7 +352,12 @@ class Gateway:
             attach(app, sio)
             # A client that has not sent a whole request head this long after connecting (or
             # after the previous response) is disconnected: aiohttp's keep-alive timeout.
-            runner = web.AppRunner(app, access_log=None, keepalive_timeout=http.request_timeout)
+            runner = web.AppRunner(
+                app,
+                access_log=None,
+                keepalive_timeout=http.request_timeout,
+                shutdown_timeout=SHUTDOWN_TIMEOUT,
+            )
             await runner.setup()
             opened.push_async_callback(runner.cleanup)
             assert runner.server is not None  # made by setup()
@@ -421,7 +429,7 @@ class Gateway:
             await self.notifications.stop()  # what the last calls published is stored
         if self.server is not None:
             self.server.close()  # no new connections; runner.cleanup closes the open ones
-        await self.runner.cleanup()
+        await self.runner.cleanup()  # the pages' sockets too (signaling.server.attach)
         if self.metrics_runner is not None:
             await self.metrics_runner.cleanup()
         await self.endpoint.close()

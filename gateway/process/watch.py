@@ -7,11 +7,12 @@ on SIGINT/SIGTERM. Kept, the application would cost it memory nobody uses (its p
 workers copied stay private to it, and the pages of shared libraries it touched while
 importing, ~40 MB of a 2-worker gateway's ~150 MB PSS: docs/benchmark.md, Memory). So it
 replaces itself (`exec`, the same pid: the workers stay its children) with this module,
-which imports a few modules of the standard library only (~6 MB PSS).
+which imports a few modules of the standard library only, in a Python started without
+`site` (~5 MB PSS).
 
-What it knows is handed over in a memory file (`memfd`) it inherits: the workers'
-configurations (pickled; unpickled only by the children below, since that imports the
-application), the state directory and the descriptor of its lock, the node's name, and the
+What it knows is handed over in a memory file (`memfd`) it inherits (marshal): the
+workers' configurations (pickled; unpickled only by the children below, since that imports
+the application), the state directory and the descriptor of its lock, the node's name, and the
 workers' pids. Whatever needs the application runs in a child process:
 
 - ending what a dead worker left (gateway.process.supervisor.end_worker): a child that
@@ -24,13 +25,16 @@ workers' pids. Whatever needs the application runs in a child process:
 from __future__ import annotations
 
 import contextlib
+import marshal
 import os
-import pickle
 import signal
 import sys
 import time
 
-from gateway.process.imports import import_socketio_without_redis
+from gateway.process.imports import (
+    import_socketio_without_redis,
+    import_sqlalchemy_asyncio_without_orm,
+)
 
 TYPE_CHECKING = False  # (typing itself is not imported here: the lean process stays lean)
 if TYPE_CHECKING:
@@ -72,6 +76,18 @@ class Handover:
         self.started = started  # worker index -> when (time.monotonic: the same clock)
         self.stopping = stopping  # SIGINT/SIGTERM came while the workers were forked
 
+    def dump(self, file: int) -> None:
+        """Write it to the descriptor `file` (marshal: built in, where pickle would cost
+        the lean process ~0.5 MB of imports; the same interpreter reads it back)."""
+        with open(file, "wb", closefd=False) as out:
+            marshal.dump(vars(self), out)
+
+    @classmethod
+    def load(cls, file: int) -> Handover:
+        """Read what `dump` wrote to `file`, and close it."""
+        with os.fdopen(file, "rb") as source:
+            return cls(**marshal.load(source))
+
 
 def become_watcher(handover: Handover) -> int:
     """Replace this process (the supervisor, its workers forked) with the lean one; returns
@@ -85,15 +101,21 @@ def become_watcher(handover: Handover) -> int:
         if not sys.executable:
             raise OSError("sys.executable is unknown")
         memory = os.memfd_create("gateway-supervisor")  # close-on-exec by default
-        with open(memory, "wb", closefd=False) as file:
-            pickle.dump(handover, file)
+        handover.dump(memory)
         os.lseek(memory, 0, os.SEEK_SET)
         os.set_inheritable(memory, True)
         os.set_inheritable(handover.lock_fd, True)
         sys.stdout.flush()
         sys.stderr.flush()
-        program = f"from gateway.process.watch import main; main({memory})"
-        os.execv(sys.executable, [sys.executable, "-c", program])
+        # Without `site` (-S: ~1 MB less, its imports and .pth files'): the directory that
+        # holds this package goes at the end of sys.path (the standard library still first),
+        # and the children that import the application set `site` up (Watcher._in_child).
+        home = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        program = (
+            f"import sys; sys.path.append({home!r}); "
+            f"from gateway.process.watch import main; main({memory})"
+        )
+        os.execv(sys.executable, [sys.executable, "-S", "-c", program])
     except OSError as exc:
         if memory is not None:
             os.close(memory)
@@ -105,8 +127,7 @@ def become_watcher(handover: Handover) -> int:
 def main(memory: int) -> None:
     """The lean supervisor's entry (after exec): watch until stopped, then exit with the
     gateway's status."""
-    with os.fdopen(memory, "rb") as file:
-        handover: Handover = pickle.load(file)
+    handover = Handover.load(memory)
     os.set_inheritable(handover.lock_fd, False)
     try:
         status = Watcher(handover).run()
@@ -198,7 +219,12 @@ class Watcher:
             if ignore_stop:
                 signal.signal(signal.SIGINT, signal.SIG_IGN)
                 signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            if sys.flags.no_site:  # the lean process runs without it (become_watcher)
+                import site
+
+                site.main()
             import_socketio_without_redis()  # first, as gateway.__main__ does
+            import_sqlalchemy_asyncio_without_orm()
             from gateway.process import supervisor
 
             code = work(supervisor)

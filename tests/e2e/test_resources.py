@@ -9,7 +9,11 @@ import os
 import threading
 from pathlib import Path
 
-from .conftest import open_call_page, wait_for_status
+import gateway.process.gateway as gateway_module
+from gateway.config import parse_config
+from gateway.process.gateway import Gateway
+
+from .conftest import gateway_toml, open_call_page, wait_for_status
 from .test_browser_call import assert_all_released
 
 # What one call is made of: none may be alive once its call is over and the gateway has
@@ -135,3 +139,21 @@ async def test_calls_leave_nothing_behind(gateway_factory, sipp_factory, page):
     assert gateway.heap.trims > trims
     assert more_than(live_call_objects(), baseline) == {}
     await uas.assert_passed_async()
+
+
+async def test_a_stop_closes_open_pages_sockets_instead_of_waiting_for_them(page, monkeypatch):
+    """Chromium's engine.io websocket ignores the server's close packet: without closing
+    its connection, the stop would wait out aiohttp's shutdown timeout (made an hour here,
+    so that waiting shows as this test's timeout) for each open page."""
+    monkeypatch.setattr(gateway_module, "SHUTDOWN_TIMEOUT", 3600.0)
+    # No call is placed: the destination is never reached.
+    config = parse_config(gateway_toml(destination="sip:desk@127.0.0.1:9"), {})
+    gateway = await Gateway.start(config)
+    await open_call_page(page, gateway)
+    for _ in range(100):
+        if gateway.sio.eio.sockets:
+            break
+        await asyncio.sleep(0.05)
+    assert gateway.sio.eio.sockets, "the page did not connect"
+    await gateway.stop()
+    assert not gateway.sio.eio.sockets
