@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.load.servers import Processes, start_gateway
+from bench.load.servers import idle_gateway
 
 
 def cpu_ns(pid: int) -> int:
@@ -40,26 +39,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--wait", type=float, default=3.0, help="seconds after ready")
     parser.add_argument("--seconds", type=float, default=20.0, help="the window")
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory() as workdir:
-        processes = Processes(Path(workdir))
-        try:
-            server = start_gateway(
-                processes, calls=100, codec="pcmu", workers=args.workers, operator_port=5999
-            )
-            time.sleep(args.wait)
-            pids = server.pids()
-            before = {pid: cpu_ns(pid) for pid in pids}
-            time.sleep(args.seconds)
-            after = {pid: cpu_ns(pid) for pid in pids}
-            total = 0.0
-            for n, pid in enumerate(pids):
-                per_second = (after[pid] - before[pid]) / 1e6 / args.seconds
-                total += per_second
-                role = "supervisor" if n == 0 else "worker"
-                print(f"{role} (pid {pid}): {per_second:.2f} CPU-ms per second")
-            print(f"total {total:.2f} CPU-ms per second, idle")
-        finally:
-            processes.stop_all()
+    with idle_gateway(args.workers, args.wait) as server:
+        pids = server.pids()
+        before = {pid: cpu_ns(pid) for pid in pids}
+        time.sleep(args.seconds)
+        after = {pid: cpu_ns(pid) for pid in pids}
+        total = 0.0
+        for n, pid in enumerate(pids):
+            per_second = (after[pid] - before[pid]) / 1e6 / args.seconds
+            total += per_second
+            role = "supervisor" if n == 0 else "worker"
+            print(f"{role} (pid {pid}): {per_second:.2f} CPU-ms per second")
+        print(f"total {total:.2f} CPU-ms per second, idle")
     return 0
 
 
