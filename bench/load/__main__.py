@@ -152,8 +152,9 @@ def main(argv: list[str] | None = None) -> int:
         "--generator-media",
         choices=["c", "python", "aiortc"],
         default="c",
-        help="the generators' G.711 media path: in C (default, compiled with cc), Python, or "
-        "stock aiortc peers as an independent client (G.711 only, 5 calls per process)",
+        help="the generators' media path (G.711 and Opus): in C (default, compiled with cc), "
+        "Python, or stock aiortc peers as an independent client (G.711 only, 5 calls per "
+        "process)",
     )
     parser.add_argument(
         "--jitter-ms", type=float, default=0.5, help="each frame sent up to this late (default 0.5)"

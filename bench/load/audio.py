@@ -74,6 +74,11 @@ class EchoDecoder:
         self.rate = 8000 if codec == "pcmu" else 48000
         self._opus = OpusDecoder() if codec == "opus" else None
 
+    @property
+    def opus(self) -> OpusDecoder | None:
+        """The Opus decoder (None for PCMU): the C media path decodes with its state."""
+        return self._opus
+
     def decode(self, payload) -> np.ndarray | None:
         if self._opus is None:
             return ULAW_DECODE_TABLE[np.frombuffer(payload, np.uint8)]

@@ -10,7 +10,7 @@ Every call sends on its own clock, so the event loop waits with a timeout finer 
 millisecond (epoll_wait's is a millisecond, which would gather the calls due within the
 same millisecond into one burst, and bursts are kinder to the server than browsers are).
 With the C media path (SPEC's `native_library`, bench/load/native.py) the loop waits in the
-engine (epoll_pwait2, nanoseconds), which sends and reads the G.711 calls' media meanwhile;
+engine (epoll_pwait2, nanoseconds), which sends and reads the calls' media meanwhile;
 without it, on `select()` (microseconds) with the Python media path, or with aiortc's own
 media path (SPEC's `generator_media` "aiortc": bench/load/stock_visitor.py).
 """
@@ -92,6 +92,8 @@ async def generate(spec: dict, engine: Engine | None = None) -> dict:
     lateness = Lateness(window)
     if engine is not None:
         engine.set_frames(frames, levels)
+        if narrowband is not None:
+            engine.set_frames(narrowband, levels)
         tell_engine = asyncio.create_task(_window_to_engine(window, engine))
     visitors = [
         (StockVisitor if stock else Visitor)(
@@ -150,7 +152,7 @@ async def generate(spec: dict, engine: Engine | None = None) -> dict:
         **merge_lateness(lateness, engine),
         "max_gc_pause_s": pauses.longest,
         "generator_media": (
-            "aiortc" if stock else "c" if engine is not None and codec == "pcmu" else "python"
+            "aiortc" if stock else "c" if engine is not None else "python"
         ),
     }
 
@@ -172,7 +174,7 @@ def main() -> None:
     engine = None
     if spec.get("native_library"):
         engine = Engine(
-            Path(spec["native_library"]), quiet=QUIET, onset=ONSET, rate=8000, late=Lateness.LATE
+            Path(spec["native_library"]), quiet=QUIET, onset=ONSET, late=Lateness.LATE
         )
     selector = selectors.SelectSelector() if engine is None else NativeSelector(engine)
     loop = asyncio.SelectorEventLoop(selector)

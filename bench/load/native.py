@@ -9,17 +9,18 @@ gateway they loaded. Here the same work is done in C, inside the generator's eve
   timeout in nanoseconds, as `select()`'s microseconds were) and meanwhile sends every
   call's frame when it is due -- each call on its own clock phase, with its own jitter
   drawn per frame -- and reads the calls' sockets (recvmmsg).
-- RTP read there is unprotected and measured in C as `Visitor.on_packet` measures it
-  (arrival against media time in the window, tone onsets -> round trip, 600 ms of tone for
-  the frequency check). The server's RTCP is unprotected there too and its SRs' time kept
+- RTP read there is unprotected, decoded (G.711 by the u-law table; Opus by libopus, the
+  library opuslib-next loaded, with the call's own decoder state) and measured in C as
+  `Visitor.on_packet` measures it (arrival against media time in the window, tone onsets
+  -> round trip, 600 ms of tone's PCM for the frequency check). The server's RTCP is unprotected there too and its SRs' time kept
   for our receiver reports (all aiortc took from it: its own RTCP loops are stopped,
   they sent nothing anyway). STUN and DTLS are kept and handed to aioice/aiortc through
   the socket's reader in the loop, as before.
 - Our RTCP reports and the consent checks stay in Python (under one per call and second).
 
 `NativeAudio` is BrowserAudio with its per-packet work moved to the engine; what goes on
-the wire is the same bytes at the same times. G.711 only (the analysis decodes u-law in
-C); Opus calls keep the Python path (still on this selector).
+the wire is the same bytes at the same times, for G.711 and Opus calls alike (Opus calls
+send the frame set their answer chose: fullband, or narrowband for maxplaybackrate=8000).
 
 `build()` compiles the library with `cc`; without a compiler it raises NativeUnavailable
 (the benchmark then says so: `--generator-media python` runs the Python path).
@@ -43,6 +44,8 @@ from pathlib import Path
 import numpy as np
 from cffi import FFI
 
+from sip_bridge.rtp.opus import OpusDecoder
+
 from .browser_media import BrowserAudio, Lateness
 
 SOURCE = Path(__file__).with_name("native_media.c")
@@ -54,17 +57,18 @@ _CDEF = """
 typedef struct engine engine;
 typedef struct call call;
 engine *ne_new(uintptr_t protect, uintptr_t unprotect, uintptr_t unprotect_rtcp,
-               const int16_t *decode, int quiet, int onset, int rate, double late_threshold);
+               uintptr_t opus_decode, const int16_t *decode, int quiet, int onset,
+               double late_threshold);
 int ne_last_sr(call *c, uint32_t *ssrc, uint32_t *lsr, double *at);
-int ne_set_frames(engine *e, const uint8_t *frames, const int *lengths, const uint8_t *levels,
-                  int count, int stride);
+int ne_set_frames(engine *e, int set, const uint8_t *frames, const int *lengths,
+                  const uint8_t *levels, int count, int stride);
 void ne_set_window(engine *e, double start, double end);
 call *ne_add_call(engine *e, int index, int fd, uint32_t address, uint16_t port,
                   void *tx, void *rx, const uint8_t *header, int header_size, int level_at,
                   int abs_at, int twcc_at, int payload_type, uint16_t sequence,
                   uint32_t timestamp0, uint16_t transport_sequence, uint32_t ticks,
-                  double first_due, double jitter, uint64_t seed, int analyse,
-                  int frequency_size);
+                  double first_due, double jitter, uint64_t seed, int frame_set,
+                  void *decoder, int rate, int analyse, int frequency_size);
 void ne_stop_call(engine *e, call *c);
 void ne_free_call(call *c);
 void ne_forget_fd(engine *e, int fd);
@@ -74,7 +78,7 @@ void ne_counters(call *c, int64_t *out);
 void ne_set_frequency_frames(call *c, int frames);
 size_t ne_arrivals(call *c, double **arrivals, int64_t **indexes);
 size_t ne_rtt(call *c, double **rtt);
-uint8_t *ne_frequency(call *c);
+int16_t *ne_frequency(call *c, int **lengths, int *size);
 int ne_lateness(engine *e, int64_t *counts, double *max_late, double *late_at);
 """
 
@@ -105,11 +109,12 @@ def build(directory: Path) -> Path:
 class Engine:
     """One per generator process: the C engine, its calls, the process's send lateness."""
 
-    def __init__(self, library: Path, *, quiet: int, onset: int, rate: int, late: float) -> None:
+    def __init__(self, library: Path, *, quiet: int, onset: int, late: float) -> None:
         from pylibsrtp._binding import ffi as srtp_ffi
         from pylibsrtp._binding import lib as srtp_lib
 
         from sip_bridge.rtp.g711 import ULAW_DECODE_TABLE
+        from sip_bridge.rtp.opus import libopus_addresses
 
         self.ffi = ffi = FFI()
         ffi.cdef(_CDEF)
@@ -128,10 +133,10 @@ class Engine:
             address("srtp_protect"),
             address("srtp_unprotect"),
             address("srtp_unprotect_rtcp"),
+            libopus_addresses()[1],
             table,
             quiet,
             onset,
-            rate,
             late,
         )
         if self.handle == ffi.NULL:
@@ -140,12 +145,19 @@ class Engine:
         self._stash_view = ffi.buffer(self._stash)
         self._from = ffi.new("uint32_t *")
         self._port = ffi.new("uint16_t *")
+        self._frame_sets: list[Sequence[bytes]] = []
 
-    def set_frames(self, frames: Sequence[bytes], levels: Sequence[int]) -> None:
+    def set_frames(self, frames: Sequence[bytes], levels: Sequence[int]) -> int:
+        """A frame set for calls to send (its number); a set already given keeps its own."""
+        for number, known in enumerate(self._frame_sets):
+            if known is frames:
+                return number
         stride = max(len(f) for f in frames)
         data = b"".join(f.ljust(stride, b"\0") for f in frames)
+        number = len(self._frame_sets)
         ok = self.lib.ne_set_frames(
             self.handle,
+            number,
             self.ffi.from_buffer("uint8_t[]", data),
             self.ffi.new("int[]", [len(f) for f in frames]),
             self.ffi.new("uint8_t[]", list(levels)),
@@ -153,7 +165,16 @@ class Engine:
             stride,
         )
         if ok != 0:
-            raise NativeUnavailable("the C media engine could not allocate its frames")
+            raise NativeUnavailable("the C media engine could not take these frames")
+        self._frame_sets.append(frames)
+        return number
+
+    def frame_set(self, frames: Sequence[bytes]) -> int:
+        """The number of a frame set given with set_frames."""
+        for number, known in enumerate(self._frame_sets):
+            if known is frames:
+                return number
+        raise ValueError("frames not given to the engine (Engine.set_frames)")
 
     def set_window(self, start: float, end: float) -> None:
         self.lib.ne_set_window(self.handle, start, end)
@@ -222,13 +243,25 @@ class NativeAudio(BrowserAudio):
     """BrowserAudio whose frames, echo reading and echo measurements run in the engine.
 
     RTCP reports are built here from the engine's counters; `measurements()` gives what
-    Visitor.on_sent / on_packet would have gathered."""
+    Visitor.on_sent / on_packet would have gathered. `decoder`: the echo's OpusDecoder
+    (None: G.711), decoding at `rate`."""
 
-    def __init__(self, *args, engine: Engine, index: int, frequency_frames: int, **kwargs):
+    def __init__(
+        self,
+        *args,
+        engine: Engine,
+        index: int,
+        frequency_frames: int,
+        decoder: OpusDecoder | None = None,
+        rate: int = 8000,
+        **kwargs,
+    ):
         super().__init__(*args, **kwargs)
         self._engine = engine
         self._index = index
         self._frequency_frames = frequency_frames
+        self._decoder = decoder  # its state is the engine's while the call runs
+        self._rate = rate
         self._call = None
         self._fd = -1
         self._transport = None
@@ -268,8 +301,13 @@ class NativeAudio(BrowserAudio):
             first_due,
             self._jitter,
             self._random.getrandbits(64),
+            engine.frame_set(self._frames),
+            engine.ffi.cast("void *", self._decoder.state_address)
+            if self._decoder is not None
+            else engine.ffi.NULL,
+            self._rate,
             1,
-            max(len(f) for f in self._frames),
+            self._rate // 50,
         )
         if call == engine.ffi.NULL:
             raise RuntimeError("the C media engine refused the call")
@@ -361,13 +399,11 @@ class NativeAudio(BrowserAudio):
         rtt_p = ffi.new("double **")
         m = lib.ne_rtt(call, rtt_p)
         rtt = list(np.frombuffer(ffi.buffer(rtt_p[0], 8 * m), np.float64)) if m else []
-        size = max(len(f) for f in self._frames)
-        kept = bytes(ffi.buffer(lib.ne_frequency(call), size * counters[11]))
-        decode = self._engine.decode_table
-        pcm = [
-            decode[np.frombuffer(kept[i * size : (i + 1) * size], np.uint8)]
-            for i in range(counters[11])
-        ]
+        lengths_p, size_p = ffi.new("int **"), ffi.new("int *")
+        kept_p = lib.ne_frequency(call, lengths_p, size_p)
+        size, count = size_p[0], counters[11]
+        kept = np.frombuffer(ffi.buffer(kept_p, 2 * size * count), np.int16)
+        pcm = [kept[i * size : i * size + lengths_p[0][i]].copy() for i in range(count)]
         return {
             "frames_sent": counters[3],
             "sent_in_window": counters[4],

@@ -11,7 +11,9 @@
  * then takes it. One thread: libsrtp sessions are never used from two at once.
  *
  * SRTP is pylibsrtp's own libsrtp: its srtp_protect/srtp_unprotect are passed in as function
- * pointers, with the sessions aiortc made.
+ * pointers, with the sessions aiortc made. Likewise libopus's opus_decode, the one
+ * opuslib-next loaded (sip_bridge.rtp.opus.libopus_addresses), for Opus calls: each has
+ * its own decoder state, made in Python; G.711 is decoded with the u-law table given.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -30,9 +32,21 @@
 #define STASH 16
 #define LATE_AT 50
 #define FREQUENCY_FRAMES_MAX 64
+#define PCM_MAX 5760 /* 120 ms at 48 kHz: the longest an Opus packet decodes to */
+#define FRAME_SETS 4
 #define FRAME 0.020
 
 typedef int (*srtp_fn)(void *session, void *buffer, int *length);
+typedef int (*opus_decode_fn)(void *decoder, const uint8_t *data, int32_t length, int16_t *pcm,
+                              int frame_size, int decode_fec);
+
+/* One period of pre-encoded frames (Opus calls: fullband or narrowband, by the answer). */
+struct frames {
+    uint8_t *data;
+    int *lengths;
+    uint8_t *levels;
+    int count, stride;
+};
 
 struct stashed {
     int length;
@@ -48,6 +62,7 @@ struct call {
     /* sending */
     uint8_t tx_buffer[BUFFER + 64];
     int header_size, level_at, abs_at, twcc_at, payload_type;
+    const struct frames *frames;
     uint16_t sequence, transport_sequence;
     uint32_t timestamp0, ticks;
     int64_t k;
@@ -61,6 +76,8 @@ struct call {
     uint32_t remote_ssrc;
     int base_sequence, max_sequence;
     /* the echo's measurements (bench/load/visitor.py on_packet) */
+    void *decoder; /* Opus: libopus's decoder state; NULL: G.711 (u-law) */
+    int rate;      /* of the decoded PCM */
     int analyse, has_first_ts, previous_quiet, collect, frequency_count;
     uint32_t first_ts;
     double *arrivals;
@@ -68,7 +85,8 @@ struct call {
     size_t arrivals_count, arrivals_capacity;
     double *rtt;
     size_t rtt_count, rtt_capacity;
-    uint8_t *frequency; /* FREQUENCY_FRAMES_MAX payloads of frequency_size bytes */
+    int16_t *frequency; /* FREQUENCY_FRAMES_MAX frames of PCM, frequency_size samples apart */
+    int *frequency_lengths;
     int frequency_size, frequency_frames;
     /* the far end's last SR, for our receiver reports' LSR and DLSR */
     int has_lsr;
@@ -82,17 +100,16 @@ struct call {
 
 struct engine {
     srtp_fn protect, unprotect, unprotect_rtcp;
-    int16_t magnitude[256];
-    int quiet, onset, rate;
+    opus_decode_fn opus_decode;
+    int16_t decode[256];
+    int quiet, onset;
     double window_start, window_end, late_threshold;
     int64_t sends, late;
     double max_late;
     double late_at[LATE_AT * 2];
     int late_at_count;
-    uint8_t *frames;
-    int *frame_lengths;
-    uint8_t *levels;
-    int frame_count, frame_stride;
+    struct frames frame_sets[FRAME_SETS];
+    int16_t pcm[PCM_MAX]; /* the echo, decoded */
     struct call **calls; /* the calls sending or reading, in no order */
     double *send_at;     /* calls[i]'s next send, side by side: scanned at every wake-up */
     int call_count, call_capacity;
@@ -132,17 +149,17 @@ static int grow(void **array, size_t *capacity, size_t size) {
 }
 
 struct engine *ne_new(uintptr_t protect, uintptr_t unprotect, uintptr_t unprotect_rtcp,
-                      const int16_t *decode, int quiet, int onset, int rate,
+                      uintptr_t opus_decode, const int16_t *decode, int quiet, int onset,
                       double late_threshold) {
     struct engine *e = calloc(1, sizeof *e);
     if (e == NULL) return NULL;
     e->protect = (srtp_fn)protect;
     e->unprotect = (srtp_fn)unprotect;
     e->unprotect_rtcp = (srtp_fn)unprotect_rtcp;
-    for (int i = 0; i < 256; i++) e->magnitude[i] = (int16_t)abs((int)decode[i]);
+    e->opus_decode = (opus_decode_fn)opus_decode;
+    memcpy(e->decode, decode, sizeof e->decode);
     e->quiet = quiet;
     e->onset = onset;
-    e->rate = rate;
     e->late_threshold = late_threshold;
     e->window_start = e->window_end = INFINITY;
     for (int i = 0; i < BATCH; i++) {
@@ -156,17 +173,26 @@ struct engine *ne_new(uintptr_t protect, uintptr_t unprotect, uintptr_t unprotec
     return e;
 }
 
-int ne_set_frames(struct engine *e, const uint8_t *frames, const int *lengths, const uint8_t *levels,
-                  int count, int stride) {
-    e->frames = malloc((size_t)count * stride);
-    e->frame_lengths = malloc(sizeof(int) * count);
-    e->levels = malloc(count);
-    if (!e->frames || !e->frame_lengths || !e->levels) return -1;
-    memcpy(e->frames, frames, (size_t)count * stride);
-    memcpy(e->frame_lengths, lengths, sizeof(int) * count);
-    memcpy(e->levels, levels, count);
-    e->frame_count = count;
-    e->frame_stride = stride;
+/* Frame set `set` (0..FRAME_SETS-1): `count` frames, `stride` bytes apart. */
+int ne_set_frames(struct engine *e, int set, const uint8_t *frames, const int *lengths,
+                  const uint8_t *levels, int count, int stride) {
+    if (set < 0 || set >= FRAME_SETS || count <= 0 || e->frame_sets[set].count) return -1;
+    struct frames *f = &e->frame_sets[set];
+    f->data = malloc((size_t)count * stride);
+    f->lengths = malloc(sizeof(int) * count);
+    f->levels = malloc(count);
+    if (!f->data || !f->lengths || !f->levels) {
+        free(f->data);
+        free(f->lengths);
+        free(f->levels);
+        memset(f, 0, sizeof *f);
+        return -1;
+    }
+    memcpy(f->data, frames, (size_t)count * stride);
+    memcpy(f->lengths, lengths, sizeof(int) * count);
+    memcpy(f->levels, levels, count);
+    f->count = count;
+    f->stride = stride;
     return 0;
 }
 
@@ -188,13 +214,18 @@ static int map_fd(struct engine *e, int fd, struct call *c) {
     return 0;
 }
 
+/* A call sending frame set `frame_set`; `decoder`: its echo's Opus decoder state (NULL:
+ * G.711), decoding to `rate`; `frequency_size`: the samples of PCM kept per frame at most. */
 struct call *ne_add_call(struct engine *e, int index, int fd, uint32_t address, uint16_t port,
                          void *tx, void *rx, const uint8_t *header, int header_size, int level_at,
                          int abs_at, int twcc_at, int payload_type, uint16_t sequence,
                          uint32_t timestamp0, uint16_t transport_sequence, uint32_t ticks,
-                         double first_due, double jitter, uint64_t seed, int analyse,
-                         int frequency_size) {
-    if (header_size > 64 || fd < 0) return NULL;
+                         double first_due, double jitter, uint64_t seed, int frame_set,
+                         void *decoder, int rate, int analyse, int frequency_size) {
+    if (header_size > 64 || fd < 0 || frame_set < 0 || frame_set >= FRAME_SETS) return NULL;
+    if (e->frame_sets[frame_set].count == 0 || ticks == 0 || rate <= 0) return NULL;
+    if (frequency_size <= 0 || frequency_size > PCM_MAX) return NULL;
+    if (decoder != NULL && e->opus_decode == NULL) return NULL;
     if (e->call_count == e->call_capacity) {
         int capacity = e->call_capacity ? e->call_capacity * 2 : 64;
         struct call **bigger = realloc(e->calls, sizeof *bigger * capacity);
@@ -207,10 +238,13 @@ struct call *ne_add_call(struct engine *e, int index, int fd, uint32_t address, 
     }
     struct call *c = calloc(1, sizeof *c);
     if (c == NULL) return NULL;
-    c->frequency = calloc(FREQUENCY_FRAMES_MAX, frequency_size);
+    c->frequency = calloc(FREQUENCY_FRAMES_MAX, sizeof(int16_t) * frequency_size);
+    c->frequency_lengths = calloc(FREQUENCY_FRAMES_MAX, sizeof(int));
     c->stash = calloc(STASH, sizeof *c->stash);
-    if (c->frequency == NULL || c->stash == NULL || map_fd(e, fd, c) != 0) {
+    if (c->frequency == NULL || c->frequency_lengths == NULL || c->stash == NULL ||
+        map_fd(e, fd, c) != 0) {
         free(c->frequency);
+        free(c->frequency_lengths);
         free(c->stash);
         free(c);
         return NULL;
@@ -228,6 +262,9 @@ struct call *ne_add_call(struct engine *e, int index, int fd, uint32_t address, 
     c->abs_at = abs_at;
     c->twcc_at = twcc_at;
     c->payload_type = payload_type;
+    c->frames = &e->frame_sets[frame_set];
+    c->decoder = decoder;
+    c->rate = rate;
     c->sequence = sequence;
     c->timestamp0 = timestamp0;
     c->transport_sequence = transport_sequence;
@@ -265,6 +302,7 @@ void ne_free_call(struct call *c) {
     free(c->indexes);
     free(c->rtt);
     free(c->frequency);
+    free(c->frequency_lengths);
     free(c->stash);
     free(c);
 }
@@ -293,9 +331,10 @@ static void note_lateness(struct engine *e, double t, double late) {
 static void send_frame(struct engine *e, struct call *c, double t) {
     int64_t k = c->k;
     note_lateness(e, t, t - c->due);
-    int position = (int)(k % e->frame_count);
-    const uint8_t *payload = e->frames + (size_t)position * e->frame_stride;
-    int size = e->frame_lengths[position];
+    const struct frames *frames = c->frames;
+    int position = (int)(k % frames->count);
+    const uint8_t *payload = frames->data + (size_t)position * frames->stride;
+    int size = frames->lengths[position];
     uint8_t *b = c->tx_buffer;
     int end = c->header_size + size;
     if (end <= BUFFER - 16) {
@@ -307,7 +346,7 @@ static void send_frame(struct engine *e, struct call *c, double t) {
         b[5] = (timestamp >> 16) & 0xFF;
         b[6] = (timestamp >> 8) & 0xFF;
         b[7] = timestamp & 0xFF;
-        if (c->level_at >= 0) b[c->level_at] = e->levels[position];
+        if (c->level_at >= 0) b[c->level_at] = frames->levels[position];
         if (c->abs_at >= 0) { /* abs-send-time: 24-bit 6.18 fixed point seconds */
             uint32_t value = (uint32_t)(int64_t)(now() * (1 << 18)) & 0xFFFFFF;
             b[c->abs_at] = value >> 16;
@@ -330,7 +369,7 @@ static void send_frame(struct engine *e, struct call *c, double t) {
     }
     /* bench/load/visitor.py on_sent */
     c->frames_sent = k + 1;
-    if (k % e->frame_count == 0) c->last_onset_sent = t;
+    if (k % frames->count == 0) c->last_onset_sent = t;
     if (in_window(e, t)) c->sent_in_window++;
     c->k = k + 1;
     c->due += FRAME;
@@ -387,7 +426,8 @@ static int append_arrival(struct call *c, double value, int64_t index) {
     return 0;
 }
 
-/* bench/load/visitor.py on_packet, for G.711 payloads (one byte a sample). */
+/* bench/load/visitor.py on_packet / on_echo: the payload decoded (Opus with the call's
+ * decoder, every packet as the Python path does; G.711 by the table), then measured. */
 static void measure(struct engine *e, struct call *c, const uint8_t *payload, int size,
                     uint32_t timestamp, double t) {
     if (!c->has_first_ts) {
@@ -398,23 +438,33 @@ static void measure(struct engine *e, struct call *c, const uint8_t *payload, in
     int inside = in_window(e, t);
     if (inside) append_arrival(c, t - (double)index * FRAME, index);
     if (!c->analyse || size <= 0) return;
+    int16_t *pcm = e->pcm;
+    int samples;
+    if (c->decoder != NULL) {
+        samples = e->opus_decode(c->decoder, payload, size, pcm, PCM_MAX, 0);
+        if (samples <= 0) return; /* not decoded: counts as arrived, not heard */
+    } else {
+        samples = size < PCM_MAX ? size : PCM_MAX;
+        for (int i = 0; i < samples; i++) pcm[i] = e->decode[payload[i]];
+    }
     int peak = 0;
-    for (int i = 0; i < size; i++) {
-        int m = e->magnitude[payload[i]];
+    for (int i = 0; i < samples; i++) {
+        int m = abs((int)pcm[i]);
         if (m > peak) peak = m;
     }
     if (c->collect) {
         if (c->frequency_count < FREQUENCY_FRAMES_MAX) {
-            int n = size < c->frequency_size ? size : c->frequency_size;
-            memcpy(c->frequency + (size_t)c->frequency_count * c->frequency_size, payload, n);
-            c->frequency_count++;
+            int n = samples < c->frequency_size ? samples : c->frequency_size;
+            memcpy(c->frequency + (size_t)c->frequency_count * c->frequency_size, pcm,
+                   sizeof(int16_t) * n);
+            c->frequency_lengths[c->frequency_count++] = n;
         }
         c->collect--;
     }
     if (c->previous_quiet && peak > e->onset) {
         int first = 0;
-        while (first < size && e->magnitude[payload[first]] <= e->onset) first++;
-        double offset = (double)first / e->rate;
+        while (first < samples && abs((int)pcm[first]) <= e->onset) first++;
+        double offset = (double)first / c->rate;
         if (inside && !isnan(c->last_onset_sent)) {
             if (c->rtt_count == c->rtt_capacity &&
                 grow((void **)&c->rtt, &c->rtt_capacity, sizeof(double)) != 0)
@@ -634,7 +684,12 @@ size_t ne_rtt(struct call *c, double **rtt) {
     return c->rtt_count;
 }
 
-uint8_t *ne_frequency(struct call *c) { return c->frequency; }
+/* The PCM kept for the frequency check: frames `size` samples apart, their lengths. */
+int16_t *ne_frequency(struct call *c, int **lengths, int *size) {
+    *lengths = c->frequency_lengths;
+    *size = c->frequency_size;
+    return c->frequency;
+}
 
 /* The process's sends in the window: count, late, the latest, and the first late ones. */
 int ne_lateness(struct engine *e, int64_t *counts, double *max_late, double *late_at) {

@@ -53,7 +53,7 @@ class PointSpec:
     jitter_ms: float = 0.5  # each frame is sent up to this much after its time
     seed: int = 0
     capture: bool = False  # count the packets by kind in the window (bench/load/capture.py)
-    # "c": G.711 media in C (bench/load/native.py), "python", or "aiortc": stock aiortc
+    # "c": the media in C (bench/load/native.py), "python", or "aiortc": stock aiortc
     # peers, G.711 only (bench/load/stock_visitor.py)
     generator_media: str = "c"
 

@@ -85,8 +85,8 @@ class Visitor:
         engine: Engine | None = None,
     ) -> None:
         self.index = index
-        # G.711 calls' media in C when the process has the engine (bench/load/native.py).
-        self.engine = engine if codec == "pcmu" else None
+        # The call's media in C when the process has the engine (bench/load/native.py).
+        self.engine = engine
         self.signaling = signaling
         self.codec = codec
         self.frames = frames
@@ -236,6 +236,7 @@ class Visitor:
         native = {} if self.engine is None else {
             "engine": self.engine, "index": self.index,
             "frequency_frames": FREQUENCY_FRAMES + 1,
+            "decoder": self._decoder.opus, "rate": self._decoder.rate,
         }  # fmt: skip
         self.media = (BrowserAudio if self.engine is None else NativeAudio)(
             self._transceiver,

@@ -161,3 +161,36 @@ def test_a_stock_aiortc_client_loads_the_gateway():
     assert to_gateway["rtcp-200"]["per_call_s"] > 0.4
     assert to_gateway["rtcp-201"]["per_call_s"] > 0.4
     assert to_gateway["stun-request"]["per_call_s"] > 0
+
+
+@pytest.mark.parametrize("media", ["c", "python"])
+def test_opus_visitors_hear_the_echo_through_the_transcoder(media):
+    """Opus visitors, both media paths (the C one decodes the echo with libopus in C): the
+    gateway answers narrowband (its phones are G.711) and the visitors send the narrowband
+    frames as Chromium would, the transcoded echo comes back and is heard as the tone."""
+    from bench.load.audio import encoded_frames
+
+    result = run_point(
+        PointSpec(
+            calls=2,
+            seconds=SECONDS,
+            codec="opus",
+            workers=1,
+            seed=SEED,
+            capture=True,
+            generator_media=media,
+        )
+    )
+
+    assert result["calls_ok"] == 2, result["errors"]
+    assert result["generator_media"] == [media]
+    assert abs(result["frequency_hz_median"] - 1000.0) <= 10
+    assert result["echo_rtt_samples"] >= 2
+    assert result["frames_on_time_pct"] > 0
+    to_gateway = result["packets"]["rates"]["to server"]
+    # The narrowband frames (a whole number of periods in the window, give or take a
+    # frame): 12 + 8 (MID, audio level) + the frame + a 10-byte tag.
+    narrowband = encoded_frames("opus", narrowband=True)
+    expected = 12 + 8 + sum(map(len, narrowband)) / len(narrowband) + 10
+    assert abs(to_gateway["rtp"]["mean_bytes"] - expected) <= 1, (to_gateway, expected)
+    assert to_gateway["stun-request"]["per_call_s"] > 0

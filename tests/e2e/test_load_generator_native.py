@@ -2,8 +2,9 @@
 
 A "server" socket here echoes what the engine sends, SRTP both ways (pylibsrtp, as aiortc
 sets it up); the engine runs in a NativeSelector as in a generator process. What the engine
-measured of the echo must be what `Visitor.on_packet` measures of the same packets, and
-what is not RTP must reach Python untouched. No timed assertions: counts and contents.
+measured of the echo must be what `Visitor.on_packet` measures of the same packets (G.711,
+and Opus decoded by libopus in C as the Python path decodes it), and what is not RTP must
+reach Python untouched. No timed assertions: counts and contents.
 """
 
 from __future__ import annotations
@@ -19,12 +20,20 @@ import pytest
 from pylibsrtp import Policy, Session
 
 from bench.load import native
-from bench.load.audio import ONSET, PERIOD_FRAMES, QUIET, encoded_frames
-from bench.load.visitor import FREQUENCY_FRAMES, Visitor
+from bench.load.audio import (
+    ONSET,
+    PERIOD_FRAMES,
+    QUIET,
+    TONE_HZ,
+    EchoDecoder,
+    dominant_frequency,
+    encoded_frames,
+)
+from bench.load.visitor import CODECS, FREQUENCY_FRAMES, FREQUENCY_TOLERANCE_HZ, Visitor
 from bench.load.window import Window
 
-FRAMES = PERIOD_FRAMES + 12  # past the second period's onset
-PAYLOAD_TYPE = 0
+FRAMES = PERIOD_FRAMES + 12 + FREQUENCY_FRAMES  # the second period's onset and its tone
+PAYLOAD_TYPES = {"pcmu": 0, "opus": 111}
 
 
 def _session(key: bytes, outbound: bool) -> Session:
@@ -34,14 +43,21 @@ def _session(key: bytes, outbound: bool) -> Session:
 
 @pytest.fixture
 def engine(tmp_path):
-    built = native.Engine(native.build(tmp_path), quiet=QUIET, onset=ONSET, rate=8000, late=0.010)
+    built = native.Engine(native.build(tmp_path), quiet=QUIET, onset=ONSET, late=0.010)
     built.set_window(0.0, float("inf"))
     return built
 
 
-def test_the_c_path_measures_the_echo_as_the_python_path_does(engine):
-    frames = encoded_frames("pcmu")
+@pytest.mark.parametrize("codec", ["pcmu", "opus"])
+def test_the_c_path_measures_the_echo_as_the_python_path_does(engine, codec):
+    frames = encoded_frames(codec)
     engine.set_frames(frames, [127] * len(frames))
+    if codec == "opus":  # the call sends the second set (narrowband, as for 8 kHz phones)
+        frames = encoded_frames(codec, narrowband=True)
+        assert engine.set_frames(frames, [127] * len(frames)) == 1
+    payload_type = PAYLOAD_TYPES[codec]
+    ticks = CODECS[codec][1] // 50
+    c_decoder = EchoDecoder(codec)  # its own state, fresh as the Python visitor's
     up_key, down_key = os.urandom(30), os.urandom(30)
     visitor_tx, visitor_rx = _session(up_key, True), _session(down_key, False)
     server_rx, server_tx = _session(up_key, False), _session(down_key, True)
@@ -52,7 +68,7 @@ def test_the_c_path_measures_the_echo_as_the_python_path_does(engine):
     server.setblocking(False)
     selector = native.NativeSelector(engine)
     selector.register(visitor_socket, selectors.EVENT_READ)
-    header = struct.pack("!BBHII", 0x80, PAYLOAD_TYPE, 0, 0, 0x1234)
+    header = struct.pack("!BBHII", 0x80, payload_type, 0, 0, 0x1234)
     host, port = server.getsockname()
     ffi, lib = engine.ffi, engine.lib
     call = lib.ne_add_call(
@@ -60,14 +76,16 @@ def test_the_c_path_measures_the_echo_as_the_python_path_does(engine):
         struct.unpack("=I", socket.inet_aton(host))[0],
         struct.unpack("=H", struct.pack("!H", port))[0],
         engine.session(visitor_tx._srtp[0]), engine.session(visitor_rx._srtp[0]),
-        ffi.from_buffer("uint8_t[]", header), len(header), -1, -1, -1, PAYLOAD_TYPE,
-        1000, 5000, 0, 160, time.monotonic(), 0.0, 7, 1, 160,
+        ffi.from_buffer("uint8_t[]", header), len(header), -1, -1, -1, payload_type,
+        1000, 5000, 0, ticks, time.monotonic(), 0.0, 7, engine.frame_set(frames),
+        ffi.cast("void *", c_decoder.opus.state_address) if c_decoder.opus else ffi.NULL,
+        c_decoder.rate, 1, c_decoder.rate // 50,
     )  # fmt: skip
     assert call != ffi.NULL
     lib.ne_set_frequency_frames(call, FREQUENCY_FRAMES + 1)
 
     python = Visitor(
-        0, signaling=None, codec="pcmu", frames=frames, levels=[127], window=Window(0, 1e18),
+        0, signaling=None, codec=codec, frames=frames, levels=[127], window=Window(0, 1e18),
         lateness=None, jitter=0.0, seed=0, anchor=0.0,
     )  # fmt: skip
     python.on_sent(0, 0.0)  # the C path noted frame 0's send as the first onset sent
@@ -93,12 +111,12 @@ def test_the_c_path_measures_the_echo_as_the_python_path_does(engine):
             sequence, timestamp = struct.unpack_from("!HI", packet, 2)
             payload = packet[12:]
             assert payload == frames[len(received) % len(frames)]
-            assert (sequence, timestamp) == (1000 + len(received), 5000 + 160 * len(received))
+            assert (sequence, timestamp) == (1000 + len(received), 5000 + ticks * len(received))
             # The echo, as the server relays it: its own SSRC, sequence and timestamps.
             k = len(received)
-            echo = struct.pack("!BBHII", 0x80, PAYLOAD_TYPE, 7 + k, 90000 + 160 * k, 0xCAFE)
+            echo = struct.pack("!BBHII", 0x80, payload_type, 7 + k, 90000 + ticks * k, 0xCAFE)
             server.sendto(server_tx.protect(echo + payload), source)
-            received.append((payload, 90000 + 160 * k))
+            received.append((payload, 90000 + ticks * k))
     # The echoes are in the socket (loopback delivers in sendto): the engine reads them.
     selector.select(0)
     lib.ne_stop_call(engine.handle, call)  # its measurements stay readable
@@ -123,7 +141,15 @@ def test_the_c_path_measures_the_echo_as_the_python_path_does(engine):
     rtt = ffi.new("double **")
     assert lib.ne_rtt(call, rtt) == len(python.rtt) >= 1
     kept = counters[11]
-    assert kept == len(python._frequency_pcm) > 0
-    c_pcm = np.frombuffer(ffi.buffer(lib.ne_frequency(call), 160 * kept), np.uint8)
-    assert np.array_equal(engine.decode_table[c_pcm], np.concatenate(python._frequency_pcm))
+    assert kept == len(python._frequency_pcm) == FREQUENCY_FRAMES + 1
+    lengths, size = ffi.new("int **"), ffi.new("int *")
+    c_kept = lib.ne_frequency(call, lengths, size)
+    assert size[0] == c_decoder.rate // 50
+    assert [lengths[0][i] for i in range(kept)] == [len(f) for f in python._frequency_pcm]
+    c_pcm = np.frombuffer(ffi.buffer(c_kept, 2 * size[0] * kept), np.int16)
+    assert np.array_equal(c_pcm, np.concatenate(python._frequency_pcm))
+    # The echo is heard: the tone, in what the C path kept (the first frame left out, as
+    # Visitor.result leaves it out).
+    heard = dominant_frequency(c_pcm[size[0] :], c_decoder.rate)
+    assert abs(heard - TONE_HZ) <= FREQUENCY_TOLERANCE_HZ
     assert counters[0] >= FRAMES  # packets sent
