@@ -12,10 +12,10 @@ gateway they loaded. Here the same work is done in C, inside the generator's eve
 - RTP read there is unprotected, decoded (G.711 by the u-law table; Opus by libopus, the
   library opuslib-next loaded, with the call's own decoder state) and measured in C as
   `Visitor.on_packet` measures it (arrival against media time in the window, tone onsets
-  -> round trip, 600 ms of tone's PCM for the frequency check). The server's RTCP is unprotected there too and its SRs' time kept
-  for our receiver reports (all aiortc took from it: its own RTCP loops are stopped,
-  they sent nothing anyway). STUN and DTLS are kept and handed to aioice/aiortc through
-  the socket's reader in the loop, as before.
+  -> round trip, 600 ms of tone's PCM for the frequency check). The server's RTCP is
+  unprotected there too and its SRs' time kept for our receiver reports (all aiortc took
+  from it: its own RTCP loops are stopped, they sent nothing anyway). STUN and DTLS are
+  kept and handed to aioice/aiortc through the socket's reader in the loop, as before.
 - Our RTCP reports and the consent checks stay in Python (under one per call and second).
 
 `NativeAudio` is BrowserAudio with its per-packet work moved to the engine; what goes on
