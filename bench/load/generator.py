@@ -151,9 +151,7 @@ async def generate(spec: dict, engine: Engine | None = None) -> dict:
         "calls": calls,
         **merge_lateness(lateness, engine),
         "max_gc_pause_s": pauses.longest,
-        "generator_media": (
-            "aiortc" if stock else "c" if engine is not None else "python"
-        ),
+        "generator_media": ("aiortc" if stock else "c" if engine is not None else "python"),
     }
 
 
@@ -173,9 +171,7 @@ def main() -> None:
     spec = json.loads(Path(sys.argv[1]).read_text())
     engine = None
     if spec.get("native_library"):
-        engine = Engine(
-            Path(spec["native_library"]), quiet=QUIET, onset=ONSET, late=Lateness.LATE
-        )
+        engine = Engine(Path(spec["native_library"]), quiet=QUIET, onset=ONSET, late=Lateness.LATE)
     selector = selectors.SelectSelector() if engine is None else NativeSelector(engine)
     loop = asyncio.SelectorEventLoop(selector)
     try:
