@@ -64,7 +64,7 @@ _warned = False
 def worker_certificate(now: datetime.datetime | None = None) -> WorkerCertificate:
     """The worker's certificate: made on first use, renewed a day before it expires."""
     global _current
-    now = now or datetime.datetime.now(datetime.timezone.utc)
+    now = now or datetime.datetime.now(datetime.UTC)
     if _current is None or _current.expires - now < RENEW_BEFORE_EXPIRY:
         _current = WorkerCertificate.generateCertificate()
     return _current

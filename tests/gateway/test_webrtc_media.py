@@ -282,7 +282,7 @@ async def test_calls_share_the_workers_dtls_certificate_and_context():
     legs = [WebRtcLeg(BrowserLegSettings(codecs=("pcmu",))) for _ in range(2)]
     received = [asyncio.get_running_loop().create_future() for _ in range(2)]
     try:
-        for browser, leg, heard in zip(browsers, legs, received):
+        for browser, leg, heard in zip(browsers, legs, received, strict=True):
             browser.addTransceiver("audio")
             browser.on("track", lambda track, heard=heard: heard.set_result(track))
             await browser.setLocalDescription(await browser.createOffer())
@@ -321,7 +321,7 @@ async def test_calls_share_the_workers_dtls_certificate_and_context():
 
 
 def test_the_worker_certificate_is_renewed_a_day_before_it_expires():
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     first = worker_certificate(now)
     assert worker_certificate(now + datetime.timedelta(days=28)) is first
     renewed = worker_certificate(first.expires - datetime.timedelta(hours=23))
