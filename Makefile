@@ -28,10 +28,10 @@ typecheck: $(INSTALLED)
 system-deps:
 	scripts/install-system-deps
 
-# setup.py builds the C extensions (gateway/media/_g711relay.c, _icedemux.c, _opusframes.c) in place: a
-# change to one reinstalls.
+# setup.py builds the C extensions (gateway/media/_g711relay.c, _icedemux.c, _opusframes.c, with
+# _opusstep.h) in place: a change to one reinstalls.
 $(INSTALLED): pyproject.toml constraints.txt setup.py gateway/media/_g711relay.c gateway/media/_icedemux.c \
-		gateway/media/_opusframes.c
+		gateway/media/_opusframes.c gateway/media/_opusstep.h
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -c constraints.txt -e '.[test,bench]'

@@ -1,6 +1,7 @@
-"""The compiled parts: the G.711 relay (gateway/media/_g711relay.c), the G.711 <-> Opus
-frame step of the transcoder (gateway/media/_opusframes.c) and the ICE socket's dispatch
-of media datagrams (gateway/media/_icedemux.c).
+"""The compiled parts: the relay of steady calls between a browser and a G.711 phone
+(gateway/media/_g711relay.c), the G.711 <-> Opus frame step of the transcoder
+(gateway/media/_opusframes.c; the step itself, which the relay shares, in _opusstep.h)
+and the ICE socket's dispatch of media datagrams (gateway/media/_icedemux.c).
 
 Everything else is in pyproject.toml. The extensions are optional: without a C compiler or
 Python's headers the install goes on and calls use the pure-Python path
@@ -14,6 +15,7 @@ setup(
         Extension(
             "gateway.media._g711relay",
             ["gateway/media/_g711relay.c"],
+            depends=["gateway/media/_opusstep.h"],
             extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
             optional=True,
         ),
@@ -26,6 +28,7 @@ setup(
         Extension(
             "gateway.media._opusframes",
             ["gateway/media/_opusframes.c"],
+            depends=["gateway/media/_opusstep.h"],
             extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
             optional=True,
         ),

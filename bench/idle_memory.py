@@ -15,14 +15,12 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-import tempfile
-import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.load.servers import Processes, start_gateway
+from bench.load.servers import idle_gateway
 
 FIELDS = ("Pss", "Private_Clean", "Private_Dirty", "Shared_Clean", "Shared_Dirty")
 MAPPING = re.compile(r"^[0-9a-f]+-[0-9a-f]+ ")
@@ -47,37 +45,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--wait", type=float, default=3.0, help="seconds after ready")
     parser.add_argument("--top", type=int, default=8, help="mappings listed per process")
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory() as workdir:
-        processes = Processes(Path(workdir))
-        try:
-            server = start_gateway(
-                processes, calls=100, codec="pcmu", workers=args.workers, operator_port=5999
+    with idle_gateway(args.workers, args.wait) as server:
+        total = 0
+        for n, pid in enumerate(server.pids()):
+            role = "supervisor" if n == 0 else "worker"
+            by_name = mappings(pid)
+            sums: Counter = Counter()
+            for fields in by_name.values():
+                sums.update(fields)
+            total += sums["Pss"]
+            print(
+                f"{role} (pid {pid}): PSS {sums['Pss'] / 1024:.1f} MB; private clean "
+                f"{sums['Private_Clean'] / 1024:.1f}, private dirty "
+                f"{sums['Private_Dirty'] / 1024:.1f}, shared clean "
+                f"{sums['Shared_Clean'] / 1024:.1f}, shared dirty "
+                f"{sums['Shared_Dirty'] / 1024:.1f}"
             )
-            time.sleep(args.wait)
-            total = 0
-            for n, pid in enumerate(server.pids()):
-                role = "supervisor" if n == 0 else "worker"
-                by_name = mappings(pid)
-                sums: Counter = Counter()
-                for fields in by_name.values():
-                    sums.update(fields)
-                total += sums["Pss"]
+            ranked = sorted(by_name.items(), key=lambda item: -item[1]["Pss"])
+            for name, fields in ranked[: args.top]:
                 print(
-                    f"{role} (pid {pid}): PSS {sums['Pss'] / 1024:.1f} MB; private clean "
-                    f"{sums['Private_Clean'] / 1024:.1f}, private dirty "
-                    f"{sums['Private_Dirty'] / 1024:.1f}, shared clean "
-                    f"{sums['Shared_Clean'] / 1024:.1f}, shared dirty "
-                    f"{sums['Shared_Dirty'] / 1024:.1f}"
+                    f"  {fields['Pss'] / 1024:6.1f} PSS {fields['Private_Dirty'] / 1024:6.1f}"
+                    f" private dirty  {name}"
                 )
-                ranked = sorted(by_name.items(), key=lambda item: -item[1]["Pss"])
-                for name, fields in ranked[: args.top]:
-                    print(
-                        f"  {fields['Pss'] / 1024:6.1f} PSS {fields['Private_Dirty'] / 1024:6.1f}"
-                        f" private dirty  {name}"
-                    )
-            print(f"total PSS {total / 1024:.1f} MB")
-        finally:
-            processes.stop_all()
+        print(f"total PSS {total / 1024:.1f} MB")
     return 0
 
 

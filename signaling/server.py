@@ -57,11 +57,11 @@ def attach(app: web.Application, sio: socketio.AsyncServer) -> None:
     """Serve `sio` at /socket.io/ on `app`, and close the pages' sockets when the app shuts
     down.
 
-    A page's websocket handler ends only when its connection closes, and engine.io's
-    `disconnect` does not close it (it sends a close packet, which the browser's websocket
-    transport ignores): aiohttp's shutdown would wait for each open page up to its
-    shutdown timeout, then cancel. Closed here, the page's socket.io client sees its
-    transport close and connects again (to another worker or node), as when a worker dies.
+    A page's websocket handler ends only when its connection closes (engine.io's close
+    packet does not make the browser's websocket transport close it): aiohttp's shutdown
+    would wait for each open page up to its shutdown timeout, then cancel. Closed here, the
+    page's socket.io client sees its transport close and connects again (to another worker
+    or node), as when a worker dies.
     """
     connections: set[asyncio.BaseTransport] = set()  # of the pages' requests in progress
 
@@ -75,8 +75,9 @@ def attach(app: web.Application, sio: socketio.AsyncServer) -> None:
             connections.discard(connection)
 
     async def close_sockets(_: web.Application) -> None:
-        if sio.eio.sockets:
-            await sio.eio.disconnect()  # the namespace's disconnect handler, for each
+        # Not engine.io's `disconnect()`: it waits for each socket's queue to drain, which a
+        # socket whose writer has already ended never does. Closed under it, each socket's
+        # handler ends as when the page goes away (the namespace's disconnect handler runs).
         for connection in list(connections):
             connection.close()
 

@@ -6,10 +6,15 @@ echo: its delay is the echo round trip. The tone is what the frequency check loo
 
 Frames are encoded once per process: G.711 frames are the same bytes every call (the
 gateway relays them untouched), Opus frames come from encoding two periods and keeping the
-second, so the encoder is warmed up and the loop joins without a click.
+second, so the encoder is warmed up and the loop joins without a click. Opus frames come in
+two kinds, as Chromium's encoder would code them: fullband at 32 kbit/s, and narrowband at
+12 kbit/s for an answer whose Opus fmtp says maxplaybackrate=8000 or less (libwebrtc then
+sets OPUS_SET_MAX_BANDWIDTH to narrowband and its default bitrate to 12 kbit/s).
 """
 
 from __future__ import annotations
+
+import re
 
 import numpy as np
 
@@ -34,18 +39,32 @@ def pattern_pcm(rate: int, periods: int = 1) -> np.ndarray:
     return np.tile(period.astype(np.int16), periods)
 
 
-def encoded_frames(codec: str) -> list[bytes]:
-    """One period of the pattern as encoded 20 ms frames of `codec` ("pcmu" or "opus")."""
+def encoded_frames(codec: str, *, narrowband: bool = False) -> list[bytes]:
+    """One period of the pattern as encoded 20 ms frames of `codec` ("pcmu" or "opus";
+    `narrowband`: Opus with no audio above 4 kHz)."""
     if codec == "pcmu":
         pcm = pattern_pcm(8000)
         return [ulaw_encode(pcm[i * 160 : (i + 1) * 160]) for i in range(PERIOD_FRAMES)]
-    encoder = OpusEncoder()
+    # libwebrtc's default bitrate follows the far end's maxplaybackrate: 12 kbit/s up to
+    # 8000 (narrowband), 32 kbit/s above 16000 (fullband).
+    encoder = OpusEncoder(bitrate=12000 if narrowband else 32000, narrowband=narrowband)
     pcm = pattern_pcm(48000, periods=2)
     frames = [encoder.encode(pcm[i * 960 : (i + 1) * 960]) for i in range(2 * PERIOD_FRAMES)]
     second = frames[PERIOD_FRAMES:]
     if any(f is None for f in second):
         raise RuntimeError("the Opus encoder gave no frame for part of the pattern")
     return second
+
+
+def plays_narrowband(answer_sdp: str) -> bool:
+    """Whether the answer's Opus fmtp has maxplaybackrate of 8000 or less (RFC 7587):
+    Chromium then encodes narrowband."""
+    opus = re.search(r"^a=rtpmap:(\d+) opus/48000", answer_sdp, re.MULTILINE | re.I)
+    if opus is None:
+        return False
+    fmtp = re.search(rf"^a=fmtp:{opus.group(1)} (.*)$", answer_sdp, re.MULTILINE)
+    rate = re.search(r"(?:^|;)\s*maxplaybackrate=(\d+)", fmtp.group(1)) if fmtp else None
+    return rate is not None and int(rate.group(1)) <= 8000
 
 
 class EchoDecoder:

@@ -78,6 +78,7 @@ async def generate(spec: dict, engine: Engine | None = None) -> dict:
         browser_like_ice()
         browser_like_dtls()
     frames = encoded_frames(codec)
+    narrowband = encoded_frames(codec, narrowband=True) if codec == "opus" else None
     pcm = pattern_pcm(CODECS[codec][1])
     samples = len(pcm) // PERIOD_FRAMES
     levels = audio_levels([pcm[i * samples : (i + 1) * samples] for i in range(PERIOD_FRAMES)])
@@ -100,6 +101,7 @@ async def generate(spec: dict, engine: Engine | None = None) -> dict:
             frames=frames,
             levels=levels,
             window=window,
+            narrowband_frames=narrowband,
             lateness=lateness,
             jitter=spec.get("jitter", 0.0005),
             seed=visitor_seed(spec.get("seed", 0), index),

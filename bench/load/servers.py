@@ -8,11 +8,14 @@ them all, whatever happened.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -232,3 +235,19 @@ def start_gateway(
         process,
         {"kind": "gateway", "url": url, "origin": url, "site": "bench"},
     )
+
+
+@contextlib.contextmanager
+def idle_gateway(workers: int, wait: float) -> Iterator[Server]:
+    """The benchmark's gateway with `workers` workers and no call, `wait` seconds after every
+    worker is ready (bench/idle_memory.py, bench/idle_cpu.py); stopped on exit."""
+    with tempfile.TemporaryDirectory() as workdir:
+        processes = Processes(Path(workdir))
+        try:
+            server = start_gateway(
+                processes, calls=100, codec="pcmu", workers=workers, operator_port=5999
+            )
+            time.sleep(wait)
+            yield server
+        finally:
+            processes.stop_all()

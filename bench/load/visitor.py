@@ -26,7 +26,15 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from . import offer as offers
-from .audio import ONSET, PERIOD_FRAMES, QUIET, TONE_HZ, EchoDecoder, dominant_frequency
+from .audio import (
+    ONSET,
+    PERIOD_FRAMES,
+    QUIET,
+    TONE_HZ,
+    EchoDecoder,
+    dominant_frequency,
+    plays_narrowband,
+)
 from .browser_media import FRAME, BrowserAudio, Lateness
 from .native import Engine, NativeAudio
 from .signaling import CallFailed, Signaling
@@ -69,6 +77,7 @@ class Visitor:
         frames: Sequence[bytes],
         levels: Sequence[int],
         window: Window,
+        narrowband_frames: Sequence[bytes] | None = None,
         lateness: Lateness,
         jitter: float,
         seed: int,
@@ -81,6 +90,8 @@ class Visitor:
         self.signaling = signaling
         self.codec = codec
         self.frames = frames
+        # What it sends instead when the answer asks for narrowband (maxplaybackrate).
+        self.narrowband_frames = narrowband_frames
         self.levels = levels
         self.window = window
         self.lateness = lateness
@@ -215,6 +226,8 @@ class Visitor:
         self.stage = "waiting for the answer"
         answer = await self.signaling.call(offer, offers.candidates(local))
         self._payload_type = _payload_type(answer, *CODECS[self.codec])
+        if self.narrowband_frames is not None and plays_narrowband(answer):
+            self.frames = self.narrowband_frames  # as Chromium's encoder would code them
         await pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
         return started, answer
 

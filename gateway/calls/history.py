@@ -189,7 +189,8 @@ class CallHistory:
         self.metrics.sip_responses.labels(str(status)).inc()
 
     def relayed_frames(self, native: int, python: int) -> None:
-        """A bridge ended: the frames it relayed untranscoded, in C and in Python."""
+        """A bridge ended: the frames it carried (relayed or transcoded), in C and in
+        Python."""
         if native:
             self.metrics.relayed_frames.labels("native").inc(native)
         if python:

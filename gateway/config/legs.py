@@ -15,6 +15,9 @@ from gateway.config.values import OWN_NETWORKS
 
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
+# SIP codecs that carry no more than 4 kHz of audio (8 kHz sampling).
+NARROWBAND_CODECS = frozenset({"pcmu", "pcma", "g729"})
+
 
 @dataclass(frozen=True, slots=True)
 class SipLegSettings:
@@ -40,8 +43,12 @@ class BrowserLegSettings:
     # Candidates signalled by the browser (SDP or trickled) into these are dropped.
     denied_candidate_networks: tuple[IpNetwork, ...] = ()
     max_checks_per_call: int = 32  # connectivity checks the agent starts for the call
-    # Its G.711 path to a phone relayed in C while steady (gateway.media.native_relay).
+    # Its path to a G.711 phone in C while steady, relayed or transcoded from Opus
+    # (gateway.media.native_relay).
     native_relay: bool = True
+    # Every codec offered to SIP is narrowband (`media.sip_codecs`): the browser's Opus is
+    # answered with maxplaybackrate=8000 (RFC 7587), so it encodes no audio a phone drops.
+    narrowband_phones: bool = False
 
 
 def sip_leg_settings(config: GatewayConfig) -> SipLegSettings:
@@ -68,6 +75,7 @@ def browser_leg_settings(config: GatewayConfig) -> BrowserLegSettings:
         ),
         max_checks_per_call=ice.max_checks_per_call,
         native_relay=config.media.native_relay,
+        narrowband_phones=all(c.lower() in NARROWBAND_CODECS for c in config.media.sip_codecs),
     )
 
 

@@ -104,7 +104,7 @@ class MediaConfig:
     ringback: RingbackTone | None  # None: no local ringback
     media_timeout: float
     rtp_latching: str  # sdp | any
-    native_relay: bool  # G.711 relayed in C while a call is steady (when built)
+    native_relay: bool  # G.711 relayed (or Opus<->G.711 transcoded) in C while steady
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,5 +1,8 @@
 /*
- * The G.711 pass-through path of a call, in C: browser SRTP <-> phone RTP.
+ * The steady path of a call between a browser and a G.711 phone, in C: browser SRTP <->
+ * phone RTP, the G.711 payload relayed as it is, or (`transcoding`) the browser's Opus
+ * transcoded to and from the phone's G.711 with the transcoder's C frame step
+ * (_opusstep.h, shared with gateway/media/_opusframes.c).
  *
  * gateway/media/native_relay.py decides when this runs and owns everything else; read its
  * docstring first. In short: while a call is in a steady state (both legs up, the same
@@ -36,7 +39,10 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "_opusstep.h"
+
 typedef int (*srtp_function)(void *context, void *packet, int *length);
+typedef int (*opus_samples_function)(const unsigned char *packet, int32_t length, int32_t rate);
 
 #define BUFFER_SIZE 1500
 #define SRTP_TRAILER 16    /* libsrtp's SRTP_MAX_TRAILER_LEN */
@@ -55,6 +61,10 @@ enum {
     YIELD_PHONE_SEQUENCE = 5,   /* a jump in the phone's sequence numbers */
     YIELD_PHONE_TIMING = 6,     /* phone timestamps not one to 50 frames on */
     YIELD_MALFORMED = 7,        /* a packet the Python path must judge */
+    /* transcoding only */
+    YIELD_LOSS = 8,             /* frames lost upstream (either way): Python conceals them */
+    YIELD_FRAME_SIZE = 9,       /* a packet that is not one 20 ms frame (Python reframes it) */
+    YIELD_CODEC = 10,           /* libopus refused a frame (Python conceals it) */
 };
 
 typedef struct {
@@ -74,8 +84,17 @@ typedef struct {
     int engaged;
     int last_yield;
     long long yields;
-    int frame_ticks;            /* one 20 ms frame in RTP ticks (both legs: one codec) */
-    int clock_rate;
+    int frame_ticks;            /* one 20 ms frame in the browser's RTP ticks */
+    int clock_rate;             /* the browser's RTP clock */
+    int phone_frame_ticks;      /* ... and the phone's (the same while relaying G.711) */
+    int phone_clock_rate;
+
+    /* transcoding: libopus (opuslib-next's), and each direction's transcoder */
+    int transcoding;
+    unsigned long long opus_encode_address, opus_decode_address, opus_samples_address;
+    unsigned long long decoder, encode_table, a_history, encoder, decode_table, b_history;
+    long long a_history_length, b_history_length;
+    int pcm_frame;              /* samples of a 20 ms frame at the phone's rate */
 
     /* browser -> phone: the browser's stream as received (ChannelReception) */
     int browser_pt;
@@ -201,6 +220,62 @@ static PyObject *call2(PyObject *function, PyObject *const *args) {
     return PyObject_Vectorcall(function, args, 2, NULL);
 }
 
+/* ------------------------------------------------------------------ transcoding */
+
+/* Whether the transcoding fields were all given (Python sets them before engaging). */
+static int transcoder_set(const Relay *self) {
+    return self->opus_encode_address && self->opus_decode_address &&
+           self->opus_samples_address && self->decoder && self->encode_table &&
+           self->a_history && self->encoder && self->decode_table && self->b_history &&
+           self->pcm_frame > 0 && self->pcm_frame <= MAX_FRAME && self->a_history_length >= 0 &&
+           self->b_history_length >= 0;
+}
+
+/* The browser's Opus payload -> the phone's G.711 frame in `self->out` after the RTP
+ * header. 0, or why Python must take it; a reason leaves the decoder as it was. */
+static int transcode_from_browser(Relay *self, const unsigned char *payload, int size,
+                                  long frames) {
+    if (frames != 1)
+        return YIELD_LOSS;
+    if (!transcoder_set(self))
+        return YIELD_CODEC;
+    opus_samples_function samples_of = (opus_samples_function)(uintptr_t)self->opus_samples_address;
+    if (samples_of(payload, size, self->pcm_frame * 50) != self->pcm_frame)
+        return YIELD_FRAME_SIZE; /* (or not an Opus packet: libopus's error) */
+    opus_step step = {(void *)(uintptr_t)self->decoder,
+                      (const void *)(uintptr_t)self->encode_table,
+                      (float *)(uintptr_t)self->a_history, (ptrdiff_t)self->a_history_length,
+                      self->pcm_frame};
+    int16_t pcm[MAX_FRAME];
+    opus_decode_function decode = (opus_decode_function)(uintptr_t)self->opus_decode_address;
+    if (opus_step_to_g711(&step, decode, payload, size, pcm, self->pcm_frame, self->out + 12) !=
+        self->pcm_frame)
+        return YIELD_CODEC;
+    return 0;
+}
+
+/* The phone's G.711 frame -> one Opus packet in `self->tx` after the browser's RTP header
+ * (its size in *encoded). 0, or why Python must take it, the encoder as it was. */
+static int transcode_from_phone(Relay *self, const unsigned char *payload, int size,
+                                long frames, int *encoded) {
+    if (frames != 1)
+        return YIELD_LOSS;
+    if (!transcoder_set(self))
+        return YIELD_CODEC;
+    if (size != self->pcm_frame)
+        return YIELD_FRAME_SIZE;
+    opus_step step = {(void *)(uintptr_t)self->encoder,
+                      (const void *)(uintptr_t)self->decode_table,
+                      (float *)(uintptr_t)self->b_history, (ptrdiff_t)self->b_history_length,
+                      self->pcm_frame};
+    opus_encode_function encode = (opus_encode_function)(uintptr_t)self->opus_encode_address;
+    int32_t length = g711_step_to_opus(&step, encode, payload, self->tx + self->header_size);
+    if (length < 0)
+        return YIELD_CODEC;
+    *encoded = (int)length;
+    return 0;
+}
+
 /* ------------------------------------------------------------------ browser -> phone */
 
 static PyObject *Relay_from_browser(Relay *self, PyObject *const *args, Py_ssize_t nargs) {
@@ -242,6 +317,8 @@ static PyObject *Relay_from_browser(Relay *self, PyObject *const *args, Py_ssize
         reason = YIELD_BROWSER_SOURCE;
     else if (bounded && offset < end && (frames == 0 || end - offset > MAX_PAYLOAD))
         reason = YIELD_BROWSER_TIMING;
+    else if (self->transcoding && bounded && offset < end)
+        reason = transcode_from_browser(self, p + offset, end - offset, frames);
     if (reason) {
         if (yield_path(self, reason) < 0)
             return NULL;
@@ -279,11 +356,11 @@ static PyObject *Relay_from_browser(Relay *self, PyObject *const *args, Py_ssize
     if (!bounded || offset >= end)
         Py_RETURN_NONE;
     /* The bridge, then the phone's RtpSession.relay_payload. */
-    int payload_size = end - offset;
+    int payload_size = self->transcoding ? self->pcm_frame : end - offset;
     self->a_last = timestamp;
     self->a_frames++;
     uint32_t out_timestamp = (uint32_t)self->ph_last_relay_timestamp +
-                             (uint32_t)(frames * self->frame_ticks);
+                             (uint32_t)(frames * self->phone_frame_ticks);
     self->ph_last_send_time = monotonic_seconds();
     self->ph_last_relay_timestamp = out_timestamp;
     self->ph_next_timestamp = (long long)out_timestamp + payload_size;
@@ -294,7 +371,8 @@ static PyObject *Relay_from_browser(Relay *self, PyObject *const *args, Py_ssize
     o[3] = self->ph_sequence & 0xFF;
     write32(o + 4, out_timestamp);
     write32(o + 8, (uint32_t)self->phone_ssrc);
-    memcpy(o + 12, p + offset, payload_size);
+    if (!self->transcoding) /* (transcoded: the G.711 frame is there already) */
+        memcpy(o + 12, p + offset, payload_size);
     self->ph_sequence = (self->ph_sequence + 1) & 0xFFFF;
     self->ph_packets_sent++;
     self->ph_octets_sent += payload_size;
@@ -343,8 +421,8 @@ static PyObject *Relay_from_phone(Relay *self, PyObject *const *args, Py_ssize_t
     int offset = 0, end = 0;
     int bounded = payload_bounds(p, (int)size, &offset, &end);
     int udelta = (sequence - self->rs_max_seq) & 0xFFFF;
-    long frames = frames_advanced(self->b_last, timestamp, self->frame_ticks);
-    int reason = 0;
+    long frames = frames_advanced(self->b_last, timestamp, self->phone_frame_ticks);
+    int reason = 0, encoded = 0;
     if ((p[1] & 0x7F) != self->phone_rx_pt)
         reason = YIELD_PHONE_PAYLOAD;
     else if (ssrc != (uint32_t)self->phone_rx_ssrc)
@@ -355,6 +433,8 @@ static PyObject *Relay_from_phone(Relay *self, PyObject *const *args, Py_ssize_t
         reason = YIELD_PHONE_SEQUENCE;
     else if (frames == 0 || self->header_size + (end - offset) + SRTP_TRAILER > BUFFER_SIZE)
         reason = YIELD_PHONE_TIMING;
+    else if (self->transcoding)
+        reason = transcode_from_phone(self, p + offset, end - offset, frames, &encoded);
     if (reason) {
         if (yield_path(self, reason) < 0)
             return NULL;
@@ -370,7 +450,7 @@ static PyObject *Relay_from_phone(Relay *self, PyObject *const *args, Py_ssize_t
         self->rs_max_seq = sequence;
     }
     self->rs_received++;
-    double arrival_units = now * self->clock_rate;
+    double arrival_units = now * self->phone_clock_rate;
     if (self->rs_has_transit) {
         long long elapsed = (long long)((timestamp - (uint32_t)self->rs_last_timestamp +
                                          0x80000000u) & 0xFFFFFFFFu) - 0x80000000LL;
@@ -384,7 +464,7 @@ static PyObject *Relay_from_phone(Relay *self, PyObject *const *args, Py_ssize_t
     /* The bridge, then WebRtcLeg.send and SrtpAudioChannel.send. */
     self->b_last = timestamp;
     self->b_frames++;
-    int payload_size = end - offset;
+    int payload_size = self->transcoding ? encoded : end - offset;
     self->br_pts += frames * self->frame_ticks;
     uint32_t out_timestamp = (uint32_t)self->br_pts;
     unsigned char *t = self->tx;
@@ -392,7 +472,8 @@ static PyObject *Relay_from_phone(Relay *self, PyObject *const *args, Py_ssize_t
     t[2] = self->br_tx_sequence >> 8;
     t[3] = self->br_tx_sequence & 0xFF;
     write32(t + 4, out_timestamp);
-    memcpy(t + self->header_size, p + offset, payload_size);
+    if (!self->transcoding) /* (transcoded: the Opus packet is there already) */
+        memcpy(t + self->header_size, p + offset, payload_size);
     int length = self->header_size + payload_size;
     srtp_function protect = (srtp_function)(uintptr_t)self->protect_address;
     if (protect((void *)(uintptr_t)self->tx_session, t, &length) != 0) {
@@ -505,8 +586,8 @@ static PyObject *Relay_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     if (self == NULL)
         return NULL;
     self->browser_fd = self->phone_fd = -1;
-    self->frame_ticks = 160;
-    self->clock_rate = 8000;
+    self->frame_ticks = self->phone_frame_ticks = self->pcm_frame = 160;
+    self->clock_rate = self->phone_clock_rate = 8000;
     self->header_size = 12;
     return (PyObject *)self;
 }
@@ -520,6 +601,12 @@ static PyMemberDef Relay_members[] = {
     M(phone_receive, T_OBJECT), M(on_yield, T_OBJECT),
     M(engaged, T_INT), M(last_yield, T_INT), M(yields, T_LONGLONG),
     M(frame_ticks, T_INT), M(clock_rate, T_INT),
+    M(phone_frame_ticks, T_INT), M(phone_clock_rate, T_INT),
+    M(transcoding, T_INT), M(opus_encode_address, T_ULONGLONG),
+    M(opus_decode_address, T_ULONGLONG), M(opus_samples_address, T_ULONGLONG),
+    M(decoder, T_ULONGLONG), M(encode_table, T_ULONGLONG), M(a_history, T_ULONGLONG),
+    M(a_history_length, T_LONGLONG), M(encoder, T_ULONGLONG), M(decode_table, T_ULONGLONG),
+    M(b_history, T_ULONGLONG), M(b_history_length, T_LONGLONG), M(pcm_frame, T_INT),
     M(browser_pt, T_INT), M(browser_ssrc, T_LONGLONG),
     M(br_received, T_LONGLONG), M(br_cycles, T_LONGLONG), M(br_jitter_q4, T_LONGLONG),
     M(br_last_arrival, T_LONGLONG), M(br_last_timestamp, T_LONGLONG),

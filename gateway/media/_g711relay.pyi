@@ -1,4 +1,5 @@
-# The C relay (gateway/media/_g711relay.c); gateway/media/native_relay.py drives it.
+# The C relay (gateway/media/_g711relay.c): G.711 relayed, or Opus <-> G.711 transcoded;
+# gateway/media/native_relay.py drives it.
 from collections.abc import Callable
 from typing import Any
 
@@ -19,6 +20,21 @@ class Relay:
     yields: int
     frame_ticks: int
     clock_rate: int
+    phone_frame_ticks: int
+    phone_clock_rate: int
+    transcoding: int
+    opus_encode_address: int
+    opus_decode_address: int
+    opus_samples_address: int
+    decoder: int
+    encode_table: int
+    a_history: int
+    a_history_length: int
+    encoder: int
+    decode_table: int
+    b_history: int
+    b_history_length: int
+    pcm_frame: int
     browser_pt: int
     browser_ssrc: int
     br_received: int

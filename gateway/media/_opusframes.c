@@ -18,16 +18,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
-#include <stdint.h>
-#include <string.h>
-
-typedef int32_t (*opus_encode_function)(void *state, const int16_t *pcm, int frame_size,
-                                        unsigned char *data, int32_t max_data_bytes);
-typedef int (*opus_decode_function)(void *state, const unsigned char *data, int32_t length,
-                                    int16_t *pcm, int frame_size, int decode_fec);
-
-#define MAX_PACKET_BYTES 1275 /* sip_bridge.rtp.opus.MAX_PACKET_BYTES */
-#define MAX_FRAME 960         /* 20 ms at 48 kHz: the most a frame holds here */
+#include "_opusstep.h"
 
 static opus_encode_function opus_encode_fn = NULL;
 static opus_decode_function opus_decode_fn = NULL;
@@ -40,18 +31,6 @@ static int as_address(PyObject *value, void **out) {
 static int as_size(PyObject *value, Py_ssize_t *out) {
     *out = PyLong_AsSsize_t(value);
     return (*out == -1 && PyErr_Occurred()) ? -1 : 0;
-}
-
-/* The concealer's history (float32): shift left by n, append the frame. */
-static void keep_history(float *history, Py_ssize_t length, const int16_t *pcm, Py_ssize_t n) {
-    if (n >= length) {
-        for (Py_ssize_t i = 0; i < length; i++)
-            history[i] = (float)pcm[n - length + i];
-        return;
-    }
-    memmove(history, history + n, (size_t)(length - n) * sizeof(float));
-    for (Py_ssize_t i = 0; i < n; i++)
-        history[length - n + i] = (float)pcm[i];
 }
 
 static PyObject *setup(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
@@ -103,22 +82,24 @@ static PyObject *opus_to_g711(PyObject *module, PyObject *const *args, Py_ssize_
     }
     if (PyObject_GetBuffer(args[7], &payload, PyBUF_SIMPLE) < 0)
         return NULL;
-    int samples = payload.len > INT32_MAX
-                      ? -1
-                      : opus_decode_fn(decoder, (const unsigned char *)payload.buf,
-                                       (int32_t)payload.len, (int16_t *)pcm, (int)capacity, 0);
-    PyBuffer_Release(&payload);
-    if (samples != frame)
-        return PyLong_FromLong(samples);
+    if (payload.len > INT32_MAX) {
+        PyBuffer_Release(&payload);
+        return PyLong_FromLong(-1);
+    }
     PyObject *out = PyBytes_FromStringAndSize(NULL, frame);
-    if (out == NULL)
+    if (out == NULL) {
+        PyBuffer_Release(&payload);
         return NULL;
-    unsigned char *codes = (unsigned char *)PyBytes_AS_STRING(out);
-    const int16_t *decoded = (const int16_t *)pcm;
-    const unsigned char *encode_table = (const unsigned char *)table;
-    for (Py_ssize_t i = 0; i < frame; i++)
-        codes[i] = encode_table[(uint16_t)decoded[i]];
-    keep_history((float *)history, history_length, decoded, frame);
+    }
+    opus_step step = {decoder, table, (float *)history, history_length, (int)frame};
+    int samples = opus_step_to_g711(&step, opus_decode_fn, (const unsigned char *)payload.buf,
+                                    (int32_t)payload.len, (int16_t *)pcm, (int)capacity,
+                                    (unsigned char *)PyBytes_AS_STRING(out));
+    PyBuffer_Release(&payload);
+    if (samples != frame) {
+        Py_DECREF(out);
+        return PyLong_FromLong(samples);
+    }
     return out;
 }
 
@@ -134,7 +115,6 @@ static PyObject *g711_to_opus(PyObject *module, PyObject *const *args, Py_ssize_
     void *encoder, *table, *history;
     Py_ssize_t history_length, frame;
     Py_buffer payload;
-    int16_t pcm[MAX_FRAME];
     unsigned char packet[MAX_PACKET_BYTES];
     if (nargs != 6) {
         PyErr_SetString(PyExc_TypeError, "g711_to_opus takes 6 arguments");
@@ -158,15 +138,12 @@ static PyObject *g711_to_opus(PyObject *module, PyObject *const *args, Py_ssize_
         PyBuffer_Release(&payload);
         Py_RETURN_NONE;
     }
-    const unsigned char *codes = (const unsigned char *)payload.buf;
-    const int16_t *decode_table = (const int16_t *)table;
-    for (Py_ssize_t i = 0; i < frame; i++)
-        pcm[i] = decode_table[codes[i]];
+    opus_step step = {encoder, table, (float *)history, history_length, (int)frame};
+    int32_t size = g711_step_to_opus(&step, opus_encode_fn, (const unsigned char *)payload.buf,
+                                     packet);
     PyBuffer_Release(&payload);
-    int32_t size = opus_encode_fn(encoder, pcm, (int)frame, packet, MAX_PACKET_BYTES);
     if (size < 0)
         Py_RETURN_NONE; /* libopus refused the frame: nothing was changed */
-    keep_history((float *)history, history_length, pcm, frame);
     return PyBytes_FromStringAndSize((const char *)packet, size);
 }
 

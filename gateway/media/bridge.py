@@ -10,9 +10,10 @@ jitter. Timestamps on the way out advance with the source's timestamps, so a fra
 upstream stays a gap downstream and is concealed there rather than played early.
 
 Same codec on both legs (G.711 end to end, the default policy): payloads are relayed
-untouched; between a browser and a phone, while the call is steady, that relay runs in C
-(gateway.media.native_relay). Otherwise a `Transcoder` converts each frame, and frames
-lost upstream are concealed here, because an encoder's output has no gaps to show.
+untouched. Otherwise a `Transcoder` converts each frame, and frames lost upstream are
+concealed here, because an encoder's output has no gaps to show. Between a browser and a
+G.711 phone, while the call is steady, either runs in C (gateway.media.native_relay): the
+relay, or Opus <-> G.711 transcoding.
 """
 
 from __future__ import annotations
@@ -137,8 +138,9 @@ class Direction:
 class MediaBridge:
     """Joins leg `a` and leg `b`: `a_to_b` and `b_to_a` are the two directions.
 
-    `native`: when `a` is a browser and `b` a phone, relay G.711 in C while the call is
-    steady (`[media] native_relay`; only where the extension is built)."""
+    `native`: when `a` is a browser and `b` a phone, carry the call in C while it is steady,
+    G.711 untouched or transcoded between the browser's Opus and the phone's G.711
+    (`[media] native_relay`; only where the extension is built)."""
 
     def __init__(self, a: AudioLeg, b: AudioLeg, *, native: bool = False) -> None:
         self.a = a
@@ -172,7 +174,11 @@ class MediaBridge:
         self.stopped = False
         self.a.listen(self.a_to_b.on_packet)
         self.b.listen(self.b_to_a.on_packet)
-        if self._native and self.a_to_b.transcoder is None and NativeRelay.available():
+        if (
+            self._native
+            and NativeRelay.available()
+            and NativeRelay.covers(self.a_to_b, self.b_to_a)
+        ):
             from gateway.media.webrtc_leg import WebRtcLeg  # loaded wherever browsers call
 
             if isinstance(self.a, WebRtcLeg) and isinstance(self.b, RtpLeg):
@@ -180,13 +186,11 @@ class MediaBridge:
                 self.native.start()
 
     def relayed_frames(self) -> tuple[int, int]:
-        """Frames relayed untranscoded so far, both ways: (in C, in Python)."""
+        """Frames carried so far, both ways, transcoded or not: (in C, in Python)."""
         native, python = self._current_frames()
         return self._earlier_frames[0] + native, self._earlier_frames[1] + python
 
     def _current_frames(self) -> tuple[int, int]:
-        if self.a_to_b.transcoder is not None:
-            return 0, 0
         native = self._native_frames + (self.native.native_frames if self.native else 0)
         return native, self.a_to_b.frames + self.b_to_a.frames - native
 

@@ -1,4 +1,5 @@
-"""The G.711 pass-through path of a call in C, while the call is steady (`[media] native_relay`).
+"""The path of a call between a browser and a G.711 phone in C, while the call is steady
+(`[media] native_relay`).
 
 Relaying G.711 costs CPython about 15 us of stepping per datagram (docs/benchmark.md): the
 ICE socket's dispatch, `SrtpAudioChannel._receive`, the bridge's `Direction.on_packet`,
@@ -7,11 +8,20 @@ ICE socket's dispatch, `SrtpAudioChannel._receive`, the bridge's `Direction.on_p
 does that step in one C call per datagram: unprotect, check, count, re-address, protect,
 send. The Python objects stay the truth for everything else.
 
+A browser speaking Opus to a G.711 phone takes the same path, transcoded: the Relay does
+the transcoders' steady 20 ms frame too (Opus decoded to the phone's rate and coded by the
+G.711 table; the phone's G.711 decoded and Opus-encoded; each concealer's history kept),
+with the C step the transcoder itself uses (gateway/media/_opusstep.h). A lost frame
+either way, a packet that is not one 20 ms frame, a frame libopus refuses, or a
+concealer still fading back in after a loss: the Python transcoder's (it conceals and
+reframes), so the Relay yields on those as on the others below.
+
 How the two share the path:
 
 - *Engaging.* Once a second the bridge's `NativeRelay` looks whether the call is steady:
   both legs up and listening to this bridge, the same G.711 codec and 20 ms frames on both
-  sides, neither direction muted, the phone latched, sending (not held), no DTMF event in
+  sides (or Opus to the browser, G.711 to the phone, both transcoders steady), neither
+  direction muted, the phone latched, sending (not held), no DTMF event in
   flight either way, the browser's media on a direct (not TURN) ICE pair, each source
   known and its timestamps anchored. If so, it copies the path's state (sequence numbers,
   timestamps, reception statistics) from the Python objects into the Relay and makes the
@@ -43,8 +53,10 @@ from typing import TYPE_CHECKING, Any, cast
 
 from aioice.turn import TurnTransport
 
+from sip_bridge.rtp.opus import libopus_addresses, libopus_packet_samples_address
+
 if TYPE_CHECKING:
-    from gateway.media.bridge import MediaBridge, RtpLeg
+    from gateway.media.bridge import Direction, MediaBridge, RtpLeg
     from gateway.media.webrtc_leg import WebRtcLeg
 
 Relay: Any
@@ -93,12 +105,31 @@ def _numeric(host: Any) -> bool:
     return True
 
 
+def _transcoded(a_to_b: Direction, b_to_a: Direction) -> bool:
+    """Opus from the browser to a G.711 phone and back, each way with the C frame step."""
+    forward, backward = a_to_b.transcoder, b_to_a.transcoder
+    return (
+        forward is not None
+        and backward is not None
+        and forward.native_frame is not None
+        and forward.native_frame.from_opus
+        and backward.native_frame is not None
+        and not backward.native_frame.from_opus
+    )
+
+
 class NativeRelay:
-    """Runs a bridge's browser <-> phone G.711 path in C while the call is steady."""
+    """Runs a bridge's browser <-> G.711 phone path in C while the call is steady."""
 
     @staticmethod
     def available() -> bool:
         return Relay is not None and _SRTP is not None
+
+    @staticmethod
+    def covers(a_to_b: Direction, b_to_a: Direction) -> bool:
+        """Whether the relay can carry these directions: G.711 untouched, or transcoded
+        between the browser's Opus and the phone's G.711."""
+        return a_to_b.transcoder is None or _transcoded(a_to_b, b_to_a)
 
     def __init__(self, bridge: MediaBridge, browser: WebRtcLeg, phone: RtpLeg) -> None:
         self._bridge = bridge
@@ -153,11 +184,20 @@ class NativeRelay:
         a_to_b, b_to_a = bridge.a_to_b, bridge.b_to_a
         channel, rtp = browser._channel, phone.rtp
         codec = browser.codec
+        forward, backward = a_to_b.transcoder, b_to_a.transcoder
+        if forward is None:  # G.711 untouched
+            codecs_steady = codec is not None and phone.codec.name == codec.name
+        else:  # Opus <-> G.711, neither transcoder concealing or holding PCM back
+            codecs_steady = (
+                _transcoded(a_to_b, b_to_a)
+                and forward.steady
+                and backward is not None
+                and backward.steady
+            )
         if (
             codec is None
-            or codec.name.upper() not in G711
-            or phone.codec.name != codec.name
-            or a_to_b.transcoder is not None
+            or not codecs_steady
+            or phone.codec.name.upper() not in G711
             or a_to_b.muted
             or b_to_a.muted
             or a_to_b._timeline._last is None
@@ -191,7 +231,8 @@ class NativeRelay:
             or rtp._dtmf_active
             or rtp._dtmf_receiver.awaiting_end
             or not rtp._byte_per_tick
-            or rtp.codec.clock_rate != codec.clock_rate
+            or rtp.codec.name != phone.codec.name
+            or rtp.codec.clock_rate != phone.codec.clock_rate
             or rtp._last_relay_timestamp is None
             or rtp._last_send_time is None
             or reception is None
@@ -246,6 +287,9 @@ class NativeRelay:
         relay.set_browser_header(bytes(channel._tx_view[: channel._header_size]))
         relay.frame_ticks = browser.codec.frame_ticks
         relay.clock_rate = browser.codec.clock_rate
+        relay.phone_frame_ticks = self._phone.codec.frame_ticks
+        relay.phone_clock_rate = self._phone.codec.clock_rate
+        self._set_transcoding(relay)
         relay.browser_pt = channel._payload_type
         relay.phone_pt = rtp._packetizer.payload_type
         relay.phone_ssrc = rtp._packetizer.ssrc
@@ -268,6 +312,24 @@ class NativeRelay:
         relay.engaged = 1
         self.engagements += 1
         self._frames_at_engage = self._frames_copied = relay.a_frames + relay.b_frames
+
+    def _set_transcoding(self, relay: Any) -> None:
+        """The transcoders' codec states, tables and histories, when the path transcodes."""
+        bridge = self._bridge
+        forward, backward = bridge.a_to_b.transcoder, bridge.b_to_a.transcoder
+        if forward is None or backward is None:
+            relay.transcoding = 0
+            return
+        decoding, encoding = forward.native_frame, backward.native_frame
+        assert decoding is not None and encoding is not None
+        relay.opus_encode_address, relay.opus_decode_address = libopus_addresses()
+        relay.opus_samples_address = libopus_packet_samples_address()
+        relay.decoder, relay.encode_table = decoding.codec, decoding.table
+        relay.a_history, relay.a_history_length = decoding.history, decoding.history_length
+        relay.encoder, relay.decode_table = encoding.codec, encoding.table
+        relay.b_history, relay.b_history_length = encoding.history, encoding.history_length
+        relay.pcm_frame = decoding.frame
+        relay.transcoding = 1
 
     def _mirrored(self) -> list[tuple[Any, str, str]]:
         """The path's state the relay holds while engaged, as (object, its attribute, the

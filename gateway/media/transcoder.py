@@ -48,6 +48,7 @@ __all__ = [
     "OPUS",
     "OPUS_INPUT_RATES",
     "AudioCodec",
+    "NativeFrame",
     "OpusDecoder",
     "OpusEncoder",
     "OpusError",
@@ -95,6 +96,19 @@ OPUS_INPUT_RATES = OPUS_RATES
 # ~15 (speech-like) or ~25 (a steady tone) here, and a speech-like signal decodes with the
 # same SNR (28 dB) at 32 kbit/s, far more bits than 4 kHz of telephone audio needs.
 PHONE_AUDIO_COMPLEXITY = 4
+
+
+@dataclass(frozen=True, slots=True)
+class NativeFrame:
+    """What the C frame step takes of one direction's transcoder (its own C call, and the
+    native relay's: gateway/media/_opusstep.h). Addresses valid while the transcoder lives."""
+
+    codec: int  # the OpusDecoder's state (Opus -> G.711) or the OpusEncoder's
+    table: int  # the G.711 encode table (Opus -> G.711) or decode table
+    history: int  # the concealer's history (float32)
+    history_length: int
+    frame: int  # samples of a 20 ms frame at the PCM rate: the G.711 frame's bytes
+    from_opus: bool  # Opus -> G.711
 
 
 class _Resampler:
@@ -177,41 +191,66 @@ class Transcoder:
         # any length: concealed as one frame, not gathered into one every other SID.
         self._lone_sid_bytes = SID_BYTES if source.name == "G729" else -1
         self._concealer = LossConcealer(self.frame_samples, self.pcm_rate)
-        self._native = self._native_step(opus_encoder, opus_decoder)
+        self._opus_coders = (opus_encoder, opus_decoder)  # alive as long as native_frame
+        self.native_frame = self._native_frame(opus_encoder, opus_decoder)
+        self._native = self._native_step(self.native_frame)
         self.native = self._native is not None
 
-    def _native_step(
+    def _native_frame(
         self, encoder: OpusEncoder | None, decoder: OpusDecoder | None
-    ) -> Callable[[bytes | memoryview], bytes | int | None] | None:
-        """The steady 20 ms frame in one C call (`_opusframes`), for G.711 <-> Opus with
-        nothing to resample; None where the extension is not built or does not apply."""
+    ) -> NativeFrame | None:
+        """For G.711 <-> Opus with nothing to resample, where the extension is built."""
         if _opusframes is None or self._resampler is not None:
             return None
         history = self._concealer.history
         if decoder is not None and self.target.name in G711_TABLES:
+            table = G711_TABLES[self.target.name][0]
+        elif encoder is not None and self.source.name in G711_TABLES:
+            table = G711_TABLES[self.source.name][1]
+        else:
+            return None
+        coder = decoder if decoder is not None else encoder
+        assert coder is not None
+        return NativeFrame(
+            coder.state_address,
+            table.ctypes.data,
+            history.ctypes.data,
+            len(history),
+            self.frame_samples,
+            decoder is not None,
+        )
+
+    def _native_step(
+        self, frame: NativeFrame | None
+    ) -> Callable[[bytes | memoryview], bytes | int | None] | None:
+        """The steady 20 ms frame in one C call (`_opusframes`)."""
+        if frame is None:
+            return None
+        fields = (frame.codec, frame.table, frame.history, frame.history_length)
+        if frame.from_opus:
+            decoder = self._opus_coders[1]
+            assert decoder is not None
             self._pcm = np.zeros(decoder.max_samples, np.int16)  # PCM of other lengths
-            encode_table = G711_TABLES[self.target.name][0]
             return functools.partial(
                 _opusframes.opus_to_g711,
-                decoder.state_address,
-                encode_table.ctypes.data,
-                history.ctypes.data,
-                len(history),
+                *fields,
                 self._pcm.ctypes.data,
                 len(self._pcm),
-                self.frame_samples,
+                frame.frame,
             )
-        if encoder is not None and self.source.name in G711_TABLES:
-            decode_table = G711_TABLES[self.source.name][1]
-            return functools.partial(
-                _opusframes.g711_to_opus,
-                encoder.state_address,
-                decode_table.ctypes.data,
-                history.ctypes.data,
-                len(history),
-                self.frame_samples,
-            )
-        return None
+        return functools.partial(_opusframes.g711_to_opus, *fields, frame.frame)
+
+    @property
+    def opus_decoder(self) -> OpusDecoder | None:
+        """The decoder of an Opus source (what the browser sends): None for others."""
+        return self._opus_coders[1]
+
+    @property
+    def steady(self) -> bool:
+        """The next 20 ms frame may take the C step: nothing held back from a packet of
+        another length, the concealer not fading back in after a loss."""
+        concealing = self._concealer.concealing
+        return self._pending is None and not concealing and self.packet_frames == 1
 
     def convert(self, payload: bytes | memoryview) -> list[bytes]:
         native = self._native

@@ -88,6 +88,10 @@ class OutboundAudioTrack(MediaStreamTrack):
         self._ready.set()
 
 
+# The Opus fmtp parameters of an answer to a browser whose calls reach narrowband phones.
+NARROWBAND_OPUS = {"maxplaybackrate": 8000, "sprop-maxcapturerate": 8000}
+
+
 class WebRtcLeg:
     """Answers the browser's offer and exchanges encoded audio frames with it.
 
@@ -115,6 +119,7 @@ class WebRtcLeg:
         share_certificate(self.pc)  # one DTLS certificate and context per worker
         self._ice_mux = ice_mux
         self._browser_codecs = [c.lower() for c in settings.codecs]
+        self._narrowband = settings.narrowband_phones
         self.candidates = CandidatePolicy(settings.denied_candidate_networks)
         self.checks = CheckBudget(settings.max_checks_per_call)
         self.codec: AudioCodec | None = None
@@ -166,6 +171,11 @@ class WebRtcLeg:
             raise ValueError("the offer has no audio codec the gateway accepts")
         # One codec in the answer: the browser cannot switch codecs mid-call under us.
         transceiver._codecs = [chosen]
+        if self._narrowband and chosen.mimeType.lower() == "audio/opus":
+            # RFC 7587: we play (and capture) no more than 8 kHz-sampled audio, since the
+            # phone takes no more; Chromium then limits its encoder to narrowband
+            # (OPUS_SET_MAX_BANDWIDTH), cheaper to decode, with nothing lost to the phone.
+            chosen.parameters = {**chosen.parameters, **NARROWBAND_OPUS}
         self.codec = audio_codec(chosen.mimeType.split("/", 1)[1])
         self._track = OutboundAudioTrack(chosen.clockRate)
         transceiver.sender.replaceTrack(self._track)

@@ -127,7 +127,7 @@ class Metrics:
         )
         self.relayed_frames = Counter(
             "gateway_media_relayed_frames",
-            "Audio frames relayed between a browser and a phone without transcoding, by "
+            "Audio frames carried between a browser and a phone (relayed or transcoded), by "
             "path: native (in C, gateway.media.native_relay) or python",
             ["path"],
             registry=r,

@@ -28,6 +28,7 @@ __all__ = [
     "OpusError",
     "OpusFrameDecoder",
     "libopus_addresses",
+    "libopus_packet_samples_address",
 ]
 
 OpusError = opuslib_next.exceptions.OpusError
@@ -64,6 +65,7 @@ _opus_decode.argtypes = (
     ctypes.c_int,
 )
 _opus_decode.restype = ctypes.c_int
+_opus_packet_samples = _libopus["opus_packet_get_nb_samples"]
 
 _EMPTY = np.zeros(0, np.int16)
 
@@ -75,6 +77,12 @@ def libopus_addresses() -> tuple[int, int]:
         ctypes.cast(_opus_encode, ctypes.c_void_p).value or 0,
         ctypes.cast(_opus_decode, ctypes.c_void_p).value or 0,
     )
+
+
+def libopus_packet_samples_address() -> int:
+    """The address of libopus's `opus_packet_get_nb_samples` (a packet's duration, read
+    from its table of contents without decoding it: gateway/media/_g711relay.c)."""
+    return ctypes.cast(_opus_packet_samples, ctypes.c_void_p).value or 0
 
 
 class _Buffer:
@@ -94,7 +102,8 @@ class OpusEncoder:
     "lowdelay" (CELT only: 2.5 ms of lookahead instead of 6.5). `complexity` is libopus's
     0-10 (its default 10): below 5 CELT skips the pitch search of its pre-filter, which a
     phone's 8 kHz audio coded at 32 kbit/s does not need (see
-    `gateway.media.transcoder.PHONE_AUDIO_COMPLEXITY`).
+    `gateway.media.transcoder.PHONE_AUDIO_COMPLEXITY`). `narrowband`: no audio above 4 kHz
+    (OPUS_SET_MAX_BANDWIDTH), as libwebrtc sets it for a far end's maxplaybackrate of 8000.
     """
 
     def __init__(
@@ -103,6 +112,7 @@ class OpusEncoder:
         input_rate: int = 48000,
         application: str = "voip",
         complexity: int = 10,
+        narrowband: bool = False,
     ) -> None:
         if input_rate not in OPUS_RATES:
             raise ValueError(f"libopus takes PCM at {OPUS_RATES} Hz, not {input_rate}")
@@ -111,6 +121,8 @@ class OpusEncoder:
         self._coder.bitrate = bitrate
         if complexity != 10:
             self._coder.complexity = complexity
+        if narrowband:
+            self._coder.max_bandwidth = opus_constants.BANDWIDTH_NARROWBAND
         self._state = ctypes.cast(self._coder.encoder_state, ctypes.c_void_p).value
         self.state_address: int = self._state or 0  # valid while this object lives
         self._out = _Buffer(MAX_PACKET_BYTES)
@@ -143,6 +155,12 @@ class OpusDecoder:
         self.state_address: int = self._state or 0  # valid while this object lives
         self._max_samples = self.max_samples = rate * MAX_PACKET_MS // 1000
         self._out = _Buffer(2 * self._max_samples)
+
+    @property
+    def bandwidth(self) -> int:
+        """libopus's audio bandwidth of the last packet decoded (OPUS_GET_BANDWIDTH: 1101
+        narrowband ... 1105 fullband; 0 before the first)."""
+        return int(self._coder.bandwidth)
 
     def decode(self, payload: bytes | bytearray | memoryview) -> np.ndarray:
         """The PCM of one packet (a new array); raises `OpusError` if libopus refuses it."""

@@ -7,6 +7,7 @@ import re
 import time
 
 import pytest
+from opuslib_next.constants import BANDWIDTH_NARROWBAND
 
 from gateway.api import CallState
 from tests.support.audio import assert_tone, assert_wav_has_tone
@@ -39,30 +40,38 @@ async def test_call_to_a_desk_phone_carries_audio_both_ways(
     gateway_factory, baresip_factory, page, codec
 ):
     phone = baresip_factory(codecs=("PCMU",), tone_hz=PHONE_HZ, tone_seconds=20)
-    gateway = await gateway_factory(destination=phone.uri, browser_codecs=[codec])
+    # Narrowband phones only: Chromium's Opus is answered with maxplaybackrate=8000.
+    gateway = await gateway_factory(
+        destination=phone.uri, browser_codecs=[codec], media='sip_codecs = ["PCMU", "PCMA"]'
+    )
     await open_call_page(page, gateway)
     await page.get_by_role("button", name="Call").click()
     await wait_for_status(page, "In call")
     (call,) = gateway.calls.calls.values()
     assert call.bridge.transcoding == (codec == "opus")
+    answer = call.webrtc.pc.localDescription.sdp
+    assert ("maxplaybackrate=8000;sprop-maxcapturerate=8000" in answer) == (codec == "opus")
     # Chromium reached the call on the gateway's one ICE port (ice.port), no port of its own.
     connection = call.webrtc.pc.getTransceivers()[0].sender.transport.transport._connection
     assert connection._nominated[1].local_candidate.port == gateway.config.ice.port
     assert gateway.ice_mux.calls == 1
+    # Steady G.711, relayed or transcoded to and from Chromium's Opus: the path runs in C
+    # (gateway.media.native_relay) from here on.
     native = call.bridge.native
-    if codec == "PCMU":
-        # Steady G.711: the relay runs in C (gateway.media.native_relay) from here on.
-        for _ in range(100):
-            if native is not None and native.engaged:
-                break
-            await asyncio.sleep(0.1)
-        assert native is not None and native.engaged
-        frames_before = native._relay.a_frames + native._relay.b_frames
+    for _ in range(100):
+        if native is not None and native.engaged:
+            break
+        await asyncio.sleep(0.1)
+    assert native is not None and native.engaged
+    assert native._relay.transcoding == (codec == "opus")
+    frames_before = native._relay.a_frames + native._relay.b_frames
     samples, rate = await capture_remote_audio(page, 2.0)
     assert_tone(samples, rate, PHONE_HZ, skip_seconds=0.2, what="audio the page received")
-    if native is not None:
-        # Those two seconds went through C both ways (50 frames a second each way).
-        assert native._relay.a_frames + native._relay.b_frames - frames_before >= 150
+    # Those two seconds went through C both ways (50 frames a second each way).
+    assert native._relay.a_frames + native._relay.b_frames - frames_before >= 150
+    if codec == "opus":  # Chromium took the answer's maxplaybackrate: narrowband Opus
+        decoder = call.bridge.a_to_b.transcoder.opus_decoder
+        assert decoder is not None and decoder.bandwidth == BANDWIDTH_NARROWBAND
     await page.get_by_role("button", name="Keypad").click()
     for digit in ("1", "pound"):
         await page.get_by_role("button", name=digit, exact=True).click()

@@ -115,6 +115,23 @@ def test_each_call_sends_on_its_own_clock():
             assert abs(phase - v.phase * 1000) < 1e-6
 
 
+def test_opus_visitors_go_narrowband_when_the_answer_caps_playback_as_chromium_does():
+    """An answer's Opus fmtp maxplaybackrate=8000 (the gateway's, when its phones are all
+    narrowband): Chromium's encoder then codes narrowband at 12 kbit/s, and so do the
+    visitors' frames; without it, fullband."""
+    from opuslib_next.api.decoder import libopus_packet_get_bandwidth
+    from opuslib_next.constants import BANDWIDTH_FULLBAND, BANDWIDTH_NARROWBAND
+
+    from bench.load.audio import encoded_frames, plays_narrowband
+
+    answer = "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111 opus/48000/2\r\n"
+    capped = answer + "a=fmtp:111 maxplaybackrate=8000;sprop-maxcapturerate=8000\r\n"
+    assert plays_narrowband(capped) and not plays_narrowband(answer)
+    for narrowband, bandwidth in ((True, BANDWIDTH_NARROWBAND), (False, BANDWIDTH_FULLBAND)):
+        frames = encoded_frames("opus", narrowband=narrowband)
+        assert {libopus_packet_get_bandwidth(f) for f in frames} == {bandwidth}
+
+
 def test_a_stock_aiortc_client_loads_the_gateway():
     """`--generator-media aiortc` (bench/load/stock_visitor.py): stock aiortc peers, their
     own offer and media path, place the calls and hear the echo through aiortc's decoder."""

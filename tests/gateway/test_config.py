@@ -35,6 +35,7 @@ from gateway.config import (
     load_config,
     parse_config,
 )
+from gateway.config.legs import browser_leg_settings
 from sip_bridge.rtp import g729
 from sip_bridge.uri import parse_sip_uri
 from tests.support.audio import write_tone_wav
@@ -1083,3 +1084,16 @@ def test_several_nodes_need_redis_urls_node_names_and_one_token_secret() -> None
         "storage.node: must be 1-48 letters, digits, '.', '_' or '-' (starting with a letter "
         "or digit), not 'a b'"
     )
+
+
+@pytest.mark.parametrize(
+    ("sip_codecs", "narrowband"),
+    [
+        ('["PCMU", "PCMA", "G722", "opus"]', False),
+        ('["PCMU", "g729"]', True),
+        ('["PCMU", "G722"]', False),
+    ],
+)
+def test_the_browser_is_answered_for_narrowband_when_every_sip_codec_is(sip_codecs, narrowband):
+    config = parse_config(f"[media]\nsip_codecs = {sip_codecs}\n")
+    assert browser_leg_settings(config).narrowband_phones is narrowband

@@ -9,12 +9,14 @@ import datetime
 import fractions
 import gc
 import itertools
+import re
 import struct
 import weakref
 from types import SimpleNamespace
 
 import av
 import numpy as np
+import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpTransceiver, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcrtpsender import RTCRtpSender
@@ -234,6 +236,24 @@ async def test_an_offer_with_an_empty_mid_still_connects_over_the_channel():
         await browser.setRemoteDescription(RTCSessionDescription(answer, "answer"))
         await asyncio.wait_for(leg.connected.wait(), 5)
         assert leg._channel.attached  # no MID extension, no exception: our path, not aiortc's
+    finally:
+        await leg.close()
+        await browser.close()
+
+
+@pytest.mark.parametrize("narrowband_phones", [False, True])
+async def test_opus_is_answered_for_narrowband_only_when_every_phone_is(narrowband_phones: bool):
+    use_host_addresses(["127.0.0.1"])
+    browser = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    leg = WebRtcLeg(BrowserLegSettings(codecs=("opus",), narrowband_phones=narrowband_phones))
+    try:
+        browser.addTransceiver("audio")
+        await browser.setLocalDescription(await browser.createOffer())
+        answer = await leg.answer(browser.localDescription.sdp)
+        (payload_type,) = re.findall(r"^a=rtpmap:(\d+) opus/48000/2\r$", answer, re.M)
+        fmtp = re.findall(rf"^a=fmtp:{payload_type} (.*)\r$", answer, re.M)
+        expected = ["maxplaybackrate=8000;sprop-maxcapturerate=8000"]
+        assert fmtp == (expected if narrowband_phones else [])
     finally:
         await leg.close()
         await browser.close()
