@@ -8,7 +8,7 @@ the handshake): 162 KB per connection with aiortc's defaults, 93 KB with one sha
 context and `SSL_MODE_RELEASE_BUFFERS` (buffers allocated while a record is handled, freed
 after), plus 17 KB per call of certificate and key no longer made. Servers do the same:
 Janus and mediasoup use one DTLS certificate for all their peers; the browser checks the
-certificate against the fingerprint in our answer, which stays per call correct.
+certificate against the fingerprint in our answer, as before.
 
 The shared context caches no sessions (`SESS_CACHE_OFF`): WebRTC peers do not resume DTLS
 sessions, and a cache in a context that lives as long as the worker would grow with every
