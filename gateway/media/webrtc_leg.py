@@ -32,6 +32,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.sdp import candidate_from_sdp
 
 from gateway.config.legs import BrowserLegSettings
+from gateway.media.dtls_certificate import share_certificate
 from gateway.media.ice_mux import IceMux
 from gateway.media.ice_policy import CandidatePolicy, CheckBudget
 from gateway.media.ice_servers import IceServers
@@ -115,6 +116,7 @@ class WebRtcLeg:
         ]
         # An explicit list, even empty: aiortc falls back to a public STUN server otherwise.
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=servers))
+        share_certificate(self.pc)  # one DTLS certificate and context per worker
         self._ice_mux = ice_mux
         self._browser_codecs = [c.lower() for c in settings.codecs]
         self._narrowband = settings.narrowband_phones

@@ -66,6 +66,7 @@ class Call:
     def __init__(self, browser_codec: str = "pcmu") -> None:
         self.browser_codec = browser_codec
         self.phone_gaps = 0  # frames the phone is to leave out of its timestamps (a loss)
+        self.browser_drops = 0  # packets of the browser's lost on their way (not sent)
         self.heard_by_phone: list[bytes] = []  # payloads, in arrival order
         self.phone_sequences: list[int] = []
         self.heard_by_browser: list[np.ndarray] = []
@@ -108,6 +109,9 @@ class Call:
 
         async def sent(data: bytes) -> None:  # (aiortc sends its RTCP through here too)
             if not is_rtcp(data):
+                if self.browser_drops > 0:
+                    self.browser_drops -= 1
+                    return
                 self.browser_said.append(RtpPacket.parse(data).payload)
             await send(data)
 
@@ -351,6 +355,25 @@ async def test_a_lost_frame_is_concealed_in_python_then_c_transcodes_again(call:
     stats = await call.browser.getStats()
     inbound = next(s for s in stats.values() if s.type == "inbound-rtp")
     assert inbound.packetsLost == 0
+    assert phone_losses(call) == 0
+
+
+@OPUS
+async def test_a_frame_the_browser_lost_is_concealed_in_python_then_c_transcodes_again(
+    call: Call,
+):
+    native = call.bridge.native
+    assert native is not None
+    await call.until(lambda: native.engaged, "the relay engages")
+    call.browser_drops = 1  # one of the browser's packets lost on its way
+    await call.until(lambda: native.yields.get(8, 0) >= 1, "the relay yields on the loss")
+    await call.until(lambda: native.engaged and native.engagements >= 2, "engaged again")
+    relay, frames_from = native._relay, native._relay.a_frames
+    phone_from = len(call.heard_by_phone)
+    await call.until(lambda: len(call.heard_by_phone) - phone_from >= 50, "a second")
+    assert relay.a_frames - frames_from >= 40  # transcoded in C again
+    assert abs(phone_heard_hz(call.heard_by_phone[phone_from:]) - BROWSER_HZ) < 10
+    # Python filled the gap with a concealed frame: the phone's stream has none.
     assert phone_losses(call) == 0
 
 

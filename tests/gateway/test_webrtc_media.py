@@ -5,6 +5,7 @@ decodes (a G.711 tone, checked by frequency); what aiortc's own sender sends, it
 from __future__ import annotations
 
 import asyncio
+import datetime
 import fractions
 import gc
 import itertools
@@ -19,9 +20,11 @@ import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpTransceiver, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcrtpsender import RTCRtpSender
+from OpenSSL import SSL
 from pylibsrtp import Policy, Session
 
 from gateway.config.legs import BrowserLegSettings
+from gateway.media.dtls_certificate import worker_certificate
 from gateway.media.srtp_channel import SrtpAudioChannel
 from gateway.media.webrtc_leg import WebRtcLeg, use_host_addresses
 from sip_bridge.rtp.g711 import ulaw_encode
@@ -289,3 +292,57 @@ def test_reception_counts_losses_a_wrap_and_a_new_source_as_rtcp_reports_them():
         arrive(sequence, ssrc=99)  # a new stream: counted afresh
     assert channel.reception is not reception
     assert (channel.reception.packets_received, channel.reception.packets_lost) == (2, 0)
+
+
+async def test_calls_share_the_workers_dtls_certificate_and_context():
+    """Two calls at once answer with the worker's one certificate, handshake over its one
+    OpenSSL context (no session cache) and carry audio."""
+    use_host_addresses(["127.0.0.1"])
+    browsers = [RTCPeerConnection(RTCConfiguration(iceServers=[])) for _ in range(2)]
+    legs = [WebRtcLeg(BrowserLegSettings(codecs=("pcmu",))) for _ in range(2)]
+    received = [asyncio.get_running_loop().create_future() for _ in range(2)]
+    try:
+        for browser, leg, heard in zip(browsers, legs, received, strict=True):
+            browser.addTransceiver("audio")
+            browser.on("track", lambda track, heard=heard: heard.set_result(track))
+            await browser.setLocalDescription(await browser.createOffer())
+            answer = await leg.answer(browser.localDescription.sdp)
+            await browser.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+        certificate = worker_certificate()
+        fingerprint = certificate.getFingerprints()[0].value
+        assert all(f"a=fingerprint:sha-256 {fingerprint}" in leg.pc.localDescription.sdp
+                   for leg in legs)  # fmt: skip
+        for leg in legs:
+            await asyncio.wait_for(leg.connected.wait(), 5)
+            assert leg._channel.attached
+        (context,) = certificate._contexts.values()
+        assert context.get_session_cache_mode() == SSL.SESS_CACHE_OFF
+        for leg in legs:
+            assert leg.pc.getTransceivers()[0].receiver.transport._ssl.get_context() is context
+
+        async def send(leg: WebRtcLeg) -> None:
+            for payload in tone_frames():
+                leg.send(payload)
+                await asyncio.sleep(0.02)
+
+        senders = [asyncio.create_task(send(leg)) for leg in legs]
+        for heard in received:
+            track = await asyncio.wait_for(heard, 5)
+            frames = [await asyncio.wait_for(track.recv(), 5) for _ in range(30)]
+            audio = np.concatenate([f.to_ndarray().reshape(-1) for f in frames[10:]])
+            spectrum = np.abs(np.fft.rfft(audio.astype(np.float64) * np.hanning(len(audio))))
+            assert abs(np.argmax(spectrum) * frames[0].sample_rate / len(audio) - 700) < 10
+        await asyncio.gather(*senders)
+    finally:
+        for leg in legs:
+            await leg.close()
+        for browser in browsers:
+            await browser.close()
+
+
+def test_the_worker_certificate_is_renewed_a_day_before_it_expires():
+    now = datetime.datetime.now(datetime.UTC)
+    first = worker_certificate(now)
+    assert worker_certificate(now + datetime.timedelta(days=28)) is first
+    renewed = worker_certificate(first.expires - datetime.timedelta(hours=23))
+    assert renewed is not first and renewed.expires > first.expires
