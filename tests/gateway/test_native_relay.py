@@ -339,42 +339,34 @@ async def test_the_c_path_transcodes_to_the_same_bytes_as_the_python_steps(call:
 
 
 @OPUS
-async def test_a_lost_frame_is_concealed_in_python_then_c_transcodes_again(call: Call):
-    native = call.bridge.native
-    assert native is not None
-    await call.until(lambda: native.engaged, "the relay engages")
-    call.phone_gaps = 1  # the phone's timestamps skip a frame: one lost on its way
-    await call.until(lambda: native.yields.get(8, 0) >= 1, "the relay yields on the gap")
-    await call.until(lambda: native.engaged and native.engagements >= 2, "engaged again")
-    relay, frames_from = native._relay, native._relay.b_frames
-    browser_from = len(call.heard_by_browser)
-    await call.until(lambda: len(call.heard_by_browser) - browser_from >= 50, "a second")
-    assert relay.b_frames - frames_from >= 40  # transcoded in C again
-    assert abs(browser_heard_hz(call.heard_by_browser[browser_from:]) - PHONE_HZ) < 10
-    # Python filled the gap with a concealed frame: the browser's stream has none.
-    stats = await call.browser.getStats()
-    inbound = next(s for s in stats.values() if s.type == "inbound-rtp")
-    assert inbound.packetsLost == 0
-    assert phone_losses(call) == 0
-
-
-@OPUS
-async def test_a_frame_the_browser_lost_is_concealed_in_python_then_c_transcodes_again(
-    call: Call,
+@pytest.mark.parametrize("lost_by", ["phone", "browser"])
+async def test_a_lost_frame_is_concealed_in_python_then_c_transcodes_again(
+    call: Call, lost_by: str
 ):
     native = call.bridge.native
     assert native is not None
     await call.until(lambda: native.engaged, "the relay engages")
-    call.browser_drops = 1  # one of the browser's packets lost on its way
+    if lost_by == "phone":
+        call.phone_gaps = 1  # the phone's timestamps skip a frame: one lost on its way
+    else:
+        call.browser_drops = 1  # one of the browser's packets lost on its way
     await call.until(lambda: native.yields.get(8, 0) >= 1, "the relay yields on the loss")
     await call.until(lambda: native.engaged and native.engagements >= 2, "engaged again")
-    relay, frames_from = native._relay, native._relay.a_frames
-    phone_from = len(call.heard_by_phone)
-    await call.until(lambda: len(call.heard_by_phone) - phone_from >= 50, "a second")
-    assert relay.a_frames - frames_from >= 40  # transcoded in C again
-    assert abs(phone_heard_hz(call.heard_by_phone[phone_from:]) - BROWSER_HZ) < 10
-    # Python filled the gap with a concealed frame: the phone's stream has none.
-    assert phone_losses(call) == 0
+    relay = native._relay
+    # Towards the end that did not lose the frame: frames transcoded in C, what it heard.
+    frames = (lambda: relay.b_frames) if lost_by == "phone" else (lambda: relay.a_frames)
+    heard = call.heard_by_browser if lost_by == "phone" else call.heard_by_phone
+    frames_from, heard_from = frames(), len(heard)
+    await call.until(lambda: len(heard) - heard_from >= 50, "a second")
+    assert frames() - frames_from >= 40  # transcoded in C again
+    if lost_by == "phone":
+        assert abs(browser_heard_hz(call.heard_by_browser[heard_from:]) - PHONE_HZ) < 10
+        stats = await call.browser.getStats()
+        inbound = next(s for s in stats.values() if s.type == "inbound-rtp")
+        assert inbound.packetsLost == 0  # Python filled the gap with a concealed frame
+    else:
+        assert abs(phone_heard_hz(call.heard_by_phone[heard_from:]) - BROWSER_HZ) < 10
+    assert phone_losses(call) == 0  # (the phone's stream has no gap either way)
 
 
 @BOTH
