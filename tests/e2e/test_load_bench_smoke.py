@@ -41,6 +41,21 @@ def _circular_ms(a: float, b: float) -> float:
     return min(difference, period - difference)
 
 
+def two_calls(codec: str, media: str) -> dict:
+    """A point of two calls through one worker, its packets counted."""
+    return run_point(
+        PointSpec(
+            calls=2,
+            seconds=SECONDS,
+            codec=codec,
+            workers=1,
+            seed=SEED,
+            capture=True,
+            generator_media=media,
+        )
+    )
+
+
 @pytest.mark.parametrize("media", ["c", "python"])
 def test_the_load_benchmark_loads_the_gateway_like_browsers(media):
     """Both media paths of the generator (bench/load/native.py in C, browser_media.py in
@@ -48,17 +63,7 @@ def test_the_load_benchmark_loads_the_gateway_like_browsers(media):
     phases = [phase_offset(visitor_seed(SEED, index)) * 1000 for index in range(2)]
     assert _circular_ms(*phases) > 6, "pick a seed whose two calls' clocks are apart"
 
-    result = run_point(
-        PointSpec(
-            calls=2,
-            seconds=SECONDS,
-            codec="pcmu",
-            workers=1,
-            seed=SEED,
-            capture=True,
-            generator_media=media,
-        )
-    )
+    result = two_calls("pcmu", media)
 
     assert all(result[field] is not None for field in FIELDS), result
     assert result["calls_ok"] == 2, result["errors"]
@@ -170,17 +175,7 @@ def test_opus_visitors_hear_the_echo_through_the_transcoder(media):
     frames as Chromium would, the transcoded echo comes back and is heard as the tone."""
     from bench.load.audio import encoded_frames
 
-    result = run_point(
-        PointSpec(
-            calls=2,
-            seconds=SECONDS,
-            codec="opus",
-            workers=1,
-            seed=SEED,
-            capture=True,
-            generator_media=media,
-        )
-    )
+    result = two_calls("opus", media)
 
     assert result["calls_ok"] == 2, result["errors"]
     assert result["generator_media"] == [media]
