@@ -222,7 +222,8 @@ static PyObject *call2(PyObject *function, PyObject *const *args) {
 
 /* ------------------------------------------------------------------ transcoding */
 
-/* Whether the transcoding fields were all given (Python sets them before engaging). */
+/* Whether the transcoding fields were all given: checked once, when Python turns
+ * `transcoding` on after setting them (Relay_set_transcoding), not per packet. */
 static int transcoder_set(const Relay *self) {
     return self->opus_encode_address && self->opus_decode_address &&
            self->opus_samples_address && self->decoder && self->encode_table &&
@@ -237,8 +238,6 @@ static int transcode_from_browser(Relay *self, const unsigned char *payload, int
                                   long frames) {
     if (frames != 1)
         return YIELD_LOSS;
-    if (!transcoder_set(self))
-        return YIELD_CODEC;
     opus_samples_function samples_of = (opus_samples_function)(uintptr_t)self->opus_samples_address;
     if (samples_of(payload, size, self->pcm_frame * 50) != self->pcm_frame)
         return YIELD_FRAME_SIZE; /* (or not an Opus packet: libopus's error) */
@@ -260,8 +259,6 @@ static int transcode_from_phone(Relay *self, const unsigned char *payload, int s
                                 long frames, int *encoded) {
     if (frames != 1)
         return YIELD_LOSS;
-    if (!transcoder_set(self))
-        return YIELD_CODEC;
     if (size != self->pcm_frame)
         return YIELD_FRAME_SIZE;
     opus_step step = {(void *)(uintptr_t)self->encoder,
@@ -593,6 +590,36 @@ static PyObject *Relay_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 }
 
 #define M(name, type) {#name, type, offsetof(Relay, name), 0, NULL}
+/* `transcoding`: turned on only once every transcoding field is set, so that the
+ * per-packet path need not look at them again. */
+static PyObject *Relay_get_transcoding(Relay *self, void *closure) {
+    (void)closure;
+    return PyLong_FromLong(self->transcoding);
+}
+
+static int Relay_set_transcoding(Relay *self, PyObject *value, void *closure) {
+    (void)closure;
+    if (value == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "transcoding cannot be deleted");
+        return -1;
+    }
+    long on = PyLong_AsLong(value);
+    if (on == -1 && PyErr_Occurred())
+        return -1;
+    if (on && !transcoder_set(self)) {
+        PyErr_SetString(PyExc_ValueError, "transcoding needs libopus's functions, both codec "
+                                          "states, both G.711 tables and both histories first");
+        return -1;
+    }
+    self->transcoding = on != 0;
+    return 0;
+}
+
+static PyGetSetDef Relay_getset[] = {
+    {"transcoding", (getter)Relay_get_transcoding, (setter)Relay_set_transcoding, NULL, NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
 static PyMemberDef Relay_members[] = {
     M(protect_address, T_ULONGLONG), M(unprotect_address, T_ULONGLONG),
     M(tx_session, T_ULONGLONG), M(rx_session, T_ULONGLONG),
@@ -602,7 +629,7 @@ static PyMemberDef Relay_members[] = {
     M(engaged, T_INT), M(last_yield, T_INT), M(yields, T_LONGLONG),
     M(frame_ticks, T_INT), M(clock_rate, T_INT),
     M(phone_frame_ticks, T_INT), M(phone_clock_rate, T_INT),
-    M(transcoding, T_INT), M(opus_encode_address, T_ULONGLONG),
+    M(opus_encode_address, T_ULONGLONG),
     M(opus_decode_address, T_ULONGLONG), M(opus_samples_address, T_ULONGLONG),
     M(decoder, T_ULONGLONG), M(encode_table, T_ULONGLONG), M(a_history, T_ULONGLONG),
     M(a_history_length, T_LONGLONG), M(encoder, T_ULONGLONG), M(decode_table, T_ULONGLONG),
@@ -655,6 +682,7 @@ static PyTypeObject RelayType = {
     .tp_traverse = (traverseproc)Relay_traverse,
     .tp_clear = (inquiry)Relay_clear,
     .tp_members = Relay_members,
+    .tp_getset = Relay_getset,
     .tp_methods = Relay_methods,
 };
 
