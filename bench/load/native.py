@@ -149,9 +149,9 @@ class Engine:
 
     def set_frames(self, frames: Sequence[bytes], levels: Sequence[int]) -> int:
         """A frame set for calls to send (its number); a set already given keeps its own."""
-        for number, known in enumerate(self._frame_sets):
-            if known is frames:
-                return number
+        given = self._given(frames)
+        if given is not None:
+            return given
         stride = max(len(f) for f in frames)
         data = b"".join(f.ljust(stride, b"\0") for f in frames)
         number = len(self._frame_sets)
@@ -171,10 +171,17 @@ class Engine:
 
     def frame_set(self, frames: Sequence[bytes]) -> int:
         """The number of a frame set given with set_frames."""
+        given = self._given(frames)
+        if given is None:
+            raise ValueError("frames not given to the engine (Engine.set_frames)")
+        return given
+
+    def _given(self, frames: Sequence[bytes]) -> int | None:
+        """The number of this very frame set, if it was given already."""
         for number, known in enumerate(self._frame_sets):
             if known is frames:
                 return number
-        raise ValueError("frames not given to the engine (Engine.set_frames)")
+        return None
 
     def set_window(self, start: float, end: float) -> None:
         self.lib.ne_set_window(self.handle, start, end)
